@@ -1,0 +1,74 @@
+"""The ``faap`` command line. Importing this module must not import torch (tested)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from faapkit import __version__
+from faapkit.cli import commands, config_cmd, data_cmd, inspection
+from faapkit.cli._console import err_console
+from faapkit.cli._context import AppState
+from faapkit.errors import FaapError
+
+app = typer.Typer(
+    name="faap",
+    help="Fairness-aware adversarial perturbations for frozen DETR detectors.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"faapkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    disable_plugin: Annotated[
+        list[str] | None, typer.Option("--disable-plugin", help="block a plugin by name (repeatable)")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+) -> None:
+    ctx.obj = AppState(blocked=list(disable_plugin or []))
+
+
+app.command("train")(commands.train)
+app.command("eval")(commands.evaluate)
+app.command("compare")(commands.compare)
+app.add_typer(inspection.app, name="inspect", help="Look into plugins, detectors, datasets, checkpoints, runs.")
+app.add_typer(config_cmd.app, name="config", help="Show resolved configurations.")
+app.add_typer(data_cmd.data_app, name="data", help="Generate the embedded synthetic benchmark.")
+app.add_typer(data_cmd.detector_app, name="detector", help="Pretrain the shipped tiny detector.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    debug = os.environ.get("FAAP_DEBUG") == "1"
+    try:
+        app(args=argv, prog_name="faap")
+    except FaapError as exc:
+        err_console.print(f"error: {exc.one_line()}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("error: interrupted", markup=False)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        err_console.print(
+            f"error: {type(exc).__name__}: {message} (unexpected; rerun with FAAP_DEBUG=1 for a traceback)",
+            markup=False, highlight=False, soft_wrap=True,
+        )
+        sys.exit(1)

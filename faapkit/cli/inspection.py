@@ -1,0 +1,122 @@
+"""``faap inspect``: plugins, detectors, datasets, checkpoints, runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from faapkit.cli._console import out_console, print_json
+from faapkit.cli._context import state
+from faapkit.cli._options import JsonOpt
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def plugin_rows(ctx: typer.Context) -> list[dict[str, Any]]:
+    st = state(ctx)
+    reg = st.registries
+    rows: list[dict[str, Any]] = []
+    for kind, registry in (("version", reg.versions), ("loss", reg.losses), ("head", reg.heads),
+                           ("schedule", reg.schedules), ("detector", reg.detectors)):
+        for name in registry:
+            provider = registry.providers[name]
+            info = st.pm.info.get(provider)
+            spec = registry.entries[name]
+            rows.append({
+                "kind": kind, "name": name, "plugin": provider,
+                "distribution": info.distribution if info else "?",
+                "builtin": bool(info and info.builtin),
+                "description": getattr(spec, "description", ""),
+            })
+    return rows
+
+
+@app.command("plugins")
+def plugins(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Every registered version, loss, head, schedule and detector, and the plugin providing it."""
+    rows = plugin_rows(ctx)
+    errors = [{"plugin": n, "error": e} for n, e in state(ctx).pm.load_errors]
+    if json_:
+        print_json({"components": rows, "load_errors": errors})
+        return
+    table = Table(title="faap plugins", show_lines=False)
+    for col in ("kind", "name", "plugin", "distribution", "description"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["kind"], r["name"], r["plugin"], r["distribution"], r["description"])
+    out_console.print(table)
+
+
+@app.command("detector")
+def detector(ctx: typer.Context, name: str, json_: JsonOpt = False) -> None:
+    """Parameter counts and the state-dict key layout of a registered detector."""
+    from faapkit.detr.build import describe_detector
+
+    info = describe_detector(state(ctx).registries.detectors.get(name))
+    if json_:
+        print_json(info)
+        return
+    table = Table(title=f"detector {name}")
+    table.add_column("module")
+    table.add_column("parameters", justify="right")
+    table.add_column("keys", justify="right")
+    for group in info["groups"]:
+        table.add_row(group["prefix"], f"{group['params']:,}", str(group["keys"]))
+    table.add_row("[b]total[/]", f"[b]{info['num_params']:,}[/]", f"[b]{info['num_keys']}[/]")
+    out_console.print(table)
+    out_console.print(f"architecture: {info['arch']}")
+    out_console.print(f"weights: {info['weights'] or 'none shipped (pass --checkpoint)'}")
+
+
+@app.command("dataset")
+def dataset(
+    ctx: typer.Context,
+    path: Path,
+    split_by: Annotated[str, typer.Option(help="image attribute defining the groups")] = "gender",
+    json_: JsonOpt = False,
+) -> None:
+    """Images, boxes and sizes per split and group."""
+    from faapkit.data.inspect import dataset_summary, summary_table
+
+    summary = dataset_summary(path, split_by=split_by)
+    if json_:
+        print_json(summary)
+    else:
+        out_console.print(summary_table(summary))
+
+
+@app.command("checkpoint")
+def checkpoint(path: Path, json_: JsonOpt = False) -> None:
+    """What a faapkit or research checkpoint contains."""
+    from faapkit.core.checkpoint import describe_checkpoint
+
+    info = describe_checkpoint(path)
+    if json_:
+        print_json(info)
+        return
+    table = Table(title=str(path))
+    table.add_column("key")
+    table.add_column("content", overflow="fold")
+    for key, value in info.items():
+        table.add_row(key, str(value))
+    out_console.print(table)
+
+
+@app.command("run")
+def run(ctx: typer.Context, path: Path, json_: JsonOpt = False) -> None:
+    """A run folder: manifest, epochs logged, checkpoints, metrics."""
+    from faapkit.runs import describe_run
+
+    info = describe_run(path, state(ctx).pm)
+    if json_:
+        print_json(info)
+        return
+    table = Table(title=str(path))
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    for key, value in info.items():
+        table.add_row(key, str(value))
+    out_console.print(table)

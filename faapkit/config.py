@@ -1,0 +1,273 @@
+"""Validated configuration: pydantic v2 models (strict, ``extra="forbid"``).
+
+A run's configuration is built in layers, later ones winning:
+``built-in defaults < version defaults < config file (TOML/YAML) < --set key.path=value``.
+Validation happens in two steps because plugins add versions, losses and schedules at run time:
+first the fixed sections, then ``loss`` and each ``schedules.<role>`` against the options model of
+the component the version (or the user) chose.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from faapkit.errors import ConfigError
+from faapkit.registry import Registries
+
+PathField = Annotated[Path, Field(strict=False)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+class DataConfig(Section):
+    """Where the images come from and how groups are defined."""
+
+    root: PathField | None = Field(None, description="dataset root; empty = embedded synthetic benchmark")
+    layout: Literal["auto", "research", "attributes"] = "auto"
+    split_by: str = Field("gender", description="image attribute that defines the groups")
+    disadvantaged: str = Field("female", description="group the fairness loss pulls up (anchors)")
+    advantaged: str = Field("male", description="reference group (detached targets)")
+    train_split: str = "train"
+    min_size: int = Field(128, gt=0, description="eval resize of the short side (research: 800)")
+    max_size: int = Field(213, gt=0, description="cap of the long side (research: 1333)")
+    train_scales: list[int] = Field(default_factory=lambda: [112, 120, 128, 136, 144])
+    group_weights: dict[str, float] | None = Field(None, description="sampling weight per group; None = equal")
+    num_workers: int = Field(0, ge=0)
+    limit_images: int | None = Field(None, gt=0, description="use only the first N images per split")
+    on_corrupt: Literal["fail", "skip"] = "fail"
+
+
+class DetectorConfig(Section):
+    name: str = Field("detr-synth-tiny", description="registered detector configuration")
+    checkpoint: PathField | None = Field(None, description="DETR checkpoint; empty = the detector's shipped weights")
+
+
+class GeneratorConfig(Section):
+    base_channels: int = Field(32, gt=0)
+
+
+class TrainConfig(Section):
+    epochs: int = Field(24, gt=0)
+    batch_size: int = Field(8, gt=0)
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    max_norm: float = Field(0.1, ge=0, description="joint grad-norm clip of trainable modules; 0 = off")
+    seed: int = 42
+    augment: Literal["none", "weak", "medium", "strong"] = "none"
+    steps_per_epoch: int | None = Field(None, gt=0, description="default: one pass over the largest group x groups")
+    max_steps: int | None = Field(None, gt=0, description="stop after this many optimiser steps in total")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
+    save_every: int = Field(1, gt=0)
+    max_nonfinite: int = Field(10, ge=0, description="abort after this many skipped non-finite steps")
+    log_every: int = Field(10, gt=0)
+
+
+class EvalConfig(Section):
+    split: str = "test"
+    batch_size: int = Field(8, gt=0)
+    bootstrap: int = Field(1000, ge=0)
+    seed: int = 0
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class FaapConfig(Section):
+    """The whole resolved configuration of a run."""
+
+    version: str
+    data: DataConfig = Field(default_factory=DataConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    loss: dict[str, Any] = Field(default_factory=dict)
+    schedules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    head: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- loading and merging
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config file into a dict."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() in {".yaml", ".yml"}:
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot parse config file {path}: {first}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must contain a table/mapping at the top level")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=3e-4"`` -> (["train", "lr"], 0.0003). Values are TOML literals, else strings."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key.path=value, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return [p for p in key.strip().split(".") if p], value
+
+
+def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``update`` into a copy of ``base``. A schedule whose ``name`` changes is replaced whole,
+    since the old schedule's options would not fit the new one."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if (
+            isinstance(value, Mapping)
+            and isinstance(out.get(key), dict)
+            and not ("name" in value and value.get("name") != out[key].get("name"))
+        ):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value) if isinstance(value, Mapping | list) else value
+    return out
+
+
+def resolve_config(
+    registries: Registries,
+    *,
+    version: str | None = None,
+    file: Path | None = None,
+    overrides: Sequence[str] = (),
+) -> FaapConfig:
+    """Layer defaults, version defaults, file and overrides; validate everything."""
+    raw_file = read_config_file(file) if file is not None else {}
+    override_tree: dict[str, Any] = {}
+    for item in overrides:
+        path, value = parse_override(item)
+        node = override_tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r} conflicts with another --set")
+        node[path[-1]] = value
+    chosen = version or override_tree.get("version") or raw_file.get("version") or "4th"
+    if not isinstance(chosen, str):
+        raise ConfigError(f"version must be a string, got {chosen!r}")
+    spec = registries.versions.get(chosen)
+    tree: dict[str, Any] = {"version": spec.name}
+    tree = deep_merge(tree, spec.defaults)
+    tree = deep_merge(tree, raw_file)
+    tree = deep_merge(tree, override_tree)
+    tree["version"] = spec.name
+    for role, schedule_name in spec.schedules.items():
+        tree.setdefault("schedules", {}).setdefault(role, {}).setdefault("name", schedule_name)
+    config = validate_model(FaapConfig, tree)
+    return _validate_components(config, registries)
+
+
+def _validate_components(config: FaapConfig, registries: Registries) -> FaapConfig:
+    spec = registries.versions.get(config.version)
+    loss_spec = registries.losses.get(spec.loss)
+    loss = validate_model(loss_spec.options, config.loss, prefix="loss").model_dump(mode="json")
+    head: dict[str, Any] = {}
+    if spec.head is not None:
+        head = validate_model(registries.heads.get(spec.head).options, config.head, prefix="head").model_dump(
+            mode="json"
+        )
+    elif config.head:
+        raise ConfigError(f"version '{spec.name}' has no head, but [head] options were given")
+    schedules: dict[str, dict[str, Any]] = {}
+    unknown_roles = set(config.schedules) - set(spec.schedules)
+    if unknown_roles:
+        raise ConfigError(
+            f"unknown schedule role(s) {sorted(unknown_roles)} for version '{spec.name}'; "
+            f"valid: {', '.join(sorted(spec.schedules))}"
+        )
+    for role, section in config.schedules.items():
+        options = dict(section)
+        name = options.pop("name")
+        sched = registries.schedules.get(str(name))
+        validated = validate_model(sched.options, options, prefix=f"schedules.{role}").model_dump(mode="json")
+        schedules[role] = {"name": sched.name, **validated}
+    return config.model_copy(update={"loss": loss, "head": head, "schedules": schedules})
+
+
+def validate_model(model: type[BaseModel], data: Any, *, prefix: str = "") -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, model, prefix)) from None
+
+
+def format_validation_error(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    """One line per problem, joined: location, what is wrong, and for unknown keys the valid ones."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        where = ".".join(([prefix] if prefix else []) + loc)
+        if err["type"] == "extra_forbidden":
+            valid = _fields_at(model, loc[:-1])
+            parts.append(f"unknown key '{where}'; valid keys here: {', '.join(valid) or '(none)'}")
+        else:
+            value = err.get("input")
+            shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{...}"
+            parts.append(f"invalid value for '{where}': {err['msg']} (got {shown})")
+    return "; ".join(parts)
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[str]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = field.annotation
+    return sorted(getattr(current, "model_fields", {}))
+
+
+# ---------------------------------------------------------------- output
+
+
+def to_toml(data: Mapping[str, Any]) -> str:
+    """Minimal TOML writer for resolved configs (scalars, lists, nested tables; None omitted)."""
+    lines: list[str] = []
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, Mapping):
+            return "{ " + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items() if x is not None) + " }"
+        return json.dumps(str(v))
+
+    def table(prefix: str, mapping: Mapping[str, Any]) -> None:
+        simple = {k: v for k, v in mapping.items() if not isinstance(v, Mapping)}
+        nested = {k: v for k, v in mapping.items() if isinstance(v, Mapping)}
+        if prefix and (simple or not nested):
+            lines.append(f"\n[{prefix}]")
+        for k, v in simple.items():
+            if v is None:
+                lines.append(f"# {k} = (unset)")
+            else:
+                lines.append(f"{k} = {scalar(v)}")
+        for k, v in nested.items():
+            table(f"{prefix}.{k}" if prefix else k, v)
+
+    table("", data)
+    return "\n".join(lines).lstrip("\n") + "\n"

@@ -1,0 +1,114 @@
+"""Name-keyed registries that remember which plugin provided each entry."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from faapkit.errors import ConfigError, DuplicateNameError, UnknownNameError
+from faapkit.specs import DetectorSpec, HeadSpec, LossSpec, ScheduleSpec, VersionSpec
+
+if TYPE_CHECKING:
+    import pluggy
+
+T = TypeVar("T")
+
+
+@dataclass
+class Registry(Generic[T]):
+    """Entries of one kind (``"loss"``, ``"version"`` ...) keyed by name, with their providers."""
+
+    kind: str
+    entries: dict[str, T] = field(default_factory=dict)
+    providers: dict[str, str] = field(default_factory=dict)
+
+    def add(self, spec: T, provider: str) -> None:
+        name: str = spec.name  # type: ignore[attr-defined]
+        if name in self.entries:
+            raise DuplicateNameError(
+                f"{self.kind} '{name}' registered by both plugin '{self.providers[name]}' and plugin '{provider}'"
+            )
+        self.entries[name] = spec
+        self.providers[name] = provider
+
+    def get(self, name: str) -> T:
+        if name in self.entries:
+            return self.entries[name]
+        for spec in self.entries.values():
+            if name in getattr(spec, "aliases", ()):
+                return spec
+        close = difflib.get_close_matches(name, list(self.entries), n=3)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+        raise UnknownNameError(
+            f"unknown {self.kind} '{name}'; {hint}known: {', '.join(sorted(self.entries)) or '(none)'}"
+        )
+
+    def provider(self, name: str) -> str:
+        return self.providers[self.get(name).name]  # type: ignore[attr-defined]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.entries))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+# hook name -> (Registries attribute, spec class)
+REGISTRATION_HOOKS: dict[str, tuple[str, type]] = {
+    "faap_register_versions": ("versions", VersionSpec),
+    "faap_register_losses": ("losses", LossSpec),
+    "faap_register_heads": ("heads", HeadSpec),
+    "faap_register_schedules": ("schedules", ScheduleSpec),
+    "faap_register_detectors": ("detectors", DetectorSpec),
+}
+
+
+@dataclass
+class Registries:
+    """Everything the registration hooks provided, validated for consistency."""
+
+    versions: Registry[VersionSpec] = field(default_factory=lambda: Registry("version"))
+    losses: Registry[LossSpec] = field(default_factory=lambda: Registry("loss"))
+    heads: Registry[HeadSpec] = field(default_factory=lambda: Registry("head"))
+    schedules: Registry[ScheduleSpec] = field(default_factory=lambda: Registry("schedule"))
+    detectors: Registry[DetectorSpec] = field(default_factory=lambda: Registry("detector"))
+
+    @classmethod
+    def from_plugin_manager(cls, pm: pluggy.PluginManager) -> Registries:
+        """Call every registration hook implementation with a ``register`` bound to its plugin."""
+        registries = cls()
+        for hook_name, (attr, spec_type) in REGISTRATION_HOOKS.items():
+            registry: Registry[Any] = getattr(registries, attr)
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                impl.function(register=_make_register(registry, spec_type, impl.plugin_name))
+        registries.check_references()
+        return registries
+
+    def check_references(self) -> None:
+        """Every version must name components that exist."""
+        for name, version in self.versions.entries.items():
+            who = f"version '{name}' (plugin '{self.versions.providers[name]}')"
+            try:
+                self.losses.get(version.loss)
+                if version.head is not None:
+                    self.heads.get(version.head)
+                for schedule in version.schedules.values():
+                    self.schedules.get(schedule)
+            except UnknownNameError as exc:
+                raise ConfigError(f"{who} refers to an {exc}") from None
+
+
+def _make_register(registry: Registry[Any], spec_type: type, plugin: str) -> Callable[[Any], None]:
+    def register(spec: Any) -> None:
+        if not isinstance(spec, spec_type):
+            raise ConfigError(
+                f"plugin '{plugin}' registered a {type(spec).__name__} where a {spec_type.__name__} is expected"
+            )
+        registry.add(spec, plugin)
+
+    return register

@@ -1,0 +1,91 @@
+"""Parts shared by several versions: schedules and heads. Registered once, named by versions."""
+
+from collections.abc import Callable
+
+from pydantic import Field
+
+from faap_plugins.options import Options
+from faapkit import hookimpl
+from faapkit.specs import HeadSpec, ScheduleSpec
+
+SCHED = "faapkit.core.schedules"
+HEADS = "faapkit.core.heads"
+
+
+class ConstantOptions(Options):
+    value: float = Field(0.1, ge=0)
+
+
+class LinearOptions(Options):
+    start: float = 0.5
+    end: float = 0.6
+
+
+class ThreePhaseOptions(Options):
+    start: float = Field(0.05, ge=0, le=1)
+    peak: float = Field(0.10, ge=0, le=1)
+    final: float = Field(0.09, ge=0, le=1)
+    warmup: int = Field(8, ge=0)
+    hold: int = Field(6, ge=0)
+    cooldown: int = Field(10, ge=0)
+    legacy: bool = Field(True, description="peak at epoch warmup-1 as the research code did (P15)")
+
+
+class ToEndOptions(Options):
+    start: float = Field(0.05, ge=0, le=1)
+    peak: float = Field(0.10, ge=0, le=1)
+    final: float = Field(0.09, ge=0, le=1)
+    warmup: int = Field(6, ge=0)
+    hold: int = Field(6, ge=0)
+    legacy: bool = Field(True, description="cool down over T-(W+H) epochs so 'final' is never reached (P15)")
+
+
+class WarmupOptions(Options):
+    epochs: int = Field(3, ge=0)
+
+
+class WarmupCosineOptions(Options):
+    warmup: int = Field(2, ge=0)
+    min_factor: float = Field(0.01, ge=0, le=1, description="lr_min / lr")
+
+
+class MLPHeadOptions(Options):
+    hidden_dim: int = Field(256, gt=0)
+    out_dim: int = Field(128, gt=0)
+
+
+class StabilizedHeadOptions(MLPHeadOptions):
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class DiscriminatorOptions(Options):
+    hidden_dim: int = Field(256, gt=0)
+    num_groups: int = Field(2, ge=2)
+
+
+@hookimpl
+def faap_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
+    register(ScheduleSpec(name="constant", factory=f"{SCHED}:constant", options=ConstantOptions,
+                          description="the same value every epoch"))
+    register(ScheduleSpec(name="linear", factory=f"{SCHED}:linear", options=LinearOptions,
+                          description="start -> end linearly over the run (beta)"))
+    register(ScheduleSpec(name="three_phase", factory=f"{SCHED}:three_phase", kind="epsilon",
+                          options=ThreePhaseOptions,
+                          description="warmup / hold / fixed-length cooldown (E1: 1st, 2nd, 7th)"))
+    register(ScheduleSpec(name="three_phase_to_end", factory=f"{SCHED}:three_phase_to_end", kind="epsilon",
+                          options=ToEndOptions, description="warmup / hold / cooldown to the last epoch (E4: 4th)"))
+    register(ScheduleSpec(name="linear_warmup", factory=f"{SCHED}:linear_warmup", options=WarmupOptions,
+                          description="(e+1)/(W+1) for e < W, then 1 (4th contrastive weight)"))
+    register(ScheduleSpec(name="warmup_cosine", factory=f"{SCHED}:warmup_cosine", kind="lr",
+                          options=WarmupCosineOptions, description="lr factor: linear warmup then cosine (4th)"))
+
+
+@hookimpl
+def faap_register_heads(register: Callable[[HeadSpec], None]) -> None:
+    register(HeadSpec(name="simclr_mlp", factory=f"{HEADS}:SimCLRProjectionHead", options=MLPHeadOptions,
+                      description="mean over queries -> Linear-ReLU-Linear -> L2 norm (1st-3rd)"))
+    register(HeadSpec(name="stabilized_mlp", factory=f"{HEADS}:StabilizedProjectionHead",
+                      options=StabilizedHeadOptions,
+                      description="mean over queries -> LayerNorm-Linear-ReLU-Dropout-Linear -> L2 norm (4th)"))
+    register(HeadSpec(name="group_discriminator", factory=f"{HEADS}:GroupDiscriminator",
+                      options=DiscriminatorOptions, description="LayerNorm-MLP group classifier on decoder features (7th)"))

@@ -1,0 +1,13 @@
+"""Reader for the research scripts' (eeshape/faap_gan) run folders and metric files."""
+
+from pathlib import Path
+from typing import Any
+
+from faapkit import hookimpl
+
+
+@hookimpl(trylast=True)
+def faap_read_run(path: Path) -> list[dict[str, Any]] | None:
+    from faapkit.legacy import read_legacy
+
+    return read_legacy(path)

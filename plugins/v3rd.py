@@ -1,0 +1,38 @@
+"""Version 3rd: group-aware InfoNCE with adaptive score weights, fixed epsilon."""
+
+from collections.abc import Callable
+
+from pydantic import Field
+
+from faap_plugins.options import Options
+from faapkit import hookimpl
+from faapkit.specs import LossSpec, VersionSpec
+
+
+class GroupAwareOptions(Options):
+    temperature: float = Field(0.07, gt=0)
+    alpha: float = Field(1.0, ge=0, description="strength of the log adaptive weight")
+    score_top_k: int = 10
+    weight_forward: float = Field(1.5, ge=0)
+    weight_backward: float = Field(0.5, ge=0)
+    lambda_contrastive: float = Field(1.0, ge=0)
+    lambda_wass: float = Field(0.2, ge=0)
+
+
+@hookimpl
+def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
+    register(LossSpec(name="infonce_group_aware", factory="faapkit.core.losses.contrastive:GroupAwareInfoNCE",
+                      options=GroupAwareOptions,
+                      description="adaptive-weight group InfoNCE + image-score Wasserstein + detection"))
+
+
+@hookimpl
+def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
+    register(VersionSpec(
+        name="3rd", loss="infonce_group_aware", head="simclr_mlp",
+        schedules={"epsilon": "constant", "beta": "linear"},
+        defaults={"train": {"batch_size": 8, "epochs": 24, "lr": 1e-4, "weight_decay": 0.01, "max_norm": 0.1,
+                            "augment": "medium"},
+                  "schedules": {"epsilon": {"name": "constant", "value": 0.10}}},
+        description="gender-aware InfoNCE with adaptive score weighting, fixed epsilon 0.10",
+    ))
