@@ -1,0 +1,95 @@
+"""Backbones: torchvision ResNets with FrozenBatchNorm2d (never downloading weights) and the small
+stride-16 conv body of the tiny detector. Both return one feature map ``(B, C, H/s, W/s)`` and its
+padding mask; keys are ``backbone.0.body.*`` as upstream."""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import Tensor, nn
+from torchvision.models._utils import IntermediateLayerGetter
+
+from faapkit.detr.misc import NestedTensor, mask_to_feature
+from faapkit.detr.position_encoding import PositionEmbeddingSine
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm2d with fixed statistics and affine parameters stored as buffers (upstream DETR)."""
+
+    def __init__(self, n: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(n))
+        self.register_buffer("bias", torch.zeros(n))
+        self.register_buffer("running_mean", torch.zeros(n))
+        self.register_buffer("running_var", torch.ones(n))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,  # type: ignore[no-untyped-def]
+                              unexpected_keys, error_msgs):
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.weight.reshape(1, -1, 1, 1)
+        b = self.bias.reshape(1, -1, 1, 1)
+        rv = self.running_var.reshape(1, -1, 1, 1)
+        rm = self.running_mean.reshape(1, -1, 1, 1)
+        scale = w * (rv + self.eps).rsqrt()
+        return x * scale + (b - rm * scale)
+
+
+def _resnet_body(name: str, dilation: bool) -> tuple[nn.Module, int]:
+    factory = getattr(torchvision.models, name)
+    net = factory(weights=None, replace_stride_with_dilation=[False, False, dilation], norm_layer=FrozenBatchNorm2d)
+    channels = 512 if name in ("resnet18", "resnet34") else 2048
+    return IntermediateLayerGetter(net, return_layers={"layer4": "0"}), channels
+
+
+class TinyConvBody(nn.Module):
+    """Four stride-2 stages of two 3x3 conv-BN-ReLU each: ``(B, 3, H, W) -> {"0": (B, 256, H/16, W/16)}``."""
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for c_out in widths:
+            layers += [nn.Conv2d(c_in, c_out, 3, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+                       nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            c_in = c_out
+        self.stages = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return {"0": self.stages(x)}
+
+
+class Backbone(nn.Module):
+    """Feature extractor with mask propagation (upstream ``BackboneBase``)."""
+
+    def __init__(self, name: str, dilation: bool = False) -> None:
+        super().__init__()
+        if name == "tinyconv":
+            self.body: nn.Module = TinyConvBody()
+            self.num_channels = 256
+        else:
+            self.body, self.num_channels = _resnet_body(name, dilation)
+
+    def forward(self, samples: NestedTensor) -> dict[str, NestedTensor]:
+        xs = self.body(samples.tensors)
+        return {name: NestedTensor(x, mask_to_feature(samples.mask, x.shape[-2:])) for name, x in xs.items()}
+
+
+class Joiner(nn.Sequential):
+    """``backbone.0`` = Backbone, ``backbone.1`` = position encoding (no parameters)."""
+
+    def __init__(self, backbone: Backbone, position_embedding: PositionEmbeddingSine) -> None:
+        super().__init__(backbone, position_embedding)
+        self.num_channels = backbone.num_channels
+
+    def forward(self, samples: NestedTensor) -> tuple[list[NestedTensor], list[Tensor]]:  # type: ignore[override]
+        xs = self[0](samples)
+        out, pos = [], []
+        for x in xs.values():
+            out.append(x)
+            pos.append(self[1](x.mask).to(x.tensors.dtype))
+        return out, pos

@@ -1,0 +1,119 @@
+"""Build DETR models from registered architecture records and load checkpoints strictly."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from faapkit.detr.backbone import Backbone, Joiner
+from faapkit.detr.criterion import SetCriterion
+from faapkit.detr.detr import DETR, PostProcess
+from faapkit.detr.matcher import HungarianMatcher
+from faapkit.detr.position_encoding import PositionEmbeddingSine
+from faapkit.detr.transformer import Transformer
+from faapkit.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from faapkit.specs import DetectorSpec
+
+
+def build_detr(*, backbone: str, hidden_dim: int, nheads: int, enc_layers: int, dec_layers: int,
+               dim_feedforward: int, num_queries: int, num_classes: int, dilation: bool = False,
+               dropout: float = 0.1, aux_loss: bool = True, eos_coef: float = 0.1,
+               ) -> tuple[DETR, SetCriterion, PostProcess]:
+    """Upstream ``build_model`` for the detection-only case, with no pretrained download."""
+    joiner = Joiner(Backbone(backbone, dilation), PositionEmbeddingSine(hidden_dim // 2, normalize=True))
+    transformer = Transformer(hidden_dim, nheads, enc_layers, dec_layers, dim_feedforward, dropout)
+    model = DETR(joiner, transformer, num_classes=num_classes, num_queries=num_queries, aux_loss=aux_loss)
+    criterion = SetCriterion(num_classes, HungarianMatcher(1, 5, 2), eos_coef=eos_coef)
+    return model, criterion, PostProcess()
+
+
+def build_from_spec(spec: DetectorSpec) -> tuple[DETR, SetCriterion, PostProcess]:
+    return build_detr(**dict(spec.arch))
+
+
+def packaged_path(ref: str) -> Path:
+    """``"package:relative/path"`` -> a filesystem path of package data."""
+    package, _, rel = ref.partition(":")
+    return Path(str(resources.files(package).joinpath(rel)))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """Read an upstream checkpoint (``{"model": sd}`` or a bare state dict) with ``weights_only=True``."""
+    if not path.is_file():
+        raise CheckpointError(f"detector checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:200]
+        if "weights_only" in reason or "Unsupported global" in reason:
+            raise CheckpointError(f"refusing to load {path}: it contains pickled code/objects, not plain weights") from None
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a torch file): {reason}") from None
+    state = obj.get("model", obj) if isinstance(obj, Mapping) else None
+    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} is not a DETR checkpoint: expected a state dict or {{'model': state_dict}}")
+    return dict(state)
+
+
+def load_state_strict(model: torch.nn.Module, state: Mapping[str, Tensor], *, what: str) -> None:
+    """Load exactly: every key present, no extra key, every shape equal; otherwise one clear error."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own and not k.endswith("num_batches_tracked")]
+    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                  if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        if mismatched:
+            parts.append(f"{len(mismatched)} shape mismatches (e.g. {mismatched[0]})")
+        raise CheckpointError(f"checkpoint does not fit {what}: " + ", ".join(parts))
+    model.load_state_dict(state, strict=False)  # strictness enforced above; num_batches_tracked tolerated
+
+
+def describe_detector(spec: DetectorSpec) -> dict[str, Any]:
+    """Parameter counts per top-level module and the key layout, without loading weights."""
+    model, _, _ = build_from_spec(spec)
+    state = model.state_dict()
+    groups: dict[str, dict[str, int]] = {}
+    for key, tensor in state.items():
+        parts = key.split(".")
+        prefix = ".".join(parts[:3]) if parts[0] == "backbone" else ".".join(parts[:2]) if parts[0] == "transformer" else parts[0]
+        g = groups.setdefault(prefix, {"params": 0, "keys": 0})
+        g["keys"] += 1
+    for name, p in model.named_parameters():
+        parts = name.split(".")
+        prefix = ".".join(parts[:3]) if parts[0] == "backbone" else ".".join(parts[:2]) if parts[0] == "transformer" else parts[0]
+        groups[prefix]["params"] += p.numel()
+    weights = None
+    if spec.weights:
+        path = packaged_path(spec.weights)
+        weights = str(path) if path.is_file() else f"{spec.weights} (missing)"
+    return {
+        "name": spec.name,
+        "arch": dict(spec.arch),
+        "num_params": sum(p.numel() for p in model.parameters()),
+        "num_buffers": sum(b.numel() for b in model.buffers()),
+        "num_keys": len(state),
+        "groups": [{"prefix": k, **v} for k, v in groups.items()],
+        "keys": [[k, list(v.shape)] for k, v in state.items()],
+        "weights": weights,
+    }

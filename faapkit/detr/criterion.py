@@ -1,0 +1,73 @@
+"""DETR set criterion: labels (CE with a down-weighted no-object class), L1 and GIoU box losses on
+Hungarian-matched pairs, for the final and every auxiliary decoder layer."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from faapkit.detr.box_ops import box_cxcywh_to_xyxy, generalized_box_iou
+from faapkit.detr.matcher import HungarianMatcher, Indices
+
+LOSS_WEIGHTS = {"loss_ce": 1.0, "loss_bbox": 5.0, "loss_giou": 2.0}
+
+
+def _src_permutation(indices: Indices) -> tuple[Tensor, Tensor]:
+    batch_idx = torch.cat([torch.full_like(src, i) for i, (src, _) in enumerate(indices)])
+    src_idx = torch.cat([src for src, _ in indices])
+    return batch_idx, src_idx
+
+
+class SetCriterion(nn.Module):
+    """``forward(outputs, targets) -> (losses, indices)``: unweighted terms ``loss_ce``,
+    ``loss_bbox``, ``loss_giou`` and their ``_i`` aux copies, plus the final layer's matching."""
+
+    def __init__(self, num_classes: int, matcher: HungarianMatcher, eos_coef: float = 0.1,
+                 weights: dict[str, float] | None = None) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.matcher = matcher
+        self.eos_coef = eos_coef
+        base = weights or LOSS_WEIGHTS
+        self.base_weights = dict(base)
+        empty_weight = torch.ones(num_classes + 1)
+        empty_weight[-1] = eos_coef
+        self.register_buffer("empty_weight", empty_weight)
+
+    def weight_dict(self, num_aux: int) -> dict[str, float]:
+        weights = dict(self.base_weights)
+        for i in range(num_aux):
+            weights.update({f"{k}_{i}": v for k, v in self.base_weights.items()})
+        return weights
+
+    def _layer_losses(self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]], indices: Indices,
+                      num_boxes: float) -> dict[str, Tensor]:
+        logits = outputs["pred_logits"].float()
+        idx = _src_permutation(indices)
+        idx = (idx[0].to(logits.device), idx[1].to(logits.device))
+        target_classes = torch.full(logits.shape[:2], self.num_classes, dtype=torch.int64, device=logits.device)
+        target_classes[idx] = torch.cat([t["labels"][j.to(t["labels"].device)] for t, (_, j) in zip(targets, indices, strict=True)])
+        loss_ce = F.cross_entropy(logits.transpose(1, 2), target_classes, self.empty_weight)
+        src_boxes = outputs["pred_boxes"].float()[idx]
+        target_boxes = torch.cat([t["boxes"][j.to(t["boxes"].device)] for t, (_, j) in zip(targets, indices, strict=True)]).float()
+        loss_bbox = F.l1_loss(src_boxes, target_boxes, reduction="none").sum() / num_boxes
+        giou = torch.diag(generalized_box_iou(box_cxcywh_to_xyxy(src_boxes), box_cxcywh_to_xyxy(target_boxes)))
+        loss_giou = (1 - giou).sum() / num_boxes
+        return {"loss_ce": loss_ce, "loss_bbox": loss_bbox, "loss_giou": loss_giou}
+
+    def forward(self, outputs: dict[str, object], targets: list[dict[str, Tensor]]) -> tuple[dict[str, Tensor], Indices]:
+        final = {"pred_logits": outputs["pred_logits"], "pred_boxes": outputs["pred_boxes"]}
+        indices = self.matcher(final, targets)
+        # Box losses are normalised by the number of targets in the batch given (at least 1).
+        num_boxes = max(1.0, float(sum(len(t["labels"]) for t in targets)))
+        losses = self._layer_losses(final, targets, indices, num_boxes)  # type: ignore[arg-type]
+        for i, aux in enumerate(outputs.get("aux_outputs", []) or []):  # type: ignore[union-attr]
+            aux_indices = self.matcher(aux, targets)
+            losses.update({f"{k}_{i}": v for k, v in self._layer_losses(aux, targets, aux_indices, num_boxes).items()})
+        return losses, indices
+
+    def total(self, losses: dict[str, Tensor]) -> Tensor:
+        """Weighted sum over the terms present (1 / 5 / 2 for every layer)."""
+        weights = self.weight_dict(len(losses) // 3)
+        return sum(losses[k] * weights[k] for k in losses if k in weights)  # type: ignore[return-value]

@@ -1,0 +1,89 @@
+"""The frozen detector the engine trains against: parameters never change, gradients reach the input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from faapkit.detr.build import build_from_spec, file_sha256, load_state_strict, packaged_path, read_state_dict
+from faapkit.detr.criterion import SetCriterion
+from faapkit.detr.detr import DETR, PostProcess
+from faapkit.detr.matcher import Indices
+from faapkit.detr.misc import NestedTensor
+from faapkit.errors import CheckpointError
+from faapkit.specs import DetectorSpec
+
+Outputs = dict[str, object]
+
+
+class FrozenDetector(nn.Module):
+    """A DETR in eval mode with ``requires_grad=False`` everywhere.
+
+    - ``forward(images (B,3,H,W), mask (B,H,W))`` -> outputs with ``pred_logits (B,Q,C+1)``,
+      ``pred_boxes (B,Q,4)``, ``features (B,Q,D)`` and ``aux_outputs``;
+    - ``detection_loss(outputs, targets)`` -> ``(total, terms, indices)``;
+    - ``postprocess(outputs, sizes (B,2))`` -> per-image scores/labels/boxes.
+    """
+
+    def __init__(self, model: DETR, criterion: SetCriterion, postprocessor: PostProcess, *, name: str,
+                 checkpoint: str | None = None, sha256: str | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+        self.postprocessor = postprocessor
+        self.name = name
+        self.checkpoint = checkpoint
+        self.sha256 = sha256
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> FrozenDetector:
+        """Stays in eval mode whatever the caller asks: the detector is frozen (BN, dropout)."""
+        return super().train(False)
+
+    @property
+    def hidden_dim(self) -> int:
+        return int(self.model.transformer.d_model)
+
+    @property
+    def num_queries(self) -> int:
+        return int(self.model.num_queries)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.model.num_classes)
+
+    def forward(self, images: Tensor, mask: Tensor) -> Outputs:  # type: ignore[override]
+        return self.model(NestedTensor(images, mask))
+
+    def detection_loss(self, outputs: Outputs, targets: list[dict[str, Tensor]]) -> tuple[Tensor, dict[str, Tensor], Indices]:
+        terms, indices = self.criterion(outputs, targets)
+        return self.criterion.total(terms), terms, indices
+
+    def postprocess(self, outputs: Outputs, sizes: Tensor) -> list[dict[str, Tensor]]:
+        return self.postprocessor(outputs, sizes)
+
+
+def load_detector(spec: DetectorSpec, checkpoint: Path | None = None, *,
+                  device: torch.device | str = "cpu", allow_random: bool = False) -> FrozenDetector:
+    """Build ``spec`` and load ``checkpoint`` (or the spec's shipped weights) strictly.
+
+    A detector without weights is an error unless ``allow_random`` (tests, benchmarks).
+    """
+    model, criterion, post = build_from_spec(spec)
+    path = checkpoint
+    if path is None and spec.weights:
+        path = packaged_path(spec.weights)
+        if not path.is_file():
+            raise CheckpointError(f"the shipped weights of detector '{spec.name}' are missing: {path}")
+    sha = None
+    if path is not None:
+        load_state_strict(model, read_state_dict(path), what=f"detector '{spec.name}'")
+        sha = file_sha256(path)
+    elif not allow_random:
+        raise CheckpointError(f"detector '{spec.name}' ships no weights; pass a checkpoint (detector.checkpoint)")
+    det = FrozenDetector(model, criterion, post, name=spec.name, checkpoint=str(path) if path else None, sha256=sha)
+    return det.to(device)
