@@ -1,0 +1,1 @@
+"""Torch-side building blocks: generator, heads, schedules, losses, engine, evaluation."""

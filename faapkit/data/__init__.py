@@ -1,0 +1,1 @@
+"""Group-labelled COCO datasets, transforms, balanced sampling and the embedded synthetic benchmark."""

@@ -1,0 +1,101 @@
+"""Batch collation with padding masks, balanced group sampling and shape-bucketed eval batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from faapkit.data.transforms import resized_hw
+from faapkit.detr.misc import nested_tensor_from_tensor_list
+
+
+@dataclass
+class Batch:
+    """``images (B,3,H,W)`` padded, ``mask (B,H,W)`` True on padding, ``groups (B,)`` group indices
+    (-1 = none), ``targets`` DETR targets (normalised cxcywh boxes)."""
+
+    images: Tensor
+    mask: Tensor
+    targets: list[dict[str, Tensor]]
+    groups: Tensor
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
+        return Batch(self.images.to(device, non_blocking=non_blocking), self.mask.to(device, non_blocking=non_blocking),
+                     [{k: v.to(device, non_blocking=non_blocking) for k, v in t.items()} for t in self.targets],
+                     self.groups.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> Batch:
+        return Batch(self.images.pin_memory(), self.mask.pin_memory(), self.targets, self.groups.pin_memory())
+
+
+def collate(items: Sequence[tuple[Tensor, dict[str, Any], int]]) -> Batch:
+    nested = nested_tensor_from_tensor_list([it[0] for it in items])
+    return Batch(nested.tensors, nested.mask, [it[1] for it in items],
+                 torch.tensor([it[2] for it in items], dtype=torch.int64))
+
+
+class BalancedGroupSampler:
+    """Yields batches of ``(index, sample_seed)``: each draw picks a group with probability
+    ``weights[g]`` (equal by default), then an image of that group uniformly, with replacement
+    (the research sampler's semantics). Fully determined by ``(seed, epoch)``; ``position`` (batches
+    already consumed in this epoch) makes it resumable. Under DDP rank r takes every world-th batch."""
+
+    def __init__(self, groups: Sequence[int], *, batch_size: int, num_batches: int, seed: int,
+                 weights: Sequence[float] | None = None, rank: int = 0, world_size: int = 1) -> None:
+        self.by_group: dict[int, Tensor] = {}
+        for idx, g in enumerate(groups):
+            if g >= 0:
+                self.by_group.setdefault(g, []).append(idx)  # type: ignore[arg-type]
+        self.by_group = {g: torch.tensor(v) for g, v in sorted(self.by_group.items())}
+        n = len(self.by_group)
+        w = torch.tensor(list(weights) if weights is not None else [1.0] * n, dtype=torch.float64)
+        self.weights = w / w.sum()
+        self.batch_size, self.num_batches, self.seed = batch_size, num_batches, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.position = 0, 0
+
+    def set_epoch(self, epoch: int, position: int = 0) -> None:
+        self.epoch, self.position = epoch, position
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def _epoch_draws(self) -> tuple[Tensor, Tensor]:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        total = self.num_batches * self.world_size * self.batch_size
+        group_keys = list(self.by_group)
+        chosen = torch.multinomial(self.weights, total, replacement=True, generator=gen)
+        u = torch.rand(total, generator=gen, dtype=torch.float64)
+        indices = torch.empty(total, dtype=torch.int64)
+        for k, g in enumerate(group_keys):
+            sel = chosen == k
+            members = self.by_group[g]
+            indices[sel] = members[(u[sel] * len(members)).long().clamp(max=len(members) - 1)]
+        seeds = torch.randint(0, 2**31 - 1, (total,), generator=gen)
+        return indices, seeds
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        indices, seeds = self._epoch_draws()
+        bs = self.batch_size
+        for b in range(self.position, self.num_batches):
+            start = (b * self.world_size + self.rank) * bs
+            yield [(int(i), int(s)) for i, s in zip(indices[start:start + bs], seeds[start:start + bs], strict=True)]
+
+
+def eval_batches(records: Sequence[Any], batch_size: int, min_size: int, max_size: int,
+                 rank: int = 0, world_size: int = 1) -> list[list[int]]:
+    """Batches of images that share one resized shape, so no image is ever padded and the result of
+    an image cannot depend on its batch-mates (research P4). Deterministic order; rank r of
+    ``world_size`` gets every world-th batch."""
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for i, r in enumerate(records):
+        buckets.setdefault(resized_hw(r.height, r.width, min_size, max_size), []).append(i)
+    batches = [idx[j:j + batch_size] for _, idx in sorted(buckets.items()) for j in range(0, len(idx), batch_size)]
+    return batches[rank::world_size]

@@ -1,0 +1,239 @@
+"""COCO-format datasets whose images carry a protected attribute.
+
+Layouts (``layout="auto"`` picks by what exists under ``root``):
+- ``research``: ``ROOT/{women,men}_split/{split}/`` + ``gender_{women,men}_{split}.json``; the group
+  is the folder (attribute ``gender``), image ids are renumbered to be unique across folders;
+- ``attributes``: ``ROOT/annotations/instances_{split}.json`` (or ``ROOT/{split}.json``) with images in
+  ``ROOT/images/{split}/`` (or ``ROOT/{split}/``), each ``images[i]["attributes"][ATTR]`` naming a group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from faapkit.errors import DataError
+
+GENDER_ALIASES = {"men": "male", "man": "male", "male": "male", "women": "female", "woman": "female", "female": "female"}
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    image_id: int
+    path: Path
+    width: int
+    height: int
+    group: str
+    annotations: tuple[dict[str, Any], ...]
+
+
+@dataclass
+class DatasetSplit:
+    """One split: image records, the merged COCO ground truth and the groups found."""
+
+    root: Path
+    split: str
+    split_by: str
+    layout: str
+    records: list[ImageRecord]
+    coco_gt: dict[str, Any]
+    groups: list[str]
+    fingerprint: str
+    skipped_corrupt: list[str] = field(default_factory=list)
+
+    def group_counts(self) -> dict[str, int]:
+        counts = Counter(r.group for r in self.records)
+        return {g: counts.get(g, 0) for g in self.groups}
+
+
+def detect_layout(root: Path) -> Literal["research", "attributes"]:
+    if not root.is_dir():
+        raise DataError(f"dataset root not found: {root}")
+    if (root / "women_split").is_dir() or (root / "men_split").is_dir():
+        return "research"
+    if (root / "annotations").is_dir() or any(root.glob("*.json")):
+        return "attributes"
+    if (root / "coco" / "annotations").is_dir():
+        return "attributes"
+    raise DataError(f"{root} is not a dataset: expected women_split/ and men_split/ (research layout) "
+                    "or annotations/instances_<split>.json (attributes layout)")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataError(f"annotation file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"annotation file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise DataError(f"annotation file {path} is not COCO format (no 'images' list)")
+    data.setdefault("annotations", [])
+    data.setdefault("categories", [])
+    return data
+
+
+def _attribute_paths(root: Path, split: str) -> tuple[Path, Path]:
+    if (root / "coco" / "annotations").is_dir() and not (root / "annotations").is_dir():
+        root = root / "coco"
+    for ann, images in ((root / "annotations" / f"instances_{split}.json", root / "images" / split),
+                        (root / f"{split}.json", root / split)):
+        if ann.is_file():
+            return ann, images
+    raise DataError(f"annotation file for split '{split}' not found under {root} "
+                    f"(looked for annotations/instances_{split}.json and {split}.json)")
+
+
+def load_split(root: Path, split: str, *, split_by: str = "gender", layout: str = "auto",
+               limit: int | None = None, on_corrupt: str = "fail", verify_images: bool = True) -> DatasetSplit:
+    """Read one split, check it thoroughly, and return its records and merged ground truth."""
+    root = Path(root)
+    chosen = detect_layout(root) if layout == "auto" else layout
+    sources: list[tuple[dict[str, Any], Path, str | None]] = []  # (coco json, image dir, fixed group)
+    ann_files: list[Path] = []
+    if chosen == "research":
+        if split_by != "gender":
+            raise DataError(f"the research layout only defines 'gender' groups, not '{split_by}'")
+        for folder in ("women", "men"):
+            img_dir = root / f"{folder}_split" / split
+            ann = root / f"{folder}_split" / f"gender_{folder}_{split}.json"
+            if not img_dir.is_dir():
+                raise DataError(f"image folder not found: {img_dir}")
+            sources.append((_read_json(ann), img_dir, GENDER_ALIASES[folder]))
+            ann_files.append(ann)
+    else:
+        ann, img_dir = _attribute_paths(root, split)
+        if not img_dir.is_dir():
+            raise DataError(f"image folder not found: {img_dir}")
+        sources.append((_read_json(ann), img_dir, None))
+        ann_files.append(ann)
+
+    records: list[ImageRecord] = []
+    merged_images, merged_anns, categories = [], [], None
+    missing_attr: list[str] = []
+    seen_attrs: set[str] = set()
+    next_id = 1
+    for coco, img_dir, fixed_group in sources:
+        categories = categories or coco["categories"]
+        by_image: dict[Any, list[dict[str, Any]]] = {}
+        for ann in coco["annotations"]:
+            by_image.setdefault(ann.get("image_id"), []).append(ann)
+        images = coco["images"][:limit] if limit else coco["images"]
+        for img in images:
+            attrs = img.get("attributes") or {}
+            seen_attrs.update(attrs)
+            if fixed_group is not None:
+                group = fixed_group
+            elif split_by in attrs:
+                group = str(attrs[split_by])
+                group = GENDER_ALIASES.get(group, group) if split_by == "gender" else group
+            else:
+                missing_attr.append(str(img.get("file_name", img.get("id"))))
+                continue
+            new_id = next_id
+            next_id += 1
+            anns = []
+            for a in by_image.get(img["id"], []):
+                anns.append({**a, "image_id": new_id, "id": len(merged_anns) + 1})
+                merged_anns.append(anns[-1])
+            merged_images.append({"id": new_id, "file_name": img["file_name"], "width": img["width"],
+                                  "height": img["height"], "group": group})
+            records.append(ImageRecord(new_id, img_dir / img["file_name"], int(img["width"]), int(img["height"]),
+                                       group, tuple(anns)))
+    if missing_attr and fixed_group is None:
+        if not records:
+            present = ", ".join(sorted(seen_attrs)) or "none"
+            raise DataError(f"no image in split '{split}' has attribute '{split_by}' (attributes present: {present})")
+        raise DataError(f"{len(missing_attr)} image(s) in split '{split}' lack attribute '{split_by}' "
+                        f"(first: {missing_attr[0]})")
+    missing_files = [r.path for r in records if not r.path.is_file()]
+    if missing_files:
+        raise DataError(f"{len(missing_files)} image file(s) listed in the annotations are missing "
+                        f"(first: {missing_files[0]})")
+    skipped: list[str] = []
+    if verify_images:
+        records, skipped = _verify(records, on_corrupt)
+        if skipped:
+            keep = {r.image_id for r in records}
+            merged_images = [i for i in merged_images if i["id"] in keep]
+            merged_anns = [a for a in merged_anns if a["image_id"] in keep]
+    groups = sorted({r.group for r in records})
+    if not records:
+        raise DataError(f"split '{split}' of {root} has no images")
+    digest = hashlib.sha256()
+    for ann in ann_files:
+        digest.update(ann.read_bytes())
+    digest.update(f"{split}:{len(records)}:{limit}".encode())
+    coco_gt = {"images": merged_images, "annotations": merged_anns, "categories": categories or []}
+    return DatasetSplit(root, split, split_by, chosen, records, coco_gt, groups, digest.hexdigest()[:16], skipped)
+
+
+def _verify(records: list[ImageRecord], on_corrupt: str) -> tuple[list[ImageRecord], list[str]]:
+    good, bad = [], []
+    for r in records:
+        try:
+            with Image.open(r.path) as im:
+                im.verify()
+            good.append(r)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            if on_corrupt == "fail":
+                raise DataError(f"corrupt image {r.path}: {type(exc).__name__} (use data.on_corrupt=skip to skip)") from None
+            bad.append(str(r.path))
+    return good, bad
+
+
+def require_groups(split: DatasetSplit, needed: list[str]) -> None:
+    counts = split.group_counts()
+    for g in needed:
+        if counts.get(g, 0) == 0:
+            raise DataError(f"group '{g}' of attribute '{split.split_by}' has no images in split '{split.split}' "
+                            f"(groups found: {', '.join(f'{k}={v}' for k, v in counts.items())})")
+
+
+class GroupedDetectionDataset(Dataset):
+    """Items ``(image (3,H,W), target, group_index)``. Indexed by ``(index, sample_seed)`` so random
+    augmentation is a function of the sampler's seed, not of worker scheduling (exact resume)."""
+
+    def __init__(self, split: DatasetSplit, transform: Any, groups: list[str] | None = None) -> None:
+        self.split = split
+        self.records = split.records
+        self.transform = transform
+        self.groups = groups or split.groups
+        self.group_index = {g: i for i, g in enumerate(self.groups)}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def record_groups(self) -> list[int]:
+        return [self.group_index.get(r.group, -1) for r in self.records]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, dict[str, Any], int]:
+        index, seed = key if isinstance(key, tuple) else (key, 0)
+        r = self.records[index]
+        try:
+            with Image.open(r.path) as im:
+                image = im.convert("RGB")
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise DataError(f"cannot decode image {r.path}: {type(exc).__name__}") from None
+        anns = [a for a in r.annotations if not a.get("iscrowd", 0)]
+        boxes = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        boxes[:, 0::2].clamp_(min=0, max=image.size[0])
+        boxes[:, 1::2].clamp_(min=0, max=image.size[1])
+        keep = (boxes[:, 3] > boxes[:, 1]) & (boxes[:, 2] > boxes[:, 0])
+        labels = torch.tensor([a["category_id"] for a in anns], dtype=torch.int64)
+        target = {"boxes": boxes[keep], "labels": labels[keep], "image_id": torch.tensor(r.image_id),
+                  "area": torch.tensor([a.get("area", 0.0) for a in anns], dtype=torch.float32)[keep],
+                  "iscrowd": torch.zeros(int(keep.sum()), dtype=torch.int64),
+                  "orig_size": torch.tensor([image.size[1], image.size[0]])}
+        tensor, target = self.transform(image, target, random.Random(seed))
+        return tensor, target, self.group_index.get(r.group, -1)

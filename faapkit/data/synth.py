@@ -1,0 +1,177 @@
+"""The embedded synthetic benchmark: "persons" on textured backgrounds with a known bias.
+
+Every image carries ``attributes = {"gender": "female"|"male", "age": "young"|"adult"|"senior"}``.
+Figures of the ``female`` group are drawn with lower contrast against their background, and the
+detector's ``train`` split holds three male images per female image (as the research data did), so
+a detector trained on it is measurably worse on ``female`` images; a bounded perturbation that raises
+local contrast can compensate. ``age`` only tints the figures (a third attribute value to exercise
+more than two groups). Output is deterministic for a seed: the same bytes every time.
+
+Two layouts are written side by side:
+- ``OUT/coco/annotations/instances_{split}.json`` + ``OUT/coco/images/{split}/*.jpg`` (attributes);
+- ``OUT/research/{women,men}_split/{split}/*.jpg`` + ``gender_{women,men}_{split}.json`` (research).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+SPLITS: dict[str, tuple[int, int]] = {"train": (900, 300), "val": (120, 120), "test": (250, 250)}  # (male, female)
+SIZES = [(96, 128), (128, 128), (128, 160), (112, 144), (160, 128)]  # (h, w) pool; few shapes = few eval buckets
+AGES = ("young", "adult", "senior")
+CONTRAST = {"male": 1.0, "female": 0.30}
+OPACITY = {"male": 0.9, "female": 0.6}  # lower opacity lets the background texture through
+CATEGORY = {"id": 1, "name": "person", "supercategory": "person"}
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    seed: int = 0
+    splits: tuple[tuple[str, int, int], ...] = tuple((k, m, f) for k, (m, f) in SPLITS.items())
+    jpeg_quality: int = 92
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    base = rng.uniform(0.25, 0.75, size=3)
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    grad = (gy / h - 0.5) * rng.uniform(-0.25, 0.25) + (gx / w - 0.5) * rng.uniform(-0.25, 0.25)
+    noise = rng.normal(0, 0.05, size=(h // 8 + 1, w // 8 + 1, 3)).repeat(8, 0).repeat(8, 1)[:h, :w]
+    img = base[None, None, :] + grad[..., None] + noise + rng.normal(0, 0.02, size=(h, w, 3))
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def _draw_person(img: np.ndarray, rng: np.random.Generator, box: tuple[int, int, int, int], contrast: float,
+                 opacity: float, tint: np.ndarray) -> None:
+    """A head (ellipse) over a body (rounded trapezoid) filling ``box = (x, y, w, h)``."""
+    x, y, bw, bh = box
+    region = img[y:y + bh, x:x + bw]
+    local = region.reshape(-1, 3).mean(0)
+    direction = np.where(local > 0.5, -1.0, 1.0) * rng.uniform(0.35, 0.5)
+    color = np.clip(local + contrast * (direction + tint), 0, 1)
+    yy, xx = np.mgrid[0:bh, 0:bw].astype(np.float32)
+    head_r = 0.22 * bw
+    head_cy, cx = 0.18 * bh, bw / 2
+    head = ((xx - cx) / head_r) ** 2 + ((yy - head_cy) / (0.17 * bh)) ** 2 <= 1
+    body_top = 0.33 * bh
+    half = (0.28 + 0.2 * (yy - body_top) / max(1.0, bh - body_top)) * bw
+    body = (yy >= body_top) & (np.abs(xx - cx) <= half)
+    shape = head | body
+    region[shape] = color * opacity + region[shape] * (1 - opacity)
+
+
+def _boxes(rng: np.random.Generator, h: int, w: int) -> list[tuple[int, int, int, int]]:
+    boxes: list[tuple[int, int, int, int]] = []
+    for _ in range(int(rng.integers(1, 4))):
+        for _attempt in range(20):
+            bh = int(rng.integers(int(0.35 * h), int(0.75 * h)))
+            bw = max(8, int(bh * rng.uniform(0.4, 0.6)))
+            if bw >= w:
+                continue
+            x, y = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+            if all(_iou((x, y, bw, bh), b) < 0.1 for b in boxes):
+                boxes.append((x, y, bw, bh))
+                break
+    return boxes
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def render_image(seed: int, split_index: int, index: int, gender: str) -> tuple[bytes, dict[str, Any], list[list[int]]]:
+    """One image as JPEG bytes with its attributes and xywh boxes; a pure function of its arguments."""
+    rng = np.random.default_rng([seed, split_index, index, 0 if gender == "male" else 1])
+    h, w = SIZES[int(rng.integers(0, len(SIZES)))]
+    img = _background(rng, h, w)
+    age = AGES[int(rng.integers(0, len(AGES)))]
+    tint = {"young": np.array([0.0, 0.08, 0.0]), "adult": np.zeros(3), "senior": np.array([0.05, 0.05, 0.05])}[age]
+    boxes = _boxes(rng, h, w)
+    for box in boxes:
+        _draw_person(img, rng, box, CONTRAST[gender], OPACITY[gender], tint)
+    buf = io.BytesIO()
+    Image.fromarray((img * 255).round().astype(np.uint8)).save(buf, format="JPEG", quality=92, optimize=False)
+    return buf.getvalue(), {"gender": gender, "age": age}, [list(b) for b in boxes]
+
+
+def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
+    """Write both layouts under ``out`` (atomically: built in a temp folder, then renamed)."""
+    out = Path(out)
+    if (out / "manifest.json").is_file():
+        return out
+    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for split_index, (split, n_male, n_female) in enumerate(spec.splits):
+        images, annotations = [], []
+        research: dict[str, dict[str, list[Any]]] = {g: {"images": [], "annotations": []} for g in ("male", "female")}
+        img_dir = tmp / "coco" / "images" / split
+        img_dir.mkdir(parents=True, exist_ok=True)
+        order = [("male", i) for i in range(n_male)] + [("female", i) for i in range(n_female)]
+        for image_id, (gender, i) in enumerate(order, start=1):
+            data, attrs, boxes = render_image(spec.seed, split_index, i, gender)
+            file_name = f"{split}_{image_id:05d}.jpg"
+            (img_dir / file_name).write_bytes(data)
+            width, height = Image.open(io.BytesIO(data)).size
+            image = {"id": image_id, "file_name": file_name, "width": width, "height": height, "attributes": attrs}
+            images.append(image)
+            anns = []
+            for x, y, bw, bh in boxes:
+                ann = {"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "bbox": [x, y, bw, bh],
+                       "area": bw * bh, "iscrowd": 0}
+                annotations.append(ann)
+                anns.append(ann)
+            research[gender]["images"].append({k: v for k, v in image.items() if k != "attributes"})
+            research[gender]["annotations"].extend(anns)
+        ann_dir = tmp / "coco" / "annotations"
+        ann_dir.mkdir(parents=True, exist_ok=True)
+        coco = {"info": {"description": "faapkit synthetic biased benchmark", "seed": spec.seed},
+                "images": images, "annotations": annotations, "categories": [CATEGORY]}
+        (ann_dir / f"instances_{split}.json").write_text(json.dumps(coco, indent=1, sort_keys=True))
+        for gender, folder in (("female", "women"), ("male", "men")):
+            rdir = tmp / "research" / f"{folder}_split" / split
+            rdir.mkdir(parents=True, exist_ok=True)
+            for image in research[gender]["images"]:
+                _link_or_copy(img_dir / image["file_name"], rdir / image["file_name"])
+            payload = {"images": research[gender]["images"], "annotations": research[gender]["annotations"],
+                       "categories": [CATEGORY]}
+            (tmp / "research" / f"{folder}_split" / f"gender_{folder}_{split}.json").write_text(
+                json.dumps(payload, indent=1, sort_keys=True))
+    manifest = {"generator": "faapkit.data.synth", "seed": spec.seed,
+                "splits": {s: {"male": m, "female": f} for s, m, f in spec.splits},
+                "layouts": {"attributes": "coco", "research": "research"}, "contrast": CONTRAST, "opacity": OPACITY}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not any(out.iterdir()):
+        out.rmdir()
+    os.replace(tmp, out)
+    return out
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("FAAP_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "faapkit")
+    return Path(root)
+
+
+def embedded_dataset(seed: int = 0) -> Path:
+    """The embedded benchmark's ``coco`` layout, generated into the cache on first use."""
+    out = default_cache_dir() / f"synth-v1-seed{seed}"
+    write_synthetic(out, SynthSpec(seed=seed))
+    return out / "coco"
