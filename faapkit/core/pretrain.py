@@ -74,7 +74,8 @@ def evaluate_detector(detector: Any, root: Path, split: str, *, device: torch.de
 
 
 def pretrain(spec: DetectorSpec, out: Path, *, preset: PretrainPreset, device: str = "auto",
-             epochs: int | None = None, num_workers: int = 4, log: Any = print) -> dict[str, Any]:
+             epochs: int | None = None, stop_after: int | None = None, num_workers: int = 4,
+             log: Any = print) -> dict[str, Any]:
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     torch.manual_seed(preset.seed)
     random.seed(preset.seed)
@@ -89,12 +90,14 @@ def pretrain(spec: DetectorSpec, out: Path, *, preset: PretrainPreset, device: s
     n_epochs = epochs or preset.epochs
     drop_at = int(math.ceil(n_epochs * preset.lr_drop_fraction))
     start = time.time()
-    for epoch in range(n_epochs):
+    sampler = _Shuffled(len(ds), preset.batch_size, preset.seed, 0)
+    loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
+                        pin_memory=dev.type == "cuda", persistent_workers=num_workers > 0)
+    for epoch in range(min(n_epochs, stop_after or n_epochs)):
+        sampler.epoch = epoch
         if epoch == drop_at:
             for group in opt.param_groups:
                 group["lr"] = preset.lr * 0.1
-        loader = DataLoader(ds, batch_sampler=_Shuffled(len(ds), preset.batch_size, preset.seed, epoch),
-                            collate_fn=collate, num_workers=num_workers, pin_memory=dev.type == "cuda")
         total, n = 0.0, 0
         for batch in loader:
             batch = batch.to(dev, non_blocking=True)
@@ -108,8 +111,9 @@ def pretrain(spec: DetectorSpec, out: Path, *, preset: PretrainPreset, device: s
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, preset.max_norm)
             opt.step()
-            total += loss.item()
+            total += loss.detach()
             n += 1
+        total = float(total)
         if epoch % 10 == 0 or epoch == n_epochs - 1:
             log(f"epoch {epoch:4d}  loss {total / max(1, n):.4f}  {time.time() - start:.0f}s")
         if (epoch + 1) % 50 == 0:  # a usable snapshot if the run is cut short
@@ -122,6 +126,8 @@ def pretrain(spec: DetectorSpec, out: Path, *, preset: PretrainPreset, device: s
     save_checkpoint(out, {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
     report = {"detector": spec.name, "preset": asdict(preset), "epochs": n_epochs, "device": str(dev),
               "train_seconds": round(time.time() - start, 1), "test_baseline_trained_device": baseline,
-              "command": f"faap detector pretrain --preset synth-tiny --epochs {n_epochs} --out {out.name}"}
+              "stop_after": stop_after,
+              "command": f"faap detector pretrain --preset synth-tiny --epochs {n_epochs}"
+                         + (f" --stop-after {stop_after}" if stop_after else "") + f" --out {out.name}"}
     atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2))
     return report
