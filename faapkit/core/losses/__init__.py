@@ -1,0 +1,1 @@
+"""Loss strategies of the method versions and the pieces they share."""
