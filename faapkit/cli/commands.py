@@ -2,25 +2,130 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from faapkit.cli._console import info, print_json
+from faapkit.cli._context import state
+from faapkit.cli._options import ConfigOpt, JsonOpt, SetOpt, VersionOpt
 from faapkit.errors import FaapError
 
 
-def _missing(what: str, issue: int) -> FaapError:
-    return FaapError(f"'{what}' is not available in this build yet (tracked in issue #{issue})")
+def train(
+    ctx: typer.Context,
+    version: VersionOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run folder (default runs/<version>-<time>)")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="continue the run in this folder")] = None,
+    epochs: Annotated[int | None, typer.Option(help="shortcut for --set train.epochs=N")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="stop after N optimiser steps in total")] = None,
+    limit_images: Annotated[int | None, typer.Option(help="use only the first N images of the split")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    nproc: Annotated[int, typer.Option(help="launch N processes with torchrun (DDP)")] = 1,
+    quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Train a perturbation generator with a method version (default: 4th on the embedded benchmark)."""
+    overrides = list(set_ or [])
+    for key, value in (("train.epochs", epochs), ("train.max_steps", max_steps),
+                       ("data.limit_images", limit_images), ("train.device", device)):
+        if value is not None:
+            overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
+    if nproc > 1:
+        _launch_torchrun(nproc)
+        return
+    from faapkit.config import resolve_config
+    from faapkit.registry import Registries
+
+    st = state(ctx)
+    registries: Registries = st.registries
+    if resume is not None:
+        from faapkit.core.rundir import RunDir
+
+        manifest = RunDir(resume).read_manifest()
+        base_version = manifest["version"]
+        if version is not None and version != base_version:
+            raise FaapError(f"cannot resume {resume}: it is a '{base_version}' run, not '{version}'")
+        resolved = resolve_config(registries, version=base_version, file=config, overrides=overrides,
+                                  base=manifest.get("config", {}))
+        run_dir = resume
+    else:
+        resolved = resolve_config(registries, version=version, file=config, overrides=overrides)
+        run_dir = out or Path("runs") / f"{resolved.version}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    from faapkit.cli.progress import TrainReporter
+    from faapkit.core.trainer import Trainer
+
+    providers = _providers(st, resolved.version)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    reporter = TrainReporter(enabled=not quiet and is_main and not json_)
+    trainer = Trainer(resolved, registries, run_dir, resume=resume is not None, providers=providers, reporter=reporter)
+    trainer.setup()
+    if is_main:
+        info(f"run folder: {run_dir}  version {resolved.version}  device {trainer.device}  "
+             f"steps/epoch {trainer.steps_per_epoch}  world size {trainer.dist.world_size}")
+    summary = trainer.fit()
+    from faapkit.core.distributed import shutdown
+
+    shutdown(trainer.dist)
+    if is_main:
+        if json_:
+            print_json(summary)
+        else:
+            info(f"done: {summary['epochs_done']} epoch(s), {summary['global_step']} steps; checkpoints in {run_dir}/checkpoints")
 
 
-def train(ctx: typer.Context) -> None:
-    """Train a perturbation generator with a method version (not yet available)."""
-    raise _missing("faap train", 5)
+def _providers(st: object, version: str) -> dict[str, object]:
+    reg = st.registries  # type: ignore[attr-defined]
+    pm = st.pm  # type: ignore[attr-defined]
+    spec = reg.versions.get(version)
+    items = {"version": (reg.versions, version), "loss": (reg.losses, spec.loss)}
+    if spec.head:
+        items["head"] = (reg.heads, spec.head)
+    for role, name in spec.schedules.items():
+        items[f"schedule.{role}"] = (reg.schedules, name)
+    out: dict[str, object] = {}
+    for key, (registry, name) in items.items():
+        plugin = registry.providers[name]
+        dist = pm.info.get(plugin)
+        out[key] = {"name": name, "plugin": plugin, "distribution": dist.distribution if dist else "?",
+                    "distribution_version": dist.version if dist else "?"}
+    return out
+
+
+def _launch_torchrun(nproc: int) -> None:
+    import subprocess
+
+    argv = [a for a in sys.argv[1:]]
+    cleaned: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        cleaned.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone", "-m", "faapkit", *cleaned]
+    info("launching: " + " ".join(cmd[2:]))
+    rc = subprocess.call(cmd)
+    if rc != 0:
+        raise FaapError(f"torchrun exited with status {rc}")
 
 
 def evaluate(ctx: typer.Context) -> None:
     """Per-group COCO AP/AR of baseline and perturbed inputs (not yet available)."""
-    raise _missing("faap eval", 6)
+    raise FaapError("'faap eval' is not available in this build yet (tracked in issue #6)")
 
 
 def compare(ctx: typer.Context) -> None:
     """Put many runs side by side (not yet available)."""
-    raise _missing("faap compare", 6)
+    raise FaapError("'faap compare' is not available in this build yet (tracked in issue #6)")

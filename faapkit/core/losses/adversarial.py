@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from faapkit.core.losses.base import LossInputs, LossOutput, LossStrategy
+from faapkit.core.distributed import DistInfo, average_gradients
 from faapkit.core.losses.common import matched_scores, wasserstein_1d_asymmetric
 
 
@@ -37,11 +38,13 @@ class AdversarialGroupLoss(LossStrategy):
         self.alpha, self.lw, self.k_d, self.lr_d = entropy_alpha, lambda_wass, k_d, lr_d
         self.head: nn.Module | None = None
         self.opt: torch.optim.Optimizer | None = None
+        self.dist = DistInfo()
 
-    def attach(self, head: nn.Module | None, device: torch.device) -> None:
+    def attach(self, head: nn.Module | None, device: torch.device, dist_info: DistInfo | None = None) -> None:
         if head is None:
             raise ValueError("the adversarial loss needs a discriminator head")
         self.head = head
+        self.dist = dist_info or DistInfo()
         self.opt = torch.optim.Adam(head.parameters(), lr=self.lr_d)
 
     def _set_trainable(self, flag: bool) -> None:
@@ -66,6 +69,8 @@ class AdversarialGroupLoss(LossStrategy):
                                 for g in present]).mean()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            # each rank trains on its own batch; averaging keeps the replicas identical under DDP
+            average_gradients(self.head.parameters(), self.dist)
             self.opt.step()
         return {"d_loss": float(loss.detach())}
 

@@ -60,7 +60,7 @@ class LossStrategy:
         """A reason to skip this batch before any compute (counted and logged), or None."""
         return None
 
-    def attach(self, head: nn.Module | None, device: torch.device) -> None:
+    def attach(self, head: nn.Module | None, device: torch.device, dist_info: Any = None) -> None:
         """Called once with the (possibly DDP-wrapped) head before training."""
 
     def before_generator_step(self, inputs: LossInputs) -> dict[str, float]:

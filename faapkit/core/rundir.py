@@ -1,0 +1,80 @@
+"""The run folder: ``run.json`` manifest, ``train_log.jsonl`` and ``checkpoints/``.
+
+Every file is replaced atomically. ``train_log.jsonl`` is rewritten whole on each epoch, keeping
+only epochs before the one being written, so a resumed run never duplicates an epoch (P17).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from faapkit.core.checkpoint import atomic_write_text
+from faapkit.errors import FaapError
+
+CHECKPOINT_RE = re.compile(r"^(epoch_(\d{4})|step_(\d{8}))\.pt$")
+
+
+class RunDir:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self.manifest_path = self.path / "run.json"
+        self.log_path = self.path / "train_log.jsonl"
+
+    def create(self) -> None:
+        try:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise FaapError(f"output folder {self.path} is not writable: {exc.strerror or exc}") from None
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+    def read_manifest(self) -> dict[str, Any]:
+        if not self.manifest_path.is_file():
+            raise FaapError(f"{self.path} is not a faapkit run folder (no run.json)")
+        try:
+            data = json.loads(self.manifest_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise FaapError(f"{self.manifest_path} is corrupt: {exc}") from None
+        return data  # type: ignore[no-any-return]
+
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
+
+    def read_log(self) -> list[dict[str, Any]]:
+        if not self.log_path.is_file():
+            return []
+        rows = []
+        for line in self.log_path.read_text().splitlines():
+            if line.strip():
+                rows.append(json.loads(line))
+        return rows
+
+    def write_epoch(self, row: Mapping[str, Any]) -> None:
+        rows = [r for r in self.read_log() if int(r["epoch"]) < int(row["epoch"])]
+        rows.append(dict(row))
+        atomic_write_text(self.log_path, "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows))
+
+    def truncate_log(self, before_epoch: int) -> None:
+        rows = [r for r in self.read_log() if int(r["epoch"]) < before_epoch]
+        if self.log_path.is_file():
+            atomic_write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def checkpoint_files(self) -> list[Path]:
+        if not self.checkpoints.is_dir():
+            return []
+        return sorted(p for p in self.checkpoints.iterdir() if CHECKPOINT_RE.match(p.name))
+
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch_{epoch:04d}.pt"
+
+    def step_checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step:08d}.pt"

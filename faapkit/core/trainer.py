@@ -1,0 +1,376 @@
+"""The training engine: one loop for every method version (no version-specific branches).
+
+Per step: perturb the valid region with the generator, jitter colours (batched), run the frozen
+detector once, compute the DETR set loss once, hand both to the version's loss strategy, then
+clip and step. Schedules are evaluated per epoch by role: ``epsilon`` sets the generator bound,
+``lr`` scales ``train.lr``, every other role is passed to the strategy as a weight (``beta``, ...).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+
+from faapkit import __version__
+from faapkit.config import FaapConfig
+from faapkit.core.augment import color_jitter
+from faapkit.core.checkpoint import load_checkpoint, save_checkpoint
+from faapkit.core.distributed import DistInfo, any_true, barrier, init_from_env
+from faapkit.core.inference import autocast_for
+from faapkit.core.losses.base import LossInputs, LossStrategy
+from faapkit.core.meters import Meters
+from faapkit.core.perturb import PerturbationGenerator, apply_perturbation
+from faapkit.core.rundir import RunDir
+from faapkit.data.batching import BalancedGroupSampler, collate
+from faapkit.data.coco import GroupedDetectionDataset, load_split, require_groups
+from faapkit.data.synth import embedded_dataset
+from faapkit.data.transforms import TrainTransform
+from faapkit.detr.frozen import FrozenDetector, load_detector
+from faapkit.errors import ConfigError, FaapError, TrainingError
+from faapkit.registry import Registries
+
+FORMAT = "faapkit.checkpoint/1"
+# config keys that may change when resuming (they do not change what is computed)
+RESUMABLE_KEYS = {("train", "max_steps"), ("train", "device"), ("data", "num_workers"), ("train", "log_every")}
+
+
+def select_device(name: str, dist_info: DistInfo) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device is '{name}' but CUDA is not available (use cpu or auto)")
+        if dist_info.enabled:
+            return torch.device("cuda", dist_info.local_rank)
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+                             "python_pos": random.getstate()[2]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), state["python_pos"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and norm parameters (research P21)."""
+    decay, no_decay = [], []
+    for module in modules:
+        for name, p in module.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        path = (*prefix, key)
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, path)
+        elif a != b and path not in RESUMABLE_KEYS:
+            diffs.append(".".join(path))
+    return diffs
+
+
+@dataclass
+class EpochState:
+    epoch: int = 0
+    position: int = 0
+    global_step: int = 0
+    meters: Meters = field(default_factory=Meters)
+    skips: Counter = field(default_factory=Counter)
+    nonfinite: int = 0
+    images: int = 0
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Builds every part from a resolved config and runs (or resumes) a run folder."""
+
+    def __init__(self, config: FaapConfig, registries: Registries, run_dir: Path, *, resume: bool = False,
+                 providers: dict[str, Any] | None = None, reporter: Any = None) -> None:
+        self.config = config
+        self.registries = registries
+        self.run = RunDir(run_dir)
+        self.resume = resume
+        self.providers = providers or {}
+        self.reporter = reporter
+        self.version = registries.versions.get(config.version)
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        cfg = self.config
+        device_hint = "cuda" if cfg.train.device.startswith("cuda") or (
+            cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu"
+        self.dist = init_from_env(device_hint)
+        self.device = select_device(cfg.train.device, self.dist)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        seed_everything(cfg.train.seed + self.dist.rank)
+        self._check_run_folder()
+        root = Path(cfg.data.root) if cfg.data.root is not None else embedded_dataset()
+        self.data = load_split(root, cfg.data.train_split, split_by=cfg.data.split_by, layout=cfg.data.layout,
+                               limit=cfg.data.limit_images, on_corrupt=cfg.data.on_corrupt)
+        require_groups(self.data, [cfg.data.disadvantaged, cfg.data.advantaged])
+        others = [g for g in self.data.groups if g not in (cfg.data.disadvantaged, cfg.data.advantaged)]
+        self.dataset = GroupedDetectionDataset(
+            self.data, TrainTransform(cfg.data.train_scales, cfg.data.max_size),
+            groups=[cfg.data.disadvantaged, cfg.data.advantaged, *others])
+        counts = [self.data.group_counts()[g] for g in (cfg.data.disadvantaged, cfg.data.advantaged)]
+        draws = 2 * max(counts)  # the research sampler's epoch: 2 x the larger group, with replacement
+        self.steps_per_epoch = cfg.train.steps_per_epoch or max(1, draws // (cfg.train.batch_size * self.dist.world_size))
+        weights = None
+        if cfg.data.group_weights:
+            weights = [cfg.data.group_weights.get(g, 0.0) for g in (cfg.data.disadvantaged, cfg.data.advantaged)]
+        binary = [g if g in (0, 1) else -1 for g in self.dataset.record_groups()]
+        self.sampler = BalancedGroupSampler(binary, batch_size=cfg.train.batch_size, num_batches=self.steps_per_epoch,
+                                            seed=cfg.train.seed, weights=weights, rank=self.dist.rank,
+                                            world_size=self.dist.world_size)
+        self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=collate,
+                                 num_workers=cfg.data.num_workers, pin_memory=self.device.type == "cuda",
+                                 persistent_workers=cfg.data.num_workers > 0)
+        self.detector: FrozenDetector = load_detector(self.registries.detectors.get(cfg.detector.name),
+                                                      cfg.detector.checkpoint, device=self.device)
+        self.generator = PerturbationGenerator(cfg.generator.base_channels, epsilon=self._schedule("epsilon", 0)).to(self.device)
+        self.head: nn.Module | None = None
+        if self.version.head is not None:
+            self.head = self.registries.heads.get(self.version.head).build(
+                feature_dim=self.detector.hidden_dim, **cfg.head).to(self.device)
+        self.strategy: LossStrategy = self.registries.losses.get(self.version.loss).build(**cfg.loss)
+        trainable = [self.generator] + ([self.head] if self.head is not None and self.strategy.head_in_generator_optimizer else [])
+        self.optimizer = torch.optim.AdamW(param_groups(trainable, cfg.train.weight_decay), lr=cfg.train.lr)
+        self.trainable = trainable
+        self.g_model: nn.Module = self.generator
+        head_for_loss = self.head
+        if self.dist.enabled:
+            self.g_model = DDP(self.generator, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.head is not None and self.strategy.head_in_generator_optimizer:
+                head_for_loss = DDP(self.head, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.head_for_loss = head_for_loss
+        self.strategy.attach(head_for_loss, self.device, self.dist)
+        self.state = EpochState()
+        if self.resume:
+            self._restore()
+        elif self.dist.is_main:
+            self.run.write_manifest(self._manifest())
+        barrier(self.dist)
+
+    def _check_run_folder(self) -> None:
+        if self.resume:
+            manifest = self.run.read_manifest()
+            diffs = config_differences(manifest.get("config", {}), self.config.model_dump(mode="json"))
+            if diffs:
+                raise ConfigError(f"cannot resume {self.run.path}: the config differs in {', '.join(diffs[:6])}"
+                                  + (" ..." if len(diffs) > 6 else ""))
+            return
+        if self.run.exists():
+            raise FaapError(f"{self.run.path} already holds a run; use --resume to continue it or choose another --out")
+        if self.dist.is_main:
+            self.run.create()
+
+    def _manifest(self) -> dict[str, Any]:
+        return {
+            "format": "faapkit.run/1", "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "version": self.config.version, "config": self.config.model_dump(mode="json"),
+            "software": {"faapkit": __version__, "torch": torch.__version__, "python": platform.python_version()},
+            "providers": self.providers, "seed": self.config.train.seed, "world_size": self.dist.world_size,
+            "dataset": {"root": str(self.data.root), "layout": self.data.layout, "split": self.data.split,
+                        "fingerprint": self.data.fingerprint, "groups": self.data.group_counts()},
+            "detector": {"name": self.detector.name, "checkpoint": self.detector.checkpoint, "sha256": self.detector.sha256},
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+
+    # ------------------------------------------------------------------ schedules
+    def _schedule(self, role: str, epoch: int, default: float | None = None) -> float:
+        section = dict(self.config.schedules.get(role, {}))
+        if not section:
+            if default is None:
+                raise ConfigError(f"version '{self.config.version}' has no '{role}' schedule")
+            return default
+        spec = self.registries.schedules.get(section.pop("name"))
+        return spec.value(epoch, self.config.train.epochs, section)
+
+    def epoch_values(self, epoch: int) -> tuple[float, float, dict[str, float]]:
+        eps = self._schedule("epsilon", epoch)
+        lr = self.config.train.lr * self._schedule("lr", epoch, 1.0)
+        weights = {role: self._schedule(role, epoch) for role in self.config.schedules if role not in ("epsilon", "lr")}
+        return eps, lr, weights
+
+    # ------------------------------------------------------------------ checkpoints
+    def _payload(self, complete: bool) -> dict[str, Any]:
+        st = self.state
+        return {
+            "format": FORMAT, "version": self.config.version, "epoch": st.epoch,
+            "epoch_complete": complete, "position": 0 if complete else st.position, "global_step": st.global_step,
+            "epsilon": float(self.generator.epsilon), "base_channels": self.generator.base_channels,
+            "generator": self.generator.state_dict(),
+            "head": self.head.state_dict() if self.head is not None else {},
+            "optimizer": self.optimizer.state_dict(), "strategy": self.strategy.state_dict(),
+            "rng": rng_state(), "meters": st.meters.state_dict() if not complete else {},
+            "skips": dict(st.skips) if not complete else {}, "nonfinite": st.nonfinite if not complete else 0,
+            "detector": {"name": self.detector.name, "sha256": self.detector.sha256},
+        }
+
+    def _save(self, complete: bool) -> Path:
+        path = self.run.epoch_checkpoint(self.state.epoch) if complete else self.run.step_checkpoint(self.state.global_step)
+        if self.dist.is_main:
+            save_checkpoint(path, self._payload(complete))
+        barrier(self.dist)
+        return path
+
+    def _restore(self) -> None:
+        files = self.run.checkpoint_files()
+        if not files:
+            raise FaapError(f"{self.run.path} has no checkpoint to resume from")
+        ckpts = [(load_checkpoint(p), p) for p in files]
+        ckpt, path = max(ckpts, key=lambda cp: (cp[0].get("global_step", -1), cp[0].get("epoch_complete", False)))
+        if ckpt.get("format") != FORMAT:
+            raise FaapError(f"{path} is not a faapkit training checkpoint")
+        self.generator.load_state_dict(ckpt["generator"])
+        if self.head is not None:
+            self.head.load_state_dict(ckpt["head"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.strategy.load_state_dict(ckpt["strategy"])
+        restore_rng(ckpt["rng"])
+        st = self.state
+        st.global_step = int(ckpt["global_step"])
+        if ckpt["epoch_complete"]:
+            st.epoch, st.position = int(ckpt["epoch"]) + 1, 0
+        else:
+            st.epoch, st.position = int(ckpt["epoch"]), int(ckpt["position"])
+            st.meters.load_state_dict(ckpt["meters"])
+            st.skips.update(ckpt["skips"])
+            st.nonfinite = int(ckpt["nonfinite"])
+        if self.dist.is_main:
+            self.run.truncate_log(st.epoch)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> dict[str, Any]:
+        cfg = self.config
+        st = self.state
+        last_row: dict[str, Any] = {}
+        reached_max = cfg.train.max_steps is not None and st.global_step >= cfg.train.max_steps
+        while st.epoch < cfg.train.epochs and not reached_max:
+            eps, lr, weights = self.epoch_values(st.epoch)
+            self.generator.epsilon = eps
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.generator.train()
+            if self.head is not None:
+                self.head.train()
+            self.sampler.set_epoch(st.epoch, st.position)
+            if self.reporter:
+                self.reporter.start_epoch(st.epoch, self.steps_per_epoch, st.position)
+            start = time.perf_counter()
+            for batch in self.loader:
+                self._step(batch, weights)
+                st.position += 1
+                st.global_step += 1
+                if self.reporter:
+                    self.reporter.step(st, eps, lr)
+                if cfg.train.max_steps is not None and st.global_step >= cfg.train.max_steps:
+                    reached_max = True
+                    break
+            st.seconds += time.perf_counter() - start
+            if reached_max and st.position < self.steps_per_epoch:
+                self._save(complete=False)
+                break
+            last_row = self._end_epoch(eps, lr, weights)
+        if self.reporter:
+            self.reporter.finish()
+        return {"run": str(self.run.path), "epochs_done": st.epoch, "global_step": st.global_step, "last": last_row}
+
+    def _end_epoch(self, eps: float, lr: float, weights: dict[str, float]) -> dict[str, Any]:
+        st = self.state
+        row = {"epoch": st.epoch, "steps": st.position, "epsilon": eps, "lr": lr, **weights,
+               **{k: round(v, 6) for k, v in st.meters.means().items()},
+               "skipped": sum(st.skips.values()), "skip_reasons": dict(st.skips), "nonfinite": st.nonfinite,
+               "images_per_s": round(st.images / st.seconds, 2) if st.seconds > 0 else None}
+        if self.dist.is_main:
+            self.run.write_epoch(row)
+        if (st.epoch + 1) % self.config.train.save_every == 0 or st.epoch + 1 == self.config.train.epochs:
+            self._save(complete=True)
+        if self.reporter:
+            self.reporter.end_epoch(row)
+        st.epoch += 1
+        st.position = 0
+        st.meters = Meters()
+        st.skips = Counter()
+        st.nonfinite = 0
+        st.images = 0
+        st.seconds = 0.0
+        return row
+
+    def _step(self, batch: Any, weights: dict[str, float]) -> None:
+        cfg, st = self.config, self.state
+        batch = batch.to(self.device, non_blocking=True)
+        groups = torch.where(batch.groups <= 1, batch.groups, torch.full_like(batch.groups, -1))
+        reason = self.strategy.skip_reason(groups)
+        if any_true(reason is not None, self.dist, self.device):
+            st.skips[reason or "skipped on another rank"] += 1
+            return
+        with autocast_for(self.device, cfg.train.amp):
+            perturbed, delta = apply_perturbation(self.g_model, batch.images, batch.mask)
+            if cfg.train.augment != "none":
+                gen = torch.Generator().manual_seed(hash((cfg.train.seed, self.dist.rank, st.epoch, st.position)) % 2**63)
+                perturbed = color_jitter(perturbed, batch.mask, cfg.train.augment, gen)
+            outputs = self.detector(perturbed, batch.mask)
+        detection, det_terms, indices = self.detector.detection_loss(outputs, batch.targets)
+        inputs = LossInputs(outputs, batch.targets, groups, detection, indices, {"beta": 0.0, **weights}, self.head_for_loss)
+        extra = self.strategy.before_generator_step(inputs)
+        out = self.strategy(inputs)
+        bad = not bool(torch.isfinite(out.total))
+        if not bad:
+            self.optimizer.zero_grad(set_to_none=True)
+            out.total.backward()
+            params = [p for m in self.trainable for p in m.parameters() if p.requires_grad]
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.max_norm if cfg.train.max_norm > 0 else float("inf"))
+            bad = not bool(torch.isfinite(norm))
+        if any_true(bad, self.dist, self.device):
+            self.optimizer.zero_grad(set_to_none=True)
+            st.nonfinite += 1
+            st.skips["non-finite loss or gradient"] += 1
+            if st.nonfinite > cfg.train.max_nonfinite:
+                raise TrainingError(f"{st.nonfinite} non-finite steps in epoch {st.epoch} (limit train.max_nonfinite="
+                                    f"{cfg.train.max_nonfinite}); the last good checkpoint is kept")
+            return
+        self.optimizer.step()
+        with torch.no_grad():
+            flat = delta.detach().float().flatten(1)
+            values = {"total": out.total.detach(), "loss_det": detection.detach(),
+                      "delta_linf": flat.abs().max(1).values.mean(), "delta_l2": flat.norm(dim=1).mean(),
+                      "n_dis": (groups == 0).sum(), "n_adv": (groups == 1).sum(), **extra,
+                      **{k: (v.detach() if torch.is_tensor(v) else v) for k, v in out.terms.items()}}
+        st.meters.update({k: float(v) for k, v in values.items()})
+        st.images += len(groups)
+
+
