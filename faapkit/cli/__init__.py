@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from faapkit import __version__
-from faapkit.cli import commands, config_cmd, data_cmd, inspection
+from faapkit.cli import commands, config_cmd, data_cmd, evaluate, inspection
 from faapkit.cli._console import err_console
 from faapkit.cli._context import AppState
 from faapkit.errors import FaapError
@@ -44,7 +44,7 @@ def root(
 
 
 app.command("train")(commands.train)
-app.command("eval")(commands.evaluate)
+app.command("eval")(evaluate.evaluate)
 app.command("compare")(commands.compare)
 app.add_typer(inspection.app, name="inspect", help="Look into plugins, detectors, datasets, checkpoints, runs.")
 app.add_typer(config_cmd.app, name="config", help="Show resolved configurations.")

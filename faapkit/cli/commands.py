@@ -121,11 +121,6 @@ def _launch_torchrun(nproc: int) -> None:
         raise FaapError(f"torchrun exited with status {rc}")
 
 
-def evaluate(ctx: typer.Context) -> None:
-    """Per-group COCO AP/AR of baseline and perturbed inputs (not yet available)."""
-    raise FaapError("'faap eval' is not available in this build yet (tracked in issue #6)")
-
-
 def compare(ctx: typer.Context) -> None:
     """Put many runs side by side (not yet available)."""
     raise FaapError("'faap compare' is not available in this build yet (tracked in issue #6)")

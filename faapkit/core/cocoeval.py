@@ -79,55 +79,66 @@ def per_image_eval(coco_gt: COCO, detections: Sequence[Mapping[str, Any]], img_i
     return ev
 
 
-def accumulate_subset(ev: COCOeval, image_positions: np.ndarray) -> tuple[float, float]:
-    """AP@[.5:.95] and AR@[.5:.95] (area all, maxDets 100) over a multiset of images.
+class PerImageRecords:
+    """Per-image match records of one ``evaluate()`` (area 'all', maxDets 100), ready for fast
+    re-accumulation over image multisets (bootstrap)."""
 
-    ``image_positions`` index ``ev.params.imgIds`` and may repeat (bootstrap). This re-does
-    ``COCOeval.accumulate`` for area 'all' and maxDets 100 exactly, concatenating per-image records.
-    """
-    p = ev.params
-    n_img = len(p.imgIds)
-    a_all = [tuple(a) for a in p.areaRng].index(tuple(p.areaRng[0]))
-    max_det = p.maxDets[-1]
-    iou_t = len(p.iouThrs)
-    precisions, recalls = [], []
-    for k in range(len(p.catIds) if p.useCats else 1):
-        base = k * len(p.areaRng) * n_img + a_all * n_img
-        records = [ev.evalImgs[base + int(i)] for i in image_positions]
-        records = [r for r in records if r is not None]
-        if not records:
-            continue
-        scores = np.concatenate([r["dtScores"][:max_det] for r in records])
-        order = np.argsort(-scores, kind="mergesort")
-        dtm = np.concatenate([r["dtMatches"][:, :max_det] for r in records], axis=1)[:, order]
-        dt_ig = np.concatenate([r["dtIgnore"][:, :max_det] for r in records], axis=1)[:, order]
-        gt_ig = np.concatenate([r["gtIgnore"] for r in records])
-        npig = int(np.count_nonzero(gt_ig == 0))
-        if npig == 0:
-            continue
-        tps = np.logical_and(dtm, np.logical_not(dt_ig))
-        fps = np.logical_and(np.logical_not(dtm), np.logical_not(dt_ig))
-        tp_sum = np.cumsum(tps, axis=1).astype(float)
-        fp_sum = np.cumsum(fps, axis=1).astype(float)
-        prec_t = np.zeros((iou_t, len(p.recThrs)))
-        rec_t = np.zeros(iou_t)
-        for t, (tp, fp) in enumerate(zip(tp_sum, fp_sum, strict=True)):
-            nd = len(tp)
+    def __init__(self, ev: COCOeval) -> None:
+        p = ev.params
+        self.img_ids = list(p.imgIds)
+        n_img = len(self.img_ids)
+        self.rec_thrs = np.asarray(p.recThrs)
+        self.n_iou = len(p.iouThrs)
+        max_det = p.maxDets[-1]
+        self.categories = []
+        for k in range(len(p.catIds) if p.useCats else 1):
+            base = k * len(p.areaRng) * n_img  # area index 0 = 'all'
+            per_image = []
+            for i in range(n_img):
+                r = ev.evalImgs[base + i]
+                if r is None:
+                    per_image.append(None)
+                    continue
+                per_image.append((np.asarray(r["dtScores"][:max_det], dtype=float),
+                                  np.asarray(r["dtMatches"][:, :max_det]) > 0,
+                                  np.asarray(r["dtIgnore"][:, :max_det]) > 0,
+                                  int(np.count_nonzero(np.asarray(r["gtIgnore"]) == 0))))
+            self.categories.append(per_image)
+
+    def position(self) -> dict[int, int]:
+        return {img: i for i, img in enumerate(self.img_ids)}
+
+    def ap_ar(self, positions: np.ndarray) -> tuple[float, float]:
+        """AP@[.5:.95] and AR@[.5:.95] (maxDets 100) over images at ``positions`` (repeats allowed);
+        equals ``COCOeval.stats[0]`` and ``[8]`` when every image appears once."""
+        precisions, recalls = [], []
+        for per_image in self.categories:
+            recs = [per_image[int(i)] for i in positions]
+            recs = [r for r in recs if r is not None]
+            npig = sum(r[3] for r in recs)
+            if not recs or npig == 0:
+                continue
+            scores = np.concatenate([r[0] for r in recs])
+            order = np.argsort(-scores, kind="mergesort")
+            dtm = np.concatenate([r[1] for r in recs], axis=1)[:, order]
+            dti = np.concatenate([r[2] for r in recs], axis=1)[:, order]
+            tp = np.cumsum(dtm & ~dti, axis=1, dtype=float)
+            fp = np.cumsum(~dtm & ~dti, axis=1, dtype=float)
+            nd = tp.shape[1]
+            if nd == 0:
+                precisions.append(np.zeros((self.n_iou, len(self.rec_thrs))))
+                recalls.append(np.zeros(self.n_iou))
+                continue
             rc = tp / npig
             pr = tp / (fp + tp + np.spacing(1))
-            rec_t[t] = rc[-1] if nd else 0
-            pr = pr.tolist()
-            for i in range(nd - 1, 0, -1):
-                if pr[i] > pr[i - 1]:
-                    pr[i - 1] = pr[i]
-            inds = np.searchsorted(rc, p.recThrs, side="left")
-            q = np.zeros(len(p.recThrs))
-            for ri, pi in enumerate(inds):
-                if pi < nd:
-                    q[ri] = pr[pi]
-            prec_t[t] = q
-        precisions.append(prec_t)
-        recalls.append(rec_t)
-    if not precisions:
-        return -1.0, -1.0
-    return float(np.mean(np.stack(precisions))), float(np.mean(np.stack(recalls)))
+            pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]  # precision envelope
+            q = np.zeros((self.n_iou, len(self.rec_thrs)))
+            for t in range(self.n_iou):
+                inds = np.searchsorted(rc[t], self.rec_thrs, side="left")
+                ok = inds < nd
+                q[t, ok] = pr[t, inds[ok]]
+            precisions.append(q)
+            recalls.append(rc[:, -1])
+        if not precisions:
+            return -1.0, -1.0
+        return float(np.mean(np.stack(precisions))), float(np.mean(np.stack(recalls)))

@@ -1,0 +1,247 @@
+"""``faap eval``: baseline and perturbed per-group COCO metrics, gaps and bootstrap CIs.
+
+One inference pass per setting over the whole split (shape-bucketed batches, so batch size cannot
+change an image's result); each group is evaluated by restricting pycocotools to its image ids.
+The bootstrap resamples images within each group (stratified) with the same draw for both settings
+(paired) and re-accumulates the per-image match records of a single ``evaluate()`` per setting.
+Baseline detections are cached per (detector, dataset, split, eval settings) (research P3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from faapkit import __version__
+from faapkit.core.checkpoint import atomic_write_text, generator_state, load_checkpoint
+from faapkit.core.cocoeval import PerImageRecords, evaluate_groups, make_coco, per_image_eval
+from faapkit.core.distributed import DistInfo, gather_objects, init_from_env
+from faapkit.core.inference import detect, make_eval_loader
+from faapkit.core.perturb import PerturbationGenerator
+from faapkit.data.batching import eval_batches
+from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, load_split
+from faapkit.data.synth import default_cache_dir
+from faapkit.data.transforms import EvalTransform
+from faapkit.detr.frozen import FrozenDetector
+from faapkit.errors import CheckpointError, ConfigError, DataError
+
+SCHEMA = "faapkit.metrics/1"
+CACHE_FORMAT = 1
+
+
+@dataclass
+class EvalRequest:
+    data: DatasetSplit
+    detector: FrozenDetector
+    device: torch.device
+    checkpoint: Path | None = None
+    epsilon: float | None = None
+    batch_size: int = 8
+    min_size: int = 128
+    max_size: int = 213
+    bootstrap: int = 1000
+    seed: int = 0
+    confidence: float = 0.95
+    disadvantaged: str | None = None
+    advantaged: str | None = None
+    num_workers: int = 0
+    amp: bool = False
+    cache: bool = True
+
+
+def load_generator(path: Path, epsilon: float | None, device: torch.device) -> tuple[PerturbationGenerator, dict[str, Any]]:
+    """A generator from a faapkit or research checkpoint; epsilon from the checkpoint unless given."""
+    ckpt = load_checkpoint(path)
+    state, stored_eps = generator_state(ckpt)
+    eps = epsilon if epsilon is not None else stored_eps
+    if eps is None:
+        raise CheckpointError(f"{path} does not store epsilon (research checkpoint); pass --epsilon")
+    if "down1.net.0.weight" not in state:
+        raise CheckpointError(f"{path} does not hold perturbation-generator weights")
+    base = int(state["down1.net.0.weight"].shape[0])
+    gen = PerturbationGenerator(base, epsilon=eps)
+    try:
+        gen.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: generator weights do not fit: {str(exc).splitlines()[0]}") from None
+    meta = {k: ckpt[k] for k in ("version", "epoch", "global_step") if k in ckpt}
+    return gen.to(device).eval(), {**meta, "epsilon": eps, "epsilon_source": "cli" if epsilon is not None else "checkpoint"}
+
+
+def _cache_key(req: EvalRequest) -> str:
+    ident = {"format": CACHE_FORMAT, "detector": req.detector.name, "sha256": req.detector.sha256,
+             "dataset": req.data.fingerprint, "split": req.data.split, "min": req.min_size, "max": req.max_size,
+             "amp": req.amp and req.device.type == "cuda"}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def run_detections(req: EvalRequest, generator: torch.nn.Module | None, dist_info: DistInfo) -> list[dict[str, Any]]:
+    ds = GroupedDetectionDataset(req.data, EvalTransform(req.min_size, req.max_size))
+    batches = eval_batches(req.data.records, req.batch_size, req.min_size, req.max_size,
+                           rank=dist_info.rank, world_size=dist_info.world_size)
+    loader = make_eval_loader(ds, batches, req.num_workers, pin=req.device.type == "cuda")
+    local = detect(req.detector, loader, device=req.device, generator=generator, amp=req.amp)
+    merged = [d for part in gather_objects(local, dist_info) for d in part]
+    return sorted(merged, key=lambda d: (d["image_id"], -d["score"]))
+
+
+def baseline_detections(req: EvalRequest, dist_info: DistInfo) -> tuple[list[dict[str, Any]], bool]:
+    path = default_cache_dir() / "eval" / f"baseline-{_cache_key(req)}.json"
+    if req.cache and path.is_file():
+        try:
+            return json.loads(path.read_text())["detections"], True
+        except (json.JSONDecodeError, KeyError):
+            path.unlink(missing_ok=True)
+    dets = run_detections(req, None, dist_info)
+    if req.cache and dist_info.is_main:
+        atomic_write_text(path, json.dumps({"detections": dets}))
+    return dets, False
+
+
+def reference_groups(groups: list[str], disadvantaged: str | None, advantaged: str | None) -> tuple[str, str] | None:
+    if len(groups) == 2:
+        d = disadvantaged if disadvantaged in groups else None
+        a = advantaged if advantaged in groups else None
+        if d is None or a is None:
+            if disadvantaged in groups or advantaged in groups:
+                d = d or next(g for g in groups if g != a)
+                a = a or next(g for g in groups if g != d)
+            else:
+                d, a = groups[0], groups[1]
+        return d, a
+    return None
+
+
+def gap(values: dict[str, float], ref: tuple[str, str] | None) -> float:
+    if ref is not None:
+        return values[ref[1]] - values[ref[0]]
+    return max(values.values()) - min(values.values())
+
+
+def evaluate(req: EvalRequest) -> dict[str, Any]:
+    dist_info = init_from_env(req.device.type)
+    started = time.perf_counter()
+    data = req.data
+    groups = data.groups
+    for g in (req.disadvantaged, req.advantaged):
+        if g is not None and g not in groups and len(groups) == 2 and req.disadvantaged in groups:
+            raise DataError(f"group '{g}' has no images in split '{data.split}'")
+    if len(groups) < 2:
+        raise DataError(f"split '{data.split}' has a single group for '{data.split_by}' ({groups[0]}): nothing to compare")
+    ref = reference_groups(groups, req.disadvantaged, req.advantaged)
+    group_images = {g: [r.image_id for r in data.records if r.group == g] for g in groups}
+    coco_gt = make_coco(data.coco_gt)
+    t0 = time.perf_counter()
+    base_dets, cached = baseline_detections(req, dist_info)
+    t_base = time.perf_counter() - t0
+    settings: dict[str, list[dict[str, Any]]] = {"baseline": base_dets}
+    gen_meta: dict[str, Any] = {}
+    t_pert = 0.0
+    if req.checkpoint is not None:
+        generator, gen_meta = load_generator(req.checkpoint, req.epsilon, req.device)
+        t0 = time.perf_counter()
+        settings["perturbed"] = run_detections(req, generator, dist_info)
+        t_pert = time.perf_counter() - t0
+    if not dist_info.is_main:
+        return {}
+    t0 = time.perf_counter()
+    metrics = {name: evaluate_groups(coco_gt, dets, group_images) for name, dets in settings.items()}
+    t_coco = time.perf_counter() - t0
+    result: dict[str, Any] = {
+        "schema": SCHEMA, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "faapkit": __version__, "split": data.split, "split_by": data.split_by,
+        "groups": {g: {"images": len(ids), "boxes": sum(len(r.annotations) for r in data.records if r.group == g)}
+                   for g, ids in group_images.items()},
+        "reference": {"disadvantaged": ref[0], "advantaged": ref[1], "gap": "advantaged - disadvantaged"} if ref
+        else {"gap": "max - min over groups"},
+        "checkpoint": str(req.checkpoint) if req.checkpoint else None, **gen_meta,
+        "detector": {"name": req.detector.name, "checkpoint": req.detector.checkpoint, "sha256": req.detector.sha256},
+        "dataset": {"root": str(data.root), "layout": data.layout, "fingerprint": data.fingerprint,
+                    "skipped_corrupt": len(data.skipped_corrupt)},
+        "eval": {"batch_size": req.batch_size, "min_size": req.min_size, "max_size": req.max_size,
+                 "batching": "shape-bucketed (no padding)", "detections_per_image": req.detector.num_queries,
+                 "baseline_cached": cached, "world_size": dist_info.world_size},
+        "metrics": metrics,
+    }
+    result["gaps"] = {m: {name: gap({g: v[m] for g, v in per.items()}, ref) for name, per in metrics.items()}
+                      for m in ("AP", "AR", "AP50")}
+    if "perturbed" in metrics:
+        result["deltas"] = {g: {m: _sub(metrics["perturbed"][g][m], metrics["baseline"][g][m])
+                                for m in metrics["baseline"][g]} for g in groups}
+        for m in result["gaps"]:
+            result["gaps"][m]["change"] = result["gaps"][m]["perturbed"] - result["gaps"][m]["baseline"]
+    t0 = time.perf_counter()
+    if req.bootstrap > 0:
+        result["bootstrap"] = bootstrap(coco_gt, settings, group_images, ref, req.bootstrap, req.seed, req.confidence)
+    result["timing_s"] = {"baseline_inference": round(t_base, 3), "perturbed_inference": round(t_pert, 3),
+                          "coco_eval": round(t_coco, 3), "bootstrap": round(time.perf_counter() - t0, 3),
+                          "total": round(time.perf_counter() - started, 3)}
+    return result
+
+
+def _sub(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def bootstrap(coco_gt: Any, settings: dict[str, list[dict[str, Any]]], group_images: dict[str, list[int]],
+              ref: tuple[str, str] | None, resamples: int, seed: int, confidence: float) -> dict[str, Any]:
+    """Paired, group-stratified image bootstrap of per-group AP/AR, gaps and the change of gap."""
+    all_ids = sorted(i for ids in group_images.values() for i in ids)
+    records = {name: PerImageRecords(per_image_eval(coco_gt, dets, all_ids)) for name, dets in settings.items()}
+    pos = next(iter(records.values())).position()
+    group_pos = {g: np.array([pos[i] for i in ids]) for g, ids in group_images.items()}
+    rng = np.random.default_rng(seed)
+    draws = {g: rng.integers(0, len(p), size=(resamples, len(p))) for g, p in group_pos.items()}
+    samples: dict[str, dict[str, dict[str, np.ndarray]]] = {
+        name: {g: {"AP": np.empty(resamples), "AR": np.empty(resamples)} for g in group_pos} for name in records}
+    for r in range(resamples):
+        for g, p in group_pos.items():
+            subset = p[draws[g][r]]
+            for name, rec in records.items():
+                ap, ar = rec.ap_ar(subset)
+                samples[name][g]["AP"][r] = ap
+                samples[name][g]["AR"][r] = ar
+    lo_q, hi_q = (1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100
+
+    def ci(x: np.ndarray) -> list[float]:
+        return [float(np.percentile(x, lo_q)), float(np.percentile(x, hi_q))]
+
+    out: dict[str, Any] = {"resamples": resamples, "seed": seed, "confidence": confidence,
+                           "method": "paired group-stratified image bootstrap, percentile CIs", "groups": {}, "gaps": {}}
+    for name in records:
+        out["groups"][name] = {g: {m: ci(v) for m, v in s.items()} for g, s in samples[name].items()}
+    for m in ("AP", "AR"):
+        per_setting = {}
+        for name in records:
+            if ref is not None:
+                per_setting[name] = samples[name][ref[1]][m] - samples[name][ref[0]][m]
+            else:
+                stacked = np.stack([samples[name][g][m] for g in group_pos])
+                per_setting[name] = stacked.max(0) - stacked.min(0)
+        entry: dict[str, Any] = {name: ci(v) for name, v in per_setting.items()}
+        if "perturbed" in per_setting:
+            change = per_setting["perturbed"] - per_setting["baseline"]
+            lo, hi = ci(change)
+            entry["change"] = [lo, hi]
+            entry["p_change_negative"] = float(np.mean(change < 0))
+            entry["significant"] = bool(lo > 0 or hi < 0)
+        out["gaps"][m] = entry
+    if "perturbed" in records:
+        out["deltas"] = {g: {m: ci(samples["perturbed"][g][m] - samples["baseline"][g][m]) for m in ("AP", "AR")}
+                         for g in group_pos}
+    return out
+
+
+def load_eval_split(root: Path, split: str, split_by: str, layout: str, limit: int | None, on_corrupt: str) -> DatasetSplit:
+    data = load_split(root, split, split_by=split_by, layout=layout, limit=limit, on_corrupt=on_corrupt)
+    if len(data.groups) < 2:
+        raise ConfigError(f"split '{split}' has only group {data.groups} for '{split_by}'")
+    return data
