@@ -108,13 +108,11 @@ def make_plugin_manager(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise ConfigError(f"plugin '{exc.plugin_name}' implements an unknown hook: {exc}") from None
+        raise ConfigError(f"a plugin implements an unknown hook: {exc}") from None
     return pm
 
 
-def _register(
-    pm: FaapPluginManager, name: str, plugin: object, dist: str, version: str, builtin: bool
-) -> None:
+def _register(pm: FaapPluginManager, name: str, plugin: object, dist: str, version: str, builtin: bool) -> None:
     if pm.is_blocked(name):
         return
     if pm.has_plugin(name):

@@ -2,9 +2,9 @@
 
 from collections.abc import Callable
 
+from faap_plugins.options import Options
 from pydantic import Field
 
-from faap_plugins.options import Options
 from faapkit import hookimpl
 from faapkit.specs import HeadSpec, ScheduleSpec
 
@@ -65,27 +65,82 @@ class DiscriminatorOptions(Options):
 
 @hookimpl
 def faap_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
-    register(ScheduleSpec(name="constant", factory=f"{SCHED}:constant", options=ConstantOptions,
-                          description="the same value every epoch"))
-    register(ScheduleSpec(name="linear", factory=f"{SCHED}:linear", options=LinearOptions,
-                          description="start -> end linearly over the run (beta)"))
-    register(ScheduleSpec(name="three_phase", factory=f"{SCHED}:three_phase", kind="epsilon",
-                          options=ThreePhaseOptions,
-                          description="warmup / hold / fixed-length cooldown (E1: 1st, 2nd, 7th)"))
-    register(ScheduleSpec(name="three_phase_to_end", factory=f"{SCHED}:three_phase_to_end", kind="epsilon",
-                          options=ToEndOptions, description="warmup / hold / cooldown to the last epoch (E4: 4th)"))
-    register(ScheduleSpec(name="linear_warmup", factory=f"{SCHED}:linear_warmup", options=WarmupOptions,
-                          description="(e+1)/(W+1) for e < W, then 1 (4th contrastive weight)"))
-    register(ScheduleSpec(name="warmup_cosine", factory=f"{SCHED}:warmup_cosine", kind="lr",
-                          options=WarmupCosineOptions, description="lr factor: linear warmup then cosine (4th)"))
+    register(
+        ScheduleSpec(
+            name="constant",
+            factory=f"{SCHED}:constant",
+            options=ConstantOptions,
+            description="the same value every epoch",
+        )
+    )
+    register(
+        ScheduleSpec(
+            name="linear",
+            factory=f"{SCHED}:linear",
+            options=LinearOptions,
+            description="start -> end linearly over the run (beta)",
+        )
+    )
+    register(
+        ScheduleSpec(
+            name="three_phase",
+            factory=f"{SCHED}:three_phase",
+            kind="epsilon",
+            options=ThreePhaseOptions,
+            description="warmup / hold / fixed-length cooldown (E1: 1st, 2nd, 7th)",
+        )
+    )
+    register(
+        ScheduleSpec(
+            name="three_phase_to_end",
+            factory=f"{SCHED}:three_phase_to_end",
+            kind="epsilon",
+            options=ToEndOptions,
+            description="warmup / hold / cooldown to the last epoch (E4: 4th)",
+        )
+    )
+    register(
+        ScheduleSpec(
+            name="linear_warmup",
+            factory=f"{SCHED}:linear_warmup",
+            options=WarmupOptions,
+            description="(e+1)/(W+1) for e < W, then 1 (4th contrastive weight)",
+        )
+    )
+    register(
+        ScheduleSpec(
+            name="warmup_cosine",
+            factory=f"{SCHED}:warmup_cosine",
+            kind="lr",
+            options=WarmupCosineOptions,
+            description="lr factor: linear warmup then cosine (4th)",
+        )
+    )
 
 
 @hookimpl
 def faap_register_heads(register: Callable[[HeadSpec], None]) -> None:
-    register(HeadSpec(name="simclr_mlp", factory=f"{HEADS}:SimCLRProjectionHead", options=MLPHeadOptions,
-                      description="mean over queries -> Linear-ReLU-Linear -> L2 norm (1st-3rd)"))
-    register(HeadSpec(name="stabilized_mlp", factory=f"{HEADS}:StabilizedProjectionHead",
-                      options=StabilizedHeadOptions,
-                      description="mean over queries -> LayerNorm-Linear-ReLU-Dropout-Linear -> L2 norm (4th)"))
-    register(HeadSpec(name="group_discriminator", factory=f"{HEADS}:GroupDiscriminator",
-                      options=DiscriminatorOptions, description="LayerNorm-MLP group classifier on decoder features (7th)"))
+    register(
+        HeadSpec(
+            name="simclr_mlp",
+            factory=f"{HEADS}:SimCLRProjectionHead",
+            options=MLPHeadOptions,
+            description="mean over queries -> Linear-ReLU-Linear -> L2 norm (1st-3rd)",
+        )
+    )
+    register(
+        HeadSpec(
+            name="stabilized_mlp",
+            factory=f"{HEADS}:StabilizedProjectionHead",
+            options=StabilizedHeadOptions,
+            description="mean over queries -> LayerNorm-Linear-ReLU-Dropout-Linear -> L2 norm (4th)",
+        )
+    )
+    register(
+        HeadSpec(
+            name="group_discriminator",
+            factory=f"{HEADS}:GroupDiscriminator",
+            options=DiscriminatorOptions,
+            description="LayerNorm-MLP group classifier on decoder features (7th)",
+        )
+    )

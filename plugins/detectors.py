@@ -8,31 +8,69 @@ from faapkit.specs import DetectorSpec
 BUILD = "faapkit.detr.build:build_detr"
 
 _RESNET_COMMON = {
-    "hidden_dim": 256, "nheads": 8, "enc_layers": 6, "dec_layers": 6, "dim_feedforward": 2048,
-    "num_queries": 100, "num_classes": 91, "dilation": False,
+    "hidden_dim": 256,
+    "nheads": 8,
+    "enc_layers": 6,
+    "dec_layers": 6,
+    "dim_feedforward": 2048,
+    "num_queries": 100,
+    "num_classes": 91,
+    "dilation": False,
 }
 
 
 @hookimpl
 def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
-    register(DetectorSpec(
-        name="detr-r50", factory=BUILD, arch={"backbone": "resnet50", **_RESNET_COMMON},
-        description="facebookresearch/detr DETR-R50 (COCO, 91 classes); load detr-r50-e632da11.pth",
-    ))
-    register(DetectorSpec(
-        name="detr-r101", factory=BUILD, arch={"backbone": "resnet101", **_RESNET_COMMON},
-        description="facebookresearch/detr DETR-R101 (COCO, 91 classes); load detr-r101-2c7b67e5.pth",
-    ))
-    register(DetectorSpec(
-        name="detr-r18-d64", factory=BUILD,
-        arch={"backbone": "resnet18", "hidden_dim": 64, "nheads": 4, "enc_layers": 2, "dec_layers": 2,
-              "dim_feedforward": 128, "num_queries": 20, "num_classes": 91, "dilation": False},
-        description="small upstream-compatible config (ResNet-18, d 64) used for parity tests",
-    ))
-    register(DetectorSpec(
-        name="detr-synth-tiny", factory=BUILD,
-        arch={"backbone": "tinyconv", "hidden_dim": 128, "nheads": 4, "enc_layers": 2, "dec_layers": 2,
-              "dim_feedforward": 256, "num_queries": 16, "num_classes": 2, "dilation": False},
-        weights="faapkit:weights/detr-synth-tiny.pth",
-        description="tiny DETR (stride-16 conv backbone) trained on the embedded synthetic benchmark",
-    ))
+    register(
+        DetectorSpec(
+            name="detr-r50",
+            factory=BUILD,
+            arch={"backbone": "resnet50", **_RESNET_COMMON},
+            description="facebookresearch/detr DETR-R50 (COCO, 91 classes); load detr-r50-e632da11.pth",
+        )
+    )
+    register(
+        DetectorSpec(
+            name="detr-r101",
+            factory=BUILD,
+            arch={"backbone": "resnet101", **_RESNET_COMMON},
+            description="facebookresearch/detr DETR-R101 (COCO, 91 classes); load detr-r101-2c7b67e5.pth",
+        )
+    )
+    register(
+        DetectorSpec(
+            name="detr-r18-d64",
+            factory=BUILD,
+            arch={
+                "backbone": "resnet18",
+                "hidden_dim": 64,
+                "nheads": 4,
+                "enc_layers": 2,
+                "dec_layers": 2,
+                "dim_feedforward": 128,
+                "num_queries": 20,
+                "num_classes": 91,
+                "dilation": False,
+            },
+            description="small upstream-compatible config (ResNet-18, d 64) used for parity tests",
+        )
+    )
+    register(
+        DetectorSpec(
+            name="detr-synth-tiny",
+            factory=BUILD,
+            arch={
+                "backbone": "tinyconv",
+                "hidden_dim": 128,
+                "nheads": 4,
+                "enc_layers": 2,
+                "dec_layers": 2,
+                "dim_feedforward": 256,
+                "num_queries": 16,
+                "num_classes": 2,
+                "dilation": False,
+            },
+            weights="faapkit:weights/detr-synth-tiny.pth",
+            description="tiny DETR (stride-16 conv backbone) trained on the embedded synthetic benchmark",
+        )
+    )

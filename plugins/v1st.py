@@ -3,9 +3,9 @@ one-way Wasserstein alignment of Hungarian-matched scores, detection loss."""
 
 from collections.abc import Callable
 
+from faap_plugins.options import Options
 from pydantic import Field
 
-from faap_plugins.options import Options
 from faapkit import hookimpl
 from faapkit.specs import LossSpec, VersionSpec
 
@@ -20,17 +20,34 @@ class CrossGroupInfoNCEOptions(Options):
 
 @hookimpl
 def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
-    register(LossSpec(name="infonce_cross_group", factory="faapkit.core.losses.contrastive:CrossGroupInfoNCE",
-                      options=CrossGroupInfoNCEOptions,
-                      description="bidirectional cross-group InfoNCE + matched-score Wasserstein + detection"))
+    register(
+        LossSpec(
+            name="infonce_cross_group",
+            factory="faapkit.core.losses.contrastive:CrossGroupInfoNCE",
+            options=CrossGroupInfoNCEOptions,
+            description="bidirectional cross-group InfoNCE + matched-score Wasserstein + detection",
+        )
+    )
 
 
 @hookimpl
 def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
-    register(VersionSpec(
-        name="1st", loss="infonce_cross_group", head="simclr_mlp",
-        schedules={"epsilon": "three_phase", "beta": "linear"},
-        defaults={"train": {"batch_size": 4, "epochs": 24, "lr": 1e-4, "weight_decay": 0.01, "max_norm": 0.1,
-                            "augment": "medium"}},
-        description="cross-gender InfoNCE (F anchors, M positives), Wasserstein score alignment",
-    ))
+    register(
+        VersionSpec(
+            name="1st",
+            loss="infonce_cross_group",
+            head="simclr_mlp",
+            schedules={"epsilon": "three_phase", "beta": "linear"},
+            defaults={
+                "train": {
+                    "batch_size": 4,
+                    "epochs": 24,
+                    "lr": 1e-4,
+                    "weight_decay": 0.01,
+                    "max_norm": 0.1,
+                    "augment": "medium",
+                }
+            },
+            description="cross-gender InfoNCE (F anchors, M positives), Wasserstein score alignment",
+        )
+    )

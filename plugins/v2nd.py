@@ -5,9 +5,9 @@ versus upper ceil(N/2) with a deterministic tie-break, so no image is in both se
 
 from collections.abc import Callable
 
+from faap_plugins.options import Options
 from pydantic import Field
 
-from faap_plugins.options import Options
 from faapkit import hookimpl
 from faapkit.specs import LossSpec, VersionSpec
 
@@ -23,17 +23,34 @@ class ScoreSplitOptions(Options):
 
 @hookimpl
 def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
-    register(LossSpec(name="infonce_score_split", factory="faapkit.core.losses.contrastive:ScoreSplitInfoNCE",
-                      options=ScoreSplitOptions,
-                      description="low/high detection-score InfoNCE (disjoint rank split) + Wasserstein + detection"))
+    register(
+        LossSpec(
+            name="infonce_score_split",
+            factory="faapkit.core.losses.contrastive:ScoreSplitInfoNCE",
+            options=ScoreSplitOptions,
+            description="low/high detection-score InfoNCE (disjoint rank split) + Wasserstein + detection",
+        )
+    )
 
 
 @hookimpl
 def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
-    register(VersionSpec(
-        name="2nd", loss="infonce_score_split", head="simclr_mlp",
-        schedules={"epsilon": "three_phase", "beta": "linear"},
-        defaults={"train": {"batch_size": 4, "epochs": 24, "lr": 1e-4, "weight_decay": 0.01, "max_norm": 0.1,
-                            "augment": "medium"}},
-        description="score-based low/high InfoNCE, group-blind (median split made disjoint)",
-    ))
+    register(
+        VersionSpec(
+            name="2nd",
+            loss="infonce_score_split",
+            head="simclr_mlp",
+            schedules={"epsilon": "three_phase", "beta": "linear"},
+            defaults={
+                "train": {
+                    "batch_size": 4,
+                    "epochs": 24,
+                    "lr": 1e-4,
+                    "weight_decay": 0.01,
+                    "max_norm": 0.1,
+                    "augment": "medium",
+                }
+            },
+            description="score-based low/high InfoNCE, group-blind (median split made disjoint)",
+        )
+    )

@@ -2,9 +2,9 @@
 
 from collections.abc import Callable
 
+from faap_plugins.options import Options
 from pydantic import Field
 
-from faap_plugins.options import Options
 from faapkit import hookimpl
 from faapkit.specs import LossSpec, VersionSpec
 
@@ -21,18 +21,35 @@ class GroupAwareOptions(Options):
 
 @hookimpl
 def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
-    register(LossSpec(name="infonce_group_aware", factory="faapkit.core.losses.contrastive:GroupAwareInfoNCE",
-                      options=GroupAwareOptions,
-                      description="adaptive-weight group InfoNCE + image-score Wasserstein + detection"))
+    register(
+        LossSpec(
+            name="infonce_group_aware",
+            factory="faapkit.core.losses.contrastive:GroupAwareInfoNCE",
+            options=GroupAwareOptions,
+            description="adaptive-weight group InfoNCE + image-score Wasserstein + detection",
+        )
+    )
 
 
 @hookimpl
 def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
-    register(VersionSpec(
-        name="3rd", loss="infonce_group_aware", head="simclr_mlp",
-        schedules={"epsilon": "constant", "beta": "linear"},
-        defaults={"train": {"batch_size": 8, "epochs": 24, "lr": 1e-4, "weight_decay": 0.01, "max_norm": 0.1,
-                            "augment": "medium"},
-                  "schedules": {"epsilon": {"name": "constant", "value": 0.10}}},
-        description="gender-aware InfoNCE with adaptive score weighting, fixed epsilon 0.10",
-    ))
+    register(
+        VersionSpec(
+            name="3rd",
+            loss="infonce_group_aware",
+            head="simclr_mlp",
+            schedules={"epsilon": "constant", "beta": "linear"},
+            defaults={
+                "train": {
+                    "batch_size": 8,
+                    "epochs": 24,
+                    "lr": 1e-4,
+                    "weight_decay": 0.01,
+                    "max_norm": 0.1,
+                    "augment": "medium",
+                },
+                "schedules": {"epsilon": {"name": "constant", "value": 0.10}},
+            },
+            description="gender-aware InfoNCE with adaptive score weighting, fixed epsilon 0.10",
+        )
+    )

@@ -3,9 +3,9 @@ epsilon warmup/hold/cooldown, contrastive warmup, warmup-cosine LR, weak jitter,
 
 from collections.abc import Callable
 
+from faap_plugins.options import Options
 from pydantic import Field
 
-from faap_plugins.options import Options
 from faapkit import hookimpl
 from faapkit.specs import LossSpec, VersionSpec
 
@@ -20,19 +20,39 @@ class AnchorAlignedOptions(Options):
 
 @hookimpl
 def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
-    register(LossSpec(name="infonce_anchor_aligned",
-                      factory="faapkit.core.losses.contrastive:AnchorAlignedInfoNCE",
-                      options=AnchorAlignedOptions,
-                      description="disadvantaged->advantaged InfoNCE (targets detached) + feature-mean alignment"))
+    register(
+        LossSpec(
+            name="infonce_anchor_aligned",
+            factory="faapkit.core.losses.contrastive:AnchorAlignedInfoNCE",
+            options=AnchorAlignedOptions,
+            description="disadvantaged->advantaged InfoNCE (targets detached) + feature-mean alignment",
+        )
+    )
 
 
 @hookimpl
 def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
-    register(VersionSpec(
-        name="4th", loss="infonce_anchor_aligned", head="stabilized_mlp",
-        schedules={"epsilon": "three_phase_to_end", "beta": "linear", "lr": "warmup_cosine",
-                   "contrastive_weight": "linear_warmup"},
-        defaults={"train": {"batch_size": 8, "epochs": 24, "lr": 1e-4, "weight_decay": 0.01, "max_norm": 0.5,
-                            "augment": "weak"}},
-        description="male-detached F->M InfoNCE, LN+Dropout head, feature-mean alignment, schedules",
-    ))
+    register(
+        VersionSpec(
+            name="4th",
+            loss="infonce_anchor_aligned",
+            head="stabilized_mlp",
+            schedules={
+                "epsilon": "three_phase_to_end",
+                "beta": "linear",
+                "lr": "warmup_cosine",
+                "contrastive_weight": "linear_warmup",
+            },
+            defaults={
+                "train": {
+                    "batch_size": 8,
+                    "epochs": 24,
+                    "lr": 1e-4,
+                    "weight_decay": 0.01,
+                    "max_norm": 0.5,
+                    "augment": "weak",
+                }
+            },
+            description="male-detached F->M InfoNCE, LN+Dropout head, feature-mean alignment, schedules",
+        )
+    )

@@ -4,9 +4,9 @@ entropy bonus) plus a one-way Wasserstein term and the detection loss."""
 
 from collections.abc import Callable
 
+from faap_plugins.options import Options
 from pydantic import Field
 
-from faap_plugins.options import Options
 from faapkit import hookimpl
 from faapkit.specs import LossSpec, VersionSpec
 
@@ -23,17 +23,34 @@ class AdversarialOptions(Options):
 
 @hookimpl
 def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
-    register(LossSpec(name="wgan_gd", factory="faapkit.core.losses.adversarial:AdversarialGroupLoss",
-                      options=AdversarialOptions,
-                      description="group discriminator game + matched-score Wasserstein + detection"))
+    register(
+        LossSpec(
+            name="wgan_gd",
+            factory="faapkit.core.losses.adversarial:AdversarialGroupLoss",
+            options=AdversarialOptions,
+            description="group discriminator game + matched-score Wasserstein + detection",
+        )
+    )
 
 
 @hookimpl
 def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
-    register(VersionSpec(
-        name="7th", loss="wgan_gd", head="group_discriminator",
-        schedules={"epsilon": "three_phase", "beta": "linear"},
-        defaults={"train": {"batch_size": 4, "epochs": 24, "lr": 1e-4, "weight_decay": 0.0, "max_norm": 0.1,
-                            "augment": "none"}},
-        description="adversarial WGAN-GD baseline (comparison row)",
-    ))
+    register(
+        VersionSpec(
+            name="7th",
+            loss="wgan_gd",
+            head="group_discriminator",
+            schedules={"epsilon": "three_phase", "beta": "linear"},
+            defaults={
+                "train": {
+                    "batch_size": 4,
+                    "epochs": 24,
+                    "lr": 1e-4,
+                    "weight_decay": 0.0,
+                    "max_norm": 0.1,
+                    "augment": "none",
+                }
+            },
+            description="adversarial WGAN-GD baseline (comparison row)",
+        )
+    )

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from faapkit import __version__
-from faapkit.cli import commands, config_cmd, data_cmd, evaluate, inspection
+from faapkit.cli import commands, compare, config_cmd, data_cmd, evaluate, inspection
 from faapkit.cli._console import err_console
 from faapkit.cli._context import AppState
 from faapkit.errors import FaapError
@@ -45,7 +45,7 @@ def root(
 
 app.command("train")(commands.train)
 app.command("eval")(evaluate.evaluate)
-app.command("compare")(commands.compare)
+app.command("compare")(compare.compare)
 app.add_typer(inspection.app, name="inspect", help="Look into plugins, detectors, datasets, checkpoints, runs.")
 app.add_typer(config_cmd.app, name="config", help="Show resolved configurations.")
 app.add_typer(data_cmd.data_app, name="data", help="Generate the embedded synthetic benchmark.")
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
         message = " ".join(str(exc).split()) or type(exc).__name__
         err_console.print(
             f"error: {type(exc).__name__}: {message} (unexpected; rerun with FAAP_DEBUG=1 for a traceback)",
-            markup=False, highlight=False, soft_wrap=True,
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
         sys.exit(1)

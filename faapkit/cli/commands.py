@@ -33,8 +33,12 @@ def train(
 ) -> None:
     """Train a perturbation generator with a method version (default: 4th on the embedded benchmark)."""
     overrides = list(set_ or [])
-    for key, value in (("train.epochs", epochs), ("train.max_steps", max_steps),
-                       ("data.limit_images", limit_images), ("train.device", device)):
+    for key, value in (
+        ("train.epochs", epochs),
+        ("train.max_steps", max_steps),
+        ("data.limit_images", limit_images),
+        ("train.device", device),
+    ):
         if value is not None:
             overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
     if nproc > 1:
@@ -52,8 +56,9 @@ def train(
         base_version = manifest["version"]
         if version is not None and version != base_version:
             raise FaapError(f"cannot resume {resume}: it is a '{base_version}' run, not '{version}'")
-        resolved = resolve_config(registries, version=base_version, file=config, overrides=overrides,
-                                  base=manifest.get("config", {}))
+        resolved = resolve_config(
+            registries, version=base_version, file=config, overrides=overrides, base=manifest.get("config", {})
+        )
         run_dir = resume
     else:
         resolved = resolve_config(registries, version=version, file=config, overrides=overrides)
@@ -67,8 +72,10 @@ def train(
     trainer = Trainer(resolved, registries, run_dir, resume=resume is not None, providers=providers, reporter=reporter)
     trainer.setup()
     if is_main:
-        info(f"run folder: {run_dir}  version {resolved.version}  device {trainer.device}  "
-             f"steps/epoch {trainer.steps_per_epoch}  world size {trainer.dist.world_size}")
+        info(
+            f"run folder: {run_dir}  version {resolved.version}  device {trainer.device}  "
+            f"steps/epoch {trainer.steps_per_epoch}  world size {trainer.dist.world_size}"
+        )
     summary = trainer.fit()
     from faapkit.core.distributed import shutdown
 
@@ -77,7 +84,10 @@ def train(
         if json_:
             print_json(summary)
         else:
-            info(f"done: {summary['epochs_done']} epoch(s), {summary['global_step']} steps; checkpoints in {run_dir}/checkpoints")
+            info(
+                f"done: {summary['epochs_done']} epoch(s), {summary['global_step']} steps; "
+                f"checkpoints in {run_dir}/checkpoints"
+            )
 
 
 def _providers(st: object, version: str) -> dict[str, object]:
@@ -93,8 +103,12 @@ def _providers(st: object, version: str) -> dict[str, object]:
     for key, (registry, name) in items.items():
         plugin = registry.providers[name]
         dist = pm.info.get(plugin)
-        out[key] = {"name": name, "plugin": plugin, "distribution": dist.distribution if dist else "?",
-                    "distribution_version": dist.version if dist else "?"}
+        out[key] = {
+            "name": name,
+            "plugin": plugin,
+            "distribution": dist.distribution if dist else "?",
+            "distribution_version": dist.version if dist else "?",
+        }
     return out
 
 
@@ -114,13 +128,17 @@ def _launch_torchrun(nproc: int) -> None:
         if a.startswith("--nproc="):
             continue
         cleaned.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone", "-m", "faapkit", *cleaned]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        "--standalone",
+        "-m",
+        "faapkit",
+        *cleaned,
+    ]
     info("launching: " + " ".join(cmd[2:]))
     rc = subprocess.call(cmd)
     if rc != 0:
         raise FaapError(f"torchrun exited with status {rc}")
-
-
-def compare(ctx: typer.Context) -> None:
-    """Put many runs side by side (not yet available)."""
-    raise FaapError("'faap compare' is not available in this build yet (tracked in issue #6)")

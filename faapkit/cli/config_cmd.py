@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import typer
 
 from faapkit.cli._console import out_console, print_json
@@ -29,5 +28,3 @@ def show(
         print_json(data)
     else:
         out_console.print(to_toml(data), markup=False, highlight=False, end="")
-
-

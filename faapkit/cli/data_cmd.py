@@ -35,10 +35,13 @@ def pretrain_cmd(
     ctx: typer.Context,
     preset: Annotated[str, typer.Option(help="training preset")] = "synth-tiny",
     out: Annotated[Path, typer.Option(help="where to write the weights (.pth) and report (.json)")] = Path(
-        "detr-synth-tiny.pth"),
+        "detr-synth-tiny.pth"
+    ),
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     epochs: Annotated[int | None, typer.Option(help="override the preset's epochs")] = None,
-    stop_after: Annotated[int | None, typer.Option(help="end after this many epochs, keeping the --epochs schedule")] = None,
+    stop_after: Annotated[
+        int | None, typer.Option(help="end after this many epochs, keeping the --epochs schedule")
+    ] = None,
     workers: Annotated[int, typer.Option(help="data loader workers")] = 4,
     json_: JsonOpt = False,
 ) -> None:
@@ -50,9 +53,13 @@ def pretrain_cmd(
         raise ConfigError(f"unknown preset '{preset}'; known: {', '.join(PRESETS)}")
     p = PRESETS[preset]
     spec = state(ctx).registries.detectors.get(p.detector)
-    report = pretrain(spec, out, preset=p, device=device, epochs=epochs, stop_after=stop_after, num_workers=workers, log=info)
+    report = pretrain(
+        spec, out, preset=p, device=device, epochs=epochs, stop_after=stop_after, num_workers=workers, log=info
+    )
     if json_:
         print_json(report)
     else:
-        info(f"saved {out}; test AP per group: " + ", ".join(
-            f"{g}={m['AP']:.3f}" for g, m in report["test_baseline_trained_device"].items()))
+        info(
+            f"saved {out}; test AP per group: "
+            + ", ".join(f"{g}={m['AP']:.3f}" for g, m in report["test_baseline_trained_device"].items())
+        )

@@ -26,7 +26,7 @@ def _resolve_target(target: Path | None, epoch: int | None) -> tuple[Path | None
     if target.is_dir():
         run = RunDir(target)
         config = run.read_manifest().get("config", {})
-        files = [p for p in run.checkpoint_files() if p.name.startswith("epoch_")]
+        files = sorted(run.checkpoint_files(), key=lambda p: p.stat().st_mtime)  # the latest state last
         if epoch is not None:
             files = [p for p in files if p.name == f"epoch_{epoch:04d}.pt"]
         if not files:
@@ -40,8 +40,12 @@ def evaluate(
     ctx: typer.Context,
     target: Annotated[Path | None, typer.Argument(help="run folder or checkpoint; omit for the baseline only")] = None,
     split: Annotated[str, typer.Option(help="split to evaluate")] = "test",
-    split_by: Annotated[str | None, typer.Option(help="image attribute defining the groups (default: the run's)")] = None,
-    data: Annotated[Path | None, typer.Option(help="dataset root (default: the run's, else the embedded benchmark)")] = None,
+    split_by: Annotated[
+        str | None, typer.Option(help="image attribute defining the groups (default: the run's)")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="dataset root (default: the run's, else the embedded benchmark)")
+    ] = None,
     detector: Annotated[str | None, typer.Option(help="registered detector (default: the run's)")] = None,
     detector_checkpoint: Annotated[Path | None, typer.Option(help="detector weights")] = None,
     epoch: Annotated[int | None, typer.Option(help="checkpoint epoch of a run folder (default: last)")] = None,
@@ -62,9 +66,10 @@ def evaluate(
 
     from faapkit.config import DataConfig
     from faapkit.core.checkpoint import atomic_write_text
-    from faapkit.core.evaluator import EvalRequest, evaluate as run_eval, load_eval_split
-    from faapkit.core.trainer import select_device
     from faapkit.core.distributed import DistInfo
+    from faapkit.core.evaluator import EvalRequest, load_eval_split
+    from faapkit.core.evaluator import evaluate as run_eval
+    from faapkit.core.trainer import select_device
     from faapkit.data.synth import embedded_dataset
     from faapkit.detr.frozen import load_detector
 
@@ -77,16 +82,28 @@ def evaluate(
     dev = select_device(device, DistInfo())
     reg = state(ctx).registries
     det_name = detector or run_config.get("detector", {}).get("name", "detr-synth-tiny")
-    det_ckpt = detector_checkpoint or (Path(run_config["detector"]["checkpoint"])
-                                       if run_config.get("detector", {}).get("checkpoint") else None)
+    det_ckpt = detector_checkpoint or (
+        Path(run_config["detector"]["checkpoint"]) if run_config.get("detector", {}).get("checkpoint") else None
+    )
     det = load_detector(reg.detectors.get(det_name), det_ckpt, device=dev)
     split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt)
     same_attr = attr == dcfg.split_by
-    req = EvalRequest(data=split_data, detector=det, device=dev, checkpoint=checkpoint, epsilon=epsilon,
-                      batch_size=batch_size, min_size=dcfg.min_size, max_size=dcfg.max_size, bootstrap=bootstrap,
-                      seed=seed, disadvantaged=disadvantaged or (dcfg.disadvantaged if same_attr else None),
-                      advantaged=advantaged or (dcfg.advantaged if same_attr else None),
-                      cache=not no_cache, amp=dev.type == "cuda")
+    req = EvalRequest(
+        data=split_data,
+        detector=det,
+        device=dev,
+        checkpoint=checkpoint,
+        epsilon=epsilon,
+        batch_size=batch_size,
+        min_size=dcfg.min_size,
+        max_size=dcfg.max_size,
+        bootstrap=bootstrap,
+        seed=seed,
+        disadvantaged=disadvantaged or (dcfg.disadvantaged if same_attr else None),
+        advantaged=advantaged or (dcfg.advantaged if same_attr else None),
+        cache=not no_cache,
+        amp=dev.type == "cuda",
+    )
     with torch.inference_mode(False):
         result = run_eval(req)
     if not result:
@@ -111,15 +128,23 @@ def _ci(ci: list[float] | None) -> str:
 
 def metrics_table(result: dict[str, Any]) -> Table:
     boot = result.get("bootstrap", {})
-    table = Table(title=f"{result['split']} split by {result['split_by']}"
-                  + (f" - epsilon {result['epsilon']:.4f}" if result.get("epsilon") is not None else ""))
+    table = Table(
+        title=f"{result['split']} split by {result['split_by']}"
+        + (f" - epsilon {result['epsilon']:.4f}" if result.get("epsilon") is not None else "")
+    )
     for col in ("setting", "group", "images", "AP", "AP50", "AR"):
         table.add_column(col, justify="right" if col not in ("setting", "group") else "left")
     for name, per in result["metrics"].items():
         for g, m in per.items():
             cis = boot.get("groups", {}).get(name, {}).get(g, {})
-            table.add_row(name, g, str(result["groups"][g]["images"]), f"{m['AP']:.3f}{_ci(cis.get('AP'))}",
-                          f"{m['AP50']:.3f}", f"{m['AR']:.3f}{_ci(cis.get('AR'))}")
+            table.add_row(
+                name,
+                g,
+                str(result["groups"][g]["images"]),
+                f"{m['AP']:.3f}{_ci(cis.get('AP'))}",
+                f"{m['AP50']:.3f}",
+                f"{m['AR']:.3f}{_ci(cis.get('AR'))}",
+            )
     for metric in ("AP", "AR"):
         gaps = result["gaps"][metric]
         bci = boot.get("gaps", {}).get(metric, {})

@@ -19,18 +19,27 @@ def plugin_rows(ctx: typer.Context) -> list[dict[str, Any]]:
     st = state(ctx)
     reg = st.registries
     rows: list[dict[str, Any]] = []
-    for kind, registry in (("version", reg.versions), ("loss", reg.losses), ("head", reg.heads),
-                           ("schedule", reg.schedules), ("detector", reg.detectors)):
+    for kind, registry in (
+        ("version", reg.versions),
+        ("loss", reg.losses),
+        ("head", reg.heads),
+        ("schedule", reg.schedules),
+        ("detector", reg.detectors),
+    ):
         for name in registry:
             provider = registry.providers[name]
             info = st.pm.info.get(provider)
             spec = registry.entries[name]
-            rows.append({
-                "kind": kind, "name": name, "plugin": provider,
-                "distribution": info.distribution if info else "?",
-                "builtin": bool(info and info.builtin),
-                "description": getattr(spec, "description", ""),
-            })
+            rows.append(
+                {
+                    "kind": kind,
+                    "name": name,
+                    "plugin": provider,
+                    "distribution": info.distribution if info else "?",
+                    "builtin": bool(info and info.builtin),
+                    "description": getattr(spec, "description", ""),
+                }
+            )
     return rows
 
 

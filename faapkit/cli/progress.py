@@ -10,16 +10,33 @@ from rich.table import Table
 
 from faapkit.cli._console import err_console
 
-SHOWN = ("total", "loss_det", "loss_contrastive", "loss_align", "loss_wasserstein", "loss_fair", "d_loss",
-         "delta_linf", "score_gap")
+SHOWN = (
+    "total",
+    "loss_det",
+    "loss_contrastive",
+    "loss_align",
+    "loss_wasserstein",
+    "loss_fair",
+    "d_loss",
+    "delta_linf",
+    "score_gap",
+)
 
 
 class TrainReporter:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=err_console, transient=True, disable=not enabled)
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+            disable=not enabled,
+        )
         self.task: Any = None
         self.t0 = time.perf_counter()
         self.images0 = 0

@@ -57,8 +57,9 @@ def color_jitter(images: Tensor, mask: Tensor, strength: str, generator: torch.G
 
 def _rotate_hue(x: Tensor, angle: Tensor) -> Tensor:
     """Rotate chroma by ``angle (B,)`` radians in YIQ space."""
-    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
-                          dtype=x.dtype, device=x.device)
+    to_yiq = torch.tensor(
+        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=x.dtype, device=x.device
+    )
     from_yiq = torch.linalg.inv(to_yiq)
     yiq = torch.einsum("ij,bjhw->bihw", to_yiq, x)
     cos, sin = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)

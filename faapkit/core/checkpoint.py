@@ -61,7 +61,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             raise CheckpointError(
                 f"refusing to load {path}: it contains pickled code or objects, not plain weights (weights_only=True)"
             ) from None
-        raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a torch file): {reason[:160]}") from None
+        raise CheckpointError(
+            f"cannot read checkpoint {path} (truncated or not a torch file): {reason[:160]}"
+        ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} does not hold a dict of weights")
     return obj
@@ -89,7 +91,11 @@ def describe_checkpoint(path: Path) -> dict[str, Any]:
             info[key] = ckpt[key]
     for key, value in ckpt.items():
         if isinstance(value, Mapping) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
-            n = sum(int(v.numel()) for k, v in value.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+            n = sum(
+                int(v.numel())
+                for k, v in value.items()
+                if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+            )
             info[f"{key} (tensors)"] = f"{len(value)} keys, {n:,} values"
         elif key in {"opt_g", "opt_d", "optimizer", "optimizers"}:
             info[key] = "optimiser state"

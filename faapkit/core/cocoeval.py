@@ -17,13 +17,32 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 STAT_KEYS = (
-    "AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
-    "AR1", "AR10", "AR", "AR_small", "AR_medium", "AR_large",
+    "AP",
+    "AP50",
+    "AP75",
+    "AP_small",
+    "AP_medium",
+    "AP_large",
+    "AR1",
+    "AR10",
+    "AR",
+    "AR_small",
+    "AR_medium",
+    "AR_large",
 )
 LEGACY_STAT_KEYS = (
-    "AP@[0.50:0.95]_all_100", "AP@[0.50]_all_100", "AP@[0.75]_all_100", "AP@[0.50:0.95]_small_100",
-    "AP@[0.50:0.95]_medium_100", "AP@[0.50:0.95]_large_100", "AR@[0.50:0.95]_all_1", "AR@[0.50:0.95]_all_10",
-    "AR@[0.50:0.95]_all_100", "AR@[0.50:0.95]_small_100", "AR@[0.50:0.95]_medium_100", "AR@[0.50:0.95]_large_100",
+    "AP@[0.50:0.95]_all_100",
+    "AP@[0.50]_all_100",
+    "AP@[0.75]_all_100",
+    "AP@[0.50:0.95]_small_100",
+    "AP@[0.50:0.95]_medium_100",
+    "AP@[0.50:0.95]_large_100",
+    "AR@[0.50:0.95]_all_1",
+    "AR@[0.50:0.95]_all_10",
+    "AR@[0.50:0.95]_all_100",
+    "AR@[0.50:0.95]_small_100",
+    "AR@[0.50:0.95]_medium_100",
+    "AR@[0.50:0.95]_large_100",
 )
 
 
@@ -39,7 +58,11 @@ def make_coco(gt: Mapping[str, Any]) -> COCO:
 def load_results(coco_gt: COCO, detections: Sequence[Mapping[str, Any]]) -> COCO:
     if not detections:
         empty = COCO()
-        empty.dataset = {"images": coco_gt.dataset["images"], "annotations": [], "categories": coco_gt.dataset["categories"]}
+        empty.dataset = {
+            "images": coco_gt.dataset["images"],
+            "annotations": [],
+            "categories": coco_gt.dataset["categories"],
+        }
         with contextlib.redirect_stdout(io.StringIO()):
             empty.createIndex()
         return empty
@@ -62,8 +85,9 @@ def stats_dict(stats: Sequence[float]) -> dict[str, float | None]:
     return {k: (None if float(v) < 0 else float(v)) for k, v in zip(STAT_KEYS, stats, strict=True)}
 
 
-def evaluate_groups(coco_gt: COCO, detections: Sequence[Mapping[str, Any]],
-                    group_images: Mapping[str, Sequence[int]]) -> dict[str, dict[str, float | None]]:
+def evaluate_groups(
+    coco_gt: COCO, detections: Sequence[Mapping[str, Any]], group_images: Mapping[str, Sequence[int]]
+) -> dict[str, dict[str, float | None]]:
     """COCO metrics per group from the same detections: one ``COCOeval`` per group restricted to
     that group's image ids (identical to evaluating each group alone)."""
     coco_dt = load_results(coco_gt, detections)
@@ -99,10 +123,14 @@ class PerImageRecords:
                 if r is None:
                     per_image.append(None)
                     continue
-                per_image.append((np.asarray(r["dtScores"][:max_det], dtype=float),
-                                  np.asarray(r["dtMatches"][:, :max_det]) > 0,
-                                  np.asarray(r["dtIgnore"][:, :max_det]) > 0,
-                                  int(np.count_nonzero(np.asarray(r["gtIgnore"]) == 0))))
+                per_image.append(
+                    (
+                        np.asarray(r["dtScores"][:max_det], dtype=float),
+                        np.asarray(r["dtMatches"][:, :max_det]) > 0,
+                        np.asarray(r["dtIgnore"][:, :max_det]) > 0,
+                        int(np.count_nonzero(np.asarray(r["gtIgnore"]) == 0)),
+                    )
+                )
             self.categories.append(per_image)
 
     def position(self) -> dict[int, int]:

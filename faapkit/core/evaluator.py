@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,9 @@ class EvalRequest:
     cache: bool = True
 
 
-def load_generator(path: Path, epsilon: float | None, device: torch.device) -> tuple[PerturbationGenerator, dict[str, Any]]:
+def load_generator(
+    path: Path, epsilon: float | None, device: torch.device
+) -> tuple[PerturbationGenerator, dict[str, Any]]:
     """A generator from a faapkit or research checkpoint; epsilon from the checkpoint unless given."""
     ckpt = load_checkpoint(path)
     state, stored_eps = generator_state(ckpt)
@@ -73,20 +75,37 @@ def load_generator(path: Path, epsilon: float | None, device: torch.device) -> t
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: generator weights do not fit: {str(exc).splitlines()[0]}") from None
     meta = {k: ckpt[k] for k in ("version", "epoch", "global_step") if k in ckpt}
-    return gen.to(device).eval(), {**meta, "epsilon": eps, "epsilon_source": "cli" if epsilon is not None else "checkpoint"}
+    return gen.to(device).eval(), {
+        **meta,
+        "epsilon": eps,
+        "epsilon_source": "cli" if epsilon is not None else "checkpoint",
+    }
 
 
 def _cache_key(req: EvalRequest) -> str:
-    ident = {"format": CACHE_FORMAT, "detector": req.detector.name, "sha256": req.detector.sha256,
-             "dataset": req.data.fingerprint, "split": req.data.split, "min": req.min_size, "max": req.max_size,
-             "amp": req.amp and req.device.type == "cuda"}
+    ident = {
+        "format": CACHE_FORMAT,
+        "detector": req.detector.name,
+        "sha256": req.detector.sha256,
+        "dataset": req.data.fingerprint,
+        "split": req.data.split,
+        "min": req.min_size,
+        "max": req.max_size,
+        "amp": req.amp and req.device.type == "cuda",
+    }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def run_detections(req: EvalRequest, generator: torch.nn.Module | None, dist_info: DistInfo) -> list[dict[str, Any]]:
     ds = GroupedDetectionDataset(req.data, EvalTransform(req.min_size, req.max_size))
-    batches = eval_batches(req.data.records, req.batch_size, req.min_size, req.max_size,
-                           rank=dist_info.rank, world_size=dist_info.world_size)
+    batches = eval_batches(
+        req.data.records,
+        req.batch_size,
+        req.min_size,
+        req.max_size,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
+    )
     loader = make_eval_loader(ds, batches, req.num_workers, pin=req.device.type == "cuda")
     local = detect(req.detector, loader, device=req.device, generator=generator, amp=req.amp)
     merged = [d for part in gather_objects(local, dist_info) for d in part]
@@ -135,7 +154,9 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
         if g is not None and g not in groups and len(groups) == 2 and req.disadvantaged in groups:
             raise DataError(f"group '{g}' has no images in split '{data.split}'")
     if len(groups) < 2:
-        raise DataError(f"split '{data.split}' has a single group for '{data.split_by}' ({groups[0]}): nothing to compare")
+        raise DataError(
+            f"split '{data.split}' has a single group for '{data.split_by}' ({groups[0]}): nothing to compare"
+        )
     ref = reference_groups(groups, req.disadvantaged, req.advantaged)
     group_images = {g: [r.image_id for r in data.records if r.group == g] for g in groups}
     coco_gt = make_coco(data.coco_gt)
@@ -156,34 +177,59 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
     metrics = {name: evaluate_groups(coco_gt, dets, group_images) for name, dets in settings.items()}
     t_coco = time.perf_counter() - t0
     result: dict[str, Any] = {
-        "schema": SCHEMA, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "faapkit": __version__, "split": data.split, "split_by": data.split_by,
-        "groups": {g: {"images": len(ids), "boxes": sum(len(r.annotations) for r in data.records if r.group == g)}
-                   for g, ids in group_images.items()},
-        "reference": {"disadvantaged": ref[0], "advantaged": ref[1], "gap": "advantaged - disadvantaged"} if ref
+        "schema": SCHEMA,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "faapkit": __version__,
+        "split": data.split,
+        "split_by": data.split_by,
+        "groups": {
+            g: {"images": len(ids), "boxes": sum(len(r.annotations) for r in data.records if r.group == g)}
+            for g, ids in group_images.items()
+        },
+        "reference": {"disadvantaged": ref[0], "advantaged": ref[1], "gap": "advantaged - disadvantaged"}
+        if ref
         else {"gap": "max - min over groups"},
-        "checkpoint": str(req.checkpoint) if req.checkpoint else None, **gen_meta,
+        "checkpoint": str(req.checkpoint) if req.checkpoint else None,
+        **gen_meta,
         "detector": {"name": req.detector.name, "checkpoint": req.detector.checkpoint, "sha256": req.detector.sha256},
-        "dataset": {"root": str(data.root), "layout": data.layout, "fingerprint": data.fingerprint,
-                    "skipped_corrupt": len(data.skipped_corrupt)},
-        "eval": {"batch_size": req.batch_size, "min_size": req.min_size, "max_size": req.max_size,
-                 "batching": "shape-bucketed (no padding)", "detections_per_image": req.detector.num_queries,
-                 "baseline_cached": cached, "world_size": dist_info.world_size},
+        "dataset": {
+            "root": str(data.root),
+            "layout": data.layout,
+            "fingerprint": data.fingerprint,
+            "skipped_corrupt": len(data.skipped_corrupt),
+        },
+        "eval": {
+            "batch_size": req.batch_size,
+            "min_size": req.min_size,
+            "max_size": req.max_size,
+            "batching": "shape-bucketed (no padding)",
+            "detections_per_image": req.detector.num_queries,
+            "baseline_cached": cached,
+            "world_size": dist_info.world_size,
+        },
         "metrics": metrics,
     }
-    result["gaps"] = {m: {name: gap({g: v[m] for g, v in per.items()}, ref) for name, per in metrics.items()}
-                      for m in ("AP", "AR", "AP50")}
+    result["gaps"] = {
+        m: {name: gap({g: v[m] for g, v in per.items()}, ref) for name, per in metrics.items()}
+        for m in ("AP", "AR", "AP50")
+    }
     if "perturbed" in metrics:
-        result["deltas"] = {g: {m: _sub(metrics["perturbed"][g][m], metrics["baseline"][g][m])
-                                for m in metrics["baseline"][g]} for g in groups}
+        result["deltas"] = {
+            g: {m: _sub(metrics["perturbed"][g][m], metrics["baseline"][g][m]) for m in metrics["baseline"][g]}
+            for g in groups
+        }
         for m in result["gaps"]:
             result["gaps"][m]["change"] = result["gaps"][m]["perturbed"] - result["gaps"][m]["baseline"]
     t0 = time.perf_counter()
     if req.bootstrap > 0:
         result["bootstrap"] = bootstrap(coco_gt, settings, group_images, ref, req.bootstrap, req.seed, req.confidence)
-    result["timing_s"] = {"baseline_inference": round(t_base, 3), "perturbed_inference": round(t_pert, 3),
-                          "coco_eval": round(t_coco, 3), "bootstrap": round(time.perf_counter() - t0, 3),
-                          "total": round(time.perf_counter() - started, 3)}
+    result["timing_s"] = {
+        "baseline_inference": round(t_base, 3),
+        "perturbed_inference": round(t_pert, 3),
+        "coco_eval": round(t_coco, 3),
+        "bootstrap": round(time.perf_counter() - t0, 3),
+        "total": round(time.perf_counter() - started, 3),
+    }
     return result
 
 
@@ -191,8 +237,15 @@ def _sub(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-def bootstrap(coco_gt: Any, settings: dict[str, list[dict[str, Any]]], group_images: dict[str, list[int]],
-              ref: tuple[str, str] | None, resamples: int, seed: int, confidence: float) -> dict[str, Any]:
+def bootstrap(
+    coco_gt: Any,
+    settings: dict[str, list[dict[str, Any]]],
+    group_images: dict[str, list[int]],
+    ref: tuple[str, str] | None,
+    resamples: int,
+    seed: int,
+    confidence: float,
+) -> dict[str, Any]:
     """Paired, group-stratified image bootstrap of per-group AP/AR, gaps and the change of gap."""
     all_ids = sorted(i for ids in group_images.values() for i in ids)
     records = {name: PerImageRecords(per_image_eval(coco_gt, dets, all_ids)) for name, dets in settings.items()}
@@ -201,7 +254,8 @@ def bootstrap(coco_gt: Any, settings: dict[str, list[dict[str, Any]]], group_ima
     rng = np.random.default_rng(seed)
     draws = {g: rng.integers(0, len(p), size=(resamples, len(p))) for g, p in group_pos.items()}
     samples: dict[str, dict[str, dict[str, np.ndarray]]] = {
-        name: {g: {"AP": np.empty(resamples), "AR": np.empty(resamples)} for g in group_pos} for name in records}
+        name: {g: {"AP": np.empty(resamples), "AR": np.empty(resamples)} for g in group_pos} for name in records
+    }
     for r in range(resamples):
         for g, p in group_pos.items():
             subset = p[draws[g][r]]
@@ -214,8 +268,14 @@ def bootstrap(coco_gt: Any, settings: dict[str, list[dict[str, Any]]], group_ima
     def ci(x: np.ndarray) -> list[float]:
         return [float(np.percentile(x, lo_q)), float(np.percentile(x, hi_q))]
 
-    out: dict[str, Any] = {"resamples": resamples, "seed": seed, "confidence": confidence,
-                           "method": "paired group-stratified image bootstrap, percentile CIs", "groups": {}, "gaps": {}}
+    out: dict[str, Any] = {
+        "resamples": resamples,
+        "seed": seed,
+        "confidence": confidence,
+        "method": "paired group-stratified image bootstrap, percentile CIs",
+        "groups": {},
+        "gaps": {},
+    }
     for name in records:
         out["groups"][name] = {g: {m: ci(v) for m, v in s.items()} for g, s in samples[name].items()}
     for m in ("AP", "AR"):
@@ -235,12 +295,15 @@ def bootstrap(coco_gt: Any, settings: dict[str, list[dict[str, Any]]], group_ima
             entry["significant"] = bool(lo > 0 or hi < 0)
         out["gaps"][m] = entry
     if "perturbed" in records:
-        out["deltas"] = {g: {m: ci(samples["perturbed"][g][m] - samples["baseline"][g][m]) for m in ("AP", "AR")}
-                         for g in group_pos}
+        out["deltas"] = {
+            g: {m: ci(samples["perturbed"][g][m] - samples["baseline"][g][m]) for m in ("AP", "AR")} for g in group_pos
+        }
     return out
 
 
-def load_eval_split(root: Path, split: str, split_by: str, layout: str, limit: int | None, on_corrupt: str) -> DatasetSplit:
+def load_eval_split(
+    root: Path, split: str, split_by: str, layout: str, limit: int | None, on_corrupt: str
+) -> DatasetSplit:
     data = load_split(root, split, split_by=split_by, layout=layout, limit=limit, on_corrupt=on_corrupt)
     if len(data.groups) < 2:
         raise ConfigError(f"split '{split}' has only group {data.groups} for '{split_by}'")

@@ -12,7 +12,9 @@ class SimCLRProjectionHead(nn.Module):
 
     def __init__(self, feature_dim: int, hidden_dim: int = 256, out_dim: int = 128) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(feature_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
+        self.net = nn.Sequential(
+            nn.Linear(feature_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)
+        )
 
     def forward(self, h: Tensor) -> Tensor:
         return F.normalize(self.net(h.mean(dim=1)), p=2, dim=-1)
@@ -24,8 +26,13 @@ class StabilizedProjectionHead(nn.Module):
 
     def __init__(self, feature_dim: int, hidden_dim: int = 256, out_dim: int = 128, dropout: float = 0.1) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, hidden_dim), nn.ReLU(inplace=True),
-                                 nn.Dropout(dropout), nn.Linear(hidden_dim, out_dim))
+        self.net = nn.Sequential(
+            nn.LayerNorm(feature_dim),
+            nn.Linear(feature_dim, hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_dim, out_dim),
+        )
 
     def forward(self, h: Tensor) -> Tensor:
         return F.normalize(self.net(h.mean(dim=1)), p=2, dim=-1)
@@ -37,8 +44,14 @@ class GroupDiscriminator(nn.Module):
 
     def __init__(self, feature_dim: int, hidden_dim: int = 256, num_groups: int = 2) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, hidden_dim), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, num_groups))
+        self.net = nn.Sequential(
+            nn.LayerNorm(feature_dim),
+            nn.Linear(feature_dim, hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, num_groups),
+        )
 
     def forward(self, h: Tensor) -> Tensor:
         return self.net(h.mean(dim=1))

@@ -21,14 +21,28 @@ def autocast_for(device: torch.device, enabled: bool) -> Any:
     return nullcontext()
 
 
-def make_eval_loader(dataset: Any, batches: Sequence[Sequence[int]], num_workers: int = 0, pin: bool = False) -> DataLoader:
-    return DataLoader(dataset, batch_sampler=list(batches), collate_fn=collate, num_workers=num_workers,
-                      pin_memory=pin, persistent_workers=num_workers > 0)
+def make_eval_loader(
+    dataset: Any, batches: Sequence[Sequence[int]], num_workers: int = 0, pin: bool = False
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_sampler=list(batches),
+        collate_fn=collate,
+        num_workers=num_workers,
+        pin_memory=pin,
+        persistent_workers=num_workers > 0,
+    )
 
 
 @torch.no_grad()
-def detect(detector: nn.Module, loader: DataLoader, *, device: torch.device, generator: nn.Module | None = None,
-           amp: bool = False) -> list[dict[str, Any]]:
+def detect(
+    detector: nn.Module,
+    loader: DataLoader,
+    *,
+    device: torch.device,
+    generator: nn.Module | None = None,
+    amp: bool = False,
+) -> list[dict[str, Any]]:
     """Run the (optionally perturbed) detector over ``loader``; one record per query and image:
     ``{"image_id", "category_id", "bbox": [x, y, w, h] in original pixels, "score"}``."""
     records: list[dict[str, Any]] = []
@@ -47,6 +61,8 @@ def detect(detector: nn.Module, loader: DataLoader, *, device: torch.device, gen
             x0y0 = result["boxes"][:, :2]
             boxes = torch.cat([x0y0, xywh[:, 2:]], dim=1).cpu().tolist()
             image_id = int(target["image_id"])
-            for box, score, label in zip(boxes, result["scores"].cpu().tolist(), result["labels"].cpu().tolist(), strict=True):
+            for box, score, label in zip(
+                boxes, result["scores"].cpu().tolist(), result["labels"].cpu().tolist(), strict=True
+            ):
                 records.append({"image_id": image_id, "category_id": int(label), "bbox": box, "score": float(score)})
     return records

@@ -63,8 +63,17 @@ class _Shuffled(torch.utils.data.Sampler):
         return self.n // self.bs
 
 
-def evaluate_detector(detector: Any, root: Path, split: str, *, device: torch.device, min_size: int, max_size: int,
-                      batch_size: int = 16, num_workers: int = 0) -> dict[str, dict[str, float | None]]:
+def evaluate_detector(
+    detector: Any,
+    root: Path,
+    split: str,
+    *,
+    device: torch.device,
+    min_size: int,
+    max_size: int,
+    batch_size: int = 16,
+    num_workers: int = 0,
+) -> dict[str, dict[str, float | None]]:
     data = load_split(root, split, split_by="gender")
     ds = GroupedDetectionDataset(data, EvalTransform(min_size, max_size))
     loader = make_eval_loader(ds, eval_batches(data.records, batch_size, min_size, max_size), num_workers)
@@ -73,10 +82,20 @@ def evaluate_detector(detector: Any, root: Path, split: str, *, device: torch.de
     return evaluate_groups(make_coco(data.coco_gt), dets, groups)
 
 
-def pretrain(spec: DetectorSpec, out: Path, *, preset: PretrainPreset, device: str = "auto",
-             epochs: int | None = None, stop_after: int | None = None, num_workers: int = 4,
-             log: Any = print) -> dict[str, Any]:
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+def pretrain(
+    spec: DetectorSpec,
+    out: Path,
+    *,
+    preset: PretrainPreset,
+    device: str = "auto",
+    epochs: int | None = None,
+    stop_after: int | None = None,
+    num_workers: int = 4,
+    log: Any = print,
+) -> dict[str, Any]:
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    )
     torch.manual_seed(preset.seed)
     random.seed(preset.seed)
     root = embedded_dataset(preset.data_seed)
@@ -88,11 +107,17 @@ def pretrain(spec: DetectorSpec, out: Path, *, preset: PretrainPreset, device: s
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=preset.lr, weight_decay=preset.weight_decay)
     n_epochs = epochs or preset.epochs
-    drop_at = int(math.ceil(n_epochs * preset.lr_drop_fraction))
+    drop_at = math.ceil(n_epochs * preset.lr_drop_fraction)
     start = time.time()
     sampler = _Shuffled(len(ds), preset.batch_size, preset.seed, 0)
-    loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
-                        pin_memory=dev.type == "cuda", persistent_workers=num_workers > 0)
+    loader = DataLoader(
+        ds,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=num_workers,
+        pin_memory=dev.type == "cuda",
+        persistent_workers=num_workers > 0,
+    )
     for epoch in range(min(n_epochs, stop_after or n_epochs)):
         sampler.epoch = epoch
         if epoch == drop_at:
@@ -117,17 +142,26 @@ def pretrain(spec: DetectorSpec, out: Path, *, preset: PretrainPreset, device: s
         if epoch % 10 == 0 or epoch == n_epochs - 1:
             log(f"epoch {epoch:4d}  loss {total / max(1, n):.4f}  {time.time() - start:.0f}s")
         if (epoch + 1) % 50 == 0:  # a usable snapshot if the run is cut short
-            save_checkpoint(out.with_suffix(".partial.pth"), {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
+            save_checkpoint(
+                out.with_suffix(".partial.pth"), {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+            )
     model.eval()
     from faapkit.detr.frozen import FrozenDetector
 
     frozen = FrozenDetector(model, criterion, post, name=spec.name)
     baseline = evaluate_detector(frozen, root, "test", device=dev, min_size=preset.min_size, max_size=preset.max_size)
     save_checkpoint(out, {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
-    report = {"detector": spec.name, "preset": asdict(preset), "epochs": n_epochs, "device": str(dev),
-              "train_seconds": round(time.time() - start, 1), "test_baseline_trained_device": baseline,
-              "stop_after": stop_after,
-              "command": f"faap detector pretrain --preset synth-tiny --epochs {n_epochs}"
-                         + (f" --stop-after {stop_after}" if stop_after else "") + f" --out {out.name}"}
+    report = {
+        "detector": spec.name,
+        "preset": asdict(preset),
+        "epochs": n_epochs,
+        "device": str(dev),
+        "train_seconds": round(time.time() - start, 1),
+        "test_baseline_trained_device": baseline,
+        "stop_after": stop_after,
+        "command": f"faap detector pretrain --preset synth-tiny --epochs {n_epochs}"
+        + (f" --stop-after {stop_after}" if stop_after else "")
+        + f" --out {out.name}",
+    }
     atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2))
     return report

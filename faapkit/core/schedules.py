@@ -20,8 +20,18 @@ def linear(epoch: int, total: int, *, start: float, end: float) -> float:
     return start + (end - start) * min(epoch / max(1, total - 1), 1.0)
 
 
-def three_phase(epoch: int, total: int, *, start: float, peak: float, final: float, warmup: int, hold: int,
-                cooldown: int, legacy: bool = True) -> float:
+def three_phase(
+    epoch: int,
+    total: int,
+    *,
+    start: float,
+    peak: float,
+    final: float,
+    warmup: int,
+    hold: int,
+    cooldown: int,
+    legacy: bool = True,
+) -> float:
     """E1: linear warmup, hold at ``peak``, linear cooldown over ``cooldown`` epochs to ``final``.
     Legacy: the peak is reached at epoch ``warmup - 1``."""
     ramp_end = (warmup - 1 if warmup > 1 else 0) if legacy else warmup
@@ -35,8 +45,9 @@ def three_phase(epoch: int, total: int, *, start: float, peak: float, final: flo
     return final if r >= 1 else peak + (final - peak) * r
 
 
-def three_phase_to_end(epoch: int, total: int, *, start: float, peak: float, final: float, warmup: int, hold: int,
-                       legacy: bool = True) -> float:
+def three_phase_to_end(
+    epoch: int, total: int, *, start: float, peak: float, final: float, warmup: int, hold: int, legacy: bool = True
+) -> float:
     """E4: warmup over ``warmup`` epochs, hold, then cool down over the remaining epochs.
     Legacy: the cooldown divides by ``T - (W + H)`` so ``final`` is never reached."""
     if epoch < warmup:

@@ -8,13 +8,12 @@ clip and step. Schedules are evaluated per epoch by role: ``epsilon`` sets the g
 
 from __future__ import annotations
 
-import math
 import platform
 import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +64,11 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-                             "python_pos": random.getstate()[2]}
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "python_pos": random.getstate()[2],
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -116,8 +118,16 @@ class EpochState:
 class Trainer:
     """Builds every part from a resolved config and runs (or resumes) a run folder."""
 
-    def __init__(self, config: FaapConfig, registries: Registries, run_dir: Path, *, resume: bool = False,
-                 providers: dict[str, Any] | None = None, reporter: Any = None) -> None:
+    def __init__(
+        self,
+        config: FaapConfig,
+        registries: Registries,
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        providers: dict[str, Any] | None = None,
+        reporter: Any = None,
+    ) -> None:
         self.config = config
         self.registries = registries
         self.run = RunDir(run_dir)
@@ -129,8 +139,11 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         cfg = self.config
-        device_hint = "cuda" if cfg.train.device.startswith("cuda") or (
-            cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu"
+        device_hint = (
+            "cuda"
+            if cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and torch.cuda.is_available())
+            else "cpu"
+        )
         self.dist = init_from_env(device_hint)
         self.device = select_device(cfg.train.device, self.dist)
         if self.device.type == "cuda":
@@ -138,35 +151,67 @@ class Trainer:
         seed_everything(cfg.train.seed + self.dist.rank)
         self._check_run_folder()
         root = Path(cfg.data.root) if cfg.data.root is not None else embedded_dataset()
-        self.data = load_split(root, cfg.data.train_split, split_by=cfg.data.split_by, layout=cfg.data.layout,
-                               limit=cfg.data.limit_images, on_corrupt=cfg.data.on_corrupt)
+        self.data = load_split(
+            root,
+            cfg.data.train_split,
+            split_by=cfg.data.split_by,
+            layout=cfg.data.layout,
+            limit=cfg.data.limit_images,
+            on_corrupt=cfg.data.on_corrupt,
+        )
         require_groups(self.data, [cfg.data.disadvantaged, cfg.data.advantaged])
         others = [g for g in self.data.groups if g not in (cfg.data.disadvantaged, cfg.data.advantaged)]
         self.dataset = GroupedDetectionDataset(
-            self.data, TrainTransform(cfg.data.train_scales, cfg.data.max_size),
-            groups=[cfg.data.disadvantaged, cfg.data.advantaged, *others])
+            self.data,
+            TrainTransform(cfg.data.train_scales, cfg.data.max_size),
+            groups=[cfg.data.disadvantaged, cfg.data.advantaged, *others],
+        )
         counts = [self.data.group_counts()[g] for g in (cfg.data.disadvantaged, cfg.data.advantaged)]
         draws = 2 * max(counts)  # the research sampler's epoch: 2 x the larger group, with replacement
-        self.steps_per_epoch = cfg.train.steps_per_epoch or max(1, draws // (cfg.train.batch_size * self.dist.world_size))
+        self.steps_per_epoch = cfg.train.steps_per_epoch or max(
+            1, draws // (cfg.train.batch_size * self.dist.world_size)
+        )
         weights = None
         if cfg.data.group_weights:
             weights = [cfg.data.group_weights.get(g, 0.0) for g in (cfg.data.disadvantaged, cfg.data.advantaged)]
         binary = [g if g in (0, 1) else -1 for g in self.dataset.record_groups()]
-        self.sampler = BalancedGroupSampler(binary, batch_size=cfg.train.batch_size, num_batches=self.steps_per_epoch,
-                                            seed=cfg.train.seed, weights=weights, rank=self.dist.rank,
-                                            world_size=self.dist.world_size)
-        self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=collate,
-                                 num_workers=cfg.data.num_workers, pin_memory=self.device.type == "cuda",
-                                 persistent_workers=cfg.data.num_workers > 0)
-        self.detector: FrozenDetector = load_detector(self.registries.detectors.get(cfg.detector.name),
-                                                      cfg.detector.checkpoint, device=self.device)
-        self.generator = PerturbationGenerator(cfg.generator.base_channels, epsilon=self._schedule("epsilon", 0)).to(self.device)
+        self.sampler = BalancedGroupSampler(
+            binary,
+            batch_size=cfg.train.batch_size,
+            num_batches=self.steps_per_epoch,
+            seed=cfg.train.seed,
+            weights=weights,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+        self.loader = DataLoader(
+            self.dataset,
+            batch_sampler=self.sampler,
+            collate_fn=collate,
+            num_workers=cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=cfg.data.num_workers > 0,
+            # its own generator: creating an iterator must not consume the global RNG
+            # (that would make a resumed epoch draw different dropout masks)
+            generator=torch.Generator().manual_seed(cfg.train.seed),
+        )
+        self.detector: FrozenDetector = load_detector(
+            self.registries.detectors.get(cfg.detector.name), cfg.detector.checkpoint, device=self.device
+        )
+        self.generator = PerturbationGenerator(cfg.generator.base_channels, epsilon=self._schedule("epsilon", 0)).to(
+            self.device
+        )
         self.head: nn.Module | None = None
         if self.version.head is not None:
-            self.head = self.registries.heads.get(self.version.head).build(
-                feature_dim=self.detector.hidden_dim, **cfg.head).to(self.device)
+            self.head = (
+                self.registries.heads.get(self.version.head)
+                .build(feature_dim=self.detector.hidden_dim, **cfg.head)
+                .to(self.device)
+            )
         self.strategy: LossStrategy = self.registries.losses.get(self.version.loss).build(**cfg.loss)
-        trainable = [self.generator] + ([self.head] if self.head is not None and self.strategy.head_in_generator_optimizer else [])
+        trainable = [self.generator] + (
+            [self.head] if self.head is not None and self.strategy.head_in_generator_optimizer else []
+        )
         self.optimizer = torch.optim.AdamW(param_groups(trainable, cfg.train.weight_decay), lr=cfg.train.lr)
         self.trainable = trainable
         self.g_model: nn.Module = self.generator
@@ -189,8 +234,10 @@ class Trainer:
             manifest = self.run.read_manifest()
             diffs = config_differences(manifest.get("config", {}), self.config.model_dump(mode="json"))
             if diffs:
-                raise ConfigError(f"cannot resume {self.run.path}: the config differs in {', '.join(diffs[:6])}"
-                                  + (" ..." if len(diffs) > 6 else ""))
+                raise ConfigError(
+                    f"cannot resume {self.run.path}: the config differs in {', '.join(diffs[:6])}"
+                    + (" ..." if len(diffs) > 6 else "")
+                )
             return
         if self.run.exists():
             raise FaapError(f"{self.run.path} already holds a run; use --resume to continue it or choose another --out")
@@ -199,13 +246,26 @@ class Trainer:
 
     def _manifest(self) -> dict[str, Any]:
         return {
-            "format": "faapkit.run/1", "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "version": self.config.version, "config": self.config.model_dump(mode="json"),
+            "format": "faapkit.run/1",
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "version": self.config.version,
+            "config": self.config.model_dump(mode="json"),
             "software": {"faapkit": __version__, "torch": torch.__version__, "python": platform.python_version()},
-            "providers": self.providers, "seed": self.config.train.seed, "world_size": self.dist.world_size,
-            "dataset": {"root": str(self.data.root), "layout": self.data.layout, "split": self.data.split,
-                        "fingerprint": self.data.fingerprint, "groups": self.data.group_counts()},
-            "detector": {"name": self.detector.name, "checkpoint": self.detector.checkpoint, "sha256": self.detector.sha256},
+            "providers": self.providers,
+            "seed": self.config.train.seed,
+            "world_size": self.dist.world_size,
+            "dataset": {
+                "root": str(self.data.root),
+                "layout": self.data.layout,
+                "split": self.data.split,
+                "fingerprint": self.data.fingerprint,
+                "groups": self.data.group_counts(),
+            },
+            "detector": {
+                "name": self.detector.name,
+                "checkpoint": self.detector.checkpoint,
+                "sha256": self.detector.sha256,
+            },
             "steps_per_epoch": self.steps_per_epoch,
         }
 
@@ -229,19 +289,31 @@ class Trainer:
     def _payload(self, complete: bool) -> dict[str, Any]:
         st = self.state
         return {
-            "format": FORMAT, "version": self.config.version, "epoch": st.epoch,
-            "epoch_complete": complete, "position": 0 if complete else st.position, "global_step": st.global_step,
-            "epsilon": float(self.generator.epsilon), "base_channels": self.generator.base_channels,
+            "format": FORMAT,
+            "version": self.config.version,
+            "epoch": st.epoch,
+            "epoch_complete": complete,
+            "position": 0 if complete else st.position,
+            "global_step": st.global_step,
+            "epsilon": float(self.generator.epsilon),
+            "base_channels": self.generator.base_channels,
             "generator": self.generator.state_dict(),
             "head": self.head.state_dict() if self.head is not None else {},
-            "optimizer": self.optimizer.state_dict(), "strategy": self.strategy.state_dict(),
-            "rng": rng_state(), "meters": st.meters.state_dict() if not complete else {},
-            "skips": dict(st.skips) if not complete else {}, "nonfinite": st.nonfinite if not complete else 0,
+            "optimizer": self.optimizer.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "rng": rng_state(),
+            "meters": st.meters.state_dict() if not complete else {},
+            "skips": dict(st.skips) if not complete else {},
+            "nonfinite": st.nonfinite if not complete else 0,
             "detector": {"name": self.detector.name, "sha256": self.detector.sha256},
         }
 
     def _save(self, complete: bool) -> Path:
-        path = self.run.epoch_checkpoint(self.state.epoch) if complete else self.run.step_checkpoint(self.state.global_step)
+        path = (
+            self.run.epoch_checkpoint(self.state.epoch)
+            if complete
+            else self.run.step_checkpoint(self.state.global_step)
+        )
         if self.dist.is_main:
             save_checkpoint(path, self._payload(complete))
         barrier(self.dist)
@@ -311,10 +383,18 @@ class Trainer:
 
     def _end_epoch(self, eps: float, lr: float, weights: dict[str, float]) -> dict[str, Any]:
         st = self.state
-        row = {"epoch": st.epoch, "steps": st.position, "epsilon": eps, "lr": lr, **weights,
-               **{k: round(v, 6) for k, v in st.meters.means().items()},
-               "skipped": sum(st.skips.values()), "skip_reasons": dict(st.skips), "nonfinite": st.nonfinite,
-               "images_per_s": round(st.images / st.seconds, 2) if st.seconds > 0 else None}
+        row = {
+            "epoch": st.epoch,
+            "steps": st.position,
+            "epsilon": eps,
+            "lr": lr,
+            **weights,
+            **{k: round(v, 6) for k, v in st.meters.means().items()},
+            "skipped": sum(st.skips.values()),
+            "skip_reasons": dict(st.skips),
+            "nonfinite": st.nonfinite,
+            "images_per_s": round(st.images / st.seconds, 2) if st.seconds > 0 else None,
+        }
         if self.dist.is_main:
             self.run.write_epoch(row)
         if (st.epoch + 1) % self.config.train.save_every == 0 or st.epoch + 1 == self.config.train.epochs:
@@ -341,11 +421,15 @@ class Trainer:
         with autocast_for(self.device, cfg.train.amp):
             perturbed, delta = apply_perturbation(self.g_model, batch.images, batch.mask)
             if cfg.train.augment != "none":
-                gen = torch.Generator().manual_seed(hash((cfg.train.seed, self.dist.rank, st.epoch, st.position)) % 2**63)
+                gen = torch.Generator().manual_seed(
+                    hash((cfg.train.seed, self.dist.rank, st.epoch, st.position)) % 2**63
+                )
                 perturbed = color_jitter(perturbed, batch.mask, cfg.train.augment, gen)
             outputs = self.detector(perturbed, batch.mask)
         detection, det_terms, indices = self.detector.detection_loss(outputs, batch.targets)
-        inputs = LossInputs(outputs, batch.targets, groups, detection, indices, {"beta": 0.0, **weights}, self.head_for_loss)
+        inputs = LossInputs(
+            outputs, batch.targets, groups, detection, indices, {"beta": 0.0, **weights}, self.head_for_loss
+        )
         extra = self.strategy.before_generator_step(inputs)
         out = self.strategy(inputs)
         bad = not bool(torch.isfinite(out.total))
@@ -353,24 +437,32 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             out.total.backward()
             params = [p for m in self.trainable for p in m.parameters() if p.requires_grad]
-            norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.max_norm if cfg.train.max_norm > 0 else float("inf"))
+            norm = torch.nn.utils.clip_grad_norm_(
+                params, cfg.train.max_norm if cfg.train.max_norm > 0 else float("inf")
+            )
             bad = not bool(torch.isfinite(norm))
         if any_true(bad, self.dist, self.device):
             self.optimizer.zero_grad(set_to_none=True)
             st.nonfinite += 1
             st.skips["non-finite loss or gradient"] += 1
             if st.nonfinite > cfg.train.max_nonfinite:
-                raise TrainingError(f"{st.nonfinite} non-finite steps in epoch {st.epoch} (limit train.max_nonfinite="
-                                    f"{cfg.train.max_nonfinite}); the last good checkpoint is kept")
+                raise TrainingError(
+                    f"{st.nonfinite} non-finite steps in epoch {st.epoch} (limit train.max_nonfinite="
+                    f"{cfg.train.max_nonfinite}); the last good checkpoint is kept"
+                )
             return
         self.optimizer.step()
         with torch.no_grad():
             flat = delta.detach().float().flatten(1)
-            values = {"total": out.total.detach(), "loss_det": detection.detach(),
-                      "delta_linf": flat.abs().max(1).values.mean(), "delta_l2": flat.norm(dim=1).mean(),
-                      "n_dis": (groups == 0).sum(), "n_adv": (groups == 1).sum(), **extra,
-                      **{k: (v.detach() if torch.is_tensor(v) else v) for k, v in out.terms.items()}}
+            values = {
+                "total": out.total.detach(),
+                "loss_det": detection.detach(),
+                "delta_linf": flat.abs().max(1).values.mean(),
+                "delta_l2": flat.norm(dim=1).mean(),
+                "n_dis": (groups == 0).sum(),
+                "n_adv": (groups == 1).sum(),
+                **extra,
+                **{k: (v.detach() if torch.is_tensor(v) else v) for k, v in out.terms.items()},
+            }
         st.meters.update({k: float(v) for k, v in values.items()})
         st.images += len(groups)
-
-

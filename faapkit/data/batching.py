@@ -24,9 +24,12 @@ class Batch:
     groups: Tensor
 
     def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
-        return Batch(self.images.to(device, non_blocking=non_blocking), self.mask.to(device, non_blocking=non_blocking),
-                     [{k: v.to(device, non_blocking=non_blocking) for k, v in t.items()} for t in self.targets],
-                     self.groups.to(device, non_blocking=non_blocking))
+        return Batch(
+            self.images.to(device, non_blocking=non_blocking),
+            self.mask.to(device, non_blocking=non_blocking),
+            [{k: v.to(device, non_blocking=non_blocking) for k, v in t.items()} for t in self.targets],
+            self.groups.to(device, non_blocking=non_blocking),
+        )
 
     def pin_memory(self) -> Batch:
         return Batch(self.images.pin_memory(), self.mask.pin_memory(), self.targets, self.groups.pin_memory())
@@ -34,8 +37,9 @@ class Batch:
 
 def collate(items: Sequence[tuple[Tensor, dict[str, Any], int]]) -> Batch:
     nested = nested_tensor_from_tensor_list([it[0] for it in items])
-    return Batch(nested.tensors, nested.mask, [it[1] for it in items],
-                 torch.tensor([it[2] for it in items], dtype=torch.int64))
+    return Batch(
+        nested.tensors, nested.mask, [it[1] for it in items], torch.tensor([it[2] for it in items], dtype=torch.int64)
+    )
 
 
 class BalancedGroupSampler:
@@ -44,8 +48,17 @@ class BalancedGroupSampler:
     (the research sampler's semantics). Fully determined by ``(seed, epoch)``; ``position`` (batches
     already consumed in this epoch) makes it resumable. Under DDP rank r takes every world-th batch."""
 
-    def __init__(self, groups: Sequence[int], *, batch_size: int, num_batches: int, seed: int,
-                 weights: Sequence[float] | None = None, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        groups: Sequence[int],
+        *,
+        batch_size: int,
+        num_batches: int,
+        seed: int,
+        weights: Sequence[float] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.by_group: dict[int, Tensor] = {}
         for idx, g in enumerate(groups):
             if g >= 0:
@@ -86,16 +99,19 @@ class BalancedGroupSampler:
         bs = self.batch_size
         for b in range(self.position, self.num_batches):
             start = (b * self.world_size + self.rank) * bs
-            yield [(int(i), int(s)) for i, s in zip(indices[start:start + bs], seeds[start:start + bs], strict=True)]
+            yield [
+                (int(i), int(s)) for i, s in zip(indices[start : start + bs], seeds[start : start + bs], strict=True)
+            ]
 
 
-def eval_batches(records: Sequence[Any], batch_size: int, min_size: int, max_size: int,
-                 rank: int = 0, world_size: int = 1) -> list[list[int]]:
+def eval_batches(
+    records: Sequence[Any], batch_size: int, min_size: int, max_size: int, rank: int = 0, world_size: int = 1
+) -> list[list[int]]:
     """Batches of images that share one resized shape, so no image is ever padded and the result of
     an image cannot depend on its batch-mates (research P4). Deterministic order; rank r of
     ``world_size`` gets every world-th batch."""
     buckets: dict[tuple[int, int], list[int]] = {}
     for i, r in enumerate(records):
         buckets.setdefault(resized_hw(r.height, r.width, min_size, max_size), []).append(i)
-    batches = [idx[j:j + batch_size] for _, idx in sorted(buckets.items()) for j in range(0, len(idx), batch_size)]
+    batches = [idx[j : j + batch_size] for _, idx in sorted(buckets.items()) for j in range(0, len(idx), batch_size)]
     return batches[rank::world_size]

@@ -23,7 +23,14 @@ from torch.utils.data import Dataset
 
 from faapkit.errors import DataError
 
-GENDER_ALIASES = {"men": "male", "man": "male", "male": "male", "women": "female", "woman": "female", "female": "female"}
+GENDER_ALIASES = {
+    "men": "male",
+    "man": "male",
+    "male": "male",
+    "women": "female",
+    "woman": "female",
+    "female": "female",
+}
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,10 @@ def detect_layout(root: Path) -> Literal["research", "attributes"]:
         return "attributes"
     if (root / "coco" / "annotations").is_dir():
         return "attributes"
-    raise DataError(f"{root} is not a dataset: expected women_split/ and men_split/ (research layout) "
-                    "or annotations/instances_<split>.json (attributes layout)")
+    raise DataError(
+        f"{root} is not a dataset: expected women_split/ and men_split/ (research layout) "
+        "or annotations/instances_<split>.json (attributes layout)"
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -85,16 +94,28 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _attribute_paths(root: Path, split: str) -> tuple[Path, Path]:
     if (root / "coco" / "annotations").is_dir() and not (root / "annotations").is_dir():
         root = root / "coco"
-    for ann, images in ((root / "annotations" / f"instances_{split}.json", root / "images" / split),
-                        (root / f"{split}.json", root / split)):
+    for ann, images in (
+        (root / "annotations" / f"instances_{split}.json", root / "images" / split),
+        (root / f"{split}.json", root / split),
+    ):
         if ann.is_file():
             return ann, images
-    raise DataError(f"annotation file for split '{split}' not found under {root} "
-                    f"(looked for annotations/instances_{split}.json and {split}.json)")
+    raise DataError(
+        f"annotation file for split '{split}' not found under {root} "
+        f"(looked for annotations/instances_{split}.json and {split}.json)"
+    )
 
 
-def load_split(root: Path, split: str, *, split_by: str = "gender", layout: str = "auto",
-               limit: int | None = None, on_corrupt: str = "fail", verify_images: bool = True) -> DatasetSplit:
+def load_split(
+    root: Path,
+    split: str,
+    *,
+    split_by: str = "gender",
+    layout: str = "auto",
+    limit: int | None = None,
+    on_corrupt: str = "fail",
+    verify_images: bool = True,
+) -> DatasetSplit:
     """Read one split, check it thoroughly, and return its records and merged ground truth."""
     root = Path(root)
     chosen = detect_layout(root) if layout == "auto" else layout
@@ -127,8 +148,7 @@ def load_split(root: Path, split: str, *, split_by: str = "gender", layout: str 
         by_image: dict[Any, list[dict[str, Any]]] = {}
         for ann in coco["annotations"]:
             by_image.setdefault(ann.get("image_id"), []).append(ann)
-        images = coco["images"][:limit] if limit else coco["images"]
-        for img in images:
+        for img in coco["images"]:
             attrs = img.get("attributes") or {}
             seen_attrs.update(attrs)
             if fixed_group is not None:
@@ -145,20 +165,37 @@ def load_split(root: Path, split: str, *, split_by: str = "gender", layout: str 
             for a in by_image.get(img["id"], []):
                 anns.append({**a, "image_id": new_id, "id": len(merged_anns) + 1})
                 merged_anns.append(anns[-1])
-            merged_images.append({"id": new_id, "file_name": img["file_name"], "width": img["width"],
-                                  "height": img["height"], "group": group})
-            records.append(ImageRecord(new_id, img_dir / img["file_name"], int(img["width"]), int(img["height"]),
-                                       group, tuple(anns)))
+            merged_images.append(
+                {
+                    "id": new_id,
+                    "file_name": img["file_name"],
+                    "width": img["width"],
+                    "height": img["height"],
+                    "group": group,
+                }
+            )
+            records.append(
+                ImageRecord(
+                    new_id, img_dir / img["file_name"], int(img["width"]), int(img["height"]), group, tuple(anns)
+                )
+            )
     if missing_attr and fixed_group is None:
         if not records:
             present = ", ".join(sorted(seen_attrs)) or "none"
             raise DataError(f"no image in split '{split}' has attribute '{split_by}' (attributes present: {present})")
-        raise DataError(f"{len(missing_attr)} image(s) in split '{split}' lack attribute '{split_by}' "
-                        f"(first: {missing_attr[0]})")
+        raise DataError(
+            f"{len(missing_attr)} image(s) in split '{split}' lack attribute '{split_by}' (first: {missing_attr[0]})"
+        )
+    if limit:
+        records = _limit_round_robin(records, limit)
+        keep_ids = {r.image_id for r in records}
+        merged_images = [i for i in merged_images if i["id"] in keep_ids]
+        merged_anns = [a for a in merged_anns if a["image_id"] in keep_ids]
     missing_files = [r.path for r in records if not r.path.is_file()]
     if missing_files:
-        raise DataError(f"{len(missing_files)} image file(s) listed in the annotations are missing "
-                        f"(first: {missing_files[0]})")
+        raise DataError(
+            f"{len(missing_files)} image file(s) listed in the annotations are missing (first: {missing_files[0]})"
+        )
     skipped: list[str] = []
     if verify_images:
         records, skipped = _verify(records, on_corrupt)
@@ -172,9 +209,29 @@ def load_split(root: Path, split: str, *, split_by: str = "gender", layout: str 
     digest = hashlib.sha256()
     for ann in ann_files:
         digest.update(ann.read_bytes())
-    digest.update(f"{split}:{len(records)}:{limit}".encode())
+    digest.update(split.encode())
+    for r in records:  # the exact image set (a --limit-images subset is another dataset)
+        digest.update(f"{r.path.name}:{r.group};".encode())
     coco_gt = {"images": merged_images, "annotations": merged_anns, "categories": categories or []}
     return DatasetSplit(root, split, split_by, chosen, records, coco_gt, groups, digest.hexdigest()[:16], skipped)
+
+
+def _limit_round_robin(records: list[ImageRecord], limit: int) -> list[ImageRecord]:
+    """The first ``limit`` images taken in turn from each group (file order within a group), so a
+    small subset still holds every group."""
+    by_group: dict[str, list[ImageRecord]] = {}
+    for r in records:
+        by_group.setdefault(r.group, []).append(r)
+    chosen: list[ImageRecord] = []
+    queues = [iter(v) for _, v in sorted(by_group.items())]
+    while len(chosen) < limit and queues:
+        for q in list(queues):
+            r = next(q, None)
+            if r is None:
+                queues.remove(q)
+            elif len(chosen) < limit:
+                chosen.append(r)
+    return sorted(chosen, key=lambda r: r.image_id)
 
 
 def _verify(records: list[ImageRecord], on_corrupt: str) -> tuple[list[ImageRecord], list[str]]:
@@ -186,7 +243,9 @@ def _verify(records: list[ImageRecord], on_corrupt: str) -> tuple[list[ImageReco
             good.append(r)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             if on_corrupt == "fail":
-                raise DataError(f"corrupt image {r.path}: {type(exc).__name__} (use data.on_corrupt=skip to skip)") from None
+                raise DataError(
+                    f"corrupt image {r.path}: {type(exc).__name__} (use data.on_corrupt=skip to skip)"
+                ) from None
             bad.append(str(r.path))
     return good, bad
 
@@ -195,8 +254,10 @@ def require_groups(split: DatasetSplit, needed: list[str]) -> None:
     counts = split.group_counts()
     for g in needed:
         if counts.get(g, 0) == 0:
-            raise DataError(f"group '{g}' of attribute '{split.split_by}' has no images in split '{split.split}' "
-                            f"(groups found: {', '.join(f'{k}={v}' for k, v in counts.items())})")
+            raise DataError(
+                f"group '{g}' of attribute '{split.split_by}' has no images in split '{split.split}' "
+                f"(groups found: {', '.join(f'{k}={v}' for k, v in counts.items())})"
+            )
 
 
 class GroupedDetectionDataset(Dataset):
@@ -231,9 +292,13 @@ class GroupedDetectionDataset(Dataset):
         boxes[:, 1::2].clamp_(min=0, max=image.size[1])
         keep = (boxes[:, 3] > boxes[:, 1]) & (boxes[:, 2] > boxes[:, 0])
         labels = torch.tensor([a["category_id"] for a in anns], dtype=torch.int64)
-        target = {"boxes": boxes[keep], "labels": labels[keep], "image_id": torch.tensor(r.image_id),
-                  "area": torch.tensor([a.get("area", 0.0) for a in anns], dtype=torch.float32)[keep],
-                  "iscrowd": torch.zeros(int(keep.sum()), dtype=torch.int64),
-                  "orig_size": torch.tensor([image.size[1], image.size[0]])}
+        target = {
+            "boxes": boxes[keep],
+            "labels": labels[keep],
+            "image_id": torch.tensor(r.image_id),
+            "area": torch.tensor([a.get("area", 0.0) for a in anns], dtype=torch.float32)[keep],
+            "iscrowd": torch.zeros(int(keep.sum()), dtype=torch.int64),
+            "orig_size": torch.tensor([image.size[1], image.size[0]]),
+        }
         tensor, target = self.transform(image, target, random.Random(seed))
         return tensor, target, self.group_index.get(r.group, -1)

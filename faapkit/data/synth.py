@@ -49,11 +49,17 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 1).astype(np.float32)
 
 
-def _draw_person(img: np.ndarray, rng: np.random.Generator, box: tuple[int, int, int, int], contrast: float,
-                 opacity: float, tint: np.ndarray) -> None:
+def _draw_person(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    box: tuple[int, int, int, int],
+    contrast: float,
+    opacity: float,
+    tint: np.ndarray,
+) -> None:
     """A head (ellipse) over a body (rounded trapezoid) filling ``box = (x, y, w, h)``."""
     x, y, bw, bh = box
-    region = img[y:y + bh, x:x + bw]
+    region = img[y : y + bh, x : x + bw]
     local = region.reshape(-1, 3).mean(0)
     direction = np.where(local > 0.5, -1.0, 1.0) * rng.uniform(0.35, 0.5)
     color = np.clip(local + contrast * (direction + tint), 0, 1)
@@ -127,29 +133,48 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
             images.append(image)
             anns = []
             for x, y, bw, bh in boxes:
-                ann = {"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "bbox": [x, y, bw, bh],
-                       "area": bw * bh, "iscrowd": 0}
+                ann = {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "bbox": [x, y, bw, bh],
+                    "area": bw * bh,
+                    "iscrowd": 0,
+                }
                 annotations.append(ann)
                 anns.append(ann)
             research[gender]["images"].append({k: v for k, v in image.items() if k != "attributes"})
             research[gender]["annotations"].extend(anns)
         ann_dir = tmp / "coco" / "annotations"
         ann_dir.mkdir(parents=True, exist_ok=True)
-        coco = {"info": {"description": "faapkit synthetic biased benchmark", "seed": spec.seed},
-                "images": images, "annotations": annotations, "categories": [CATEGORY]}
+        coco = {
+            "info": {"description": "faapkit synthetic biased benchmark", "seed": spec.seed},
+            "images": images,
+            "annotations": annotations,
+            "categories": [CATEGORY],
+        }
         (ann_dir / f"instances_{split}.json").write_text(json.dumps(coco, indent=1, sort_keys=True))
         for gender, folder in (("female", "women"), ("male", "men")):
             rdir = tmp / "research" / f"{folder}_split" / split
             rdir.mkdir(parents=True, exist_ok=True)
             for image in research[gender]["images"]:
                 _link_or_copy(img_dir / image["file_name"], rdir / image["file_name"])
-            payload = {"images": research[gender]["images"], "annotations": research[gender]["annotations"],
-                       "categories": [CATEGORY]}
+            payload = {
+                "images": research[gender]["images"],
+                "annotations": research[gender]["annotations"],
+                "categories": [CATEGORY],
+            }
             (tmp / "research" / f"{folder}_split" / f"gender_{folder}_{split}.json").write_text(
-                json.dumps(payload, indent=1, sort_keys=True))
-    manifest = {"generator": "faapkit.data.synth", "seed": spec.seed,
-                "splits": {s: {"male": m, "female": f} for s, m, f in spec.splits},
-                "layouts": {"attributes": "coco", "research": "research"}, "contrast": CONTRAST, "opacity": OPACITY}
+                json.dumps(payload, indent=1, sort_keys=True)
+            )
+    manifest = {
+        "generator": "faapkit.data.synth",
+        "seed": spec.seed,
+        "splits": {s: {"male": m, "female": f} for s, m, f in spec.splits},
+        "layouts": {"attributes": "coco", "research": "research"},
+        "contrast": CONTRAST,
+        "opacity": OPACITY,
+    }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists() and not any(out.iterdir()):

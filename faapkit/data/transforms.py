@@ -26,7 +26,7 @@ def resized_hw(h: int, w: int, size: int, max_size: int | None) -> tuple[int, in
     if max_size is not None:
         min_orig, max_orig = float(min(w, h)), float(max(w, h))
         if max_orig / min_orig * size > max_size:
-            size = int(round(max_size * min_orig / max_orig))
+            size = round(max_size * min_orig / max_orig)
     if (w <= h and w == size) or (h <= w and h == size):
         return h, w
     if w < h:
@@ -55,7 +55,9 @@ def hflip(image: Image.Image, target: Target) -> tuple[Image.Image, Target]:
     return image.transpose(Image.FLIP_LEFT_RIGHT), target
 
 
-def crop(image: Image.Image, target: Target, top: int, left: int, height: int, width: int) -> tuple[Image.Image, Target]:
+def crop(
+    image: Image.Image, target: Target, top: int, left: int, height: int, width: int
+) -> tuple[Image.Image, Target]:
     """Crop and keep boxes that still have area (upstream ``crop``)."""
     target = dict(target)
     boxes = target["boxes"] - torch.tensor([left, top, left, top])
@@ -90,7 +92,9 @@ class EvalTransform:
     def __init__(self, min_size: int, max_size: int) -> None:
         self.min_size, self.max_size = min_size, max_size
 
-    def __call__(self, image: Image.Image, target: Target, rng: random.Random | None = None) -> tuple[torch.Tensor, Target]:
+    def __call__(
+        self, image: Image.Image, target: Target, rng: random.Random | None = None
+    ) -> tuple[torch.Tensor, Target]:
         image, target = resize(image, target, self.min_size, self.max_size)
         return to_normalized_tensor(image, target)
 

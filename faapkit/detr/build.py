@@ -23,10 +23,21 @@ if TYPE_CHECKING:
     from faapkit.specs import DetectorSpec
 
 
-def build_detr(*, backbone: str, hidden_dim: int, nheads: int, enc_layers: int, dec_layers: int,
-               dim_feedforward: int, num_queries: int, num_classes: int, dilation: bool = False,
-               dropout: float = 0.1, aux_loss: bool = True, eos_coef: float = 0.1,
-               ) -> tuple[DETR, SetCriterion, PostProcess]:
+def build_detr(
+    *,
+    backbone: str,
+    hidden_dim: int,
+    nheads: int,
+    enc_layers: int,
+    dec_layers: int,
+    dim_feedforward: int,
+    num_queries: int,
+    num_classes: int,
+    dilation: bool = False,
+    dropout: float = 0.1,
+    aux_loss: bool = True,
+    eos_coef: float = 0.1,
+) -> tuple[DETR, SetCriterion, PostProcess]:
     """Upstream ``build_model`` for the detection-only case, with no pretrained download."""
     joiner = Joiner(Backbone(backbone, dilation), PositionEmbeddingSine(hidden_dim // 2, normalize=True))
     transformer = Transformer(hidden_dim, nheads, enc_layers, dec_layers, dim_feedforward, dropout)
@@ -62,7 +73,9 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     except Exception as exc:
         reason = " ".join(str(exc).split())[:200]
         if "weights_only" in reason or "Unsupported global" in reason:
-            raise CheckpointError(f"refusing to load {path}: it contains pickled code/objects, not plain weights") from None
+            raise CheckpointError(
+                f"refusing to load {path}: it contains pickled code/objects, not plain weights"
+            ) from None
         raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a torch file): {reason}") from None
     state = obj.get("model", obj) if isinstance(obj, Mapping) else None
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
@@ -75,8 +88,11 @@ def load_state_strict(model: torch.nn.Module, state: Mapping[str, Tensor], *, wh
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own and not k.endswith("num_batches_tracked")]
-    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                  if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
     if missing or unexpected or mismatched:
         parts = []
         if missing:
@@ -89,20 +105,22 @@ def load_state_strict(model: torch.nn.Module, state: Mapping[str, Tensor], *, wh
     model.load_state_dict(state, strict=False)  # strictness enforced above; num_batches_tracked tolerated
 
 
+def _module_group(key: str) -> str:
+    """``backbone.0.body.layer1...`` -> ``backbone.0.body``; ``transformer.encoder...`` -> ``transformer.encoder``."""
+    parts = key.split(".")
+    depth = {"backbone": 3, "transformer": 2}.get(parts[0], 1)
+    return ".".join(parts[:depth])
+
+
 def describe_detector(spec: DetectorSpec) -> dict[str, Any]:
     """Parameter counts per top-level module and the key layout, without loading weights."""
     model, _, _ = build_from_spec(spec)
     state = model.state_dict()
     groups: dict[str, dict[str, int]] = {}
-    for key, tensor in state.items():
-        parts = key.split(".")
-        prefix = ".".join(parts[:3]) if parts[0] == "backbone" else ".".join(parts[:2]) if parts[0] == "transformer" else parts[0]
-        g = groups.setdefault(prefix, {"params": 0, "keys": 0})
-        g["keys"] += 1
+    for key in state:
+        groups.setdefault(_module_group(key), {"params": 0, "keys": 0})["keys"] += 1
     for name, p in model.named_parameters():
-        parts = name.split(".")
-        prefix = ".".join(parts[:3]) if parts[0] == "backbone" else ".".join(parts[:2]) if parts[0] == "transformer" else parts[0]
-        groups[prefix]["params"] += p.numel()
+        groups[_module_group(name)]["params"] += p.numel()
     weights = None
     if spec.weights:
         path = packaged_path(spec.weights)

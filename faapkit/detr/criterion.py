@@ -23,8 +23,13 @@ class SetCriterion(nn.Module):
     """``forward(outputs, targets) -> (losses, indices)``: unweighted terms ``loss_ce``,
     ``loss_bbox``, ``loss_giou`` and their ``_i`` aux copies, plus the final layer's matching."""
 
-    def __init__(self, num_classes: int, matcher: HungarianMatcher, eos_coef: float = 0.1,
-                 weights: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        matcher: HungarianMatcher,
+        eos_coef: float = 0.1,
+        weights: dict[str, float] | None = None,
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.matcher = matcher
@@ -41,22 +46,29 @@ class SetCriterion(nn.Module):
             weights.update({f"{k}_{i}": v for k, v in self.base_weights.items()})
         return weights
 
-    def _layer_losses(self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]], indices: Indices,
-                      num_boxes: float) -> dict[str, Tensor]:
+    def _layer_losses(
+        self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]], indices: Indices, num_boxes: float
+    ) -> dict[str, Tensor]:
         logits = outputs["pred_logits"].float()
         idx = _src_permutation(indices)
         idx = (idx[0].to(logits.device), idx[1].to(logits.device))
         target_classes = torch.full(logits.shape[:2], self.num_classes, dtype=torch.int64, device=logits.device)
-        target_classes[idx] = torch.cat([t["labels"][j.to(t["labels"].device)] for t, (_, j) in zip(targets, indices, strict=True)])
+        target_classes[idx] = torch.cat(
+            [t["labels"][j.to(t["labels"].device)] for t, (_, j) in zip(targets, indices, strict=True)]
+        )
         loss_ce = F.cross_entropy(logits.transpose(1, 2), target_classes, self.empty_weight)
         src_boxes = outputs["pred_boxes"].float()[idx]
-        target_boxes = torch.cat([t["boxes"][j.to(t["boxes"].device)] for t, (_, j) in zip(targets, indices, strict=True)]).float()
+        target_boxes = torch.cat(
+            [t["boxes"][j.to(t["boxes"].device)] for t, (_, j) in zip(targets, indices, strict=True)]
+        ).float()
         loss_bbox = F.l1_loss(src_boxes, target_boxes, reduction="none").sum() / num_boxes
         giou = torch.diag(generalized_box_iou(box_cxcywh_to_xyxy(src_boxes), box_cxcywh_to_xyxy(target_boxes)))
         loss_giou = (1 - giou).sum() / num_boxes
         return {"loss_ce": loss_ce, "loss_bbox": loss_bbox, "loss_giou": loss_giou}
 
-    def forward(self, outputs: dict[str, object], targets: list[dict[str, Tensor]]) -> tuple[dict[str, Tensor], Indices]:
+    def forward(
+        self, outputs: dict[str, object], targets: list[dict[str, Tensor]]
+    ) -> tuple[dict[str, Tensor], Indices]:
         final = {"pred_logits": outputs["pred_logits"], "pred_boxes": outputs["pred_boxes"]}
         indices = self.matcher(final, targets)
         # Box losses are normalised by the number of targets in the batch given (at least 1).

@@ -19,7 +19,9 @@ class MLP(nn.Module):
         super().__init__()
         dims = [hidden_dim] * (num_layers - 1)
         self.num_layers = num_layers
-        self.layers = nn.ModuleList(nn.Linear(n, k) for n, k in zip([input_dim, *dims], [*dims, output_dim], strict=True))
+        self.layers = nn.ModuleList(
+            nn.Linear(n, k) for n, k in zip([input_dim, *dims], [*dims, output_dim], strict=True)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         for i, layer in enumerate(self.layers):
@@ -33,8 +35,9 @@ class DETR(nn.Module):
     ``aux_outputs`` (one dict per earlier decoder layer) and ``features (B, Q, D)``, the last decoder
     layer after the decoder norm."""
 
-    def __init__(self, backbone: Joiner, transformer: Transformer, num_classes: int, num_queries: int,
-                 aux_loss: bool = True) -> None:
+    def __init__(
+        self, backbone: Joiner, transformer: Transformer, num_classes: int, num_queries: int, aux_loss: bool = True
+    ) -> None:
         super().__init__()
         self.num_queries = num_queries
         self.transformer = transformer
@@ -55,8 +58,9 @@ class DETR(nn.Module):
         outputs_coord = self.bbox_embed(hs).sigmoid()
         out: dict[str, object] = {"pred_logits": outputs_class[-1], "pred_boxes": outputs_coord[-1], "features": hs[-1]}
         if self.aux_loss:
-            out["aux_outputs"] = [{"pred_logits": a, "pred_boxes": b}
-                                  for a, b in zip(outputs_class[:-1], outputs_coord[:-1], strict=True)]
+            out["aux_outputs"] = [
+                {"pred_logits": a, "pred_boxes": b} for a, b in zip(outputs_class[:-1], outputs_coord[:-1], strict=True)
+            ]
         return out
 
 

@@ -27,8 +27,16 @@ class FrozenDetector(nn.Module):
     - ``postprocess(outputs, sizes (B,2))`` -> per-image scores/labels/boxes.
     """
 
-    def __init__(self, model: DETR, criterion: SetCriterion, postprocessor: PostProcess, *, name: str,
-                 checkpoint: str | None = None, sha256: str | None = None) -> None:
+    def __init__(
+        self,
+        model: DETR,
+        criterion: SetCriterion,
+        postprocessor: PostProcess,
+        *,
+        name: str,
+        checkpoint: str | None = None,
+        sha256: str | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
         self.criterion = criterion
@@ -59,7 +67,9 @@ class FrozenDetector(nn.Module):
     def forward(self, images: Tensor, mask: Tensor) -> Outputs:  # type: ignore[override]
         return self.model(NestedTensor(images, mask))
 
-    def detection_loss(self, outputs: Outputs, targets: list[dict[str, Tensor]]) -> tuple[Tensor, dict[str, Tensor], Indices]:
+    def detection_loss(
+        self, outputs: Outputs, targets: list[dict[str, Tensor]]
+    ) -> tuple[Tensor, dict[str, Tensor], Indices]:
         terms, indices = self.criterion(outputs, targets)
         return self.criterion.total(terms), terms, indices
 
@@ -67,8 +77,13 @@ class FrozenDetector(nn.Module):
         return self.postprocessor(outputs, sizes)
 
 
-def load_detector(spec: DetectorSpec, checkpoint: Path | None = None, *,
-                  device: torch.device | str = "cpu", allow_random: bool = False) -> FrozenDetector:
+def load_detector(
+    spec: DetectorSpec,
+    checkpoint: Path | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    allow_random: bool = False,
+) -> FrozenDetector:
     """Build ``spec`` and load ``checkpoint`` (or the spec's shipped weights) strictly.
 
     A detector without weights is an error unless ``allow_random`` (tests, benchmarks).

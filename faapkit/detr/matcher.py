@@ -30,9 +30,11 @@ class HungarianMatcher(nn.Module):
         boxes = outputs["pred_boxes"].flatten(0, 1).float()
         tgt_ids = torch.cat([t["labels"] for t in targets])
         tgt_boxes = torch.cat([t["boxes"] for t in targets]).float()
-        cost = (self.cost_bbox * torch.cdist(boxes, tgt_boxes, p=1)
-                - self.cost_class * prob[:, tgt_ids]
-                - self.cost_giou * generalized_box_iou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(tgt_boxes)))
+        cost = (
+            self.cost_bbox * torch.cdist(boxes, tgt_boxes, p=1)
+            - self.cost_class * prob[:, tgt_ids]
+            - self.cost_giou * generalized_box_iou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(tgt_boxes))
+        )
         # One device->host copy for the whole batch; each image only uses its own block.
         blocks = cost.view(bs, num_queries, -1).cpu().split(sizes, -1)
         indices: Indices = []

@@ -17,8 +17,9 @@ class NestedTensor:
         self.mask = mask
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> NestedTensor:
-        return NestedTensor(self.tensors.to(device, non_blocking=non_blocking),
-                            self.mask.to(device, non_blocking=non_blocking))
+        return NestedTensor(
+            self.tensors.to(device, non_blocking=non_blocking), self.mask.to(device, non_blocking=non_blocking)
+        )
 
     def decompose(self) -> tuple[Tensor, Tensor]:
         return self.tensors, self.mask

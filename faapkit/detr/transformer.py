@@ -53,13 +53,24 @@ class TransformerDecoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
 
-    def forward(self, tgt: Tensor, memory: Tensor, memory_key_padding_mask: Tensor | None,
-                pos: Tensor | None, query_pos: Tensor | None) -> Tensor:
+    def forward(
+        self,
+        tgt: Tensor,
+        memory: Tensor,
+        memory_key_padding_mask: Tensor | None,
+        pos: Tensor | None,
+        query_pos: Tensor | None,
+    ) -> Tensor:
         q = k = _with_pos(tgt, query_pos)
         tgt2 = self.self_attn(q, k, value=tgt, need_weights=False)[0]
         tgt = self.norm1(tgt + self.dropout1(tgt2))
-        tgt2 = self.multihead_attn(query=_with_pos(tgt, query_pos), key=_with_pos(memory, pos), value=memory,
-                                   key_padding_mask=memory_key_padding_mask, need_weights=False)[0]
+        tgt2 = self.multihead_attn(
+            query=_with_pos(tgt, query_pos),
+            key=_with_pos(memory, pos),
+            value=memory,
+            key_padding_mask=memory_key_padding_mask,
+            need_weights=False,
+        )[0]
         tgt = self.norm2(tgt + self.dropout2(tgt2))
         tgt2 = self.linear2(self.dropout(F.relu(self.linear1(tgt))))
         return self.norm3(tgt + self.dropout3(tgt2))
@@ -84,8 +95,14 @@ class TransformerDecoder(nn.Module):
         self.layers = _clones(layer, num_layers)
         self.norm = nn.LayerNorm(d_model)
 
-    def forward(self, tgt: Tensor, memory: Tensor, memory_key_padding_mask: Tensor | None,
-                pos: Tensor | None, query_pos: Tensor | None) -> Tensor:
+    def forward(
+        self,
+        tgt: Tensor,
+        memory: Tensor,
+        memory_key_padding_mask: Tensor | None,
+        pos: Tensor | None,
+        query_pos: Tensor | None,
+    ) -> Tensor:
         intermediate = []
         for layer in self.layers:
             tgt = layer(tgt, memory, memory_key_padding_mask, pos, query_pos)
@@ -94,13 +111,22 @@ class TransformerDecoder(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, d_model: int = 256, nhead: int = 8, num_encoder_layers: int = 6,
-                 num_decoder_layers: int = 6, dim_feedforward: int = 2048, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        d_model: int = 256,
+        nhead: int = 8,
+        num_encoder_layers: int = 6,
+        num_decoder_layers: int = 6,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
-        self.encoder = TransformerEncoder(TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout),
-                                          num_encoder_layers)
-        self.decoder = TransformerDecoder(TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout),
-                                          num_decoder_layers, d_model)
+        self.encoder = TransformerEncoder(
+            TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout), num_encoder_layers
+        )
+        self.decoder = TransformerDecoder(
+            TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout), num_decoder_layers, d_model
+        )
         self.d_model = d_model
         self.nhead = nhead
         for p in self.parameters():

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from faapkit.core.losses.base import LossInputs, LossOutput, LossStrategy
 from faapkit.core.distributed import DistInfo, average_gradients
+from faapkit.core.losses.base import LossInputs, LossOutput, LossStrategy
 from faapkit.core.losses.common import matched_scores, wasserstein_1d_asymmetric
 
 
@@ -32,8 +32,16 @@ class AdversarialGroupLoss(LossStrategy):
 
     head_in_generator_optimizer = False
 
-    def __init__(self, lambda_fair: float, fair_disadvantaged_scale: float, fair_advantaged_scale: float,
-                 entropy_alpha: float, lambda_wass: float, k_d: int, lr_d: float) -> None:
+    def __init__(
+        self,
+        lambda_fair: float,
+        fair_disadvantaged_scale: float,
+        fair_advantaged_scale: float,
+        entropy_alpha: float,
+        lambda_wass: float,
+        k_d: int,
+        lr_d: float,
+    ) -> None:
         self.lf, self.fd, self.fa = lambda_fair, fair_disadvantaged_scale, fair_advantaged_scale
         self.alpha, self.lw, self.k_d, self.lr_d = entropy_alpha, lambda_wass, k_d, lr_d
         self.head: nn.Module | None = None
@@ -65,8 +73,9 @@ class AdversarialGroupLoss(LossStrategy):
         for _ in range(self.k_d):
             logits = self.head(feats)
             # mean over the groups present of each group's CE, as the research code did
-            loss = torch.stack([F.cross_entropy(logits[labels == (1 - g)], labels[labels == (1 - g)])
-                                for g in present]).mean()
+            loss = torch.stack(
+                [F.cross_entropy(logits[labels == (1 - g)], labels[labels == (1 - g)]) for g in present]
+            ).mean()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             # each rank trains on its own batch; averaging keeps the replicas identical under DDP
@@ -86,8 +95,9 @@ class AdversarialGroupLoss(LossStrategy):
                 term = fairness_term(logits, discriminator_labels(x.groups[idx]), self.alpha)
                 fair = fair + scale * term
                 terms[name] = term
-        wass = wasserstein_1d_asymmetric(matched_scores(x.logits, x.targets, x.indices, d),
-                                         matched_scores(x.logits, x.targets, x.indices, a))
+        wass = wasserstein_1d_asymmetric(
+            matched_scores(x.logits, x.targets, x.indices, d), matched_scores(x.logits, x.targets, x.indices, a)
+        )
         total = self.lf * fair + x.weights["beta"] * x.detection + self.lw * wass
         return LossOutput(total, {"loss_fair": fair, "loss_wasserstein": wass, **terms})
 

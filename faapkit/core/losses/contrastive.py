@@ -41,12 +41,14 @@ def score_split_contrastive(z: Tensor, scores: Tensor, tau: float, w_low_high: f
         return z.sum() * 0.0
     z_l, z_h = z[low], z[high]
     lh = z_l @ z_h.t() / tau
-    return (w_low_high * info_nce(lh, self_similarity(z_l, tau))
-            + w_high_low * info_nce(lh.t(), self_similarity(z_h, tau)))
+    return w_low_high * info_nce(lh, self_similarity(z_l, tau)) + w_high_low * info_nce(
+        lh.t(), self_similarity(z_h, tau)
+    )
 
 
-def group_aware_contrastive(z_d: Tensor, z_a: Tensor, s_d: Tensor, s_a: Tensor, tau: float, alpha: float,
-                            w_forward: float, w_backward: float) -> Tensor:
+def group_aware_contrastive(
+    z_d: Tensor, z_a: Tensor, s_d: Tensor, s_a: Tensor, tau: float, alpha: float, w_forward: float, w_backward: float
+) -> Tensor:
     """3rd: d->a InfoNCE whose logits get ``alpha * log(0.5 + sigmoid(5 (s_a_j - s_d_i)))`` (scores
     detached), plus the unweighted a->d direction when there are at least two advantaged images."""
     sim = z_d @ z_a.t() / tau
@@ -81,8 +83,14 @@ def _score_terms(s: Tensor, d: Tensor, a: Tensor) -> dict[str, Tensor]:
 class CrossGroupInfoNCE(LossStrategy):
     """1st. ``L = l_c * NCE + l_w * W(matched scores) + beta * L_det``."""
 
-    def __init__(self, temperature: float, weight_forward: float, weight_backward: float,
-                 lambda_contrastive: float, lambda_wass: float) -> None:
+    def __init__(
+        self,
+        temperature: float,
+        weight_forward: float,
+        weight_backward: float,
+        lambda_contrastive: float,
+        lambda_wass: float,
+    ) -> None:
         self.tau, self.wf, self.wb = temperature, weight_forward, weight_backward
         self.lc, self.lw = lambda_contrastive, lambda_wass
 
@@ -94,8 +102,9 @@ class CrossGroupInfoNCE(LossStrategy):
         d, a = x.index(0), x.index(1)
         z = x.head(x.features.float())  # type: ignore[misc]
         nce = cross_group_infonce(z[d], z[a], self.tau, self.wf, self.wb)
-        wass = wasserstein_1d_asymmetric(matched_scores(x.logits, x.targets, x.indices, d),
-                                         matched_scores(x.logits, x.targets, x.indices, a))
+        wass = wasserstein_1d_asymmetric(
+            matched_scores(x.logits, x.targets, x.indices, d), matched_scores(x.logits, x.targets, x.indices, a)
+        )
         total = self.lc * nce + self.lw * wass + x.weights["beta"] * x.detection
         s = image_scores(x.logits, 10)
         return LossOutput(total, {"loss_contrastive": nce, "loss_wasserstein": wass, **_score_terms(s, d, a)})
@@ -104,8 +113,15 @@ class CrossGroupInfoNCE(LossStrategy):
 class ScoreSplitInfoNCE(LossStrategy):
     """2nd. Group-blind low/high InfoNCE on image scores + W(matched) when both groups are present."""
 
-    def __init__(self, temperature: float, score_top_k: int, weight_low_high: float, weight_high_low: float,
-                 lambda_contrastive: float, lambda_wass: float) -> None:
+    def __init__(
+        self,
+        temperature: float,
+        score_top_k: int,
+        weight_low_high: float,
+        weight_high_low: float,
+        lambda_contrastive: float,
+        lambda_wass: float,
+    ) -> None:
         self.tau, self.k, self.wlh, self.whl = temperature, score_top_k, weight_low_high, weight_high_low
         self.lc, self.lw = lambda_contrastive, lambda_wass
 
@@ -117,21 +133,42 @@ class ScoreSplitInfoNCE(LossStrategy):
         z = x.head(x.features.float())  # type: ignore[misc]
         s = image_scores(x.logits, self.k)
         con = score_split_contrastive(z, s, self.tau, self.wlh, self.whl)
-        wass = wasserstein_1d_asymmetric(matched_scores(x.logits, x.targets, x.indices, d),
-                                         matched_scores(x.logits, x.targets, x.indices, a))
+        wass = wasserstein_1d_asymmetric(
+            matched_scores(x.logits, x.targets, x.indices, d), matched_scores(x.logits, x.targets, x.indices, a)
+        )
         total = self.lc * con + self.lw * wass + x.weights["beta"] * x.detection
         low, high = rank_split(s)
-        return LossOutput(total, {"loss_contrastive": con, "loss_wasserstein": wass,
-                                  "split_score_gap": s[high].mean().detach() - s[low].mean().detach(),
-                                  **_score_terms(s, d, a)})
+        return LossOutput(
+            total,
+            {
+                "loss_contrastive": con,
+                "loss_wasserstein": wass,
+                "split_score_gap": s[high].mean().detach() - s[low].mean().detach(),
+                **_score_terms(s, d, a),
+            },
+        )
 
 
 class GroupAwareInfoNCE(LossStrategy):
     """3rd. Adaptive-weight d->a InfoNCE (+ a->d) + W(image scores) + beta * L_det."""
 
-    def __init__(self, temperature: float, alpha: float, score_top_k: int, weight_forward: float,
-                 weight_backward: float, lambda_contrastive: float, lambda_wass: float) -> None:
-        self.tau, self.alpha, self.k, self.wf, self.wb = temperature, alpha, score_top_k, weight_forward, weight_backward
+    def __init__(
+        self,
+        temperature: float,
+        alpha: float,
+        score_top_k: int,
+        weight_forward: float,
+        weight_backward: float,
+        lambda_contrastive: float,
+        lambda_wass: float,
+    ) -> None:
+        self.tau, self.alpha, self.k, self.wf, self.wb = (
+            temperature,
+            alpha,
+            score_top_k,
+            weight_forward,
+            weight_backward,
+        )
         self.lc, self.lw = lambda_contrastive, lambda_wass
 
     def skip_reason(self, groups: Tensor) -> str | None:
@@ -151,8 +188,9 @@ class GroupAwareInfoNCE(LossStrategy):
 class AnchorAlignedInfoNCE(LossStrategy):
     """4th. ``l_c * w_c(e) * NCE(d->sg(a)) + l_align * align + l_w * W(image scores) + beta * L_det``."""
 
-    def __init__(self, temperature: float, score_top_k: int, lambda_contrastive: float, lambda_align: float,
-                 lambda_wass: float) -> None:
+    def __init__(
+        self, temperature: float, score_top_k: int, lambda_contrastive: float, lambda_align: float, lambda_wass: float
+    ) -> None:
         self.tau, self.k = temperature, score_top_k
         self.lc, self.la, self.lw = lambda_contrastive, lambda_align, lambda_wass
 
@@ -174,5 +212,14 @@ class AnchorAlignedInfoNCE(LossStrategy):
             sim_da = (zd @ za.t()).mean()
             off = ~torch.eye(len(zd), dtype=torch.bool, device=zd.device)
             sim_dd = (zd @ zd.t())[off].mean()
-        return LossOutput(total, {"loss_contrastive": con, "loss_align": align, "loss_wasserstein": wass,
-                                  "sim_dis_adv": sim_da, "sim_dis_dis": sim_dd, **_score_terms(s, d, a)})
+        return LossOutput(
+            total,
+            {
+                "loss_contrastive": con,
+                "loss_align": align,
+                "loss_wasserstein": wass,
+                "sim_dis_adv": sim_da,
+                "sim_dis_dis": sim_dd,
+                **_score_terms(s, d, a),
+            },
+        )

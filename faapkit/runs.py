@@ -1,0 +1,193 @@
+"""Finding and reading runs for ``faap compare`` and ``faap inspect run``.
+
+Native faapkit runs are read directly; every other folder or loose metrics file is offered to the
+``faap_read_run`` hook (built-in: the research scripts' formats). Each record describes one
+(run, epoch, split) with per-group metrics of the perturbed and baseline settings.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from faapkit.core.rundir import RunDir
+
+
+def read_native(path: Path) -> list[dict[str, Any]]:
+    run = RunDir(path)
+    manifest = run.read_manifest()
+    label = path.name
+    dataset = manifest.get("dataset", {}).get("fingerprint")
+    log = {int(r["epoch"]): r for r in run.read_log()}
+    records = []
+    seen = set()
+    for f in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
+        try:
+            m = json.loads(f.read_text())
+        except json.JSONDecodeError:
+            continue
+        if m.get("schema") != "faapkit.metrics/1":
+            continue
+        epoch = m.get("epoch")
+        seen.add(epoch)
+        metrics = m["metrics"]
+        records.append(
+            {
+                "run": label,
+                "path": str(f),
+                "source": "faapkit",
+                "version": manifest.get("version"),
+                "epoch": epoch,
+                "split": m.get("split"),
+                "split_by": m.get("split_by"),
+                "dataset": m.get("dataset", {}).get("fingerprint", dataset),
+                "epsilon": m.get("epsilon"),
+                "reference": m.get("reference"),
+                "perturbed": metrics.get("perturbed"),
+                "baseline": metrics.get("baseline"),
+                "bootstrap": m.get("bootstrap"),
+                "train": log.get(epoch) if epoch is not None else None,
+            }
+        )
+    for epoch, row in log.items():
+        if epoch not in seen:
+            records.append(
+                {
+                    "run": label,
+                    "path": str(path),
+                    "source": "faapkit train log",
+                    "version": manifest.get("version"),
+                    "epoch": epoch,
+                    "split": None,
+                    "dataset": dataset,
+                    "epsilon": row.get("epsilon"),
+                    "perturbed": None,
+                    "baseline": None,
+                    "train": row,
+                }
+            )
+    return records
+
+
+def discover(paths: list[Path], pm: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """Walk ``paths`` recursively; returns records and the paths nobody could read."""
+    records: list[dict[str, Any]] = []
+    unreadable: list[str] = []
+
+    def visit(p: Path) -> None:
+        if p.is_dir():
+            if (p / "run.json").is_file():
+                records.extend(read_native(p))
+                return
+            found = pm.hook.faap_read_run(path=p)
+            if found:
+                records.extend(found)
+                return
+            for child in sorted(p.iterdir()):
+                if child.is_dir() or child.suffix == ".json":
+                    visit(child)
+        elif p.is_file():
+            found = pm.hook.faap_read_run(path=p)
+            if found:
+                records.extend(found)
+            elif p.suffix == ".json" and p.name not in {"config.json", "dataset_layout.json", "run.json"}:
+                unreadable.append(str(p))
+        else:
+            unreadable.append(f"{p} (not found)")
+
+    for path in paths:
+        visit(Path(path))
+    return records, unreadable
+
+
+def summarize(record: dict[str, Any]) -> dict[str, Any]:
+    """Flat row: per-group AP/AR (perturbed, else baseline), gaps, change vs baseline, CIs."""
+    ref = record.get("reference") or {}
+    setting = record.get("perturbed") or record.get("baseline")
+    row: dict[str, Any] = {
+        k: record.get(k) for k in ("run", "version", "epoch", "split", "dataset", "epsilon", "source")
+    }
+    row["setting"] = (
+        "perturbed" if record.get("perturbed") else ("baseline" if record.get("baseline") else "train only")
+    )
+    if setting:
+        groups = list(setting)
+        for g in groups:
+            row[f"AP_{g}"] = setting[g].get("AP")
+            row[f"AR_{g}"] = setting[g].get("AR")
+        adv, dis = ref.get("advantaged"), ref.get("disadvantaged")
+        for m in ("AP", "AR"):
+            row[f"{m}_gap"] = _gap(setting, m, adv, dis)
+            if record.get("perturbed") and record.get("baseline"):
+                base_gap = _gap(record["baseline"], m, adv, dis)
+                row[f"{m}_gap_baseline"] = base_gap
+                row[f"{m}_gap_change"] = (
+                    None if row[f"{m}_gap"] is None or base_gap is None else row[f"{m}_gap"] - base_gap
+                )
+        boot = (record.get("bootstrap") or {}).get("gaps", {})
+        for m in ("AP", "AR"):
+            if m in boot:
+                row[f"{m}_gap_ci"] = boot[m].get("perturbed") or boot[m].get("baseline")
+                row[f"{m}_change_ci"] = boot[m].get("change")
+                row[f"{m}_significant"] = boot[m].get("significant")
+    train = record.get("train") or {}
+    if "total_g" in train or "total" in train:
+        row["train_total"] = train.get("total", train.get("total_g"))
+    return row
+
+
+def _gap(setting: dict[str, Any], metric: str, adv: str | None, dis: str | None) -> float | None:
+    values = {g: v.get(metric) for g, v in setting.items() if v.get(metric) is not None}
+    if adv in values and dis in values:
+        return values[adv] - values[dis]  # type: ignore[operator]
+    if len(values) >= 2:
+        return max(values.values()) - min(values.values())  # type: ignore[type-var]
+    return None
+
+
+def fill_baselines(records: list[dict[str, Any]]) -> None:
+    """Perturbed-only records (schema C) borrow the baseline of a baseline-only record of the same
+    dataset and split, never across datasets (research P1)."""
+    baselines = {
+        (r.get("dataset"), r.get("split")): r["baseline"]
+        for r in records
+        if r.get("is_baseline_only") and r.get("baseline")
+    }
+    for r in records:
+        if r.get("perturbed") and not r.get("baseline"):
+            base = baselines.get((r.get("dataset"), r.get("split")))
+            if base:
+                r["baseline"] = base
+                r["baseline_from"] = "matching-dataset baseline file"
+
+
+def describe_run(path: Path, pm: Any) -> dict[str, Any]:
+    if (path / "run.json").is_file():
+        run = RunDir(path)
+        manifest = run.read_manifest()
+        log = run.read_log()
+        return {
+            "path": str(path),
+            "format": manifest.get("format"),
+            "version": manifest.get("version"),
+            "created_at": manifest.get("created_at"),
+            "dataset": manifest.get("dataset", {}).get("fingerprint"),
+            "detector": manifest.get("detector", {}).get("name"),
+            "epochs_logged": [r["epoch"] for r in log],
+            "checkpoints": [p.name for p in run.checkpoint_files()],
+            "evaluations": sorted(p.name for p in (path / "eval").glob("*.json")) if (path / "eval").is_dir() else [],
+            "last_epoch": {k: v for k, v in (log[-1] if log else {}).items() if not isinstance(v, dict)},
+        }
+    records, _ = discover([path], pm)
+    if not records:
+        from faapkit.errors import FaapError
+
+        raise FaapError(f"{path} is neither a faapkit run nor a format any plugin reads")
+    return {
+        "path": str(path),
+        "format": records[0].get("source"),
+        "records": len(records),
+        "epochs": sorted({r["epoch"] for r in records if r.get("epoch") is not None}),
+        "dataset": sorted({str(r.get("dataset")) for r in records}),
+    }

@@ -1,0 +1,82 @@
+import json
+import subprocess
+import sys
+
+from tests.conftest import run_cli
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys; from faapkit.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'faap --help imported torch'\nprint('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_every_command_has_help():
+    for cmd in (
+        ["train"],
+        ["eval"],
+        ["compare"],
+        ["inspect"],
+        ["inspect", "plugins"],
+        ["config", "show"],
+        ["data", "synth"],
+        ["detector", "pretrain"],
+    ):
+        code, out, err = run_cli(*cmd, "--help")
+        assert code == 0, (cmd, err)
+        assert "Usage" in out
+
+
+def test_config_show_resolves_version_defaults():
+    code, out, err = run_cli("config", "show", "--version", "4th", "--json")
+    assert code == 0, err
+    cfg = json.loads(out)
+    assert cfg["version"] == "4th"
+    assert cfg["train"]["max_norm"] == 0.5 and cfg["train"]["augment"] == "weak"
+    assert cfg["loss"]["temperature"] == 0.1 and cfg["loss"]["lambda_align"] == 0.3
+    assert cfg["schedules"]["epsilon"]["name"] == "three_phase_to_end"
+
+
+def test_config_show_toml_and_override():
+    code, out, _ = run_cli("config", "show", "--version", "1st", "--set", "train.lr=3e-4")
+    assert code == 0
+    assert "lr = 0.0003" in out and 'version = "1st"' in out
+
+
+def test_unknown_version_is_one_line_error():
+    code, out, err = run_cli("config", "show", "--version", "9th")
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "unknown version '9th'" in err and "Traceback" not in err
+
+
+def test_unknown_key_lists_valid_keys():
+    code, _, err = run_cli("config", "show", "--set", "train.nosuchkey=1")
+    assert code == 2
+    assert "unknown key 'train.nosuchkey'" in err and "batch_size" in err and "Traceback" not in err
+
+
+def test_wrong_type_is_rejected():
+    code, _, err = run_cli("config", "show", "--set", "train.epochs=many")
+    assert code == 2 and "train.epochs" in err
+
+
+def test_config_file_toml_and_yaml(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('version = "3rd"\n[train]\nbatch_size = 6\n[loss]\nalpha = 0.5\n')
+    code, out, err = run_cli("config", "show", "--config", str(toml), "--json")
+    assert code == 0, err
+    cfg = json.loads(out)
+    assert cfg["version"] == "3rd" and cfg["train"]["batch_size"] == 6 and cfg["loss"]["alpha"] == 0.5
+    yaml = tmp_path / "c.yaml"
+    yaml.write_text("version: 2nd\nloss:\n  temperature: 0.2\n")
+    code, out, err = run_cli("config", "show", "--config", str(yaml), "--json")
+    assert code == 0, err
+    assert json.loads(out)["loss"]["temperature"] == 0.2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[loss]\nnot_an_option = 1\n")
+    code, _, err = run_cli("config", "show", "--version", "4th", "--config", str(bad))
+    assert code == 2 and "loss.not_an_option" in err

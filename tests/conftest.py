@@ -1,0 +1,70 @@
+"""Shared fixtures: a session cache for the embedded benchmark, fresh plugin managers, paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FIXTURES = SHARED / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_env(tmp_path_factory: pytest.TempPathFactory) -> None:
+    cache = os.environ.get("FAAP_TEST_CACHE_DIR") or str(tmp_path_factory.mktemp("faap-cache"))
+    os.environ["FAAP_CACHE_DIR"] = cache
+    os.environ["FAAP_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture
+def pm():
+    from faapkit.plugins import make_plugin_manager
+
+    return make_plugin_manager()
+
+
+@pytest.fixture
+def registries(pm):
+    from faapkit.registry import Registries
+
+    return Registries.from_plugin_manager(pm)
+
+
+@pytest.fixture(scope="session")
+def synth_root() -> Path:
+    """The embedded benchmark (generated once per session into the test cache)."""
+    from faapkit.data.synth import embedded_dataset
+
+    return embedded_dataset(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_detector():
+    from faapkit.detr.frozen import load_detector
+    from faapkit.plugins import make_plugin_manager
+    from faapkit.registry import Registries
+
+    reg = Registries.from_plugin_manager(make_plugin_manager())
+    return load_detector(reg.detectors.get("detr-synth-tiny"))
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    """Run ``python -m faapkit ARGS`` in a subprocess: exit code, stdout, stderr."""
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "faapkit", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=600
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def needs_fixture(path: Path):
+    return pytest.mark.skipif(not path.exists(), reason=f"shared fixture missing: {path}")

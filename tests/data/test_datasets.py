@@ -1,0 +1,149 @@
+"""Both layouts, the synthetic benchmark's determinism, sampling and every data error."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from faapkit.data.batching import BalancedGroupSampler, eval_batches
+from faapkit.data.coco import load_split, require_groups
+from faapkit.data.synth import SynthSpec, write_synthetic
+from faapkit.errors import DataError
+
+SMALL = SynthSpec(seed=3, splits=(("train", 6, 3), ("test", 4, 4)))
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_synthetic_is_byte_identical_for_a_seed(tmp_path):
+    a = write_synthetic(tmp_path / "a", SMALL)
+    b = write_synthetic(tmp_path / "b", SMALL)
+    assert _digest(a) == _digest(b)
+    c = write_synthetic(tmp_path / "c", SynthSpec(seed=4, splits=SMALL.splits))
+    assert _digest(a) != _digest(c)
+
+
+def test_both_layouts_agree(tmp_path):
+    root = write_synthetic(tmp_path / "s", SMALL)
+    coco = load_split(root / "coco", "train")
+    research = load_split(root / "research", "train")
+    assert coco.layout == "attributes" and research.layout == "research"
+    assert coco.group_counts() == research.group_counts() == {"female": 3, "male": 6}
+    assert len(coco.coco_gt["annotations"]) == len(research.coco_gt["annotations"])
+    ages = load_split(root / "coco", "test", split_by="age")
+    assert len(ages.groups) >= 2 and sum(ages.group_counts().values()) == 8
+
+
+def test_embedded_benchmark_bias(synth_root):
+    train = load_split(synth_root, "train")
+    counts = train.group_counts()
+    assert counts["male"] == 3 * counts["female"]
+    test = load_split(synth_root, "test")
+    assert test.group_counts() == {"female": 250, "male": 250}
+
+
+@pytest.fixture
+def small(tmp_path):
+    return write_synthetic(tmp_path / "s", SMALL)
+
+
+def test_missing_root(tmp_path):
+    with pytest.raises(DataError, match="dataset root not found"):
+        load_split(tmp_path / "nope", "test")
+
+
+def test_missing_annotation_file(small):
+    (small / "coco" / "annotations" / "instances_test.json").unlink()
+    with pytest.raises(DataError, match="annotation file for split 'test' not found"):
+        load_split(small / "coco", "test")
+    (small / "research" / "men_split" / "gender_men_test.json").unlink()
+    with pytest.raises(DataError, match="annotation file not found"):
+        load_split(small / "research", "test")
+
+
+def test_broken_json(small):
+    (small / "coco" / "annotations" / "instances_test.json").write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        load_split(small / "coco", "test")
+
+
+def test_missing_image_file(small):
+    next((small / "coco" / "images" / "test").iterdir()).unlink()
+    with pytest.raises(DataError, match="1 image file"):
+        load_split(small / "coco", "test")
+
+
+def test_corrupt_image_fail_or_skip(small):
+    victim = sorted((small / "coco" / "images" / "test").iterdir())[0]
+    victim.write_bytes(b"\xff\xd8garbage")
+    with pytest.raises(DataError, match="corrupt image"):
+        load_split(small / "coco", "test")
+    split = load_split(small / "coco", "test", on_corrupt="skip")
+    assert len(split.records) == 7 and split.skipped_corrupt == [str(victim)]
+    assert len(split.coco_gt["images"]) == 7
+
+
+def test_missing_attribute(small):
+    ann = small / "coco" / "annotations" / "instances_test.json"
+    data = json.loads(ann.read_text())
+    del data["images"][0]["attributes"]["gender"]
+    ann.write_text(json.dumps(data))
+    with pytest.raises(DataError, match="1 image\\(s\\) in split 'test' lack attribute 'gender'"):
+        load_split(small / "coco", "test")
+    with pytest.raises(DataError, match="no image in split 'test' has attribute 'skin'.*age, gender"):
+        load_split(small / "coco", "test", split_by="skin")
+
+
+def test_empty_group(small):
+    ann = small / "coco" / "annotations" / "instances_test.json"
+    data = json.loads(ann.read_text())
+    for im in data["images"]:
+        im["attributes"]["gender"] = "male"
+    ann.write_text(json.dumps(data))
+    split = load_split(small / "coco", "test")
+    with pytest.raises(DataError, match="group 'female' .* has no images"):
+        require_groups(split, ["female", "male"])
+
+
+def test_research_layout_missing_folder(small):
+    shutil.rmtree(small / "research" / "women_split" / "test")
+    with pytest.raises(DataError, match="image folder not found"):
+        load_split(small / "research", "test")
+
+
+def test_balanced_sampler_deterministic_balanced_resumable():
+    groups = [0] * 30 + [1] * 90 + [-1] * 5
+    s = BalancedGroupSampler(groups, batch_size=8, num_batches=50, seed=1)
+    s.set_epoch(2)
+    batches = list(s)
+    s2 = BalancedGroupSampler(groups, batch_size=8, num_batches=50, seed=1)
+    s2.set_epoch(2, position=20)
+    assert list(s2) == batches[20:]
+    drawn = [groups[i] for b in batches for i, _ in b]
+    assert -1 not in drawn
+    assert 0.4 < drawn.count(0) / len(drawn) < 0.6
+    s.set_epoch(3)
+    assert list(s) != batches
+    r0 = BalancedGroupSampler(groups, batch_size=8, num_batches=5, seed=1, rank=0, world_size=2)
+    r1 = BalancedGroupSampler(groups, batch_size=8, num_batches=5, seed=1, rank=1, world_size=2)
+    assert list(r0) != list(r1)
+
+
+def test_eval_batches_share_one_shape(synth_root):
+    split = load_split(synth_root, "val")
+    from faapkit.data.transforms import resized_hw
+
+    for batch in eval_batches(split.records, 8, 128, 213):
+        shapes = {resized_hw(split.records[i].height, split.records[i].width, 128, 213) for i in batch}
+        assert len(shapes) == 1

@@ -1,0 +1,96 @@
+"""Number-for-number parity with upstream facebookresearch/detr on deterministic weights."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from faapkit.detr.build import build_detr, load_state_strict
+from faapkit.detr.misc import NestedTensor
+from tests.conftest import FIXTURES, needs_fixture
+
+PARITY = FIXTURES / "detr_parity"
+CONFIGS = {
+    "detr_r18_d64": dict(
+        backbone="resnet18",
+        hidden_dim=64,
+        nheads=4,
+        enc_layers=2,
+        dec_layers=2,
+        dim_feedforward=128,
+        num_queries=20,
+        num_classes=91,
+    ),
+    "detr_r50": dict(
+        backbone="resnet50",
+        hidden_dim=256,
+        nheads=8,
+        enc_layers=6,
+        dec_layers=6,
+        dim_feedforward=2048,
+        num_queries=100,
+        num_classes=91,
+    ),
+}
+
+
+def deterministic_state(keys_shapes):
+    state = {}
+    for i, (key, shape) in enumerate(keys_shapes):
+        g = torch.Generator().manual_seed(1000 + i)
+        if key.endswith("running_var"):
+            state[key] = torch.rand(shape, generator=g) * 0.5 + 0.75
+            continue
+        n = torch.randn(shape, generator=g)
+        if key.endswith(("running_mean", "bias")):
+            state[key] = 0.1 * n
+        elif len(shape) == 1:
+            state[key] = 1 + 0.1 * n
+        else:
+            state[key] = n / math.sqrt(math.prod(shape[1:]))
+    return state
+
+
+@needs_fixture(PARITY)
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_matches_upstream(config):
+    meta = json.loads((PARITY / f"{config}_keys.json").read_text())
+    model, criterion, post = build_detr(**CONFIGS[config])
+    assert list(model.state_dict()) == [k for k, _ in meta["keys_shapes"]] or set(model.state_dict()) == {
+        k for k, _ in meta["keys_shapes"]
+    }
+    assert sum(p.numel() for p in model.parameters()) == meta["num_params"]
+    load_state_strict(model, deterministic_state(meta["keys_shapes"]), what=config)
+    model.eval()
+    exp = torch.load(PARITY / f"{config}_expected.pt", weights_only=True)
+    with torch.no_grad():
+        out = model(NestedTensor(exp["input"], exp["mask"]))
+    tol = dict(rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out["pred_logits"], exp["pred_logits"], **tol)
+    torch.testing.assert_close(out["pred_boxes"], exp["pred_boxes"], **tol)
+    torch.testing.assert_close(out["features"], exp["features"], **tol)
+    torch.testing.assert_close(
+        torch.stack([a["pred_logits"] for a in out["aux_outputs"]]), exp["aux_pred_logits"], **tol
+    )
+    torch.testing.assert_close(torch.stack([a["pred_boxes"] for a in out["aux_outputs"]]), exp["aux_pred_boxes"], **tol)
+    losses, _ = criterion(out, exp["targets"])
+    assert set(losses) == set(exp["losses"])
+    for k, v in exp["losses"].items():
+        torch.testing.assert_close(losses[k], v, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(criterion.total(losses), exp["loss_total"], rtol=1e-4, atol=1e-4)
+    results = post(out, torch.tensor([[96, 128], [80, 112]]))
+    for i, r in enumerate(results):
+        torch.testing.assert_close(r["scores"], exp["post_scores"][i], **tol)
+        assert torch.equal(r["labels"], exp["post_labels"][i])
+        torch.testing.assert_close(r["boxes"], exp["post_boxes"][i], rtol=1e-4, atol=1e-3)
+
+
+def test_r50_parameter_count(registries):
+    from faapkit.detr.build import describe_detector
+
+    info = describe_detector(registries.detectors.get("detr-r50"))
+    assert 41.3e6 <= info["num_params"] <= 41.6e6
+    assert any(k == "query_embed.weight" for k, _ in info["keys"])

@@ -1,0 +1,52 @@
+"""faap compare over the research scripts' real output folders, as they are."""
+
+import json
+
+from tests.conftest import SHARED, needs_fixture, run_cli
+
+LEGACY = SHARED / "reference" / "legacy_runs"
+
+
+@needs_fixture(LEGACY)
+def test_compare_reads_every_legacy_run_and_epoch():
+    code, out, err = run_cli("compare", str(LEGACY), "--json")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    fix5 = [r for r in rows if r["run"] == "faap_outputs_infonce_3rd_fix5_gpu_20260305"]
+    assert sorted(r["epoch"] for r in fix5) == list(range(15))  # duplicated log epochs 2,3 appear once
+    assert len([r for r in fix5 if r["setting"] == "perturbed"]) == 10
+    e0 = next(r for r in fix5 if r["epoch"] == 0)
+    assert abs(e0["AP_gap"] - (e0["AP_male"] - e0["AP_female"])) < 1e-12
+    assert abs(e0["AP_gap_baseline"] - 0.09793975858491444) < 1e-12
+    scf = [r for r in rows if r["run"] == "faap_outputs_infonce_fix10gpu_scf_20260324"]
+    assert sorted(r["epoch"] for r in scf) == list(range(24))
+    datasets = {r["run"]: r["dataset"] for r in rows}
+    assert datasets["faap_metrics"] == "faap_gan-v1" and datasets["baseline_test_metrics"] == "faap_gan-v2"
+
+
+@needs_fixture(LEGACY)
+def test_mixed_datasets_are_never_one_table():
+    code, out, err = run_cli("compare", str(LEGACY), env={"COLUMNS": "250"})
+    assert code == 0
+    assert "different datasets" in err
+    assert "dataset faap_gan-v1" in out and "dataset faap_gan-v2" in out
+    code, out, _ = run_cli("compare", str(LEGACY), "--mix-datasets", "--best-per-run", "--evaluated-only", "--json")
+    rows = json.loads(out)["rows"]
+    assert len({r["run"] for r in rows}) == len(rows)
+
+
+def test_folder_name_with_space_and_csv(tmp_path):
+    src = LEGACY / "faap_outputs_infonce_3rd_fix5_gpu_20260305"
+    dst = tmp_path / "faap_outputs_infonce_3rd_fix1 copy"
+    dst.mkdir()
+    for f in ("config.json", "train_log.jsonl", "dataset_layout.json"):
+        (dst / f).write_text((src / f).read_text())
+    code, out, err = run_cli("compare", str(tmp_path), "--json", "--csv", str(tmp_path / "rows.csv"))
+    assert code == 0, err
+    assert {r["run"] for r in json.loads(out)["rows"]} == {"faap_outputs_infonce_3rd_fix1 copy"}
+    assert (tmp_path / "rows.csv").read_text().startswith("run,")
+
+
+def test_compare_nothing_found(tmp_path):
+    code, _, err = run_cli("compare", str(tmp_path))
+    assert code == 1 and "no runs found" in err

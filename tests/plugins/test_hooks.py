@@ -1,0 +1,219 @@
+"""Every hook has a test here (meta-tested), plus plugin-manager behaviour."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import types
+from pathlib import Path
+
+import pluggy
+import pytest
+
+from faapkit import hookimpl, hookspecs
+from faapkit.errors import ConfigError, DuplicateNameError, UnknownNameError
+from faapkit.plugins import make_plugin_manager
+from faapkit.registry import Registries
+from faapkit.specs import DetectorSpec, HeadSpec, LossSpec, ScheduleSpec, VersionSpec
+
+HOOKS = sorted(n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("faap_"))
+
+
+def test_every_hook_has_a_test():
+    this = sys.modules[__name__]
+    missing = [h for h in HOOKS if not hasattr(this, f"test_hook_{h}")]
+    assert not missing, f"hooks without a test: {missing}"
+
+
+def test_every_hook_is_documented():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "plugin-hooks.md").read_text()
+    for h in HOOKS:
+        assert f"## {h}(" in doc, f"{h} missing from docs/plugin-hooks.md"
+
+
+def _with(obj, name="testplugin"):
+    return make_plugin_manager(extra_plugins=[(name, obj)])
+
+
+def test_hook_faap_register_versions(registries):
+    assert {"1st", "2nd", "3rd", "4th", "7th"} <= set(registries.versions)
+    assert registries.versions.providers["4th"] == "v4th"
+
+    class P:
+        @hookimpl
+        def faap_register_versions(self, register):
+            register(
+                VersionSpec(
+                    name="4th-short",
+                    loss="infonce_anchor_aligned",
+                    head="stabilized_mlp",
+                    schedules={"epsilon": "constant", "beta": "linear"},
+                )
+            )
+
+    reg = Registries.from_plugin_manager(_with(P()))
+    assert reg.versions.provider("4th-short") == "testplugin"
+
+
+def test_hook_faap_register_losses():
+    class P:
+        @hookimpl
+        def faap_register_losses(self, register):
+            register(LossSpec(name="my_loss", factory="faapkit.core.losses.contrastive:AnchorAlignedInfoNCE"))
+
+    reg = Registries.from_plugin_manager(_with(P()))
+    assert reg.losses.provider("my_loss") == "testplugin"
+
+
+def test_hook_faap_register_heads(registries):
+    assert registries.heads.provider("simclr_mlp") == "components"
+    head = registries.heads.get("stabilized_mlp").build(feature_dim=32)
+    import torch
+
+    z = head(torch.randn(3, 5, 32))
+    assert z.shape == (3, 128) and torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_hook_faap_register_schedules(registries):
+    spec = registries.schedules.get("linear")
+    assert spec.value(0, 24, {"start": 0.5, "end": 0.6}) == 0.5
+    assert spec.value(23, 24, {"start": 0.5, "end": 0.6}) == pytest.approx(0.6)
+
+    class P:
+        @hookimpl
+        def faap_register_schedules(self, register):
+            register(ScheduleSpec(name="halving", factory=lambda e, t, **o: 0.1 / 2**e))
+
+    reg = Registries.from_plugin_manager(_with(P()))
+    assert reg.schedules.get("halving").value(2, 10, {}) == pytest.approx(0.025)
+
+
+def test_hook_faap_register_detectors(registries):
+    assert {"detr-r50", "detr-r101", "detr-synth-tiny"} <= set(registries.detectors)
+
+    class P:
+        @hookimpl
+        def faap_register_detectors(self, register):
+            register(DetectorSpec(name="detr-mine", factory="faapkit.detr.build:build_detr", arch={}))
+
+    assert Registries.from_plugin_manager(_with(P())).detectors.provider("detr-mine") == "testplugin"
+
+
+def test_hook_faap_read_run(pm, tmp_path):
+    assert pm.hook.faap_read_run(path=tmp_path) is None  # an empty folder is nobody's run
+
+    class P:
+        @hookimpl
+        def faap_read_run(self, path):
+            return [{"run": "x", "epoch": 1}] if path.name == "mine" else None
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert _with(P()).hook.faap_read_run(path=mine) == [{"run": "x", "epoch": 1}]
+
+
+def test_duplicate_name_names_both_plugins():
+    class P:
+        @hookimpl
+        def faap_register_heads(self, register):
+            register(HeadSpec(name="simclr_mlp", factory="x:y"))
+
+    with pytest.raises(DuplicateNameError, match="'components' and plugin 'testplugin'"):
+        Registries.from_plugin_manager(_with(P()))
+
+
+def test_misspelled_hook_fails_loudly():
+    class P:
+        @hookimpl
+        def faap_register_loss(self, register):  # singular: not a hook
+            pass
+
+    with pytest.raises(ConfigError, match="faap_register_loss"):
+        _with(P())
+
+
+def test_unknown_name_suggests(registries):
+    with pytest.raises(UnknownNameError, match="did you mean '3rd'"):
+        registries.versions.get("4rd")
+
+
+def test_version_with_missing_component_is_reported():
+    class P:
+        @hookimpl
+        def faap_register_versions(self, register):
+            register(VersionSpec(name="broken", loss="nope", head=None, schedules={}))
+
+    with pytest.raises(ConfigError, match="version 'broken'.*loss 'nope'"):
+        Registries.from_plugin_manager(_with(P()))
+
+
+def test_blocked_plugin_is_not_loaded():
+    pm = make_plugin_manager(blocked=["v7th"])
+    reg = Registries.from_plugin_manager(pm)
+    assert "7th" not in reg.versions and "4th" in reg.versions
+
+
+def test_builtins_come_from_entry_points(pm):
+    info = pm.info["v4th"]
+    assert info.builtin and info.distribution == "faapkit" and info.module == "faap_plugins.v4th"
+
+
+class _EP:
+    def __init__(self, name, value, group="faap"):
+        self.name, self.value, self.group = name, value, group
+
+    def load(self):
+        import importlib
+
+        return importlib.import_module(self.value)
+
+
+class _Dist:
+    def __init__(self, name, eps):
+        self.metadata = {"Name": name}
+        self.version = "9.9"
+        self.entry_points = eps
+
+
+def _fake_distributions(monkeypatch, extra):
+    import importlib.metadata as md
+
+    real = list(md.distributions())
+    monkeypatch.setattr(md, "distributions", lambda: [*real, *extra])
+
+
+def test_third_party_entry_point_plugin_trains_through_registry(monkeypatch, tmp_path, synth_root):
+    example = Path(__file__).resolve().parents[2] / "examples" / "faap-example-plugin"
+    monkeypatch.syspath_prepend(str(example))
+    _fake_distributions(monkeypatch, [_Dist("faap-example-plugin", [_EP("example", "faap_example_plugin")])])
+    pm = make_plugin_manager(autoload=True)
+    reg = Registries.from_plugin_manager(pm)
+    assert reg.losses.provider("detection_wasserstein") == "example"
+    assert pm.info["example"].distribution == "faap-example-plugin" and not pm.info["example"].builtin
+    from faapkit.config import resolve_config
+    from faapkit.core.trainer import Trainer
+
+    cfg = resolve_config(
+        reg,
+        version="det-only",
+        overrides=["train.max_steps=2", "train.batch_size=4", "data.limit_images=40", "train.epochs=1"],
+    )
+    trainer = Trainer(cfg, reg, tmp_path / "run")
+    trainer.setup()
+    summary = trainer.fit()
+    assert summary["global_step"] == 2
+    # autoload off: third-party plugins are skipped, built-ins stay
+    reg_off = Registries.from_plugin_manager(make_plugin_manager(autoload=False))
+    assert "det-only" not in reg_off.versions and "4th" in reg_off.versions
+
+
+def test_plugin_failing_at_import_is_reported_and_others_work(monkeypatch):
+    _fake_distributions(monkeypatch, [_Dist("broken-plugin", [_EP("broken", "faap_no_such_module_xyz")])])
+    pm = make_plugin_manager(autoload=True)
+    assert [name for name, _ in pm.load_errors] == ["broken"]
+    assert "4th" in Registries.from_plugin_manager(pm).versions
+
+
+def test_pluggy_marker_is_project_scoped():
+    assert isinstance(hookimpl, pluggy.HookimplMarker) and hookimpl.project_name == "faap"
+    assert types.ModuleType  # keep import used
