@@ -129,3 +129,31 @@ def run(ctx: typer.Context, path: Path, json_: JsonOpt = False) -> None:
     for key, value in info.items():
         table.add_row(key, str(value))
     out_console.print(table)
+
+
+@app.command("perturbation")
+def perturbation(
+    ckpt: Path,
+    images: Annotated[int, typer.Option(help="how many test images (half from each of the first two groups)")] = 4,
+    out: Annotated[Path, typer.Option(help="PNG to write")] = Path("perturbation.png"),
+    data: Annotated[Path | None, typer.Option(help="dataset root (default: embedded benchmark)")] = None,
+    split: Annotated[str, typer.Option(help="split to draw images from")] = "test",
+    epsilon: Annotated[float | None, typer.Option(help="override the checkpoint's epsilon")] = None,
+    amplify: Annotated[float, typer.Option(help="delta amplification in the third column")] = 10.0,
+) -> None:
+    """Save original / perturbed / amplified-delta rows for a few images."""
+    import torch
+
+    from faapkit.cli._console import info
+    from faapkit.core.evaluator import load_generator
+    from faapkit.core.visualize import perturbation_grid
+    from faapkit.data.coco import GroupedDetectionDataset, load_split
+    from faapkit.data.synth import embedded_dataset
+    from faapkit.data.transforms import EvalTransform
+
+    generator, meta = load_generator(ckpt, epsilon, torch.device("cpu"))
+    split_data = load_split(data or embedded_dataset(), split, limit=max(2, images))
+    ds = GroupedDetectionDataset(split_data, EvalTransform(128, 213))
+    tensors = [ds[i][0] for i in range(min(images, len(ds)))]
+    perturbation_grid(generator, tensors, out, amplify)
+    info(f"wrote {out} ({len(tensors)} rows, epsilon {meta['epsilon']:.4f}, delta x{amplify:g})")

@@ -68,6 +68,13 @@ class RunDir:
         if self.log_path.is_file():
             atomic_write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in rows))
 
+    def remove_partial_writes(self) -> list[str]:
+        """Temporary files left by a process killed while writing (never read, safe to drop)."""
+        stale = [p for p in (*self.path.glob(".*.tmp"), *self.checkpoints.glob(".*.tmp"))]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return [p.name for p in stale]
+
     def checkpoint_files(self) -> list[Path]:
         if not self.checkpoints.is_dir():
             return []

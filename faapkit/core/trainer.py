@@ -344,6 +344,7 @@ class Trainer:
             st.nonfinite = int(ckpt["nonfinite"])
         if self.dist.is_main:
             self.run.truncate_log(st.epoch)
+            self.run.remove_partial_writes()
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict[str, Any]:

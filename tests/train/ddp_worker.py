@@ -1,0 +1,38 @@
+"""Run under torchrun by test_ddp.py: train a few steps with DDP, then dump each rank's generator."""
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from faapkit.config import resolve_config
+from faapkit.core.distributed import shutdown
+from faapkit.core.trainer import Trainer
+from faapkit.plugins import make_plugin_manager
+from faapkit.registry import Registries
+
+out = Path(sys.argv[1])
+version = sys.argv[2]
+reg = Registries.from_plugin_manager(make_plugin_manager())
+cfg = resolve_config(
+    reg,
+    version=version,
+    overrides=[
+        "train.batch_size=4",
+        "data.limit_images=40",
+        "train.epochs=1",
+        "train.steps_per_epoch=3",
+        "train.device='cpu'",
+    ],
+)
+trainer = Trainer(cfg, reg, out / "run")
+trainer.setup()
+rank = trainer.dist.rank
+init = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+trainer.fit()
+torch.save(
+    {"init": init, "final": trainer.generator.state_dict(), "world": trainer.dist.world_size, "pid": os.getpid()},
+    out / f"rank{rank}.pt",
+)
+shutdown(trainer.dist)

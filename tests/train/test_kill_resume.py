@@ -1,0 +1,83 @@
+"""SIGKILL in the middle of an epoch, then --resume: bit-identical to an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from tests.conftest import run_cli
+
+ARGS = [
+    "--version",
+    "4th",
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "data.limit_images=60",
+    "--set",
+    "train.epochs=3",
+    "--set",
+    "train.steps_per_epoch=4",
+    "--quiet",
+]
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "epoch_0002.pt", weights_only=True)["generator"]
+
+
+def _log(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    for r in rows:
+        r.pop("images_per_s")
+    return rows
+
+
+def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path, synth_root):
+    straight = tmp_path / "straight"
+    code, _, err = run_cli("train", *ARGS, "--out", str(straight))
+    assert code == 0, err
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faapkit", "train", *ARGS, "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    first = killed / "checkpoints" / "epoch_0000.pt"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert first.exists(), "no checkpoint was written"
+    time.sleep(1.0)  # well inside epoch 1 (an epoch takes several seconds)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (killed / "checkpoints" / "epoch_0002.pt").exists(), "the run finished before the kill"
+    leftovers = [p.name for p in (killed / "checkpoints").iterdir() if not p.name.endswith(".pt")]
+    assert not leftovers or all(name.startswith(".") for name in leftovers)
+    for p in (killed / "checkpoints").glob("*.pt"):
+        torch.load(p, weights_only=True)  # every checkpoint left behind is complete
+
+    code, _, err = run_cli("train", "--resume", str(killed), "--quiet")
+    assert code == 0, err
+    assert not list(killed.rglob(".*.tmp"))
+    for key, value in _weights(straight).items():
+        assert torch.equal(value, _weights(killed)[key]), key
+    assert _log(killed) == _log(straight)
+    assert [r["epoch"] for r in _log(killed)] == [0, 1, 2]
+
+    metrics = []
+    for run in (straight, killed):
+        code, out, err = run_cli("eval", str(run), "--limit-images", "40", "--bootstrap", "0", "--json", "--no-cache")
+        assert code == 0, err
+        metrics.append(json.loads(out)["metrics"])
+    assert metrics[0] == metrics[1]
