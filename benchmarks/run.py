@@ -246,7 +246,8 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = True
     gpu = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
     print(
-        f"faapkit benchmarks {date.today()} device={device} ({gpu}) torch={torch.__version__} threads={torch.get_num_threads()}"
+        f"faapkit benchmarks {date.today()} device={device} ({gpu}) torch={torch.__version__} "
+        f"threads={torch.get_num_threads()}"
     )
     sections = args.sections.split(",")
     if "detector" in sections:

@@ -53,6 +53,14 @@ def average_gradients(params: Any, info: DistInfo) -> None:
             p.grad /= info.world_size
 
 
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank, so replicas are identical
+    after every step and not only at the start of the next forward."""
+    if info.enabled:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, 0)
+
+
 def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     if not info.enabled:
         return [obj]

@@ -62,7 +62,10 @@ def load_generator(
 ) -> tuple[PerturbationGenerator, dict[str, Any]]:
     """A generator from a faapkit or research checkpoint; epsilon from the checkpoint unless given."""
     ckpt = load_checkpoint(path)
-    state, stored_eps = generator_state(ckpt)
+    try:
+        state, stored_eps = generator_state(ckpt)
+    except CheckpointError:
+        raise CheckpointError(f"{path} does not hold perturbation-generator weights") from None
     eps = epsilon if epsilon is not None else stored_eps
     if eps is None:
         raise CheckpointError(f"{path} does not store epsilon (research checkpoint); pass --epsilon")

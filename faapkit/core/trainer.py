@@ -27,7 +27,7 @@ from faapkit import __version__
 from faapkit.config import FaapConfig
 from faapkit.core.augment import color_jitter
 from faapkit.core.checkpoint import load_checkpoint, save_checkpoint
-from faapkit.core.distributed import DistInfo, any_true, barrier, init_from_env
+from faapkit.core.distributed import DistInfo, any_true, barrier, broadcast_buffers, init_from_env
 from faapkit.core.inference import autocast_for
 from faapkit.core.losses.base import LossInputs, LossStrategy
 from faapkit.core.meters import Meters
@@ -453,6 +453,7 @@ class Trainer:
                 )
             return
         self.optimizer.step()
+        broadcast_buffers(self.generator, self.dist)
         with torch.no_grad():
             flat = delta.detach().float().flatten(1)
             values = {
