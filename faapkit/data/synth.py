@@ -179,7 +179,12 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists() and not any(out.iterdir()):
         out.rmdir()
-    os.replace(tmp, out)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (out / "manifest.json").is_file():  # not a concurrent writer that finished first
+            raise
     return out
 
 
