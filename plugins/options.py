@@ -7,3 +7,15 @@ class Options(BaseModel):
     """Strict, closed option model: unknown keys and wrong types are errors."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def research_train_defaults(*, batch_size: int, max_norm: float, augment: str, weight_decay: float = 0.01) -> dict:
+    """The ``train`` section the research scripts used: 24 epochs at lr 1e-4 (spec section 2.0)."""
+    return {
+        "batch_size": batch_size,
+        "epochs": 24,
+        "lr": 1e-4,
+        "weight_decay": weight_decay,
+        "max_norm": max_norm,
+        "augment": augment,
+    }

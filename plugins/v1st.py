@@ -3,7 +3,7 @@ one-way Wasserstein alignment of Hungarian-matched scores, detection loss."""
 
 from collections.abc import Callable
 
-from faap_plugins.options import Options
+from faap_plugins.options import Options, research_train_defaults
 from pydantic import Field
 
 from faapkit import hookimpl
@@ -38,16 +38,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
             loss="infonce_cross_group",
             head="simclr_mlp",
             schedules={"epsilon": "three_phase", "beta": "linear"},
-            defaults={
-                "train": {
-                    "batch_size": 4,
-                    "epochs": 24,
-                    "lr": 1e-4,
-                    "weight_decay": 0.01,
-                    "max_norm": 0.1,
-                    "augment": "medium",
-                }
-            },
+            defaults={"train": research_train_defaults(batch_size=4, max_norm=0.1, augment="medium")},
             description="cross-gender InfoNCE (F anchors, M positives), Wasserstein score alignment",
         )
     )

@@ -5,7 +5,7 @@ versus upper ceil(N/2) with a deterministic tie-break, so no image is in both se
 
 from collections.abc import Callable
 
-from faap_plugins.options import Options
+from faap_plugins.options import Options, research_train_defaults
 from pydantic import Field
 
 from faapkit import hookimpl
@@ -41,16 +41,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
             loss="infonce_score_split",
             head="simclr_mlp",
             schedules={"epsilon": "three_phase", "beta": "linear"},
-            defaults={
-                "train": {
-                    "batch_size": 4,
-                    "epochs": 24,
-                    "lr": 1e-4,
-                    "weight_decay": 0.01,
-                    "max_norm": 0.1,
-                    "augment": "medium",
-                }
-            },
+            defaults={"train": research_train_defaults(batch_size=4, max_norm=0.1, augment="medium")},
             description="score-based low/high InfoNCE, group-blind (median split made disjoint)",
         )
     )

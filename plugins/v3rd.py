@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from faap_plugins.options import Options
+from faap_plugins.options import Options, research_train_defaults
 from pydantic import Field
 
 from faapkit import hookimpl
@@ -40,14 +40,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
             head="simclr_mlp",
             schedules={"epsilon": "constant", "beta": "linear"},
             defaults={
-                "train": {
-                    "batch_size": 8,
-                    "epochs": 24,
-                    "lr": 1e-4,
-                    "weight_decay": 0.01,
-                    "max_norm": 0.1,
-                    "augment": "medium",
-                },
+                "train": research_train_defaults(batch_size=8, max_norm=0.1, augment="medium"),
                 "schedules": {"epsilon": {"name": "constant", "value": 0.10}},
             },
             description="gender-aware InfoNCE with adaptive score weighting, fixed epsilon 0.10",

@@ -3,7 +3,7 @@ epsilon warmup/hold/cooldown, contrastive warmup, warmup-cosine LR, weak jitter,
 
 from collections.abc import Callable
 
-from faap_plugins.options import Options
+from faap_plugins.options import Options, research_train_defaults
 from pydantic import Field
 
 from faapkit import hookimpl
@@ -43,16 +43,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
                 "lr": "warmup_cosine",
                 "contrastive_weight": "linear_warmup",
             },
-            defaults={
-                "train": {
-                    "batch_size": 8,
-                    "epochs": 24,
-                    "lr": 1e-4,
-                    "weight_decay": 0.01,
-                    "max_norm": 0.5,
-                    "augment": "weak",
-                }
-            },
+            defaults={"train": research_train_defaults(batch_size=8, max_norm=0.5, augment="weak")},
             description="male-detached F->M InfoNCE, LN+Dropout head, feature-mean alignment, schedules",
         )
     )

@@ -4,7 +4,7 @@ entropy bonus) plus a one-way Wasserstein term and the detection loss."""
 
 from collections.abc import Callable
 
-from faap_plugins.options import Options
+from faap_plugins.options import Options, research_train_defaults
 from pydantic import Field
 
 from faapkit import hookimpl
@@ -41,16 +41,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
             loss="wgan_gd",
             head="group_discriminator",
             schedules={"epsilon": "three_phase", "beta": "linear"},
-            defaults={
-                "train": {
-                    "batch_size": 4,
-                    "epochs": 24,
-                    "lr": 1e-4,
-                    "weight_decay": 0.0,
-                    "max_norm": 0.1,
-                    "augment": "none",
-                }
-            },
+            defaults={"train": research_train_defaults(batch_size=4, max_norm=0.1, augment="none", weight_decay=0.0)},
             description="adversarial WGAN-GD baseline (comparison row)",
         )
     )

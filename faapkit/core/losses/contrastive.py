@@ -73,6 +73,12 @@ def feature_mean_alignment(h_d: Tensor, h_a: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- strategies
 
 
+def need_anchors_and_targets(groups: Tensor) -> str | None:
+    """3rd/4th skip rule: InfoNCE needs two disadvantaged anchors and one advantaged target."""
+    n_d, n_a = count_groups(groups)
+    return "fewer than 2 disadvantaged or no advantaged image" if n_d < 2 or n_a < 1 else None
+
+
 def _score_terms(s: Tensor, d: Tensor, a: Tensor) -> dict[str, Tensor]:
     s = s.detach()
     s_d = s[d].mean() if len(d) else s.new_tensor(float("nan"))
@@ -172,8 +178,7 @@ class GroupAwareInfoNCE(LossStrategy):
         self.lc, self.lw = lambda_contrastive, lambda_wass
 
     def skip_reason(self, groups: Tensor) -> str | None:
-        n_d, n_a = count_groups(groups)
-        return "fewer than 2 disadvantaged or no advantaged image" if n_d < 2 or n_a < 1 else None
+        return need_anchors_and_targets(groups)
 
     def __call__(self, x: LossInputs) -> LossOutput:
         d, a = x.index(0), x.index(1)
@@ -195,8 +200,7 @@ class AnchorAlignedInfoNCE(LossStrategy):
         self.lc, self.la, self.lw = lambda_contrastive, lambda_align, lambda_wass
 
     def skip_reason(self, groups: Tensor) -> str | None:
-        n_d, n_a = count_groups(groups)
-        return "fewer than 2 disadvantaged or no advantaged image" if n_d < 2 or n_a < 1 else None
+        return need_anchors_and_targets(groups)
 
     def __call__(self, x: LossInputs) -> LossOutput:
         d, a = x.index(0), x.index(1)
