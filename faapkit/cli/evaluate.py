@@ -62,8 +62,6 @@ def evaluate(
     json_: JsonOpt = False,
 ) -> None:
     """Per-group COCO AP/AR of baseline and perturbed inputs, their gaps and bootstrap CIs."""
-    import torch
-
     from faapkit.config import DataConfig
     from faapkit.core.checkpoint import atomic_write_text
     from faapkit.core.distributed import DistInfo
@@ -104,8 +102,7 @@ def evaluate(
         cache=not no_cache,
         amp=dev.type == "cuda",
     )
-    with torch.inference_mode(False):
-        result = run_eval(req)
+    result = run_eval(req)
     if not result:
         return  # non-zero ranks
     path = out

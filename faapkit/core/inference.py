@@ -12,7 +12,6 @@ from torch.utils.data import DataLoader
 
 from faapkit.core.perturb import apply_perturbation
 from faapkit.data.batching import Batch, collate
-from faapkit.detr.box_ops import box_xyxy_to_cxcywh
 
 
 def autocast_for(device: torch.device, enabled: bool) -> Any:
@@ -57,9 +56,8 @@ def detect(
             outputs = detector(images, batch.mask)
         sizes = torch.stack([t["orig_size"] for t in batch.targets]).to(device)
         for target, result in zip(batch.targets, detector.postprocess(outputs, sizes), strict=True):
-            xywh = box_xyxy_to_cxcywh(result["boxes"])  # convert to x, y, w, h below
-            x0y0 = result["boxes"][:, :2]
-            boxes = torch.cat([x0y0, xywh[:, 2:]], dim=1).cpu().tolist()
+            xyxy = result["boxes"]
+            boxes = torch.cat([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], dim=1).cpu().tolist()
             image_id = int(target["image_id"])
             for box, score, label in zip(
                 boxes, result["scores"].cpu().tolist(), result["labels"].cpu().tolist(), strict=True

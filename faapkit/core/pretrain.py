@@ -26,6 +26,7 @@ from faapkit.data.coco import GroupedDetectionDataset, load_split
 from faapkit.data.synth import embedded_dataset
 from faapkit.data.transforms import EvalTransform, TrainTransform
 from faapkit.detr.build import build_detr
+from faapkit.detr.misc import NestedTensor
 from faapkit.specs import DetectorSpec
 
 
@@ -127,8 +128,6 @@ def pretrain(
         for batch in loader:
             batch = batch.to(dev, non_blocking=True)
             with autocast_for(dev, True):
-                from faapkit.detr.misc import NestedTensor
-
                 outputs = model(NestedTensor(batch.images, batch.mask))
             terms, _ = criterion(outputs, batch.targets)
             loss = criterion.total(terms)

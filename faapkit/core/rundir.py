@@ -58,15 +58,15 @@ class RunDir:
                 rows.append(json.loads(line))
         return rows
 
+    def _write_log(self, rows: list[dict[str, Any]]) -> None:
+        atomic_write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in rows))
+
     def write_epoch(self, row: Mapping[str, Any]) -> None:
-        rows = [r for r in self.read_log() if int(r["epoch"]) < int(row["epoch"])]
-        rows.append(dict(row))
-        atomic_write_text(self.log_path, "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows))
+        self._write_log([*(r for r in self.read_log() if int(r["epoch"]) < int(row["epoch"])), dict(row)])
 
     def truncate_log(self, before_epoch: int) -> None:
-        rows = [r for r in self.read_log() if int(r["epoch"]) < before_epoch]
         if self.log_path.is_file():
-            atomic_write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in rows))
+            self._write_log([r for r in self.read_log() if int(r["epoch"]) < before_epoch])
 
     def remove_partial_writes(self) -> list[str]:
         """Temporary files left by a process killed while writing (never read, safe to drop)."""

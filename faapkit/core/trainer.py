@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from faapkit import __version__
 from faapkit.config import FaapConfig
 from faapkit.core.augment import color_jitter
-from faapkit.core.checkpoint import load_checkpoint, save_checkpoint
+from faapkit.core.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from faapkit.core.distributed import DistInfo, any_true, barrier, broadcast_buffers, init_from_env
 from faapkit.core.inference import autocast_for
 from faapkit.core.losses.base import LossInputs, LossStrategy
@@ -41,7 +41,6 @@ from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.errors import ConfigError, FaapError, TrainingError
 from faapkit.registry import Registries
 
-FORMAT = "faapkit.checkpoint/1"
 # config keys that may change when resuming (they do not change what is computed)
 RESUMABLE_KEYS = {("train", "max_steps"), ("train", "device"), ("data", "num_workers"), ("train", "log_every")}
 

@@ -179,7 +179,7 @@ def load_split(
                     new_id, img_dir / img["file_name"], int(img["width"]), int(img["height"]), group, tuple(anns)
                 )
             )
-    if missing_attr and fixed_group is None:
+    if missing_attr:
         if not records:
             present = ", ".join(sorted(seen_attrs)) or "none"
             raise DataError(f"no image in split '{split}' has attribute '{split_by}' (attributes present: {present})")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from faapkit.core.checkpoint import load_checkpoint
 from faapkit.detr.backbone import Backbone, Joiner
 from faapkit.detr.criterion import SetCriterion
 from faapkit.detr.detr import DETR, PostProcess
@@ -66,18 +67,8 @@ def file_sha256(path: Path) -> str:
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:
     """Read an upstream checkpoint (``{"model": sd}`` or a bare state dict) with ``weights_only=True``."""
-    if not path.is_file():
-        raise CheckpointError(f"detector checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        reason = " ".join(str(exc).split())[:200]
-        if "weights_only" in reason or "Unsupported global" in reason:
-            raise CheckpointError(
-                f"refusing to load {path}: it contains pickled code/objects, not plain weights"
-            ) from None
-        raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a torch file): {reason}") from None
-    state = obj.get("model", obj) if isinstance(obj, Mapping) else None
+    obj = load_checkpoint(path)
+    state = obj.get("model", obj)
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(f"{path} is not a DETR checkpoint: expected a state dict or {{'model': state_dict}}")
     return dict(state)

@@ -34,18 +34,12 @@ def world(tmp_path_factory, synth_root):
     run = base / "run"
     code, _, err = run_cli("train", "--version", "4th", "--out", str(run), *QUICK)
     assert code == 0, err
-    from faapkit.detr.build import build_detr
+    from faapkit.detr.build import build_from_spec
+    from faapkit.plugins import make_plugin_manager
+    from faapkit.registry import Registries
 
-    model, _, _ = build_detr(
-        backbone="resnet18",
-        hidden_dim=64,
-        nheads=4,
-        enc_layers=2,
-        dec_layers=2,
-        dim_feedforward=128,
-        num_queries=20,
-        num_classes=91,
-    )
+    r18 = Registries.from_plugin_manager(make_plugin_manager()).detectors.get("detr-r18-d64")
+    model, _, _ = build_from_spec(r18)
     torch.save({"model": model.state_dict()}, base / "r18.pth")
     good = Path(__import__("faapkit").__file__).parent / "weights" / "detr-synth-tiny.pth"
     (base / "truncated.pth").write_bytes(good.read_bytes()[:4096])

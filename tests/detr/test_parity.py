@@ -8,33 +8,13 @@ import math
 import pytest
 import torch
 
-from faapkit.detr.build import build_detr, load_state_strict
+from faapkit.detr.build import build_from_spec, load_state_strict
 from faapkit.detr.misc import NestedTensor
 from tests.conftest import FIXTURES, needs_fixture
 
 PARITY = FIXTURES / "detr_parity"
-CONFIGS = {
-    "detr_r18_d64": dict(
-        backbone="resnet18",
-        hidden_dim=64,
-        nheads=4,
-        enc_layers=2,
-        dec_layers=2,
-        dim_feedforward=128,
-        num_queries=20,
-        num_classes=91,
-    ),
-    "detr_r50": dict(
-        backbone="resnet50",
-        hidden_dim=256,
-        nheads=8,
-        enc_layers=6,
-        dec_layers=6,
-        dim_feedforward=2048,
-        num_queries=100,
-        num_classes=91,
-    ),
-}
+# fixture name -> registered detector whose architecture must reproduce it
+CONFIGS = {"detr_r18_d64": "detr-r18-d64", "detr_r50": "detr-r50"}
 
 
 def deterministic_state(keys_shapes):
@@ -56,9 +36,9 @@ def deterministic_state(keys_shapes):
 
 @needs_fixture(PARITY)
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_matches_upstream(config):
+def test_matches_upstream(config, registries):
     meta = json.loads((PARITY / f"{config}_keys.json").read_text())
-    model, criterion, post = build_detr(**CONFIGS[config])
+    model, criterion, post = build_from_spec(registries.detectors.get(CONFIGS[config]))
     assert list(model.state_dict()) == [k for k, _ in meta["keys_shapes"]] or set(model.state_dict()) == {
         k for k, _ in meta["keys_shapes"]
     }
