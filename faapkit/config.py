@@ -173,7 +173,8 @@ def resolve_config(
     tree: dict[str, Any] = {"version": spec.name}
     tree = deep_merge(tree, spec.defaults if base is None else base)
     tree = deep_merge(tree, raw_file)
-    if base is None and tree.get("data", {}).get("root") is None:
+    root = override_tree.get("data", {}).get("root", tree.get("data", {}).get("root"))
+    if base is None and root is None:
         # The embedded benchmark is small and must train on 2 CPU cores in minutes: short epochs keep
         # the paper's 24-epoch schedules, and a 16-channel generator quarters the U-Net's cost on its
         # 128 px images. Explicit values win; `faap config show` prints what applies.
