@@ -59,7 +59,9 @@ class UpBlock(nn.Module):
         self.bn = nn.BatchNorm2d(c_out)
 
     def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return self.conv_bn_relu(F.interpolate(x, size=size, mode="bilinear", align_corners=False))
+
+    def conv_bn_relu(self, x: Tensor) -> Tensor:
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
@@ -92,6 +94,19 @@ class PerturbationGenerator(nn.Module):
         u2 = self.up2(h3, (h2.shape[-2], h2.shape[-1])) + h2
         u1 = self.up1(u2, (h1.shape[-2], h1.shape[-1])) + h1
         return self.epsilon * torch.tanh(self.out_conv(u1))
+
+
+def compile_generator(generator: PerturbationGenerator) -> PerturbationGenerator:
+    """Compile the generator's blocks in place (state-dict keys unchanged).
+
+    Per block, not the whole network: the resize to the skip's size stays eager because inductor
+    cannot lower a bilinear resize to a symbolic size (training images change shape every step, so
+    graphs are dynamic), and ``epsilon`` stays outside so its schedule never recompiles anything."""
+    for block in (generator.down1, generator.down2, generator.down3, generator.bottleneck):
+        block.forward = torch.compile(block.forward)  # type: ignore[method-assign]
+    for up in (generator.up2, generator.up1):
+        up.conv_bn_relu = torch.compile(up.conv_bn_relu)  # type: ignore[method-assign]
+    return generator
 
 
 def apply_perturbation(generator: nn.Module, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

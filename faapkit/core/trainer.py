@@ -31,7 +31,7 @@ from faapkit.core.distributed import DistInfo, any_true, barrier, broadcast_buff
 from faapkit.core.inference import autocast_for
 from faapkit.core.losses.base import LossInputs, LossStrategy
 from faapkit.core.meters import Meters
-from faapkit.core.perturb import PerturbationGenerator, apply_perturbation
+from faapkit.core.perturb import PerturbationGenerator, apply_perturbation, compile_generator
 from faapkit.core.rundir import RunDir
 from faapkit.data.batching import BalancedGroupSampler, collate
 from faapkit.data.coco import GroupedDetectionDataset, load_split, require_groups
@@ -42,7 +42,15 @@ from faapkit.errors import ConfigError, FaapError, TrainingError
 from faapkit.registry import Registries
 
 # config keys that may change when resuming (they do not change what is computed)
-RESUMABLE_KEYS = {("train", "max_steps"), ("train", "device"), ("data", "num_workers"), ("train", "log_every")}
+RESUMABLE_KEYS = {
+    ("train", "max_steps"),
+    ("train", "device"),
+    ("data", "num_workers"),
+    ("train", "log_every"),
+    ("train", "channels_last"),
+    ("train", "compile"),
+    ("train", "fused_optimizer"),
+}
 
 
 def select_device(name: str, dist_info: DistInfo) -> torch.device:
@@ -194,9 +202,7 @@ class Trainer:
             # (that would make a resumed epoch draw different dropout masks)
             generator=torch.Generator().manual_seed(cfg.train.seed),
         )
-        self.detector: FrozenDetector = load_detector(
-            self.registries.detectors.get(cfg.detector.name), cfg.detector.checkpoint, device=self.device
-        )
+        self.detector: FrozenDetector = self.build_detector()
         self.generator = PerturbationGenerator(cfg.generator.base_channels, epsilon=self._schedule("epsilon", 0)).to(
             self.device
         )
@@ -211,7 +217,13 @@ class Trainer:
         trainable = [self.generator] + (
             [self.head] if self.head is not None and self.strategy.head_in_generator_optimizer else []
         )
-        self.optimizer = torch.optim.AdamW(param_groups(trainable, cfg.train.weight_decay), lr=cfg.train.lr)
+        if cfg.train.channels_last:
+            self.generator.to(memory_format=torch.channels_last)
+            self.detector.to(memory_format=torch.channels_last)
+        fused = cfg.train.fused_optimizer and self.device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(
+            param_groups(trainable, cfg.train.weight_decay), lr=cfg.train.lr, fused=fused or None
+        )
         self.trainable = trainable
         self.g_model: nn.Module = self.generator
         head_for_loss = self.head
@@ -220,6 +232,8 @@ class Trainer:
             if self.head is not None and self.strategy.head_in_generator_optimizer:
                 head_for_loss = DDP(self.head, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.head_for_loss = head_for_loss
+        if cfg.train.compile:
+            compile_generator(self.generator)
         self.strategy.attach(head_for_loss, self.device, self.dist)
         self.state = EpochState()
         if self.resume:
@@ -346,6 +360,10 @@ class Trainer:
             self.run.remove_partial_writes()
 
     # ------------------------------------------------------------------ loop
+    def build_detector(self) -> FrozenDetector:
+        cfg = self.config.detector
+        return load_detector(self.registries.detectors.get(cfg.name), cfg.checkpoint, device=self.device)
+
     def fit(self) -> dict[str, Any]:
         cfg = self.config
         st = self.state
@@ -364,7 +382,7 @@ class Trainer:
                 self.reporter.start_epoch(st.epoch, self.steps_per_epoch, st.position)
             start = time.perf_counter()
             for batch in self.loader:
-                self._step(batch, weights)
+                self.train_step(batch, weights)
                 st.position += 1
                 st.global_step += 1
                 if self.reporter:
@@ -410,7 +428,8 @@ class Trainer:
         st.seconds = 0.0
         return row
 
-    def _step(self, batch: Any, weights: dict[str, float]) -> None:
+    def train_step(self, batch: Any, weights: dict[str, float]) -> None:
+        """One optimiser step (or a counted skip) on a collated batch; updates the epoch meters."""
         cfg, st = self.config, self.state
         batch = batch.to(self.device, non_blocking=True)
         groups = torch.where(batch.groups <= 1, batch.groups, torch.full_like(batch.groups, -1))
@@ -418,8 +437,11 @@ class Trainer:
         if any_true(reason is not None, self.dist, self.device):
             st.skips[reason or "skipped on another rank"] += 1
             return
+        images = batch.images
+        if cfg.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with autocast_for(self.device, cfg.train.amp):
-            perturbed, delta = apply_perturbation(self.g_model, batch.images, batch.mask)
+            perturbed, delta = apply_perturbation(self.g_model, images, batch.mask)
             if cfg.train.augment != "none":
                 gen = torch.Generator().manual_seed(
                     hash((cfg.train.seed, self.dist.rank, st.epoch, st.position)) % 2**63
@@ -432,15 +454,13 @@ class Trainer:
         )
         extra = self.strategy.before_generator_step(inputs)
         out = self.strategy(inputs)
-        bad = not bool(torch.isfinite(out.total))
-        if not bad:
-            self.optimizer.zero_grad(set_to_none=True)
-            out.total.backward()
-            params = [p for m in self.trainable for p in m.parameters() if p.requires_grad]
-            norm = torch.nn.utils.clip_grad_norm_(
-                params, cfg.train.max_norm if cfg.train.max_norm > 0 else float("inf")
-            )
-            bad = not bool(torch.isfinite(norm))
+        # one host sync decides the step: a non-finite loss or gradient norm skips it (backward on a
+        # NaN loss is harmless, its gradients are discarded)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.total.backward()
+        params = [p for m in self.trainable for p in m.parameters() if p.requires_grad]
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.max_norm if cfg.train.max_norm > 0 else float("inf"))
+        bad = not bool(torch.isfinite(out.total.detach()) & torch.isfinite(norm))
         if any_true(bad, self.dist, self.device):
             self.optimizer.zero_grad(set_to_none=True)
             st.nonfinite += 1
@@ -465,5 +485,7 @@ class Trainer:
                 **extra,
                 **{k: (v.detach() if torch.is_tensor(v) else v) for k, v in out.terms.items()},
             }
-        st.meters.update({k: float(v) for k, v in values.items()})
+        tensors = {k: v for k, v in values.items() if torch.is_tensor(v)}
+        numbers = torch.stack([v.float().reshape(()) for v in tensors.values()]).tolist()  # one host copy
+        st.meters.update({**values, **dict(zip(tensors, numbers, strict=True))})
         st.images += len(groups)

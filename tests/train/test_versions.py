@@ -9,6 +9,7 @@ import torch
 
 from faapkit.config import resolve_config
 from faapkit.core.checkpoint import load_checkpoint
+from faapkit.core.perturb import PerturbationGenerator
 from faapkit.core.trainer import Trainer
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
@@ -56,3 +57,43 @@ def test_resume_mid_epoch_is_exact(tmp_path, synth_root):
         assert torch.equal(v, resumed.generator.state_dict()[k]), k
     assert [r["epoch"] for r in resumed.run.read_log()] == [0, 1]
     assert resumed.run.read_log()[1]["total"] == full.run.read_log()[1]["total"]
+
+
+def _train_generator(tmp_path, name: str, extra: list[str]) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """(the update of every floating generator tensor, the epoch's logged means) after 2 steps."""
+    overrides = ["train.batch_size=4", "data.limit_images=40", "train.epochs=1", "train.steps_per_epoch=2", *extra]
+    trainer = Trainer(resolve_config(REG, version="4th", overrides=overrides), REG, tmp_path / name)
+    trainer.setup()
+    init = {k: v.clone() for k, v in trainer.generator.state_dict().items() if v.is_floating_point()}
+    trainer.fit()
+    final = trainer.generator.state_dict()
+    return {k: final[k] - v for k, v in init.items()}, trainer.run.read_log()[0]
+
+
+def _assert_same_training(a, b) -> None:
+    """Same losses up to float rounding and the same update direction (Adam turns rounding-level
+    gradient differences into lr-sized steps on near-zero gradients, so weights are not compared)."""
+    (update_a, log_a), (update_b, log_b) = a, b
+    for key in ("total", "loss_det", "delta_linf"):
+        assert log_a[key] == pytest.approx(log_b[key], rel=1e-4), key
+    flat_a = torch.cat([u.flatten() for u in update_a.values()])
+    flat_b = torch.cat([update_b[k].flatten() for k in update_a])
+    assert flat_a.abs().sum() > 0
+    assert torch.nn.functional.cosine_similarity(flat_a, flat_b, dim=0) > 0.95
+
+
+def test_channels_last_trains_the_same_generator(tmp_path, synth_root):
+    """A memory format is a speed option: same steps, same losses up to float rounding."""
+    eager = _train_generator(tmp_path, "nchw", [])
+    nhwc = _train_generator(tmp_path, "nhwc", ["train.channels_last=true"])
+    _assert_same_training(eager, nhwc)
+
+
+@pytest.mark.slow
+def test_compiled_generator_trains_the_same_generator(tmp_path, synth_root):
+    """``train.compile`` compiles the network body only; checkpoints keep the research keys."""
+    eager = _train_generator(tmp_path, "eager", [])
+    compiled = _train_generator(tmp_path, "compiled", ["train.compile=true"])
+    _assert_same_training(eager, compiled)
+    ckpt = load_checkpoint(tmp_path / "compiled" / "checkpoints" / "epoch_0000.pt")
+    assert set(ckpt["generator"]) == set(PerturbationGenerator().state_dict())
