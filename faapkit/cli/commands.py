@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,7 @@ import typer
 
 from faapkit.cli._console import info, print_json
 from faapkit.cli._context import state
+from faapkit.cli._launch import launch_torchrun
 from faapkit.cli._options import ConfigOpt, JsonOpt, SetOpt, VersionOpt
 from faapkit.errors import FaapError
 
@@ -42,7 +42,7 @@ def train(
         if value is not None:
             overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
     if nproc > 1:
-        _launch_torchrun(nproc)
+        launch_torchrun(nproc)
         return
     from faapkit.config import resolve_config
     from faapkit.registry import Registries
@@ -110,35 +110,3 @@ def _providers(st: object, version: str) -> dict[str, object]:
             "distribution_version": dist.version if dist else "?",
         }
     return out
-
-
-def _launch_torchrun(nproc: int) -> None:
-    import subprocess
-
-    argv = [a for a in sys.argv[1:]]
-    cleaned: list[str] = []
-    skip = False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a == "--nproc":
-            skip = True
-            continue
-        if a.startswith("--nproc="):
-            continue
-        cleaned.append(a)
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc_per_node={nproc}",
-        "--standalone",
-        "-m",
-        "faapkit",
-        *cleaned,
-    ]
-    info("launching: " + " ".join(cmd[2:]))
-    rc = subprocess.call(cmd)
-    if rc != 0:
-        raise FaapError(f"torchrun exited with status {rc}")

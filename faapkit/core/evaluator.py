@@ -24,7 +24,7 @@ from faapkit import __version__
 from faapkit.core.checkpoint import atomic_write_text, generator_state, load_checkpoint
 from faapkit.core.cocoeval import PerImageRecords, evaluate_groups, make_coco, per_image_eval
 from faapkit.core.distributed import DistInfo, gather_objects, init_from_env
-from faapkit.core.inference import detect, make_eval_loader
+from faapkit.core.inference import detect_settings, make_eval_loader
 from faapkit.core.perturb import PerturbationGenerator
 from faapkit.data.batching import eval_batches
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, load_split
@@ -99,7 +99,10 @@ def _cache_key(req: EvalRequest) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def run_detections(req: EvalRequest, generator: torch.nn.Module | None, dist_info: DistInfo) -> list[dict[str, Any]]:
+def run_detections(
+    req: EvalRequest, generators: list[torch.nn.Module | None], dist_info: DistInfo
+) -> list[list[dict[str, Any]]]:
+    """Detections of every setting (``None`` = clean) from one data pass, gathered from all ranks."""
     ds = GroupedDetectionDataset(req.data, EvalTransform(req.min_size, req.max_size))
     batches = eval_batches(
         req.data.records,
@@ -110,22 +113,31 @@ def run_detections(req: EvalRequest, generator: torch.nn.Module | None, dist_inf
         world_size=dist_info.world_size,
     )
     loader = make_eval_loader(ds, batches, req.num_workers, pin=req.device.type == "cuda")
-    local = detect(req.detector, loader, device=req.device, generator=generator, amp=req.amp)
-    merged = [d for part in gather_objects(local, dist_info) for d in part]
-    return sorted(merged, key=lambda d: (d["image_id"], -d["score"]))
+    local = detect_settings(req.detector, loader, generators, device=req.device, amp=req.amp)
+    merged = []
+    for setting in range(len(generators)):
+        dets = [d for part in gather_objects(local[setting], dist_info) for d in part]
+        merged.append(sorted(dets, key=lambda d: (d["image_id"], -d["score"])))
+    return merged
 
 
-def baseline_detections(req: EvalRequest, dist_info: DistInfo) -> tuple[list[dict[str, Any]], bool]:
-    path = default_cache_dir() / "eval" / f"baseline-{_cache_key(req)}.json"
+def _baseline_cache_path(req: EvalRequest) -> Path:
+    return default_cache_dir() / "eval" / f"baseline-{_cache_key(req)}.json"
+
+
+def cached_baseline(req: EvalRequest) -> list[dict[str, Any]] | None:
+    path = _baseline_cache_path(req)
     if req.cache and path.is_file():
         try:
-            return json.loads(path.read_text())["detections"], True
+            return list(json.loads(path.read_text())["detections"])
         except (json.JSONDecodeError, KeyError):
             path.unlink(missing_ok=True)
-    dets = run_detections(req, None, dist_info)
+    return None
+
+
+def store_baseline(req: EvalRequest, dets: list[dict[str, Any]], dist_info: DistInfo) -> None:
     if req.cache and dist_info.is_main:
-        atomic_write_text(path, json.dumps({"detections": dets}))
-    return dets, False
+        atomic_write_text(_baseline_cache_path(req), json.dumps({"detections": dets}))
 
 
 def reference_groups(groups: list[str], disadvantaged: str | None, advantaged: str | None) -> tuple[str, str] | None:
@@ -163,17 +175,23 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
     ref = reference_groups(groups, req.disadvantaged, req.advantaged)
     group_images = {g: [r.image_id for r in data.records if r.group == g] for g in groups}
     coco_gt = make_coco(data.coco_gt)
-    t0 = time.perf_counter()
-    base_dets, cached = baseline_detections(req, dist_info)
-    t_base = time.perf_counter() - t0
-    settings: dict[str, list[dict[str, Any]]] = {"baseline": base_dets}
     gen_meta: dict[str, Any] = {}
-    t_pert = 0.0
+    todo: dict[str, torch.nn.Module | None] = {}
+    base_dets = cached_baseline(req)
+    cached = base_dets is not None
+    if base_dets is None:
+        todo["baseline"] = None
     if req.checkpoint is not None:
-        generator, gen_meta = load_generator(req.checkpoint, req.epsilon, req.device)
-        t0 = time.perf_counter()
-        settings["perturbed"] = run_detections(req, generator, dist_info)
-        t_pert = time.perf_counter() - t0
+        todo["perturbed"], gen_meta = load_generator(req.checkpoint, req.epsilon, req.device)
+    t0 = time.perf_counter()
+    computed = dict(zip(todo, run_detections(req, list(todo.values()), dist_info), strict=True)) if todo else {}
+    t_infer = time.perf_counter() - t0
+    if base_dets is None:
+        base_dets = computed["baseline"]
+        store_baseline(req, base_dets, dist_info)
+    settings: dict[str, list[dict[str, Any]]] = {"baseline": base_dets}
+    if "perturbed" in computed:
+        settings["perturbed"] = computed["perturbed"]
     if not dist_info.is_main:
         return {}
     t0 = time.perf_counter()
@@ -208,6 +226,8 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
             "batching": "shape-bucketed (no padding)",
             "detections_per_image": req.detector.num_queries,
             "baseline_cached": cached,
+            "settings_inferred": list(todo),
+            "amp": req.amp and req.device.type == "cuda",
             "world_size": dist_info.world_size,
         },
         "metrics": metrics,
@@ -227,8 +247,7 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
     if req.bootstrap > 0:
         result["bootstrap"] = bootstrap(coco_gt, settings, group_images, ref, req.bootstrap, req.seed, req.confidence)
     result["timing_s"] = {
-        "baseline_inference": round(t_base, 3),
-        "perturbed_inference": round(t_pert, 3),
+        "inference": round(t_infer, 3),
         "coco_eval": round(t_coco, 3),
         "bootstrap": round(time.perf_counter() - t0, 3),
         "total": round(time.perf_counter() - started, 3),

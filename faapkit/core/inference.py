@@ -33,7 +33,6 @@ def make_eval_loader(
     )
 
 
-@torch.no_grad()
 def detect(
     detector: nn.Module,
     loader: DataLoader,
@@ -44,23 +43,58 @@ def detect(
 ) -> list[dict[str, Any]]:
     """Run the (optionally perturbed) detector over ``loader``; one record per query and image:
     ``{"image_id", "category_id", "bbox": [x, y, w, h] in original pixels, "score"}``."""
-    records: list[dict[str, Any]] = []
-    if generator is not None:
-        generator.eval()
+    return detect_settings(detector, loader, [generator], device=device, amp=amp)[0]
+
+
+@torch.no_grad()
+def detect_settings(
+    detector: nn.Module,
+    loader: DataLoader,
+    generators: Sequence[nn.Module | None],
+    *,
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
+) -> list[list[dict[str, Any]]]:
+    """One pass over ``loader`` for several settings (``None`` = clean input): each batch is loaded
+    and moved once and runs through the detector once per setting. Returns one record list per
+    setting, in ``generators`` order."""
+    records: list[list[dict[str, Any]]] = [[] for _ in generators]
+    for g in generators:
+        if g is not None:
+            g.eval()
     for batch in loader:
         batch = batch.to(device, non_blocking=True) if isinstance(batch, Batch) else batch
-        with autocast_for(device, amp):
-            images = batch.images
-            if generator is not None:
-                images, _ = apply_perturbation(generator, images, batch.mask)
-            outputs = detector(images, batch.mask)
+        images = batch.images.contiguous(memory_format=torch.channels_last) if channels_last else batch.images
         sizes = torch.stack([t["orig_size"] for t in batch.targets]).to(device)
-        for target, result in zip(batch.targets, detector.postprocess(outputs, sizes), strict=True):
-            xyxy = result["boxes"]
-            boxes = torch.cat([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], dim=1).cpu().tolist()
-            image_id = int(target["image_id"])
-            for box, score, label in zip(
-                boxes, result["scores"].cpu().tolist(), result["labels"].cpu().tolist(), strict=True
-            ):
-                records.append({"image_id": image_id, "category_id": int(label), "bbox": box, "score": float(score)})
+        image_ids = [int(t["image_id"]) for t in batch.targets]
+        for out, generator in zip(records, generators, strict=True):
+            with autocast_for(device, amp):
+                x = images if generator is None else apply_perturbation(generator, images, batch.mask)[0]
+                outputs = detector(x, batch.mask)
+            out.extend(coco_records(detector.postprocess(outputs, sizes), image_ids))
     return records
+
+
+def coco_records(results: list[dict[str, torch.Tensor]], image_ids: list[int]) -> list[dict[str, Any]]:
+    """Post-processed ``(Q,)`` scores/labels and ``(Q, 4)`` xyxy boxes per image -> COCO records,
+    with a single device-to-host copy for the whole batch."""
+    xyxy = torch.stack([r["boxes"] for r in results]).float()
+    xywh = torch.cat([xyxy[..., :2], xyxy[..., 2:] - xyxy[..., :2]], dim=-1)
+    packed = (
+        torch.cat(
+            [
+                xywh,
+                torch.stack([r["scores"] for r in results]).float()[..., None],
+                torch.stack([r["labels"] for r in results]).float()[..., None],
+            ],
+            dim=-1,
+        )
+        .cpu()
+        .tolist()
+    )  # (B, Q, 6)
+    return [
+        {"image_id": image_id, "category_id": int(row[5]), "bbox": row[:4], "score": row[4]}
+        for image_id, rows in zip(image_ids, packed, strict=True)
+        for row in rows
+    ]
