@@ -60,6 +60,7 @@ def evaluate(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="recompute the baseline")] = False,
     workers: Annotated[int, typer.Option(help="data-loading worker processes")] = 0,
     amp: Annotated[bool, typer.Option(help="bf16 autocast on CUDA (faster, AP differs slightly from fp32)")] = False,
+    channels_last: Annotated[bool, typer.Option(help="NHWC convolutions (faster; same AP up to rounding)")] = True,
     nproc: Annotated[int, typer.Option(help="shard inference over N processes with torchrun")] = 1,
     out: Annotated[Path | None, typer.Option(help="metrics.json path (default: <run>/eval/...)")] = None,
     json_: JsonOpt = False,
@@ -115,6 +116,7 @@ def evaluate(
         cache=not no_cache,
         amp=amp,
         num_workers=workers,
+        channels_last=channels_last,
     )
     try:
         result = run_eval(req)

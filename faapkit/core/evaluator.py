@@ -54,6 +54,7 @@ class EvalRequest:
     advantaged: str | None = None
     num_workers: int = 0
     amp: bool = False
+    channels_last: bool = True
     cache: bool = True
 
 
@@ -95,6 +96,7 @@ def _cache_key(req: EvalRequest) -> str:
         "min": req.min_size,
         "max": req.max_size,
         "amp": req.amp and req.device.type == "cuda",
+        "channels_last": req.channels_last,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -113,7 +115,13 @@ def run_detections(
         world_size=dist_info.world_size,
     )
     loader = make_eval_loader(ds, batches, req.num_workers, pin=req.device.type == "cuda")
-    local = detect_settings(req.detector, loader, generators, device=req.device, amp=req.amp)
+    if req.channels_last:  # NHWC convolutions: ~1.4x faster inference on CPU, same results up to rounding
+        for module in (req.detector, *generators):
+            if module is not None:
+                module.to(memory_format=torch.channels_last)
+    local = detect_settings(
+        req.detector, loader, generators, device=req.device, amp=req.amp, channels_last=req.channels_last
+    )
     merged = []
     for setting in range(len(generators)):
         dets = [d for part in gather_objects(local[setting], dist_info) for d in part]
@@ -228,6 +236,7 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
             "baseline_cached": cached,
             "settings_inferred": list(todo),
             "amp": req.amp and req.device.type == "cuda",
+            "channels_last": req.channels_last,
             "world_size": dist_info.world_size,
         },
         "metrics": metrics,
