@@ -1,19 +1,31 @@
-"""Benchmarks: ``python -m benchmarks.run [--device cpu|cuda] [--sections detector,train,eval]``."""
+"""Benchmarks: ``python -m benchmarks.run [--device cpu|cuda] [--sections flops,detector,train,eval] [--compile]``.
+
+Every ratio is between numbers measured in the same run. The train section times the engine's own
+``Trainer.train_step`` (sampling aside), the eval section times ``faapkit.core.evaluator.evaluate``
+against a re-enactment of the research evaluation (four passes, DETR's ``CocoEvaluator``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import io
+import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from faapkit.config import resolve_config
-from faapkit.core.augment import color_jitter
-from faapkit.core.losses.base import LossInputs
-from faapkit.core.perturb import PerturbationGenerator, apply_perturbation
+from faapkit.core.trainer import Trainer
+from faapkit.data.batching import Batch
 from faapkit.detr.build import build_from_spec
 from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.plugins import make_plugin_manager
@@ -36,16 +48,20 @@ def timeit(fn: Callable[[], object], device: torch.device, warmup: int = 2, repe
 
 
 def detector_for(name: str, device: torch.device) -> FrozenDetector:
+    """The shipped weights where there are some, else random weights (same cost). Random DETRs get
+    a bias towards class 1 so that, like a trained person detector, every query predicts the class
+    the ground truth uses and pycocotools does the full matching work."""
     spec = REG.detectors.get(name)
     if spec.weights:
         return load_detector(spec, device=device)
     torch.manual_seed(0)
-    return FrozenDetector(*build_from_spec(spec), name=name).to(device)  # random weights: same cost
+    det = FrozenDetector(*build_from_spec(spec), name=name)
+    with torch.no_grad():
+        det.model.class_embed.bias[1] += 8.0
+    return det.to(device)
 
 
-def make_batch(bs: int, h: int, w: int, device: torch.device, num_classes: int):
-    x = torch.randn(bs, 3, h, w, device=device)
-    mask = torch.zeros(bs, h, w, dtype=torch.bool, device=device)
+def make_batch(bs: int, h: int, w: int, device: torch.device) -> Batch:
     targets = [
         {
             "boxes": torch.tensor([[0.5, 0.5, 0.3, 0.6], [0.3, 0.4, 0.2, 0.3]], device=device),
@@ -53,24 +69,27 @@ def make_batch(bs: int, h: int, w: int, device: torch.device, num_classes: int):
         }
         for _ in range(bs)
     ]
-    groups = torch.tensor([i % 2 for i in range(bs)], device=device)
-    return x, mask, targets, groups
-
-
-def autocast(device: torch.device, bf16: bool):
-    return (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if bf16 and device.type == "cuda"
-        else torch.autocast("cpu", enabled=False)
+    return Batch(
+        torch.randn(bs, 3, h, w, device=device),
+        torch.zeros(bs, h, w, dtype=torch.bool, device=device),
+        targets,
+        torch.tensor([i % 2 for i in range(bs)], device=device),
     )
 
 
-def floor_step(det: FrozenDetector, x, mask, targets, bf16: bool, device: torch.device) -> Callable[[], None]:
+def autocast(device: torch.device, bf16: bool) -> Any:
+    return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 and device.type == "cuda" else contextlib.nullcontext()
+
+
+def floor_step(det: FrozenDetector, batch: Batch, bf16: bool, channels_last: bool) -> Callable[[], None]:
+    """The floor: frozen detector forward + backward to the input alone (no generator, no optimiser)."""
+    x = batch.images.contiguous(memory_format=torch.channels_last) if channels_last else batch.images
+
     def step() -> None:
         xi = x.detach().requires_grad_(True)
-        with autocast(device, bf16):
-            out = det(xi, mask)
-        loss, _, _ = det.detection_loss(out, targets)
+        with autocast(batch.images.device, bf16):
+            out = det(xi, batch.mask)
+        loss, _, _ = det.detection_loss(out, batch.targets)
         loss.backward()
 
     return step
@@ -82,144 +101,348 @@ def configs(device: torch.device, r50_size: int) -> list[tuple[str, int, int, in
     return [("detr-synth-tiny", 8, 128, 160), ("detr-r50", 1, 384, 512)]
 
 
+def memory_formats(device: torch.device) -> list[bool]:
+    return [False, True]
+
+
 def section_detector(device: torch.device, r50_size: int) -> list[dict[str, object]]:
     rows = []
     for name, bs, h, w in configs(device, r50_size):
         det = detector_for(name, device)
-        x, mask, targets, _ = make_batch(bs, h, w, device, det.num_classes)
+        batch = make_batch(bs, h, w, device)
         for bf16 in [False, True] if device.type == "cuda" else [False]:
+            for cl in memory_formats(device):
+                det.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+                x = batch.images.contiguous(memory_format=torch.channels_last) if cl else batch.images
 
-            def fwd() -> None:
-                with torch.no_grad(), autocast(device, bf16):
-                    det(x, mask)
+                def fwd() -> None:
+                    with torch.no_grad(), autocast(device, bf16):
+                        det(x, batch.mask)
 
-            t_f = timeit(fwd, device)
-            t_b = timeit(floor_step(det, x, mask, targets, bf16, device), device)
+                t_f = timeit(fwd, device)
+                t_b = timeit(floor_step(det, batch, bf16, cl), device)
+                rows.append(
+                    {
+                        "detector": name,
+                        "batch": f"{bs}x{h}x{w}",
+                        "dtype": "bf16" if bf16 else "fp32",
+                        "layout": "NHWC" if cl else "NCHW",
+                        "forward img/s": bs / t_f,
+                        "fwd+bwd-to-input img/s": bs / t_b,
+                        "bwd cost x": t_b / t_f,
+                    }
+                )
+    return rows
+
+
+def section_flops(device: torch.device, r50_size: int) -> list[dict[str, object]]:
+    """Arithmetic per image at the research resolution: why a step cannot get close to the floor."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from faapkit.core.perturb import PerturbationGenerator
+
+    h, w = r50_size, round(r50_size * 1.36)
+    x = torch.randn(1, 3, h, w, device=device)
+    mask = torch.zeros(1, h, w, dtype=torch.bool, device=device)
+    det = detector_for("detr-r50", device)
+
+    def count(fn: Callable[[], None]) -> float:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        return counter.get_total_flops() / 1e9
+
+    def floor() -> None:
+        xi = x.clone().requires_grad_(True)
+        det(xi, mask)["pred_boxes"].sum().backward()
+
+    floor_gflop = count(floor)
+    rows: list[dict[str, object]] = [
+        {"part": f"DETR-R50 fwd+bwd to input, {h}x{w} (floor)", "GFLOP/image": floor_gflop, "x floor": 1.0}
+    ]
+    for channels in (32, 16):
+        gen = PerturbationGenerator(channels).to(device)
+        g = count(lambda gen=gen: gen(x).sum().backward())
+        rows.append({"part": f"generator {channels} ch fwd+bwd", "GFLOP/image": g, "x floor": g / floor_gflop})
+        rows.append(
+            {"part": f"step lower bound, {channels} ch", "GFLOP/image": g + floor_gflop, "x floor": 1 + g / floor_gflop}
+        )
+    with torch.no_grad():
+        det_fwd = count(lambda: det(x, mask))
+        gen_fwd = count(lambda: PerturbationGenerator(32).to(device).eval()(x))
+    research, cached = gen_fwd + 2 * det_fwd, gen_fwd + det_fwd
+    rows.append({"part": "eval, research (perturbed + baseline)", "GFLOP/image": research, "x floor": None})
+    rows.append({"part": "eval, cached baseline (perturbed only)", "GFLOP/image": cached, "x floor": None})
+    rows.append({"part": "eval arithmetic speed-up bound", "GFLOP/image": research / cached, "x floor": None})
+    return rows
+
+
+class BenchTrainer(Trainer):
+    """The real engine with a given detector object (random-weight R50 has no file to load)."""
+
+    detector_object: FrozenDetector
+
+    def build_detector(self) -> FrozenDetector:
+        return self.detector_object
+
+
+def engine_step(
+    version: str, det: FrozenDetector, batch: Batch, device: torch.device, overrides: list[str], out: Path
+) -> Callable[[], None]:
+    cfg = resolve_config(
+        REG,
+        version=version,
+        overrides=[
+            f"detector.name='{det.name}'",
+            "generator.base_channels=32",  # research size (the embedded default uses 16)
+            f"train.device='{device.type}'",
+            f"train.batch_size={batch.images.shape[0]}",
+            *overrides,
+        ],
+    )
+    trainer = BenchTrainer(cfg, REG, out / f"{version}-{len(list(out.iterdir()))}")
+    trainer.detector_object = det
+    trainer.setup()
+    eps, lr, weights = trainer.epoch_values(0)
+    trainer.generator.epsilon = eps
+    trainer.generator.train()
+
+    def step() -> None:
+        trainer.train_step(batch, weights)
+
+    return step
+
+
+def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[dict[str, object]]:
+    name, bs, h, w = configs(device, r50_size)[0 if device.type == "cpu" else 1]
+    det = detector_for(name, device)
+    batch = make_batch(bs, h, w, device)
+    cuda = device.type == "cuda"
+    floors: dict[tuple[bool, bool], float] = {}
+    for bf16 in [False, True] if cuda else [False]:
+        for cl in memory_formats(device):
+            det.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+            floors[(bf16, cl)] = timeit(floor_step(det, batch, bf16, cl), device)
+    best = min(floors.values())
+    rows: list[dict[str, object]] = [
+        {
+            "step": f"floor {'bf16' if bf16 else 'fp32'} {'NHWC' if cl else 'NCHW'}",
+            "img/s": bs / t,
+            "x own floor": 1.0,
+            "x best floor": t / best,
+        }
+        for (bf16, cl), t in floors.items()
+    ]
+    from faapkit.core.perturb import PerturbationGenerator
+
+    for cl in memory_formats(device):
+        gen = PerturbationGenerator(32).to(device, memory_format=torch.channels_last if cl else torch.contiguous_format)
+        x = batch.images.contiguous(memory_format=torch.channels_last) if cl else batch.images
+
+        def generator_alone() -> None:
+            with autocast(device, cuda):
+                out = gen(x)
+            out.float().sum().backward()
+
+        t = timeit(generator_alone, device)
+        layout = "NHWC" if cl else "NCHW"
+        rows.append(
+            {
+                "step": f"generator alone, fwd+bwd ({'bf16' if cuda else 'fp32'} {layout})",
+                "img/s": bs / t,
+                "x own floor": t / floors[(cuda, cl)],
+                "x best floor": t / best,
+            }
+        )
+    variants: list[tuple[str, list[str]]] = [(v, []) for v in sorted(REG.versions)]
+    variants += [
+        ("4th", ["train.channels_last=true"]),
+        ("4th", ["train.channels_last=true", "train.augment='none'"]),
+    ]
+    if cuda:
+        variants += [("4th", ["train.amp=false"]), ("4th", ["train.amp=false", "train.channels_last=true"])]
+    if compile_:
+        variants += [("4th", ["train.channels_last=true", "train.compile=true"])]
+    with tempfile.TemporaryDirectory() as tmp:
+        for version, overrides in variants:
+            bf16 = cuda and "train.amp=false" not in overrides
+            cl = "train.channels_last=true" in overrides
+            det.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+            step = engine_step(version, det, batch, device, overrides, Path(tmp))
+            warmup = 4 if "train.compile=true" in overrides else 2
+            t = timeit(step, device, warmup=warmup)
+            label = " ".join([version, *(o.removeprefix("train.") for o in overrides)])
             rows.append(
                 {
-                    "detector": name,
-                    "batch": f"{bs}x{h}x{w}",
-                    "dtype": "bf16" if bf16 else "fp32",
-                    "forward img/s": bs / t_f,
-                    "fwd+bwd-to-input img/s": bs / t_b,
-                    "bwd cost x": t_b / t_f,
+                    "step": f"{label} ({'bf16' if bf16 else 'fp32'})",
+                    "img/s": bs / t,
+                    "x own floor": t / floors[(bf16, cl)],
+                    "x best floor": t / best,
                 }
             )
     return rows
 
 
-def section_train(device: torch.device, r50_size: int) -> list[dict[str, object]]:
-    rows = []
-    name, bs, h, w = configs(device, r50_size)[0 if device.type == "cpu" else 1]
-    det = detector_for(name, device)
-    x, mask, targets, groups = make_batch(bs, h, w, device, det.num_classes)
-    bf16 = device.type == "cuda"
-    t_floor = timeit(floor_step(det, x, mask, targets, bf16, device), device)
-    rows.append(
-        {"version": "floor (detector fwd+bwd to input)", "detector": name, "img/s": bs / t_floor, "x floor": 1.0}
-    )
-    for version in sorted(REG.versions):
-        cfg = resolve_config(REG, version=version, overrides=["data.root='unused'"])
-        gen = PerturbationGenerator(cfg.generator.base_channels).to(device)
-        spec = REG.versions.get(version)
-        head = REG.heads.get(spec.head).build(feature_dim=det.hidden_dim, **cfg.head).to(device) if spec.head else None
-        strategy = REG.losses.get(spec.loss).build(**cfg.loss)
-        strategy.attach(head, device)
-        params = list(gen.parameters()) + (
-            list(head.parameters()) if head is not None and strategy.head_in_generator_optimizer else []
-        )
-        opt = torch.optim.AdamW(params, lr=1e-4)
-        weights = {"beta": 0.5, "contrastive_weight": 1.0}
-        jitter_gen = torch.Generator().manual_seed(0)
-
-        def step() -> None:
-            with autocast(device, bf16):
-                pert, _ = apply_perturbation(gen, x, mask)
-                if cfg.train.augment != "none":
-                    pert = color_jitter(pert, mask, cfg.train.augment, jitter_gen)
-                out = det(pert, mask)
-            detection, _, indices = det.detection_loss(out, targets)
-            inputs = LossInputs(out, targets, groups, detection, indices, weights, head)
-            strategy.before_generator_step(inputs)
-            total = strategy(inputs).total
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.train.max_norm)
-            opt.step()
-
-        t = timeit(step, device)
-        rows.append({"version": version, "detector": name, "img/s": bs / t, "x floor": t / t_floor})
-    return rows
+# ----------------------------------------------------------------------------- evaluation
 
 
-def section_eval(device: torch.device) -> list[dict[str, object]]:
+class ResearchCocoEvaluator:
+    """DETR's ``datasets/coco_eval.CocoEvaluator`` as the research used it: ``loadRes`` and
+    ``evaluate()`` per batch, evalImgs concatenated, then ``accumulate`` and ``summarize``."""
+
+    def __init__(self, coco_gt: Any) -> None:
+        from pycocotools.cocoeval import COCOeval
+
+        self.coco_gt = coco_gt
+        self.coco_eval = COCOeval(coco_gt, iouType="bbox")
+        self.img_ids: list[int] = []
+        self.eval_imgs: list[np.ndarray] = []
+
+    def update(self, results: list[dict[str, Any]], img_ids: list[int]) -> None:
+        from pycocotools.coco import COCO
+
+        self.img_ids.extend(img_ids)
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco_dt = COCO.loadRes(self.coco_gt, results) if results else COCO()
+            ev = self.coco_eval
+            ev.cocoDt = coco_dt
+            ev.params.imgIds = list(img_ids)
+            ev.evaluate()
+        p = ev.params
+        self.eval_imgs.append(np.asarray(ev.evalImgs).reshape(len(p.catIds), len(p.areaRng), len(p.imgIds)))
+
+    def summarize(self) -> np.ndarray:
+        ids, idx = np.unique(np.array(self.img_ids), return_index=True)
+        ev = self.coco_eval
+        ev.evalImgs = list(np.concatenate(self.eval_imgs, 2)[..., idx].flatten())
+        ev.params.imgIds = list(ids)
+        ev._paramsEval = copy.deepcopy(ev.params)
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev.accumulate()
+            ev.summarize()
+        return ev.stats
+
+
+def section_eval(device: torch.device, r50_size: int) -> list[dict[str, object]]:
+    from faapkit.core.checkpoint import save_checkpoint
     from faapkit.core.cocoeval import evaluate_groups, make_coco
-    from faapkit.core.inference import detect, make_eval_loader
-    from faapkit.data.batching import eval_batches
+    from faapkit.core.evaluator import EvalRequest, evaluate
+    from faapkit.core.inference import coco_records, detect, make_eval_loader
+    from faapkit.core.perturb import PerturbationGenerator, clamp_normalized
+    from faapkit.data.batching import collate, eval_batches
     from faapkit.data.coco import GroupedDetectionDataset, load_split
     from faapkit.data.synth import embedded_dataset
     from faapkit.data.transforms import EvalTransform
 
-    det = detector_for("detr-synth-tiny", device)
+    cuda = device.type == "cuda"
+    name, min_size, max_size = ("detr-r50", r50_size, 1333) if cuda else ("detr-synth-tiny", 128, 213)
+    det = detector_for(name, device)
     data = load_split(embedded_dataset(), "test")
-    ds = GroupedDetectionDataset(data, EvalTransform(128, 213))
+    ds = GroupedDetectionDataset(data, EvalTransform(min_size, max_size))
     torch.manual_seed(0)
-    gen = PerturbationGenerator(16, epsilon=0.1).to(device)
+    gen = PerturbationGenerator(32, epsilon=0.1).to(device).eval()
     groups = {g: [r.image_id for r in data.records if r.group == g] for g in data.groups}
+    workers = 4 if cuda else 0
 
-    def one_pass() -> dict:
-        loader = make_eval_loader(ds, eval_batches(data.records, 8, 128, 213))
-        coco = make_coco(data.coco_gt)
-        base = evaluate_groups(coco, detect(det, loader, device=device), groups)
-        pert = evaluate_groups(coco, detect(det, loader, device=device, generator=gen), groups)
-        return {"baseline": base, "perturbed": pert}
-
-    def four_pass() -> dict:
-        # the research procedure: per group and setting, its own dataset, COCO API and inference pass
-        result: dict = {"baseline": {}, "perturbed": {}}
+    def research() -> tuple[dict, float]:
+        """Per setting and group: its own dataset, loader (batch 10, file order, padded), COCO API and
+        evaluator; the perturbation covers the padding too (research P4)."""
+        result: dict = {"perturbed": {}, "baseline": {}}
+        coco_s = 0.0
         for setting, g_ in (("perturbed", gen), ("baseline", None)):
             for g, ids in groups.items():
                 idx = [i for i, r in enumerate(data.records) if r.group == g]
-                sub_gt = {
-                    "images": [im for im in data.coco_gt["images"] if im["id"] in set(ids)],
-                    "annotations": [a for a in data.coco_gt["annotations"] if a["image_id"] in set(ids)],
-                    "categories": data.coco_gt["categories"],
-                }
-                recs = [data.records[i] for i in idx]
-                batches = [[idx[j] for j in b] for b in eval_batches(recs, 8, 128, 213)]
-                dets = detect(det, make_eval_loader(ds, batches), device=device, generator=g_)
-                result[setting].update(evaluate_groups(make_coco(sub_gt), dets, {g: ids}))
-        return result
+                keep = set(ids)
+                coco = make_coco(
+                    {
+                        "images": [im for im in data.coco_gt["images"] if im["id"] in keep],
+                        "annotations": [a for a in data.coco_gt["annotations"] if a["image_id"] in keep],
+                        "categories": data.coco_gt["categories"],
+                    }
+                )
+                evaluator = ResearchCocoEvaluator(coco)
+                loader = torch.utils.data.DataLoader(
+                    torch.utils.data.Subset(ds, idx),
+                    batch_size=10,
+                    collate_fn=collate,
+                    num_workers=workers,
+                    pin_memory=cuda,
+                )
+                with torch.no_grad():
+                    for batch in loader:
+                        batch = batch.to(device, non_blocking=True)
+                        x = batch.images if g_ is None else clamp_normalized(batch.images + g_(batch.images))
+                        outputs = det(x, batch.mask)
+                        sizes = torch.stack([t["orig_size"] for t in batch.targets]).to(device)
+                        ids_b = [int(t["image_id"]) for t in batch.targets]
+                        records = coco_records(det.postprocess(outputs, sizes), ids_b)
+                        t0 = time.perf_counter()
+                        evaluator.update(records, ids_b)
+                        coco_s += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                result[setting][g] = {"AP": float(evaluator.summarize()[0])}
+                coco_s += time.perf_counter() - t0
+        return result, coco_s
 
-    start = time.perf_counter()
-    a = one_pass()
-    t_one = time.perf_counter() - start
-    start = time.perf_counter()
-    b = four_pass()
-    t_four = time.perf_counter() - start
-    diff = max(abs(a[s][g]["AP"] - b[s][g]["AP"]) for s in a for g in a[s])
-    start = time.perf_counter()
-    cached_rerun = evaluate_groups(
-        make_coco(data.coco_gt),
-        detect(det, make_eval_loader(ds, eval_batches(data.records, 8, 128, 213)), device=device, generator=gen),
-        groups,
-    )
-    t_cached = time.perf_counter() - start
-    assert cached_rerun
+    def four_pass_same_batches() -> tuple[dict, float]:
+        """The same four passes with faapkit's shape-bucketed batches: the AP reference."""
+        result: dict = {"baseline": {}, "perturbed": {}}
+        coco_s = 0.0
+        for setting, g_ in (("perturbed", gen), ("baseline", None)):
+            for g, ids in groups.items():
+                idx = [i for i, r in enumerate(data.records) if r.group == g]
+                recs = [data.records[i] for i in idx]
+                batches = [[idx[j] for j in b] for b in eval_batches(recs, 8, min_size, max_size)]
+                dets = detect(det, make_eval_loader(ds, batches, workers, cuda), device=device, generator=g_)
+                t0 = time.perf_counter()
+                result[setting].update(evaluate_groups(make_coco(data.coco_gt), dets, {g: ids}))
+                coco_s += time.perf_counter() - t0
+        return result, coco_s
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = Path(tmp) / "generator.pt"
+        save_checkpoint(ckpt, {"generator": gen.state_dict(), "epsilon": 0.1})
+        os.environ["FAAP_CACHE_DIR"] = tmp  # an empty baseline cache
+        req = EvalRequest(
+            data=data,
+            detector=det,
+            device=device,
+            checkpoint=ckpt,
+            batch_size=8,
+            min_size=min_size,
+            max_size=max_size,
+            bootstrap=0,
+            num_workers=workers,
+        )
+        rows_raw: list[tuple[str, float, float, dict]] = []
+        for label, fn in (
+            ("research: 4 passes, bs 10 padded, per-batch COCOeval", research),
+            ("4 passes, faapkit batches (AP reference)", four_pass_same_batches),
+        ):
+            start = time.perf_counter()
+            res, coco_s = fn()
+            rows_raw.append((label, time.perf_counter() - start, coco_s, res))
+        for label in (
+            "faap eval, first checkpoint (baseline computed)",
+            "faap eval, next checkpoint (baseline cached)",
+        ):
+            start = time.perf_counter()
+            m = evaluate(req)
+            rows_raw.append((label, time.perf_counter() - start, m["timing_s"]["coco_eval"], m["metrics"]))
+    reference = rows_raw[1][3]
+    t_research = rows_raw[0][1]
+    n_images = len(data.records)
     return [
-        {"approach": "four passes (research)", "seconds": t_four, "speed-up": 1.0, "max |AP diff|": 0.0},
         {
-            "approach": "one pass per setting, grouped COCO",
-            "seconds": t_one,
-            "speed-up": t_four / t_one,
-            "max |AP diff|": diff,
-        },
-        {
-            "approach": "one pass, cached baseline (next checkpoint)",
-            "seconds": t_cached,
-            "speed-up": t_four / t_cached,
-            "max |AP diff|": diff,
-        },
+            "approach": label,
+            "seconds": seconds,
+            "COCO-eval s": coco_s,
+            "img/s (2 settings)": 2 * n_images / seconds,
+            "speed-up": t_research / seconds,
+            "max |AP diff| vs reference": max(
+                abs(res[s][g]["AP"] - reference[s][g]["AP"]) for s in res for g in res[s]
+            ),
+        }
+        for label, seconds, coco_s, res in rows_raw
     ]
 
 
@@ -231,15 +454,16 @@ def print_table(title: str, rows: list[dict[str, object]]) -> None:
     for key in rows[0]:
         table.add_column(key, justify="right")
     for r in rows:
-        table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values()])
-    Console().print(table)
+        table.add_row(*[f"{v:.3g}" if isinstance(v, float) else "-" if v is None else str(v) for v in r.values()])
+    Console(width=160).print(table)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sections", default="detector,train,eval")
+    parser.add_argument("--sections", default="flops,detector,train,eval")
     parser.add_argument("--r50-size", type=int, default=800)
+    parser.add_argument("--compile", action="store_true", help="also time the 4th with torch.compile")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -250,12 +474,14 @@ def main() -> None:
         f"threads={torch.get_num_threads()}"
     )
     sections = args.sections.split(",")
+    if "flops" in sections:
+        print_table("arithmetic per image", section_flops(device, args.r50_size))
     if "detector" in sections:
         print_table("frozen detector", section_detector(device, args.r50_size))
     if "train" in sections:
-        print_table("train step per version vs floor", section_train(device, args.r50_size))
+        print_table("engine train step vs the floor", section_train(device, args.r50_size, args.compile))
     if "eval" in sections:
-        print_table("evaluation: one pass vs four passes", section_eval(device))
+        print_table("evaluation: faap eval vs the research's four passes", section_eval(device, args.r50_size))
 
 
 if __name__ == "__main__":
