@@ -20,15 +20,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install(*TORCH)
     session.install("-e", ".[dev]")
-    session.run(
-        "mypy",
-        "faapkit/hookspecs.py",
-        "faapkit/plugins.py",
-        "faapkit/registry.py",
-        "faapkit/specs.py",
-        "faapkit/config.py",
-        "faapkit/errors.py",
-    )
+    session.run("mypy", "faapkit", "plugins")
 
 
 @nox.session

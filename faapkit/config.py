@@ -14,12 +14,14 @@ import json
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from faapkit.errors import ConfigError
 from faapkit.registry import Registries
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 PathField = Annotated[Path, Field(strict=False)]
 EMBEDDED_DEFAULTS: dict[str, dict[str, Any]] = {"train": {"steps_per_epoch": 10}, "generator": {"base_channels": 16}}
@@ -32,56 +34,60 @@ class Section(BaseModel):
 class DataConfig(Section):
     """Where the images come from and how groups are defined."""
 
-    root: PathField | None = Field(None, description="dataset root; empty = embedded synthetic benchmark")
+    root: PathField | None = Field(default=None, description="dataset root; empty = embedded synthetic benchmark")
     layout: Literal["auto", "research", "attributes"] = "auto"
-    split_by: str = Field("gender", description="image attribute that defines the groups")
-    disadvantaged: str = Field("female", description="group the fairness loss pulls up (anchors)")
-    advantaged: str = Field("male", description="reference group (detached targets)")
+    split_by: str = Field(default="gender", description="image attribute that defines the groups")
+    disadvantaged: str = Field(default="female", description="group the fairness loss pulls up (anchors)")
+    advantaged: str = Field(default="male", description="reference group (detached targets)")
     train_split: str = "train"
-    min_size: int = Field(128, gt=0, description="eval resize of the short side (research: 800)")
-    max_size: int = Field(213, gt=0, description="cap of the long side (research: 1333)")
+    min_size: int = Field(default=128, gt=0, description="eval resize of the short side (research: 800)")
+    max_size: int = Field(default=213, gt=0, description="cap of the long side (research: 1333)")
     train_scales: list[int] = Field(default_factory=lambda: [112, 120, 128, 136, 144])
-    group_weights: dict[str, float] | None = Field(None, description="sampling weight per group; None = equal")
-    num_workers: int = Field(0, ge=0)
-    limit_images: int | None = Field(None, gt=0, description="use only the first N images per split")
+    group_weights: dict[str, float] | None = Field(default=None, description="sampling weight per group; None = equal")
+    num_workers: int = Field(default=0, ge=0)
+    limit_images: int | None = Field(default=None, gt=0, description="use only the first N images per split")
     on_corrupt: Literal["fail", "skip"] = "fail"
 
 
 class DetectorConfig(Section):
-    name: str = Field("detr-synth-tiny", description="registered detector configuration")
-    checkpoint: PathField | None = Field(None, description="DETR checkpoint; empty = the detector's shipped weights")
+    name: str = Field(default="detr-synth-tiny", description="registered detector configuration")
+    checkpoint: PathField | None = Field(
+        default=None, description="DETR checkpoint; empty = the detector's shipped weights"
+    )
 
 
 class GeneratorConfig(Section):
-    base_channels: int = Field(32, gt=0)
+    base_channels: int = Field(default=32, gt=0)
 
 
 class TrainConfig(Section):
-    epochs: int = Field(24, gt=0)
-    batch_size: int = Field(8, gt=0)
-    lr: float = Field(1e-4, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    max_norm: float = Field(0.1, ge=0, description="joint grad-norm clip of trainable modules; 0 = off")
+    epochs: int = Field(default=24, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    lr: float = Field(default=1e-4, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    max_norm: float = Field(default=0.1, ge=0, description="joint grad-norm clip of trainable modules; 0 = off")
     seed: int = 42
     augment: Literal["none", "weak", "medium", "strong"] = "none"
-    steps_per_epoch: int | None = Field(None, gt=0, description="default: one pass over the largest group x groups")
-    max_steps: int | None = Field(None, gt=0, description="stop after this many optimiser steps in total")
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
-    channels_last: bool = Field(False, description="NHWC memory format for generator and detector convolutions")
-    compile: bool = Field(False, description="torch.compile the generator blocks (speed option)")
-    fused_optimizer: bool = Field(True, description="fused AdamW kernel on CUDA (ignored on CPU)")
-    save_every: int = Field(1, gt=0)
-    max_nonfinite: int = Field(10, ge=0, description="abort after this many skipped non-finite steps")
-    log_every: int = Field(10, gt=0)
+    steps_per_epoch: int | None = Field(
+        default=None, gt=0, description="default: one pass over the largest group x groups"
+    )
+    max_steps: int | None = Field(default=None, gt=0, description="stop after this many optimiser steps in total")
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    amp: bool = Field(default=True, description="bf16 autocast on CUDA (ignored on CPU)")
+    channels_last: bool = Field(default=False, description="NHWC memory format for generator and detector convolutions")
+    compile: bool = Field(default=False, description="torch.compile the generator blocks (speed option)")
+    fused_optimizer: bool = Field(default=True, description="fused AdamW kernel on CUDA (ignored on CPU)")
+    save_every: int = Field(default=1, gt=0)
+    max_nonfinite: int = Field(default=10, ge=0, description="abort after this many skipped non-finite steps")
+    log_every: int = Field(default=10, gt=0)
 
 
 class EvalConfig(Section):
     split: str = "test"
-    batch_size: int = Field(8, gt=0)
-    bootstrap: int = Field(1000, ge=0)
+    batch_size: int = Field(default=8, gt=0)
+    bootstrap: int = Field(default=1000, ge=0)
     seed: int = 0
-    confidence: float = Field(0.95, gt=0, lt=1)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
 
 
 class FaapConfig(Section):
@@ -219,7 +225,7 @@ def _validate_components(config: FaapConfig, registries: Registries) -> FaapConf
     return config.model_copy(update={"loss": loss, "head": head, "schedules": schedules})
 
 
-def validate_model(model: type[BaseModel], data: Any, *, prefix: str = "") -> BaseModel:
+def validate_model(model: type[ModelT], data: Any, *, prefix: str = "") -> ModelT:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -117,7 +117,7 @@ class PerImageRecords:
         self.categories = []
         for k in range(len(p.catIds) if p.useCats else 1):
             base = k * len(p.areaRng) * n_img  # area index 0 = 'all'
-            per_image = []
+            per_image: list[Any] = []
             for i in range(n_img):
                 r = ev.evalImgs[base + i]
                 if r is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,7 +79,7 @@ def load_generator(
         gen.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: generator weights do not fit: {str(exc).splitlines()[0]}") from None
-    meta = {k: ckpt[k] for k in ("version", "epoch", "global_step") if k in ckpt}
+    meta: dict[str, Any] = {k: ckpt[k] for k in ("version", "epoch", "global_step") if k in ckpt}
     return gen.to(device).eval(), {
         **meta,
         "epsilon": eps,
@@ -162,10 +163,15 @@ def reference_groups(groups: list[str], disadvantaged: str | None, advantaged: s
     return None
 
 
-def gap(values: dict[str, float], ref: tuple[str, str] | None) -> float:
+def gap(values: Mapping[str, float | None], ref: tuple[str, str] | None) -> float:
+    """``advantaged - disadvantaged`` for a reference pair, else ``max - min`` over the groups."""
+    known = {g: v for g, v in values.items() if v is not None}
+    if len(known) < len(values):
+        missing = sorted(set(values) - set(known))
+        raise DataError(f"group(s) {', '.join(missing)} have no ground-truth boxes: no AP/AR to compare")
     if ref is not None:
-        return values[ref[1]] - values[ref[0]]
-    return max(values.values()) - min(values.values())
+        return known[ref[1]] - known[ref[0]]
+    return max(known.values()) - min(known.values())
 
 
 def evaluate(req: EvalRequest) -> dict[str, Any]:

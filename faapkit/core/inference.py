@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from faapkit.core.perturb import apply_perturbation
 from faapkit.data.batching import Batch, collate
+from faapkit.detr.frozen import FrozenDetector
 
 
 def autocast_for(device: torch.device, enabled: bool) -> Any:
@@ -25,7 +26,7 @@ def make_eval_loader(
 ) -> DataLoader:
     return DataLoader(
         dataset,
-        batch_sampler=list(batches),
+        batch_sampler=[list(b) for b in batches],
         collate_fn=collate,
         num_workers=num_workers,
         pin_memory=pin,
@@ -34,7 +35,7 @@ def make_eval_loader(
 
 
 def detect(
-    detector: nn.Module,
+    detector: FrozenDetector,
     loader: DataLoader,
     *,
     device: torch.device,
@@ -48,7 +49,7 @@ def detect(
 
 @torch.no_grad()
 def detect_settings(
-    detector: nn.Module,
+    detector: FrozenDetector,
     loader: DataLoader,
     generators: Sequence[nn.Module | None],
     *,

@@ -124,7 +124,7 @@ def pretrain(
         if epoch == drop_at:
             for group in opt.param_groups:
                 group["lr"] = preset.lr * 0.1
-        total, n = 0.0, 0
+        loss_sum, n = torch.zeros((), device=dev), 0
         for batch in loader:
             batch = batch.to(dev, non_blocking=True)
             with autocast_for(dev, True):
@@ -135,9 +135,9 @@ def pretrain(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, preset.max_norm)
             opt.step()
-            total += loss.detach()
+            loss_sum += loss.detach()
             n += 1
-        total = float(total)
+        total = float(loss_sum)
         if epoch % 10 == 0 or epoch == n_epochs - 1:
             log(f"epoch {epoch:4d}  loss {total / max(1, n):.4f}  {time.time() - start:.0f}s")
         if (epoch + 1) % 50 == 0:  # a usable snapshot if the run is cut short

@@ -90,7 +90,8 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 def param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict[str, Any]]:
     """No weight decay on biases and norm parameters (research P21)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for module in modules:
         for name, p in module.named_parameters():
             if p.requires_grad:

@@ -59,11 +59,11 @@ class BalancedGroupSampler:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        self.by_group: dict[int, Tensor] = {}
+        members: dict[int, list[int]] = {}
         for idx, g in enumerate(groups):
             if g >= 0:
-                self.by_group.setdefault(g, []).append(idx)  # type: ignore[arg-type]
-        self.by_group = {g: torch.tensor(v) for g, v in sorted(self.by_group.items())}
+                members.setdefault(g, []).append(idx)
+        self.by_group: dict[int, Tensor] = {g: torch.tensor(v) for g, v in sorted(members.items())}
         n = len(self.by_group)
         w = torch.tensor(list(weights) if weights is not None else [1.0] * n, dtype=torch.float64)
         self.weights = w / w.sum()

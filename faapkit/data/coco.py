@@ -139,7 +139,9 @@ def load_split(
         ann_files.append(ann)
 
     records: list[ImageRecord] = []
-    merged_images, merged_anns, categories = [], [], None
+    merged_images: list[dict[str, Any]] = []
+    merged_anns: list[dict[str, Any]] = []
+    categories = None
     missing_attr: list[str] = []
     seen_attrs: set[str] = set()
     next_id = 1
@@ -226,11 +228,11 @@ def _limit_round_robin(records: list[ImageRecord], limit: int) -> list[ImageReco
     queues = [iter(v) for _, v in sorted(by_group.items())]
     while len(chosen) < limit and queues:
         for q in list(queues):
-            r = next(q, None)
-            if r is None:
+            nxt = next(q, None)
+            if nxt is None:
                 queues.remove(q)
             elif len(chosen) < limit:
-                chosen.append(r)
+                chosen.append(nxt)
     return sorted(chosen, key=lambda r: r.image_id)
 
 

@@ -119,7 +119,8 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     for split_index, (split, n_male, n_female) in enumerate(spec.splits):
-        images, annotations = [], []
+        images: list[dict[str, Any]] = []
+        annotations: list[dict[str, Any]] = []
         research: dict[str, dict[str, list[Any]]] = {g: {"images": [], "annotations": []} for g in ("male", "female")}
         img_dir = tmp / "coco" / "images" / split
         img_dir.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ def resized_hw(h: int, w: int, size: int, max_size: int | None) -> tuple[int, in
 def resize(image: Image.Image, target: Target, size: int, max_size: int | None) -> tuple[Image.Image, Target]:
     w, h = image.size
     nh, nw = resized_hw(h, w, size, max_size)
-    out = image.resize((nw, nh), Image.BILINEAR)
+    out = image.resize((nw, nh), Image.Resampling.BILINEAR)
     target = dict(target)
     if "boxes" in target:
         scale = torch.tensor([nw / w, nh / h, nw / w, nh / h])
@@ -52,7 +52,7 @@ def hflip(image: Image.Image, target: Target) -> tuple[Image.Image, Target]:
     target = dict(target)
     boxes = target["boxes"]
     target["boxes"] = boxes[:, [2, 1, 0, 3]] * torch.tensor([-1, 1, -1, 1]) + torch.tensor([w, 0, w, 0])
-    return image.transpose(Image.FLIP_LEFT_RIGHT), target
+    return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), target
 
 
 def crop(

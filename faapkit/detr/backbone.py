@@ -16,6 +16,11 @@ from faapkit.detr.position_encoding import PositionEmbeddingSine
 class FrozenBatchNorm2d(nn.Module):
     """BatchNorm2d with fixed statistics and affine parameters stored as buffers (upstream DETR)."""
 
+    weight: Tensor
+    bias: Tensor
+    running_mean: Tensor
+    running_var: Tensor
+
     def __init__(self, n: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.eps = eps

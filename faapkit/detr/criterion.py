@@ -23,6 +23,8 @@ class SetCriterion(nn.Module):
     """``forward(outputs, targets) -> (losses, indices)``: unweighted terms ``loss_ce``,
     ``loss_bbox``, ``loss_giou`` and their ``_i`` aux copies, plus the final layer's matching."""
 
+    empty_weight: Tensor
+
     def __init__(
         self,
         num_classes: int,
@@ -74,7 +76,8 @@ class SetCriterion(nn.Module):
         # Box losses are normalised by the number of targets in the batch given (at least 1).
         num_boxes = max(1.0, float(sum(len(t["labels"]) for t in targets)))
         losses = self._layer_losses(final, targets, indices, num_boxes)  # type: ignore[arg-type]
-        for i, aux in enumerate(outputs.get("aux_outputs", []) or []):  # type: ignore[union-attr]
+        aux_outputs: list[dict[str, Tensor]] = outputs.get("aux_outputs") or []  # type: ignore[assignment]
+        for i, aux in enumerate(aux_outputs):
             aux_indices = self.matcher(aux, targets)
             losses.update({f"{k}_{i}": v for k, v in self._layer_losses(aux, targets, aux_indices, num_boxes).items()})
         return losses, indices
