@@ -44,7 +44,9 @@ class DataConfig(Section):
     max_size: int = Field(default=213, gt=0, description="cap of the long side (research: 1333)")
     train_scales: list[int] = Field(default_factory=lambda: [112, 120, 128, 136, 144])
     group_weights: dict[str, float] | None = Field(default=None, description="sampling weight per group; None = equal")
-    num_workers: int = Field(default=0, ge=0)
+    num_workers: int | None = Field(
+        default=None, ge=0, description="data-loading processes; empty = 0 on CPU, min(8, cores / 2) on CUDA"
+    )
     limit_images: int | None = Field(default=None, gt=0, description="use only the first N images per split")
     on_corrupt: Literal["fail", "skip"] = "fail"
 

@@ -17,7 +17,13 @@ class FaapError(Exception):
         self.hint = hint
 
     def one_line(self) -> str:
-        text = " ".join(str(self).split())
+        text = str(self)
+        if text.startswith("Caught ") and "Original Traceback" in text:
+            # re-raised from a DataLoader worker: torch puts the worker's traceback in the message;
+            # its last line is "module.ErrorType: the original message"
+            last = text.strip().splitlines()[-1]
+            text = last.split(": ", 1)[1] if ": " in last else last
+        text = " ".join(text.split())
         return f"{text} ({self.hint})" if self.hint else text
 
 

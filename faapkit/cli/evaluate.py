@@ -58,7 +58,9 @@ def evaluate(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     limit_images: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="recompute the baseline")] = False,
-    workers: Annotated[int, typer.Option(help="data-loading worker processes")] = 0,
+    workers: Annotated[
+        int | None, typer.Option(help="data-loading processes (default: 0 on CPU, up to 8 on CUDA)")
+    ] = None,
     amp: Annotated[bool, typer.Option(help="bf16 autocast on CUDA (faster, AP differs slightly from fp32)")] = False,
     channels_last: Annotated[bool, typer.Option(help="NHWC convolutions (faster; same AP up to rounding)")] = True,
     nproc: Annotated[int, typer.Option(help="shard inference over N processes with torchrun")] = 1,

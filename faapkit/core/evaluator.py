@@ -27,7 +27,7 @@ from faapkit.core.cocoeval import PerImageRecords, evaluate_groups, make_coco, p
 from faapkit.core.distributed import DistInfo, gather_objects, init_from_env
 from faapkit.core.inference import detect_settings, make_eval_loader
 from faapkit.core.perturb import PerturbationGenerator
-from faapkit.data.batching import eval_batches
+from faapkit.data.batching import eval_batches, loader_workers
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, load_split
 from faapkit.data.synth import default_cache_dir
 from faapkit.data.transforms import EvalTransform
@@ -53,7 +53,7 @@ class EvalRequest:
     confidence: float = 0.95
     disadvantaged: str | None = None
     advantaged: str | None = None
-    num_workers: int = 0
+    num_workers: int | None = None
     amp: bool = False
     channels_last: bool = True
     cache: bool = True
@@ -115,7 +115,8 @@ def run_detections(
         rank=dist_info.rank,
         world_size=dist_info.world_size,
     )
-    loader = make_eval_loader(ds, batches, req.num_workers, pin=req.device.type == "cuda")
+    workers = loader_workers(req.num_workers, req.device.type)
+    loader = make_eval_loader(ds, batches, workers, pin=req.device.type == "cuda")
     if req.channels_last:  # NHWC convolutions: ~1.4x faster inference on CPU, same results up to rounding
         for module in (req.detector, *generators):
             if module is not None:

@@ -33,7 +33,7 @@ from faapkit.core.losses.base import LossInputs, LossStrategy
 from faapkit.core.meters import Meters
 from faapkit.core.perturb import PerturbationGenerator, apply_perturbation, compile_generator
 from faapkit.core.rundir import RunDir
-from faapkit.data.batching import BalancedGroupSampler, collate
+from faapkit.data.batching import BalancedGroupSampler, collate, loader_workers
 from faapkit.data.coco import GroupedDetectionDataset, load_split, require_groups
 from faapkit.data.synth import embedded_dataset
 from faapkit.data.transforms import TrainTransform
@@ -192,13 +192,14 @@ class Trainer:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
         )
+        workers = loader_workers(cfg.data.num_workers, self.device.type)
         self.loader = DataLoader(
             self.dataset,
             batch_sampler=self.sampler,
             collate_fn=collate,
-            num_workers=cfg.data.num_workers,
+            num_workers=workers,
             pin_memory=self.device.type == "cuda",
-            persistent_workers=cfg.data.num_workers > 0,
+            persistent_workers=workers > 0,
             # its own generator: creating an iterator must not consume the global RNG
             # (that would make a resumed epoch draw different dropout masks)
             generator=torch.Generator().manual_seed(cfg.train.seed),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -115,3 +116,14 @@ def eval_batches(
         buckets.setdefault(resized_hw(r.height, r.width, min_size, max_size), []).append(i)
     batches = [idx[j : j + batch_size] for _, idx in sorted(buckets.items()) for j in range(0, len(idx), batch_size)]
     return batches[rank::world_size]
+
+
+def loader_workers(requested: int | None, device_type: str) -> int:
+    """Data-loading processes: ``requested``, or 0 on CPU (workers would compete with the model
+    for the cores) and up to 8 on CUDA (decoding must keep up with the GPU). Results never depend
+    on it: every sample's randomness comes from the seed the sampler draws for it."""
+    if requested is not None:
+        return requested
+    if device_type != "cuda":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) // 2))

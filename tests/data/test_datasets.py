@@ -94,6 +94,34 @@ def test_corrupt_image_fail_or_skip(small):
     assert len(split.coco_gt["images"]) == 7
 
 
+def test_image_corrupted_after_loading_is_one_line_from_a_worker(small):
+    """A file that breaks between the split's check and its loading (a loader worker re-raises
+    it with the worker's traceback in the message) still reads as one line naming the file."""
+    from torch.utils.data import DataLoader
+
+    from faapkit.data.batching import collate
+    from faapkit.data.coco import GroupedDetectionDataset
+    from faapkit.data.transforms import EvalTransform
+
+    split = load_split(small / "coco", "test")
+    split.records[0].path.write_bytes(b"\xff\xd8garbage")
+    loader = DataLoader(
+        GroupedDetectionDataset(split, EvalTransform(64, 96)), batch_size=2, collate_fn=collate, num_workers=1
+    )
+    with pytest.raises(DataError) as info:
+        list(loader)
+    line = info.value.one_line()
+    assert "Traceback" not in line and "worker" not in line
+    assert line == f"cannot decode image {split.records[0].path}: UnidentifiedImageError"
+
+
+def test_loader_workers_default_by_device():
+    from faapkit.data.batching import loader_workers
+
+    assert loader_workers(None, "cpu") == 0 and loader_workers(3, "cpu") == 3
+    assert 1 <= loader_workers(None, "cuda") <= 8 and loader_workers(0, "cuda") == 0
+
+
 def test_missing_attribute(small):
     ann = small / "coco" / "annotations" / "instances_test.json"
     data = json.loads(ann.read_text())
