@@ -60,6 +60,11 @@ def select_device(name: str, dist_info: DistInfo) -> torch.device:
         if not torch.cuda.is_available():
             raise ConfigError(f"train.device is '{name}' but CUDA is not available (use cpu or auto)")
         if dist_info.enabled:
+            if dist_info.local_rank >= torch.cuda.device_count():
+                raise ConfigError(
+                    f"process {dist_info.local_rank} of {dist_info.world_size} has no GPU: this machine has "
+                    f"{torch.cuda.device_count()} (use at most that many processes per node, or device cpu)"
+                )
             return torch.device("cuda", dist_info.local_rank)
     return torch.device(name)
 

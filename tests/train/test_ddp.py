@@ -41,3 +41,15 @@ def test_two_gloo_processes_keep_generators_identical(tmp_path, synth_root, vers
     assert changed, "the generator did not change"
     log = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
     assert len(log) == 1  # only rank 0 writes
+
+
+def test_more_processes_than_gpus_is_a_config_error(monkeypatch):
+    from faapkit.core.distributed import DistInfo
+    from faapkit.core.trainer import select_device
+    from faapkit.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert select_device("cuda", DistInfo(rank=0, world_size=2, local_rank=0)) == torch.device("cuda", 0)
+    with pytest.raises(ConfigError, match="process 1 of 2 has no GPU: this machine has 1"):
+        select_device("cuda", DistInfo(rank=1, world_size=2, local_rank=1))
