@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -12,6 +14,7 @@ from faapkit import __version__
 from faapkit.cli import commands, compare, config_cmd, data_cmd, evaluate, inspection
 from faapkit.cli._console import err_console
 from faapkit.cli._context import AppState
+from faapkit.cli._launch import LAUNCH_DIR_ENV
 from faapkit.errors import FaapError
 
 app = typer.Typer(
@@ -58,8 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="faap")
     except FaapError as exc:
-        err_console.print(f"error: {exc.one_line()}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _report_error(f"error: {exc.one_line()}", exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("error: interrupted", markup=False)
         sys.exit(130)
@@ -67,10 +69,16 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
-        err_console.print(
-            f"error: {type(exc).__name__}: {message} (unexpected; rerun with FAAP_DEBUG=1 for a traceback)",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+        _report_error(
+            f"error: {type(exc).__name__}: {message} (unexpected; rerun with FAAP_DEBUG=1 for a traceback)", 1
         )
-        sys.exit(1)
+
+
+def _report_error(line: str, exit_code: int) -> NoReturn:
+    """Print the error line and exit; under ``--nproc`` also leave both where the launcher looks."""
+    err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+    launch_dir = os.environ.get(LAUNCH_DIR_ENV)
+    if launch_dir:
+        with contextlib.suppress(OSError):
+            (Path(launch_dir) / f"error-rank{os.environ.get('RANK', '0')}.txt").write_text(f"{exit_code} {line}\n")
+    sys.exit(exit_code)

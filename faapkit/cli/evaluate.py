@@ -88,7 +88,7 @@ def evaluate(
     dcfg = DataConfig.model_validate({**run_config.get("data", {}), "limit_images": limit_images})
     root = data or (Path(dcfg.root) if dcfg.root else embedded_dataset())
     attr = split_by or dcfg.split_by
-    dist_info = init_from_env("cuda" if device.startswith("cuda") or (device == "auto" and _cuda()) else "cpu")
+    dist_info = init_from_env("cuda" if device != "cpu" and _cuda() else "cpu")
     dev = select_device(device, dist_info)
     if dev.type == "cuda":
         import torch

@@ -152,11 +152,8 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         cfg = self.config
-        device_hint = (
-            "cuda"
-            if cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and torch.cuda.is_available())
-            else "cpu"
-        )
+        # gloo unless CUDA is really there: select_device reports a missing GPU as a config error
+        device_hint = "cuda" if cfg.train.device != "cpu" and torch.cuda.is_available() else "cpu"
         self.dist = init_from_env(device_hint)
         self.device = select_device(cfg.train.device, self.dist)
         if self.device.type == "cuda":

@@ -56,3 +56,44 @@ def test_eval_nproc_shards_inference_and_matches_one_process(ddp_run, tmp_path):
             for key, value in stats.items():
                 assert two["metrics"][setting][group][key] == pytest.approx(value, abs=1e-9), (setting, group, key)
     assert one["metrics"]["baseline"]["male"]["AP"] > 0.1  # the shipped detector, not noise
+
+
+def test_a_failing_launch_is_one_error_line(tmp_path):
+    """Every rank fails the same way: one line (rank 0's), its exit status, no torchrun report."""
+    code, out, err = run_cli(
+        "train", "--nproc", "2", "--device", "cuda", "--max-steps", "1", "--out", str(tmp_path / "r"), env=ONE_THREAD
+    )
+    assert code == 2, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == ["error: train.device is 'cuda' but CUDA is not available (use cpu or auto)"], err
+    assert "Traceback" not in err and "ChildFailedError" not in err
+
+
+def test_rank0_stopped_by_another_rank_prints_that_ranks_error(monkeypatch, capsys):
+    """torchrun itself replaced: rank 1 fails (status 2) and rank 0 is stopped by a signal."""
+    import os
+    import sys
+    from pathlib import Path
+
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from faapkit.cli._launch import LAUNCH_DIR_ENV, launch_torchrun
+
+    def fake_run(args):
+        assert args.nproc_per_node == "2" and args.training_script == "faapkit"
+        (Path(os.environ[LAUNCH_DIR_ENV]) / "error-rank1.txt").write_text("2 error: rank one's problem\n")
+        failures = {
+            0: ProcessFailure(local_rank=0, pid=10, exitcode=-15, error_file="<N/A>"),
+            1: ProcessFailure(local_rank=1, pid=11, exitcode=2, error_file="<N/A>"),
+        }
+        raise ChildFailedError("faapkit", failures)
+
+    monkeypatch.setattr(torchrun, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["faap", "train", "--nproc", "2", "--max-steps", "1"])
+    with pytest.raises(SystemExit) as stop:
+        launch_torchrun(2)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == ["error: rank one's problem"]
+    assert LAUNCH_DIR_ENV not in os.environ
