@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from faapkit.run_records import train_only_records
+
 EPOCH_RE = re.compile(r"epoch_(\d{4})")
 ALIASES = {"g_total": "total_g", "eps": "epsilon"}
 LEGACY_GROUPS = ("male", "female")
@@ -130,23 +132,9 @@ def read_legacy(path: Path) -> list[dict[str, Any]] | None:
         rec["dataset"] = dataset or rec["dataset"]
         records.append(rec)
         seen_epochs.add(rec["epoch"])
-    for epoch, row in by_epoch.items():
-        if epoch not in seen_epochs:
-            records.append(
-                {
-                    "run": label,
-                    "path": str(path),
-                    "source": "faap_gan train log",
-                    "version": None,
-                    "epoch": epoch,
-                    "split": None,
-                    "dataset": dataset,
-                    "epsilon": row.get("epsilon", hp.get("epsilon")),
-                    "perturbed": None,
-                    "baseline": None,
-                    "train": row,
-                }
-            )
+    records += train_only_records(
+        label, path, "faap_gan train log", None, dataset, by_epoch, seen_epochs, hp.get("epsilon")
+    )
     if not records and config is not None:
         records.append(
             {

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from faapkit.core.rundir import RunDir
+from faapkit.run_records import train_only_records
 
 
 def read_native(path: Path) -> list[dict[str, Any]]:
@@ -50,23 +51,7 @@ def read_native(path: Path) -> list[dict[str, Any]]:
                 "train": log.get(epoch) if epoch is not None else None,
             }
         )
-    for epoch, row in log.items():
-        if epoch not in seen:
-            records.append(
-                {
-                    "run": label,
-                    "path": str(path),
-                    "source": "faapkit train log",
-                    "version": manifest.get("version"),
-                    "epoch": epoch,
-                    "split": None,
-                    "dataset": dataset,
-                    "epsilon": row.get("epsilon"),
-                    "perturbed": None,
-                    "baseline": None,
-                    "train": row,
-                }
-            )
+    records += train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
     return records
 
 
