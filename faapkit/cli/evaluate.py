@@ -75,10 +75,9 @@ def evaluate(
         return
     from faapkit.config import DataConfig
     from faapkit.core.checkpoint import atomic_write_text
-    from faapkit.core.distributed import init_from_env, shutdown
+    from faapkit.core.distributed import setup_process, shutdown
     from faapkit.core.evaluator import EvalRequest, load_eval_split
     from faapkit.core.evaluator import evaluate as run_eval
-    from faapkit.core.trainer import select_device
     from faapkit.data.synth import embedded_dataset
     from faapkit.detr.frozen import load_detector
 
@@ -88,12 +87,7 @@ def evaluate(
     dcfg = DataConfig.model_validate({**run_config.get("data", {}), "limit_images": limit_images})
     root = data or (Path(dcfg.root) if dcfg.root else embedded_dataset())
     attr = split_by or dcfg.split_by
-    dist_info = init_from_env("cuda" if device != "cpu" and _cuda() else "cpu")
-    dev = select_device(device, dist_info)
-    if dev.type == "cuda":
-        import torch
-
-        torch.cuda.set_device(dev)
+    dist_info, dev = setup_process(device)
     reg = state(ctx).registries
     det_name = detector or run_config.get("detector", {}).get("name", "detr-synth-tiny")
     det_ckpt = detector_checkpoint or (
@@ -138,12 +132,6 @@ def evaluate(
         print_json(result)
     else:
         out_console.print(metrics_table(result))
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _ci(ci: list[float] | None) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from faapkit.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -33,6 +35,33 @@ def init_from_env(device_type: str) -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     return DistInfo(rank, world, local)
+
+
+def select_device(name: str, dist_info: DistInfo) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device is '{name}' but CUDA is not available (use cpu or auto)")
+        if dist_info.enabled:
+            if dist_info.local_rank >= torch.cuda.device_count():
+                raise ConfigError(
+                    f"process {dist_info.local_rank} of {dist_info.world_size} has no GPU: this machine has "
+                    f"{torch.cuda.device_count()} (use at most that many processes per node, or device cpu)"
+                )
+            return torch.device("cuda", dist_info.local_rank)
+    return torch.device(name)
+
+
+def setup_process(device_name: str) -> tuple[DistInfo, torch.device]:
+    """Join the torchrun group if there is one and pick this process's device (``auto``, ``cpu``,
+    ``cuda``, ``cuda:N``). gloo unless CUDA is really there, so a missing GPU is reported by
+    ``select_device`` as a configuration error rather than by nccl."""
+    info = init_from_env("cuda" if device_name != "cpu" and torch.cuda.is_available() else "cpu")
+    device = select_device(device_name, info)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return info, device
 
 
 def any_true(flag: bool, info: DistInfo, device: torch.device) -> bool:

@@ -27,7 +27,7 @@ from faapkit import __version__
 from faapkit.config import FaapConfig
 from faapkit.core.augment import color_jitter
 from faapkit.core.checkpoint import FORMAT, load_checkpoint, save_checkpoint
-from faapkit.core.distributed import DistInfo, any_true, barrier, broadcast_buffers, init_from_env
+from faapkit.core.distributed import any_true, barrier, broadcast_buffers, setup_process
 from faapkit.core.inference import autocast_for
 from faapkit.core.losses.base import LossInputs, LossStrategy
 from faapkit.core.meters import Meters
@@ -51,22 +51,6 @@ RESUMABLE_KEYS = {
     ("train", "compile"),
     ("train", "fused_optimizer"),
 }
-
-
-def select_device(name: str, dist_info: DistInfo) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device is '{name}' but CUDA is not available (use cpu or auto)")
-        if dist_info.enabled:
-            if dist_info.local_rank >= torch.cuda.device_count():
-                raise ConfigError(
-                    f"process {dist_info.local_rank} of {dist_info.world_size} has no GPU: this machine has "
-                    f"{torch.cuda.device_count()} (use at most that many processes per node, or device cpu)"
-                )
-            return torch.device("cuda", dist_info.local_rank)
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -152,12 +136,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         cfg = self.config
-        # gloo unless CUDA is really there: select_device reports a missing GPU as a config error
-        device_hint = "cuda" if cfg.train.device != "cpu" and torch.cuda.is_available() else "cpu"
-        self.dist = init_from_env(device_hint)
-        self.device = select_device(cfg.train.device, self.dist)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
+        self.dist, self.device = setup_process(cfg.train.device)
         seed_everything(cfg.train.seed + self.dist.rank)
         self._check_run_folder()
         root = Path(cfg.data.root) if cfg.data.root is not None else embedded_dataset()
@@ -228,7 +207,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             param_groups(trainable, cfg.train.weight_decay), lr=cfg.train.lr, fused=fused or None
         )
-        self.trainable = trainable
+        self.trainable_params = [p for m in trainable for p in m.parameters() if p.requires_grad]
         self.g_model: nn.Module = self.generator
         head_for_loss = self.head
         if self.dist.enabled:
@@ -462,8 +441,9 @@ class Trainer:
         # NaN loss is harmless, its gradients are discarded)
         self.optimizer.zero_grad(set_to_none=True)
         out.total.backward()
-        params = [p for m in self.trainable for p in m.parameters() if p.requires_grad]
-        norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.max_norm if cfg.train.max_norm > 0 else float("inf"))
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.trainable_params, cfg.train.max_norm if cfg.train.max_norm > 0 else float("inf")
+        )
         bad = not bool(torch.isfinite(out.total.detach()) & torch.isfinite(norm))
         if any_true(bad, self.dist, self.device):
             self.optimizer.zero_grad(set_to_none=True)
