@@ -101,8 +101,7 @@ def configs(device: torch.device, r50_size: int) -> list[tuple[str, int, int, in
     return [("detr-synth-tiny", 8, 128, 160), ("detr-r50", 1, 384, 512)]
 
 
-def memory_formats(device: torch.device) -> list[bool]:
-    return [False, True]
+CHANNELS_LAST = (False, True)  # NCHW, then NHWC
 
 
 def section_detector(device: torch.device, r50_size: int) -> list[dict[str, object]]:
@@ -111,7 +110,7 @@ def section_detector(device: torch.device, r50_size: int) -> list[dict[str, obje
         det = detector_for(name, device)
         batch = make_batch(bs, h, w, device)
         for bf16 in [False, True] if device.type == "cuda" else [False]:
-            for cl in memory_formats(device):
+            for cl in CHANNELS_LAST:
                 det.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
                 x = batch.images.contiguous(memory_format=torch.channels_last) if cl else batch.images
 
@@ -219,7 +218,7 @@ def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[d
     cuda = device.type == "cuda"
     floors: dict[tuple[bool, bool], float] = {}
     for bf16 in [False, True] if cuda else [False]:
-        for cl in memory_formats(device):
+        for cl in CHANNELS_LAST:
             det.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
             floors[(bf16, cl)] = timeit(floor_step(det, batch, bf16, cl), device)
     best = min(floors.values())
@@ -234,7 +233,7 @@ def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[d
     ]
     from faapkit.core.perturb import PerturbationGenerator
 
-    for cl in memory_formats(device):
+    for cl in CHANNELS_LAST:
         gen = PerturbationGenerator(32).to(device, memory_format=torch.channels_last if cl else torch.contiguous_format)
         x = batch.images.contiguous(memory_format=torch.channels_last) if cl else batch.images
 
@@ -341,6 +340,7 @@ def section_eval(device: torch.device, r50_size: int) -> list[dict[str, object]]
     torch.manual_seed(0)
     gen = PerturbationGenerator(32, epsilon=0.1).to(device).eval()
     groups = {g: [r.image_id for r in data.records if r.group == g] for g in data.groups}
+    group_idx = {g: [i for i, r in enumerate(data.records) if r.group == g] for g in data.groups}
     workers = 4 if cuda else 0
 
     def research() -> tuple[dict, float]:
@@ -350,7 +350,7 @@ def section_eval(device: torch.device, r50_size: int) -> list[dict[str, object]]
         coco_s = 0.0
         for setting, g_ in (("perturbed", gen), ("baseline", None)):
             for g, ids in groups.items():
-                idx = [i for i, r in enumerate(data.records) if r.group == g]
+                idx = group_idx[g]
                 keep = set(ids)
                 coco = make_coco(
                     {
@@ -389,7 +389,7 @@ def section_eval(device: torch.device, r50_size: int) -> list[dict[str, object]]
         coco_s = 0.0
         for setting, g_ in (("perturbed", gen), ("baseline", None)):
             for g, ids in groups.items():
-                idx = [i for i, r in enumerate(data.records) if r.group == g]
+                idx = group_idx[g]
                 recs = [data.records[i] for i in idx]
                 batches = [[idx[j] for j in b] for b in eval_batches(recs, 8, min_size, max_size)]
                 dets = detect(det, make_eval_loader(ds, batches, workers, cuda), device=device, generator=g_)
