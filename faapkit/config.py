@@ -24,7 +24,9 @@ from faapkit.registry import Registries
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 PathField = Annotated[Path, Field(strict=False)]
-EMBEDDED_DEFAULTS: dict[str, dict[str, Any]] = {"train": {"steps_per_epoch": 10}, "generator": {"base_channels": 16}}
+EMBEDDED_DEFAULTS: dict[str, dict[str, Any]] = {"train": {"steps_per_epoch": 10}}
+# the research U-Net at a quarter of its cost on the embedded benchmark's 128 px images
+EMBEDDED_UNET_DEFAULTS: dict[str, Any] = {"base_channels": 16}
 
 
 class Section(BaseModel):
@@ -40,6 +42,7 @@ class DataConfig(Section):
     disadvantaged: str = Field(default="female", description="group the fairness loss pulls up (anchors)")
     advantaged: str = Field(default="male", description="reference group (detached targets)")
     train_split: str = "train"
+    val_split: str = Field(default="val", description="split validated during training (train.val_every)")
     min_size: int = Field(default=128, gt=0, description="eval resize of the short side (research: 800)")
     max_size: int = Field(default=213, gt=0, description="cap of the long side (research: 1333)")
     train_scales: list[int] = Field(default_factory=lambda: [112, 120, 128, 136, 144])
@@ -56,10 +59,6 @@ class DetectorConfig(Section):
     checkpoint: PathField | None = Field(
         default=None, description="DETR checkpoint; empty = the detector's shipped weights"
     )
-
-
-class GeneratorConfig(Section):
-    base_channels: int = Field(default=32, gt=0)
 
 
 class TrainConfig(Section):
@@ -82,6 +81,13 @@ class TrainConfig(Section):
     save_every: int = Field(default=1, gt=0)
     max_nonfinite: int = Field(default=10, ge=0, description="abort after this many skipped non-finite steps")
     log_every: int = Field(default=10, gt=0)
+    val_every: int = Field(
+        default=4, ge=0, description="validate on data.val_split every N epochs and at the end (0 = never)"
+    )
+    val_limit_images: int | None = Field(default=None, gt=0, description="validate on the first N images only")
+    select_max_advantaged_drop: float = Field(
+        default=0.005, ge=0, le=1, description="best.pt: the advantaged group's val AP may fall at most this much"
+    )
 
 
 class EvalConfig(Section):
@@ -98,7 +104,9 @@ class FaapConfig(Section):
     version: str
     data: DataConfig = Field(default_factory=DataConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
-    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    generator: dict[str, Any] = Field(
+        default_factory=dict, description="name = a registered generator (default: the version's), then its options"
+    )
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     loss: dict[str, Any] = Field(default_factory=dict)
@@ -194,6 +202,11 @@ def resolve_config(
                 tree.setdefault(section, {}).setdefault(key, value)
     tree = deep_merge(tree, override_tree)
     tree["version"] = spec.name
+    generator = tree.setdefault("generator", {})
+    generator.setdefault("name", spec.generator)
+    if base is None and root is None and generator["name"] == "unet":
+        for key, value in EMBEDDED_UNET_DEFAULTS.items():
+            generator.setdefault(key, value)
     for role, schedule_name in spec.schedules.items():
         tree.setdefault("schedules", {}).setdefault(role, {}).setdefault("name", schedule_name)
     config = validate_model(FaapConfig, tree)
@@ -224,7 +237,13 @@ def _validate_components(config: FaapConfig, registries: Registries) -> FaapConf
         sched = registries.schedules.get(str(name))
         validated = validate_model(sched.options, options, prefix=f"schedules.{role}").model_dump(mode="json")
         schedules[role] = {"name": sched.name, **validated}
-    return config.model_copy(update={"loss": loss, "head": head, "schedules": schedules})
+    gen_options = dict(config.generator)
+    gen_spec = registries.generators.get(str(gen_options.pop("name", spec.generator)))
+    generator = {
+        "name": gen_spec.name,
+        **validate_model(gen_spec.options, gen_options, prefix="generator").model_dump(mode="json"),
+    }
+    return config.model_copy(update={"loss": loss, "head": head, "schedules": schedules, "generator": generator})
 
 
 def validate_model(model: type[ModelT], data: Any, *, prefix: str = "") -> ModelT:

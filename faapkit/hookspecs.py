@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from faapkit.specs import DetectorSpec, HeadSpec, LossSpec, ScheduleSpec, VersionSpec
+    from faapkit.specs import DetectorSpec, GeneratorSpec, HeadSpec, LossSpec, ScheduleSpec, VersionSpec
 
 hookspec = pluggy.HookspecMarker("faap")
 hookimpl = pluggy.HookimplMarker("faap")
@@ -37,6 +37,12 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
 @hookspec
 def faap_register_heads(register: Callable[[HeadSpec], None]) -> None:
     """Register trainable heads on decoder features ``(B, Q, D)``: projection heads, discriminators."""
+
+
+@hookspec
+def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
+    """Register perturbation generators: modules ``(B, 3, H, W) -> delta`` bounded by their
+    ``epsilon`` attribute. A version names its default; ``generator.name`` in a config picks another."""
 
 
 @hookspec

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from faapkit.errors import ConfigError, DuplicateNameError, UnknownNameError
-from faapkit.specs import DetectorSpec, HeadSpec, LossSpec, ScheduleSpec, VersionSpec
+from faapkit.specs import DetectorSpec, GeneratorSpec, HeadSpec, LossSpec, ScheduleSpec, VersionSpec
 
 if TYPE_CHECKING:
     import pluggy
@@ -63,6 +63,7 @@ REGISTRATION_HOOKS: dict[str, tuple[str, type]] = {
     "faap_register_versions": ("versions", VersionSpec),
     "faap_register_losses": ("losses", LossSpec),
     "faap_register_heads": ("heads", HeadSpec),
+    "faap_register_generators": ("generators", GeneratorSpec),
     "faap_register_schedules": ("schedules", ScheduleSpec),
     "faap_register_detectors": ("detectors", DetectorSpec),
 }
@@ -75,6 +76,7 @@ class Registries:
     versions: Registry[VersionSpec] = field(default_factory=lambda: Registry("version"))
     losses: Registry[LossSpec] = field(default_factory=lambda: Registry("loss"))
     heads: Registry[HeadSpec] = field(default_factory=lambda: Registry("head"))
+    generators: Registry[GeneratorSpec] = field(default_factory=lambda: Registry("generator"))
     schedules: Registry[ScheduleSpec] = field(default_factory=lambda: Registry("schedule"))
     detectors: Registry[DetectorSpec] = field(default_factory=lambda: Registry("detector"))
 
@@ -97,6 +99,7 @@ class Registries:
                 self.losses.get(version.loss)
                 if version.head is not None:
                     self.heads.get(version.head)
+                self.generators.get(version.generator)
                 for schedule in version.schedules.values():
                     self.schedules.get(schedule)
             except UnknownNameError as exc:

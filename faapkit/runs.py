@@ -21,6 +21,7 @@ def read_native(path: Path) -> list[dict[str, Any]]:
     label = path.name
     dataset = manifest.get("dataset", {}).get("fingerprint")
     log = {int(r["epoch"]): r for r in run.read_log()}
+    selection = run.read_selection() or {}
     records = []
     seen = set()
     for f in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
@@ -49,6 +50,7 @@ def read_native(path: Path) -> list[dict[str, Any]]:
                 "baseline": metrics.get("baseline"),
                 "bootstrap": m.get("bootstrap"),
                 "train": log.get(epoch) if epoch is not None else None,
+                "selected_epoch": selection.get("epoch"),
             }
         )
     records += train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
@@ -91,7 +93,8 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
     ref = record.get("reference") or {}
     setting = record.get("perturbed") or record.get("baseline")
     row: dict[str, Any] = {
-        k: record.get(k) for k in ("run", "version", "epoch", "split", "dataset", "epsilon", "source")
+        k: record.get(k)
+        for k in ("run", "version", "epoch", "split", "dataset", "epsilon", "source", "selected_epoch")
     }
     row["setting"] = (
         "perturbed" if record.get("perturbed") else ("baseline" if record.get("baseline") else "train only")
@@ -102,6 +105,10 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
             row[f"AP_{g}"] = setting[g].get("AP")
             row[f"AR_{g}"] = setting[g].get("AR")
         adv, dis = ref.get("advantaged"), ref.get("disadvantaged")
+        if record.get("perturbed") and record.get("baseline") and adv in record["perturbed"]:
+            after, before = record["perturbed"][adv].get("AP"), record["baseline"].get(adv, {}).get("AP")
+            if after is not None and before is not None:
+                row["AP_advantaged_change"] = after - before
         for m in ("AP", "AR"):
             row[f"{m}_gap"] = _gap(setting, m, adv, dis)
             if record.get("perturbed") and record.get("baseline"):
@@ -120,6 +127,42 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
     if "total_g" in train or "total" in train:
         row["train_total"] = train.get("total", train.get("total_g"))
     return row
+
+
+def select_on_val(
+    rows: list[dict[str, Any]], metric: str = "AP_gap", max_advantaged_drop: float = 0.005
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each run's rows at the epoch chosen on its **val** rows, reported on every other split.
+
+    The rule is the trainer's (``faapkit.core.selection``): the smallest val gap among epochs whose
+    advantaged group lost at most ``max_advantaged_drop`` val AP; without val evaluations, the
+    epoch the run itself chose on val during training (``selection.json``). A run with neither, or
+    whose chosen epoch has no evaluation on another split, is left out with a note: choosing on
+    the split that is reported would overstate the effect."""
+    kept: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for run in sorted({str(r["run"]) for r in rows}):
+        mine = [r for r in rows if str(r["run"]) == run]
+        val = [
+            r
+            for r in mine
+            if r.get("split") == "val"
+            and r.get(metric) is not None
+            and r.get("epoch") is not None
+            and (r.get("AP_advantaged_change") is None or r["AP_advantaged_change"] >= -max_advantaged_drop)
+        ]
+        if val:
+            epoch = min(val, key=lambda r: (r[metric], r["epoch"]))["epoch"]
+        else:
+            epoch = next((r["selected_epoch"] for r in mine if r.get("selected_epoch") is not None), None)
+        if epoch is None:
+            notes.append(f"{run}: no val evaluation to select on; left out")
+            continue
+        reported = [r for r in mine if r.get("epoch") == epoch and r.get("split") not in (None, "val")]
+        if not reported:
+            notes.append(f"{run}: epoch {epoch} was chosen on val but has no evaluation on another split; left out")
+        kept += [{**r, "selected_on": "val"} for r in reported]
+    return kept, notes
 
 
 def _gap(setting: dict[str, Any], metric: str, adv: str | None, dis: str | None) -> float | None:

@@ -58,6 +58,18 @@ class HeadSpec(ComponentSpec):
 
 
 @dataclass(frozen=True, kw_only=True)
+class GeneratorSpec(ComponentSpec):
+    """A perturbation generator: ``factory(epsilon=..., **options) -> nn.Module`` mapping images
+    ``(B, 3, H, W)`` to a delta of the same shape with ``|delta| <= module.epsilon``. ``epsilon``
+    must be a plain, assignable attribute (schedules change it every epoch)."""
+
+    def build(self, **options: Any) -> Any:
+        epsilon = options.pop("epsilon")
+        validated = self.options.model_validate(options)
+        return resolve_factory(self.factory)(epsilon=epsilon, **validated.model_dump())
+
+
+@dataclass(frozen=True, kw_only=True)
 class ScheduleSpec(ComponentSpec):
     """A per-epoch schedule ``f(epoch, total_epochs, **options) -> float``."""
 
@@ -80,6 +92,8 @@ class DetectorSpec(ComponentSpec):
 class VersionSpec:
     """A method version: which registered parts it uses and its default configuration.
 
+    ``generator`` names the version's default generator (``generator.name`` in a config wins).
+
     ``defaults`` is a nested mapping merged under the user's config file and ``--set`` overrides,
     e.g. ``{"train": {"batch_size": 8}, "loss": {"temperature": 0.1}}``.
     """
@@ -88,6 +102,7 @@ class VersionSpec:
     loss: str
     head: str | None
     schedules: Mapping[str, str]
+    generator: str = "unet"
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     aliases: tuple[str, ...] = ()

@@ -6,10 +6,20 @@ from faap_plugins.options import Options
 from pydantic import Field
 
 from faapkit import hookimpl
-from faapkit.specs import HeadSpec, ScheduleSpec
+from faapkit.specs import GeneratorSpec, HeadSpec, ScheduleSpec
 
 SCHED = "faapkit.core.schedules"
 HEADS = "faapkit.core.heads"
+GENERATORS = "faapkit.core.generators"
+
+
+class UNetOptions(Options):
+    base_channels: int = Field(32, gt=0, description="32 in the research code; 16 on the embedded benchmark")
+
+
+class SubPixelOptions(Options):
+    channels: int = Field(32, ge=2, description="channels at 1/4 resolution (half that at 1/2)")
+    tile: int = Field(16, gt=0, description="side of the learned repeated pattern (the detector's stride)")
 
 
 class ConstantOptions(Options):
@@ -142,5 +152,25 @@ def faap_register_heads(register: Callable[[HeadSpec], None]) -> None:
             factory=f"{HEADS}:GroupDiscriminator",
             options=DiscriminatorOptions,
             description="LayerNorm-MLP group classifier on decoder features (7th)",
+        )
+    )
+
+
+@hookimpl
+def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
+    register(
+        GeneratorSpec(
+            name="unet",
+            factory=f"{GENERATORS}:research_unet",
+            options=UNetOptions,
+            description="the research U-Net (full-resolution BN blocks; research checkpoints load)",
+        )
+    )
+    register(
+        GeneratorSpec(
+            name="subpixel",
+            factory=f"{GENERATORS}:SubPixelGenerator",
+            options=SubPixelOptions,
+            description="1/4-resolution features, pixel-shuffle head, learned stride tile; no BN (fast on CPU)",
         )
     )

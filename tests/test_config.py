@@ -8,7 +8,7 @@ from faapkit.config import resolve_config
 def test_embedded_defaults_apply_without_a_dataset(registries):
     cfg = resolve_config(registries, version="4th")
     assert cfg.data.root is None
-    assert cfg.generator.base_channels == 16 and cfg.train.steps_per_epoch == 10
+    assert cfg.generator["base_channels"] == 16 and cfg.train.steps_per_epoch == 10
 
 
 @pytest.mark.parametrize("how", ["override", "file"])
@@ -19,10 +19,10 @@ def test_a_named_dataset_gets_the_research_defaults(registries, tmp_path, how):
         path = tmp_path / "run.toml"
         path.write_text('[data]\nroot = "/data/faap"\n')
         cfg = resolve_config(registries, version="4th", file=path)
-    assert cfg.generator.base_channels == 32  # the research U-Net, not the embedded 16
+    assert cfg.generator["base_channels"] == 32  # the research U-Net, not the embedded 16
     assert cfg.train.steps_per_epoch is None  # a full epoch over the data
 
 
 def test_explicit_values_win_over_embedded_defaults(registries):
     cfg = resolve_config(registries, version="4th", overrides=["generator.base_channels=8"])
-    assert cfg.generator.base_channels == 8 and cfg.train.steps_per_epoch == 10
+    assert cfg.generator["base_channels"] == 8 and cfg.train.steps_per_epoch == 10

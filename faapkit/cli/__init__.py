@@ -11,7 +11,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from faapkit import __version__
-from faapkit.cli import commands, compare, config_cmd, data_cmd, evaluate, inspection
+from faapkit.cli import commands, compare, config_cmd, data_cmd, evaluate, inspection, probe
 from faapkit.cli._console import err_console
 from faapkit.cli._context import AppState
 from faapkit.cli._launch import LAUNCH_DIR_ENV
@@ -53,6 +53,7 @@ app.add_typer(inspection.app, name="inspect", help="Look into plugins, detectors
 app.add_typer(config_cmd.app, name="config", help="Show resolved configurations.")
 app.add_typer(data_cmd.data_app, name="data", help="Generate the embedded synthetic benchmark.")
 app.add_typer(data_cmd.detector_app, name="detector", help="Pretrain the shipped tiny detector.")
+app.add_typer(probe.probe_app, name="probe", help="Oracle bounds: how much any perturbation could change.")
 
 
 def main(argv: list[str] | None = None) -> None:

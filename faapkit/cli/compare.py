@@ -29,7 +29,10 @@ def compare(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="run folders, folders of runs, or metrics files")],
     sort: Annotated[str, typer.Option(help=f"sort by one of: {', '.join(SORT_KEYS)}")] = "run",
-    best_per_run: Annotated[bool, typer.Option(help="keep only each run's row with the smallest --metric")] = False,
+    best_per_run: Annotated[
+        bool,
+        typer.Option(help="each run at the epoch chosen on val (smallest --metric, advantaged AP guarded), shown on the other splits"),
+    ] = False,
     metric: Annotated[str, typer.Option(help="metric for --best-per-run: ap_gap or ar_gap")] = "ap_gap",
     evaluated_only: Annotated[bool, typer.Option(help="hide epochs that have a train log but no evaluation")] = False,
     mix_datasets: Annotated[bool, typer.Option(help="put runs of different datasets in one table")] = False,
@@ -54,12 +57,13 @@ def compare(
     if evaluated_only:
         rows = [r for r in rows if r["setting"] != "train only"]
     if best_per_run:
-        key = SORT_KEYS[metric]
-        best: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            if r.get(key) is not None and (r["run"] not in best or abs(r[key]) < abs(best[r["run"]][key])):
-                best[r["run"]] = r
-        rows = list(best.values())
+        from faapkit.runs import select_on_val
+
+        rows, notes = select_on_val(rows, SORT_KEYS[metric])
+        for note in notes:
+            warn(note)
+        if not rows:
+            raise FaapError("--best-per-run: no run has an epoch chosen on val and evaluated on another split")
     skey = SORT_KEYS[sort]
     rows.sort(
         key=lambda r: (

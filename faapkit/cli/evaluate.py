@@ -113,6 +113,7 @@ def evaluate(
         amp=amp,
         num_workers=workers,
         channels_last=channels_last,
+        generators=reg.generators,
     )
     try:
         result = run_eval(req)

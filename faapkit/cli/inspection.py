@@ -133,6 +133,7 @@ def run(ctx: typer.Context, path: Path, json_: JsonOpt = False) -> None:
 
 @app.command("perturbation")
 def perturbation(
+    ctx: typer.Context,
     ckpt: Path,
     images: Annotated[int, typer.Option(help="how many test images (half from each of the first two groups)")] = 4,
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("perturbation.png"),
@@ -151,7 +152,7 @@ def perturbation(
     from faapkit.data.synth import embedded_dataset
     from faapkit.data.transforms import EvalTransform
 
-    generator, meta = load_generator(ckpt, epsilon, torch.device("cpu"))
+    generator, meta = load_generator(ckpt, epsilon, torch.device("cpu"), state(ctx).registries.generators)
     split_data = load_split(data or embedded_dataset(), split, limit=max(2, images))
     ds = GroupedDetectionDataset(split_data, EvalTransform(128, 213))
     tensors = [ds[i][0] for i in range(min(images, len(ds)))]

@@ -57,6 +57,7 @@ class EvalRequest:
     amp: bool = False
     channels_last: bool = True
     cache: bool = True
+    generators: Any = None  # the generator registry, for checkpoints of generators other than the U-Net
 
     @property
     def bf16(self) -> bool:
@@ -65,9 +66,10 @@ class EvalRequest:
 
 
 def load_generator(
-    path: Path, epsilon: float | None, device: torch.device
-) -> tuple[PerturbationGenerator, dict[str, Any]]:
-    """A generator from a faapkit or research checkpoint; epsilon from the checkpoint unless given."""
+    path: Path, epsilon: float | None, device: torch.device, generators: Any = None
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A generator from a faapkit or research checkpoint; epsilon from the checkpoint unless given.
+    Checkpoints name their generator (``generator_spec``); research ones hold the U-Net."""
     ckpt = load_checkpoint(path)
     try:
         state, stored_eps = generator_state(ckpt)
@@ -76,15 +78,24 @@ def load_generator(
     eps = epsilon if epsilon is not None else stored_eps
     if eps is None:
         raise CheckpointError(f"{path} does not store epsilon (research checkpoint); pass --epsilon")
-    if "down1.net.0.weight" not in state:
-        raise CheckpointError(f"{path} does not hold perturbation-generator weights")
-    base = int(state["down1.net.0.weight"].shape[0])
-    gen = PerturbationGenerator(base, epsilon=eps)
+    spec_options = dict(ckpt.get("generator_spec") or {"name": "unet"})
+    name = str(spec_options.pop("name", "unet"))
+    if name == "unet":
+        if "down1.net.0.weight" not in state:
+            raise CheckpointError(f"{path} does not hold perturbation-generator weights")
+        gen: torch.nn.Module = PerturbationGenerator(int(state["down1.net.0.weight"].shape[0]), epsilon=eps)
+    else:
+        if generators is None or name not in generators:
+            raise CheckpointError(f"{path} holds a '{name}' generator, which no installed plugin provides")
+        gen = generators.get(name).build(epsilon=eps, **spec_options)
     try:
         gen.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: generator weights do not fit: {str(exc).splitlines()[0]}") from None
     meta: dict[str, Any] = {k: ckpt[k] for k in ("version", "epoch", "global_step") if k in ckpt}
+    meta["generator"] = name
+    if "selection" in ckpt:  # best.pt: which epoch, chosen on which split, by which rule
+        meta["selection"] = ckpt["selection"]
     return gen.to(device).eval(), {
         **meta,
         "epsilon": eps,
@@ -198,7 +209,7 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
     if base_dets is None:
         todo["baseline"] = None
     if req.checkpoint is not None:
-        todo["perturbed"], gen_meta = load_generator(req.checkpoint, req.epsilon, req.device)
+        todo["perturbed"], gen_meta = load_generator(req.checkpoint, req.epsilon, req.device, req.generators)
     t0 = time.perf_counter()
     computed = dict(zip(todo, run_detections(req, list(todo.values()), dist_info), strict=True)) if todo else {}
     t_infer = time.perf_counter() - t0

@@ -24,6 +24,7 @@ class RunDir:
         self.checkpoints = self.path / "checkpoints"
         self.manifest_path = self.path / "run.json"
         self.log_path = self.path / "train_log.jsonl"
+        self.selection_path = self.path / "selection.json"
 
     def create(self) -> None:
         try:
@@ -48,6 +49,17 @@ class RunDir:
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
         atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
+
+    def write_selection(self, selection: Mapping[str, Any]) -> None:
+        atomic_write_text(self.selection_path, json.dumps(selection, indent=2, default=str) + "\n")
+
+    def read_selection(self) -> dict[str, Any] | None:
+        if not self.selection_path.is_file():
+            return None
+        try:
+            return json.loads(self.selection_path.read_text())  # type: ignore[no-any-return]
+        except json.JSONDecodeError as exc:
+            raise FaapError(f"{self.selection_path} is corrupt: {exc}") from None
 
     def read_log(self) -> list[dict[str, Any]]:
         if not self.log_path.is_file():

@@ -33,6 +33,8 @@ from faapkit.core.losses.base import LossInputs, LossStrategy
 from faapkit.core.meters import Meters
 from faapkit.core.perturb import PerturbationGenerator, apply_perturbation, compile_generator
 from faapkit.core.rundir import RunDir
+from faapkit.core.selection import RULE, describe_rule, select_epoch
+from faapkit.core.validation import Validator
 from faapkit.data.batching import BalancedGroupSampler, collate, loader_workers
 from faapkit.data.coco import GroupedDetectionDataset, load_split, require_groups
 from faapkit.data.synth import embedded_dataset
@@ -86,6 +88,13 @@ def param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict[str
             if p.requires_grad:
                 (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def subset_outputs(outputs: dict[str, Any], rows: torch.Tensor) -> dict[str, Any]:
+    """The detector outputs of batch rows ``rows`` (final and auxiliary decoder layers)."""
+    picked = {k: outputs[k][rows] for k in ("pred_logits", "pred_boxes")}
+    picked["aux_outputs"] = [{k: v[rows] for k, v in aux.items()} for aux in outputs.get("aux_outputs") or []]
+    return picked
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
@@ -186,9 +195,7 @@ class Trainer:
             generator=torch.Generator().manual_seed(cfg.train.seed),
         )
         self.detector: FrozenDetector = self.build_detector()
-        self.generator = PerturbationGenerator(cfg.generator.base_channels, epsilon=self._schedule("epsilon", 0)).to(
-            self.device
-        )
+        self.generator = self.build_generator()
         self.head: nn.Module | None = None
         if self.version.head is not None:
             self.head = (
@@ -215,9 +222,10 @@ class Trainer:
             if self.head is not None and self.strategy.head_in_generator_optimizer:
                 head_for_loss = DDP(self.head, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.head_for_loss = head_for_loss
-        if cfg.train.compile:
+        if cfg.train.compile and isinstance(self.generator, PerturbationGenerator):
             compile_generator(self.generator)
         self.strategy.attach(head_for_loss, self.device, self.dist)
+        self.validator = self.build_validator(root)
         self.state = EpochState()
         if self.resume:
             self._restore()
@@ -292,7 +300,8 @@ class Trainer:
             "position": 0 if complete else st.position,
             "global_step": st.global_step,
             "epsilon": float(self.generator.epsilon),
-            "base_channels": self.generator.base_channels,
+            "generator_spec": dict(self.config.generator),
+            **({"base_channels": self.config.generator["base_channels"]} if "base_channels" in self.config.generator else {}),
             "generator": self.generator.state_dict(),
             "head": self.head.state_dict() if self.head is not None else {},
             "optimizer": self.optimizer.state_dict(),
@@ -343,6 +352,42 @@ class Trainer:
             self.run.remove_partial_writes()
 
     # ------------------------------------------------------------------ loop
+    def build_generator(self) -> nn.Module:
+        options = dict(self.config.generator)
+        spec = self.registries.generators.get(options.pop("name"))
+        if self.config.train.compile and spec.name != "unet":
+            raise ConfigError(f"train.compile supports the 'unet' generator only, not '{spec.name}'")
+        return spec.build(epsilon=self._schedule("epsilon", 0), **options).to(self.device)  # type: ignore[no-any-return]
+
+    def build_validator(self, root: Path) -> Validator | None:
+        """The val split scorer (main process only), or None when ``train.val_every`` is 0."""
+        cfg = self.config
+        if cfg.train.val_every == 0 or not self.dist.is_main:
+            return None
+        try:
+            data = load_split(
+                root,
+                cfg.data.val_split,
+                split_by=cfg.data.split_by,
+                layout=cfg.data.layout,
+                limit=cfg.train.val_limit_images or cfg.data.limit_images,
+                on_corrupt=cfg.data.on_corrupt,
+            )
+        except FaapError as exc:
+            raise ConfigError(
+                f"validation split '{cfg.data.val_split}' cannot be read ({exc}); set data.val_split "
+                "or train.val_every=0"
+            ) from None
+        return Validator(
+            data,
+            self.detector,
+            self.device,
+            disadvantaged=cfg.data.disadvantaged,
+            advantaged=cfg.data.advantaged,
+            min_size=cfg.data.min_size,
+            max_size=cfg.data.max_size,
+        )
+
     def build_detector(self) -> FrozenDetector:
         cfg = self.config.detector
         return load_detector(self.registries.detectors.get(cfg.name), cfg.checkpoint, device=self.device)
@@ -396,10 +441,18 @@ class Trainer:
             "nonfinite": st.nonfinite,
             "images_per_s": round(st.images / st.seconds, 2) if st.seconds > 0 else None,
         }
+        last_epoch = st.epoch + 1 == self.config.train.epochs
+        every = self.config.train.val_every
+        if self.validator is not None and ((st.epoch + 1) % every == 0 or last_epoch):
+            row["val"] = self.validator.score(self.generator)
         if self.dist.is_main:
             self.run.write_epoch(row)
-        if (st.epoch + 1) % self.config.train.save_every == 0 or st.epoch + 1 == self.config.train.epochs:
+        if (st.epoch + 1) % self.config.train.save_every == 0 or last_epoch:
             self._save(complete=True)
+        if self.dist.is_main:
+            save_checkpoint(self.run.checkpoints / "last.pt", self._payload(complete=True))
+            if "val" in row:
+                self._update_best(row)
         if self.reporter:
             self.reporter.end_epoch(row)
         st.epoch += 1
@@ -410,6 +463,28 @@ class Trainer:
         st.images = 0
         st.seconds = 0.0
         return row
+
+    def _update_best(self, row: dict[str, Any]) -> None:
+        """Keep ``checkpoints/best.pt`` and ``selection.json`` at the epoch the val rule prefers."""
+        assert self.validator is not None
+        drop = self.config.train.select_max_advantaged_drop
+        baseline = self.validator.baseline
+        chosen = select_epoch(self.run.read_log(), baseline["AP"][baseline["advantaged"]], drop)
+        selection = {
+            "rule": RULE,
+            "description": describe_rule(drop),
+            "max_advantaged_drop": drop,
+            "split": self.config.data.val_split,
+            "val_baseline": baseline,
+            "epoch": chosen["epoch"] if chosen else None,
+            "val": chosen["val"] if chosen else None,
+            "validated_epochs": [r["epoch"] for r in self.run.read_log() if r.get("val")],
+        }
+        if chosen is not None and chosen["epoch"] == row["epoch"]:
+            save_checkpoint(self.run.checkpoints / "best.pt", {**self._payload(complete=True), "selection": selection})
+        if chosen is None:
+            (self.run.checkpoints / "best.pt").unlink(missing_ok=True)
+        self.run.write_selection(selection)
 
     def train_step(self, batch: Any, weights: dict[str, float]) -> None:
         """One optimiser step (or a counted skip) on a collated batch; updates the epoch meters."""
@@ -433,7 +508,18 @@ class Trainer:
             outputs = self.detector(perturbed, batch.mask)
         detection, det_terms, indices = self.detector.detection_loss(outputs, batch.targets)
         inputs = LossInputs(
-            outputs, batch.targets, groups, detection, indices, {"beta": 0.0, **weights}, self.head_for_loss
+            outputs,
+            batch.targets,
+            groups,
+            detection,
+            indices,
+            {"beta": 0.0, **weights},
+            self.head_for_loss,
+            delta=delta,
+            epsilon=float(self.generator.epsilon),
+            detection_of=lambda rows: self.detector.detection_loss(
+                subset_outputs(outputs, rows), [batch.targets[i] for i in rows.tolist()]
+            )[0],
         )
         extra = self.strategy.before_generator_step(inputs)
         out = self.strategy(inputs)

@@ -8,6 +8,7 @@ strategy knows what the attribute is called.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,11 @@ from faapkit.detr.matcher import Indices
 @dataclass
 class LossInputs:
     """``features (B, Q, D)``, ``pred_logits (B, Q, C+1)``, ``groups (B,)``; ``detection`` is the
-    weighted DETR loss of the batch and ``indices`` its final-layer Hungarian matching."""
+    weighted DETR loss of the batch and ``indices`` its final-layer Hungarian matching; ``delta``
+    is the generator's output ``(B, 3, H, W)`` (zero outside each image's valid region) and
+    ``epsilon`` its current bound;
+    ``detection_of(rows)`` computes the DETR set loss of a subset of the batch (on demand: it
+    matches again, so only strategies that need per-group losses pay for it)."""
 
     outputs: dict[str, Any]
     targets: list[dict[str, Tensor]]
@@ -29,6 +34,9 @@ class LossInputs:
     indices: Indices
     weights: dict[str, float]
     head: nn.Module | None
+    delta: Tensor | None = None
+    epsilon: float | None = None
+    detection_of: Callable[[Tensor], Tensor] | None = None
 
     @property
     def features(self) -> Tensor:

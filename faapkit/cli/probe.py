@@ -1,0 +1,109 @@
+"""``faap probe headroom``: the oracle upper bound of what a perturbation of a given size can do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from faapkit.cli._console import info, out_console, print_json
+from faapkit.cli._context import state
+from faapkit.cli._options import JsonOpt
+from faapkit.errors import FaapError
+
+probe_app = typer.Typer(no_args_is_help=True)
+
+
+@probe_app.command("headroom")
+def headroom(
+    ctx: typer.Context,
+    split: Annotated[str, typer.Option(help="split to probe")] = "test",
+    split_by: Annotated[str, typer.Option(help="image attribute defining the groups")] = "gender",
+    data: Annotated[Path | None, typer.Option(help="dataset root (default: the embedded benchmark)")] = None,
+    detector: Annotated[str, typer.Option(help="registered detector")] = "detr-synth-tiny",
+    detector_checkpoint: Annotated[Path | None, typer.Option(help="detector weights")] = None,
+    epsilon: Annotated[float, typer.Option(help="L-inf bound in normalised units, as a generator's")] = 0.09,
+    steps: Annotated[int, typer.Option(help="signed-gradient steps per image")] = 10,
+    step_size: Annotated[float, typer.Option(help="size of each step")] = 0.005,
+    disadvantaged: Annotated[str, typer.Option(help="disadvantaged group")] = "female",
+    advantaged: Annotated[str, typer.Option(help="advantaged group")] = "male",
+    limit_images: Annotated[int | None, typer.Option(help="probe only the first N images (round-robin)")] = None,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples (0 = none)")] = 1000,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite --out if it exists")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Oracle bound (per-image PGD with ground truth, never a method): per-group AP lift and gap."""
+    from faapkit.config import DataConfig
+    from faapkit.core.checkpoint import atomic_write_text
+    from faapkit.core.distributed import setup_process
+    from faapkit.core.evaluator import load_eval_split
+    from faapkit.core.headroom import HeadroomRequest, probe_headroom
+    from faapkit.data.synth import embedded_dataset
+    from faapkit.detr.frozen import load_detector
+
+    if out is not None and out.exists() and not force:
+        raise FaapError(f"{out} exists; pass --force to overwrite it")
+    if limit_images is not None and limit_images < 2:
+        raise FaapError(f"--limit-images must be at least 2, got {limit_images}")
+    dcfg = DataConfig()
+    root = data or embedded_dataset()
+    _, dev = setup_process(device)
+    det = load_detector(state(ctx).registries.detectors.get(detector), detector_checkpoint, device=dev)
+    split_data = load_eval_split(root, split, split_by, "auto", limit_images, "fail")
+    req = HeadroomRequest(
+        data=split_data,
+        detector=det,
+        device=dev,
+        epsilon=epsilon,
+        steps=steps,
+        step_size=step_size,
+        min_size=dcfg.min_size,
+        max_size=dcfg.max_size,
+        bootstrap=bootstrap,
+        disadvantaged=disadvantaged,
+        advantaged=advantaged,
+    )
+    info(f"oracle: {steps} signed-gradient steps of {step_size} per image, |delta| <= {epsilon} (an upper bound)")
+    result = probe_headroom(req)
+    if out is not None:
+        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+        info(f"report written to {out}")
+    if json_:
+        print_json(result)
+    else:
+        out_console.print(headroom_table(result))
+
+
+def _ci(ci: list[float] | None) -> str:
+    return f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
+
+
+def headroom_table(result: dict[str, Any]) -> Table:
+    o = result["oracle"]
+    table = Table(title=f"headroom on {result['split']}: oracle, eps {o['epsilon']}, {o['steps']} steps")
+    for col in ("group", "images", "AP clean", "AP oracle", "lift [CI]"):
+        table.add_column(col, justify="left" if col == "group" else "right", no_wrap=True)
+    for g, m in result["metrics"]["baseline"].items():
+        lift = result["lift"][g]["AP"]
+        table.add_row(
+            g,
+            str(result["groups"][g]["images"]),
+            f"{m['AP']:.3f}",
+            f"{result['metrics']['oracle'][g]['AP']:.3f}",
+            f"{lift:+.3f}{_ci(result.get('lift_ci', {}).get(g, {}).get('AP'))}",
+        )
+    if "gap_AP" in result:
+        gap = result["gap_AP"]
+        table.add_row(
+            "AP gap",
+            "",
+            f"{gap['baseline']:+.3f}",
+            f"{gap['oracle_on_disadvantaged']:+.3f}",
+            f"{gap['change']:+.3f}{_ci(gap.get('change_ci'))}",
+        )
+    return table

@@ -1,0 +1,49 @@
+"""Version level-up: detection loss of the disadvantaged group alone, the advantaged group guarded,
+a sub-pixel generator that can express the high-frequency perturbations that move DETR's AP.
+
+Not a research version: faapkit's answer to the research versions' null result on the embedded
+benchmark (docs/effect-diagnosis.md gives the measurements behind each default).
+"""
+
+from collections.abc import Callable
+
+from faap_plugins.options import Options
+from pydantic import Field
+
+from faapkit import hookimpl
+from faapkit.specs import LossSpec, VersionSpec
+
+
+class LevelUpOptions(Options):
+    advantaged_weight: float = Field(0.0, ge=0, description="weight of the advantaged group's detection loss")
+    keep_weight: float = Field(1.0, ge=0, description="penalty on the advantaged images' (delta/epsilon)^2")
+
+
+@hookimpl
+def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
+    register(
+        LossSpec(
+            name="levelup_detection",
+            factory="faapkit.core.losses.levelup:LevelUpDetection",
+            options=LevelUpOptions,
+            description="disadvantaged-group DETR loss + keep the advantaged images unperturbed",
+        )
+    )
+
+
+@hookimpl
+def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
+    register(
+        VersionSpec(
+            name="level-up",
+            loss="levelup_detection",
+            head=None,
+            generator="subpixel",
+            schedules={"epsilon": "constant"},
+            defaults={
+                "schedules": {"epsilon": {"name": "constant", "value": 0.09}},
+                "train": {"lr": 1e-2, "weight_decay": 0.0, "max_norm": 0.0, "augment": "none", "batch_size": 8},
+            },
+            description="lift the disadvantaged group's detection, leave the advantaged group's images alone",
+        )
+    )
