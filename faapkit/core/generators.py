@@ -41,9 +41,8 @@ class SubPixelGenerator(nn.Module):
         self.head = nn.Conv2d(c, 3 * 16, 3, 1, 1)
         self.full = nn.Conv2d(3, 3, 3, 1, 1)
         self.tile = nn.Parameter(torch.zeros(1, 3, tile, tile))
-        for conv in (self.head, self.full):
-            nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
+        for param in (*self.head.parameters(), *self.full.parameters()):
+            nn.init.zeros_(param)
         self.channels = c
         self.epsilon = float(epsilon)
 

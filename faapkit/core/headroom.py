@@ -137,7 +137,13 @@ def probe_headroom(req: HeadroomRequest) -> dict[str, Any]:
     }
     if req.bootstrap > 0:
         boot = bootstrap(
-            coco_gt, {"baseline": clean, "perturbed": oracle}, group_images, ref, req.bootstrap, req.seed, req.confidence
+            coco_gt,
+            {"baseline": clean, "perturbed": oracle},
+            group_images,
+            ref,
+            req.bootstrap,
+            req.seed,
+            req.confidence,
         )
         result["lift_ci"] = boot.get("deltas", {})
         result["oracle_ci"] = boot["groups"]["perturbed"]

@@ -170,8 +170,12 @@ class Trainer:
             1, draws // (cfg.train.batch_size * self.dist.world_size)
         )
         weights = None
+        if cfg.data.group_weights and cfg.data.disadvantaged_share is not None:
+            raise ConfigError("data.group_weights and data.disadvantaged_share both set the sampling; choose one")
         if cfg.data.group_weights:
             weights = [cfg.data.group_weights.get(g, 0.0) for g in (cfg.data.disadvantaged, cfg.data.advantaged)]
+        elif cfg.data.disadvantaged_share is not None:
+            weights = [cfg.data.disadvantaged_share, 1.0 - cfg.data.disadvantaged_share]
         binary = [g if g in (0, 1) else -1 for g in self.dataset.record_groups()]
         self.sampler = BalancedGroupSampler(
             binary,
@@ -301,7 +305,7 @@ class Trainer:
             "global_step": st.global_step,
             "epsilon": float(self.generator.epsilon),
             "generator_spec": dict(self.config.generator),
-            **({"base_channels": self.config.generator["base_channels"]} if "base_channels" in self.config.generator else {}),
+            **{k: v for k, v in self.config.generator.items() if k == "base_channels"},  # research key
             "generator": self.generator.state_dict(),
             "head": self.head.state_dict() if self.head is not None else {},
             "optimizer": self.optimizer.state_dict(),
@@ -352,7 +356,8 @@ class Trainer:
             self.run.remove_partial_writes()
 
     # ------------------------------------------------------------------ loop
-    def build_generator(self) -> nn.Module:
+    def build_generator(self) -> Any:
+        """The configured generator: an ``nn.Module`` with an assignable ``epsilon``."""
         options = dict(self.config.generator)
         spec = self.registries.generators.get(options.pop("name"))
         if self.config.train.compile and spec.name != "unet":

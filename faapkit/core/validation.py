@@ -40,9 +40,7 @@ class Validator:
         self.disadvantaged, self.advantaged = disadvantaged, advantaged
         self.dataset = GroupedDetectionDataset(data, EvalTransform(min_size, max_size))
         self.batches = eval_batches(data.records, batch_size, min_size, max_size)
-        self.group_images = {
-            g: [r.image_id for r in data.records if r.group == g] for g in (disadvantaged, advantaged)
-        }
+        self.group_images = {g: [r.image_id for r in data.records if r.group == g] for g in (disadvantaged, advantaged)}
         self.coco_gt = make_coco(data.coco_gt)
         self.baseline = self.score(None)
 

@@ -23,9 +23,7 @@ def _batch(synth_root, n=4):
 def test_oracle_delta_is_bounded_and_lowers_the_set_loss(tiny_detector, synth_root):
     batch = _batch(synth_root)
     batch.mask[:, :, -5:] = True  # a padded strip must stay untouched
-    delta = oracle_delta(
-        tiny_detector, batch.images, batch.mask, batch.targets, epsilon=0.02, steps=4, step_size=0.005
-    )
+    delta = oracle_delta(tiny_detector, batch.images, batch.mask, batch.targets, epsilon=0.02, steps=4, step_size=0.005)
     assert delta.abs().max() <= 0.02 + 1e-7 and delta.abs().max() > 0.0
     assert torch.all(delta[..., -5:] == 0)
     valid = (~batch.mask).unsqueeze(1).float()

@@ -14,7 +14,7 @@ from faapkit import hookimpl, hookspecs
 from faapkit.errors import ConfigError, DuplicateNameError, UnknownNameError
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
-from faapkit.specs import DetectorSpec, HeadSpec, LossSpec, ScheduleSpec, VersionSpec
+from faapkit.specs import DetectorSpec, GeneratorSpec, HeadSpec, LossSpec, ScheduleSpec, VersionSpec
 
 HOOKS = sorted(n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("faap_"))
 
@@ -86,6 +86,44 @@ def test_hook_faap_register_schedules(registries):
 
     reg = Registries.from_plugin_manager(_with(P()))
     assert reg.schedules.get("halving").value(2, 10, {}) == pytest.approx(0.025)
+
+
+def test_hook_faap_register_generators(registries, tmp_path):
+    """A plugin's generator is chosen by ``generator.name`` and trained by the same engine."""
+    import torch
+
+    assert registries.generators.provider("subpixel") == "components"
+
+    class Constant(torch.nn.Module):
+        def __init__(self, epsilon: float, level: float) -> None:
+            super().__init__()
+            self.epsilon, self.level = epsilon, level
+            self.scale = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return self.epsilon * torch.tanh(self.scale + self.level) * torch.ones_like(x)
+
+    from pydantic import BaseModel, ConfigDict
+
+    class ConstantOptions(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        level: float = 0.5
+
+    class P:
+        @hookimpl
+        def faap_register_generators(self, register):
+            register(GeneratorSpec(name="constant", factory=Constant, options=ConstantOptions))
+
+    reg = Registries.from_plugin_manager(_with(P()))
+    assert reg.generators.provider("constant") == "testplugin"
+    from faapkit.config import resolve_config
+
+    cfg = resolve_config(reg, version="4th", overrides=["generator.name=constant", "generator.level=0.25"])
+    assert cfg.generator == {"name": "constant", "level": 0.25}
+    with pytest.raises(ConfigError, match="generator.levels"):
+        resolve_config(reg, version="4th", overrides=["generator.name=constant", "generator.levels=1"])
+    gen = reg.generators.get("constant").build(epsilon=0.1, level=0.25)
+    assert float(gen(torch.zeros(1, 3, 4, 4)).max()) == pytest.approx(0.1 * float(torch.tanh(torch.tensor(0.25))))
 
 
 def test_hook_faap_register_detectors(registries):
@@ -185,8 +223,9 @@ def _fake_distributions(monkeypatch, extra):
 def test_third_party_entry_point_plugin_trains_through_registry(monkeypatch, tmp_path, synth_root):
     example = Path(__file__).resolve().parents[2] / "examples" / "faap-example-plugin"
     monkeypatch.syspath_prepend(str(example))
-    _fake_distributions(monkeypatch, [_Dist("faap-example-plugin", [_EP("example", "faap_example_plugin")])])
-    pm = make_plugin_manager(autoload=True)
+    with monkeypatch.context() as patched:  # only plugin discovery sees the fake distribution
+        _fake_distributions(patched, [_Dist("faap-example-plugin", [_EP("example", "faap_example_plugin")])])
+        pm = make_plugin_manager(autoload=True)
     reg = Registries.from_plugin_manager(pm)
     assert reg.losses.provider("detection_wasserstein") == "example"
     assert pm.info["example"].distribution == "faap-example-plugin" and not pm.info["example"].builtin
