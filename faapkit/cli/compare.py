@@ -31,7 +31,7 @@ def compare(
     sort: Annotated[str, typer.Option(help=f"sort by one of: {', '.join(SORT_KEYS)}")] = "run",
     best_per_run: Annotated[
         bool,
-        typer.Option(help="each run at its epoch chosen on val (smallest --metric, advantaged AP guarded), on other splits"),
+        typer.Option(help="each run at its epoch chosen on val (smallest --metric, guarded), on other splits"),
     ] = False,
     metric: Annotated[str, typer.Option(help="metric for --best-per-run: ap_gap or ar_gap")] = "ap_gap",
     evaluated_only: Annotated[bool, typer.Option(help="hide epochs that have a train log but no evaluation")] = False,
