@@ -1,0 +1,69 @@
+"""Validation during training keeps best.pt at the epoch the stated rule picks on val."""
+
+from __future__ import annotations
+
+import pytest
+
+from faapkit.config import resolve_config
+from faapkit.core.checkpoint import load_checkpoint
+from faapkit.core.trainer import Trainer
+from faapkit.runs import select_on_val
+
+FAST = ["train.batch_size=4", "data.limit_images=24", "train.epochs=3", "train.steps_per_epoch=2"]
+
+
+def test_best_checkpoint_is_the_val_rule_choice(registries, tmp_path, synth_root):
+    overrides = [*FAST, "train.val_every=1", "train.select_max_advantaged_drop=1.0"]
+    trainer = Trainer(resolve_config(registries, version="level-up", overrides=overrides), registries, tmp_path / "r")
+    trainer.setup()
+    trainer.fit()
+    log = trainer.run.read_log()
+    assert all("val" in row for row in log)
+    gaps = {row["epoch"]: row["val"]["gap_AP"] for row in log}
+    selection = trainer.run.read_selection()
+    assert selection["rule"] == "guarded_min_gap" and selection["split"] == "val"
+    assert selection["epoch"] == min(gaps, key=lambda e: (gaps[e], e))
+    best = load_checkpoint(trainer.run.checkpoints / "best.pt")
+    assert best["epoch"] == selection["epoch"] and best["selection"]["epoch"] == selection["epoch"]
+    last = load_checkpoint(trainer.run.checkpoints / "last.pt")
+    assert last["epoch"] == 2 and last["generator_spec"]["name"] == "subpixel"
+
+
+def test_no_epoch_meeting_the_guard_means_no_best(registries, tmp_path, synth_root):
+    overrides = [*FAST, "train.epochs=1", "train.val_every=1", "train.select_max_advantaged_drop=0.0"]
+    cfg = resolve_config(registries, version="level-up", overrides=[*overrides, "train.lr=0.5"])
+    trainer = Trainer(cfg, registries, tmp_path / "r")
+    trainer.setup()
+    trainer.validator.baseline["AP"]["male"] = 2.0  # no perturbed epoch can reach it
+    trainer.fit()
+    assert trainer.run.read_selection()["epoch"] is None
+    assert not (trainer.run.checkpoints / "best.pt").exists()
+
+
+def test_missing_val_split_is_refused_before_training(registries, tmp_path, synth_root):
+    from faapkit.errors import ConfigError
+
+    cfg = resolve_config(registries, version="level-up", overrides=[*FAST, "data.val_split=nope"])
+    with pytest.raises(ConfigError, match="train.val_every=0"):
+        Trainer(cfg, registries, tmp_path / "r").setup()
+
+
+def _row(run, epoch, split, gap, adv_change=0.0):
+    return {"run": run, "epoch": epoch, "split": split, "AP_gap": gap, "AP_advantaged_change": adv_change}
+
+
+def test_compare_selects_on_val_and_reports_the_other_split():
+    rows = [
+        _row("a", 0, "val", 0.01),
+        _row("a", 1, "val", 0.02),
+        _row("a", 0, "test", 0.04),
+        _row("a", 1, "test", 0.00),  # better on test, but test must not choose
+        _row("b", 0, "val", 0.00, adv_change=-0.02),  # closes the gap by harming the advantaged group
+        _row("b", 1, "val", 0.03),
+        _row("b", 1, "test", 0.03),
+        _row("c", 0, "test", 0.00),  # nothing to select on
+    ]
+    kept, notes = select_on_val(rows)
+    assert [(r["run"], r["epoch"], r["split"]) for r in kept] == [("a", 0, "test"), ("b", 1, "test")]
+    assert all(r["selected_on"] == "val" for r in kept)
+    assert any(n.startswith("c:") for n in notes)
