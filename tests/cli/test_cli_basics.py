@@ -25,6 +25,7 @@ def test_every_command_has_help():
         ["config", "show"],
         ["data", "synth"],
         ["detector", "pretrain"],
+        ["probe", "headroom"],
     ):
         code, out, err = run_cli(*cmd, "--help")
         assert code == 0, (cmd, err)
@@ -80,3 +81,15 @@ def test_config_file_toml_and_yaml(tmp_path):
     bad.write_text("[loss]\nnot_an_option = 1\n")
     code, _, err = run_cli("config", "show", "--version", "4th", "--config", str(bad))
     assert code == 2 and "loss.not_an_option" in err
+
+
+def test_probe_headroom_writes_its_report_and_never_overwrites(tmp_path, synth_root):
+    out = tmp_path / "headroom.json"
+    args = ("probe", "headroom", "--split", "val", "--limit-images", "4", "--steps", "1", "--bootstrap", "20")
+    code, stdout, err = run_cli(*args, "--out", str(out), "--json")
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    assert report == json.loads(stdout) and report["oracle"]["steps"] == 1
+    assert set(report["lift"]) == {"female", "male"} and "oracle" in err
+    code, _, err = run_cli(*args, "--out", str(out))
+    assert code != 0 and "--force" in err and len(err.strip().splitlines()) == 1
