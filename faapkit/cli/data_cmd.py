@@ -54,7 +54,15 @@ def pretrain_cmd(
     p = PRESETS[preset]
     spec = state(ctx).registries.detectors.get(p.detector)
     report = pretrain(
-        spec, out, preset=p, device=device, epochs=epochs, stop_after=stop_after, num_workers=workers, log=info
+        spec,
+        out,
+        preset=p,
+        device=device,
+        epochs=epochs,
+        stop_after=stop_after,
+        num_workers=workers,
+        log=info,
+        preset_name=preset,
     )
     if json_:
         print_json(report)

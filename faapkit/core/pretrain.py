@@ -44,9 +44,12 @@ class PretrainPreset:
     max_size: int = 213
     seed: int = 0
     data_seed: int = 0
+    shape_buckets: bool = False  # batches of one resized shape: the detector never sees padding
 
 
-PRESETS = {"synth-tiny": PretrainPreset()}
+# "synth-tiny" reproduces the shipped weights (random batches, hence padded); "synth-tiny-unpadded"
+# trains on shape-bucketed batches so that training input looks like evaluation input (no padding).
+PRESETS = {"synth-tiny": PretrainPreset(), "synth-tiny-unpadded": PretrainPreset(shape_buckets=True)}
 
 
 class _Shuffled(torch.utils.data.Sampler):
@@ -62,6 +65,33 @@ class _Shuffled(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return self.n // self.bs
+
+
+class _ShapeBuckets(torch.utils.data.Sampler):
+    """Batches of ``(index, seed, scale)``: every image of a batch has the same original size and
+    one scale for the whole batch, so they resize to one shape and nothing is padded."""
+
+    def __init__(
+        self, sizes: list[tuple[int, int]], batch_size: int, scales: tuple[int, ...], seed: int, epoch: int
+    ) -> None:
+        self.buckets: dict[tuple[int, int], list[int]] = {}
+        for i, hw in enumerate(sizes):
+            self.buckets.setdefault(hw, []).append(i)
+        self.bs, self.scales, self.seed, self.epoch = batch_size, scales, seed, epoch
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        batches = []
+        for _, members in sorted(self.buckets.items()):
+            perm = [members[j] for j in torch.randperm(len(members), generator=g).tolist()]
+            batches += [perm[i : i + self.bs] for i in range(0, len(perm) - self.bs + 1, self.bs)]
+        for b in torch.randperm(len(batches), generator=g).tolist():
+            scale = self.scales[int(torch.randint(len(self.scales), (1,), generator=g))]
+            seeds = torch.randint(0, 2**31 - 1, (self.bs,), generator=g).tolist()
+            yield [(i, s, scale) for i, s in zip(batches[b], seeds, strict=True)]
+
+    def __len__(self) -> int:
+        return sum(len(m) // self.bs for m in self.buckets.values())
 
 
 def evaluate_detector(
@@ -93,6 +123,7 @@ def pretrain(
     stop_after: int | None = None,
     num_workers: int = 4,
     log: Any = print,
+    preset_name: str = "synth-tiny",
 ) -> dict[str, Any]:
     dev = torch.device(
         "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
@@ -110,7 +141,11 @@ def pretrain(
     n_epochs = epochs or preset.epochs
     drop_at = math.ceil(n_epochs * preset.lr_drop_fraction)
     start = time.time()
-    sampler = _Shuffled(len(ds), preset.batch_size, preset.seed, 0)
+    sampler: _Shuffled | _ShapeBuckets = (
+        _ShapeBuckets([(r.height, r.width) for r in data.records], preset.batch_size, preset.scales, preset.seed, 0)
+        if preset.shape_buckets
+        else _Shuffled(len(ds), preset.batch_size, preset.seed, 0)
+    )
     loader = DataLoader(
         ds,
         batch_sampler=sampler,
@@ -158,7 +193,7 @@ def pretrain(
         "train_seconds": round(time.time() - start, 1),
         "test_baseline_trained_device": baseline,
         "stop_after": stop_after,
-        "command": f"faap detector pretrain --preset synth-tiny --epochs {n_epochs}"
+        "command": f"faap detector pretrain --preset {preset_name} --epochs {n_epochs}"
         + (f" --stop-after {stop_after}" if stop_after else "")
         + f" --out {out.name}",
     }

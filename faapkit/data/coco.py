@@ -279,8 +279,11 @@ class GroupedDetectionDataset(Dataset):
     def record_groups(self) -> list[int]:
         return [self.group_index.get(r.group, -1) for r in self.records]
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, dict[str, Any], int]:
-        index, seed = key if isinstance(key, tuple) else (key, 0)
+    def __getitem__(
+        self, key: int | tuple[int, int] | tuple[int, int, int]
+    ) -> tuple[torch.Tensor, dict[str, Any], int]:
+        """``index``, ``(index, seed)`` or ``(index, seed, scale)`` (a batch-wide training scale)."""
+        index, seed, *fixed = key if isinstance(key, tuple) else (key, 0)
         r = self.records[index]
         try:
             with Image.open(r.path) as im:
@@ -302,5 +305,6 @@ class GroupedDetectionDataset(Dataset):
             "iscrowd": torch.zeros(int(keep.sum()), dtype=torch.int64),
             "orig_size": torch.tensor([image.size[1], image.size[0]]),
         }
-        tensor, target = self.transform(image, target, random.Random(seed))
+        extra = {"scale": fixed[0]} if fixed else {}
+        tensor, target = self.transform(image, target, random.Random(seed), **extra)
         return tensor, target, self.group_index.get(r.group, -1)

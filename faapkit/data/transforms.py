@@ -77,14 +77,18 @@ class TrainTransform:
         self.max_size = max_size
         self.crop_prob = crop_prob
 
-    def __call__(self, image: Image.Image, target: Target, rng: random.Random) -> tuple[torch.Tensor, Target]:
+    def __call__(
+        self, image: Image.Image, target: Target, rng: random.Random, scale: int | None = None
+    ) -> tuple[torch.Tensor, Target]:
+        """``scale`` fixes the short side and skips the crop, so images of one original shape come
+        out of one shape (shape-bucketed batches: no padding)."""
         if rng.random() < 0.5:
             image, target = hflip(image, target)
-        if rng.random() < self.crop_prob:
+        if scale is None and rng.random() < self.crop_prob:
             w, h = image.size
             ch, cw = int(h * rng.uniform(0.7, 1.0)), int(w * rng.uniform(0.7, 1.0))
             image, target = crop(image, target, rng.randint(0, h - ch), rng.randint(0, w - cw), ch, cw)
-        image, target = resize(image, target, rng.choice(self.scales), self.max_size)
+        image, target = resize(image, target, scale if scale is not None else rng.choice(self.scales), self.max_size)
         return to_normalized_tensor(image, target)
 
 
