@@ -48,7 +48,7 @@ class DataConfig(Section):
     train_scales: list[int] = Field(default_factory=lambda: [112, 120, 128, 136, 144])
     group_weights: dict[str, float] | None = Field(default=None, description="sampling weight per group; None = equal")
     disadvantaged_share: float | None = Field(
-        default=None, gt=0, lt=1, description="share of sampled images from the disadvantaged group (vs advantaged)"
+        default=None, gt=0, le=1, description="share of sampled images from the disadvantaged group (vs advantaged)"
     )
     num_workers: int | None = Field(
         default=None, ge=0, description="data-loading processes; empty = 0 on CPU, min(8, cores / 2) on CUDA"

@@ -16,7 +16,7 @@ from faapkit.specs import LossSpec, VersionSpec
 
 class LevelUpOptions(Options):
     advantaged_weight: float = Field(0.0, ge=0, description="weight of the advantaged group's detection loss")
-    keep_weight: float = Field(1.0, ge=0, description="penalty on the advantaged images' (delta/epsilon)^2")
+    keep_weight: float = Field(0.0, ge=0, description="penalty on the advantaged images' (delta/epsilon)^2")
 
 
 @hookimpl
@@ -39,10 +39,22 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
             loss="levelup_detection",
             head=None,
             generator="subpixel",
-            schedules={"epsilon": "constant"},
+            schedules={"epsilon": "constant", "lr": "constant"},
             defaults={
-                "schedules": {"epsilon": {"name": "constant", "value": 0.09}},
-                "train": {"lr": 1e-2, "weight_decay": 0.0, "max_norm": 0.0, "augment": "none", "batch_size": 8},
+                "schedules": {
+                    "epsilon": {"name": "constant", "value": 0.09},
+                    "lr": {"name": "constant", "value": 1.0},  # a factor of train.lr
+                },
+                "data": {"disadvantaged_share": 1.0},
+                "train": {
+                    "lr": 1e-2,
+                    "weight_decay": 0.0,
+                    "max_norm": 0.0,
+                    "augment": "none",
+                    "batch_size": 8,
+                    "epochs": 24,
+                    "val_every": 3,
+                },
             },
             description="lift the disadvantaged group's detection, leave the advantaged group's images alone",
         )

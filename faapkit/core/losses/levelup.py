@@ -20,7 +20,7 @@ from faapkit.core.losses.base import LossInputs, LossOutput, LossStrategy
 class LevelUpDetection(LossStrategy):
     head_in_generator_optimizer = False
 
-    def __init__(self, advantaged_weight: float = 0.0, keep_weight: float = 1.0) -> None:
+    def __init__(self, advantaged_weight: float = 0.0, keep_weight: float = 0.0) -> None:
         self.advantaged_weight = advantaged_weight
         self.keep_weight = keep_weight
 
