@@ -1,8 +1,10 @@
-"""Benchmarks: ``python -m benchmarks.run [--device cpu|cuda] [--sections flops,detector,train,eval] [--compile]``.
+"""Benchmarks: ``python -m benchmarks.run [--device cpu|cuda] [--sections flops,detector,train,eval,bootstrap]
+[--compile] [--repeat N]``.
 
 Every ratio is between numbers measured in the same run. The train section times the engine's own
 ``Trainer.train_step`` (sampling aside), the eval section times ``faapkit.core.evaluator.evaluate``
-against a re-enactment of the research evaluation (four passes, DETR's ``CocoEvaluator``).
+against a re-enactment of the research evaluation (four passes, DETR's ``CocoEvaluator``), the
+bootstrap section ``evaluator.bootstrap`` against the former per-resample loop.
 """
 
 from __future__ import annotations
@@ -446,6 +448,76 @@ def section_eval(device: torch.device, r50_size: int) -> list[dict[str, object]]
     ]
 
 
+# ----------------------------------------------------------------------------- bootstrap
+
+
+def bootstrap_inputs(device: torch.device) -> tuple[Any, dict[str, list[dict[str, Any]]], dict[str, list[int]], Any]:
+    """What ``faap eval`` bootstraps on the embedded test split (250 images per group): baseline
+    detections of the shipped tiny detector and perturbed ones of a random 32-channel generator
+    (epsilon 0.1), the ground truth and the groups."""
+    from faapkit.core.cocoeval import make_coco
+    from faapkit.core.distributed import DistInfo
+    from faapkit.core.evaluator import EvalRequest, reference_groups, run_detections
+    from faapkit.core.perturb import PerturbationGenerator
+    from faapkit.data.coco import load_split
+    from faapkit.data.synth import embedded_dataset
+
+    data = load_split(embedded_dataset(), "test")
+    det = detector_for("detr-synth-tiny", device)
+    torch.manual_seed(0)
+    gen = PerturbationGenerator(32, epsilon=0.1).to(device).eval()
+    req = EvalRequest(data=data, detector=det, device=device, num_workers=0)
+    base, pert = run_detections(req, [None, gen], DistInfo())
+    group_images = {g: [r.image_id for r in data.records if r.group == g] for g in data.groups}
+    ref = reference_groups(data.groups, None, None)
+    return make_coco(data.coco_gt), {"baseline": base, "perturbed": pert}, group_images, ref
+
+
+def section_bootstrap(device: torch.device, resamples: int = 1000, repeat: int = 3) -> list[dict[str, object]]:
+    """``evaluator.bootstrap`` (vectorised over resamples) against the former per-resample loop
+    (``tests/eval/bootstrap_reference.py``) on the same detections, each timed ``repeat`` times
+    (min / median / max), with the largest difference between their CIs."""
+    from faapkit.core.evaluator import bootstrap
+    from tests.eval.bootstrap_reference import reference_bootstrap
+
+    coco_gt, settings, group_images, ref = bootstrap_inputs(device)
+    args = (coco_gt, settings, group_images, ref, resamples, 0, 0.95)
+    results: dict[str, tuple[list[float], dict[str, Any]]] = {}
+    for label, fn in (("former loop (reference)", reference_bootstrap), ("vectorised", bootstrap)):
+        times, out = [], {}
+        for _ in range(repeat):
+            start = time.perf_counter()
+            out = fn(*args)
+            times.append(time.perf_counter() - start)
+        results[label] = (times, out)
+
+    def leaves(x: Any) -> list[float]:
+        if isinstance(x, dict):
+            return [v for k in sorted(x) for v in leaves(x[k])]
+        if isinstance(x, list | tuple):
+            return [v for item in x for v in leaves(item)]
+        return [float(x)] if isinstance(x, int | float) else []
+
+    (t_old, out_old), (t_new, out_new) = results.values()
+    a, b = leaves(out_old), leaves(out_new)
+    diff = max(abs(x - y) for x, y in zip(a, b, strict=True)) if len(a) == len(b) else float("nan")
+    n_img = sum(len(v) for v in group_images.values())
+    rows: list[dict[str, object]] = []
+    for label, (times, _) in results.items():
+        rows.append(
+            {
+                "bootstrap": f"{label}, {resamples} resamples, {n_img} images, {len(settings)} settings",
+                "min s": min(times),
+                "median s": float(np.median(times)),
+                "max s": max(times),
+                "speed-up (median)": float(np.median(t_old)) / float(np.median(times)),
+                "speed-up (min)": min(t_old) / min(times),
+                "max |CI diff| vs former": None if times is t_old else diff,
+            }
+        )
+    return rows
+
+
 def print_table(title: str, rows: list[dict[str, object]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -461,7 +533,8 @@ def print_table(title: str, rows: list[dict[str, object]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sections", default="flops,detector,train,eval")
+    parser.add_argument("--sections", default="flops,detector,train,eval,bootstrap")
+    parser.add_argument("--repeat", type=int, default=3, help="timings per approach in the bootstrap section")
     parser.add_argument("--r50-size", type=int, default=800)
     parser.add_argument("--compile", action="store_true", help="also time the 4th with torch.compile")
     args = parser.parse_args()
@@ -482,6 +555,8 @@ def main() -> None:
         print_table("engine train step vs the floor", section_train(device, args.r50_size, args.compile))
     if "eval" in sections:
         print_table("evaluation: faap eval vs the research's four passes", section_eval(device, args.r50_size))
+    if "bootstrap" in sections:
+        print_table("bootstrap: vectorised vs the former loop", section_bootstrap(device, repeat=args.repeat))
 
 
 if __name__ == "__main__":

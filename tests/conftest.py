@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURES = SHARED / "fixtures"
+# Test data committed with the tests (tests/fixtures/*/README.md say where each came from).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,5 +66,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def needs_fixture(path: Path):
-    return pytest.mark.skipif(not path.exists(), reason=f"shared fixture missing: {path}")
+def fixture_path(*parts: str) -> Path:
+    """A file or folder under ``tests/fixtures``. The fixtures are part of the repository, so a
+    missing one is an error of the checkout: the test fails, it is never skipped."""
+    path = FIXTURES.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"test fixture missing: {path} (tests/fixtures is committed with the tests)", pytrace=False)
+    return path

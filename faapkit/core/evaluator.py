@@ -3,7 +3,8 @@
 One inference pass per setting over the whole split (shape-bucketed batches, so batch size cannot
 change an image's result); each group is evaluated by restricting pycocotools to its image ids.
 The bootstrap resamples images within each group (stratified) with the same draw for both settings
-(paired) and re-accumulates the per-image match records of a single ``evaluate()`` per setting.
+(paired) and re-accumulates the per-image match records of a single ``evaluate()`` per setting, all
+resamples at once (``PerImageRecords.resample_ap_ar``).
 Baseline detections are cached per (detector, dataset, split, eval settings) (research P3).
 """
 
@@ -303,16 +304,10 @@ def bootstrap(
     group_pos = {g: np.array([pos[i] for i in ids]) for g, ids in group_images.items()}
     rng = np.random.default_rng(seed)
     draws = {g: rng.integers(0, len(p), size=(resamples, len(p))) for g, p in group_pos.items()}
-    samples: dict[str, dict[str, dict[str, np.ndarray]]] = {
-        name: {g: {"AP": np.empty(resamples), "AR": np.empty(resamples)} for g in group_pos} for name in records
-    }
-    for r in range(resamples):
-        for g, p in group_pos.items():
-            subset = p[draws[g][r]]
-            for name, rec in records.items():
-                ap, ar = rec.ap_ar(subset)
-                samples[name][g]["AP"][r] = ap
-                samples[name][g]["AR"][r] = ar
+    samples: dict[str, dict[str, dict[str, np.ndarray]]] = {name: {g: {} for g in group_pos} for name in records}
+    for g, p in group_pos.items():
+        for name, rec in records.items():
+            samples[name][g]["AP"], samples[name][g]["AR"] = rec.resample_ap_ar(p, draws[g])
     lo_q, hi_q = (1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100
 
     def ci(x: np.ndarray) -> list[float]:

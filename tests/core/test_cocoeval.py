@@ -67,7 +67,8 @@ def test_fast_accumulate_equals_cocoeval_and_handles_repeats():
     ids = list(range(1, 41))
     rec = PerImageRecords(per_image_eval(coco, dets, ids))
     ev = run_cocoeval(coco, load_results(coco, dets), ids)
-    ap, ar = rec.ap_ar(np.arange(40))
-    assert ap == pytest.approx(ev.stats[0], abs=1e-12) and ar == pytest.approx(ev.stats[8], abs=1e-12)
-    ap2, ar2 = rec.ap_ar(np.concatenate([np.arange(40), np.arange(40)]))  # every image twice: same curve
-    assert ap2 == pytest.approx(ap, abs=1e-9)
+    once = np.arange(40)
+    ap, ar = rec.resample_ap_ar(once, once[None])  # one resample: every image once
+    assert ap[0] == pytest.approx(ev.stats[0], abs=1e-12) and ar[0] == pytest.approx(ev.stats[8], abs=1e-12)
+    ap2, ar2 = rec.resample_ap_ar(np.r_[once, once], np.arange(80)[None])  # every image twice: same curve
+    assert ap2[0] == pytest.approx(ap[0], abs=1e-9) and ar2[0] == pytest.approx(ar[0], abs=1e-12)

@@ -4,14 +4,11 @@ import pytest
 import torch
 
 from faapkit.core import schedules as S
-from tests.conftest import FIXTURES, needs_fixture
-
-LOSSES = FIXTURES / "losses" / "losses_expected.pt"
+from tests.conftest import fixture_path
 
 
-@needs_fixture(LOSSES)
 def test_tables_T24():
-    table = torch.load(LOSSES, weights_only=True)["schedules_T24"]
+    table = torch.load(fixture_path("losses", "losses_expected.pt"), weights_only=True)["schedules_T24"]
     T = 24
     for e in range(T):
         assert S.three_phase_to_end(e, T, start=0.05, peak=0.10, final=0.09, warmup=6, hold=6) == pytest.approx(

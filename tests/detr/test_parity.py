@@ -10,9 +10,8 @@ import torch
 
 from faapkit.detr.build import build_from_spec, load_state_strict
 from faapkit.detr.misc import NestedTensor
-from tests.conftest import FIXTURES, needs_fixture
+from tests.conftest import fixture_path
 
-PARITY = FIXTURES / "detr_parity"
 # fixture name -> registered detector whose architecture must reproduce it
 CONFIGS = {"detr_r18_d64": "detr-r18-d64", "detr_r50": "detr-r50"}
 
@@ -34,10 +33,9 @@ def deterministic_state(keys_shapes):
     return state
 
 
-@needs_fixture(PARITY)
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_matches_upstream(config, registries):
-    meta = json.loads((PARITY / f"{config}_keys.json").read_text())
+    meta = json.loads(fixture_path("detr_parity", f"{config}_keys.json").read_text())
     model, criterion, post = build_from_spec(registries.detectors.get(CONFIGS[config]))
     assert list(model.state_dict()) == [k for k, _ in meta["keys_shapes"]] or set(model.state_dict()) == {
         k for k, _ in meta["keys_shapes"]
@@ -45,7 +43,7 @@ def test_matches_upstream(config, registries):
     assert sum(p.numel() for p in model.parameters()) == meta["num_params"]
     load_state_strict(model, deterministic_state(meta["keys_shapes"]), what=config)
     model.eval()
-    exp = torch.load(PARITY / f"{config}_expected.pt", weights_only=True)
+    exp = torch.load(fixture_path("detr_parity", f"{config}_expected.pt"), weights_only=True)
     with torch.no_grad():
         out = model(NestedTensor(exp["input"], exp["mask"]))
     tol = dict(rtol=1e-4, atol=1e-4)

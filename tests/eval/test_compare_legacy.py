@@ -2,17 +2,16 @@
 
 import json
 
-from tests.conftest import SHARED, needs_fixture, run_cli
+from tests.conftest import fixture_path, run_cli
 
-LEGACY = SHARED / "reference" / "legacy_runs"
+FIX5 = "faap_outputs_infonce_3rd_fix5_gpu_20260305"
 
 
-@needs_fixture(LEGACY)
 def test_compare_reads_every_legacy_run_and_epoch():
-    code, out, err = run_cli("compare", str(LEGACY), "--json")
+    code, out, err = run_cli("compare", str(fixture_path("legacy_runs")), "--json")
     assert code == 0, err
     rows = json.loads(out)["rows"]
-    fix5 = [r for r in rows if r["run"] == "faap_outputs_infonce_3rd_fix5_gpu_20260305"]
+    fix5 = [r for r in rows if r["run"] == FIX5]
     assert sorted(r["epoch"] for r in fix5) == list(range(15))  # duplicated log epochs 2,3 appear once
     assert len([r for r in fix5 if r["setting"] == "perturbed"]) == 10
     e0 = next(r for r in fix5 if r["epoch"] == 0)
@@ -24,19 +23,19 @@ def test_compare_reads_every_legacy_run_and_epoch():
     assert datasets["faap_metrics"] == "faap_gan-v1" and datasets["baseline_test_metrics"] == "faap_gan-v2"
 
 
-@needs_fixture(LEGACY)
 def test_mixed_datasets_are_never_one_table():
-    code, out, err = run_cli("compare", str(LEGACY), env={"COLUMNS": "250"})
+    legacy = fixture_path("legacy_runs")
+    code, out, err = run_cli("compare", str(legacy), env={"COLUMNS": "250"})
     assert code == 0
     assert "different datasets" in err
     assert "dataset faap_gan-v1" in out and "dataset faap_gan-v2" in out
-    code, out, _ = run_cli("compare", str(LEGACY), "--mix-datasets", "--best-per-run", "--evaluated-only", "--json")
+    code, out, _ = run_cli("compare", str(legacy), "--mix-datasets", "--best-per-run", "--evaluated-only", "--json")
     rows = json.loads(out)["rows"]
     assert len({r["run"] for r in rows}) == len(rows)
 
 
 def test_folder_name_with_space_and_csv(tmp_path):
-    src = LEGACY / "faap_outputs_infonce_3rd_fix5_gpu_20260305"
+    src = fixture_path("legacy_runs", FIX5)
     dst = tmp_path / "faap_outputs_infonce_3rd_fix1 copy"
     dst.mkdir()
     for f in ("config.json", "train_log.jsonl", "dataset_layout.json"):
