@@ -194,8 +194,10 @@ def engine_step(
         version=version,
         overrides=[
             f"detector.name='{det.name}'",
-            "generator.base_channels=32",  # research size (the embedded default uses 16)
+            # research size of the U-Net (the embedded default uses 16); other generators as registered
+            *(["generator.base_channels=32"] if REG.versions.get(version).generator == "unet" else []),
             f"train.device='{device.type}'",
+            "train.val_every=0",
             f"train.batch_size={batch.images.shape[0]}",
             *overrides,
         ],
@@ -233,10 +235,16 @@ def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[d
         }
         for (bf16, cl), t in floors.items()
     ]
+    from faapkit.core.generators import SubPixelGenerator
     from faapkit.core.perturb import PerturbationGenerator
 
-    for cl in CHANNELS_LAST:
-        gen = PerturbationGenerator(32).to(device, memory_format=torch.channels_last if cl else torch.contiguous_format)
+    for gen_name, cl in [*(("unet 32", c) for c in CHANNELS_LAST), ("subpixel 32", False)]:
+        fmt = torch.channels_last if cl else torch.contiguous_format
+        gen = (PerturbationGenerator(32) if gen_name.startswith("unet") else SubPixelGenerator()).to(
+            device, memory_format=fmt
+        )
+        for p in gen.parameters():  # the subpixel head starts at zero; time a trained-like state
+            torch.nn.init.normal_(p, std=0.02)
         x = batch.images.contiguous(memory_format=torch.channels_last) if cl else batch.images
 
         def generator_alone() -> None:
@@ -248,7 +256,7 @@ def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[d
         layout = "NHWC" if cl else "NCHW"
         rows.append(
             {
-                "step": f"generator alone, fwd+bwd ({'bf16' if cuda else 'fp32'} {layout})",
+                "step": f"{gen_name} generator alone, fwd+bwd ({'bf16' if cuda else 'fp32'} {layout})",
                 "img/s": bs / t,
                 "x own floor": t / floors[(cuda, cl)],
                 "x best floor": t / best,

@@ -1,7 +1,7 @@
 """Validation during training: per-group AP on the val split, for checkpoint selection only.
 
 Cheap settings: no bootstrap, shape-bucketed batches, fp32. The unperturbed baseline is scored
-once when training starts; every validated epoch scores the generator in eval mode and returns
+once, on first use; every validated epoch scores the generator in eval mode and returns
 ``{"AP": {group: ap}, "AR": {...}, "gap_AP": adv - dis, "advantaged", "disadvantaged"}``.
 """
 
@@ -42,7 +42,14 @@ class Validator:
         self.batches = eval_batches(data.records, batch_size, min_size, max_size)
         self.group_images = {g: [r.image_id for r in data.records if r.group == g] for g in (disadvantaged, advantaged)}
         self.coco_gt = make_coco(data.coco_gt)
-        self.baseline = self.score(None)
+        self._baseline: dict[str, Any] | None = None
+
+    @property
+    def baseline(self) -> dict[str, Any]:
+        """The unperturbed scores, computed on first use (a run that never validates never pays)."""
+        if self._baseline is None:
+            self._baseline = self.score(None)
+        return self._baseline
 
     def score(self, generator: nn.Module | None) -> dict[str, Any]:
         """Per-group AP/AR of the val split, clean (``None``) or perturbed by ``generator``."""
