@@ -29,9 +29,15 @@ def test_mixed_datasets_are_never_one_table():
     assert code == 0
     assert "different datasets" in err
     assert "dataset faap_gan-v1" in out and "dataset faap_gan-v2" in out
-    code, out, _ = run_cli("compare", str(legacy), "--mix-datasets", "--best-per-run", "--evaluated-only", "--json")
-    rows = json.loads(out)["rows"]
-    assert len({r["run"] for r in rows}) == len(rows)
+    code, out, _ = run_cli("compare", str(legacy), "--mix-datasets", "--evaluated-only", "--json")
+    assert code == 0 and json.loads(out)["rows"]
+
+
+def test_best_per_run_never_selects_on_the_reported_split():
+    """The research runs were evaluated on test only: no epoch can be chosen honestly."""
+    code, out, err = run_cli("compare", str(fixture_path("legacy_runs")), "--mix-datasets", "--best-per-run")
+    assert code != 0 and out == ""
+    assert "no val evaluation to select on" in err and err.strip().splitlines()[-1].startswith("error: --best-per-run")
 
 
 def test_folder_name_with_space_and_csv(tmp_path):
