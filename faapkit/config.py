@@ -12,12 +12,11 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
-
-import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -193,7 +192,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if suffix in {".yaml", ".yml"}:
             import yaml
 
-            data = yaml.load(text, Loader=_yaml_loader()) or {}  # noqa: S506 - a SafeLoader subclass
+            data = yaml.load(text, Loader=_yaml_loader()) or {}
         elif suffix == ".json":
             data = json.loads(text)
         else:
@@ -275,7 +274,19 @@ def resolve_config(
         tree.setdefault("schedules", {}).setdefault(role, {}).setdefault("name", schedule_name)
     _refuse_non_finite(tree)
     config = validate_model(FaapConfig, tree)
-    return _validate_components(config, registries)
+    return _absolute_paths(_validate_components(config, registries))
+
+
+def _absolute_paths(config: FaapConfig) -> FaapConfig:
+    """Relative paths resolved against the current folder: the stored run config must name the
+    same files wherever ``faap eval RUN`` or ``--resume`` is run from."""
+    data, det = config.data, config.detector
+    return config.model_copy(
+        update={
+            "data": data.model_copy(update={"root": data.root.absolute() if data.root else None}),
+            "detector": det.model_copy(update={"checkpoint": det.checkpoint.absolute() if det.checkpoint else None}),
+        }
+    )
 
 
 def _refuse_non_finite(node: Any, path: str = "") -> None:

@@ -197,9 +197,7 @@ def load_split(
                 group = GENDER_ALIASES.get(group.lower(), group)
             anns = tuple({**a, "image_id": next_id} for a in by_image.get(img["id"], []))
             records.append(
-                ImageRecord(
-                    next_id, img_dir / img["file_name"], int(img["width"]), int(img["height"]), group, anns
-                )
+                ImageRecord(next_id, img_dir / img["file_name"], int(img["width"]), int(img["height"]), group, anns)
             )
             next_id += 1
     if limit:
@@ -220,7 +218,8 @@ def load_split(
     digest.update(split.encode())
     for r in records:  # the exact image set and content (a --limit-images subset is another dataset)
         digest.update(f"{r.path.name}:{r.group}:{digests.get(r.image_id, '')};".encode())
-    merged_images, merged_anns = [], []
+    merged_images: list[dict[str, Any]] = []
+    merged_anns: list[dict[str, Any]] = []
     for r in records:
         merged_images.append(
             {"id": r.image_id, "file_name": r.path.name, "width": r.width, "height": r.height, "group": r.group}
@@ -229,7 +228,17 @@ def load_split(
             merged_anns.append({**a, "id": len(merged_anns) + 1})
     coco_gt = {"images": merged_images, "annotations": merged_anns, "categories": categories or []}
     return DatasetSplit(
-        root, split, split_by, chosen, records, coco_gt, groups, digest.hexdigest()[:16], corrupt, dict(skipped), examples
+        root,
+        split,
+        split_by,
+        chosen,
+        records,
+        coco_gt,
+        groups,
+        digest.hexdigest()[:16],
+        corrupt,
+        dict(skipped),
+        examples,
     )
 
 

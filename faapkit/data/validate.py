@@ -155,9 +155,7 @@ def check_annotations(coco: dict[str, Any], attr: str | None, path: Path) -> Iss
         if problem is not None:
             issues.add("invalid box", f"{name} of {_where(img)}: {problem}", img["id"])
         if categories and ann["category_id"] not in categories:
-            issues.add(
-                "unknown category", f"{name} of {_where(img)}: category_id {ann['category_id']!r}", img["id"]
-            )
+            issues.add("unknown category", f"{name} of {_where(img)}: category_id {ann['category_id']!r}", img["id"])
     return issues
 
 
