@@ -32,6 +32,8 @@ from faapkit.data.validate import (
 )
 from faapkit.errors import DataError
 
+SKIP_HINT = "data.on_invalid=skip, or faap eval --on-invalid skip, leaves those images out"
+
 GENDER_ALIASES = {
     "men": "male",
     "man": "male",
@@ -183,7 +185,7 @@ def load_split(
             if on_invalid != "skip":
                 raise DataError(
                     f"{ann_path}: {issues.describe(split_by)}",
-                    hint="data.on_invalid=skip (faap eval --on-invalid skip) leaves those images out",
+                    hint=SKIP_HINT,
                 )
             _count(skipped, examples, issues)
         by_image: dict[Any, list[dict[str, Any]]] = {}
@@ -277,7 +279,7 @@ def _check_files(
     if issues.counts:
         if on_invalid != "skip":
             raise DataError(
-                issues.describe(""), hint="data.on_invalid=skip (faap eval --on-invalid skip) leaves those images out"
+                issues.describe(""), hint=SKIP_HINT
             )
         _count(skipped, examples, issues)
     return kept, digests, corrupt
