@@ -244,6 +244,7 @@ def resolve_config(
     """Layer defaults, version defaults, file and overrides; validate everything. ``base`` (a stored
     run's config, for resume) replaces the version defaults."""
     raw_file = read_config_file(file) if file is not None else {}
+    _check_sections(raw_file, str(file))
     override_tree: dict[str, Any] = {}
     for item in overrides:
         path, value = parse_override(item)
@@ -253,6 +254,7 @@ def resolve_config(
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r} conflicts with another --set")
         node[path[-1]] = value
+    _check_sections(override_tree, "--set")
     chosen = version or override_tree.get("version") or raw_file.get("version") or "4th"
     if not isinstance(chosen, str):
         raise ConfigError(f"version must be a string, got {chosen!r}")
@@ -287,6 +289,21 @@ def _absolute_paths(config: FaapConfig) -> FaapConfig:
             "detector": det.model_copy(update={"checkpoint": det.checkpoint.absolute() if det.checkpoint else None}),
         }
     )
+
+
+def _check_sections(tree: Mapping[str, Any], origin: str) -> None:
+    """Sections (and each ``schedules.<role>``) must be tables: merging a number into one would
+    fail later with a message naming nothing."""
+    for key in FaapConfig.model_fields:
+        if key != "version" and key in tree and not isinstance(tree[key], Mapping):
+            shown = json.dumps(tree[key], default=str)
+            raise ConfigError(f"'{key}' must be a table of settings, got {shown} ({origin})")
+    for role, section in dict(tree.get("schedules") or {}).items():
+        if not isinstance(section, Mapping):
+            raise ConfigError(
+                f"'schedules.{role}' must be a table (name = ..., options), got {json.dumps(section, default=str)} "
+                f"({origin})"
+            )
 
 
 def _refuse_non_finite(node: Any, path: str = "") -> None:

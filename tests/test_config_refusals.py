@@ -19,6 +19,8 @@ REFUSED = {
     "advantaged == disadvantaged": ("data.advantaged='female'", "are both 'female'"),
     "unknown device": ("train.device='banana'", "'train.device': expected auto, cpu, cuda"),
     "quoted number": ("train.lr='1e-4'", "it was read as a string: write the number without quotes"),
+    "section given a number": ("data=5", "'data' must be a table of settings, got 5 (--set)"),
+    "schedule given a number": ("schedules.epsilon=3", "'schedules.epsilon' must be a table"),
 }
 
 

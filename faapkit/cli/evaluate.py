@@ -192,6 +192,7 @@ def evaluate(
         for line in split_data.warnings():
             warn(line)
     same_attr = attr == dcfg.split_by
+    pair = _reference_pair(split_data, disadvantaged, advantaged, dcfg if same_attr else None, bool(run_config))
     req = EvalRequest(
         data=split_data,
         detector=det,
@@ -203,8 +204,8 @@ def evaluate(
         max_size=dcfg.max_size,
         bootstrap=bootstrap,
         seed=seed,
-        disadvantaged=disadvantaged or (dcfg.disadvantaged if same_attr else None),
-        advantaged=advantaged or (dcfg.advantaged if same_attr else None),
+        disadvantaged=pair[0],
+        advantaged=pair[1],
         cache=not no_cache,
         amp=amp,
         num_workers=workers,
@@ -226,6 +227,28 @@ def evaluate(
         print_json(result)
     else:
         out_console.print(metrics_table(result))
+
+
+def _reference_pair(
+    split: Any, disadvantaged: str | None, advantaged: str | None, dcfg: Any, from_run: bool
+) -> tuple[str | None, str | None]:
+    """The groups of the gap. Named ones (options, or the run's data config for the same attribute)
+    must exist in the split: falling back to other groups would report another gap silently.
+    Without a run, the defaults (female/male) apply only to a two-group split that has them."""
+    chosen: list[str | None] = []
+    for role, given in (("disadvantaged", disadvantaged), ("advantaged", advantaged)):
+        source, group = f"--{role}", given
+        if group is None and dcfg is not None:
+            source, group = f"the run's data.{role}", getattr(dcfg, role)
+            if not from_run:  # built-in defaults: only where they fit
+                group = group if group in split.groups and len(split.groups) == 2 else None
+        if group is not None and group not in split.groups:
+            raise ConfigError(
+                f"{source} '{group}' is not a group of '{split.split_by}' in split '{split.split}' "
+                f"(groups: {', '.join(split.groups)})"
+            )
+        chosen.append(group)
+    return chosen[0], chosen[1]
 
 
 def _short_hash(sha: str | None) -> str:

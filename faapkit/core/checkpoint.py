@@ -54,6 +54,10 @@ def load_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     ``mmap``: map tensors instead of reading them (cheap when only the metadata is needed)."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a legacy pickle
+        raise CheckpointError(f"{path} is not a torch checkpoint file (it starts with {head!r})")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:

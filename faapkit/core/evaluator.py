@@ -154,6 +154,11 @@ def store_baseline(req: EvalRequest, dets: list[dict[str, Any]], dist_info: Dist
 
 
 def reference_groups(groups: list[str], disadvantaged: str | None, advantaged: str | None) -> tuple[str, str] | None:
+    """The (disadvantaged, advantaged) pair of the gap: both named, or the two groups there are;
+    None (gap = max - min) for more than two groups without a named pair."""
+    named = disadvantaged is not None and advantaged is not None and disadvantaged != advantaged
+    if named and disadvantaged in groups and advantaged in groups:
+        return disadvantaged, advantaged  # type: ignore[return-value]
     if len(groups) == 2:
         d = disadvantaged if disadvantaged in groups else None
         a = advantaged if advantaged in groups else None

@@ -113,8 +113,10 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise DataError(f"annotation file {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(f"annotation file {path} is not COCO format (no 'images' list)")
-    data.setdefault("annotations", [])
-    data.setdefault("categories", [])
+    for key in ("annotations", "categories"):
+        data.setdefault(key, [])
+        if not isinstance(data[key], list):
+            raise DataError(f"annotation file {path}: '{key}' is a {type(data[key]).__name__}, not a list")
     return data
 
 

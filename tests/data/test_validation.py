@@ -99,7 +99,7 @@ STRUCTURAL = {
     "image without id": (lambda c: c["images"][0].pop("id"), "images[0] (id None) has no 'id'"),
     "width not a number": (lambda c: c["images"][0].__setitem__("width", "abc"), "has width 'abc'"),
     "annotation without bbox": (lambda c: c["annotations"][0].pop("bbox"), "has no 'bbox'"),
-    "annotations not a list": (lambda c: c.__setitem__("annotations", {"a": 1}), "annotations[0] is not an object"),
+    "annotations not a list": (lambda c: c.__setitem__("annotations", {"a": 1}), "'annotations' is a dict, not a list"),
 }
 
 

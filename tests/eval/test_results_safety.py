@@ -102,6 +102,8 @@ def test_loose_checkpoint_writes_next_to_itself(run, tmp_path, capsys):
         (["--on-invalid", "maybe"], 2, "--on-invalid must be fail or skip"),
         (["--epoch", "7"], 1, "has no checkpoint of epoch 7"),
         (["--limit-images", "2", "--bootstrap", "10"], 1, "a bootstrap CI needs at least 2 per group"),
+        (["--disadvantaged", "kid"], 2, "--disadvantaged 'kid' is not a group of 'gender' in split 'test'"),
+        (["--advantaged", "female", "--disadvantaged", "female"], 2, "are both 'female'"),
     ],
 )
 def test_eval_refusals_name_the_option(run, capsys, args, code, message):
