@@ -199,7 +199,7 @@ def load_split(
             group = fixed_group if fixed_group is not None else str(img["attributes"][split_by])
             if fixed_group is None and split_by == "gender":
                 group = GENDER_ALIASES.get(group.lower(), group)
-            anns = tuple({**a, "image_id": next_id} for a in by_image.get(img["id"], []))
+            anns = tuple({**a, "image_id": next_id, "area": _area(a)} for a in by_image.get(img["id"], []))
             records.append(
                 ImageRecord(next_id, img_dir / img["file_name"], int(img["width"]), int(img["height"]), group, anns)
             )
@@ -246,6 +246,12 @@ def load_split(
     )
 
 
+def _area(ann: dict[str, Any]) -> float:
+    """The stored area, or the box's w*h where the file has none (pycocotools needs one)."""
+    area = ann.get("area")
+    return float(area) if area is not None else float(ann["bbox"][2]) * float(ann["bbox"][3])
+
+
 def _count(skipped: Counter[str], examples: dict[str, str], issues: Issues) -> None:
     skipped.update(issues.counts)
     for kind, where in issues.first.items():
@@ -280,9 +286,7 @@ def _check_files(
         kept.append(r)
     if issues.counts:
         if on_invalid != "skip":
-            raise DataError(
-                issues.describe(""), hint=SKIP_HINT
-            )
+            raise DataError(issues.describe(""), hint=SKIP_HINT)
         _count(skipped, examples, issues)
     return kept, digests, corrupt
 

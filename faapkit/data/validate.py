@@ -131,6 +131,16 @@ def box_problem(bbox: Any, width: float, height: float) -> str | None:
     return None
 
 
+def area_problem(area: Any) -> str | None:
+    """``area`` may be absent (the box's w*h is used, as pycocotools does for detections), else a
+    finite number >= 0 (pycocotools files boxes into small/medium/large by it)."""
+    if area is None:
+        return None
+    if isinstance(area, bool) or not isinstance(area, int | float) or not math.isfinite(area) or area < 0:
+        return f"area {area!r} is not a finite number >= 0"
+    return None
+
+
 def check_annotations(coco: dict[str, Any], attr: str | None, path: Path) -> Issues:
     """Per-image problems of one (structurally valid) annotation file. ``attr`` None: the group
     comes from the folder (research layout), so attributes are not checked."""
@@ -151,7 +161,7 @@ def check_annotations(coco: dict[str, Any], attr: str | None, path: Path) -> Iss
         if img is None:
             issues.add("unknown image", f"{name}: image_id {ann['image_id']!r}")
             continue
-        problem = box_problem(ann["bbox"], float(img["width"]), float(img["height"]))
+        problem = box_problem(ann["bbox"], float(img["width"]), float(img["height"])) or area_problem(ann.get("area"))
         if problem is not None:
             issues.add("invalid box", f"{name} of {_where(img)}: {problem}", img["id"])
         if categories and ann["category_id"] not in categories:

@@ -3,7 +3,6 @@ without touching it, and Ctrl-C ends with one line naming what was kept and how 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

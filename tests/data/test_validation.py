@@ -71,6 +71,11 @@ PER_IMAGE = {
     "NaN box": (lambda r: _edit(r, _box([float("nan"), 5, 10, 10])), "is not finite", "invalid box"),
     "box outside the image": (lambda r: _edit(r, _box([5, 5, 5000, 10])), "lies outside", "invalid box"),
     "box not 4 numbers": (lambda r: _edit(r, _box("1,2,3,4")), "is not [x, y, w, h]", "invalid box"),
+    "NaN area": (
+        lambda r: _edit(r, lambda c: c["annotations"][0].__setitem__("area", float("nan"))),
+        "area nan is not a finite number",
+        "invalid box",
+    ),
     "unknown category": (
         lambda r: _edit(r, lambda c: c["annotations"][0].__setitem__("category_id", 99)),
         "category_id 99",
@@ -134,6 +139,13 @@ def test_annotation_of_an_unknown_image_is_refused_or_dropped(data):
         load_split(data, "test")
     split = load_split(data, "test", on_invalid="skip")
     assert split.skipped == {"unknown image": 1} and sum(split.group_counts().values()) == 8
+
+
+def test_missing_area_is_the_box_area(data):
+    _edit(data, lambda c: [a.pop("area", None) for a in c["annotations"]])
+    split = load_split(data, "test")
+    ann = split.coco_gt["annotations"][0]
+    assert ann["area"] == pytest.approx(ann["bbox"][2] * ann["bbox"][3])
 
 
 def test_sixteen_bit_grey_is_scaled_not_white(data):
