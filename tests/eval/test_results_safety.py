@@ -25,22 +25,22 @@ EVAL = ["--limit-images", "4", "--bootstrap", "0", "--device", "cpu"]
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    """A run with two checkpoints: step 1 (mid-epoch) and epoch 0 (step 2), on a small dataset."""
+    """A run with two checkpoints: epoch 0 (global step 1), and a copy of it that claims step 0 but
+    has the newer file time and the name that sorts last (what mtime or name order would pick)."""
     base = tmp_path_factory.mktemp("safety")
     root = write_synthetic(base / "s", SynthSpec(seed=2, splits=(("train", 4, 4), ("test", 3, 3)))) / "coco"
     overrides = [
         f"data.root='{root}'",
         "train.batch_size=4",
         "train.epochs=1",
-        "train.steps_per_epoch=2",
+        "train.steps_per_epoch=1",
         "generator.base_channels=8",
     ]
     trainer = Trainer(resolve_config(REG, version="4th", overrides=overrides), REG, base / "run")
     trainer.setup()
     trainer.fit()
-    save_checkpoint(
-        trainer.run.step_checkpoint(1), {**load_checkpoint(trainer.run.epoch_checkpoint(0)), "global_step": 1}
-    )
+    stale = {**load_checkpoint(trainer.run.epoch_checkpoint(0)), "global_step": 0, "epoch_complete": False}
+    save_checkpoint(trainer.run.step_checkpoint(99), stale)
     return base / "run"
 
 
@@ -60,7 +60,7 @@ def test_run_folder_gives_best_else_highest_step(run, tmp_path):
     shutil.copytree(run, copy)  # new file times: "newest" no longer means anything
     tgt = resolve_target(copy, None)
     assert tgt.checkpoint == copy / "checkpoints" / "epoch_0000.pt" and tgt.chosen_by == "highest global_step"
-    shutil.copy(copy / "checkpoints" / "step_00000001.pt", copy / "checkpoints" / "best.pt")
+    shutil.copy(copy / "checkpoints" / "step_00000099.pt", copy / "checkpoints" / "best.pt")
     assert resolve_target(copy, None).checkpoint == copy / "checkpoints" / "best.pt"
     assert resolve_target(copy, 0).checkpoint == copy / "checkpoints" / "epoch_0000.pt"
 
@@ -71,7 +71,7 @@ def test_metrics_names_encode_the_evaluation_and_are_never_replaced(run, capsys)
     first = run / "eval" / "test_gender_epoch_0000_first4.json"
     metrics = json.loads(first.read_text())
     assert metrics["checkpoint"] == str(run / "checkpoints" / "epoch_0000.pt")
-    assert metrics["global_step"] == 2 and metrics["epoch"] == 0
+    assert metrics["global_step"] == 1 and metrics["epoch"] == 0
     assert metrics["checkpoint_choice"] == "highest global_step"
     before = first.read_bytes()
     code, err = faap(capsys, "eval", str(run), *EVAL, "--bootstrap", "5")
