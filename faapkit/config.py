@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from faapkit.errors import ConfigError
 from faapkit.registry import Registries
@@ -29,8 +31,21 @@ EMBEDDED_DEFAULTS: dict[str, dict[str, Any]] = {"train": {"steps_per_epoch": 10}
 EMBEDDED_UNET_DEFAULTS: dict[str, Any] = {"base_channels": 16}
 
 
+DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+PositiveInt = Annotated[int, Field(gt=0)]
+Weight = Annotated[float, Field(ge=0)]
+
+
+def check_device(name: str, key: str = "train.device") -> str:
+    """``auto | cpu | mps | cuda | cuda:N``, else a configuration error naming ``key``."""
+    if not DEVICE_RE.match(name):
+        raise ConfigError(f"invalid {key} {name!r}: expected auto, cpu, cuda, cuda:N or mps")
+    return name
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+    # inf/nan are never meaningful settings: refuse them here rather than fail during training
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True, allow_inf_nan=False)
 
 
 class DataConfig(Section):
@@ -45,8 +60,8 @@ class DataConfig(Section):
     val_split: str = Field(default="val", description="split validated during training (train.val_every)")
     min_size: int = Field(default=128, gt=0, description="eval resize of the short side (research: 800)")
     max_size: int = Field(default=213, gt=0, description="cap of the long side (research: 1333)")
-    train_scales: list[int] = Field(default_factory=lambda: [112, 120, 128, 136, 144])
-    group_weights: dict[str, float] | None = Field(default=None, description="sampling weight per group; None = equal")
+    train_scales: list[PositiveInt] = Field(default_factory=lambda: [112, 120, 128, 136, 144], min_length=1)
+    group_weights: dict[str, Weight] | None = Field(default=None, description="sampling weight per group; None = equal")
     disadvantaged_share: float | None = Field(
         default=None, gt=0, le=1, description="share of sampled images from the disadvantaged group (vs advantaged)"
     )
@@ -55,6 +70,25 @@ class DataConfig(Section):
     )
     limit_images: int | None = Field(default=None, gt=0, description="use only the first N images per split")
     on_corrupt: Literal["fail", "skip"] = "fail"
+    on_invalid: Literal["fail", "skip"] = Field(
+        default="fail",
+        description="images with invalid boxes/categories/attributes/sizes/modes: refuse, or leave out and count",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_groups(self) -> DataConfig:
+        if self.advantaged == self.disadvantaged:
+            raise ValueError(
+                f"data.advantaged and data.disadvantaged are both '{self.advantaged}': the gap needs two groups"
+            )
+        if self.group_weights is not None:
+            pair = [self.group_weights.get(g, 0.0) for g in (self.disadvantaged, self.advantaged)]
+            if min(pair) <= 0:
+                raise ValueError(
+                    f"data.group_weights must give both '{self.disadvantaged}' and '{self.advantaged}' a positive "
+                    f"weight (got {self.group_weights}): a group with weight 0 is never sampled"
+                )
+        return self
 
 
 class DetectorConfig(Section):
@@ -76,7 +110,7 @@ class TrainConfig(Section):
         default=None, gt=0, description="default: one pass over the largest group x groups"
     )
     max_steps: int | None = Field(default=None, gt=0, description="stop after this many optimiser steps in total")
-    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | mps")
     amp: bool = Field(default=True, description="bf16 autocast on CUDA (ignored on CPU)")
     channels_last: bool = Field(default=False, description="NHWC memory format for generator and detector convolutions")
     compile: bool = Field(default=False, description="torch.compile the generator blocks (speed option)")
@@ -91,6 +125,13 @@ class TrainConfig(Section):
     select_max_advantaged_drop: float = Field(
         default=0.005, ge=0, le=1, description="best.pt: the advantaged group's val AP may fall at most this much"
     )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not DEVICE_RE.match(value):
+            raise ValueError(f"expected auto, cpu, cuda, cuda:N or mps, not {value!r}")
+        return value
 
 
 class EvalConfig(Section):
@@ -120,21 +161,56 @@ class FaapConfig(Section):
 # ---------------------------------------------------------------- loading and merging
 
 
+CONFIG_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
+# YAML 1.1 (PyYAML) reads "1e-4" as a string: its float pattern needs a dot. YAML 1.2 and every
+# user mean a number, so the 1.2 float pattern is added to the loader.
+_YAML12_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?"""
+    r"""|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"""
+)
+
+
+def _yaml_loader() -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
+    # integers must stay integers: the int resolver (added first for digits) is tried before ours
+    for first in "-+0123456789.":
+        resolvers = Loader.yaml_implicit_resolvers.get(first, [])
+        floats = [r for r in resolvers if r[0] == "tag:yaml.org,2002:float"]
+        others = [r for r in resolvers if r[0] != "tag:yaml.org,2002:float"]
+        Loader.yaml_implicit_resolvers[first] = others + floats
+    return Loader
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config file into a dict."""
+    """Read a TOML (``.toml``), YAML (``.yaml``/``.yml``) or JSON (``.json``) config file, each with
+    its own parser, into a dict."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    if suffix not in CONFIG_SUFFIXES:
+        raise ConfigError(f"config file {path}: unknown format '{suffix}' (use {', '.join(CONFIG_SUFFIXES)})")
     try:
-        if path.suffix.lower() in {".yaml", ".yml"}:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        if suffix in {".yaml", ".yml"}:
             import yaml
 
-            data = yaml.safe_load(text) or {}
+            data = yaml.load(text, Loader=_yaml_loader()) or {}
+        elif suffix == ".json":
+            data = json.loads(text)
         else:
             data = tomllib.loads(text)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"cannot parse config file {path}: {first}") from None
+        raise ConfigError(f"cannot parse config file {path} as {suffix[1:].upper()}: {first}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must contain a table/mapping at the top level")
     return data
@@ -179,6 +255,7 @@ def resolve_config(
     """Layer defaults, version defaults, file and overrides; validate everything. ``base`` (a stored
     run's config, for resume) replaces the version defaults."""
     raw_file = read_config_file(file) if file is not None else {}
+    _check_sections(raw_file, str(file))
     override_tree: dict[str, Any] = {}
     for item in overrides:
         path, value = parse_override(item)
@@ -188,6 +265,7 @@ def resolve_config(
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r} conflicts with another --set")
         node[path[-1]] = value
+    _check_sections(override_tree, "--set")
     chosen = version or override_tree.get("version") or raw_file.get("version") or "4th"
     if not isinstance(chosen, str):
         raise ConfigError(f"version must be a string, got {chosen!r}")
@@ -212,8 +290,49 @@ def resolve_config(
             generator.setdefault(key, value)
     for role, schedule_name in spec.schedules.items():
         tree.setdefault("schedules", {}).setdefault(role, {}).setdefault("name", schedule_name)
+    _refuse_non_finite(tree)
     config = validate_model(FaapConfig, tree)
-    return _validate_components(config, registries)
+    return _absolute_paths(_validate_components(config, registries))
+
+
+def _absolute_paths(config: FaapConfig) -> FaapConfig:
+    """Relative paths resolved against the current folder: the stored run config must name the
+    same files wherever ``faap eval RUN`` or ``--resume`` is run from."""
+    data, det = config.data, config.detector
+    return config.model_copy(
+        update={
+            "data": data.model_copy(update={"root": data.root.absolute() if data.root else None}),
+            "detector": det.model_copy(update={"checkpoint": det.checkpoint.absolute() if det.checkpoint else None}),
+        }
+    )
+
+
+def _check_sections(tree: Mapping[str, Any], origin: str) -> None:
+    """Sections (and each ``schedules.<role>``) must be tables: merging a number into one would
+    fail later with a message naming nothing."""
+    for key in FaapConfig.model_fields:
+        if key != "version" and key in tree and not isinstance(tree[key], Mapping):
+            shown = json.dumps(tree[key], default=str)
+            raise ConfigError(f"'{key}' must be a table of settings, got {shown} ({origin})")
+    for role, section in dict(tree.get("schedules") or {}).items():
+        if not isinstance(section, Mapping):
+            raise ConfigError(
+                f"'schedules.{role}' must be a table (name = ..., options), got {json.dumps(section, default=str)} "
+                f"({origin})"
+            )
+
+
+def _refuse_non_finite(node: Any, path: str = "") -> None:
+    """inf/nan are never a meaningful setting, in any section or plugin's options: refuse them
+    before anything runs (a NaN learning rate would otherwise train nothing, silently)."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            _refuse_non_finite(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            _refuse_non_finite(value, f"{path}[{i}]")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"invalid value for '{path}': {node} is not a finite number")
 
 
 def _validate_components(config: FaapConfig, registries: Registries) -> FaapConfig:
@@ -268,8 +387,26 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], prefix
         else:
             value = err.get("input")
             shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{...}"
-            parts.append(f"invalid value for '{where}': {err['msg']} (got {shown})")
+            why = ""
+            if isinstance(value, str) and _looks_numeric(value) and err["type"] in NUMBER_ERRORS:
+                why = "; it was read as a string: write the number without quotes"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "value_error" and isinstance(value, dict):
+                parts.append(msg)  # a check across keys: its message names them
+                continue
+            parts.append(f"invalid value for '{where}': {msg} (got {shown}{why})")
     return "; ".join(parts)
+
+
+NUMBER_ERRORS = {"float_type", "int_type", "float_parsing", "int_parsing"}
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _fields_at(model: type[BaseModel], loc: Sequence[str]) -> list[str]:

@@ -54,3 +54,9 @@ class CheckpointError(FaapError):
 
 class TrainingError(FaapError):
     """Training cannot continue (e.g. too many non-finite losses)."""
+
+
+class Interrupted(FaapError):
+    """Ctrl-C: what was kept and how to continue (exit status 130, as for SIGINT)."""
+
+    exit_code = 130

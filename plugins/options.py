@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict
 class Options(BaseModel):
     """Strict, closed option model: unknown keys and wrong types are errors."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def research_train_defaults(*, batch_size: int, max_norm: float, augment: str, weight_decay: float = 0.01) -> dict:

@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
-from faapkit.cli._console import info, print_json
+from faapkit.cli._console import info, print_json, warn
 from faapkit.cli._context import state
 from faapkit.cli._launch import launch_torchrun
 from faapkit.cli._options import ConfigOpt, JsonOpt, SetOpt, VersionOpt
-from faapkit.errors import FaapError
+from faapkit.errors import ConfigError, FaapError, Interrupted
 
 
 def train(
@@ -52,6 +52,8 @@ def train(
     if resume is not None:
         from faapkit.core.rundir import RunDir
 
+        if out is not None and out.absolute() != resume.absolute():
+            raise ConfigError(f"--out {out} and --resume {resume} name different run folders: give one")
         manifest = RunDir(resume).read_manifest()
         base_version = manifest["version"]
         if version is not None and version != base_version:
@@ -72,11 +74,18 @@ def train(
     trainer = Trainer(resolved, registries, run_dir, resume=resume is not None, providers=providers, reporter=reporter)
     trainer.setup()
     if is_main:
+        for line in trainer.data.warnings():
+            warn(line)
         info(
-            f"run folder: {run_dir}  version {resolved.version}  device {trainer.device}  "
+            f"run folder: {trainer.run.path}  version {resolved.version}  device {trainer.device}  "
             f"steps/epoch {trainer.steps_per_epoch}  world size {trainer.dist.world_size}"
         )
-    summary = trainer.fit()
+    try:
+        summary = trainer.fit()
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted_message(trainer.run.path)) from None
+    finally:
+        reporter.finish()  # a live progress bar left running would hide the error line
     from faapkit.core.distributed import shutdown
 
     shutdown(trainer.dist)
@@ -88,6 +97,16 @@ def train(
                 f"done: {summary['epochs_done']} epoch(s), {summary['global_step']} steps; "
                 f"checkpoints in {run_dir}/checkpoints"
             )
+
+
+def _interrupted_message(run_dir: Path) -> str:
+    """What an interrupted run keeps, and the command that continues it."""
+    from faapkit.core.checkpoint import latest_checkpoint, training_position
+    from faapkit.core.rundir import RunDir
+
+    last = latest_checkpoint(RunDir(run_dir).checkpoint_files())
+    kept = f"the last checkpoint is {last.name} (step {training_position(last)[0]})" if last else "no checkpoint yet"
+    return f"interrupted: {kept}; continue with faap train --resume {run_dir}"
 
 
 def _providers(st: object, version: str) -> dict[str, object]:

@@ -3,37 +3,99 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from faapkit.cli._console import info, out_console, print_json
+from faapkit.cli._console import info, out_console, print_json, warn
 from faapkit.cli._context import state
 from faapkit.cli._options import JsonOpt
-from faapkit.errors import FaapError
+from faapkit.errors import ConfigError, FaapError
 
 
-def _resolve_target(target: Path | None, epoch: int | None) -> tuple[Path | None, dict[str, Any]]:
-    """(checkpoint, run config) from a run folder, a checkpoint file or nothing (baseline only)."""
+@dataclass(frozen=True)
+class Target:
+    """What ``faap eval`` evaluates: a checkpoint (None: baseline only), the run it belongs to
+    (None: a loose checkpoint), the run's config and how the checkpoint was chosen."""
+
+    checkpoint: Path | None = None
+    run_dir: Path | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    chosen_by: str = "none"
+
+
+def resolve_target(target: Path | None, epoch: int | None) -> Target:
+    """A run folder gives ``checkpoints/best.pt`` if there is one (chosen on val), else the
+    checkpoint with the highest stored global_step (never the newest file: a copy resets file
+    times); ``--epoch N`` gives ``epoch_N``. A checkpoint path is used as given."""
+    from faapkit.core.checkpoint import latest_checkpoint
     from faapkit.core.rundir import RunDir
 
     if target is None:
-        return None, {}
+        if epoch is not None:
+            raise ConfigError("--epoch needs a run folder to choose from")
+        return Target()
     if not target.exists():
         raise FaapError(f"not found: {target}")
+    target = target.absolute()
     if target.is_dir():
         run = RunDir(target)
         config = run.read_manifest().get("config", {})
-        files = sorted(run.checkpoint_files(), key=lambda p: p.stat().st_mtime)  # the latest state last
         if epoch is not None:
-            files = [p for p in files if p.name == f"epoch_{epoch:04d}.pt"]
-        if not files:
-            raise FaapError(f"{target} has no {'epoch ' + str(epoch) + ' ' if epoch is not None else ''}checkpoint")
-        return files[-1], config
+            path = run.epoch_checkpoint(epoch)
+            if not path.is_file():
+                raise FaapError(f"{target} has no checkpoint of epoch {epoch} (no {path.name})")
+            return Target(path, target, config, f"--epoch {epoch}")
+        best = run.checkpoints / "best.pt"
+        if best.is_file():
+            return Target(best, target, config, "best.pt (chosen on val)")
+        last = latest_checkpoint(run.checkpoint_files())
+        if last is None:
+            raise FaapError(f"{target} has no checkpoint yet (the run stopped before its first one)")
+        return Target(last, target, config, "highest global_step")
+    if epoch is not None:
+        raise ConfigError("--epoch chooses within a run folder; it cannot be combined with a checkpoint path")
     run = RunDir(target.parent.parent)
-    return target, (run.read_manifest().get("config", {}) if run.exists() else {})
+    if target.parent.name == "checkpoints" and run.exists():
+        return Target(target, run.path, run.read_manifest().get("config", {}), "given")
+    return Target(target, None, {}, "given")
+
+
+def output_path(
+    tgt: Target, out: Path | None, split: str, attr: str, limit: int | None, tags: list[str]
+) -> Path | None:
+    """Where the metrics go. The name encodes what was evaluated (split, attribute, checkpoint,
+    subset and any override in ``tags``), so different evaluations never share a file; a loose
+    checkpoint's metrics go next to it, not into a folder two levels up."""
+    if out is not None:
+        return out.absolute()
+    if tgt.checkpoint is None:
+        return None
+    parts = [split, attr, tgt.checkpoint.stem, *([f"first{limit}"] if limit else []), *tags]
+    name = "_".join(parts) + ".json"
+    if tgt.run_dir is not None:
+        return tgt.run_dir / "eval" / name
+    return tgt.checkpoint.parent / f"{tgt.checkpoint.stem}.eval" / name
+
+
+def _check_options(
+    batch_size: int, bootstrap: int, limit_images: int | None, workers: int | None, nproc: int, on_invalid: str | None
+) -> None:
+    """Refuse impossible option values before any work (typer would accept them)."""
+    for name, value, least in (
+        ("--batch-size", batch_size, 1),
+        ("--bootstrap", bootstrap, 0),
+        ("--limit-images", limit_images, 1),
+        ("--workers", workers, 0),
+        ("--nproc", nproc, 1),
+    ):
+        if value is not None and value < least:
+            raise ConfigError(f"{name} must be at least {least}, got {value}")
+    if on_invalid not in (None, "fail", "skip"):
+        raise ConfigError(f"--on-invalid must be fail or skip, got {on_invalid!r}")
 
 
 def evaluate(
@@ -64,16 +126,25 @@ def evaluate(
     amp: Annotated[bool, typer.Option(help="bf16 autocast on CUDA (faster, AP differs slightly from fp32)")] = False,
     channels_last: Annotated[bool, typer.Option(help="NHWC convolutions (faster; same AP up to rounding)")] = True,
     nproc: Annotated[int, typer.Option(help="shard inference over N processes with torchrun")] = 1,
-    out: Annotated[Path | None, typer.Option(help="metrics.json path (default: <run>/eval/...)")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="metrics.json path (default: <run>/eval/<what was evaluated>.json, or next to a checkpoint)"),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing metrics file")] = False,
+    on_invalid: Annotated[
+        str | None,
+        typer.Option(help="fail | skip: images with invalid annotations, sizes or modes (default: the run's)"),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Per-group COCO AP/AR of baseline and perturbed inputs, their gaps and bootstrap CIs."""
+    _check_options(batch_size, bootstrap, limit_images, workers, nproc, on_invalid)
     if nproc > 1:
         from faapkit.cli._launch import launch_torchrun
 
         launch_torchrun(nproc)
         return
-    from faapkit.config import DataConfig
+    from faapkit.config import DataConfig, check_device, validate_model
     from faapkit.core.checkpoint import atomic_write_text
     from faapkit.core.distributed import setup_process, shutdown
     from faapkit.core.evaluator import EvalRequest, load_eval_split
@@ -83,10 +154,22 @@ def evaluate(
 
     if epsilon is not None and not 0 < epsilon <= 1:
         raise FaapError(f"--epsilon must be in (0, 1], got {epsilon}")
-    checkpoint, run_config = _resolve_target(target, epoch)
-    dcfg = DataConfig.model_validate({**run_config.get("data", {}), "limit_images": limit_images})
-    root = data or (Path(dcfg.root) if dcfg.root else embedded_dataset())
+    check_device(device, "--device")
+    tgt = resolve_target(target, epoch)
+    checkpoint, run_config = tgt.checkpoint, tgt.config
+    stored = {**run_config.get("data", {}), "limit_images": limit_images}
+    if on_invalid is not None:
+        stored["on_invalid"] = on_invalid
+    dcfg = validate_model(DataConfig, stored, prefix="data")
+    if data is None and dcfg.root is not None and not Path(dcfg.root).is_absolute():
+        raise ConfigError(
+            f"the run stores a relative data.root '{dcfg.root}' (faapkit before 0.2 did): it depends on the folder "
+            "faap runs in; pass --data with the dataset's path"
+        )
+    root = (data.absolute() if data else None) or (Path(dcfg.root) if dcfg.root else embedded_dataset())
     attr = split_by or dcfg.split_by
+    if disadvantaged is not None and disadvantaged == advantaged:
+        raise ConfigError(f"--disadvantaged and --advantaged are both '{advantaged}': the gap needs two groups")
     dist_info, dev = setup_process(device)
     reg = state(ctx).registries
     det_name = detector or run_config.get("detector", {}).get("name", "detr-synth-tiny")
@@ -94,8 +177,22 @@ def evaluate(
         Path(run_config["detector"]["checkpoint"]) if run_config.get("detector", {}).get("checkpoint") else None
     )
     det = load_detector(reg.detectors.get(det_name), det_ckpt, device=dev)
-    split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt)
+    split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid)
+    tags = [f"eps{epsilon:g}"] if epsilon is not None else []
+    tags += [f"det-{detector}"] if detector else []
+    tags += [f"detckpt-{_short_hash(det.sha256)}"] if detector_checkpoint else []
+    tags += [f"data-{split_data.fingerprint[:8]}"] if data else []
+    path = output_path(tgt, out, split, attr, dcfg.limit_images, tags)
+    if path is not None and path.exists() and not force and dist_info.is_main:
+        raise FaapError(
+            f"{path} already holds an evaluation of the same checkpoint and settings; "
+            "pass --force to replace it or --out to write elsewhere"
+        )
+    if dist_info.is_main:
+        for line in split_data.warnings():
+            warn(line)
     same_attr = attr == dcfg.split_by
+    pair = _reference_pair(split_data, disadvantaged, advantaged, dcfg if same_attr else None, bool(run_config))
     req = EvalRequest(
         data=split_data,
         detector=det,
@@ -107,8 +204,8 @@ def evaluate(
         max_size=dcfg.max_size,
         bootstrap=bootstrap,
         seed=seed,
-        disadvantaged=disadvantaged or (dcfg.disadvantaged if same_attr else None),
-        advantaged=advantaged or (dcfg.advantaged if same_attr else None),
+        disadvantaged=pair[0],
+        advantaged=pair[1],
         cache=not no_cache,
         amp=amp,
         num_workers=workers,
@@ -121,11 +218,9 @@ def evaluate(
         shutdown(dist_info)
     if not result:
         return  # non-zero ranks
-    path = out
-    if path is None and target is not None and checkpoint is not None:
-        run_dir = target if target.is_dir() else target.parent.parent
-        stem = checkpoint.stem
-        path = run_dir / "eval" / f"{split}_{attr}_{stem}.json"
+    result["checkpoint_choice"] = tgt.chosen_by
+    if tgt.run_dir is not None:
+        result["run"] = str(tgt.run_dir)
     if path is not None:
         atomic_write_text(path, json.dumps(result, indent=2) + "\n")
         info(f"metrics written to {path}")
@@ -133,6 +228,32 @@ def evaluate(
         print_json(result)
     else:
         out_console.print(metrics_table(result))
+
+
+def _reference_pair(
+    split: Any, disadvantaged: str | None, advantaged: str | None, dcfg: Any, from_run: bool
+) -> tuple[str | None, str | None]:
+    """The groups of the gap. Named ones (options, or the run's data config for the same attribute)
+    must exist in the split: falling back to other groups would report another gap silently.
+    Without a run, the defaults (female/male) apply only to a two-group split that has them."""
+    chosen: list[str | None] = []
+    for role, given in (("disadvantaged", disadvantaged), ("advantaged", advantaged)):
+        source, group = f"--{role}", given
+        if group is None and dcfg is not None:
+            source, group = f"the run's data.{role}", getattr(dcfg, role)
+            if not from_run:  # built-in defaults: only where they fit
+                group = group if group in split.groups and len(split.groups) == 2 else None
+        if group is not None and group not in split.groups:
+            raise ConfigError(
+                f"{source} '{group}' is not a group of '{split.split_by}' in split '{split.split}' "
+                f"(groups: {', '.join(split.groups)})"
+            )
+        chosen.append(group)
+    return chosen[0], chosen[1]
+
+
+def _short_hash(sha: str | None) -> str:
+    return (sha or "unknown")[:8]
 
 
 def _ci(ci: list[float] | None) -> str:

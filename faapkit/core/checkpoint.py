@@ -49,12 +49,17 @@ def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
         raise FaapError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint safely; every failure is a :class:`CheckpointError` with one clear line."""
+def load_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint safely; every failure is a :class:`CheckpointError` with one clear line.
+    ``mmap``: map tensors instead of reading them (cheap when only the metadata is needed)."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a legacy pickle
+        raise CheckpointError(f"{path} is not a torch checkpoint file (it starts with {head!r})")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:
         reason = " ".join(str(exc).split())
         if "weights_only" in reason or "Unsupported global" in reason or "GLOBAL" in reason:
@@ -67,6 +72,27 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} does not hold a dict of weights")
     return obj
+
+
+def training_position(path: Path) -> tuple[int, bool]:
+    """``(global_step, epoch_complete)`` stored in a faapkit checkpoint: what "latest" means
+    (file times and names lie after a copy or a rename)."""
+    try:
+        ckpt = load_checkpoint(path, mmap=True)
+    except CheckpointError:
+        ckpt = load_checkpoint(path)  # an old (non-zip) torch file cannot be mapped
+    step = ckpt.get("global_step")
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise CheckpointError(f"{path} stores no global_step: not a faapkit training checkpoint")
+    return step, bool(ckpt.get("epoch_complete", False))
+
+
+def latest_checkpoint(files: list[Path]) -> Path | None:
+    """The checkpoint with the highest stored ``global_step`` (an epoch-end one over a mid-epoch
+    one of the same step); None for no files."""
+    if not files:
+        return None
+    return max(files, key=lambda p: (*training_position(p), p.name))
 
 
 def generator_state(ckpt: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], float | None]:

@@ -36,6 +36,8 @@ from faapkit.detr.frozen import FrozenDetector
 from faapkit.errors import CheckpointError, ConfigError, DataError
 
 SCHEMA = "faapkit.metrics/1"
+# Resampling fewer images than this per group gives a CI of (nearly) zero width that looks precise.
+MIN_BOOTSTRAP_IMAGES = 2
 CACHE_FORMAT = 1
 
 
@@ -164,6 +166,11 @@ def store_baseline(req: EvalRequest, dets: list[dict[str, Any]], dist_info: Dist
 
 
 def reference_groups(groups: list[str], disadvantaged: str | None, advantaged: str | None) -> tuple[str, str] | None:
+    """The (disadvantaged, advantaged) pair of the gap: both named, or the two groups there are;
+    None (gap = max - min) for more than two groups without a named pair."""
+    named = disadvantaged is not None and advantaged is not None and disadvantaged != advantaged
+    if named and disadvantaged in groups and advantaged in groups:
+        return disadvantaged, advantaged  # type: ignore[return-value]
     if len(groups) == 2:
         d = disadvantaged if disadvantaged in groups else None
         a = advantaged if advantaged in groups else None
@@ -202,6 +209,15 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
         )
     ref = reference_groups(groups, req.disadvantaged, req.advantaged)
     group_images = {g: [r.image_id for r in data.records if r.group == g] for g in groups}
+    if req.bootstrap > 0:
+        small = {g: len(ids) for g, ids in group_images.items() if len(ids) < MIN_BOOTSTRAP_IMAGES}
+        if small:
+            g, n = next(iter(small.items()))
+            raise DataError(
+                f"group '{g}' of '{data.split_by}' has {n} image(s) in split '{data.split}': a bootstrap CI needs at "
+                f"least {MIN_BOOTSTRAP_IMAGES} per group (a single image gives a zero-width CI); use more images "
+                "or --bootstrap 0"
+            )
     coco_gt = make_coco(data.coco_gt)
     gen_meta: dict[str, Any] = {}
     todo: dict[str, torch.nn.Module | None] = {}
@@ -238,14 +254,16 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
         "reference": {"disadvantaged": ref[0], "advantaged": ref[1], "gap": "advantaged - disadvantaged"}
         if ref
         else {"gap": "max - min over groups"},
-        "checkpoint": str(req.checkpoint) if req.checkpoint else None,
+        "checkpoint": str(req.checkpoint.absolute()) if req.checkpoint else None,
         **gen_meta,
         "detector": {"name": req.detector.name, "checkpoint": req.detector.checkpoint, "sha256": req.detector.sha256},
         "dataset": {
             "root": str(data.root),
             "layout": data.layout,
             "fingerprint": data.fingerprint,
+            "images": len(data.records),
             "skipped_corrupt": len(data.skipped_corrupt),
+            "skipped_invalid": data.skipped,
         },
         "eval": {
             "batch_size": req.batch_size,
@@ -347,9 +365,11 @@ def bootstrap(
 
 
 def load_eval_split(
-    root: Path, split: str, split_by: str, layout: str, limit: int | None, on_corrupt: str
+    root: Path, split: str, split_by: str, layout: str, limit: int | None, on_corrupt: str, on_invalid: str = "fail"
 ) -> DatasetSplit:
-    data = load_split(root, split, split_by=split_by, layout=layout, limit=limit, on_corrupt=on_corrupt)
+    data = load_split(
+        root, split, split_by=split_by, layout=layout, limit=limit, on_corrupt=on_corrupt, on_invalid=on_invalid
+    )
     if len(data.groups) < 2:
         raise ConfigError(f"split '{split}' has only group {data.groups} for '{split_by}'")
     return data

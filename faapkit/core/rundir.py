@@ -7,6 +7,7 @@ only epochs before the one being written, so a resumed run never duplicates an e
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,16 +16,55 @@ from typing import Any
 from faapkit.core.checkpoint import atomic_write_text
 from faapkit.errors import FaapError
 
+# Folders this process holds locked. flock locks per open file, so a second lock from the same
+# process would refuse it; in-process use (tests, notebooks) runs trainers one after another,
+# so a new lock on a folder this process holds takes it over instead.
+_HELD: dict[Path, int] = {}
+
 CHECKPOINT_RE = re.compile(r"^(epoch_(\d{4})|step_(\d{8}))\.pt$")
 
 
 class RunDir:
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        self.path = Path(path).absolute()
         self.checkpoints = self.path / "checkpoints"
         self.manifest_path = self.path / "run.json"
         self.log_path = self.path / "train_log.jsonl"
         self.selection_path = self.path / "selection.json"
+        self._lock_fd: int | None = None
+
+    def lock(self) -> None:
+        """Become the folder's only writer until this process ends (or :meth:`unlock`).
+
+        An advisory ``flock`` on the folder itself: no lock file to leave behind or to remove by
+        hand after a crash (the kernel drops the lock with the process), and a refused second run
+        changes nothing in the folder."""
+        held = _HELD.pop(self.path, None)
+        if held is not None:
+            os.close(held)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise FaapError(f"output folder {self.path} is not writable: {exc.strerror or exc}") from None
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no flock (Windows): one writer is then the user's responsibility
+            pass
+        except OSError:
+            os.close(fd)
+            raise FaapError(
+                f"{self.path} is in use by another faap process (one writer per run folder); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        self._lock_fd = _HELD[self.path] = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None and _HELD.get(self.path) == self._lock_fd:
+            os.close(_HELD.pop(self.path))  # closing the descriptor releases the flock
+        self._lock_fd = None
 
     def create(self) -> None:
         try:
@@ -39,13 +79,20 @@ class RunDir:
         return self.manifest_path.is_file()
 
     def read_manifest(self) -> dict[str, Any]:
+        if not self.path.is_dir():
+            raise FaapError(f"run folder not found: {self.path}")
         if not self.manifest_path.is_file():
-            raise FaapError(f"{self.path} is not a faapkit run folder (no run.json)")
+            raise FaapError(
+                f"{self.path} is not a faapkit run folder (no run.json; a run that failed before its "
+                f"manifest was written holds nothing: start it with faap train --out {self.path})"
+            )
         try:
             data = json.loads(self.manifest_path.read_text())
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise FaapError(f"{self.manifest_path} is corrupt: {exc}") from None
-        return data  # type: ignore[no-any-return]
+        if not isinstance(data, dict) or not isinstance(data.get("version"), str):
+            raise FaapError(f"{self.manifest_path} is not a faapkit run manifest (no 'version')")
+        return data
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
         atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")

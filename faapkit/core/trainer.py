@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 import random
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from torch.utils.data import DataLoader
 from faapkit import __version__
 from faapkit.config import FaapConfig
 from faapkit.core.augment import color_jitter
-from faapkit.core.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from faapkit.core.checkpoint import FORMAT, latest_checkpoint, load_checkpoint, save_checkpoint
 from faapkit.core.distributed import any_true, barrier, broadcast_buffers, setup_process
 from faapkit.core.inference import autocast_for
 from faapkit.core.losses.base import LossInputs, LossStrategy
@@ -40,7 +41,7 @@ from faapkit.data.coco import GroupedDetectionDataset, load_split, require_group
 from faapkit.data.synth import embedded_dataset
 from faapkit.data.transforms import TrainTransform
 from faapkit.detr.frozen import FrozenDetector, load_detector
-from faapkit.errors import ConfigError, FaapError, TrainingError
+from faapkit.errors import CheckpointError, ConfigError, FaapError, TrainingError
 from faapkit.registry import Registries
 
 # config keys that may change when resuming (they do not change what is computed)
@@ -141,6 +142,8 @@ class Trainer:
         self.providers = providers or {}
         self.reporter = reporter
         self.version = registries.versions.get(config.version)
+        self.resumed_manifest: dict[str, Any] = {}
+        self._run_id = ""
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -156,8 +159,10 @@ class Trainer:
             layout=cfg.data.layout,
             limit=cfg.data.limit_images,
             on_corrupt=cfg.data.on_corrupt,
+            on_invalid=cfg.data.on_invalid,
         )
         require_groups(self.data, [cfg.data.disadvantaged, cfg.data.advantaged])
+        self._check_group_weights()
         others = [g for g in self.data.groups if g not in (cfg.data.disadvantaged, cfg.data.advantaged)]
         self.dataset = GroupedDetectionDataset(
             self.data,
@@ -208,6 +213,7 @@ class Trainer:
                 .to(self.device)
             )
         self.strategy: LossStrategy = self.registries.losses.get(self.version.loss).build(**cfg.loss)
+        self._check_trainable()
         trainable = [self.generator] + (
             [self.head] if self.head is not None and self.strategy.head_in_generator_optimizer else []
         )
@@ -231,30 +237,80 @@ class Trainer:
         self.strategy.attach(head_for_loss, self.device, self.dist)
         self.validator = self.build_validator(root)
         self.state = EpochState()
-        if self.resume:
+        if self.resume and self.run.checkpoint_files():
             self._restore()
         elif self.dist.is_main:
+            # a fresh run, or --resume of one that stopped before its first checkpoint: start afresh
+            self.run.truncate_log(0)
+            self.run.remove_partial_writes()
             self.run.write_manifest(self._manifest())
         barrier(self.dist)
 
     def _check_run_folder(self) -> None:
+        """Take the folder's lock (one writer per run folder), then check it may be written."""
+        if self.dist.is_main:
+            self.run.lock()
         if self.resume:
             manifest = self.run.read_manifest()
+            if manifest.get("version") != self.config.version:
+                raise ConfigError(
+                    f"cannot resume {self.run.path}: it is a '{manifest.get('version')}' run, "
+                    f"not '{self.config.version}'"
+                )
             diffs = config_differences(manifest.get("config", {}), self.config.model_dump(mode="json"))
             if diffs:
                 raise ConfigError(
                     f"cannot resume {self.run.path}: the config differs in {', '.join(diffs[:6])}"
                     + (" ..." if len(diffs) > 6 else "")
                 )
+            self.resumed_manifest = manifest
             return
         if self.run.exists():
+            if not self.run.checkpoint_files():
+                raise FaapError(
+                    f"{self.run.path} holds a run that stopped before its first checkpoint; "
+                    f"faap train --resume {self.run.path} starts it afresh, or choose another --out"
+                )
             raise FaapError(f"{self.run.path} already holds a run; use --resume to continue it or choose another --out")
         if self.dist.is_main:
             self.run.create()
 
+    def _check_group_weights(self) -> None:
+        """``data.group_weights`` may only name groups the data has (a typo would silently weight 0)."""
+        weights = self.config.data.group_weights or {}
+        unknown = sorted(set(weights) - set(self.data.groups))
+        if unknown:
+            raise ConfigError(
+                f"data.group_weights names group(s) {', '.join(unknown)} not in split '{self.data.split}' "
+                f"(groups: {', '.join(self.data.groups)})"
+            )
+
+    def _check_trainable(self) -> None:
+        """Refuse settings under which the version's loss would skip every batch: training would
+        end "done" with an untrained generator. A batch holds only the disadvantaged (0) and
+        advantaged (1) groups, so trying every split of ``batch_size`` between them is exhaustive."""
+        cfg = self.config
+        size = cfg.train.batch_size
+        for n_dis in range(size + 1):
+            if self.strategy.skip_reason(torch.tensor([0] * n_dis + [1] * (size - n_dis))) is None:
+                return
+        reason = self.strategy.skip_reason(torch.tensor([0] * (size // 2) + [1] * (size - size // 2)))
+        raise ConfigError(
+            f"train.batch_size={size} cannot train version '{cfg.version}': every batch would be skipped "
+            f"({reason}); use a larger train.batch_size"
+        )
+
+    @property
+    def run_id(self) -> str:
+        """Identifies this run in its checkpoints (a checkpoint copied from another run is refused)."""
+        if not self._run_id:
+            self._run_id = self.resumed_manifest.get("run_id") or uuid.uuid4().hex[:16]
+        return self._run_id
+
     def _manifest(self) -> dict[str, Any]:
         return {
             "format": "faapkit.run/1",
+            "run_id": self.run_id,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "version": self.config.version,
             "config": self.config.model_dump(mode="json"),
@@ -268,6 +324,8 @@ class Trainer:
                 "split": self.data.split,
                 "fingerprint": self.data.fingerprint,
                 "groups": self.data.group_counts(),
+                "skipped": self.data.skipped,
+                "skipped_corrupt": len(self.data.skipped_corrupt),
             },
             "detector": {
                 "name": self.detector.name,
@@ -315,6 +373,8 @@ class Trainer:
             "skips": dict(st.skips) if not complete else {},
             "nonfinite": st.nonfinite if not complete else 0,
             "detector": {"name": self.detector.name, "sha256": self.detector.sha256},
+            "dataset_fingerprint": self.data.fingerprint,
+            "run_id": self.run_id,
         }
 
     def _save(self, complete: bool) -> Path:
@@ -329,18 +389,20 @@ class Trainer:
         return path
 
     def _restore(self) -> None:
-        files = self.run.checkpoint_files()
-        if not files:
+        path = latest_checkpoint(self.run.checkpoint_files())
+        if path is None:
             raise FaapError(f"{self.run.path} has no checkpoint to resume from")
-        ckpts = [(load_checkpoint(p), p) for p in files]
-        ckpt, path = max(ckpts, key=lambda cp: (cp[0].get("global_step", -1), cp[0].get("epoch_complete", False)))
-        if ckpt.get("format") != FORMAT:
-            raise FaapError(f"{path} is not a faapkit training checkpoint")
-        self.generator.load_state_dict(ckpt["generator"])
-        if self.head is not None:
-            self.head.load_state_dict(ckpt["head"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.strategy.load_state_dict(ckpt["strategy"])
+        ckpt = load_checkpoint(path)
+        self._check_resumable(ckpt, path)
+        try:
+            self.generator.load_state_dict(ckpt["generator"])
+            if self.head is not None:
+                self.head.load_state_dict(ckpt["head"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.strategy.load_state_dict(ckpt["strategy"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            first = " ".join(str(exc).split())[:160]
+            raise CheckpointError(f"cannot resume from {path}: its state does not fit this run ({first})") from None
         restore_rng(ckpt["rng"])
         st = self.state
         st.global_step = int(ckpt["global_step"])
@@ -354,6 +416,38 @@ class Trainer:
         if self.dist.is_main:
             self.run.truncate_log(st.epoch)
             self.run.remove_partial_writes()
+
+    def _check_resumable(self, ckpt: dict[str, Any], path: Path) -> None:
+        """The checkpoint must come from this run: version, detector weights, dataset content and
+        generator width; each mismatch is named (continuing from foreign weights is silent)."""
+        manifest = self.resumed_manifest
+        if ckpt.get("format") != FORMAT:
+            raise CheckpointError(f"{path} is not a faapkit training checkpoint (format {ckpt.get('format')!r})")
+        problems = []
+        if ckpt.get("version") != self.config.version:
+            problems.append(f"version '{ckpt.get('version')}' (this run: '{self.config.version}')")
+        sha = (ckpt.get("detector") or {}).get("sha256")
+        if sha != self.detector.sha256:
+            problems.append(f"detector weights {str(sha)[:12]} (now: {str(self.detector.sha256)[:12]})")
+        generator = dict(self.config.generator)
+        stored_generator = ckpt.get("generator_spec")
+        if stored_generator is not None and stored_generator != generator:
+            problems.append(f"generator {stored_generator} (this run: {generator})")
+        elif stored_generator is None and ckpt.get("base_channels") not in (None, generator.get("base_channels")):
+            problems.append(f"generator.base_channels {ckpt.get('base_channels')}")
+        # runs written before run ids used another fingerprint recipe: only their checkpoints' count
+        stored = manifest.get("dataset", {}).get("fingerprint") if manifest.get("run_id") else None
+        fingerprints = {str(f) for f in (ckpt.get("dataset_fingerprint"), stored) if f is not None}
+        if fingerprints and fingerprints != {self.data.fingerprint}:
+            problems.append(
+                f"dataset fingerprint {', '.join(sorted(fingerprints))} (the data now: {self.data.fingerprint}; "
+                "images or annotations changed)"
+            )
+        run_id = manifest.get("run_id")
+        if run_id and ckpt.get("run_id") not in (None, run_id):
+            problems.append(f"run id {ckpt.get('run_id')} (this folder's run: {run_id}; copied from another run?)")
+        if problems:
+            raise CheckpointError(f"cannot resume from {path}: it differs in {'; '.join(problems)}")
 
     # ------------------------------------------------------------------ loop
     def build_generator(self) -> Any:

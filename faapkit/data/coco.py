@@ -21,7 +21,18 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from faapkit.data.validate import (
+    KIND_TEXT,
+    FileCheck,
+    Issues,
+    check_annotations,
+    check_image_file,
+    check_structure,
+    to_rgb,
+)
 from faapkit.errors import DataError
+
+SKIP_HINT = "data.on_invalid=skip, or faap eval --on-invalid skip, leaves those images out"
 
 GENDER_ALIASES = {
     "men": "male",
@@ -56,6 +67,22 @@ class DatasetSplit:
     groups: list[str]
     fingerprint: str
     skipped_corrupt: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # images/annotations left out, per problem
+    skipped_examples: dict[str, str] = field(default_factory=dict)  # the first of each problem
+
+    def warnings(self) -> list[str]:
+        """One line per kind of problem left out under ``on_invalid``/``on_corrupt = "skip"``."""
+        lines = [
+            f"split '{self.split}': left out {n} {KIND_TEXT[k].format(attr=self.split_by)} "
+            f"(first: {self.skipped_examples.get(k, '?')})"
+            for k, n in self.skipped.items()
+        ]
+        if self.skipped_corrupt:
+            lines.append(
+                f"split '{self.split}': skipped {len(self.skipped_corrupt)} corrupt image(s) "
+                f"(first: {self.skipped_corrupt[0]})"
+            )
+        return lines
 
     def group_counts(self) -> dict[str, int]:
         counts = Counter(r.group for r in self.records)
@@ -86,8 +113,10 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise DataError(f"annotation file {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(f"annotation file {path} is not COCO format (no 'images' list)")
-    data.setdefault("annotations", [])
-    data.setdefault("categories", [])
+    for key in ("annotations", "categories"):
+        data.setdefault(key, [])
+        if not isinstance(data[key], list):
+            raise DataError(f"annotation file {path}: '{key}' is a {type(data[key]).__name__}, not a list")
     return data
 
 
@@ -114,13 +143,15 @@ def load_split(
     layout: str = "auto",
     limit: int | None = None,
     on_corrupt: str = "fail",
+    on_invalid: str = "fail",
     verify_images: bool = True,
 ) -> DatasetSplit:
-    """Read one split, check it thoroughly, and return its records and merged ground truth."""
-    root = Path(root)
+    """Read one split, validate it in one pass (see :mod:`faapkit.data.validate`) and return its
+    records and merged ground truth. Per-image problems are refused (``on_invalid="fail"``) or the
+    images are left out and counted in ``DatasetSplit.skipped`` (``"skip"``)."""
+    root = Path(root).absolute()
     chosen = detect_layout(root) if layout == "auto" else layout
-    sources: list[tuple[dict[str, Any], Path, str | None]] = []  # (coco json, image dir, fixed group)
-    ann_files: list[Path] = []
+    sources: list[tuple[dict[str, Any], Path, Path, str | None]] = []  # (coco, its file, image dir, fixed group)
     if chosen == "research":
         if split_by != "gender":
             raise DataError(f"the research layout only defines 'gender' groups, not '{split_by}'")
@@ -129,93 +160,135 @@ def load_split(
             ann = root / f"{folder}_split" / f"gender_{folder}_{split}.json"
             if not img_dir.is_dir():
                 raise DataError(f"image folder not found: {img_dir}")
-            sources.append((_read_json(ann), img_dir, GENDER_ALIASES[folder]))
-            ann_files.append(ann)
+            sources.append((_read_json(ann), ann, img_dir, GENDER_ALIASES[folder]))
     else:
         ann, img_dir = _attribute_paths(root, split)
         if not img_dir.is_dir():
             raise DataError(f"image folder not found: {img_dir}")
-        sources.append((_read_json(ann), img_dir, None))
-        ann_files.append(ann)
+        sources.append((_read_json(ann), ann, img_dir, None))
 
     records: list[ImageRecord] = []
-    merged_images: list[dict[str, Any]] = []
-    merged_anns: list[dict[str, Any]] = []
     categories = None
-    missing_attr: list[str] = []
     seen_attrs: set[str] = set()
+    skipped: Counter[str] = Counter()
+    examples: dict[str, str] = {}
     next_id = 1
-    for coco, img_dir, fixed_group in sources:
+    for coco, ann_path, img_dir, fixed_group in sources:
+        check_structure(coco, ann_path)
         categories = categories or coco["categories"]
-        by_image: dict[Any, list[dict[str, Any]]] = {}
-        for ann in coco["annotations"]:
-            by_image.setdefault(ann.get("image_id"), []).append(ann)
         for img in coco["images"]:
-            attrs = img.get("attributes") or {}
-            seen_attrs.update(attrs)
-            if fixed_group is not None:
-                group = fixed_group
-            elif split_by in attrs:
-                group = str(attrs[split_by])
-                group = GENDER_ALIASES.get(group, group) if split_by == "gender" else group
-            else:
-                missing_attr.append(str(img.get("file_name", img.get("id"))))
-                continue
-            new_id = next_id
-            next_id += 1
-            anns = []
-            for a in by_image.get(img["id"], []):
-                anns.append({**a, "image_id": new_id, "id": len(merged_anns) + 1})
-                merged_anns.append(anns[-1])
-            merged_images.append(
-                {
-                    "id": new_id,
-                    "file_name": img["file_name"],
-                    "width": img["width"],
-                    "height": img["height"],
-                    "group": group,
-                }
-            )
-            records.append(
-                ImageRecord(
-                    new_id, img_dir / img["file_name"], int(img["width"]), int(img["height"]), group, tuple(anns)
-                )
-            )
-    if missing_attr:
-        if not records:
+            if isinstance(img.get("attributes"), dict):
+                seen_attrs.update(img["attributes"])
+        issues = check_annotations(coco, None if fixed_group is not None else split_by, ann_path)
+        if fixed_group is None and issues.counts["missing attribute"] == len(coco["images"]) and coco["images"]:
             present = ", ".join(sorted(seen_attrs)) or "none"
             raise DataError(f"no image in split '{split}' has attribute '{split_by}' (attributes present: {present})")
-        raise DataError(
-            f"{len(missing_attr)} image(s) in split '{split}' lack attribute '{split_by}' (first: {missing_attr[0]})"
-        )
+        if issues.counts:
+            if on_invalid != "skip":
+                raise DataError(
+                    f"{ann_path}: {issues.describe(split_by)}",
+                    hint=SKIP_HINT,
+                )
+            _count(skipped, examples, issues)
+        by_image: dict[Any, list[dict[str, Any]]] = {}
+        for a in coco["annotations"]:
+            by_image.setdefault(a["image_id"], []).append(a)
+        for img in coco["images"]:
+            if img["id"] in issues.images:
+                continue
+            group = fixed_group if fixed_group is not None else str(img["attributes"][split_by])
+            if fixed_group is None and split_by == "gender":
+                group = GENDER_ALIASES.get(group.lower(), group)
+            anns = tuple({**a, "image_id": next_id, "area": _area(a)} for a in by_image.get(img["id"], []))
+            records.append(
+                ImageRecord(next_id, img_dir / img["file_name"], int(img["width"]), int(img["height"]), group, anns)
+            )
+            next_id += 1
     if limit:
         records = _limit_round_robin(records, limit)
-        keep_ids = {r.image_id for r in records}
-        merged_images = [i for i in merged_images if i["id"] in keep_ids]
-        merged_anns = [a for a in merged_anns if a["image_id"] in keep_ids]
     missing_files = [r.path for r in records if not r.path.is_file()]
     if missing_files:
         raise DataError(
             f"{len(missing_files)} image file(s) listed in the annotations are missing (first: {missing_files[0]})"
         )
-    skipped: list[str] = []
-    if verify_images:
-        records, skipped = _verify(records, on_corrupt)
-        if skipped:
-            keep = {r.image_id for r in records}
-            merged_images = [i for i in merged_images if i["id"] in keep]
-            merged_anns = [a for a in merged_anns if a["image_id"] in keep]
+    records, digests, corrupt = _check_files(records, on_corrupt, on_invalid, skipped, examples, verify_images)
     groups = sorted({r.group for r in records})
     if not records:
-        raise DataError(f"split '{split}' of {root} has no images")
+        left_out = f" ({sum(skipped.values())} left out as invalid)" if skipped else ""
+        raise DataError(f"split '{split}' of {root} has no images{left_out}")
     digest = hashlib.sha256()
-    for ann in ann_files:
-        digest.update(ann.read_bytes())
+    for _, ann_path, _, _ in sources:
+        digest.update(ann_path.read_bytes())
     digest.update(split.encode())
-    for r in records:  # the exact image set (a --limit-images subset is another dataset)
-        digest.update(f"{r.path.name}:{r.group};".encode())
+    for r in records:  # the exact image set and content (a --limit-images subset is another dataset)
+        digest.update(f"{r.path.name}:{r.group}:{digests.get(r.image_id, '')};".encode())
+    merged_images: list[dict[str, Any]] = []
+    merged_anns: list[dict[str, Any]] = []
+    for r in records:
+        merged_images.append(
+            {"id": r.image_id, "file_name": r.path.name, "width": r.width, "height": r.height, "group": r.group}
+        )
+        for a in r.annotations:
+            merged_anns.append({**a, "id": len(merged_anns) + 1})
     coco_gt = {"images": merged_images, "annotations": merged_anns, "categories": categories or []}
-    return DatasetSplit(root, split, split_by, chosen, records, coco_gt, groups, digest.hexdigest()[:16], skipped)
+    return DatasetSplit(
+        root,
+        split,
+        split_by,
+        chosen,
+        records,
+        coco_gt,
+        groups,
+        digest.hexdigest()[:16],
+        corrupt,
+        dict(skipped),
+        examples,
+    )
+
+
+def _area(ann: dict[str, Any]) -> float:
+    """The stored area, or the box's w*h where the file has none (pycocotools needs one)."""
+    area = ann.get("area")
+    return float(area) if area is not None else float(ann["bbox"][2]) * float(ann["bbox"][3])
+
+
+def _count(skipped: Counter[str], examples: dict[str, str], issues: Issues) -> None:
+    skipped.update(issues.counts)
+    for kind, where in issues.first.items():
+        examples.setdefault(kind, where)
+
+
+def _check_files(
+    records: list[ImageRecord],
+    on_corrupt: str,
+    on_invalid: str,
+    skipped: Counter[str],
+    examples: dict[str, str],
+    verify: bool,
+) -> tuple[list[ImageRecord], dict[int, str], list[str]]:
+    """One read per image: content digest, header size and mode against the JSON, PIL's verify.
+    Returns the images kept, their digests and the corrupt files skipped."""
+    kept: list[ImageRecord] = []
+    digests: dict[int, str] = {}
+    corrupt: list[str] = []
+    issues = Issues()
+    for r in records:
+        check = check_image_file(r.path, r.width, r.height) if verify else FileCheck()
+        if check.kind == "corrupt":
+            if on_corrupt == "fail":
+                raise DataError(f"{check.detail} (use data.on_corrupt=skip to skip)")
+            corrupt.append(str(r.path))
+            continue
+        if check.kind is not None:
+            issues.add(check.kind, check.detail, r.image_id)
+            continue
+        digests[r.image_id] = check.digest
+        kept.append(r)
+    if issues.counts:
+        if on_invalid != "skip":
+            raise DataError(issues.describe(""), hint=SKIP_HINT)
+        _count(skipped, examples, issues)
+    return kept, digests, corrupt
 
 
 def _limit_round_robin(records: list[ImageRecord], limit: int) -> list[ImageRecord]:
@@ -234,22 +307,6 @@ def _limit_round_robin(records: list[ImageRecord], limit: int) -> list[ImageReco
             elif len(chosen) < limit:
                 chosen.append(nxt)
     return sorted(chosen, key=lambda r: r.image_id)
-
-
-def _verify(records: list[ImageRecord], on_corrupt: str) -> tuple[list[ImageRecord], list[str]]:
-    good, bad = [], []
-    for r in records:
-        try:
-            with Image.open(r.path) as im:
-                im.verify()
-            good.append(r)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            if on_corrupt == "fail":
-                raise DataError(
-                    f"corrupt image {r.path}: {type(exc).__name__} (use data.on_corrupt=skip to skip)"
-                ) from None
-            bad.append(str(r.path))
-    return good, bad
 
 
 def require_groups(split: DatasetSplit, needed: list[str]) -> None:
@@ -287,7 +344,7 @@ class GroupedDetectionDataset(Dataset):
         r = self.records[index]
         try:
             with Image.open(r.path) as im:
-                image = im.convert("RGB")
+                image = to_rgb(im)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise DataError(f"cannot decode image {r.path}: {type(exc).__name__}") from None
         anns = [a for a in r.annotations if not a.get("iscrowd", 0)]

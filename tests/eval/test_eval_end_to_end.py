@@ -26,8 +26,8 @@ def test_train_eval_compare(tmp_path, synth_root):
     ci = m["bootstrap"]["gaps"]["AP"]
     assert ci["baseline"][0] <= gaps["baseline"] <= ci["baseline"][1]
     assert isinstance(ci["significant"], bool)
-    # the second evaluation reuses the cached baseline
-    code, out, err = run_cli("eval", str(run), "--limit-images", "80", "--bootstrap", "0", "--json")
+    # the second evaluation reuses the cached baseline (and replaces the first's file only if asked)
+    code, out, err = run_cli("eval", str(run), "--limit-images", "80", "--bootstrap", "0", "--json", "--force")
     assert code == 0, err
     m2 = json.loads(out)
     assert m2["eval"]["baseline_cached"] is True and m2["metrics"] == m["metrics"]
