@@ -74,7 +74,7 @@ def train(
     trainer = Trainer(resolved, registries, run_dir, resume=resume is not None, providers=providers, reporter=reporter)
     trainer.setup()
     if is_main:
-        for line in trainer.data.warnings():
+        for line in [*trainer.data.warnings(), *trainer.notes]:
             warn(line)
         info(
             f"run folder: {trainer.run.path}  version {resolved.version}  device {trainer.device}  "

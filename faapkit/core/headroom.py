@@ -135,16 +135,13 @@ def probe_headroom(req: HeadroomRequest) -> dict[str, Any]:
         "metrics": {"baseline": base, "oracle": lifted},
         "lift": {g: {m: _sub(lifted[g][m], base[g][m]) for m in ("AP", "AR", "AP50")} for g in data.groups},
     }
+
+    def paired_bootstrap(perturbed: list[dict[str, Any]]) -> dict[str, Any]:
+        settings = {"baseline": clean, "perturbed": perturbed}
+        return bootstrap(coco_gt, settings, group_images, ref, req.bootstrap, req.seed, req.confidence)
+
     if req.bootstrap > 0:
-        boot = bootstrap(
-            coco_gt,
-            {"baseline": clean, "perturbed": oracle},
-            group_images,
-            ref,
-            req.bootstrap,
-            req.seed,
-            req.confidence,
-        )
+        boot = paired_bootstrap(oracle)
         result["lift_ci"] = boot.get("deltas", {})
         result["oracle_ci"] = boot["groups"]["perturbed"]
         result["baseline_ci"] = boot["groups"]["baseline"]
@@ -162,16 +159,7 @@ def probe_headroom(req: HeadroomRequest) -> dict[str, Any]:
         }
         entry["change"] = entry["oracle_on_disadvantaged"] - entry["baseline"]
         if req.bootstrap > 0:
-            boot = bootstrap(
-                coco_gt,
-                {"baseline": clean, "perturbed": only_dis},
-                group_images,
-                ref,
-                req.bootstrap,
-                req.seed,
-                req.confidence,
-            )
-            entry["change_ci"] = boot["gaps"]["AP"]["change"]
+            entry["change_ci"] = paired_bootstrap(only_dis)["gaps"]["AP"]["change"]
         result["gap_AP"] = entry
     result["timing_s"] = round(time.perf_counter() - started, 3)
     return result

@@ -37,7 +37,7 @@ from faapkit.core.rundir import RunDir
 from faapkit.core.selection import RULE, describe_rule, select_epoch
 from faapkit.core.validation import Validator
 from faapkit.data.batching import BalancedGroupSampler, collate, loader_workers
-from faapkit.data.coco import GroupedDetectionDataset, load_split, require_groups
+from faapkit.data.coco import GroupedDetectionDataset, has_split, load_split, require_groups
 from faapkit.data.synth import embedded_dataset
 from faapkit.data.transforms import TrainTransform
 from faapkit.detr.frozen import FrozenDetector, load_detector
@@ -143,6 +143,7 @@ class Trainer:
         self.reporter = reporter
         self.version = registries.versions.get(config.version)
         self.resumed_manifest: dict[str, Any] = {}
+        self.notes: list[str] = []  # warnings for the user, printed by the CLI after setup
         self._run_id = ""
 
     # ------------------------------------------------------------------ setup
@@ -462,6 +463,13 @@ class Trainer:
         """The val split scorer (main process only), or None when ``train.val_every`` is 0."""
         cfg = self.config
         if cfg.train.val_every == 0 or not self.dist.is_main:
+            return None
+        if not has_split(root, cfg.data.val_split, cfg.data.layout):
+            self.notes.append(
+                f"no '{cfg.data.val_split}' split under {root}: no validation during training and no best.pt, "
+                "so faap eval RUN takes the highest step (set data.val_split to select on val, or "
+                "train.val_every=0 to silence this)"
+            )
             return None
         try:
             data = load_split(

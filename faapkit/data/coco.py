@@ -89,6 +89,18 @@ class DatasetSplit:
         return {g: counts.get(g, 0) for g in self.groups}
 
 
+def has_split(root: Path, split: str, layout: str = "auto") -> bool:
+    """Whether ``root`` holds annotations (and, for the research layout, folders) of ``split``."""
+    chosen = detect_layout(root) if layout == "auto" else layout
+    if chosen == "research":
+        return all((root / f"{folder}_split" / split).is_dir() for folder in ("women", "men"))
+    try:
+        _attribute_paths(root, split)
+    except DataError:
+        return False
+    return True
+
+
 def detect_layout(root: Path) -> Literal["research", "attributes"]:
     if not root.is_dir():
         raise DataError(f"dataset root not found: {root}")

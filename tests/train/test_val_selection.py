@@ -40,11 +40,28 @@ def test_no_epoch_meeting_the_guard_means_no_best(registries, tmp_path, synth_ro
     assert not (trainer.run.checkpoints / "best.pt").exists()
 
 
-def test_missing_val_split_is_refused_before_training(registries, tmp_path, synth_root):
+def test_missing_val_split_means_no_selection_and_says_so(registries, tmp_path, synth_root):
+    cfg = resolve_config(registries, version="level-up", overrides=[*FAST, "train.epochs=1", "data.val_split=nope"])
+    trainer = Trainer(cfg, registries, tmp_path / "r")
+    trainer.setup()
+    assert trainer.validator is None and "no 'nope' split" in trainer.notes[0]
+    trainer.fit()
+    assert not (trainer.run.checkpoints / "best.pt").exists() and trainer.run.read_selection() is None
+
+
+def test_a_broken_val_split_is_refused_before_training(registries, tmp_path, synth_root):
+    import shutil
+
     from faapkit.errors import ConfigError
 
-    cfg = resolve_config(registries, version="level-up", overrides=[*FAST, "data.val_split=nope"])
-    with pytest.raises(ConfigError, match="train.val_every=0"):
+    root = tmp_path / "data"
+    shutil.copytree(synth_root / "annotations", root / "annotations")
+    (root / "images").mkdir()
+    for split in ("train", "val"):
+        (root / "images" / split).symlink_to(synth_root / "images" / split)
+    (root / "annotations" / "instances_val.json").write_text("{not json")
+    cfg = resolve_config(registries, version="level-up", overrides=[*FAST, f"data.root='{root}'"])
+    with pytest.raises(ConfigError, match="validation split 'val' cannot be read"):
         Trainer(cfg, registries, tmp_path / "r").setup()
 
 
