@@ -123,7 +123,8 @@ def test_hook_faap_register_generators(registries, tmp_path):
     with pytest.raises(ConfigError, match="generator.levels"):
         resolve_config(reg, version="4th", overrides=["generator.name=constant", "generator.levels=1"])
     gen = reg.generators.get("constant").build(epsilon=0.1, level=0.25)
-    assert float(gen(torch.zeros(1, 3, 4, 4)).detach().max()) == pytest.approx(0.1 * float(torch.tanh(torch.tensor(0.25))))
+    expected = 0.1 * float(torch.tanh(torch.tensor(0.25)))
+    assert float(gen(torch.zeros(1, 3, 4, 4)).detach().max()) == pytest.approx(expected)
 
 
 def test_hook_faap_register_detectors(registries):
