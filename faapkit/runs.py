@@ -156,7 +156,13 @@ def select_on_val(
         else:
             epoch = next((r["selected_epoch"] for r in mine if r.get("selected_epoch") is not None), None)
         if epoch is None:
-            notes.append(f"{run}: no val evaluation to select on; left out")
+            validated = any(r.get("split") == "val" and r.get(metric) is not None for r in mine)
+            why = (
+                "no val epoch kept the advantaged group within the guard"
+                if validated
+                else "no val evaluation to select on"
+            )
+            notes.append(f"{run}: {why}; left out")
             continue
         reported = [r for r in mine if r.get("epoch") == epoch and r.get("split") not in (None, "val")]
         if not reported:

@@ -90,6 +90,12 @@ def train(
 
     shutdown(trainer.dist)
     if is_main:
+        selection = trainer.run.read_selection()
+        if selection is not None and selection.get("epoch") is None:
+            warn(
+                f"no validated epoch met the selection rule ({selection['description']}): no best.pt; "
+                "faap eval RUN will evaluate the highest step and say so"
+            )
         if json_:
             print_json(summary)
         else:

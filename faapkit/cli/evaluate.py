@@ -12,7 +12,7 @@ from rich.table import Table
 
 from faapkit.cli._console import info, out_console, print_json, warn
 from faapkit.cli._context import state
-from faapkit.cli._options import JsonOpt
+from faapkit.cli._options import JsonOpt, check_bootstrap
 from faapkit.errors import ConfigError, FaapError
 
 
@@ -50,11 +50,18 @@ def resolve_target(target: Path | None, epoch: int | None) -> Target:
                 raise FaapError(f"{target} has no checkpoint of epoch {epoch} (no {path.name})")
             return Target(path, target, config, f"--epoch {epoch}")
         best = run.checkpoints / "best.pt"
+        selection = run.read_selection() or {}
         if best.is_file():
-            return Target(best, target, config, "best.pt (chosen on val)")
+            return Target(best, target, config, f"best.pt (chosen on {selection.get('split', 'val')})")
         last = latest_checkpoint(run.checkpoint_files())
         if last is None:
             raise FaapError(f"{target} has no checkpoint yet (the run stopped before its first one)")
+        if selection:
+            warn(
+                f"{target}: no validated epoch met the selection rule ({selection.get('description', '')}); "
+                f"evaluating the highest step, {last.name}, which the rule did not choose"
+            )
+            return Target(last, target, config, "highest global_step (no epoch met the val rule)")
         return Target(last, target, config, "highest global_step")
     if epoch is not None:
         raise ConfigError("--epoch chooses within a run folder; it cannot be combined with a checkpoint path")
@@ -62,6 +69,15 @@ def resolve_target(target: Path | None, epoch: int | None) -> Target:
     if target.parent.name == "checkpoints" and run.exists():
         return Target(target, run.path, run.read_manifest().get("config", {}), "given")
     return Target(target, None, {}, "given")
+
+
+def selection_split(tgt: Target) -> str | None:
+    """The split a run chose ``tgt.checkpoint`` on, when it was chosen by the val rule."""
+    if tgt.run_dir is None or tgt.checkpoint is None or tgt.checkpoint.name != "best.pt":
+        return None
+    from faapkit.core.rundir import RunDir
+
+    return (RunDir(tgt.run_dir).read_selection() or {}).get("split")
 
 
 def output_path(
@@ -94,6 +110,7 @@ def _check_options(
     ):
         if value is not None and value < least:
             raise ConfigError(f"{name} must be at least {least}, got {value}")
+    check_bootstrap(bootstrap)
     if on_invalid not in (None, "fail", "skip"):
         raise ConfigError(f"--on-invalid must be fail or skip, got {on_invalid!r}")
 
@@ -183,6 +200,10 @@ def evaluate(
     tags += [f"detckpt-{_short_hash(det.sha256)}"] if detector_checkpoint else []
     tags += [f"data-{split_data.fingerprint[:8]}"] if data else []
     path = output_path(tgt, out, split, attr, dcfg.limit_images, tags)
+    chosen_on = selection_split(tgt)
+    if chosen_on == split and dist_info.is_main:
+        warn(f"the checkpoint was chosen on '{split}', the split being reported: its numbers are optimistic")
+        tgt = Target(tgt.checkpoint, tgt.run_dir, tgt.config, f"{tgt.chosen_by}; chosen on the reported split")
     if path is not None and path.exists() and not force and dist_info.is_main:
         raise FaapError(
             f"{path} already holds an evaluation of the same checkpoint and settings; "

@@ -137,6 +137,7 @@ def perturbation(
     ckpt: Path,
     images: Annotated[int, typer.Option(help="how many test images (half from each of the first two groups)")] = 4,
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("perturbation.png"),
+    force: Annotated[bool, typer.Option("--force", help="replace --out if it exists")] = False,
     data: Annotated[Path | None, typer.Option(help="dataset root (default: embedded benchmark)")] = None,
     split: Annotated[str, typer.Option(help="split to draw images from")] = "test",
     epsilon: Annotated[float | None, typer.Option(help="override the checkpoint's epsilon")] = None,
@@ -152,6 +153,10 @@ def perturbation(
     from faapkit.data.synth import embedded_dataset
     from faapkit.data.transforms import EvalTransform
 
+    if out.exists() and not force:
+        from faapkit.errors import FaapError
+
+        raise FaapError(f"{out} exists; pass --force to replace it")
     generator, meta = load_generator(ckpt, epsilon, torch.device("cpu"), state(ctx).registries.generators)
     split_data = load_split(data or embedded_dataset(), split, limit=max(2, images))
     ds = GroupedDetectionDataset(split_data, EvalTransform(128, 213))

@@ -11,8 +11,8 @@ from rich.table import Table
 
 from faapkit.cli._console import info, out_console, print_json
 from faapkit.cli._context import state
-from faapkit.cli._options import JsonOpt
-from faapkit.errors import FaapError
+from faapkit.cli._options import JsonOpt, check_bootstrap
+from faapkit.errors import ConfigError, FaapError
 
 probe_app = typer.Typer(no_args_is_help=True)
 
@@ -49,12 +49,21 @@ def headroom(
     if out is not None and out.exists() and not force:
         raise FaapError(f"{out} exists; pass --force to overwrite it")
     if limit_images is not None and limit_images < 2:
-        raise FaapError(f"--limit-images must be at least 2, got {limit_images}")
+        raise ConfigError(f"--limit-images must be at least 2, got {limit_images}")
+    check_bootstrap(bootstrap)
+    if disadvantaged == advantaged:
+        raise ConfigError(f"--disadvantaged and --advantaged are both '{advantaged}': the gap needs two groups")
     dcfg = DataConfig()
     root = data or embedded_dataset()
     _, dev = setup_process(device)
     det = load_detector(state(ctx).registries.detectors.get(detector), detector_checkpoint, device=dev)
     split_data = load_eval_split(root, split, split_by, "auto", limit_images, "fail")
+    for flag, group in (("--disadvantaged", disadvantaged), ("--advantaged", advantaged)):
+        if group not in split_data.groups:
+            raise ConfigError(
+                f"{flag} '{group}' is not a group of '{split_by}' in split '{split}' "
+                f"(groups: {', '.join(split_data.groups)})"
+            )
     req = HeadroomRequest(
         data=split_data,
         detector=det,

@@ -465,12 +465,23 @@ class Trainer:
         if cfg.train.val_every == 0 or not self.dist.is_main:
             return None
         if not has_split(root, cfg.data.val_split, cfg.data.layout):
+            if "val_split" in cfg.data.model_fields_set and not self.resume:  # named by the user: no typo passes
+                raise ConfigError(
+                    f"data.val_split='{cfg.data.val_split}' is not a split under {root}; "
+                    "name an existing split or set train.val_every=0"
+                )
             self.notes.append(
                 f"no '{cfg.data.val_split}' split under {root}: no validation during training and no best.pt, "
                 "so faap eval RUN takes the highest step (set data.val_split to select on val, or "
                 "train.val_every=0 to silence this)"
             )
             return None
+        if cfg.data.val_split in (cfg.data.train_split, cfg.eval.split):
+            role = "train" if cfg.data.val_split == cfg.data.train_split else "eval"
+            self.notes.append(
+                f"data.val_split='{cfg.data.val_split}' is also the {role} split: a checkpoint chosen "
+                "there and reported there overstates the effect"
+            )
         try:
             data = load_split(
                 root,

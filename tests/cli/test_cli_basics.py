@@ -93,3 +93,11 @@ def test_probe_headroom_writes_its_report_and_never_overwrites(tmp_path, synth_r
     assert set(report["lift"]) == {"female", "male"} and "oracle" in err
     code, _, err = run_cli(*args, "--out", str(out))
     assert code != 0 and "--force" in err and len(err.strip().splitlines()) == 1
+    for bad, says in (
+        (("--disadvantaged", "nope"), "not a group"),
+        (("--disadvantaged", "male"), "both 'male'"),
+        (("--bootstrap", "1"), "at least 10"),
+        (("--bootstrap", "-5"), "at least 10"),
+    ):
+        code, _, err = run_cli(*args[:-2], *bad)
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1, (bad, err)

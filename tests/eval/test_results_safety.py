@@ -74,7 +74,7 @@ def test_metrics_names_encode_the_evaluation_and_are_never_replaced(run, capsys)
     assert metrics["global_step"] == 1 and metrics["epoch"] == 0
     assert metrics["checkpoint_choice"] == "highest global_step"
     before = first.read_bytes()
-    code, err = faap(capsys, "eval", str(run), *EVAL, "--bootstrap", "5")
+    code, err = faap(capsys, "eval", str(run), *EVAL, "--bootstrap", "15")
     assert code == 1 and "already holds an evaluation" in err and "--force" in err
     assert first.read_bytes() == before
     code, err = faap(capsys, "eval", str(run), *EVAL, "--epsilon", "0.05")  # another evaluation, another file

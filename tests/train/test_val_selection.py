@@ -40,13 +40,31 @@ def test_no_epoch_meeting_the_guard_means_no_best(registries, tmp_path, synth_ro
     assert not (trainer.run.checkpoints / "best.pt").exists()
 
 
-def test_missing_val_split_means_no_selection_and_says_so(registries, tmp_path, synth_root):
-    cfg = resolve_config(registries, version="level-up", overrides=[*FAST, "train.epochs=1", "data.val_split=nope"])
-    trainer = Trainer(cfg, registries, tmp_path / "r")
+def test_a_dataset_without_val_trains_without_selection_and_says_so(registries, tmp_path):
+    from faapkit.data.synth import SynthSpec, write_synthetic
+
+    root = write_synthetic(tmp_path / "s", SynthSpec(seed=7, splits=(("train", 6, 6),))) / "coco"
+    overrides = [*FAST, "train.epochs=1", f"data.root='{root}'", "generator.channels=8"]
+    trainer = Trainer(resolve_config(registries, version="level-up", overrides=overrides), registries, tmp_path / "r")
     trainer.setup()
-    assert trainer.validator is None and "no 'nope' split" in trainer.notes[0]
+    assert trainer.validator is None and "no 'val' split" in trainer.notes[0]
     trainer.fit()
     assert not (trainer.run.checkpoints / "best.pt").exists() and trainer.run.read_selection() is None
+
+
+def test_a_misnamed_val_split_is_refused(registries, tmp_path, synth_root):
+    from faapkit.errors import ConfigError
+
+    cfg = resolve_config(registries, version="level-up", overrides=[*FAST, "data.val_split=nope"])
+    with pytest.raises(ConfigError, match="data.val_split='nope' is not a split"):
+        Trainer(cfg, registries, tmp_path / "r").setup()
+
+
+def test_selecting_on_the_eval_split_is_flagged(registries, tmp_path, synth_root):
+    cfg = resolve_config(registries, version="level-up", overrides=[*FAST, "data.val_split=test"])
+    trainer = Trainer(cfg, registries, tmp_path / "r")
+    trainer.setup()
+    assert any("overstates" in note for note in trainer.notes)
 
 
 def test_a_broken_val_split_is_refused_before_training(registries, tmp_path, synth_root):
