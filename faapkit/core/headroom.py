@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from faapkit.core.cocoeval import evaluate_groups, make_coco
-from faapkit.core.evaluator import bootstrap, gap, reference_groups
+from faapkit.core.evaluator import _sub, bootstrap, gap, reference_groups
 from faapkit.core.inference import coco_records, make_eval_loader
 from faapkit.core.perturb import clamp_normalized
 from faapkit.data.batching import eval_batches
@@ -163,7 +163,3 @@ def probe_headroom(req: HeadroomRequest) -> dict[str, Any]:
         result["gap_AP"] = entry
     result["timing_s"] = round(time.perf_counter() - started, 3)
     return result
-
-
-def _sub(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b

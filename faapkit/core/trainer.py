@@ -32,7 +32,7 @@ from faapkit.core.distributed import any_true, barrier, broadcast_buffers, setup
 from faapkit.core.inference import autocast_for
 from faapkit.core.losses.base import LossInputs, LossStrategy
 from faapkit.core.meters import Meters
-from faapkit.core.perturb import PerturbationGenerator, apply_perturbation, compile_generator
+from faapkit.core.perturb import apply_perturbation, compile_generator
 from faapkit.core.rundir import RunDir
 from faapkit.core.selection import RULE, describe_rule, select_epoch
 from faapkit.core.validation import Validator
@@ -233,7 +233,7 @@ class Trainer:
             if self.head is not None and self.strategy.head_in_generator_optimizer:
                 head_for_loss = DDP(self.head, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.head_for_loss = head_for_loss
-        if cfg.train.compile and isinstance(self.generator, PerturbationGenerator):
+        if cfg.train.compile:  # build_generator refuses it for anything but the U-Net
             compile_generator(self.generator)
         self.strategy.attach(head_for_loss, self.device, self.dist)
         self.validator = self.build_validator(root)
@@ -378,14 +378,14 @@ class Trainer:
             "run_id": self.run_id,
         }
 
-    def _save(self, complete: bool) -> Path:
+    def _save(self, complete: bool, payload: dict[str, Any] | None = None) -> Path:
         path = (
             self.run.epoch_checkpoint(self.state.epoch)
             if complete
             else self.run.step_checkpoint(self.state.global_step)
         )
         if self.dist.is_main:
-            save_checkpoint(path, self._payload(complete))
+            save_checkpoint(path, payload if payload is not None else self._payload(complete))
         barrier(self.dist)
         return path
 
@@ -565,12 +565,13 @@ class Trainer:
             row["val"] = self.validator.score(self.generator)
         if self.dist.is_main:
             self.run.write_epoch(row)
+        payload = self._payload(complete=True)  # one state snapshot for every file written below
         if (st.epoch + 1) % self.config.train.save_every == 0 or last_epoch:
-            self._save(complete=True)
+            self._save(complete=True, payload=payload)
         if self.dist.is_main:
-            save_checkpoint(self.run.checkpoints / "last.pt", self._payload(complete=True))
+            save_checkpoint(self.run.checkpoints / "last.pt", payload)
             if "val" in row:
-                self._update_best(row)
+                self._update_best(row, payload)
         if self.reporter:
             self.reporter.end_epoch(row)
         st.epoch += 1
@@ -582,12 +583,13 @@ class Trainer:
         st.seconds = 0.0
         return row
 
-    def _update_best(self, row: dict[str, Any]) -> None:
+    def _update_best(self, row: dict[str, Any], payload: dict[str, Any]) -> None:
         """Keep ``checkpoints/best.pt`` and ``selection.json`` at the epoch the val rule prefers."""
         assert self.validator is not None
         drop = self.config.train.select_max_advantaged_drop
         baseline = self.validator.baseline
-        chosen = select_epoch(self.run.read_log(), baseline["AP"][baseline["advantaged"]], drop)
+        log = self.run.read_log()
+        chosen = select_epoch(log, baseline["AP"][baseline["advantaged"]], drop)
         selection = {
             "rule": RULE,
             "description": describe_rule(drop),
@@ -596,10 +598,10 @@ class Trainer:
             "val_baseline": baseline,
             "epoch": chosen["epoch"] if chosen else None,
             "val": chosen["val"] if chosen else None,
-            "validated_epochs": [r["epoch"] for r in self.run.read_log() if r.get("val")],
+            "validated_epochs": [r["epoch"] for r in log if r.get("val")],
         }
         if chosen is not None and chosen["epoch"] == row["epoch"]:
-            save_checkpoint(self.run.checkpoints / "best.pt", {**self._payload(complete=True), "selection": selection})
+            save_checkpoint(self.run.checkpoints / "best.pt", {**payload, "selection": selection})
         if chosen is None:
             (self.run.checkpoints / "best.pt").unlink(missing_ok=True)
         self.run.write_selection(selection)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from faapkit.core.cocoeval import evaluate_groups, make_coco
+from faapkit.core.evaluator import gap
 from faapkit.core.inference import detect_settings, make_eval_loader
 from faapkit.data.batching import eval_batches
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, require_groups
@@ -59,11 +60,12 @@ class Validator:
         if generator is not None:
             generator.train(was_training)
         metrics = evaluate_groups(self.coco_gt, dets, self.group_images)
-        ap = {g: float(m["AP"] or 0.0) for g, m in metrics.items()}
+        ap = {g: m["AP"] for g, m in metrics.items()}
         return {
             "AP": ap,
-            "AR": {g: float(m["AR"] or 0.0) for g, m in metrics.items()},
-            "gap_AP": ap[self.advantaged] - ap[self.disadvantaged],
+            "AR": {g: m["AR"] for g, m in metrics.items()},
+            # the evaluator's rule: a group without ground truth has no AP and is an error, never 0
+            "gap_AP": gap(ap, (self.disadvantaged, self.advantaged)),
             "advantaged": self.advantaged,
             "disadvantaged": self.disadvantaged,
             "images": len(self.data.records),
