@@ -93,18 +93,27 @@ def title(result: dict[str, Any]) -> str:
     return text
 
 
-def table(result: dict[str, Any], width: int = 80) -> Table:
-    """The terminal table, compact CI bounds if the full ones would not fit ``width``."""
+def tables(result: dict[str, Any], width: int = 80) -> list[Table]:
+    """The terminal table; with compact CI bounds if the full ones would not fit ``width``, and
+    one table per column if even those would not (numbers are never cut or folded)."""
+    heads = _heads(result)
     for compact in (False, True):
-        t = _table(result, compact)
-        if Console(width=1000).measure(t).maximum <= width:
-            break
-    return t
+        t = _table(result, compact, heads)
+        if _width(t) <= width:
+            return [t]
+    return [_table(result, True, [h]) for h in heads]
 
 
-def _table(result: dict[str, Any], compact: bool) -> Table:
-    settings = list(result["metrics"])
-    heads = settings + (["change"] if "perturbed" in result["metrics"] else [])
+def _width(t: Table) -> int:
+    return Console(width=1000).measure(t).maximum
+
+
+def _heads(result: dict[str, Any]) -> list[str]:
+    return list(result["metrics"]) + (["change"] if "perturbed" in result["metrics"] else [])
+
+
+def _table(result: dict[str, Any], compact: bool, heads: list[str]) -> Table:
+    columns = _heads(result)
     t = Table(title=title(result), caption=caption(result), box=None, padding=(0, 1, 0, 0), pad_edge=False)
     t.add_column("", no_wrap=True, overflow="ellipsis")
     for h in heads:
@@ -114,17 +123,14 @@ def _table(result: dict[str, Any], compact: bool) -> Table:
         if metric != current:
             t.add_row(f"[bold]{metric}[/]", *([""] * len(heads)))
             current = metric
-        signed = kind == "signed"
-        texts = [_cell(c, signed, compact) for c in cells[: len(settings)]]
-        texts += [_cell(c, True, compact) for c in cells[len(settings) :]]
-        t.add_row(f" {label}", *texts)
+        texts = [_cell(c, kind == "signed" or h == "change", compact) for h, c in zip(columns, cells, strict=True)]
+        t.add_row(f" {label}", *(text for h, text in zip(columns, texts, strict=True) if h in heads))
     return t
 
 
 def write_tsv(result: dict[str, Any], stream: TextIO) -> None:
     """Tab-separated: metric, row, then value / CI bounds per setting and for the change."""
-    settings = list(result["metrics"])
-    heads = settings + (["change"] if "perturbed" in result["metrics"] else [])
+    heads = _heads(result)
     cols = ["metric", "row"] + [f"{h}{suffix}" for h in heads for suffix in ("", "_ci_low", "_ci_high")]
     if "perturbed" in result["metrics"]:
         cols.append("change_significant")
@@ -146,7 +152,8 @@ def write_tsv(result: dict[str, Any], stream: TextIO) -> None:
 def show(result: dict[str, Any], console: Console) -> None:
     """The table on a terminal, else TSV (never a number folded by the terminal's width)."""
     if console.is_terminal:
-        console.print(table(result, console.width))
+        for t in tables(result, console.width):
+            console.print(t)
     else:
         write_tsv(result, sys.stdout)
         sys.stdout.flush()
