@@ -82,9 +82,7 @@ def test_iou_thresholds_change_what_ap_averages():
     gt, dets, groups = _synthetic(4)
     coco_gt = make_coco(gt)
     default = score(coco_gt, {"baseline": dets}, groups, ("b", "a"), resamples=0, seed=0, confidence=0.95)
-    at50 = score(
-        coco_gt, {"baseline": dets}, groups, ("b", "a"), resamples=20, seed=0, confidence=0.95, iou_thrs=[0.5]
-    )
+    at50 = score(coco_gt, {"baseline": dets}, groups, ("b", "a"), resamples=20, seed=0, confidence=0.95, iou_thrs=[0.5])
     for g, m in at50["metrics"]["baseline"].items():
         assert m["AP"] == m["AP50"] == default["metrics"]["baseline"][g]["AP50"]
         assert m["AP75"] is None  # 0.75 is not evaluated: no value, never 0
