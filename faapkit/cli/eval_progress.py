@@ -9,7 +9,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from faapkit.cli._console import err_console
 
-LABELS = {"inference": "inference (images)", "bootstrap": "bootstrap (resamples x groups x settings)"}
+# short: the bar and the counts must fit 80 columns (bootstrap counts resamples x groups and overall x settings)
+LABELS = {"inference": "inference (images)", "bootstrap": "bootstrap (resamples)"}
 
 
 class EvalProgress:
@@ -19,7 +20,7 @@ class EvalProgress:
     def __init__(self, enabled: bool = True) -> None:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),

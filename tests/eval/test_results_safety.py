@@ -92,7 +92,8 @@ def test_loose_checkpoint_writes_next_to_itself(run, tmp_path, capsys):
     written = sorted(p.name for p in (tmp_path / "loose" / "g.eval").iterdir())
     assert [n.split("_data-")[0] for n in written if n.endswith(".json")] == ["test_gender_g_first4"]
     stem = next(n for n in written if n.endswith(".json"))[: -len(".json")]  # the detections go beside it
-    assert [n for n in written if not n.endswith(".json")] == [f"{stem}.{s}.dets.json.gz" for s in ("baseline", "perturbed")]
+    beside = [f"{stem}.{setting}.dets.json.gz" for setting in ("baseline", "perturbed")]
+    assert [n for n in written if not n.endswith(".json")] == beside
     assert not (tmp_path / "eval").exists()
 
 
