@@ -135,11 +135,33 @@ class TrainConfig(Section):
 
 
 class EvalConfig(Section):
-    split: str = "test"
-    batch_size: int = Field(default=8, gt=0)
-    bootstrap: int = Field(default=1000, ge=0)
-    seed: int = 0
-    confidence: float = Field(default=0.95, gt=0, lt=1)
+    """``faap eval``'s settings, the one place their defaults live. ``faap eval`` layers them:
+    these defaults < the run's stored ``[eval]`` < ``--config`` < ``--set eval.k=v`` < flags, and
+    records the result (``eval_config`` in the metrics JSON). ``--rescore`` starts from the
+    recorded settings and may change only those that need no inference (bootstrap, seed,
+    confidence, iou_thresholds)."""
+
+    split: str = Field(default="test", description="split that faap eval reports")
+    batch_size: int = Field(default=8, gt=0, description="eval batch size (images of one shape per batch)")
+    bootstrap: int = Field(default=1000, ge=0, description="paired bootstrap resamples (0 = no CIs)")
+    seed: int = Field(default=0, description="bootstrap seed")
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="level of every bootstrap CI")
+    iou_thresholds: list[float] | None = Field(
+        default=None, min_length=1, description="IoU thresholds AP/AR average over; empty = COCO's 0.50:0.05:0.95"
+    )
+    amp: bool = Field(default=False, description="bf16 autocast on CUDA (AP differs slightly from fp32)")
+    channels_last: bool = Field(default=True, description="NHWC convolutions (same AP up to rounding)")
+    save_detections: bool = Field(default=True, description="keep each setting's detections next to the metrics")
+
+    @field_validator("iou_thresholds")
+    @classmethod
+    def _ious(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None:
+            if any(not 0 < v < 1 for v in value):
+                raise ValueError(f"every IoU threshold must be in (0, 1), got {value}")
+            if sorted(set(value)) != value:
+                raise ValueError(f"IoU thresholds must be increasing and distinct, got {value}")
+        return value
 
 
 class FaapConfig(Section):

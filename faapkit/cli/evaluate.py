@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from faapkit.cli._console import info, out_console, print_json, warn
 from faapkit.cli._context import state
-from faapkit.cli._options import JsonOpt, check_bootstrap
+from faapkit.cli._options import ConfigOpt, JsonOpt, SetOpt, check_bootstrap
 from faapkit.errors import ConfigError, FaapError
 
 
@@ -98,7 +97,12 @@ def output_path(
 
 
 def _check_options(
-    batch_size: int, bootstrap: int, limit_images: int | None, workers: int | None, nproc: int, on_invalid: str | None
+    batch_size: int | None,
+    bootstrap: int | None,
+    limit_images: int | None,
+    workers: int | None,
+    nproc: int,
+    on_invalid: str | None,
 ) -> None:
     """Refuse impossible option values before any work (typer would accept them)."""
     for name, value, least in (
@@ -110,7 +114,8 @@ def _check_options(
     ):
         if value is not None and value < least:
             raise ConfigError(f"{name} must be at least {least}, got {value}")
-    check_bootstrap(bootstrap)
+    if bootstrap is not None:
+        check_bootstrap(bootstrap)
     if on_invalid not in (None, "fail", "skip"):
         raise ConfigError(f"--on-invalid must be fail or skip, got {on_invalid!r}")
 
@@ -118,7 +123,7 @@ def _check_options(
 def evaluate(
     ctx: typer.Context,
     target: Annotated[Path | None, typer.Argument(help="run folder or checkpoint; omit for the baseline only")] = None,
-    split: Annotated[str, typer.Option(help="split to evaluate")] = "test",
+    split: Annotated[str | None, typer.Option(help="split to evaluate [eval.split: test]")] = None,
     split_by: Annotated[
         str | None, typer.Option(help="image attribute defining the groups (default: the run's)")
     ] = None,
@@ -131,17 +136,30 @@ def evaluate(
     epsilon: Annotated[float | None, typer.Option(help="override the checkpoint's epsilon")] = None,
     disadvantaged: Annotated[str | None, typer.Option(help="disadvantaged group of a two-group gap")] = None,
     advantaged: Annotated[str | None, typer.Option(help="reference group of a two-group gap")] = None,
-    batch_size: Annotated[int, typer.Option(help="eval batch size (images of one shape per batch)")] = 8,
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples (0 = none)")] = 1000,
-    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    batch_size: Annotated[int | None, typer.Option(help="images of one shape per batch [eval.batch_size: 8]")] = None,
+    bootstrap: Annotated[int | None, typer.Option(help="bootstrap resamples, 0 = none [eval.bootstrap: 1000]")] = None,
+    seed: Annotated[int | None, typer.Option(help="bootstrap seed [eval.seed: 0]")] = None,
+    confidence: Annotated[float | None, typer.Option(help="level of every CI [eval.confidence: 0.95]")] = None,
+    iou: Annotated[
+        list[float] | None, typer.Option(help="IoU threshold, repeatable [eval.iou_thresholds: 0.50:0.05:0.95]")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    rescore: Annotated[
+        Path | None,
+        typer.Option(help="re-score the detections saved with this metrics JSON (other bootstrap/seed/CI/IoU)"),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     limit_images: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="recompute the baseline")] = False,
     workers: Annotated[
         int | None, typer.Option(help="data-loading processes (default: 0 on CPU, up to 8 on CUDA)")
     ] = None,
-    amp: Annotated[bool, typer.Option(help="bf16 autocast on CUDA (faster, AP differs slightly from fp32)")] = False,
-    channels_last: Annotated[bool, typer.Option(help="NHWC convolutions (faster; same AP up to rounding)")] = True,
+    amp: Annotated[bool | None, typer.Option(help="bf16 autocast on CUDA [eval.amp: off]")] = None,
+    channels_last: Annotated[bool | None, typer.Option(help="NHWC convolutions [eval.channels_last: on]")] = None,
+    save_detections: Annotated[
+        bool | None, typer.Option(help="keep detections for --rescore [eval.save_detections: on]")
+    ] = None,
     nproc: Annotated[int, typer.Option(help="shard inference over N processes with torchrun")] = 1,
     out: Annotated[
         Path | None,
@@ -152,20 +170,55 @@ def evaluate(
         str | None,
         typer.Option(help="fail | skip: images with invalid annotations, sizes or modes (default: the run's)"),
     ] = None,
+    quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Per-group COCO AP/AR of baseline and perturbed inputs, their gaps and bootstrap CIs."""
+    """Per-group and overall COCO AP/AR of baseline and perturbed inputs, gaps, ratios and CIs."""
     _check_options(batch_size, bootstrap, limit_images, workers, nproc, on_invalid)
+    from faapkit.cli import eval_settings
+
+    flags = eval_settings.flag_layer(
+        split=split,
+        batch_size=batch_size,
+        bootstrap=bootstrap,
+        seed=seed,
+        confidence=confidence,
+        iou=iou,
+        amp=amp,
+        channels_last=channels_last,
+        save_detections=save_detections,
+    )
+    layers: list[tuple[str, Any]] = []
+    if config is not None:
+        layers.append((f"--config {config}", eval_settings.file_layer(config)))
+    if set_:
+        layers.append(("--set", eval_settings.set_layer(list(set_))))
+    layers.append(("flags", flags))
+    if rescore is not None:
+        from faapkit.cli.rescore import rescore_metrics
+
+        given = {
+            "TARGET": target, "--epoch": epoch, "--epsilon": epsilon, "--split-by": split_by,
+            "--detector": detector, "--detector-checkpoint": detector_checkpoint, "--limit-images": limit_images,
+            "--disadvantaged": disadvantaged, "--advantaged": advantaged, "--workers": workers,
+            "--on-invalid": on_invalid, "--no-cache": no_cache or None, "--nproc": nproc if nproc > 1 else None,
+        }  # fmt: skip
+        for name, value in given.items():
+            if value is not None:
+                raise ConfigError(f"--rescore scores the saved detections again; {name} needs a new inference")
+        result = rescore_metrics(rescore, layers, data, out, force, progress=not quiet and not json_)
+        _show(result, json_)
+        return
     if nproc > 1:
         from faapkit.cli._launch import launch_torchrun
 
         launch_torchrun(nproc)
         return
     from faapkit.config import DataConfig, check_device, validate_model
+    from faapkit.core import detections as saved
     from faapkit.core.checkpoint import atomic_write_text
     from faapkit.core.distributed import setup_process, shutdown
-    from faapkit.core.evaluator import EvalRequest, load_eval_split
-    from faapkit.core.evaluator import evaluate as run_eval
+    from faapkit.core.evaluator import EvalRequest, evaluate_with_detections, load_eval_split
     from faapkit.data.synth import embedded_dataset
     from faapkit.detr.frozen import load_detector
 
@@ -174,6 +227,8 @@ def evaluate(
     check_device(device, "--device")
     tgt = resolve_target(target, epoch)
     checkpoint, run_config = tgt.checkpoint, tgt.config
+    settings, sources = eval_settings.resolve([("the run's config", run_config.get("eval", {})), *layers])
+    split = settings.split
     stored = {**run_config.get("data", {}), "limit_images": limit_images}
     if on_invalid is not None:
         stored["on_invalid"] = on_invalid
@@ -199,42 +254,54 @@ def evaluate(
     tags += [f"det-{detector}"] if detector else []
     tags += [f"detckpt-{_short_hash(det.sha256)}"] if detector_checkpoint else []
     tags += [f"data-{split_data.fingerprint[:8]}"] if data else []
+    tags += eval_settings.iou_tag(settings)
     path = output_path(tgt, out, split, attr, dcfg.limit_images, tags)
     chosen_on = selection_split(tgt)
     if chosen_on == split and dist_info.is_main:
         warn(f"the checkpoint was chosen on '{split}', the split being reported: its numbers are optimistic")
         tgt = Target(tgt.checkpoint, tgt.run_dir, tgt.config, f"{tgt.chosen_by}; chosen on the reported split")
-    if path is not None and path.exists() and not force and dist_info.is_main:
-        raise FaapError(
-            f"{path} already holds an evaluation of the same checkpoint and settings; "
-            "pass --force to replace it or --out to write elsewhere"
-        )
+    settings_out = ["baseline", *(["perturbed"] if checkpoint is not None else [])]
+    det_paths = [saved.detections_path(path, s) for s in settings_out] if path and settings.save_detections else []
+    if path is not None and not force and dist_info.is_main:
+        taken = [p for p in (path, *det_paths) if p.exists()]
+        if taken:
+            raise FaapError(
+                f"{taken[0]} already holds an evaluation of the same checkpoint and settings; "
+                "pass --force to replace it or --out to write elsewhere"
+            )
     if dist_info.is_main:
         for line in split_data.warnings():
             warn(line)
     same_attr = attr == dcfg.split_by
     pair = _reference_pair(split_data, disadvantaged, advantaged, dcfg if same_attr else None, bool(run_config))
+    from faapkit.cli.eval_progress import EvalProgress
+
+    reporter = EvalProgress(enabled=not quiet and not json_ and dist_info.is_main)
     req = EvalRequest(
         data=split_data,
         detector=det,
         device=dev,
         checkpoint=checkpoint,
         epsilon=epsilon,
-        batch_size=batch_size,
+        batch_size=settings.batch_size,
         min_size=dcfg.min_size,
         max_size=dcfg.max_size,
-        bootstrap=bootstrap,
-        seed=seed,
+        bootstrap=settings.bootstrap,
+        seed=settings.seed,
+        confidence=settings.confidence,
+        iou_thresholds=settings.iou_thresholds,
         disadvantaged=pair[0],
         advantaged=pair[1],
         cache=not no_cache,
-        amp=amp,
+        amp=settings.amp,
         num_workers=workers,
-        channels_last=channels_last,
+        channels_last=settings.channels_last,
         generators=reg.generators,
+        progress=reporter,
     )
     try:
-        result = run_eval(req)
+        with reporter:
+            result, dets = evaluate_with_detections(req)
     finally:
         shutdown(dist_info)
     if not result:
@@ -242,13 +309,26 @@ def evaluate(
     result["checkpoint_choice"] = tgt.chosen_by
     if tgt.run_dir is not None:
         result["run"] = str(tgt.run_dir)
+    result["dataset"].update(
+        limit_images=dcfg.limit_images, on_corrupt=dcfg.on_corrupt, on_invalid=dcfg.on_invalid, split=split
+    )
+    result["eval_config"] = settings.model_dump(mode="json")
+    result["eval_config_sources"] = sources
     if path is not None:
+        if det_paths:  # first the detections, then the metrics that reference them
+            result["detections"] = {s: saved.save(p, s, dets[s]) for s, p in zip(settings_out, det_paths, strict=True)}
         atomic_write_text(path, json.dumps(result, indent=2) + "\n")
         info(f"metrics written to {path}")
+    _show(result, json_)
+
+
+def _show(result: dict[str, Any], json_: bool) -> None:
     if json_:
         print_json(result)
     else:
-        out_console.print(metrics_table(result))
+        from faapkit.cli.eval_table import show
+
+        show(result, out_console)
 
 
 def _reference_pair(
@@ -275,38 +355,3 @@ def _reference_pair(
 
 def _short_hash(sha: str | None) -> str:
     return (sha or "unknown")[:8]
-
-
-def _ci(ci: list[float] | None) -> str:
-    return f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
-
-
-def metrics_table(result: dict[str, Any]) -> Table:
-    boot = result.get("bootstrap", {})
-    table = Table(
-        title=f"{result['split']} split by {result['split_by']}"
-        + (f" - epsilon {result['epsilon']:.4f}" if result.get("epsilon") is not None else "")
-    )
-    for col in ("setting", "group", "images", "AP", "AP50", "AR"):
-        table.add_column(col, justify="right" if col not in ("setting", "group") else "left")
-    for name, per in result["metrics"].items():
-        for g, m in per.items():
-            cis = boot.get("groups", {}).get(name, {}).get(g, {})
-            table.add_row(
-                name,
-                g,
-                str(result["groups"][g]["images"]),
-                f"{m['AP']:.3f}{_ci(cis.get('AP'))}",
-                f"{m['AP50']:.3f}",
-                f"{m['AR']:.3f}{_ci(cis.get('AR'))}",
-            )
-    for metric in ("AP", "AR"):
-        gaps = result["gaps"][metric]
-        bci = boot.get("gaps", {}).get(metric, {})
-        for name in result["metrics"]:
-            table.add_row(f"{metric} gap", name, "", f"{gaps[name]:+.4f}{_ci(bci.get(name))}", "", "")
-        if "change" in gaps:
-            sig = bci.get("significant")
-            mark = "" if sig is None else ("  significant" if sig else "  not significant")
-            table.add_row(f"{metric} gap", "change", "", f"{gaps['change']:+.4f}{_ci(bci.get('change'))}{mark}", "", "")
-    return table

@@ -1,7 +1,9 @@
 """Per-group COCO evaluation with pycocotools from one set of detections.
 
 ``STAT_KEYS`` name ``COCOeval.stats[0..11]`` as the research JSON did. A value of -1 (no ground
-truth in that area range) is reported as ``None``, never averaged (research P24).
+truth in that area range, or ``AP50``/``AP75`` when ``iou_thrs`` lacks 0.5/0.75) is reported as
+``None``, never averaged (research P24). ``iou_thrs`` (None = COCO's 0.50:0.05:0.95) is the set
+of IoU thresholds AP and AR average over.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -70,10 +72,18 @@ def load_results(coco_gt: COCO, detections: Sequence[Mapping[str, Any]]) -> COCO
         return coco_gt.loadRes([dict(d) for d in detections])
 
 
-def run_cocoeval(coco_gt: COCO, coco_dt: COCO, img_ids: Sequence[int]) -> COCOeval:
+def _params(ev: COCOeval, img_ids: Sequence[int], iou_thrs: Sequence[float] | None) -> None:
+    ev.params.imgIds = sorted(int(i) for i in img_ids)
+    if iou_thrs is not None:  # None keeps pycocotools' own array, bit for bit
+        ev.params.iouThrs = np.asarray(iou_thrs, dtype=float)
+
+
+def run_cocoeval(
+    coco_gt: COCO, coco_dt: COCO, img_ids: Sequence[int], iou_thrs: Sequence[float] | None = None
+) -> COCOeval:
     """evaluate + accumulate + summarize on ``img_ids`` (quietly)."""
     ev = COCOeval(coco_gt, coco_dt, "bbox")
-    ev.params.imgIds = sorted(int(i) for i in img_ids)
+    _params(ev, img_ids, iou_thrs)
     with contextlib.redirect_stdout(io.StringIO()):
         ev.evaluate()
         ev.accumulate()
@@ -86,19 +96,40 @@ def stats_dict(stats: Sequence[float]) -> dict[str, float | None]:
 
 
 def evaluate_groups(
-    coco_gt: COCO, detections: Sequence[Mapping[str, Any]], group_images: Mapping[str, Sequence[int]]
+    coco_gt: COCO,
+    detections: Sequence[Mapping[str, Any]],
+    group_images: Mapping[str, Sequence[int]],
+    iou_thrs: Sequence[float] | None = None,
 ) -> dict[str, dict[str, float | None]]:
     """COCO metrics per group from the same detections: one ``COCOeval`` per group restricted to
     that group's image ids (identical to evaluating each group alone)."""
+    return evaluate_split(coco_gt, detections, group_images, iou_thrs)[0]
+
+
+def evaluate_split(
+    coco_gt: COCO,
+    detections: Sequence[Mapping[str, Any]],
+    group_images: Mapping[str, Sequence[int]],
+    iou_thrs: Sequence[float] | None = None,
+) -> tuple[dict[str, dict[str, float | None]], dict[str, float | None]]:
+    """Per-group metrics and the overall ones: one ``COCOeval`` over every image of the split
+    (all groups together), as the split would be scored without groups."""
     coco_dt = load_results(coco_gt, detections)
-    return {g: stats_dict(run_cocoeval(coco_gt, coco_dt, ids).stats) for g, ids in group_images.items()}
+    per = {g: stats_dict(run_cocoeval(coco_gt, coco_dt, ids, iou_thrs).stats) for g, ids in group_images.items()}
+    every = [i for ids in group_images.values() for i in ids]
+    return per, stats_dict(run_cocoeval(coco_gt, coco_dt, every, iou_thrs).stats)
 
 
-def per_image_eval(coco_gt: COCO, detections: Sequence[Mapping[str, Any]], img_ids: Sequence[int]) -> COCOeval:
+def per_image_eval(
+    coco_gt: COCO,
+    detections: Sequence[Mapping[str, Any]],
+    img_ids: Sequence[int],
+    iou_thrs: Sequence[float] | None = None,
+) -> COCOeval:
     """One ``evaluate()`` over all images for area 'all' only (an image's match records do not
     depend on the other area ranges); its ``evalImgs`` feed :class:`PerImageRecords`."""
     ev = COCOeval(coco_gt, load_results(coco_gt, detections), "bbox")
-    ev.params.imgIds = sorted(int(i) for i in img_ids)
+    _params(ev, img_ids, iou_thrs)
     ev.params.areaRng, ev.params.areaRngLbl = ev.params.areaRng[:1], ev.params.areaRngLbl[:1]
     with contextlib.redirect_stdout(io.StringIO()):
         ev.evaluate()
@@ -116,6 +147,7 @@ class PerImageRecords:
         self.img_ids = list(p.imgIds)
         n_img = len(self.img_ids)
         self.rec_thrs = np.asarray(p.recThrs)
+        self.iou_thrs = np.asarray(p.iouThrs)
         self.n_iou = len(p.iouThrs)
         max_det = p.maxDets[-1]
         self.categories = []
@@ -143,11 +175,25 @@ class PerImageRecords:
     def resample_ap_ar(
         self, positions: np.ndarray, draws: np.ndarray, chunk_elements: int = 1 << 20
     ) -> tuple[np.ndarray, np.ndarray]:
-        """AP@[.5:.95] and AR@[.5:.95] (maxDets 100) of many resamples at once: resample ``r``
-        holds the images at ``positions[draws[r]]`` (repeats allowed). For every ``r`` bit for bit
-        what ``COCOeval.accumulate`` computes from the records of those images concatenated in
-        draw order (``tests/eval/bootstrap_reference.py``: the former per-resample loop); with
-        every image once, ``COCOeval.stats[0]`` and ``[8]``. -1 where no image has ground truth.
+        """AP@[.5:.95] and AR@[.5:.95] (maxDets 100) of many resamples at once (see
+        :meth:`resample_stats`)."""
+        stats = self.resample_stats(positions, draws, chunk_elements)
+        return stats["AP"], stats["AR"]
+
+    def resample_stats(
+        self,
+        positions: np.ndarray,
+        draws: np.ndarray,
+        chunk_elements: int = 1 << 20,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """``AP``, ``AR`` (averaged over the IoU thresholds, maxDets 100) and, where 0.5 / 0.75 are
+        among the thresholds, ``AP50`` / ``AP75`` of many resamples at once, each ``(resamples,)``:
+        resample ``r`` holds the images at ``positions[draws[r]]`` (repeats allowed). AP and AR are
+        for every ``r`` bit for bit what ``COCOeval.accumulate`` computes from the records of those
+        images concatenated in draw order (``tests/eval/bootstrap_reference.py``: the former
+        per-resample loop); with every image once, ``COCOeval.stats[0]`` and ``[8]``. -1 where no
+        image has ground truth. ``progress`` is called with the number of resamples done per chunk.
 
         Each resample weights an image by how often it was drawn; one pass over the detections
         sorted by score then accumulates every resample (see :class:`_ResamplePlan`). Resamples
@@ -157,7 +203,8 @@ class PerImageRecords:
         draws = np.asarray(draws)
         n_res, n = draws.shape[0], len(positions)
         plans = [_ResamplePlan(self, [per_image[int(i)] for i in positions]) for per_image in self.categories]
-        ap, ar = np.empty(n_res), np.empty(n_res)
+        at = {name: np.flatnonzero(self.iou_thrs == thr) for name, thr in (("AP50", 0.5), ("AP75", 0.75))}
+        out = {name: np.empty(n_res) for name in ("AP", "AR", *(k for k, t in at.items() if len(t)))}
         chunk = max(16, chunk_elements // max([1, n] + [plan.max_columns for plan in plans]))
         for lo in range(0, n_res, chunk):
             d = draws[lo : lo + chunk]
@@ -168,17 +215,20 @@ class PerImageRecords:
             q = np.stack([c[0] for c in curves], axis=1)  # (B, K, T, R)
             rc = np.stack([c[1] for c in curves], axis=1)  # (B, K, T)
             valid = np.stack([c[2] for c in curves], axis=1)  # (B, K)
+            parts = {"AP": q, "AR": rc, **{k: q[:, :, t] for k, t in at.items() if len(t)}}
             # the per-resample accumulation takes np.mean of the stacked (K', T, R) curves: a
             # row-wise mean over the same contiguous values is the same pairwise summation
             full = valid.all(axis=1)
             n_full = int(full.sum())
-            ap[lo : lo + rows][full] = np.mean(q[full].reshape(n_full, q[0].size), axis=1)
-            ar[lo : lo + rows][full] = np.mean(rc[full].reshape(n_full, rc[0].size), axis=1)
-            for b in np.flatnonzero(~full):  # some category without ground truth in this resample
-                k = valid[b]
-                ap[lo + b] = float(np.mean(q[b][k])) if k.any() else -1.0
-                ar[lo + b] = float(np.mean(rc[b][k])) if k.any() else -1.0
-        return ap, ar
+            for name, x in parts.items():
+                block = out[name][lo : lo + rows]
+                block[full] = np.mean(np.ascontiguousarray(x[full]).reshape(n_full, x[0].size), axis=1)
+                for b in np.flatnonzero(~full):  # some category without ground truth in this resample
+                    k = valid[b]
+                    block[b] = float(np.mean(x[b][k])) if k.any() else -1.0
+            if progress is not None:
+                progress(rows)
+        return out
 
 
 class _ResamplePlan:

@@ -6,6 +6,12 @@ The bootstrap resamples images within each group (stratified) with the same draw
 (paired) and re-accumulates the per-image match records of a single ``evaluate()`` per setting, all
 resamples at once (``PerImageRecords.resample_ap_ar``).
 Baseline detections are cached per (detector, dataset, split, eval settings) (research P3).
+
+Beside each group, the metrics hold the overall value (one COCO evaluation over every image of the
+split), the gap (``advantaged - disadvantaged``; ``max - min`` without a named pair) and the ratio
+(``disadvantaged / advantaged``; ``min / max``), and the bootstrap gives a CI for each of them and
+for their change. :func:`score` does that from detections alone, so a rescore of saved detections
+(:mod:`faapkit.core.detections`) is the same code as an evaluation.
 """
 
 from __future__ import annotations
@@ -13,21 +19,22 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from faapkit import __version__
+from faapkit.config import EvalConfig
 from faapkit.core.checkpoint import atomic_write_text, generator_state, load_checkpoint
-from faapkit.core.cocoeval import PerImageRecords, evaluate_groups, make_coco, per_image_eval
+from faapkit.core.cocoeval import make_coco
 from faapkit.core.distributed import DistInfo, gather_objects, init_from_env
 from faapkit.core.inference import detect_settings, make_eval_loader
 from faapkit.core.perturb import PerturbationGenerator
+from faapkit.core.scoring import _sub, bootstrap, gap, ratio, reference_groups, score
 from faapkit.data.batching import eval_batches, loader_workers
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, load_split
 from faapkit.data.synth import default_cache_dir
@@ -35,32 +42,53 @@ from faapkit.data.transforms import EvalTransform
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.errors import CheckpointError, ConfigError, DataError
 
+__all__ = [
+    "EvalRequest",
+    "_sub",
+    "bootstrap",
+    "evaluate",
+    "evaluate_with_detections",
+    "gap",
+    "ratio",
+    "reference_groups",
+    "score",
+]
+
 SCHEMA = "faapkit.metrics/1"
 # Resampling fewer images than this per group gives a CI of (nearly) zero width that looks precise.
 MIN_BOOTSTRAP_IMAGES = 2
 CACHE_FORMAT = 1
+# the only source of evaluation defaults: faapkit.config.EvalConfig
+DEFAULTS = EvalConfig()
+# progress(phase, done, total): ``done`` more units of ``total`` in phase "inference" or "bootstrap"
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
 class EvalRequest:
+    """One evaluation; the settings of :class:`faapkit.config.EvalConfig` (defaults from it)
+    plus what identifies the data, detector and checkpoint."""
+
     data: DatasetSplit
     detector: FrozenDetector
     device: torch.device
     checkpoint: Path | None = None
     epsilon: float | None = None
-    batch_size: int = 8
+    batch_size: int = DEFAULTS.batch_size
     min_size: int = 128
     max_size: int = 213
-    bootstrap: int = 1000
-    seed: int = 0
-    confidence: float = 0.95
+    bootstrap: int = DEFAULTS.bootstrap
+    seed: int = DEFAULTS.seed
+    confidence: float = DEFAULTS.confidence
+    iou_thresholds: Sequence[float] | None = DEFAULTS.iou_thresholds
     disadvantaged: str | None = None
     advantaged: str | None = None
     num_workers: int | None = None
-    amp: bool = False
-    channels_last: bool = True
+    amp: bool = DEFAULTS.amp
+    channels_last: bool = DEFAULTS.channels_last
     cache: bool = True
     generators: Any = None  # the generator registry, for checkpoints of generators other than the U-Net
+    progress: Progress | None = None
 
     @property
     def bf16(self) -> bool:
@@ -136,8 +164,17 @@ def run_detections(
     )
     workers = loader_workers(req.num_workers, req.device.type)
     loader = make_eval_loader(ds, batches, workers, pin=req.device.type == "cuda")
+    total = sum(len(b) for b in batches)  # this rank's images
+    progress = req.progress
+    on_batch = None if progress is None else (lambda n: progress("inference", n, total))
     local = detect_settings(
-        req.detector, loader, generators, device=req.device, amp=req.amp, channels_last=req.channels_last
+        req.detector,
+        loader,
+        generators,
+        device=req.device,
+        amp=req.amp,
+        channels_last=req.channels_last,
+        on_batch=on_batch,
     )
     merged = []
     for setting in range(len(generators)):
@@ -165,37 +202,14 @@ def store_baseline(req: EvalRequest, dets: list[dict[str, Any]], dist_info: Dist
         atomic_write_text(_baseline_cache_path(req), json.dumps({"detections": dets}))
 
 
-def reference_groups(groups: list[str], disadvantaged: str | None, advantaged: str | None) -> tuple[str, str] | None:
-    """The (disadvantaged, advantaged) pair of the gap: both named, or the two groups there are;
-    None (gap = max - min) for more than two groups without a named pair."""
-    named = disadvantaged is not None and advantaged is not None and disadvantaged != advantaged
-    if named and disadvantaged in groups and advantaged in groups:
-        return disadvantaged, advantaged  # type: ignore[return-value]
-    if len(groups) == 2:
-        d = disadvantaged if disadvantaged in groups else None
-        a = advantaged if advantaged in groups else None
-        if d is None or a is None:
-            if disadvantaged in groups or advantaged in groups:
-                d = d or next(g for g in groups if g != a)
-                a = a or next(g for g in groups if g != d)
-            else:
-                d, a = groups[0], groups[1]
-        return d, a
-    return None
-
-
-def gap(values: Mapping[str, float | None], ref: tuple[str, str] | None) -> float:
-    """``advantaged - disadvantaged`` for a reference pair, else ``max - min`` over the groups."""
-    known = {g: v for g, v in values.items() if v is not None}
-    if len(known) < len(values):
-        missing = sorted(set(values) - set(known))
-        raise DataError(f"group(s) {', '.join(missing)} have no ground-truth boxes: no AP/AR to compare")
-    if ref is not None:
-        return known[ref[1]] - known[ref[0]]
-    return max(known.values()) - min(known.values())
-
-
 def evaluate(req: EvalRequest) -> dict[str, Any]:
+    """Infer and score: the metrics JSON (``{}`` on ranks other than 0)."""
+    return evaluate_with_detections(req)[0]
+
+
+def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """Infer and score: the metrics JSON and each setting's detections (``({}, {})`` on ranks
+    other than 0)."""
     dist_info = init_from_env(req.device.type)
     started = time.perf_counter()
     data = req.data
@@ -237,10 +251,18 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
     if "perturbed" in computed:
         settings["perturbed"] = computed["perturbed"]
     if not dist_info.is_main:
-        return {}
-    t0 = time.perf_counter()
-    metrics = {name: evaluate_groups(coco_gt, dets, group_images) for name, dets in settings.items()}
-    t_coco = time.perf_counter() - t0
+        return {}, {}
+    scored = score(
+        coco_gt,
+        settings,
+        group_images,
+        ref,
+        resamples=req.bootstrap,
+        seed=req.seed,
+        confidence=req.confidence,
+        iou_thrs=req.iou_thresholds,
+        progress=req.progress,
+    )
     result: dict[str, Any] = {
         "schema": SCHEMA,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -251,9 +273,7 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
             g: {"images": len(ids), "boxes": sum(len(r.annotations) for r in data.records if r.group == g)}
             for g, ids in group_images.items()
         },
-        "reference": {"disadvantaged": ref[0], "advantaged": ref[1], "gap": "advantaged - disadvantaged"}
-        if ref
-        else {"gap": "max - min over groups"},
+        "reference": reference_entry(ref),
         "checkpoint": str(req.checkpoint.absolute()) if req.checkpoint else None,
         **gen_meta,
         "detector": {"name": req.detector.name, "checkpoint": req.detector.checkpoint, "sha256": req.detector.sha256},
@@ -276,92 +296,29 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
             "amp": req.bf16,
             "channels_last": req.channels_last,
             "world_size": dist_info.world_size,
+            "iou_thresholds": list(req.iou_thresholds) if req.iou_thresholds is not None else "0.50:0.05:0.95",
         },
-        "metrics": metrics,
     }
-    result["gaps"] = {
-        m: {name: gap({g: v[m] for g, v in per.items()}, ref) for name, per in metrics.items()}
-        for m in ("AP", "AR", "AP50")
-    }
-    if "perturbed" in metrics:
-        result["deltas"] = {
-            g: {m: _sub(metrics["perturbed"][g][m], metrics["baseline"][g][m]) for m in metrics["baseline"][g]}
-            for g in groups
-        }
-        for m in result["gaps"]:
-            result["gaps"][m]["change"] = result["gaps"][m]["perturbed"] - result["gaps"][m]["baseline"]
-    t0 = time.perf_counter()
-    if req.bootstrap > 0:
-        result["bootstrap"] = bootstrap(coco_gt, settings, group_images, ref, req.bootstrap, req.seed, req.confidence)
+    timing = scored.pop("timing_s")
+    result.update(scored)
     result["timing_s"] = {
         "inference": round(t_infer, 3),
-        "coco_eval": round(t_coco, 3),
-        "bootstrap": round(time.perf_counter() - t0, 3),
+        **timing,
         "total": round(time.perf_counter() - started, 3),
     }
-    return result
+    return result, settings
 
 
-def _sub(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
-
-
-def bootstrap(
-    coco_gt: Any,
-    settings: dict[str, list[dict[str, Any]]],
-    group_images: dict[str, list[int]],
-    ref: tuple[str, str] | None,
-    resamples: int,
-    seed: int,
-    confidence: float,
-) -> dict[str, Any]:
-    """Paired, group-stratified image bootstrap of per-group AP/AR, gaps and the change of gap."""
-    all_ids = sorted(i for ids in group_images.values() for i in ids)
-    records = {name: PerImageRecords(per_image_eval(coco_gt, dets, all_ids)) for name, dets in settings.items()}
-    pos = next(iter(records.values())).position()
-    group_pos = {g: np.array([pos[i] for i in ids]) for g, ids in group_images.items()}
-    rng = np.random.default_rng(seed)
-    draws = {g: rng.integers(0, len(p), size=(resamples, len(p))) for g, p in group_pos.items()}
-    samples: dict[str, dict[str, dict[str, np.ndarray]]] = {name: {g: {} for g in group_pos} for name in records}
-    for g, p in group_pos.items():
-        for name, rec in records.items():
-            samples[name][g]["AP"], samples[name][g]["AR"] = rec.resample_ap_ar(p, draws[g])
-    lo_q, hi_q = (1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100
-
-    def ci(x: np.ndarray) -> list[float]:
-        return [float(np.percentile(x, lo_q)), float(np.percentile(x, hi_q))]
-
-    out: dict[str, Any] = {
-        "resamples": resamples,
-        "seed": seed,
-        "confidence": confidence,
-        "method": "paired group-stratified image bootstrap, percentile CIs",
-        "groups": {},
-        "gaps": {},
-    }
-    for name in records:
-        out["groups"][name] = {g: {m: ci(v) for m, v in s.items()} for g, s in samples[name].items()}
-    for m in ("AP", "AR"):
-        per_setting = {}
-        for name in records:
-            if ref is not None:
-                per_setting[name] = samples[name][ref[1]][m] - samples[name][ref[0]][m]
-            else:
-                stacked = np.stack([samples[name][g][m] for g in group_pos])
-                per_setting[name] = stacked.max(0) - stacked.min(0)
-        entry: dict[str, Any] = {name: ci(v) for name, v in per_setting.items()}
-        if "perturbed" in per_setting:
-            change = per_setting["perturbed"] - per_setting["baseline"]
-            lo, hi = ci(change)
-            entry["change"] = [lo, hi]
-            entry["p_change_negative"] = float(np.mean(change < 0))
-            entry["significant"] = bool(lo > 0 or hi < 0)
-        out["gaps"][m] = entry
-    if "perturbed" in records:
-        out["deltas"] = {
-            g: {m: ci(samples["perturbed"][g][m] - samples["baseline"][g][m]) for m in ("AP", "AR")} for g in group_pos
+def reference_entry(ref: tuple[str, str] | None) -> dict[str, Any]:
+    """How the metrics JSON states its gap and ratio."""
+    if ref:
+        return {
+            "disadvantaged": ref[0],
+            "advantaged": ref[1],
+            "gap": "advantaged - disadvantaged",
+            "ratio": "disadvantaged / advantaged",
         }
-    return out
+    return {"gap": "max - min over groups", "ratio": "min / max over groups"}
 
 
 def load_eval_split(

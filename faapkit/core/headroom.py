@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from faapkit.core.cocoeval import evaluate_groups, make_coco
-from faapkit.core.evaluator import _sub, bootstrap, gap, reference_groups
+from faapkit.core.evaluator import DEFAULTS, _sub, bootstrap, gap, reference_groups
 from faapkit.core.inference import coco_records, make_eval_loader
 from faapkit.core.perturb import clamp_normalized
 from faapkit.data.batching import eval_batches
@@ -41,12 +41,12 @@ class HeadroomRequest:
     epsilon: float = 0.09
     steps: int = 10
     step_size: float = 0.005
-    batch_size: int = 8
+    batch_size: int = DEFAULTS.batch_size
     min_size: int = 128
     max_size: int = 213
-    bootstrap: int = 1000
-    seed: int = 0
-    confidence: float = 0.95
+    bootstrap: int = DEFAULTS.bootstrap
+    seed: int = DEFAULTS.seed
+    confidence: float = DEFAULTS.confidence
     disadvantaged: str | None = None
     advantaged: str | None = None
 

@@ -89,7 +89,11 @@ def test_loose_checkpoint_writes_next_to_itself(run, tmp_path, capsys):
     shutil.copy(run / "checkpoints" / "epoch_0000.pt", loose)
     code, err = faap(capsys, "eval", str(loose), *EVAL, "--data", str(run.parent / "s" / "coco"))
     assert code == 0, err
-    assert [p.name.split("_data-")[0] for p in (tmp_path / "loose" / "g.eval").iterdir()] == ["test_gender_g_first4"]
+    written = sorted(p.name for p in (tmp_path / "loose" / "g.eval").iterdir())
+    assert [n.split("_data-")[0] for n in written if n.endswith(".json")] == ["test_gender_g_first4"]
+    stem = next(n for n in written if n.endswith(".json"))[: -len(".json")]  # the detections go beside it
+    beside = [f"{stem}.{setting}.dets.json.gz" for setting in ("baseline", "perturbed")]
+    assert [n for n in written if not n.endswith(".json")] == beside
     assert not (tmp_path / "eval").exists()
 
 

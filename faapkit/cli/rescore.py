@@ -1,0 +1,143 @@
+"""``faap eval --rescore METRICS_JSON``: score an evaluation's saved detections again (another
+bootstrap size, seed, confidence level or set of IoU thresholds) without running the detector.
+
+Refused, before any scoring, when a detections file is missing or its sha256 differs from the one
+the metrics file recorded, when the dataset's fingerprint differs from the recorded one, and when
+a setting that decides the detections themselves (split, batch size, amp, channels_last) is
+changed. The result is a new metrics file (never one that exists, without ``--force``) that
+records what it was rescored from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from faapkit.cli._console import info
+from faapkit.errors import ConfigError, FaapError
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FaapError(f"not found: {path}")
+    try:
+        metrics = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FaapError(f"{path}: not a JSON file ({exc})") from None
+    if not isinstance(metrics, dict) or not str(metrics.get("schema", "")).startswith("faapkit.metrics/"):
+        raise FaapError(f"{path}: not a faap eval metrics file (no faapkit.metrics schema)")
+    if not metrics.get("detections"):
+        raise FaapError(
+            f"{path}: no saved detections (evaluated by an older faapkit, with eval.save_detections = false, "
+            "or without a metrics file); re-run faap eval"
+        )
+    return metrics
+
+
+def output_for(path: Path, metrics: dict[str, Any], cfg: Any) -> Path:
+    """``<stem>_rescored`` plus a tag for each setting that differs from the rescored file's."""
+    before = metrics.get("eval_config", {})
+    tags = []
+    for key, short in (("bootstrap", "boot"), ("seed", "seed"), ("confidence", "conf")):
+        if getattr(cfg, key) != before.get(key):
+            tags.append(f"{short}{getattr(cfg, key):g}")
+    if cfg.iou_thresholds != before.get("iou_thresholds"):
+        tags.append("iou" + ("-".join(f"{t:g}" for t in cfg.iou_thresholds) if cfg.iou_thresholds else "coco"))
+    return path.with_name("_".join([path.stem, "rescored", *tags]) + ".json")
+
+
+def rescore_metrics(
+    path: Path, layers: list[tuple[str, Any]], data: Path | None, out: Path | None, force: bool, progress: bool
+) -> dict[str, Any]:
+    """Verify, score and write; returns the new metrics."""
+    from faapkit.cli import eval_settings
+    from faapkit.cli.eval_progress import EvalProgress
+    from faapkit.core import detections as saved
+    from faapkit.core.checkpoint import atomic_write_text
+    from faapkit.core.cocoeval import make_coco
+    from faapkit.core.evaluator import MIN_BOOTSTRAP_IMAGES, load_eval_split
+    from faapkit.core.scoring import score
+
+    path = path.absolute()
+    metrics = read_metrics(path)
+    recorded = metrics.get("eval_config") or {}
+    cfg, sources = eval_settings.resolve([(f"the settings recorded in {path.name}", recorded), *layers])
+    for key in eval_settings.INFERENCE_KEYS:
+        if getattr(cfg, key) != recorded.get(key):
+            raise ConfigError(
+                f"eval.{key} = {getattr(cfg, key)!r} ({sources[key]}) changes the detections; --rescore keeps the "
+                f"saved ones ({key} = {recorded.get(key)!r}): run faap eval without --rescore"
+            )
+    target = out.absolute() if out is not None else output_for(path, metrics, cfg)
+    if target == path:
+        raise FaapError(f"--rescore would write over the file it rescores ({path}); pass another --out")
+    if target.exists() and not force:
+        raise FaapError(f"{target} already holds a rescore with these settings; pass --force to replace it")
+    ds = metrics.get("dataset") or {}
+    root = data.absolute() if data is not None else Path(str(ds.get("root")))
+    split = load_eval_split(
+        root,
+        str(metrics["split"]),
+        str(metrics["split_by"]),
+        str(ds.get("layout", "auto")),
+        ds.get("limit_images"),
+        str(ds.get("on_corrupt", "fail")),
+        str(ds.get("on_invalid", "fail")),
+    )
+    if split.fingerprint != ds.get("fingerprint"):
+        raise FaapError(
+            f"dataset {root} (split '{split.split}') has fingerprint {split.fingerprint}, not the "
+            f"{ds.get('fingerprint')} that {path.name} was evaluated on: its detections do not belong to these images"
+        )
+    dets = {s: saved.load_verified(path, s, ref) for s, ref in metrics["detections"].items()}
+    group_images = {g: [r.image_id for r in split.records if r.group == g] for g in split.groups}
+    if cfg.bootstrap and min(len(ids) for ids in group_images.values()) < MIN_BOOTSTRAP_IMAGES:
+        raise FaapError(f"a group of {path.name} has fewer than {MIN_BOOTSTRAP_IMAGES} images: use --bootstrap 0")
+    reference = metrics.get("reference") or {}
+    ref = (reference["disadvantaged"], reference["advantaged"]) if reference.get("advantaged") else None
+    started = time.perf_counter()
+    with EvalProgress(enabled=progress) as reporter:
+        scored = score(
+            make_coco(split.coco_gt),
+            dets,
+            group_images,
+            ref,
+            resamples=cfg.bootstrap,
+            seed=cfg.seed,
+            confidence=cfg.confidence,
+            iou_thrs=cfg.iou_thresholds,
+            progress=reporter,
+        )
+    result = _carry_over(metrics)
+    timing = scored.pop("timing_s")
+    result.update(scored)
+    result["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result["eval"] = {**metrics.get("eval", {}), "iou_thresholds": cfg.iou_thresholds or "0.50:0.05:0.95"}
+    result["eval_config"] = cfg.model_dump(mode="json")
+    result["eval_config_sources"] = sources
+    result["rescored_from"] = {"metrics": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    result["detections"] = {
+        s: {**ref, "file": os.path.relpath(path.parent / ref["file"], target.parent)}
+        for s, ref in metrics["detections"].items()
+    }
+    result["timing_s"] = {"inference": 0.0, **timing, "total": round(time.perf_counter() - started, 3)}
+    atomic_write_text(target, json.dumps(result, indent=2) + "\n")
+    info(f"rescored metrics written to {target}")
+    return result
+
+
+# what a rescore recomputes; everything else (checkpoint, detector, dataset, selection) is carried over
+SCORED = ("metrics", "overall", "gaps", "ratios", "deltas", "overall_deltas", "bootstrap", "timing_s")
+
+
+def _carry_over(metrics: dict[str, Any]) -> dict[str, Any]:
+    from faapkit import __version__
+
+    kept = {k: v for k, v in metrics.items() if k not in SCORED}
+    kept["faapkit"] = __version__
+    return kept
