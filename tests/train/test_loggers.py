@@ -91,21 +91,41 @@ def test_tensorboard_events_match_the_csv(straight):
     assert [step for step, _ in events["train/loss_det"]] == [2, 4, 6]
 
 
-def test_resume_logs_the_rows_of_an_uninterrupted_run(straight, tmp_path):
+@pytest.mark.parametrize("stop", [3, 5], ids=["end-of-epoch-0", "mid-epoch-1"])
+def test_resume_logs_the_rows_of_an_uninterrupted_run(straight, tmp_path, stop):
     run = tmp_path / "resumed"
-    # stop at step 3, the end of epoch 0: the window since the row at step 2 holds step 3 only
-    _train(run, "train.max_steps=3")
-    assert max(int(r["step"]) for r in _csv(run)) == 3
-    # what a process killed after its last checkpoint leaves: rows past step 3 and a cut-off line
+    # rows at steps 2, 4, 6: stopping at 3 or 5 leaves a window holding one step in the checkpoint
+    _train(run, f"train.max_steps={stop}")
+    # step 3 ends epoch 0 (its val row is at 3); step 5 is mid-epoch (the last train row is at 4)
+    assert max(int(r["step"]) for r in _csv(run)) == {3: 3, 5: 4}[stop]
+    # what a process killed after its last checkpoint leaves: rows past it and a cut-off line
     with (run / "metrics.csv").open("a") as f:
-        f.write("4,1,train,loss_det,999.0\n5,1,train,tot")
+        f.write(f"{stop + 1},1,train,loss_det,999.0\n{stop + 1},1,train,tot")
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(str(run / "tb")) as writer:
-        writer.add_scalar("train/loss_det", 999.0, global_step=4)
+        writer.add_scalar("train/loss_det", 999.0, global_step=stop + 1)
     _train(run, resume=True)
     assert _csv(run) == _csv(straight.run.path)  # no duplicate, no orphan, the window carried over
     assert _events(run) == _events(straight.run.path)
+
+
+def test_csv_refuses_a_corrupt_file_on_resume_naming_the_line(tmp_path):
+    from faapkit.core.loggers import CSVLogger
+    from faapkit.errors import FaapError
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,epoch,split,name,value\n1,0,train,total,0.5\nxx,0,train,total,0.4\n")
+    with pytest.raises(FaapError, match=r"metrics.csv line 3 is corrupt"):
+        CSVLogger(tmp_path).open(1)
+    path.write_text("a,b\n")
+    with pytest.raises(FaapError, match=r"metrics.csv is not a faapkit metrics file"):
+        CSVLogger(tmp_path).open(1)
+    logger = CSVLogger(tmp_path)
+    logger.open(0)  # a fresh run starts a fresh file whatever was there
+    logger.log("train", 1, 0, {"total": 0.1 + 0.2})
+    logger.close()
+    assert path.read_text() == "step,epoch,split,name,value\n1,0,train,total,0.30000000000000004\n"
 
 
 def test_a_missing_tensorboard_is_refused_before_anything_is_written(tmp_path, monkeypatch):
