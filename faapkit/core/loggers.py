@@ -26,10 +26,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch.distributed as torch_dist
-
 from faapkit.core.checkpoint import atomic_write_text
-from faapkit.core.distributed import DistInfo
+from faapkit.core.distributed import DistInfo, gather_objects
 from faapkit.core.meters import Meters
 from faapkit.errors import ConfigError, FaapError
 
@@ -173,9 +171,7 @@ class ScalarLog:
         """The window summed over all processes (a collective: every process calls it)."""
         if not self.dist.enabled:
             return self.window
-        states: list[Any] = [None] * self.dist.world_size
-        torch_dist.all_gather_object(states, self.window.state_dict())
-        return _merged(states)
+        return _merged(gather_objects(self.window.state_dict(), self.dist))
 
     def after_step(self, step: int, epoch: int, settings: Mapping[str, float]) -> None:
         """At every ``every``-th global step, write the window's means and start a new window."""
