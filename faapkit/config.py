@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from faapkit.errors import ConfigError
+from faapkit.errors import ConfigError, UnknownNameError
 from faapkit.registry import Registries
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -117,7 +117,14 @@ class TrainConfig(Section):
     fused_optimizer: bool = Field(default=True, description="fused AdamW kernel on CUDA (ignored on CPU)")
     save_every: int = Field(default=1, gt=0)
     max_nonfinite: int = Field(default=10, ge=0, description="abort after this many skipped non-finite steps")
-    log_every: int = Field(default=10, gt=0)
+    log_every: int = Field(default=10, gt=0, description="write train scalars to train.loggers every N steps")
+    loggers: list[str] = Field(
+        default_factory=lambda: ["csv"],
+        description="scalar writers: csv (RUN/metrics.csv), tensorboard (RUN/tb/, the 'tensorboard' extra)",
+    )
+    logger_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="options per logger, e.g. tensorboard.flush_secs"
+    )
     val_every: int = Field(
         default=4, ge=0, description="validate on data.val_split every N epochs and at the end (0 = never)"
     )
@@ -387,7 +394,27 @@ def _validate_components(config: FaapConfig, registries: Registries) -> FaapConf
         "name": gen_spec.name,
         **validate_model(gen_spec.options, gen_options, prefix="generator").model_dump(mode="json"),
     }
+    _check_loggers(config, registries)
     return config.model_copy(update={"loss": loss, "head": head, "schedules": schedules, "generator": generator})
+
+
+def _check_loggers(config: FaapConfig, registries: Registries) -> None:
+    """``train.loggers`` names registered loggers, once each; ``train.logger_options`` only those."""
+    names = config.train.loggers
+    for name in names:
+        try:
+            registries.loggers.get(name)
+        except UnknownNameError as exc:
+            raise ConfigError(f"train.loggers: {exc}") from None
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"train.loggers names {', '.join(repeated)} more than once")
+    for name, options in config.train.logger_options.items():
+        if name not in names:
+            raise ConfigError(
+                f"train.logger_options.{name} configures a logger that train.loggers ({names}) does not use"
+            )
+        validate_model(registries.loggers.get(name).options, options, prefix=f"train.logger_options.{name}")
 
 
 def validate_model(model: type[ModelT], data: Any, *, prefix: str = "") -> ModelT:

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from faapkit.specs import DetectorSpec, GeneratorSpec, HeadSpec, LossSpec, ScheduleSpec, VersionSpec
+    from faapkit.specs import (
+        DetectorSpec,
+        GeneratorSpec,
+        HeadSpec,
+        LoggerSpec,
+        LossSpec,
+        ScheduleSpec,
+        VersionSpec,
+    )
 
 hookspec = pluggy.HookspecMarker("faap")
 hookimpl = pluggy.HookimplMarker("faap")
@@ -53,6 +61,13 @@ def faap_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
 @hookspec
 def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
     """Register frozen detector configurations (architecture hyperparameters and optional weights)."""
+
+
+@hookspec
+def faap_register_loggers(register: Callable[[LoggerSpec], None]) -> None:
+    """Register experiment-tracker writers of training scalars, chosen by ``train.loggers``: a
+    factory ``(run_dir, **options)`` returns an object with ``open(start_step)``,
+    ``log(split, step, epoch, scalars)`` and ``close()`` (see ``faapkit.core.loggers``)."""
 
 
 @hookspec(firstresult=True)

@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from faapkit.errors import ConfigError, DuplicateNameError, UnknownNameError
-from faapkit.specs import DetectorSpec, GeneratorSpec, HeadSpec, LossSpec, ScheduleSpec, VersionSpec
+from faapkit.specs import (
+    DetectorSpec,
+    GeneratorSpec,
+    HeadSpec,
+    LoggerSpec,
+    LossSpec,
+    ScheduleSpec,
+    VersionSpec,
+)
 
 if TYPE_CHECKING:
     import pluggy
@@ -66,6 +74,7 @@ REGISTRATION_HOOKS: dict[str, tuple[str, type]] = {
     "faap_register_generators": ("generators", GeneratorSpec),
     "faap_register_schedules": ("schedules", ScheduleSpec),
     "faap_register_detectors": ("detectors", DetectorSpec),
+    "faap_register_loggers": ("loggers", LoggerSpec),
 }
 
 
@@ -79,6 +88,7 @@ class Registries:
     generators: Registry[GeneratorSpec] = field(default_factory=lambda: Registry("generator"))
     schedules: Registry[ScheduleSpec] = field(default_factory=lambda: Registry("schedule"))
     detectors: Registry[DetectorSpec] = field(default_factory=lambda: Registry("detector"))
+    loggers: Registry[LoggerSpec] = field(default_factory=lambda: Registry("logger"))
 
     @classmethod
     def from_plugin_manager(cls, pm: pluggy.PluginManager) -> Registries:

@@ -89,6 +89,18 @@ class DetectorSpec(ComponentSpec):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LoggerSpec(ComponentSpec):
+    """A scalar writer chosen by ``train.loggers``: ``factory(run_dir=..., **options)`` returns a
+    ``faapkit.core.loggers.MetricsLogger`` (``open(start_step)``, ``log(split, step, epoch, scalars)``,
+    ``close()``). The factory runs before training starts: a missing package is refused there."""
+
+    def build(self, **options: Any) -> Any:
+        run_dir = options.pop("run_dir")
+        validated = self.options.model_validate(options)
+        return resolve_factory(self.factory)(run_dir=run_dir, **validated.model_dump())
+
+
+@dataclass(frozen=True, kw_only=True)
 class VersionSpec:
     """A method version: which registered parts it uses and its default configuration.
 

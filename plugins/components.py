@@ -1,4 +1,5 @@
-"""Parts shared by several versions: schedules and heads. Registered once, named by versions."""
+"""Parts shared by several versions: schedules, heads, generators, and the training loggers every
+run may use. Registered once, named by versions (loggers by ``train.loggers``)."""
 
 from collections.abc import Callable
 
@@ -6,11 +7,12 @@ from faap_plugins.options import Options
 from pydantic import Field
 
 from faapkit import hookimpl
-from faapkit.specs import GeneratorSpec, HeadSpec, ScheduleSpec
+from faapkit.specs import GeneratorSpec, HeadSpec, LoggerSpec, ScheduleSpec
 
 SCHED = "faapkit.core.schedules"
 HEADS = "faapkit.core.heads"
 GENERATORS = "faapkit.core.generators"
+LOGGERS = "faapkit.core.loggers"
 
 
 class UNetOptions(Options):
@@ -57,6 +59,10 @@ class WarmupOptions(Options):
 class WarmupCosineOptions(Options):
     warmup: int = Field(2, ge=0)
     min_factor: float = Field(0.01, ge=0, le=1, description="lr_min / lr")
+
+
+class TensorBoardOptions(Options):
+    flush_secs: int = Field(30, gt=0, description="seconds between flushes of the event file (closing flushes too)")
 
 
 class MLPHeadOptions(Options):
@@ -172,5 +178,24 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
             factory=f"{GENERATORS}:SubPixelGenerator",
             options=SubPixelOptions,
             description="1/4-resolution features, pixel-shuffle head, learned stride tile; no BN (fast on CPU)",
+        )
+    )
+
+
+@hookimpl
+def faap_register_loggers(register: Callable[[LoggerSpec], None]) -> None:
+    register(
+        LoggerSpec(
+            name="csv",
+            factory=f"{LOGGERS}:CSVLogger",
+            description="RUN/metrics.csv: one row step,epoch,split,name,value per scalar (the default)",
+        )
+    )
+    register(
+        LoggerSpec(
+            name="tensorboard",
+            factory=f"{LOGGERS}:TensorBoardLogger",
+            options=TensorBoardOptions,
+            description="TensorBoard event files in RUN/tb/ (needs the 'tensorboard' extra)",
         )
     )

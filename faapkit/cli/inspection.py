@@ -25,6 +25,7 @@ def plugin_rows(ctx: typer.Context) -> list[dict[str, Any]]:
         ("head", reg.heads),
         ("schedule", reg.schedules),
         ("detector", reg.detectors),
+        ("logger", reg.loggers),
     ):
         for name in registry:
             provider = registry.providers[name]
@@ -45,7 +46,7 @@ def plugin_rows(ctx: typer.Context) -> list[dict[str, Any]]:
 
 @app.command("plugins")
 def plugins(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """Every registered version, loss, head, schedule and detector, and the plugin providing it."""
+    """Every registered version, loss, head, schedule, detector and logger, and the plugin providing it."""
     rows = plugin_rows(ctx)
     errors = [{"plugin": n, "error": e} for n, e in state(ctx).pm.load_errors]
     if json_:

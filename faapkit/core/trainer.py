@@ -30,6 +30,7 @@ from faapkit.core.augment import color_jitter
 from faapkit.core.checkpoint import FORMAT, latest_checkpoint, load_checkpoint, save_checkpoint
 from faapkit.core.distributed import any_true, barrier, broadcast_buffers, setup_process
 from faapkit.core.inference import autocast_for
+from faapkit.core.loggers import ScalarLog
 from faapkit.core.losses.base import LossInputs, LossStrategy
 from faapkit.core.meters import Meters
 from faapkit.core.perturb import apply_perturbation, compile_generator
@@ -50,6 +51,8 @@ RESUMABLE_KEYS = {
     ("train", "device"),
     ("data", "num_workers"),
     ("train", "log_every"),
+    ("train", "loggers"),
+    ("train", "logger_options"),
     ("train", "channels_last"),
     ("train", "compile"),
     ("train", "fused_optimizer"),
@@ -105,7 +108,7 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: tuple[s
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += config_differences(a, b, path)
-        elif a != b and path not in RESUMABLE_KEYS:
+        elif a != b and path not in RESUMABLE_KEYS and path[:2] not in RESUMABLE_KEYS:
             diffs.append(".".join(path))
     return diffs
 
@@ -151,6 +154,7 @@ class Trainer:
         cfg = self.config
         self.dist, self.device = setup_process(cfg.train.device)
         seed_everything(cfg.train.seed + self.dist.rank)
+        self.scalars = self.build_loggers()  # first: a logger's missing package is refused before anything is written
         self._check_run_folder()
         root = Path(cfg.data.root) if cfg.data.root is not None else embedded_dataset()
         self.data = load_split(
@@ -245,6 +249,7 @@ class Trainer:
             self.run.truncate_log(0)
             self.run.remove_partial_writes()
             self.run.write_manifest(self._manifest())
+        self.scalars.open(self.state.global_step)
         barrier(self.dist)
 
     def _check_run_folder(self) -> None:
@@ -373,6 +378,7 @@ class Trainer:
             "meters": st.meters.state_dict() if not complete else {},
             "skips": dict(st.skips) if not complete else {},
             "nonfinite": st.nonfinite if not complete else 0,
+            "log_window": self.scalars.window_state(),
             "detector": {"name": self.detector.name, "sha256": self.detector.sha256},
             "dataset_fingerprint": self.data.fingerprint,
             "run_id": self.run_id,
@@ -384,8 +390,10 @@ class Trainer:
             if complete
             else self.run.step_checkpoint(self.state.global_step)
         )
+        if payload is None:
+            payload = self._payload(complete)  # on every process: it gathers the loggers' window
         if self.dist.is_main:
-            save_checkpoint(path, payload if payload is not None else self._payload(complete))
+            save_checkpoint(path, payload)
         barrier(self.dist)
         return path
 
@@ -414,6 +422,7 @@ class Trainer:
             st.meters.load_state_dict(ckpt["meters"])
             st.skips.update(ckpt["skips"])
             st.nonfinite = int(ckpt["nonfinite"])
+        self.scalars.load_window(ckpt.get("log_window") or {})  # checkpoints before loggers have none
         if self.dist.is_main:
             self.run.truncate_log(st.epoch)
             self.run.remove_partial_writes()
@@ -506,11 +515,28 @@ class Trainer:
             max_size=cfg.data.max_size,
         )
 
+    def build_loggers(self) -> ScalarLog:
+        """The ``train.loggers`` writers (built on the main process only: the others never write)."""
+        train = self.config.train
+        loggers = []
+        if self.dist.is_main:
+            for name in train.loggers:
+                spec = self.registries.loggers.get(name)
+                loggers.append(spec.build(run_dir=self.run.path, **train.logger_options.get(name, {})))
+        return ScalarLog(loggers, every=train.log_every, active=bool(train.loggers), dist=self.dist)
+
     def build_detector(self) -> FrozenDetector:
         cfg = self.config.detector
         return load_detector(self.registries.detectors.get(cfg.name), cfg.checkpoint, device=self.device)
 
     def fit(self) -> dict[str, Any]:
+        """Train to ``train.epochs`` (or ``train.max_steps``); the loggers are closed however it ends."""
+        try:
+            return self._fit()
+        finally:
+            self.scalars.close()
+
+    def _fit(self) -> dict[str, Any]:
         cfg = self.config
         st = self.state
         last_row: dict[str, Any] = {}
@@ -531,6 +557,7 @@ class Trainer:
                 self.train_step(batch, weights)
                 st.position += 1
                 st.global_step += 1
+                self.scalars.after_step(st.global_step, st.epoch, {"epsilon": eps, "lr": lr, **weights})
                 if self.reporter:
                     self.reporter.step(st, eps, lr)
                 if cfg.train.max_steps is not None and st.global_step >= cfg.train.max_steps:
@@ -562,7 +589,8 @@ class Trainer:
         last_epoch = st.epoch + 1 == self.config.train.epochs
         every = self.config.train.val_every
         if self.validator is not None and ((st.epoch + 1) % every == 0 or last_epoch):
-            row["val"] = self.validator.score(self.generator)
+            row["val"] = val = self.validator.score(self.generator)
+            self.scalars.log_val(st.global_step, st.epoch, val, self.validator.baseline)
         if self.dist.is_main:
             self.run.write_epoch(row)
         payload = self._payload(complete=True)  # one state snapshot for every file written below
@@ -677,5 +705,7 @@ class Trainer:
             }
         tensors = {k: v for k, v in values.items() if torch.is_tensor(v)}
         numbers = torch.stack([v.float().reshape(()) for v in tensors.values()]).tolist()  # one host copy
-        st.meters.update({**values, **dict(zip(tensors, numbers, strict=True))})
+        plain = {**values, **dict(zip(tensors, numbers, strict=True))}
+        st.meters.update(plain)
+        self.scalars.update(plain)
         st.images += len(groups)

@@ -14,7 +14,7 @@ from faapkit import hookimpl, hookspecs
 from faapkit.errors import ConfigError, DuplicateNameError, UnknownNameError
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
-from faapkit.specs import DetectorSpec, GeneratorSpec, HeadSpec, LossSpec, ScheduleSpec, VersionSpec
+from faapkit.specs import DetectorSpec, GeneratorSpec, HeadSpec, LoggerSpec, LossSpec, ScheduleSpec, VersionSpec
 
 HOOKS = sorted(n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("faap_"))
 
@@ -136,6 +136,57 @@ def test_hook_faap_register_detectors(registries):
             register(DetectorSpec(name="detr-mine", factory="faapkit.detr.build:build_detr", arch={}))
 
     assert Registries.from_plugin_manager(_with(P())).detectors.provider("detr-mine") == "testplugin"
+
+
+def test_hook_faap_register_loggers(registries, tmp_path, synth_root):
+    """A plugin's logger, chosen by ``train.loggers``, receives every step's scalars (log_every=1)
+    between one open and one close, next to the built-in CSV."""
+    assert registries.loggers.provider("csv") == registries.loggers.provider("tensorboard") == "components"
+    calls: list[tuple] = []
+
+    class Memory:
+        def __init__(self, run_dir, prefix):
+            self.run_dir, self.prefix = run_dir, prefix
+
+        def open(self, start_step):
+            calls.append(("open", start_step))
+
+        def log(self, split, step, epoch, scalars):
+            calls.append(("log", split, step, epoch, {f"{self.prefix}{k}": v for k, v in scalars.items()}))
+
+        def close(self):
+            calls.append(("close",))
+
+    from pydantic import BaseModel, ConfigDict
+
+    class MemoryOptions(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        prefix: str = ""
+
+    class P:
+        @hookimpl
+        def faap_register_loggers(self, register):
+            register(LoggerSpec(name="memory", factory=Memory, options=MemoryOptions))
+
+    reg = Registries.from_plugin_manager(_with(P()))
+    assert reg.loggers.provider("memory") == "testplugin"
+    from faapkit.config import resolve_config
+    from faapkit.core.trainer import Trainer
+
+    overrides = ["train.batch_size=4", "data.limit_images=24", "train.epochs=1", "train.steps_per_epoch=2"]
+    overrides += ["train.val_every=0", "generator.channels=8", "train.log_every=1"]
+    overrides += ["train.loggers=['csv', 'memory']", "train.logger_options.memory.prefix='m/'"]
+    trainer = Trainer(resolve_config(reg, version="level-up", overrides=overrides), reg, tmp_path / "run")
+    trainer.setup()
+    trainer.fit()
+    assert calls[0] == ("open", 0) and calls[-1] == ("close",) and len(calls) == 4
+    rows = [c for c in calls if c[0] == "log"]
+    assert [(split, step, epoch) for _, split, step, epoch, _ in rows] == [("train", 1, 0), ("train", 2, 0)]
+    # one step per row: the epoch's mean in train_log.jsonl is the mean of the two rows
+    epoch_mean = trainer.run.read_log()[0]["loss_det"]
+    assert (rows[0][4]["m/loss_det"] + rows[1][4]["m/loss_det"]) / 2 == pytest.approx(epoch_mean, abs=1e-6)
+    assert rows[1][4]["m/epsilon"] == trainer.run.read_log()[0]["epsilon"]
+    assert (tmp_path / "run" / "metrics.csv").is_file()
 
 
 def test_hook_faap_read_run(pm, tmp_path):

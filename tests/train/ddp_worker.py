@@ -24,15 +24,32 @@ cfg = resolve_config(
         "train.epochs=1",
         "train.steps_per_epoch=3",
         "train.device='cpu'",
+        "train.log_every=1",
     ],
 )
 trainer = Trainer(cfg, reg, out / "run")
 trainer.setup()
 rank = trainer.dist.rank
 init = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+means: dict[str, float] = {}
+end_epoch = trainer._end_epoch
+
+
+def _keep_means(*args):  # this rank's own epoch means, before the epoch's meters are reset
+    means.update(trainer.state.meters.means())
+    return end_epoch(*args)
+
+
+trainer._end_epoch = _keep_means
 trainer.fit()
 torch.save(
-    {"init": init, "final": trainer.generator.state_dict(), "world": trainer.dist.world_size, "pid": os.getpid()},
+    {
+        "init": init,
+        "final": trainer.generator.state_dict(),
+        "world": trainer.dist.world_size,
+        "pid": os.getpid(),
+        "means": means,
+    },
     out / f"rank{rank}.pt",
 )
 shutdown(trainer.dist)

@@ -1,5 +1,6 @@
 """Real torchrun DDP on CPU (gloo): two processes train the tiny setup; generators must agree."""
 
+import csv
 import os
 import socket
 import subprocess
@@ -41,6 +42,15 @@ def test_two_gloo_processes_keep_generators_identical(tmp_path, synth_root, vers
     assert changed, "the generator did not change"
     log = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
     assert len(log) == 1  # only rank 0 writes
+    with (tmp_path / "run" / "metrics.csv").open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "train"]
+    keys = [(r["step"], r["name"]) for r in rows]
+    assert len(keys) == len(set(keys)) and {r["step"] for r in rows} == {"1", "2", "3"}  # rank 0 alone writes
+    # each row is the mean over both processes' step (synchronised skips: both count the same steps)
+    logged = [float(r["value"]) for r in rows if r["name"] == "loss_det"]
+    expected = (r0["means"]["loss_det"] + r1["means"]["loss_det"]) / 2
+    assert sum(logged) / len(logged) == pytest.approx(expected, rel=1e-6)
+    assert r0["means"]["loss_det"] != pytest.approx(r1["means"]["loss_det"], rel=1e-6)  # the processes differ
 
 
 def test_more_processes_than_gpus_is_a_config_error(monkeypatch):
