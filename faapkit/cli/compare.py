@@ -118,8 +118,9 @@ def compare(
 
 
 def _print(rows: list[dict[str, Any]], summaries: list[dict[str, Any]], mix: bool, format_: str) -> None:
-    """One table per dataset (or TSV); runs that were never evaluated in a table of their own."""
-    from faapkit.cli.compare_output import fitted_table, print_table, tsv
+    """One table per dataset, each followed by its runs' epochs never evaluated; runs never
+    evaluated at all in a table of their own; or all of it as TSV."""
+    from faapkit.cli.compare_output import fitted_table, print_table, summary_table, tsv
 
     measured = sorted({str(r.get("dataset")) for r in rows})
     if len(measured) > 1 and not mix:
@@ -127,28 +128,29 @@ def _print(rows: list[dict[str, Any]], summaries: list[dict[str, Any]], mix: boo
             f"these runs use {len(measured)} different datasets ({', '.join(measured)}); their numbers are not "
             "comparable, so each dataset gets its own table (pass --mix-datasets to merge)"
         )
-    if summaries:
-        epochs = sum(len(s["epochs_logged"]) for s in summaries)
-        warn(
-            f"{epochs} logged epoch(s) of {len(summaries)} run(s) have no evaluation: one '{LOG_ONLY}' row "
-            "per run (--all-epochs lists them)"
-        )
-    unmeasured = [s for s in summaries if str(s.get("dataset")) not in measured]
-    shown = rows + [s for s in summaries if s not in unmeasured]
     if format_ == "tsv" or (format_ == "auto" and not sys.stdout.isatty()):
-        sys.stdout.write(tsv(shown + unmeasured, with_dataset=True))
+        sys.stdout.write(tsv(rows + summaries, with_dataset=True))
         return
-    groups = [("runs", shown)] if mix or len(measured) <= 1 else []
-    groups = groups or [(f"dataset {ds}", [r for r in shown if str(r.get("dataset")) == ds]) for ds in measured]
-    if unmeasured:
-        groups.append(("runs never evaluated", unmeasured))
+    one = mix or len(measured) <= 1
+    groups = [("runs", rows, summaries)] if one else []
+    groups = groups or [
+        (
+            f"dataset {ds}",
+            [r for r in rows if str(r.get("dataset")) == ds],
+            [s for s in summaries if s["dataset"] == ds],
+        )
+        for ds in measured
+    ]
+    if not one:
+        groups.append(("runs", [], [s for s in summaries if str(s.get("dataset")) not in measured]))
     left_out: list[str] = []
-    for title, part in groups:
-        if not part:
-            continue
-        table, dropped, needed = fitted_table(part, title, out_console)
-        print_table(out_console, table, needed)
-        left_out += [d for d in dropped if d not in left_out]
+    for title, part, logged in groups:
+        if part:
+            table, dropped, needed = fitted_table(part, title, out_console)
+            print_table(out_console, table, needed)
+            left_out += [d for d in dropped if d not in left_out]
+        if logged:
+            out_console.print(summary_table(logged, f"{title}: {LOG_ONLY} (train log only; --all-epochs lists them)"))
     if left_out:
         warn(
             f"left out at {out_console.width} columns: {', '.join(left_out)} "

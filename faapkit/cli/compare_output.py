@@ -101,7 +101,8 @@ def fitted_table(rows: list[dict[str, Any]], title: str, console: Console) -> tu
     same = []
     measured = [r for r in rows if r.get("setting") != "not evaluated"]  # whose "-" says nothing
     for c in [c for c in cols if c.key in ("version", "split", "setting")]:
-        values = {c.cell(r) for r in measured}
+        # a summary row's "-" split says nothing, its setting says it was never evaluated
+        values = {c.cell(r) for r in (rows if c.key == "setting" else measured)}
         if len(values) == 1 and len(rows) > 1:
             cols.remove(c)
             value = values.pop()
@@ -146,6 +147,19 @@ def _table(rows: list[dict[str, Any]], title: str, cols: list[Col]) -> tuple[Tab
     for row in cells:
         table.add_row(*row)
     return table, needed
+
+
+def summary_table(summaries: list[dict[str, Any]], title: str) -> Table:
+    """Runs' epochs with a train log and no evaluation: the run (wraps), its epochs (never wrap)."""
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True, pad_edge=False, title_justify="left"
+    )
+    table.add_column("run", overflow="fold", ratio=1)
+    table.add_column("epochs logged", no_wrap=True)
+    table.add_column("source", overflow="fold")
+    for s in summaries:
+        table.add_row(str(s["run"]), fmt(s.get("epoch")), fmt(s.get("source")))
+    return table
 
 
 def print_table(console: Console, table: Table, needed: int) -> None:

@@ -26,7 +26,8 @@ def pyplot() -> Any:
     return plt
 
 
-def plot_gaps(path: Path, rows: list[dict[str, Any]]) -> None:
+def plot_gaps(path: Path, rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Write the figure to ``path``; returns each panel's (split's) line labels."""
     plt = pyplot()
     drawn = [r for r in rows if r.get("AP_gap") is not None]
     splits = sorted({str(r.get("split")) for r in drawn})
@@ -34,6 +35,7 @@ def plot_gaps(path: Path, rows: list[dict[str, Any]]) -> None:
         raise FaapError("--plot: no evaluated row to draw (every row is a train log without evaluation)")
     several = len({str(r.get("dataset")) for r in drawn}) > 1
     fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.2), squeeze=False)
+    panels: dict[str, list[str]] = {}
     for ax, split in zip(axes[0], splits, strict=True):
         mine = [r for r in drawn if str(r.get("split")) == split]
         runs = [_series(r, several, False) for r in mine]
@@ -46,9 +48,11 @@ def plot_gaps(path: Path, rows: list[dict[str, Any]]) -> None:
         ax.set(title=f"split {split}", xlabel="epoch", ylabel="AP gap (advantaged - disadvantaged)")
         ax.axhline(0.0, color="0.6", lw=0.6)
         ax.legend(fontsize=6)
+        panels[split] = [str(line.get_label()) for line in ax.get_lines() if not line.get_label().startswith("_")]
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return panels
 
 
 def _series(r: dict[str, Any], with_dataset: bool, with_epsilon: bool) -> str:
