@@ -88,7 +88,7 @@ def tsv(rows: list[dict[str, Any]], with_dataset: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-RUN_MIN = 24  # the run name wraps below its length, never below this
+RUN_MIN = 20  # the run name wraps below its length, never below this
 
 
 def fitted_table(rows: list[dict[str, Any]], title: str, console: Console) -> tuple[Table, list[str], int]:
