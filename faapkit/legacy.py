@@ -3,6 +3,10 @@
 Handles eval JSON schemas A, B, B0 and C (spec 6.2), the train-log layouts (6.3; aliases
 normalised, duplicated epochs keep the last line, absent keys stay absent), folder names with
 spaces, and infers the dataset version (v1/v2) from ``dataset_layout.json`` or path prefixes.
+
+A folder holding run folders is an output *root* (``faap_outputs/``), not a run, even with a
+``train_log.jsonl`` at its top (the early ``train_faap.py`` wrote one there, spec 6.1): that log is
+read as a run of its own and the metrics files beside it stay loose files, each its own row.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from faapkit.run_records import train_only_records
 EPOCH_RE = re.compile(r"epoch_(\d{4})")
 ALIASES = {"g_total": "total_g", "eps": "epsilon"}
 LEGACY_GROUPS = ("male", "female")
+RUN_MARKERS = frozenset({"config.json", "train_log.jsonl", "run.json"})
+NOT_METRICS = frozenset({"config.json", "dataset_layout.json"})
 
 
 def _load_json(path: Path) -> Any:
@@ -69,6 +75,7 @@ def read_eval_file(path: Path, run: str | None = None) -> dict[str, Any] | None:
     record: dict[str, Any] = {
         "run": run or path.stem,
         "path": str(path),
+        "run_path": str(path) if run is None else str(path.parent),
         "source": f"faap_gan eval schema {schema}",
         "version": None,
         "epoch": int(m.group(1)) if m else None,
@@ -100,10 +107,22 @@ def read_train_log(path: Path) -> list[dict[str, Any]]:
     return [rows[e] for e in sorted(rows)]
 
 
+def _holds_runs(folder: Path) -> bool:
+    """Whether a subfolder of ``folder`` is a run folder (research or faapkit): then ``folder`` is
+    an output root whose top-level JSON files are loose metrics files, not this folder's epochs."""
+    try:
+        return any(c.is_dir() and any((c / m).is_file() for m in RUN_MARKERS) for c in folder.iterdir())
+    except OSError:
+        return False
+
+
 def read_legacy(path: Path) -> list[dict[str, Any]] | None:
+    """Records of one research run folder, one loose metrics file, or the top-level train log of
+    an output root; ``None`` for anything else. Never reads subfolders: ``faap compare`` visits
+    them itself, and offers every JSON file no record claims as a loose file."""
     path = Path(path)
     if path.is_file():
-        if path.suffix != ".json" or path.name in {"config.json", "dataset_layout.json"}:
+        if path.suffix != ".json" or path.name in NOT_METRICS:
             return None
         rec = read_eval_file(path)
         return [rec] if rec else None
@@ -115,17 +134,19 @@ def read_legacy(path: Path) -> list[dict[str, Any]] | None:
     if "run.json" in names:
         return None  # a faapkit run
     config = _load_json(path / "config.json") if "config.json" in names else None
-    label = path.name
+    root = _holds_runs(path)
+    own = "train_log.jsonl" if "train_log.jsonl" in names else "config.json"
+    label = f"{path.name}/{own}" if root else path.name
     records: list[dict[str, Any]] = []
     hp = config if isinstance(config, dict) else {}
     dataset = dataset_version(path, hp, run_folder=True)
     log = read_train_log(path / "train_log.jsonl") if "train_log.jsonl" in names else []
     by_epoch = {int(r["epoch"]): r for r in log}
-    evals = [
-        read_eval_file(p, label)
-        for p in sorted(path.glob("*.json"))
-        if p.name not in {"config.json", "dataset_layout.json"}
-    ]
+    evals = (
+        []
+        if root  # an output root's JSON files are loose files, offered one by one
+        else [read_eval_file(p, label) for p in sorted(path.glob("*.json")) if p.name not in NOT_METRICS]
+    )
     seen_epochs = set()
     for rec in (e for e in evals if e):
         rec["train"] = by_epoch.get(rec["epoch"]) if rec["epoch"] is not None else None
@@ -147,4 +168,6 @@ def read_legacy(path: Path) -> list[dict[str, Any]] | None:
                 "baseline": None,
             }
         )
+    for rec in records:
+        rec["run_path"] = str(path)
     return records

@@ -1,13 +1,17 @@
 """Finding and reading runs for ``faap compare`` and ``faap inspect run``.
 
 Native faapkit runs are read directly; every other folder or loose metrics file is offered to the
-``faap_read_run`` hook (built-in: the research scripts' formats). Each record describes one
-(run, epoch, split) with per-group metrics of the perturbed and baseline settings.
+``faap_read_run`` hook (built-in: the research scripts' formats). Discovery is recursive: every
+folder under the given paths is visited (a faapkit run's own subfolders excepted), and every JSON
+file no record claims is offered on its own, so run folders, loose metrics files and stray logs
+side by side are all found. Each record describes one (run, epoch, split) with per-group metrics
+of the perturbed and baseline settings.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,8 @@ def read_native(path: Path) -> list[dict[str, Any]]:
     run = RunDir(path)
     manifest = run.read_manifest()
     label = path.name
-    dataset = manifest.get("dataset", {}).get("fingerprint")
+    data = manifest.get("dataset", {})
+    dataset = data.get("fingerprint")
     log = {int(r["epoch"]): r for r in run.read_log()}
     selection = run.read_selection() or {}
     records = []
@@ -44,6 +49,10 @@ def read_native(path: Path) -> list[dict[str, Any]]:
                 "split": m.get("split"),
                 "split_by": m.get("split_by"),
                 "dataset": m.get("dataset", {}).get("fingerprint", dataset),
+                # which split of which root the fingerprint is of: run_datasets joins a run's splits
+                "dataset_fingerprint": m.get("dataset", {}).get("fingerprint", dataset),
+                "dataset_split": m.get("split"),
+                "dataset_root": m.get("dataset", {}).get("root", data.get("root")),
                 "epsilon": m.get("epsilon"),
                 "reference": m.get("reference"),
                 "perturbed": metrics.get("perturbed"),
@@ -53,39 +62,84 @@ def read_native(path: Path) -> list[dict[str, Any]]:
                 "selected_epoch": selection.get("epoch"),
             }
         )
-    records += train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
+    trained = train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
+    for rec in trained:
+        rec.update(dataset_fingerprint=dataset, dataset_split=data.get("split"), dataset_root=data.get("root"))
+    records += trained
+    for rec in records:
+        rec["run_path"] = str(path)
     return records
 
 
+NOT_METRICS = frozenset({"config.json", "dataset_layout.json", "run.json", "selection.json"})
+
+
 def discover(paths: list[Path], pm: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    """Walk ``paths`` recursively; returns records and the paths nobody could read."""
+    """Walk ``paths`` recursively; returns records and the paths nobody could read.
+
+    A folder a plugin reads is still descended into (an output root can be read for its own
+    top-level log and still hold run folders); a JSON file beside it that no returned record
+    names in ``path`` is offered to the plugins on its own (a loose metrics file)."""
     records: list[dict[str, Any]] = []
     unreadable: list[str] = []
+    visited: set[Path] = set()
+
+    def offer(p: Path) -> None:
+        found = pm.hook.faap_read_run(path=p)
+        if found:
+            records.extend(found)
+        elif p.suffix == ".json" and p.name not in NOT_METRICS:
+            unreadable.append(str(p))
 
     def visit(p: Path) -> None:
-        if p.is_dir():
-            if (p / "run.json").is_file():
-                records.extend(read_native(p))
-                return
-            found = pm.hook.faap_read_run(path=p)
-            if found:
-                records.extend(found)
-                return
-            for child in sorted(p.iterdir()):
-                if child.is_dir() or child.suffix == ".json":
-                    visit(child)
-        elif p.is_file():
-            found = pm.hook.faap_read_run(path=p)
-            if found:
-                records.extend(found)
-            elif p.suffix == ".json" and p.name not in {"config.json", "dataset_layout.json", "run.json"}:
-                unreadable.append(str(p))
-        else:
-            unreadable.append(f"{p} (not found)")
+        if not p.is_dir():
+            offer(p) if p.is_file() else unreadable.append(f"{p} (not found)")
+            return
+        real = p.resolve()
+        if real in visited:  # a symlinked folder seen twice, or a link loop
+            return
+        visited.add(real)
+        if (p / "run.json").is_file():
+            records.extend(read_native(p))  # its eval/ and checkpoints/ are its own
+            return
+        found = pm.hook.faap_read_run(path=p) or []
+        records.extend(found)
+        claimed = {str(r.get("path")) for r in found}
+        try:
+            children = sorted(p.iterdir())
+        except OSError as exc:
+            unreadable.append(f"{p} ({exc.strerror or exc})")
+            return
+        for child in children:
+            if child.name.startswith("."):
+                continue
+            if child.is_dir():
+                visit(child)
+            elif child.suffix == ".json" and child.name not in NOT_METRICS and str(child) not in claimed:
+                offer(child)
 
     for path in paths:
         visit(Path(path))
+    _unique_labels(records)
     return records, unreadable
+
+
+def _unique_labels(records: list[dict[str, Any]]) -> None:
+    """Two runs found under the same name (``a/level-up`` and ``b/level-up``) are labelled by
+    their paths below the folder they share, so that no two runs merge into one row group."""
+    paths: dict[str, set[str]] = {}
+    for r in records:
+        paths.setdefault(str(r.get("run")), set()).add(str(r.get("run_path") or r.get("run")))
+    for label, where in paths.items():
+        if len(where) < 2:
+            continue
+        common = os.path.commonpath(sorted(where))
+        for r in records:
+            if str(r.get("run")) != label or not r.get("run_path"):
+                continue
+            rel = Path(os.path.relpath(str(r["run_path"]), common))
+            if str(rel) != ".":
+                r["run"] = str(rel.with_suffix("") if rel.suffix == ".json" else rel)
 
 
 def summarize(record: dict[str, Any]) -> dict[str, Any]:
@@ -93,8 +147,7 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
     ref = record.get("reference") or {}
     setting = record.get("perturbed") or record.get("baseline")
     row: dict[str, Any] = {
-        k: record.get(k)
-        for k in ("run", "version", "epoch", "split", "dataset", "epsilon", "source", "selected_epoch")
+        k: record.get(k) for k in ("run", "version", "epoch", "split", "dataset", "epsilon", "source", "selected_epoch")
     }
     row["setting"] = (
         "perturbed" if record.get("perturbed") else ("baseline" if record.get("baseline") else "train only")

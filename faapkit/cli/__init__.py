@@ -23,7 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
-    add_completion=False,
+    add_completion=True,  # --install-completion; completing imports no torch (commands import it lazily)
 )
 
 

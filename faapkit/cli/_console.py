@@ -19,7 +19,8 @@ def print_json(data: Any) -> None:
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", markup=True)
+    # soft wrap: the terminal folds a long warning, no newline lands inside a path to copy
+    err_console.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
 
 
 def info(message: str) -> None:

@@ -1,14 +1,19 @@
-"""``faap compare DIR...``: runs side by side (faapkit runs and the research scripts' folders)."""
+"""``faap compare DIR...``: runs side by side (faapkit runs and the research scripts' folders).
+
+Every run folder and loose metrics file under the paths is found (``faapkit.runs.discover``).
+Epochs with a train log but no evaluation are one summary row per run unless ``--all-epochs``.
+Tables go to stdout only when it is a terminal; in a pipe the rows are TSV (``compare_output``).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from faapkit.cli._console import out_console, print_json, warn
 from faapkit.cli._context import state
@@ -23,39 +28,70 @@ SORT_KEYS = {
     "epoch": "epoch",
     "run": "run",
 }
+LOG_ONLY = "not evaluated"
+FORMATS = ("auto", "table", "tsv")
 
 
 def compare(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="run folders, folders of runs, or metrics files")],
-    sort: Annotated[str, typer.Option(help=f"sort by one of: {', '.join(SORT_KEYS)}")] = "run",
+    sort: Annotated[
+        str, typer.Option(help=f"sort by one of: {', '.join(SORT_KEYS)}", autocompletion=lambda: list(SORT_KEYS))
+    ] = "run",
     best_per_run: Annotated[
         bool,
         typer.Option(help="each run at its epoch chosen on val (smallest --metric, guarded), on other splits"),
     ] = False,
     metric: Annotated[str, typer.Option(help="metric for --best-per-run: ap_gap or ar_gap")] = "ap_gap",
-    evaluated_only: Annotated[bool, typer.Option(help="hide epochs that have a train log but no evaluation")] = False,
+    all_epochs: Annotated[
+        bool, typer.Option(help="list every logged epoch, not one summary row per run for epochs never evaluated")
+    ] = False,
+    evaluated_only: Annotated[bool, typer.Option(hidden=True, help="the default now; kept for old scripts")] = False,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format", help="auto (a table on a terminal, TSV in a pipe), table or tsv", autocompletion=lambda: FORMATS
+        ),
+    ] = "auto",
     mix_datasets: Annotated[bool, typer.Option(help="put runs of different datasets in one table")] = False,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="also write the rows as CSV")] = None,
     plot: Annotated[
-        Path | None, typer.Option(help="draw gap and per-group AP across epochs (needs matplotlib)")
+        Path | None,
+        typer.Option(help="draw the AP gap per epoch with CI bands and baseline, one panel per split (matplotlib)"),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing --csv or --plot file")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Put many runs side by side: per-group AP/AR, gaps with CIs, change vs baseline, significance."""
+    from faapkit.run_datasets import assign_datasets
     from faapkit.runs import discover, fill_baselines, summarize
 
     if sort not in SORT_KEYS or metric not in ("ap_gap", "ar_gap"):
         raise FaapError(f"--sort must be one of {', '.join(SORT_KEYS)} and --metric ap_gap or ar_gap")
+    if format_ not in FORMATS:
+        raise FaapError(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
+    if all_epochs and evaluated_only:
+        raise FaapError("--all-epochs and --evaluated-only contradict each other: give one")
+    for option, target in (("--csv", csv_out), ("--plot", plot)):
+        if target is not None and target.exists() and not force:
+            raise FaapError(f"{option} {target} exists; pass --force to replace it")
+        if target is not None and not target.absolute().parent.is_dir():
+            raise FaapError(f"{option} {target}: folder {target.absolute().parent} does not exist")
+    if plot is not None:
+        from faapkit.cli.compare_plot import pyplot
+
+        pyplot()  # a missing matplotlib is said before any work
     records, unreadable = discover(paths, state(ctx).pm)
     for u in unreadable:
         warn(f"not a run or metrics file any plugin reads: {u}")
     if not records:
         raise FaapError("no runs found under " + ", ".join(str(p) for p in paths))
+    for note in assign_datasets(records):
+        warn(note)
     fill_baselines(records)
     rows = [summarize(r) for r in records]
-    if evaluated_only:
-        rows = [r for r in rows if r["setting"] != "train only"]
+    logged = [r for r in rows if r["setting"] == "train only"]
+    rows = [r for r in rows if r["setting"] != "train only"]
     if best_per_run:
         from faapkit.runs import select_on_val
 
@@ -64,81 +100,114 @@ def compare(
             warn(note)
         if not rows:
             raise FaapError("--best-per-run: no run has an epoch chosen on val and evaluated on another split")
-    skey = SORT_KEYS[sort]
-    rows.sort(
-        key=lambda r: (
-            r.get(skey) is None,
-            r.get(skey) if r.get(skey) is not None else 0,
-            str(r.get("run")),
-            r.get("epoch") if r.get("epoch") is not None else -1,
-        )
-    )
-    datasets = sorted({str(r.get("dataset")) for r in rows})
+    elif all_epochs:
+        rows += logged
+    summaries = [] if best_per_run or all_epochs else _log_summaries(logged)
+    _sort(rows, SORT_KEYS[sort])
+    datasets = sorted({str(r.get("dataset")) for r in rows + summaries})
     if csv_out is not None:
-        _write_csv(csv_out, rows)
+        _write_csv(csv_out, rows + summaries)  # what the table shows
     if plot is not None:
-        _plot(plot, rows)
+        from faapkit.cli.compare_plot import plot_gaps
+
+        plot_gaps(plot, rows)
     if json_:
-        print_json({"rows": rows, "datasets": datasets})
+        print_json({"rows": rows, "datasets": datasets, "log_only": [_plain(s) for s in summaries]})
         return
-    if len(datasets) > 1 and not mix_datasets:
+    _print(rows, summaries, mix_datasets, format_)
+
+
+def _print(rows: list[dict[str, Any]], summaries: list[dict[str, Any]], mix: bool, format_: str) -> None:
+    """One table per dataset, each followed by its runs' epochs never evaluated; runs never
+    evaluated at all in a table of their own; or all of it as TSV."""
+    from faapkit.cli.compare_output import fitted_table, print_table, summary_table, tsv
+
+    measured = sorted({str(r.get("dataset")) for r in rows})
+    if len(measured) > 1 and not mix:
         warn(
-            f"these runs use {len(datasets)} different datasets ({', '.join(datasets)}); their numbers are not "
+            f"these runs use {len(measured)} different datasets ({', '.join(measured)}); their numbers are not "
             "comparable, so each dataset gets its own table (pass --mix-datasets to merge)"
         )
-        for ds in datasets:
-            out_console.print(_table([r for r in rows if str(r.get("dataset")) == ds], f"dataset {ds}"))
-    else:
-        out_console.print(_table(rows, "runs"))
-
-
-def _fmt(v: Any, signed: bool = False) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:+.4f}" if signed else f"{v:.4f}"
-    return str(v)
-
-
-def _table(rows: list[dict[str, Any]], title: str) -> Table:
-    groups = sorted(
-        {
-            k[3:]
-            for r in rows
-            for k in r
-            if k.startswith("AP_")
-            and k not in ("AP_gap", "AP_gap_baseline", "AP_gap_change", "AP_gap_ci", "AP_change_ci", "AP_significant")
-        }
-    )
-    table = Table(title=f"{title} ({len(rows)} rows)")
-    cols = (
-        ["run", "version", "epoch", "split", "setting"]
-        + [f"AP {g}" for g in groups]
-        + [f"AR {g}" for g in groups]
-        + ["AP gap", "AR gap", "AP gap change", "signif."]
-    )
-    for c in cols:
-        table.add_column(c, justify="left" if c in ("run", "version", "split", "setting") else "right", overflow="fold")
-    for r in rows:
-        ci = r.get("AP_gap_ci")
-        gap = _fmt(r.get("AP_gap"), True) + (f" [{ci[0]:+.3f},{ci[1]:+.3f}]" if ci else "")
-        cci = r.get("AP_change_ci")
-        change = _fmt(r.get("AP_gap_change"), True) + (f" [{cci[0]:+.3f},{cci[1]:+.3f}]" if cci else "")
-        sig = r.get("AP_significant")
-        table.add_row(
-            str(r.get("run")),
-            _fmt(r.get("version")),
-            _fmt(r.get("epoch")),
-            _fmt(r.get("split")),
-            r["setting"],
-            *[_fmt(r.get(f"AP_{g}")) for g in groups],
-            *[_fmt(r.get(f"AR_{g}")) for g in groups],
-            gap,
-            _fmt(r.get("AR_gap"), True),
-            change,
-            "-" if sig is None else ("yes" if sig else "no"),
+    if format_ == "tsv" or (format_ == "auto" and not sys.stdout.isatty()):
+        sys.stdout.write(tsv(rows + summaries, with_dataset=True))
+        return
+    one = mix or len(measured) <= 1
+    groups = [("runs", rows, summaries)] if one else []
+    groups = groups or [
+        (
+            f"dataset {ds}",
+            [r for r in rows if str(r.get("dataset")) == ds],
+            [s for s in summaries if s["dataset"] == ds],
         )
-    return table
+        for ds in measured
+    ]
+    if not one:
+        groups.append(("runs", [], [s for s in summaries if str(s.get("dataset")) not in measured]))
+    left_out: list[str] = []
+    for title, part, logged in groups:
+        if part:
+            table, dropped, needed = fitted_table(part, title, out_console)
+            print_table(out_console, table, needed)
+            left_out += [d for d in dropped if d not in left_out]
+        if logged:
+            out_console.print(summary_table(logged, f"{title}: {LOG_ONLY} (train log only; --all-epochs lists them)"))
+    if left_out:
+        warn(
+            f"left out at {out_console.width} columns: {', '.join(left_out)} "
+            "(a wider terminal, a pipe (TSV) or --json shows them)"
+        )
+
+
+def _log_summaries(logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (run, dataset) for its epochs with a train log and no evaluation."""
+    by_run: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in logged:
+        by_run.setdefault((str(r.get("run")), str(r.get("dataset"))), []).append(r)
+    out = []
+    for (run, _), mine in sorted(by_run.items()):
+        epochs = sorted(int(r["epoch"]) for r in mine if r.get("epoch") is not None)
+        out.append(
+            {
+                "run": run,
+                "version": mine[0].get("version"),
+                "epoch": _ranges(epochs) if epochs else None,
+                "split": None,
+                "setting": LOG_ONLY,
+                "dataset": mine[0].get("dataset"),
+                "source": mine[0].get("source"),
+                "epochs_logged": epochs,
+            }
+        )
+    return out
+
+
+def _plain(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: summary[k] for k in ("run", "version", "dataset", "source", "epochs_logged")}
+
+
+def _ranges(epochs: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``0-2,5,7-8``."""
+    parts: list[str] = []
+    start = prev = epochs[0]
+    for e in [*epochs[1:], None]:
+        if e is not None and e == prev + 1:
+            prev = e
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if e is not None:
+            start = prev = e
+    return ",".join(parts)
+
+
+def _sort(rows: list[dict[str, Any]], key: str) -> None:
+    rows.sort(
+        key=lambda r: (
+            r.get(key) is None,
+            r.get(key) if r.get(key) is not None else 0,
+            str(r.get("run")),
+            r.get("epoch") if isinstance(r.get("epoch"), int) else -1,
+        )
+    )
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -153,42 +222,3 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         writer.writerow({k: (v if not isinstance(v, list) else " ".join(map(str, v))) for k, v in r.items()})
     atomic_write_text(path, buf.getvalue())
-
-
-def _plot(path: Path, rows: list[dict[str, Any]]) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise FaapError("--plot needs matplotlib: pip install 'faapkit[plot]'") from None
-    fig, (ax_gap, ax_ap) = plt.subplots(1, 2, figsize=(11, 4))
-    for run in sorted({r["run"] for r in rows}):
-        pts = sorted(
-            (r for r in rows if r["run"] == run and r.get("epoch") is not None and r.get("AP_gap") is not None),
-            key=lambda r: r["epoch"],
-        )
-        if not pts:
-            continue
-        epochs = [p["epoch"] for p in pts]
-        ax_gap.plot(epochs, [p["AP_gap"] for p in pts], marker="o", label=run)
-        for g in sorted(
-            {
-                k[3:]
-                for p in pts
-                for k in p
-                if k.startswith("AP_")
-                and "gap" not in k
-                and "ci" not in k
-                and "significant" not in k
-                and "change" not in k
-            }
-        ):
-            ax_ap.plot(epochs, [p.get(f"AP_{g}") for p in pts], marker=".", label=f"{run} {g}")
-    ax_gap.set(title="AP gap by epoch", xlabel="epoch", ylabel="AP gap")
-    ax_ap.set(title="AP per group", xlabel="epoch", ylabel="AP")
-    ax_gap.legend(fontsize=6)
-    ax_ap.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)

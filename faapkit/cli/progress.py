@@ -1,4 +1,8 @@
-"""Rich live progress for training (stderr) and the end-of-epoch table."""
+"""Rich live progress for training and one compact line per finished epoch, both on stderr.
+
+The epoch line is ``key=value`` tokens, so a narrow terminal wraps it between tokens and never
+inside a number or a name (a 24-epoch run used to print 24 tables with headers cut to "tot…").
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import time
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from faapkit.cli._console import err_console
 
@@ -59,16 +62,26 @@ class TrainReporter:
         self.progress.update(self.task, completed=state.position + 1, info=info)
 
     def end_epoch(self, row: dict[str, Any]) -> None:
-        table = Table(title=f"epoch {row['epoch']}", show_header=True, header_style="bold")
-        keys = [k for k in SHOWN if k in row] + ["epsilon", "lr", "skipped", "images_per_s"]
-        for k in keys:
-            table.add_column(k, justify="right")
-        table.add_row(*[_fmt(row.get(k)) for k in keys])
-        self.progress.console.print(table)
+        self.progress.console.print(epoch_line(row), markup=False, highlight=False)
 
     def finish(self) -> None:
         if self.task is not None:
             self.progress.stop()
+
+
+def epoch_line(row: dict[str, Any]) -> str:
+    """``epoch 3: total=1.982 loss_det=1.982 ... eps=0.09 lr=0.01 34.1img/s val_AP_gap=0.0723``."""
+    parts = [f"epoch {row['epoch']}:"]
+    parts += [f"{k}={_fmt(row[k])}" for k in SHOWN if k in row]
+    parts += [f"eps={_fmt(row.get('epsilon'))}", f"lr={_fmt(row.get('lr'))}"]
+    if row.get("skipped"):
+        parts.append(f"skipped={row['skipped']}")
+    if row.get("images_per_s") is not None:
+        parts.append(f"{row['images_per_s']:.1f}img/s")
+    val = row.get("val")
+    if isinstance(val, dict) and val.get("gap_AP") is not None:
+        parts.append(f"val_AP_gap={val['gap_AP']:+.4f}")
+    return " ".join(parts)
 
 
 def _fmt(v: Any) -> str:

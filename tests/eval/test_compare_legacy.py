@@ -8,7 +8,7 @@ FIX5 = "faap_outputs_infonce_3rd_fix5_gpu_20260305"
 
 
 def test_compare_reads_every_legacy_run_and_epoch():
-    code, out, err = run_cli("compare", str(fixture_path("legacy_runs")), "--json")
+    code, out, err = run_cli("compare", str(fixture_path("legacy_runs")), "--json", "--all-epochs")
     assert code == 0, err
     rows = json.loads(out)["rows"]
     fix5 = [r for r in rows if r["run"] == FIX5]
@@ -25,11 +25,11 @@ def test_compare_reads_every_legacy_run_and_epoch():
 
 def test_mixed_datasets_are_never_one_table():
     legacy = fixture_path("legacy_runs")
-    code, out, err = run_cli("compare", str(legacy), env={"COLUMNS": "250"})
+    code, out, err = run_cli("compare", str(legacy), "--format", "table", env={"COLUMNS": "250"})
     assert code == 0
     assert "different datasets" in err
     assert "dataset faap_gan-v1" in out and "dataset faap_gan-v2" in out
-    code, out, _ = run_cli("compare", str(legacy), "--mix-datasets", "--evaluated-only", "--json")
+    code, out, _ = run_cli("compare", str(legacy), "--mix-datasets", "--json")
     assert code == 0 and json.loads(out)["rows"]
 
 
@@ -48,7 +48,11 @@ def test_folder_name_with_space_and_csv(tmp_path):
         (dst / f).write_text((src / f).read_text())
     code, out, err = run_cli("compare", str(tmp_path), "--json", "--csv", str(tmp_path / "rows.csv"))
     assert code == 0, err
-    assert {r["run"] for r in json.loads(out)["rows"]} == {"faap_outputs_infonce_3rd_fix1 copy"}
+    found = json.loads(out)
+    assert found["rows"] == []  # a train log, no evaluation: one summary, not a row per epoch
+    assert [(s["run"], s["epochs_logged"]) for s in found["log_only"]] == [
+        ("faap_outputs_infonce_3rd_fix1 copy", list(range(2, 15)))  # its log starts at epoch 2
+    ]
     assert (tmp_path / "rows.csv").read_text().startswith("run,")
 
 

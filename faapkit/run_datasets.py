@@ -1,0 +1,95 @@
+"""Which records of ``faap compare`` were measured on the same dataset (research pitfall P1).
+
+A faapkit fingerprint is one *split*'s (annotations and image bytes), so an ordinary run carries
+several: its train split's in ``run.json`` and one per evaluated split. Splits are joined into one
+dataset when one run evaluated them under the same dataset root; runs are joined when they share
+an evaluated split's fingerprint. A dataset in which one split has two fingerprints (the data
+changed, or a ``--limit-images`` subset) is not one dataset: each of its splits' versions is kept
+apart. Train-log rows never decide: they go with their run's evaluations (a run trained on other
+data is still measured on the same test set). Research records keep the label their reader gave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+Node = tuple[str, str]  # (split, fingerprint)
+
+
+def assign_datasets(records: list[dict[str, Any]]) -> list[str]:
+    """Set ``record["dataset"]`` to a readable dataset label for every faapkit record; returns
+    notes for the user (a split whose data changed between evaluations)."""
+    parent: dict[Node, Node] = {}
+
+    def find(n: Node) -> Node:
+        while parent.setdefault(n, n) != n:
+            parent[n] = parent[parent[n]]  # path halving keeps chains short
+            n = parent[n]
+        return n
+
+    evaluated = [r for r in records if r.get("dataset_fingerprint") and (r.get("perturbed") or r.get("baseline"))]
+    anchor: dict[tuple[str, str], Node] = {}  # (run, root) -> a node of that run's evaluations there
+    for r in evaluated:
+        node = _node(r)
+        find(node)
+        key = (str(r.get("run_path") or r.get("run")), str(r.get("dataset_root")))
+        if key in anchor:
+            parent[find(node)] = find(anchor[key])
+        else:
+            anchor[key] = node
+    members: dict[Node, set[Node]] = {}
+    for n in list(parent):
+        members.setdefault(find(n), set()).add(n)
+    roots = {_node(r): str(r.get("dataset_root") or "") for r in evaluated}
+    label: dict[Node, str] = {}
+    notes: list[str] = []
+    tails = {key: _tail(min(roots[n] for n in nodes)) for key, nodes in members.items()}
+    for key, nodes in members.items():
+        splits: dict[str, set[str]] = {}
+        for split, fp in nodes:
+            splits.setdefault(split, set()).add(fp)
+        tail = tails[key]
+        if list(tails.values()).count(tail) > 1:  # two datasets at same-named roots
+            tail = f"{tail} #{_digest(nodes)}"
+        changed = sorted(s for s, fps in splits.items() if len(fps) > 1)
+        if changed:
+            notes.append(
+                f"dataset {tail}: split {', '.join(changed)} has several fingerprints (the data changed, or "
+                "a --limit-images subset); each version gets its own table"
+            )
+        for n in nodes:
+            label[n] = f"{tail} {n[0]} {n[1][:8]}" if changed else tail
+    by_run: dict[str, str] = {}
+    at_root: dict[str, set[str]] = {}
+    done = set()
+    for r in evaluated:
+        r["dataset"] = label[_node(r)]
+        by_run.setdefault(str(r.get("run_path") or r.get("run")), r["dataset"])
+        at_root.setdefault(str(r.get("dataset_root")), set()).add(r["dataset"])
+        done.add(id(r))
+    for r in records:
+        if r.get("dataset_fingerprint") and id(r) not in done:
+            # a log row goes with its run's (first) evaluated dataset, else with the one dataset
+            # evaluated at the root it trained on, else with that root's own label
+            root = str(r.get("dataset_root"))
+            near = at_root.get(root, set())
+            own = next(iter(near)) if len(near) == 1 else _tail(root if r.get("dataset_root") else "")
+            r["dataset"] = by_run.get(str(r.get("run_path") or r.get("run")), own)
+    return notes
+
+
+def _node(r: dict[str, Any]) -> Node:
+    return (str(r.get("dataset_split")), str(r["dataset_fingerprint"]))
+
+
+def _digest(nodes: set[Node]) -> str:
+    """A short stable id of a dataset's split fingerprints: two datasets at same-named roots differ."""
+    return hashlib.sha256(repr(sorted(nodes)).encode()).hexdigest()[:6]
+
+
+def _tail(root: str) -> str:
+    """The last two parts of a dataset root (``synth-v1-seed0/coco``): readable, mostly unique."""
+    parts = Path(root).parts[-2:] if root else ()
+    return "/".join(parts) or "dataset"

@@ -1,0 +1,168 @@
+"""Readable output: compare at 80 columns, in a pipe and on a terminal; --plot; shell completion;
+the per-epoch line of faap train."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+from rich.console import Console
+from rich.progress import Progress
+
+from faapkit.cli.compare_output import fmt, fmt_ci
+from faapkit.cli.progress import TrainReporter, epoch_line
+from tests.conftest import run_cli
+from tests.eval.test_compare_discovery import research_root
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _numbers(rows: list[dict]) -> list[str]:
+    """Every gap, change and CI the rows hold, formatted as the table prints them."""
+    out = []
+    for r in rows:
+        out += [fmt(r[k], True) for k in ("AP_gap", "AP_gap_change") if r.get(k) is not None]
+        out += [fmt_ci(r[k]) for k in ("AP_change_ci",) if r.get(k)]
+    return out
+
+
+def _assert_unfolded(text: str, numbers: list[str], width: int | None) -> None:
+    lines = text.splitlines()
+    for line in lines:
+        assert width is None or len(line) <= width, line
+        assert line.count("[") == line.count("]"), f"a CI split across lines: {line!r}"
+        assert "…" not in line, f"a cut cell: {line!r}"
+    tokens = {t for line in lines for t in re.split(r"[\s]+", line)}
+    missing = [n for n in numbers if n not in tokens]
+    assert not missing, f"numbers not printed whole on one line: {missing[:5]}"
+
+
+def test_compare_at_80_columns_never_folds_a_number(tmp_path):
+    root = research_root(tmp_path)
+    code, out, _ = run_cli("compare", str(root), "--json", "--mix-datasets")
+    rows = json.loads(out)["rows"]
+    assert any(r.get("AP_change_ci") for r in rows)  # the faapkit run's bootstrap CIs are among them
+    code, out, err = run_cli("compare", str(root), "--format", "table", "--mix-datasets", env={"COLUMNS": "80"})
+    assert code == 0, err
+    _assert_unfolded(out, _numbers(rows), 80)
+    assert "left out at 80 columns" in err and "\t" not in out
+
+
+def test_compare_in_a_pipe_is_tsv_one_line_per_row(tmp_path):
+    root = research_root(tmp_path)
+    code, out, _ = run_cli("compare", str(root), "--json")
+    found = json.loads(out)
+    code, out, err = run_cli("compare", str(root), env={"COLUMNS": "80"})  # stdout is a pipe here
+    assert code == 0, err
+    lines = out.splitlines()
+    header = lines[0].split("\t")
+    assert header[:3] == ["dataset", "run", "version"] and "AP_change_ci" in header
+    assert len(lines) == 1 + len(found["rows"]) + len(found["log_only"])
+    assert all(line.count("\t") == len(header) - 1 for line in lines)
+    _assert_unfolded(out.replace("\t", " "), _numbers(found["rows"]), None)
+    ci = header.index("AP_change_ci")
+    cells = [line.split("\t")[ci] for line in lines[1:]]
+    assert any(re.fullmatch(r"\[[+-]\d\.\d{4},[+-]\d\.\d{4}\]", c) for c in cells)
+
+
+def test_compare_on_a_terminal_is_a_table_that_fits(tmp_path):
+    import pty
+
+    root = research_root(tmp_path)
+    main, child = pty.openpty()
+    env = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faapkit", "compare", str(root / "level-up-tiny")],
+        stdout=child,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=120) == 0
+    os.close(main)
+    text = ANSI.sub("", b"".join(chunks).decode()).replace("\r", "")
+    assert "\t" not in text and "AP gap" in text and "[" in text
+    _assert_unfolded(text, [], 80)
+
+
+def test_plot_one_panel_per_split_and_refusals(tmp_path):
+    from faapkit.cli.compare_plot import plot_gaps
+
+    root = research_root(tmp_path)
+    code, out, _ = run_cli("compare", str(root), "--json")
+    rows = json.loads(out)["rows"]
+    panels = plot_gaps(tmp_path / "direct.png", rows)
+    assert set(panels) == {"test", "val"}
+    assert (
+        "level-up-tiny (synth-v1-seed0/coco)" in panels["val"]
+        and "level-up-tiny (synth-v1-seed0/coco)" in panels["test"]
+    )  # one line per split: val and test are never one line
+    assert any(label.endswith("baseline") for label in panels["test"])
+    png = tmp_path / "gaps.png"
+    code, _, err = run_cli("compare", str(root), "--plot", str(png))
+    assert code == 0, err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, err = run_cli("compare", str(root), "--plot", str(png))
+    assert code == 1 and out == "" and err.strip() == f"error: --plot {png} exists; pass --force to replace it"
+    no_mpl = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from faapkit.cli import main\n"
+        f"main(['compare', {str(root)!r}, '--plot', {str(tmp_path / 'x.png')!r}])"
+    )
+    proc = subprocess.run([sys.executable, "-c", no_mpl], capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "error: --plot needs matplotlib, which is not installed: pip install 'faapkit[plot]'"
+    ]
+
+
+def test_shell_completion_is_on_and_imports_no_torch():
+    code = (
+        "import os, sys\n"
+        "os.environ.update(_FAAP_COMPLETE='complete_bash', COMP_WORDS='faap comp', COMP_CWORD='1')\n"
+        "from faapkit.cli import main\n"
+        "try:\n    main([])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["compare", "False"]
+    code_, out, _ = run_cli("--help", env={"COLUMNS": "120"})
+    assert code_ == 0 and "--install-completion" in out
+
+
+def test_train_prints_one_compact_line_per_epoch():
+    row = {
+        "epoch": 3,
+        "epsilon": 0.09,
+        "lr": 0.0001,
+        "total": 1.982229,
+        "loss_det": 1.5,
+        "loss_contrastive": 0.25,
+        "delta_linf": 0.073589,
+        "skipped": 2,
+        "images_per_s": 33.8,
+        "val": {"gap_AP": 0.0722508},
+    }
+    line = epoch_line(row)
+    assert line.startswith("epoch 3: total=1.982 loss_det=1.5 loss_contrastive=0.25")
+    assert "eps=0.09" in line and "lr=0.0001" in line and "skipped=2" in line and line.endswith("val_AP_gap=+0.0723")
+    console = Console(record=True, width=80, file=open(os.devnull, "w"))  # noqa: SIM115
+    reporter = TrainReporter(enabled=False)
+    reporter.progress = Progress(console=console, disable=True)  # its console is stderr in the CLI
+    reporter.end_epoch(row)
+    printed = console.export_text()
+    assert not set(printed) & set("┏┃━│┡└"), "a table, not a line"
+    assert max(len(x) for x in printed.splitlines()) <= 80
+    assert printed.split() == line.split()  # wrapped between tokens only
