@@ -142,7 +142,7 @@ def _table(rows: list[dict[str, Any]], title: str) -> Table:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    from faapkit.core.checkpoint import atomic_write_text
+    from faapkit.io import atomic_write_text
 
     keys: list[str] = []
     for r in rows:

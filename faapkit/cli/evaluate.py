@@ -162,12 +162,12 @@ def evaluate(
         launch_torchrun(nproc)
         return
     from faapkit.config import DataConfig, check_device, validate_model
-    from faapkit.core.checkpoint import atomic_write_text
     from faapkit.core.distributed import setup_process, shutdown
     from faapkit.core.evaluator import EvalRequest, load_eval_split
     from faapkit.core.evaluator import evaluate as run_eval
     from faapkit.data.synth import embedded_dataset
     from faapkit.detr.frozen import load_detector
+    from faapkit.io import atomic_write_text
 
     if epsilon is not None and not 0 < epsilon <= 1:
         raise FaapError(f"--epsilon must be in (0, 1], got {epsilon}")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from faapkit import __version__
-from faapkit.core.checkpoint import atomic_write_text, generator_state, load_checkpoint
+from faapkit.core.checkpoint import generator_state
 from faapkit.core.cocoeval import PerImageRecords, evaluate_groups, make_coco, per_image_eval
 from faapkit.core.distributed import DistInfo, gather_objects, init_from_env
 from faapkit.core.inference import detect_settings, make_eval_loader
@@ -34,6 +34,7 @@ from faapkit.data.synth import default_cache_dir
 from faapkit.data.transforms import EvalTransform
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.errors import CheckpointError, ConfigError, DataError
+from faapkit.io import atomic_write_text, load_checkpoint
 
 SCHEMA = "faapkit.metrics/1"
 # Resampling fewer images than this per group gives a CI of (nearly) zero width that looks precise.
