@@ -1,6 +1,6 @@
 """Reader for the research scripts' outputs (eeshape/faap_gan), as they are on disk.
 
-Handles eval JSON schemas A, B, B0 and C (spec 6.2), the train-log layouts (6.3; aliases
+Handles eval JSON schemas A, B, B0 and C, the train-log layouts (docs/research-defaults.md; aliases
 normalised, duplicated epochs keep the last line, absent keys stay absent), folder names with
 spaces, and infers the dataset version (v1/v2) from ``dataset_layout.json`` or path prefixes.
 """
