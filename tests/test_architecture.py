@@ -1,4 +1,5 @@
-"""The package layering of docs/architecture.md: no import cycle between faapkit's packages.
+"""The package layering of docs/architecture.md: no import cycle between faapkit's packages,
+and no import of a layer drawn above.
 
 Imports are read with ``ast`` (nothing is imported), including imports inside functions and under
 ``TYPE_CHECKING``: a lazy import is still a dependency, and a cycle through one only waits for
@@ -15,6 +16,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "faapkit"
 
 Edges = dict[str, dict[str, list[str]]]  # node -> imported node -> ["file:line", ...]
+
+# The drawing of docs/architecture.md, top to bottom: a node may import its own layer and below.
+LAYERS: list[set[str]] = [
+    {"faapkit.cli", "faapkit.__main__"},
+    {"faapkit.runs", "faapkit.legacy", "faapkit.run_records"},
+    {"faapkit.core"},
+    {"faapkit.data"},
+    {"faapkit.detr"},
+    {"faapkit.config", "faapkit.registry", "faapkit.plugins", "faapkit.hookspecs", "faapkit.specs", "faapkit"},
+    {"faapkit.io", "faapkit.errors"},
+]
 
 
 def node_of(module: str) -> str | None:
@@ -108,6 +120,24 @@ def test_no_import_cycle_between_packages():
     assert "faapkit.detr" in edges["faapkit.data"]
     cycle = find_cycle(edges)
     assert cycle is None, describe(cycle, edges)
+
+
+def test_imports_follow_the_documented_layers():
+    edges = package_graph()
+    rank = {node: i for i, layer in enumerate(LAYERS) for node in layer}
+    nodes = set(edges) | {d for targets in edges.values() for d in targets}
+    unplaced = sorted(nodes - set(rank))
+    assert not unplaced, f"{unplaced}: in no layer; add each to LAYERS here and to docs/architecture.md"
+    upward = [
+        f"{src} -> {dst} ({', '.join(where[:3])})"
+        for src, targets in edges.items()
+        for dst, where in targets.items()
+        if rank[dst] < rank[src]
+    ]
+    assert not upward, f"imports of a higher layer than docs/architecture.md draws: {upward}"
+    drawing = (ROOT.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    undrawn = sorted(node for node in rank if node != "faapkit" and node not in drawing)
+    assert not undrawn, f"{undrawn} missing from the drawing in docs/architecture.md"
 
 
 def test_leaf_modules_stay_leaves():
