@@ -39,7 +39,8 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
 @hookspec
 def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     """Register loss strategies. A loss factory is called with its validated options and returns
-    an object with ``__call__(batch) -> LossOutput`` (see ``faapkit.core.losses``)."""
+    a ``faapkit.core.losses.base.LossStrategy``, called once per batch as
+    ``strategy(inputs: LossInputs) -> LossOutput`` (both in ``faapkit.core.losses.base``)."""
 
 
 @hookspec
@@ -74,6 +75,10 @@ def faap_register_loggers(register: Callable[[LoggerSpec], None]) -> None:
 def faap_read_run(path: Path) -> list[dict[str, Any]] | None:
     """Read a run folder or metrics file written by another tool.
 
-    Return a list of metric records (one per run/epoch/split, see ``faapkit.runs.RunRecord``
-    fields) or ``None`` when the path is not in a format this plugin understands.
+    Return a list of metric records or ``None`` when the path is not in a format this plugin
+    understands. A record is a plain dict for one (run, epoch, split), with the keys that
+    ``faapkit.run_records.train_only_records`` and ``faapkit.legacy.read_eval_file`` write:
+    ``run``, ``path``, ``source``, ``version``, ``epoch``, ``split``, ``dataset``, ``epsilon``,
+    ``perturbed`` and ``baseline`` (``{group: {"AP": ..., "AR": ..., ...}}`` or ``None``), and
+    optionally ``reference``, ``is_baseline_only``, ``train`` (the epoch's training-log row).
     """

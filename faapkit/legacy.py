@@ -1,12 +1,12 @@
 """Reader for the research scripts' outputs (eeshape/faap_gan), as they are on disk.
 
-Handles eval JSON schemas A, B, B0 and C (spec 6.2), the train-log layouts (6.3; aliases
+Handles eval JSON schemas A, B, B0 and C, the train-log layouts (docs/research-defaults.md; aliases
 normalised, duplicated epochs keep the last line, absent keys stay absent), folder names with
 spaces, and infers the dataset version (v1/v2) from ``dataset_layout.json`` or path prefixes.
 
 A folder holding run folders is an output *root* (``faap_outputs/``), not a run, even with a
-``train_log.jsonl`` at its top (the early ``train_faap.py`` wrote one there, spec 6.1): that log is
-read as a run of its own and the metrics files beside it stay loose files, each its own row.
+``train_log.jsonl`` at its top (the early ``train_faap.py`` wrote one there; the research files
+are listed in docs/research-defaults.md): that log is read as a run of its own and the metrics files beside it stay loose files, each its own row.
 """
 
 from __future__ import annotations

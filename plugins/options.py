@@ -10,7 +10,7 @@ class Options(BaseModel):
 
 
 def research_train_defaults(*, batch_size: int, max_norm: float, augment: str, weight_decay: float = 0.01) -> dict:
-    """The ``train`` section the research scripts used: 24 epochs at lr 1e-4 (spec section 2.0)."""
+    """The ``train`` section the research scripts used: 24 epochs at lr 1e-4 (docs/research-defaults.md)."""
     return {
         "batch_size": batch_size,
         "epochs": 24,

@@ -211,7 +211,7 @@ def _sort(rows: list[dict[str, Any]], key: str) -> None:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    from faapkit.core.checkpoint import atomic_write_text
+    from faapkit.io import atomic_write_text
 
     keys: list[str] = []
     for r in rows:

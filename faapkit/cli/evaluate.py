@@ -216,11 +216,11 @@ def evaluate(
         return
     from faapkit.config import DataConfig, check_device, validate_model
     from faapkit.core import detections as saved
-    from faapkit.core.checkpoint import atomic_write_text
     from faapkit.core.distributed import setup_process, shutdown
     from faapkit.core.evaluator import EvalRequest, evaluate_with_detections, load_eval_split
     from faapkit.data.synth import embedded_dataset
     from faapkit.detr.frozen import load_detector
+    from faapkit.io import atomic_write_text
 
     if epsilon is not None and not 0 < epsilon <= 1:
         raise FaapError(f"--epsilon must be in (0, 1], got {epsilon}")

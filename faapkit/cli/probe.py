@@ -39,12 +39,12 @@ def headroom(
 ) -> None:
     """Oracle bound (per-image PGD with ground truth, never a method): per-group AP lift and gap."""
     from faapkit.config import DataConfig
-    from faapkit.core.checkpoint import atomic_write_text
     from faapkit.core.distributed import setup_process
     from faapkit.core.evaluator import load_eval_split
     from faapkit.core.headroom import HeadroomRequest, probe_headroom
     from faapkit.data.synth import embedded_dataset
     from faapkit.detr.frozen import load_detector
+    from faapkit.io import atomic_write_text
 
     if out is not None and out.exists() and not force:
         raise FaapError(f"{out} exists; pass --force to overwrite it")

@@ -1,77 +1,36 @@
-"""Durable, safe checkpoint files.
+"""What faapkit's training checkpoints hold: their format tag, training position, generator
+weights and a summary for ``faap inspect checkpoint``.
 
-Writes go to a temporary file in the same folder, are fsynced and then renamed over the target,
-so a kill at any moment leaves either the old file or the new one. Reads always use
-``torch.load(weights_only=True)``: a pickle carrying code is refused.
+Writing and safe reading of the files themselves is :mod:`faapkit.io`; its functions are
+re-exported here for one release so that imports from ``faapkit.core.checkpoint`` keep working.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from faapkit.errors import CheckpointError, FaapError
+from faapkit.errors import CheckpointError
+from faapkit.io import atomic_write_bytes, atomic_write_text, load_checkpoint, save_checkpoint
+
+# atomic_write_bytes/_text, load_checkpoint and save_checkpoint live in faapkit.io and are
+# re-exported here for one release only: import them from faapkit.io.
+__all__ = [
+    "FORMAT",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "describe_checkpoint",
+    "generator_state",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+    "training_position",
+]
 
 FORMAT = "faapkit.checkpoint/1"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
-    """Atomically save a dict of tensors / plain Python values (loadable with weights_only=True)."""
-    buffer = io.BytesIO()
-    torch.save(dict(payload), buffer)
-    try:
-        atomic_write_bytes(path, buffer.getvalue())
-    except OSError as exc:
-        raise FaapError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
-
-
-def load_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
-    """Load a checkpoint safely; every failure is a :class:`CheckpointError` with one clear line.
-    ``mmap``: map tensors instead of reading them (cheap when only the metadata is needed)."""
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a legacy pickle
-        raise CheckpointError(f"{path} is not a torch checkpoint file (it starts with {head!r})")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as exc:
-        reason = " ".join(str(exc).split())
-        if "weights_only" in reason or "Unsupported global" in reason or "GLOBAL" in reason:
-            raise CheckpointError(
-                f"refusing to load {path}: it contains pickled code or objects, not plain weights (weights_only=True)"
-            ) from None
-        raise CheckpointError(
-            f"cannot read checkpoint {path} (truncated or not a torch file): {reason[:160]}"
-        ) from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} does not hold a dict of weights")
-    return obj
 
 
 def training_position(path: Path) -> tuple[int, bool]:

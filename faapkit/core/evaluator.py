@@ -29,7 +29,7 @@ import torch
 
 from faapkit import __version__
 from faapkit.config import EvalConfig
-from faapkit.core.checkpoint import atomic_write_text, generator_state, load_checkpoint
+from faapkit.core.checkpoint import generator_state
 from faapkit.core.cocoeval import make_coco
 from faapkit.core.distributed import DistInfo, gather_objects, init_from_env
 from faapkit.core.inference import detect_settings, make_eval_loader
@@ -41,6 +41,7 @@ from faapkit.data.synth import default_cache_dir
 from faapkit.data.transforms import EvalTransform
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.errors import CheckpointError, ConfigError, DataError
+from faapkit.io import atomic_write_text, load_checkpoint
 
 __all__ = [
     "EvalRequest",

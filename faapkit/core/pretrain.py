@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from faapkit.core.checkpoint import atomic_write_text, save_checkpoint
 from faapkit.core.cocoeval import evaluate_groups, make_coco
 from faapkit.core.inference import autocast_for, detect, make_eval_loader
 from faapkit.data.batching import collate, eval_batches
@@ -27,6 +26,7 @@ from faapkit.data.synth import embedded_dataset
 from faapkit.data.transforms import EvalTransform, TrainTransform
 from faapkit.detr.build import build_detr
 from faapkit.detr.misc import NestedTensor
+from faapkit.io import atomic_write_text, save_checkpoint
 from faapkit.specs import DetectorSpec
 
 

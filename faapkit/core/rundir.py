@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from faapkit.core.checkpoint import atomic_write_text
 from faapkit.errors import FaapError
+from faapkit.io import atomic_write_text
 
 # Folders this process holds locked. flock locks per open file, so a second lock from the same
 # process would refuse it; in-process use (tests, notebooks) runs trainers one after another,

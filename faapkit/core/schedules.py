@@ -1,7 +1,7 @@
 """Per-epoch schedules as pure functions ``f(epoch, total_epochs, **options) -> float``.
 
 ``epoch`` is 0-based. ``legacy=True`` keeps the research code's quirks (P15) so published runs
-can be reproduced; the golden table is spec section 1.5.
+can be reproduced; the golden table is in docs/research-defaults.md.
 """
 
 from __future__ import annotations

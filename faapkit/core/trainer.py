@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from faapkit import __version__
 from faapkit.config import FaapConfig
 from faapkit.core.augment import color_jitter
-from faapkit.core.checkpoint import FORMAT, latest_checkpoint, load_checkpoint, save_checkpoint
+from faapkit.core.checkpoint import FORMAT, latest_checkpoint
 from faapkit.core.distributed import any_true, barrier, broadcast_buffers, setup_process
 from faapkit.core.inference import autocast_for
 from faapkit.core.loggers import ScalarLog
@@ -43,6 +43,7 @@ from faapkit.data.synth import embedded_dataset
 from faapkit.data.transforms import TrainTransform
 from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.errors import CheckpointError, ConfigError, FaapError, TrainingError
+from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.registry import Registries
 
 # config keys that may change when resuming (they do not change what is computed)

@@ -14,11 +14,14 @@ from typing import Any
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
-
-from faapkit.core.perturb import IMAGENET_MEAN, IMAGENET_STD
-from faapkit.detr.box_ops import box_xyxy_to_cxcywh
+from torchvision.ops import box_convert
 
 Target = dict[str, Any]
+
+# The per-channel statistics DETR's backbone was trained with: every image tensor in faapkit is
+# ``(pixel - mean) / std`` of these (the perturbation's epsilon is in these units too).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def resized_hw(h: int, w: int, size: int, max_size: int | None) -> tuple[int, int]:
@@ -108,6 +111,6 @@ def to_normalized_tensor(image: Image.Image, target: Target) -> tuple[torch.Tens
     tensor = TF.normalize(TF.to_tensor(image), IMAGENET_MEAN, IMAGENET_STD)
     h, w = tensor.shape[-2:]
     target = dict(target)
-    target["boxes"] = box_xyxy_to_cxcywh(target["boxes"]) / torch.tensor([w, h, w, h], dtype=torch.float32)
+    target["boxes"] = box_convert(target["boxes"], "xyxy", "cxcywh") / torch.tensor([w, h, w, h], dtype=torch.float32)
     target["size"] = torch.tensor([h, w])
     return tensor, target

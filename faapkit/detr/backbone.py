@@ -4,56 +4,18 @@ padding mask; keys are ``backbone.0.body.*`` as upstream."""
 
 from __future__ import annotations
 
-import torch
 import torchvision
 from torch import Tensor, nn
 from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.ops import FrozenBatchNorm2d
 
 from faapkit.detr.misc import NestedTensor, mask_to_feature
 from faapkit.detr.position_encoding import PositionEmbeddingSine
 
 
-class FrozenBatchNorm2d(nn.Module):
-    """BatchNorm2d with fixed statistics and affine parameters stored as buffers (upstream DETR)."""
-
-    weight: Tensor
-    bias: Tensor
-    running_mean: Tensor
-    running_var: Tensor
-
-    def __init__(self, n: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.eps = eps
-        self.register_buffer("weight", torch.ones(n))
-        self.register_buffer("bias", torch.zeros(n))
-        self.register_buffer("running_mean", torch.zeros(n))
-        self.register_buffer("running_var", torch.ones(n))
-
-    def _load_from_state_dict(
-        self,
-        state_dict,
-        prefix,
-        local_metadata,
-        strict,
-        missing_keys,  # type: ignore[no-untyped-def]
-        unexpected_keys,
-        error_msgs,
-    ):
-        state_dict.pop(prefix + "num_batches_tracked", None)
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        w = self.weight.reshape(1, -1, 1, 1)
-        b = self.bias.reshape(1, -1, 1, 1)
-        rv = self.running_var.reshape(1, -1, 1, 1)
-        rm = self.running_mean.reshape(1, -1, 1, 1)
-        scale = w * (rv + self.eps).rsqrt()
-        return x * scale + (b - rm * scale)
-
-
 def _resnet_body(name: str, dilation: bool) -> tuple[nn.Module, int]:
+    # torchvision's FrozenBatchNorm2d is upstream DETR's: the same four buffers (so the same
+    # checkpoint keys), eps 1e-5, and it drops ``num_batches_tracked`` from loaded state dicts.
     factory = getattr(torchvision.models, name)
     net = factory(weights=None, replace_stride_with_dilation=[False, False, dilation], norm_layer=FrozenBatchNorm2d)
     channels = 512 if name in ("resnet18", "resnet34") else 2048

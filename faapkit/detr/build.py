@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from faapkit.core.checkpoint import load_checkpoint
 from faapkit.detr.backbone import Backbone, Joiner
 from faapkit.detr.criterion import SetCriterion
 from faapkit.detr.detr import DETR, PostProcess
@@ -19,6 +18,7 @@ from faapkit.detr.matcher import HungarianMatcher
 from faapkit.detr.position_encoding import PositionEmbeddingSine
 from faapkit.detr.transformer import Transformer
 from faapkit.errors import CheckpointError
+from faapkit.io import load_checkpoint
 
 if TYPE_CHECKING:
     from faapkit.specs import DetectorSpec

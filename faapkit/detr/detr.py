@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.ops import box_convert
 
-from faapkit.detr import box_ops
 from faapkit.detr.backbone import Joiner
 from faapkit.detr.misc import NestedTensor
 from faapkit.detr.transformer import Transformer
@@ -73,7 +73,7 @@ class PostProcess(nn.Module):
         out_logits, out_bbox = outputs["pred_logits"], outputs["pred_boxes"]
         prob = F.softmax(out_logits.float(), -1)
         scores, labels = prob[..., :-1].max(-1)
-        boxes = box_ops.box_cxcywh_to_xyxy(out_bbox.float())
+        boxes = box_convert(out_bbox.float(), "cxcywh", "xyxy")
         img_h, img_w = target_sizes.unbind(1)
         scale = torch.stack([img_w, img_h, img_w, img_h], dim=1).to(boxes.dtype)
         boxes = boxes * scale[:, None, :]

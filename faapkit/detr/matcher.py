@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
-
-from faapkit.detr.box_ops import box_cxcywh_to_xyxy, generalized_box_iou
+from torchvision.ops import box_convert, generalized_box_iou
 
 Indices = list[tuple[Tensor, Tensor]]
 
@@ -30,10 +29,11 @@ class HungarianMatcher(nn.Module):
         boxes = outputs["pred_boxes"].flatten(0, 1).float()
         tgt_ids = torch.cat([t["labels"] for t in targets])
         tgt_boxes = torch.cat([t["boxes"] for t in targets]).float()
+        giou = generalized_box_iou(box_convert(boxes, "cxcywh", "xyxy"), box_convert(tgt_boxes, "cxcywh", "xyxy"))
         cost = (
             self.cost_bbox * torch.cdist(boxes, tgt_boxes, p=1)
             - self.cost_class * prob[:, tgt_ids]
-            - self.cost_giou * generalized_box_iou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(tgt_boxes))
+            - self.cost_giou * giou
         )
         # One device->host copy for the whole batch; each image only uses its own block.
         blocks = cost.view(bs, num_queries, -1).cpu().split(sizes, -1)

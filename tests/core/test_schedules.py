@@ -1,4 +1,4 @@
-"""Schedules against the research code's per-epoch tables (spec section 1.5)."""
+"""Schedules against the research code's per-epoch tables (docs/research-defaults.md)."""
 
 import pytest
 import torch
