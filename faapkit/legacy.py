@@ -6,7 +6,8 @@ spaces, and infers the dataset version (v1/v2) from ``dataset_layout.json`` or p
 
 A folder holding run folders is an output *root* (``faap_outputs/``), not a run, even with a
 ``train_log.jsonl`` at its top (the early ``train_faap.py`` wrote one there; the research files
-are listed in docs/research-defaults.md): that log is read as a run of its own and the metrics files beside it stay loose files, each its own row.
+are listed in docs/research-defaults.md): that log is read as a run of its own and the metrics
+files beside it stay loose files, each its own row.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ NATIVE = "level-up-tiny"
 
 
 def research_root(tmp_path: Path) -> Path:
-    """``faap_outputs/`` as in the research repo (docs/research-defaults.md, "Research files"): two run folders, the top-level
+    """``faap_outputs/`` as in the research repo (docs/research-defaults.md): two run folders, the top-level
     metrics files and layout, a loose val metrics file, a stray S-early ``train_log.jsonl`` of
     epochs 0-24 at the top, a faapkit run beside them and a JSON file nobody reads."""
     root = tmp_path / "faap_outputs"
