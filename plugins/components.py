@@ -6,8 +6,7 @@ from collections.abc import Callable
 from faap_plugins.options import Options
 from pydantic import Field
 
-from faapkit import hookimpl
-from faapkit.specs import GeneratorSpec, HeadSpec, LoggerSpec, ScheduleSpec
+from faapkit.plugin_api import GeneratorSpec, HeadSpec, LoggerSpec, ScheduleSpec, hookimpl
 
 SCHED = "faapkit.core.schedules"
 HEADS = "faapkit.core.heads"

@@ -2,8 +2,7 @@
 
 from collections.abc import Callable
 
-from faapkit import hookimpl
-from faapkit.specs import DetectorSpec
+from faapkit.plugin_api import DetectorSpec, hookimpl
 
 BUILD = "faapkit.detr.build:build_detr"
 

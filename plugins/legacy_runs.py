@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from faapkit import hookimpl
+from faapkit.plugin_api import hookimpl
 
 
 @hookimpl(trylast=True)

@@ -1,12 +1,8 @@
-"""Shared pydantic option bases for built-in plugins."""
+"""Helpers shared by the built-in version plugins (the options base is the public API's)."""
 
-from pydantic import BaseModel, ConfigDict
+from faapkit.plugin_api import Options
 
-
-class Options(BaseModel):
-    """Strict, closed option model: unknown keys and wrong types are errors."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+__all__ = ["Options", "research_train_defaults"]
 
 
 def research_train_defaults(*, batch_size: int, max_norm: float, augment: str, weight_decay: float = 0.01) -> dict:

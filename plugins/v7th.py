@@ -7,8 +7,7 @@ from collections.abc import Callable
 from faap_plugins.options import Options, research_train_defaults
 from pydantic import Field
 
-from faapkit import hookimpl
-from faapkit.specs import LossSpec, VersionSpec
+from faapkit.plugin_api import LossSpec, VersionSpec, hookimpl
 
 
 class AdversarialOptions(Options):

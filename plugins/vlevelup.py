@@ -10,8 +10,7 @@ from collections.abc import Callable
 from faap_plugins.options import Options
 from pydantic import Field
 
-from faapkit import hookimpl
-from faapkit.specs import LossSpec, VersionSpec
+from faapkit.plugin_api import LossSpec, VersionSpec, hookimpl
 
 
 class LevelUpOptions(Options):

@@ -2,27 +2,25 @@
 
 It adds a control experiment: loss ``detection_wasserstein`` (no contrastive term: only the
 detection loss and a one-way Wasserstein pull of the disadvantaged image scores) and a version
-``det-only`` that uses it with a fixed epsilon. Torch is imported only when the loss is built.
+``det-only`` that uses it with a fixed epsilon. It imports only ``faapkit.plugin_api``, the public
+plugin API; torch is imported only when the loss is built.
 """
 
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from faapkit import hookimpl
-from faapkit.specs import LossSpec, VersionSpec
+from faapkit.plugin_api import LossSpec, Options, VersionSpec, hookimpl
 
 
-class DetectionWassersteinOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class DetectionWassersteinOptions(Options):
     score_top_k: int = 10
     lambda_wass: float = Field(0.2, ge=0)
 
 
 def build_loss(score_top_k: int, lambda_wass: float) -> Any:
-    from faapkit.core.losses.base import LossInputs, LossOutput, LossStrategy
-    from faapkit.core.losses.common import image_scores, wasserstein_1d_asymmetric
+    from faapkit.plugin_api import LossInputs, LossOutput, LossStrategy, image_scores, wasserstein_1d_asymmetric
 
     class DetectionWasserstein(LossStrategy):
         def __call__(self, x: LossInputs) -> LossOutput:

@@ -1,0 +1,92 @@
+"""The public plugin API: everything a faap plugin may import, in one module.
+
+Built-in plugins (``faap_plugins``) and third-party ones (``examples/faap-example-plugin``) use
+this module and nothing else of faapkit, so what a plugin depends on is stated here and kept
+stable. Importing it never imports torch: the loss-strategy parts (``LossStrategy``,
+``LossInputs``, ``LossOutput`` and the loss helpers) are loaded on first attribute access, i.e.
+inside a loss factory, when torch is needed anyway.
+
+- registration: ``hookimpl`` and the specs a ``register`` callback takes (``VersionSpec``,
+  ``LossSpec``, ``HeadSpec``, ``GeneratorSpec``, ``ScheduleSpec``, ``DetectorSpec``,
+  ``LoggerSpec``); the hooks themselves are documented in ``docs/plugin-hooks.md``;
+- options: ``Options``, the strict base every component's options model derives from;
+- losses: ``LossStrategy`` (subclass it), ``LossInputs`` (what the engine hands it: features
+  ``(B, Q, D)``, logits ``(B, Q, C+1)``, groups ``(B,)``, the batch's DETR loss, ...),
+  ``LossOutput``; helpers ``image_scores`` ``(B, Q, C+1) -> (B,)``, ``matched_scores``,
+  ``wasserstein_1d_asymmetric``, ``info_nce``, ``self_similarity``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from faapkit.hookspecs import hookimpl
+from faapkit.specs import (
+    DetectorSpec,
+    GeneratorSpec,
+    HeadSpec,
+    LoggerSpec,
+    LossSpec,
+    ScheduleSpec,
+    VersionSpec,
+)
+
+if TYPE_CHECKING:
+    from faapkit.core.losses.base import LossInputs, LossOutput, LossStrategy
+    from faapkit.core.losses.common import (
+        image_scores,
+        info_nce,
+        matched_scores,
+        self_similarity,
+        wasserstein_1d_asymmetric,
+    )
+
+
+class Options(BaseModel):
+    """Strict, closed option model: unknown keys and wrong types are errors, and so are inf/nan."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+_LAZY = {
+    "LossStrategy": "faapkit.core.losses.base",
+    "LossInputs": "faapkit.core.losses.base",
+    "LossOutput": "faapkit.core.losses.base",
+    "image_scores": "faapkit.core.losses.common",
+    "matched_scores": "faapkit.core.losses.common",
+    "wasserstein_1d_asymmetric": "faapkit.core.losses.common",
+    "info_nce": "faapkit.core.losses.common",
+    "self_similarity": "faapkit.core.losses.common",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Torch-backed parts, imported on first use (registration stays torch-free)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'faapkit.plugin_api' has no attribute '{name}'")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+__all__ = [
+    "DetectorSpec",
+    "GeneratorSpec",
+    "HeadSpec",
+    "LoggerSpec",
+    "LossInputs",
+    "LossOutput",
+    "LossSpec",
+    "LossStrategy",
+    "Options",
+    "ScheduleSpec",
+    "VersionSpec",
+    "hookimpl",
+    "image_scores",
+    "info_nce",
+    "matched_scores",
+    "self_similarity",
+    "wasserstein_1d_asymmetric",
+]
