@@ -6,9 +6,10 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.main
 
 from faapkit import __version__
 from faapkit.cli import commands, compare, config_cmd, data_cmd, evaluate, inspection, probe
@@ -56,11 +57,41 @@ app.add_typer(data_cmd.detector_app, name="detector", help="Pretrain the shipped
 app.add_typer(probe.probe_app, name="probe", help="Oracle bounds: how much any perturbation could change.")
 
 
+def _list_registered_versions(command: Any, args: list[str]) -> None:
+    """On ``--help`` of a command with ``--version``, name the versions the plugins register
+    (built-in and third-party alike); plugins are loaded only then, and never import torch."""
+    if "--help" not in args:
+        return
+    targets = [c for c in _subcommands(command) if any(p.name == "version" for p in c.params)]
+    if not targets or not {c.name for c in targets} & set(args):
+        return
+    try:
+        blocked = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--disable-plugin"]
+        names = sorted(AppState(blocked=blocked).registries.versions.entries)
+    except FaapError:
+        return  # the command itself reports a broken plugin set
+    for sub in targets:
+        for param in sub.params:
+            if param.name == "version":
+                param.help = f"method version: {', '.join(names)}"
+
+
+def _subcommands(command: Any) -> list[Any]:
+    """The command and every command under it (Typer's click commands, duck-typed: Typer vendors click)."""
+    found = [command]
+    for sub in getattr(command, "commands", {}).values():
+        found += _subcommands(sub)
+    return found
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     debug = os.environ.get("FAAP_DEBUG") == "1"
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, prog_name="faap")
+        command = typer.main.get_command(app)
+        _list_registered_versions(command, args)
+        command(args=args, prog_name="faap")
     except FaapError as exc:
         _report_error(f"error: {exc.one_line()}", exc.exit_code)
     except KeyboardInterrupt:

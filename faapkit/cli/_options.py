@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-VersionOpt = Annotated[str | None, typer.Option("--version", "-V", help="method version (1st, 2nd, 3rd, 4th, 7th)")]
+VersionOpt = Annotated[str | None, typer.Option("--version", "-V", help="method version (--help lists the registered ones)")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML config file")]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", "-s", help="override a config value: key.path=value (repeatable)")

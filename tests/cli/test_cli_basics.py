@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -13,6 +14,21 @@ def test_help_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("ok")
+
+
+def test_version_help_names_what_is_registered_without_torch():
+    code = (
+        "import sys; from faapkit.cli import main\n"
+        "for cmd in (['train', '--help'], ['config', 'show', '--help'], ['--disable-plugin', 'level_up', 'train', '--help']):\n"
+        "    try:\n        main(cmd)\n    except SystemExit:\n        pass\n"
+        "assert 'torch' not in sys.modules, 'train --help imported torch'\n"
+    )
+    env = {**os.environ, "COLUMNS": "250"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    listed = [line for line in out.splitlines() if "method version:" in line]
+    assert len(listed) == 3, out
+    assert all("1st, 2nd, 3rd, 4th, 7th" in line for line in listed)
+    assert "level-up" in listed[0] and "level-up" in listed[1] and "level-up" not in listed[2]
 
 
 def test_every_command_has_help():
