@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-VersionOpt = Annotated[str | None, typer.Option("--version", "-V", help="method version (--help lists the registered ones)")]
+VersionOpt = Annotated[str | None, typer.Option("--version", "-V", help="method version (see `faap inspect plugins`)")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML config file")]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", "-s", help="override a config value: key.path=value (repeatable)")
