@@ -465,10 +465,11 @@ def bootstrap_inputs(device: torch.device) -> tuple[Any, dict[str, list[dict[str
     (epsilon 0.1), the ground truth and the groups."""
     from faapkit.core.cocoeval import make_coco
     from faapkit.core.distributed import DistInfo
-    from faapkit.core.evaluator import EvalRequest, reference_groups, run_detections
+    from faapkit.core.evaluator import EvalRequest, run_detections
     from faapkit.core.perturb import PerturbationGenerator
     from faapkit.data.coco import load_split
     from faapkit.data.synth import embedded_dataset
+    from faapkit.fairness import reference_groups
 
     data = load_split(embedded_dataset(), "test")
     det = detector_for("detr-synth-tiny", device)

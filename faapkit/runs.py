@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from faapkit.core.rundir import RunDir
+from faapkit.fairness import gap_if_known
 from faapkit.run_records import train_only_records
 
 
@@ -225,12 +226,9 @@ def select_on_val(
 
 
 def _gap(setting: dict[str, Any], metric: str, adv: str | None, dis: str | None) -> float | None:
-    values = {g: v.get(metric) for g, v in setting.items() if v.get(metric) is not None}
-    if adv in values and dis in values:
-        return values[adv] - values[dis]  # type: ignore[operator]
-    if len(values) >= 2:
-        return max(values.values()) - min(values.values())  # type: ignore[type-var]
-    return None
+    """The record's gap by the one rule (``faapkit.fairness``): the named pair, else max - min."""
+    pair = (dis, adv) if dis is not None and adv is not None else None
+    return gap_if_known({g: v.get(metric) for g, v in setting.items()}, pair)
 
 
 def fill_baselines(records: list[dict[str, Any]]) -> None:

@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"faapkit.data"},
     {"faapkit.detr"},
     {"faapkit.config", "faapkit.registry", "faapkit.plugins", "faapkit.hookspecs", "faapkit.specs", "faapkit"},
-    {"faapkit.io", "faapkit.errors"},
+    {"faapkit.io", "faapkit.errors", "faapkit.fairness"},
 ]
 
 

@@ -34,13 +34,14 @@ from faapkit.core.cocoeval import make_coco
 from faapkit.core.distributed import DistInfo, gather_objects, init_from_env
 from faapkit.core.inference import detect_settings, make_eval_loader
 from faapkit.core.perturb import PerturbationGenerator
-from faapkit.core.scoring import _sub, bootstrap, gap, ratio, reference_groups, score
+from faapkit.core.scoring import _sub, bootstrap, score
 from faapkit.data.batching import eval_batches, loader_workers
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, load_split
 from faapkit.data.synth import default_cache_dir
 from faapkit.data.transforms import EvalTransform
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.errors import CheckpointError, ConfigError, DataError
+from faapkit.fairness import gap, ratio, reference_groups
 from faapkit.io import atomic_write_text, load_checkpoint
 
 __all__ = [

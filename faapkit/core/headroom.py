@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from faapkit.core.cocoeval import evaluate_groups, make_coco
-from faapkit.core.evaluator import DEFAULTS, _sub, bootstrap, gap, reference_groups
+from faapkit.core.evaluator import DEFAULTS, _sub, bootstrap
 from faapkit.core.inference import coco_records, make_eval_loader
 from faapkit.core.perturb import clamp_normalized
 from faapkit.data.batching import eval_batches
@@ -29,6 +29,7 @@ from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset
 from faapkit.data.transforms import EvalTransform
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.errors import ConfigError
+from faapkit.fairness import gap, reference_groups
 
 SCHEMA = "faapkit.headroom/1"
 

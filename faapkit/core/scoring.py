@@ -16,13 +16,13 @@ setting (paired); an overall resample is the union of its groups' resamples.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from faapkit.core.cocoeval import PerImageRecords, evaluate_split, per_image_eval
-from faapkit.errors import DataError
+from faapkit.fairness import gap, ratio
 
 # stats with CIs (when the IoU thresholds include 0.5 / 0.75 for AP50 / AP75): the all-area,
 # 100-detection ones; the area- and maxDets-specific stats are point estimates only
@@ -30,47 +30,8 @@ BOOT_STATS = ("AP", "AR", "AP50", "AP75")
 STAT_IOU = {"AP50": 0.5, "AP75": 0.75}
 
 
-def reference_groups(groups: list[str], disadvantaged: str | None, advantaged: str | None) -> tuple[str, str] | None:
-    """The (disadvantaged, advantaged) pair of the gap: both named, or the two groups there are;
-    None (gap = max - min) for more than two groups without a named pair."""
-    named = disadvantaged is not None and advantaged is not None and disadvantaged != advantaged
-    if named and disadvantaged in groups and advantaged in groups:
-        return disadvantaged, advantaged  # type: ignore[return-value]
-    if len(groups) == 2:
-        d = disadvantaged if disadvantaged in groups else None
-        a = advantaged if advantaged in groups else None
-        if d is None or a is None:
-            if disadvantaged in groups or advantaged in groups:
-                d = d or next(g for g in groups if g != a)
-                a = a or next(g for g in groups if g != d)
-            else:
-                d, a = groups[0], groups[1]
-        return d, a
-    return None
-
-
-def gap(values: Mapping[str, float | None], ref: tuple[str, str] | None) -> float:
-    """``advantaged - disadvantaged`` for a reference pair, else ``max - min`` over the groups."""
-    known = {g: v for g, v in values.items() if v is not None}
-    if len(known) < len(values):
-        missing = sorted(set(values) - set(known))
-        raise DataError(f"group(s) {', '.join(missing)} have no ground-truth boxes: no AP/AR to compare")
-    if ref is not None:
-        return known[ref[1]] - known[ref[0]]
-    return max(known.values()) - min(known.values())
-
-
 def _sub(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
-
-
-def ratio(values: Mapping[str, float | None], ref: tuple[str, str] | None) -> float | None:
-    """``disadvantaged / advantaged`` for a reference pair, else ``min / max``; None if that is 0."""
-    known = {g: v for g, v in values.items() if v is not None}
-    if len(known) < len(values):
-        gap(values, ref)  # the same refusal, naming the groups
-    num, den = (known[ref[0]], known[ref[1]]) if ref is not None else (min(known.values()), max(known.values()))
-    return None if den == 0 else num / den
 
 
 def reported_stats(iou_thrs: Sequence[float] | None) -> list[str]:

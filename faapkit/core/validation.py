@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from faapkit.core.cocoeval import evaluate_groups, make_coco
-from faapkit.core.evaluator import gap
 from faapkit.core.inference import detect_settings, make_eval_loader
 from faapkit.data.batching import eval_batches
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, require_groups
 from faapkit.data.transforms import EvalTransform
 from faapkit.detr.frozen import FrozenDetector
+from faapkit.fairness import gap
 
 
 class Validator:

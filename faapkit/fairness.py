@@ -1,0 +1,65 @@
+"""The fairness rules, one home for each: which pair a gap compares, the gap, the ratio.
+
+Torch- and numpy-free, so ``faap eval`` (``core/scoring.py``), the validation during training and
+``faap compare`` (``faapkit/runs.py``) compute every gap and ratio with the same code.
+
+* gap (difference): ``advantaged - disadvantaged`` for a reference pair, else ``max - min``;
+* ratio: ``disadvantaged / advantaged`` for a reference pair, else ``min / max``; ``None`` when
+  the denominator is 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from faapkit.errors import DataError
+
+
+def reference_groups(groups: list[str], disadvantaged: str | None, advantaged: str | None) -> tuple[str, str] | None:
+    """The (disadvantaged, advantaged) pair of the gap: both named, or the two groups there are;
+    None (gap = max - min) for more than two groups without a named pair."""
+    named = disadvantaged is not None and advantaged is not None and disadvantaged != advantaged
+    if named and disadvantaged in groups and advantaged in groups:
+        return disadvantaged, advantaged  # type: ignore[return-value]
+    if len(groups) == 2:
+        d = disadvantaged if disadvantaged in groups else None
+        a = advantaged if advantaged in groups else None
+        if d is None or a is None:
+            if disadvantaged in groups or advantaged in groups:
+                d = d or next(g for g in groups if g != a)
+                a = a or next(g for g in groups if g != d)
+            else:
+                d, a = groups[0], groups[1]
+        return d, a
+    return None
+
+
+def gap(values: Mapping[str, float | None], ref: tuple[str, str] | None) -> float:
+    """``advantaged - disadvantaged`` for a reference pair, else ``max - min`` over the groups."""
+    known = {g: v for g, v in values.items() if v is not None}
+    if len(known) < len(values):
+        missing = sorted(set(values) - set(known))
+        raise DataError(f"group(s) {', '.join(missing)} have no ground-truth boxes: no AP/AR to compare")
+    if ref is not None:
+        return known[ref[1]] - known[ref[0]]
+    return max(known.values()) - min(known.values())
+
+
+def gap_if_known(values: Mapping[str, float | None], ref: tuple[str, str] | None) -> float | None:
+    """The gap of records read from disk (``faap compare``): ``None`` when a group of the rule has no
+    value, never a gap of other groups in its place."""
+    if ref is not None:
+        pair = (values.get(ref[0]), values.get(ref[1]))
+        return None if pair[0] is None or pair[1] is None else pair[1] - pair[0]
+    if len(values) < 2 or any(v is None for v in values.values()):
+        return None
+    return gap(values, None)
+
+
+def ratio(values: Mapping[str, float | None], ref: tuple[str, str] | None) -> float | None:
+    """``disadvantaged / advantaged`` for a reference pair, else ``min / max``; None if that is 0."""
+    known = {g: v for g, v in values.items() if v is not None}
+    if len(known) < len(values):
+        gap(values, ref)  # the same refusal, naming the groups
+    num, den = (known[ref[0]], known[ref[1]]) if ref is not None else (min(known.values()), max(known.values()))
+    return None if den == 0 else num / den
