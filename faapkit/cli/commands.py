@@ -117,7 +117,6 @@ def _interrupted_message(run_dir: Path) -> str:
 
 def _providers(st: object, version: str) -> dict[str, object]:
     reg = st.registries  # type: ignore[attr-defined]
-    pm = st.pm  # type: ignore[attr-defined]
     spec = reg.versions.get(version)
     items = {"version": (reg.versions, version), "loss": (reg.losses, spec.loss)}
     if spec.head:
@@ -126,12 +125,6 @@ def _providers(st: object, version: str) -> dict[str, object]:
         items[f"schedule.{role}"] = (reg.schedules, name)
     out: dict[str, object] = {}
     for key, (registry, name) in items.items():
-        plugin = registry.providers[name]
-        dist = pm.info.get(plugin)
-        out[key] = {
-            "name": name,
-            "plugin": plugin,
-            "distribution": dist.distribution if dist else "?",
-            "distribution_version": dist.version if dist else "?",
-        }
+        found = st.provider(registry, name)  # type: ignore[attr-defined]
+        out[key] = {"name": name, **{k: found[k] for k in ("plugin", "distribution", "distribution_version")}}
     return out

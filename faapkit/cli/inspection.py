@@ -23,22 +23,19 @@ def plugin_rows(ctx: typer.Context) -> list[dict[str, Any]]:
         ("version", reg.versions),
         ("loss", reg.losses),
         ("head", reg.heads),
+        ("generator", reg.generators),
         ("schedule", reg.schedules),
         ("detector", reg.detectors),
         ("logger", reg.loggers),
     ):
         for name in registry:
-            provider = registry.providers[name]
-            info = st.pm.info.get(provider)
-            spec = registry.entries[name]
+            found = st.provider(registry, name)
             rows.append(
                 {
                     "kind": kind,
                     "name": name,
-                    "plugin": provider,
-                    "distribution": info.distribution if info else "?",
-                    "builtin": bool(info and info.builtin),
-                    "description": getattr(spec, "description", ""),
+                    **{k: found[k] for k in ("plugin", "distribution", "builtin")},
+                    "description": getattr(registry.entries[name], "description", ""),
                 }
             )
     return rows

@@ -118,3 +118,15 @@ def test_probe_headroom_writes_its_report_and_never_overwrites(tmp_path, synth_r
     ):
         code, _, err = run_cli(*args[:-2], *bad)
         assert code == 2 and says in err and len(err.strip().splitlines()) == 1, (bad, err)
+
+
+def test_inspect_plugins_names_the_provider_of_every_kind():
+    code, out, err = run_cli("inspect", "plugins", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["components"]
+    kinds = {r["kind"] for r in rows}
+    assert kinds == {"version", "loss", "head", "generator", "schedule", "detector", "logger"}
+    by_name = {(r["kind"], r["name"]): r for r in rows}
+    assert by_name[("generator", "subpixel")]["plugin"] == "components"
+    assert by_name[("version", "level-up")]["plugin"] == "level_up"
+    assert all(r["distribution"] == "faapkit" and r["builtin"] for r in rows)
