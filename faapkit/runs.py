@@ -39,6 +39,7 @@ def read_native(path: Path) -> list[dict[str, Any]]:
         epoch = m.get("epoch")
         seen.add(epoch)
         metrics = m["metrics"]
+        iou = (m.get("eval") or {}).get("iou_thresholds")
         records.append(
             {
                 "run": label,
@@ -60,6 +61,9 @@ def read_native(path: Path) -> list[dict[str, Any]]:
                 "bootstrap": m.get("bootstrap"),
                 "train": log.get(epoch) if epoch is not None else None,
                 "selected_epoch": selection.get("epoch"),
+                # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
+                "iou_thresholds": iou if isinstance(iou, list) else None,
+                "rescored_from": (m.get("rescored_from") or {}).get("metrics"),
             }
         )
     trained = train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
@@ -124,6 +128,29 @@ def discover(paths: list[Path], pm: Any) -> tuple[list[dict[str, Any]], list[str
     return records, unreadable
 
 
+def drop_rescores(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Leave out each ``faap eval --rescore`` result whose rescored metrics file is among the
+    records: the same detections of the same epoch and split, so a second row would count that
+    evaluation twice (and ``--best-per-run`` could pick either). A rescore at other IoU
+    thresholds is another metric and stays. Returns the kept records and a note per left-out file."""
+    by_path = {Path(str(r["path"])).resolve(): r for r in records if r.get("path")}
+    kept, notes = [], []
+    for r in records:
+        source = r.get("rescored_from")
+        original = None
+        if source:  # where it was rescored from, or a file of that name beside it (a moved or copied run)
+            here = Path(str(r["path"])).resolve().parent / Path(str(source)).name
+            original = by_path.get(Path(str(source)).resolve()) or by_path.get(here)
+        if original is not None and original.get("iou_thresholds") == r.get("iou_thresholds"):
+            notes.append(
+                f"{r['path']}: a rescore of {Path(str(source)).name} (the same detections), left out so that "
+                "evaluation is one row"
+            )
+            continue
+        kept.append(r)
+    return kept, notes
+
+
 def _unique_labels(records: list[dict[str, Any]]) -> None:
     """Two runs found under the same name (``a/level-up`` and ``b/level-up``) are labelled by
     their paths below the folder they share, so that no two runs merge into one row group."""
@@ -149,6 +176,8 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         k: record.get(k) for k in ("run", "version", "epoch", "split", "dataset", "epsilon", "source", "selected_epoch")
     }
+    if record.get("iou_thresholds"):
+        row["iou_thresholds"] = record["iou_thresholds"]
     row["setting"] = (
         "perturbed" if record.get("perturbed") else ("baseline" if record.get("baseline") else "train only")
     )
@@ -194,8 +223,10 @@ def select_on_val(
     the split that is reported would overstate the effect."""
     kept: list[dict[str, Any]] = []
     notes: list[str] = []
-    for run in sorted({str(r["run"]) for r in rows}):
-        mine = [r for r in rows if str(r["run"]) == run]
+    # AP at other IoU thresholds is another metric: chosen and reported apart from COCO's
+    for run, iou in sorted({(str(r["run"]), _iou_label(r)) for r in rows}):
+        mine = [r for r in rows if str(r["run"]) == run and _iou_label(r) == iou]
+        run = f"{run} ({iou})" if iou else run
         val = [
             r
             for r in mine
@@ -222,6 +253,12 @@ def select_on_val(
             notes.append(f"{run}: epoch {epoch} was chosen on val but has no evaluation on another split; left out")
         kept += [{**r, "selected_on": "val"} for r in reported]
     return kept, notes
+
+
+def _iou_label(row: dict[str, Any]) -> str:
+    """``IoU 0.5-0.75`` for other IoU thresholds than COCO's, else empty."""
+    thresholds = row.get("iou_thresholds")
+    return "IoU " + "-".join(f"{t:g}" for t in thresholds) if thresholds else ""
 
 
 def _gap(setting: dict[str, Any], metric: str, adv: str | None, dis: str | None) -> float | None:
