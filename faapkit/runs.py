@@ -19,7 +19,9 @@ from faapkit.core.rundir import RunDir
 from faapkit.run_records import train_only_records
 
 
-def read_native(path: Path) -> list[dict[str, Any]]:
+def read_native(path: Path, unreadable: list[str] | None = None) -> list[dict[str, Any]]:
+    """The records of a faapkit run folder; an ``eval/*.json`` that is not a metrics file faapkit
+    reads is named in ``unreadable`` and left out (one bad file never hides the rest)."""
     run = RunDir(path)
     manifest = run.read_manifest()
     label = path.name
@@ -32,9 +34,14 @@ def read_native(path: Path) -> list[dict[str, Any]]:
     for f in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
         try:
             m = json.loads(f.read_text())
-        except json.JSONDecodeError:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            (unreadable if unreadable is not None else []).append(f"{f} (not JSON: {exc})")
             continue
-        if m.get("schema") != "faapkit.metrics/1":
+        if not isinstance(m, dict) or m.get("schema") != "faapkit.metrics/1":
+            (unreadable if unreadable is not None else []).append(f"{f} (not a faap eval metrics file)")
+            continue
+        if not isinstance(m.get("metrics"), dict) or not all(isinstance(v, dict) for v in m["metrics"].values()):
+            (unreadable if unreadable is not None else []).append(f"{f} (no per-setting 'metrics')")
             continue
         epoch = m.get("epoch")
         seen.add(epoch)
@@ -104,7 +111,7 @@ def discover(paths: list[Path], pm: Any) -> tuple[list[dict[str, Any]], list[str
             return
         visited.add(real)
         if (p / "run.json").is_file():
-            records.extend(read_native(p))  # its eval/ and checkpoints/ are its own
+            records.extend(read_native(p, unreadable))  # its eval/ and checkpoints/ are its own
             return
         found = pm.hook.faap_read_run(path=p) or []
         records.extend(found)
