@@ -72,7 +72,11 @@ def compare(
         raise FaapError(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
     if all_epochs and evaluated_only:
         raise FaapError("--all-epochs and --evaluated-only contradict each other: give one")
+    if csv_out is not None and plot is not None and csv_out.absolute().resolve() == plot.absolute().resolve():
+        raise FaapError(f"--csv and --plot both name {csv_out}: the plot would replace the CSV; give two files")
     for option, target in (("--csv", csv_out), ("--plot", plot)):
+        if target is not None and target.is_dir():
+            raise FaapError(f"{option} {target} is a folder; name a file")
         if target is not None and target.exists() and not force:
             raise FaapError(f"{option} {target} exists; pass --force to replace it")
         if target is not None and not target.absolute().parent.is_dir():

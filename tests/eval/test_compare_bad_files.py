@@ -41,3 +41,16 @@ def test_a_corrupt_train_log_is_one_error_naming_file_and_line(tmp_path):
     code, _, err = run_cli("compare", str(run))
     assert code != 0 and err.count("error:") == 1 and f"train_log.jsonl line {lines}" in err, err
     assert "unexpected" not in err
+
+
+def test_csv_and_plot_onto_one_file_or_a_folder_are_refused(tmp_path):
+    """--csv and --plot naming one file would leave only the plot (the CSV silently lost); a
+    folder as either is one error line, even with --force, and nothing is written."""
+    run = fixture_path("native_runs", NATIVE)
+    same = tmp_path / "out.png"
+    code, _, err = run_cli("compare", str(run), "--csv", str(same), "--plot", str(same))
+    assert code != 0 and err.count("error:") == 1 and "--csv and --plot" in err, err
+    assert not same.exists()
+    (tmp_path / "d.csv").mkdir()
+    code, _, err = run_cli("compare", str(run), "--csv", str(tmp_path / "d.csv"), "--force")
+    assert code != 0 and err.count("error:") == 1 and "is a folder" in err and "unexpected" not in err, err
