@@ -200,6 +200,13 @@ def test_rescore_refuses_an_edited_metrics_file_naming_the_key(evaluated, capsys
     assert not (tmp_path / "e.json").exists()
 
 
+def test_out_naming_a_folder_is_refused_before_any_work(evaluated, run, capsys, tmp_path):
+    for args in (["--rescore", str(evaluated)], [str(run), "--device", "cpu"]):
+        got, _, err = faap(capsys, "eval", *args, "--out", str(tmp_path), "--force")
+        one_error(err, 1, got, f"--out {tmp_path} is a folder")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_stdout_is_tsv_off_a_terminal_and_the_table_fits_80_columns(evaluated, capsys, tmp_path):
     code, out, err = faap(capsys, "eval", "--rescore", str(evaluated), "--out", str(tmp_path / "t.json"))
     assert code == 0, err
