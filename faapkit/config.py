@@ -151,7 +151,7 @@ class EvalConfig(Section):
     split: str = Field(default="test", description="split that faap eval reports")
     batch_size: int = Field(default=8, gt=0, description="eval batch size (images of one shape per batch)")
     bootstrap: int = Field(default=1000, ge=0, description="paired bootstrap resamples (0 = no CIs)")
-    seed: int = Field(default=0, description="bootstrap seed")
+    seed: int = Field(default=0, ge=0, description="bootstrap seed (numpy takes no negative seed)")
     confidence: float = Field(default=0.95, gt=0, lt=1, description="level of every bootstrap CI")
     iou_thresholds: list[float] | None = Field(
         default=None, min_length=1, description="IoU thresholds AP/AR average over; empty = COCO's 0.50:0.05:0.95"

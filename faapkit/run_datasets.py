@@ -77,6 +77,9 @@ def assign_datasets(records: list[dict[str, Any]]) -> list[str]:
             near = at_root.get(root, set())
             own = next(iter(near)) if len(near) == 1 else _tail(root if r.get("dataset_root") else "")
             r["dataset"] = by_run.get(str(r.get("run_path") or r.get("run")), own)
+    for r in evaluated:  # AP over other IoU thresholds is another metric: never one table with COCO's
+        if r.get("iou_thresholds"):
+            r["dataset"] += ", IoU " + "-".join(f"{t:g}" for t in r["iou_thresholds"])
     return notes
 
 

@@ -20,7 +20,9 @@ from faapkit.fairness import gap_if_known
 from faapkit.run_records import train_only_records
 
 
-def read_native(path: Path) -> list[dict[str, Any]]:
+def read_native(path: Path, unreadable: list[str] | None = None) -> list[dict[str, Any]]:
+    """The records of a faapkit run folder; an ``eval/*.json`` that is not a metrics file faapkit
+    reads is named in ``unreadable`` and left out (one bad file never hides the rest)."""
     run = RunDir(path)
     manifest = run.read_manifest()
     label = path.name
@@ -33,13 +35,19 @@ def read_native(path: Path) -> list[dict[str, Any]]:
     for f in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
         try:
             m = json.loads(f.read_text())
-        except json.JSONDecodeError:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            (unreadable if unreadable is not None else []).append(f"{f} (not JSON: {exc})")
             continue
-        if m.get("schema") != "faapkit.metrics/1":
+        if not isinstance(m, dict) or m.get("schema") != "faapkit.metrics/1":
+            (unreadable if unreadable is not None else []).append(f"{f} (not a faap eval metrics file)")
+            continue
+        if not isinstance(m.get("metrics"), dict) or not all(isinstance(v, dict) for v in m["metrics"].values()):
+            (unreadable if unreadable is not None else []).append(f"{f} (no per-setting 'metrics')")
             continue
         epoch = m.get("epoch")
         seen.add(epoch)
         metrics = m["metrics"]
+        iou = (m.get("eval") or {}).get("iou_thresholds")
         records.append(
             {
                 "run": label,
@@ -61,6 +69,9 @@ def read_native(path: Path) -> list[dict[str, Any]]:
                 "bootstrap": m.get("bootstrap"),
                 "train": log.get(epoch) if epoch is not None else None,
                 "selected_epoch": selection.get("epoch"),
+                # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
+                "iou_thresholds": iou if isinstance(iou, list) else None,
+                "rescored_from": (m.get("rescored_from") or {}).get("metrics"),
             }
         )
     trained = train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
@@ -101,7 +112,7 @@ def discover(paths: list[Path], pm: Any) -> tuple[list[dict[str, Any]], list[str
             return
         visited.add(real)
         if (p / "run.json").is_file():
-            records.extend(read_native(p))  # its eval/ and checkpoints/ are its own
+            records.extend(read_native(p, unreadable))  # its eval/ and checkpoints/ are its own
             return
         found = pm.hook.faap_read_run(path=p) or []
         records.extend(found)
@@ -123,6 +134,29 @@ def discover(paths: list[Path], pm: Any) -> tuple[list[dict[str, Any]], list[str
         visit(Path(path))
     _unique_labels(records)
     return records, unreadable
+
+
+def drop_rescores(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Leave out each ``faap eval --rescore`` result whose rescored metrics file is among the
+    records: the same detections of the same epoch and split, so a second row would count that
+    evaluation twice (and ``--best-per-run`` could pick either). A rescore at other IoU
+    thresholds is another metric and stays. Returns the kept records and a note per left-out file."""
+    by_path = {Path(str(r["path"])).resolve(): r for r in records if r.get("path")}
+    kept, notes = [], []
+    for r in records:
+        source = r.get("rescored_from")
+        original = None
+        if source:  # where it was rescored from, or a file of that name beside it (a moved or copied run)
+            here = Path(str(r["path"])).resolve().parent / Path(str(source)).name
+            original = by_path.get(Path(str(source)).resolve()) or by_path.get(here)
+        if original is not None and original.get("iou_thresholds") == r.get("iou_thresholds"):
+            notes.append(
+                f"{r['path']}: a rescore of {Path(str(source)).name} (the same detections), left out so that "
+                "evaluation is one row"
+            )
+            continue
+        kept.append(r)
+    return kept, notes
 
 
 def _unique_labels(records: list[dict[str, Any]]) -> None:
@@ -150,6 +184,8 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         k: record.get(k) for k in ("run", "version", "epoch", "split", "dataset", "epsilon", "source", "selected_epoch")
     }
+    if record.get("iou_thresholds"):
+        row["iou_thresholds"] = record["iou_thresholds"]
     row["setting"] = (
         "perturbed" if record.get("perturbed") else ("baseline" if record.get("baseline") else "train only")
     )
@@ -195,8 +231,10 @@ def select_on_val(
     the split that is reported would overstate the effect."""
     kept: list[dict[str, Any]] = []
     notes: list[str] = []
-    for run in sorted({str(r["run"]) for r in rows}):
-        mine = [r for r in rows if str(r["run"]) == run]
+    # AP at other IoU thresholds is another metric: chosen and reported apart from COCO's
+    for run, iou in sorted({(str(r["run"]), _iou_label(r)) for r in rows}):
+        mine = [r for r in rows if str(r["run"]) == run and _iou_label(r) == iou]
+        run = f"{run} ({iou})" if iou else run
         val = [
             r
             for r in mine
@@ -223,6 +261,12 @@ def select_on_val(
             notes.append(f"{run}: epoch {epoch} was chosen on val but has no evaluation on another split; left out")
         kept += [{**r, "selected_on": "val"} for r in reported]
     return kept, notes
+
+
+def _iou_label(row: dict[str, Any]) -> str:
+    """``IoU 0.5-0.75`` for other IoU thresholds than COCO's, else empty."""
+    thresholds = row.get("iou_thresholds")
+    return "IoU " + "-".join(f"{t:g}" for t in thresholds) if thresholds else ""
 
 
 def _gap(setting: dict[str, Any], metric: str, adv: str | None, dis: str | None) -> float | None:

@@ -64,7 +64,7 @@ def compare(
 ) -> None:
     """Put many runs side by side: per-group AP/AR, gaps with CIs, change vs baseline, significance."""
     from faapkit.run_datasets import assign_datasets
-    from faapkit.runs import discover, fill_baselines, summarize
+    from faapkit.runs import discover, drop_rescores, fill_baselines, summarize
 
     if sort not in SORT_KEYS or metric not in ("ap_gap", "ar_gap"):
         raise FaapError(f"--sort must be one of {', '.join(SORT_KEYS)} and --metric ap_gap or ar_gap")
@@ -72,7 +72,11 @@ def compare(
         raise FaapError(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
     if all_epochs and evaluated_only:
         raise FaapError("--all-epochs and --evaluated-only contradict each other: give one")
+    if csv_out is not None and plot is not None and csv_out.absolute().resolve() == plot.absolute().resolve():
+        raise FaapError(f"--csv and --plot both name {csv_out}: the plot would replace the CSV; give two files")
     for option, target in (("--csv", csv_out), ("--plot", plot)):
+        if target is not None and target.is_dir():
+            raise FaapError(f"{option} {target} is a folder; name a file")
         if target is not None and target.exists() and not force:
             raise FaapError(f"{option} {target} exists; pass --force to replace it")
         if target is not None and not target.absolute().parent.is_dir():
@@ -86,6 +90,9 @@ def compare(
         warn(f"not a run or metrics file any plugin reads: {u}")
     if not records:
         raise FaapError("no runs found under " + ", ".join(str(p) for p in paths))
+    records, rescores = drop_rescores(records)
+    for note in rescores:
+        warn(note)
     for note in assign_datasets(records):
         warn(note)
     fill_baselines(records)

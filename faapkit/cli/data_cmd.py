@@ -26,8 +26,10 @@ def synth(
 
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise DataError(f"{out} exists and is not empty; choose a new folder")
-    write_synthetic(out, SynthSpec(seed=seed))
-    info(f"wrote synthetic benchmark to {out} (layouts: {out / 'coco'}, {out / 'research'})")
+    existed = (out / "manifest.json").is_file()
+    write_synthetic(out, SynthSpec(seed=seed))  # refuses a folder holding another seed's benchmark
+    done = f"{out} already holds the synthetic benchmark of seed {seed}" if existed else "wrote synthetic benchmark"
+    info(f"{done} (layouts: {out / 'coco'}, {out / 'research'})")
 
 
 @detector_app.command("pretrain")

@@ -175,6 +175,8 @@ def evaluate(
 ) -> None:
     """Per-group and overall COCO AP/AR of baseline and perturbed inputs, gaps, ratios and CIs."""
     _check_options(batch_size, bootstrap, limit_images, workers, nproc, on_invalid)
+    if out is not None and out.is_dir():  # found before inference, not when the metrics are written
+        raise FaapError(f"--out {out} is a folder; name the metrics .json file")
     from faapkit.cli import eval_settings
 
     flags = eval_settings.flag_layer(

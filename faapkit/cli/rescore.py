@@ -36,7 +36,29 @@ def read_metrics(path: Path) -> dict[str, Any]:
             f"{path}: no saved detections (evaluated by an older faapkit, with eval.save_detections = false, "
             "or without a metrics file); re-run faap eval"
         )
+    _check_keys(path, metrics)
     return metrics
+
+
+def _check_keys(path: Path, metrics: dict[str, Any]) -> None:
+    """What a rescore reads from the file, present and of the right kind (a hand-edited file is
+    refused naming the key, not scored or failed on later)."""
+    dets, ds = metrics.get("detections"), metrics.get("dataset")
+    checks = {
+        "detections": isinstance(dets, dict)
+        and "baseline" in dets
+        and set(dets) <= {"baseline", "perturbed"}
+        and all(isinstance(ref, dict) for ref in dets.values()),
+        "split": isinstance(metrics.get("split"), str),
+        "split_by": isinstance(metrics.get("split_by"), str),
+        "dataset.root": isinstance(ds, dict) and isinstance(ds.get("root"), str),
+        "dataset.fingerprint": isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str),
+        "eval_config": isinstance(metrics.get("eval_config", {}), dict),
+        "reference": isinstance(metrics.get("reference", {}), dict),
+    }
+    wrong = [key for key, ok in checks.items() if not ok]
+    if wrong:
+        raise FaapError(f"{path}: '{wrong[0]}' is missing or not what faap eval writes (was the file edited?)")
 
 
 def output_for(path: Path, metrics: dict[str, Any], cfg: Any) -> Path:

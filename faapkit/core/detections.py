@@ -8,7 +8,7 @@ where each record is pycocotools' ``{"image_id", "category_id", "bbox": [x, y, w
 so their values are written with 9 significant digits (``"values": "float32"``), which restores
 every float32 exactly: a rescore sees bit-identical inputs. Values that are not float32 are written
 in full (``"float64"``). The gzip header carries no time, so equal detections give equal bytes and
-the same sha256, which the metrics JSON records and a rescore checks.
+the same sha256, which the metrics JSON records and a rescore checks (with the setting and count).
 """
 
 from __future__ import annotations
@@ -56,6 +56,11 @@ def encode(setting: str, detections: Sequence[Mapping[str, Any]]) -> bytes:
 
 def decode(data: bytes, origin: str) -> list[dict[str, Any]]:
     """Records from a file's bytes; values restored exactly (see the module docstring)."""
+    return decode_with_setting(data, origin)[1]
+
+
+def decode_with_setting(data: bytes, origin: str) -> tuple[str, list[dict[str, Any]]]:
+    """The setting a file says it holds and its records (see :func:`decode`)."""
     try:
         doc = json.loads(gzip.decompress(data))
         dets = doc["detections"]
@@ -68,7 +73,7 @@ def decode(data: bytes, origin: str) -> list[dict[str, Any]]:
         restored = numbers.astype(np.float32).astype(np.float64).tolist()
         for d, v in zip(dets, restored, strict=True):
             d["bbox"], d["score"] = v[:4], v[4]
-    return list(dets)
+    return str(doc.get("setting")), list(dets)
 
 
 def save(path: Path, setting: str, detections: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -93,4 +98,11 @@ def load_verified(metrics_path: Path, setting: str, ref: Mapping[str, Any]) -> l
             f"{path}: sha256 differs from the one recorded in {metrics_path.name} (the file changed since "
             "that evaluation); re-run faap eval without --rescore"
         )
-    return decode(data, str(path))
+    doc_setting, dets = decode_with_setting(data, str(path))
+    if doc_setting != setting:  # the references were swapped or edited: never score one setting as another
+        raise FaapError(
+            f"{path} holds the {doc_setting} detections, not the {setting} ones that {metrics_path.name} names it for"
+        )
+    if "count" in ref and ref["count"] != len(dets):
+        raise FaapError(f"{path} holds {len(dets)} detections, not the {ref['count']} {metrics_path.name} recorded")
+    return dets

@@ -112,9 +112,14 @@ class RunDir:
         if not self.log_path.is_file():
             return []
         rows = []
-        for line in self.log_path.read_text().splitlines():
+        for number, line in enumerate(self.log_path.read_text(errors="replace").splitlines(), start=1):
             if line.strip():
-                rows.append(json.loads(line))
+                try:
+                    row = json.loads(line)
+                    int(row["epoch"])  # every reader keys rows by epoch
+                except (ValueError, KeyError, TypeError):
+                    raise FaapError(f"{self.log_path} line {number} is corrupt: {line[:80]!r}") from None
+                rows.append(row)
         return rows
 
     def _write_log(self, rows: list[dict[str, Any]]) -> None:

@@ -279,6 +279,13 @@ class Trainer:
                     f"faap train --resume {self.run.path} starts it afresh, or choose another --out"
                 )
             raise FaapError(f"{self.run.path} already holds a run; use --resume to continue it or choose another --out")
+        # not a run: what a fresh run writes (its loggers start their files afresh) must not be there
+        taken = [n for n in ("metrics.csv", "tb", "train_log.jsonl", "selection.json") if (self.run.path / n).exists()]
+        if taken:
+            raise FaapError(
+                f"{self.run.path} holds {taken[0]} but no run.json (not a faapkit run): a new run would replace "
+                "or mix into it; choose another --out"
+            )
         if self.dist.is_main:
             self.run.create()
 

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from faapkit.errors import DataError
+
 SPLITS: dict[str, tuple[int, int]] = {"train": (900, 300), "val": (120, 120), "test": (250, 250)}  # (male, female)
 SIZES = [(96, 128), (128, 128), (128, 160), (112, 144), (160, 128)]  # (h, w) pool; few shapes = few eval buckets
 AGES = ("young", "adult", "senior")
@@ -115,6 +117,7 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
     """Write both layouts under ``out`` (atomically: built in a temp folder, then renamed)."""
     out = Path(out)
     if (out / "manifest.json").is_file():
+        _check_same_benchmark(out, spec)
         return out
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -187,6 +190,23 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
         if not (out / "manifest.json").is_file():  # not a concurrent writer that finished first
             raise
     return out
+
+
+def _check_same_benchmark(out: Path, spec: SynthSpec) -> None:
+    """A folder that holds a benchmark keeps it; asking for another seed or split sizes there is
+    refused (keeping the old images silently would make every later evaluation measure them)."""
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+        seed, splits = manifest["seed"], manifest["splits"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{out / 'manifest.json'} is not a synthetic benchmark's manifest ({exc})") from None
+    wanted = {s: {"male": m, "female": f} for s, m, f in spec.splits}
+    if seed != spec.seed or splits != wanted:
+        sizes = "" if splits == wanted else f" with splits {splits}"
+        raise DataError(
+            f"{out} already holds the synthetic benchmark of seed {seed}{sizes}; seed {spec.seed}"
+            f"{'' if not sizes else f' with splits {wanted}'} needs another folder, or remove {out} first"
+        )
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

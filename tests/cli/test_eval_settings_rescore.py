@@ -112,6 +112,7 @@ def test_the_runs_settings_apply_without_flags(run, capsys, tmp_path):
         (["--confidence", "0"], 2, "(flags)"),
         (["--set", "eval.bootstrap=5"], 2, "eval.bootstrap must be 0 (no CIs) or at least 10"),
         (["--iou", "0.75", "--iou", "0.5"], 2, "increasing"),
+        (["--seed", "-1"], 2, "eval.seed"),  # numpy refuses a negative seed after inference
     ],
 )
 def test_bad_settings_are_one_line_naming_key_and_layer(run, capsys, args, code, says):
@@ -174,6 +175,36 @@ def test_rescore_refusals(evaluated, run, capsys, tmp_path):
     finally:
         det.write_bytes(saved_bytes)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y.json").exists()
+
+
+def test_rescore_refuses_an_edited_metrics_file_naming_the_key(evaluated, capsys, tmp_path):
+    """A metrics JSON edited by hand (or by a script) is refused with its key named, never scored
+    into numbers of the wrong setting or an 'unexpected' error."""
+    m = json.loads(evaluated.read_text())
+    got, _, err = faap(capsys, "eval", "--rescore", str(evaluated), "--set", "eval.seed=-3")
+    one_error(err, 2, got, "eval.seed")
+    swapped = {**m, "detections": {"baseline": m["detections"]["perturbed"], "perturbed": m["detections"]["baseline"]}}
+    for edit, says in (
+        (swapped, "holds the perturbed detections, not the baseline ones"),
+        ({**m, "detections": ["x"]}, "'detections'"),
+        ({k: v for k, v in m.items() if k != "split"}, "'split'"),
+        ({**m, "dataset": {k: v for k, v in m["dataset"].items() if k != "root"}}, "'dataset.root'"),
+    ):
+        edited = evaluated.parent / "edited.json"
+        edited.write_text(json.dumps(edit))
+        try:
+            got, _, err = faap(capsys, "eval", "--rescore", str(edited), "--out", str(tmp_path / "e.json"))
+        finally:
+            edited.unlink()
+        one_error(err, 1, got, says)
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_out_naming_a_folder_is_refused_before_any_work(evaluated, run, capsys, tmp_path):
+    for args in (["--rescore", str(evaluated)], [str(run), "--device", "cpu"]):
+        got, _, err = faap(capsys, "eval", *args, "--out", str(tmp_path), "--force")
+        one_error(err, 1, got, f"--out {tmp_path} is a folder")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_stdout_is_tsv_off_a_terminal_and_the_table_fits_80_columns(evaluated, capsys, tmp_path):

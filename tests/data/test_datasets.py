@@ -13,6 +13,7 @@ from faapkit.data.batching import BalancedGroupSampler, eval_batches
 from faapkit.data.coco import load_split, require_groups
 from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.errors import DataError
+from tests.conftest import run_cli
 
 SMALL = SynthSpec(seed=3, splits=(("train", 6, 3), ("test", 4, 4)))
 
@@ -32,6 +33,19 @@ def test_synthetic_is_byte_identical_for_a_seed(tmp_path):
     assert _digest(a) == _digest(b)
     c = write_synthetic(tmp_path / "c", SynthSpec(seed=4, splits=SMALL.splits))
     assert _digest(a) != _digest(c)
+
+
+def test_another_seed_into_a_written_benchmark_is_refused(tmp_path):
+    """Regenerating with another seed into the same folder used to keep the old images and say
+    "wrote": every later evaluation then silently measured the old seed's benchmark."""
+    root = write_synthetic(tmp_path / "s", SMALL)
+    before = _digest(root)
+    assert write_synthetic(root, SMALL) == root  # the same benchmark again: nothing to do
+    with pytest.raises(DataError, match="seed 3.*seed 4"):
+        write_synthetic(root, SynthSpec(seed=4, splits=SMALL.splits))
+    code, _, err = run_cli("data", "synth", str(root), "--seed", "5")
+    assert code != 0 and err.count("error:") == 1 and "seed 3" in err and "seed 5" in err
+    assert _digest(root) == before
 
 
 def test_both_layouts_agree(tmp_path):

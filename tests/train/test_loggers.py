@@ -128,6 +128,21 @@ def test_csv_refuses_a_corrupt_file_on_resume_naming_the_line(tmp_path):
     assert path.read_text() == "step,epoch,split,name,value\n1,0,train,total,0.30000000000000004\n"
 
 
+@pytest.mark.parametrize("name", ["metrics.csv", "tb", "train_log.jsonl"])
+def test_a_fresh_run_never_writes_over_files_of_a_folder_that_is_not_a_run(tmp_path, name):
+    """``--out`` naming a folder that holds a metrics.csv, tb/ or train log but no run.json (not a
+    faapkit run): the loggers' fresh start would replace or mix into them, so it is refused."""
+    from faapkit.errors import FaapError
+
+    folder = tmp_path / "mine"
+    (folder / "tb").mkdir(parents=True) if name == "tb" else folder.mkdir()
+    kept = folder / ("tb/events.out.tfevents.1" if name == "tb" else name)
+    kept.write_text("precious\n")
+    with pytest.raises(FaapError, match=rf"{folder}.* holds {name} but no run.json"):
+        Trainer(resolve_config(REG, version="level-up", overrides=[*RUN]), REG, folder).setup()
+    assert kept.read_text() == "precious\n" and not (folder / "run.json").exists()
+
+
 def test_a_missing_tensorboard_is_refused_before_anything_is_written(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import now raises ImportError
     cfg = resolve_config(REG, version="level-up", overrides=[*RUN])
