@@ -66,6 +66,15 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def compare_json(*args: str) -> tuple[dict, str]:
+    """``faap compare ARGS --json`` that must succeed: its parsed JSON and its stderr."""
+    import json
+
+    code, out, err = run_cli("compare", *args, "--json")
+    assert code == 0, err
+    return json.loads(out), err
+
+
 def fixture_path(*parts: str) -> Path:
     """A file or folder under ``tests/fixtures``. The fixtures are part of the repository, so a
     missing one is an error of the checkout: the test fails, it is never skipped."""

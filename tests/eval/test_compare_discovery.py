@@ -8,7 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.conftest import fixture_path, run_cli
+from tests.conftest import compare_json, fixture_path, run_cli
 
 FIX5 = "faap_outputs_infonce_3rd_fix5_gpu_20260305"
 SCF = "faap_outputs_infonce_fix10gpu_scf_20260324"
@@ -31,15 +31,10 @@ def research_root(tmp_path: Path) -> Path:
     return root
 
 
-def _compare(*args: str) -> tuple[dict, str]:
-    code, out, err = run_cli("compare", *args, "--json")
-    assert code == 0, err
-    return json.loads(out), err
-
 
 def test_research_root_lists_every_run_and_loose_file(tmp_path):
     root = research_root(tmp_path)
-    found, err = _compare(str(root))
+    found, err = compare_json(str(root))
     evaluated = {r["run"] for r in found["rows"]}
     assert evaluated == {FIX5, NATIVE, "faap_metrics", "baseline_test_metrics", "faap_metrics_val_perturbed_1st_2"}
     logged = {s["run"]: s["epochs_logged"] for s in found["log_only"]}
@@ -59,7 +54,7 @@ def test_research_root_lists_every_run_and_loose_file(tmp_path):
     assert sorted(r["epoch"] for r in found["rows"] if r["run"] == FIX5) == list(range(10))
     assert f"not a run or metrics file any plugin reads: {root / 'notes.json'}" in err
     # passing the run folders one by one finds the same rows
-    one_by_one, _ = _compare(*(str(root / name) for name in (FIX5, SCF, NATIVE)))
+    one_by_one, _ = compare_json(*(str(root / name) for name in (FIX5, SCF, NATIVE)))
     assert sorted((r["run"], r["epoch"], r["split"]) for r in one_by_one["rows"]) == sorted(
         (r["run"], r["epoch"], r["split"]) for r in found["rows"] if r["run"] in (FIX5, NATIVE)
     )
@@ -68,7 +63,7 @@ def test_research_root_lists_every_run_and_loose_file(tmp_path):
 def test_runs_of_one_name_in_two_folders_stay_two_runs(tmp_path):
     for parent in ("a", "b"):
         shutil.copytree(fixture_path("legacy_runs", FIX5), tmp_path / parent / FIX5)
-    found, _ = _compare(str(tmp_path))
+    found, _ = compare_json(str(tmp_path))
     assert {r["run"] for r in found["rows"]} == {f"a/{FIX5}", f"b/{FIX5}"}
     assert len(found["rows"]) == 20
 
@@ -80,7 +75,7 @@ def test_one_ordinary_run_is_one_dataset(tmp_path):
     fingerprints = {json.loads(p.read_text())["dataset"]["fingerprint"] for p in (run / "eval").glob("*.json")}
     fingerprints.add(json.loads((run / "run.json").read_text())["dataset"]["fingerprint"])
     assert len(fingerprints) == 3  # train, val, test
-    found, err = _compare(str(run))
+    found, err = compare_json(str(run))
     assert {r["split"] for r in found["rows"]} == {"val", "test"}
     assert found["datasets"] == ["synth-v1-seed0/coco"] and "different datasets" not in err
     code, out, err = run_cli("compare", str(run), "--format", "table", env={"COLUMNS": "80"})
@@ -92,13 +87,13 @@ def test_one_ordinary_run_is_one_dataset(tmp_path):
 def test_runs_sharing_a_test_split_are_one_dataset_and_changed_data_is_kept_apart(tmp_path):
     for parent in ("a", "b"):
         shutil.copytree(fixture_path("native_runs", NATIVE), tmp_path / parent / NATIVE)
-    found, err = _compare(str(tmp_path))
+    found, err = compare_json(str(tmp_path))
     assert len(found["datasets"]) == 1 and {r["run"] for r in found["rows"]} == {f"a/{NATIVE}", f"b/{NATIVE}"}
     changed = next((tmp_path / "b" / NATIVE / "eval").glob("test_*.json"))
     metrics = json.loads(changed.read_text())
     metrics["dataset"]["fingerprint"] = "0123456789abcdef"  # the test images were replaced since
     changed.write_text(json.dumps(metrics))
-    found, err = _compare(str(tmp_path))
+    found, err = compare_json(str(tmp_path))
     test_sets = {r["run"]: r["dataset"] for r in found["rows"] if r["split"] == "test"}
     assert test_sets[f"a/{NATIVE}"] != test_sets[f"b/{NATIVE}"] and "0123456" in test_sets[f"b/{NATIVE}"]
     assert "split test has several fingerprints" in err

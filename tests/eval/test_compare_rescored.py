@@ -9,7 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.conftest import fixture_path, run_cli
+from tests.conftest import compare_json, fixture_path, run_cli
 
 NATIVE = "level-up-tiny"
 
@@ -33,28 +33,23 @@ def _run_with_extra_evals(tmp_path: Path) -> Path:
     return run
 
 
-def _compare(*args: str) -> tuple[dict, str]:
-    code, out, err = run_cli("compare", *args, "--json")
-    assert code == 0, err
-    return json.loads(out), err
-
 
 def test_a_rescore_beside_its_evaluation_is_not_a_second_row(tmp_path):
     run = _run_with_extra_evals(tmp_path)
-    found, err = _compare(str(run))
+    found, err = compare_json(str(run))
     tests = [r for r in found["rows"] if r["split"] == "test"]
     assert len(tests) == 1
     assert tests[0]["AP_gap_ci"] != [-0.5, 0.5]  # the evaluation, not its rescore
     assert "test_gender_best_first16_rescored_boot100.json" in err and "rescore" in err
     # without its original, the rescore is the evaluation that is shown
     (run / "eval" / "test_gender_best_first16.json").unlink()
-    alone, _ = _compare(str(run))
+    alone, _ = compare_json(str(run))
     assert [r["AP_gap_ci"] for r in alone["rows"] if r["split"] == "test"] == [[-0.5, 0.5]]
 
 
 def test_other_iou_thresholds_get_their_own_table_and_val_choice(tmp_path):
     run = _run_with_extra_evals(tmp_path)
-    found, err = _compare(str(run))
+    found, err = compare_json(str(run))
     by_split_epoch = {(r["split"], r["epoch"]): r for r in found["rows"]}
     coco, iou = by_split_epoch[("val", 1)], by_split_epoch[("val", 0)]
     assert iou["AP_gap"] == 0.2 - 0.99
@@ -64,6 +59,6 @@ def test_other_iou_thresholds_get_their_own_table_and_val_choice(tmp_path):
     assert code == 0 and "not comparable" in table_err
     # --best-per-run chooses among COCO-IoU val rows for the COCO-IoU test row: the IoU-0.5 val
     # row's far smaller gap is another metric and must not pick epoch 0
-    best, notes = _compare(str(run), "--best-per-run")
+    best, notes = compare_json(str(run), "--best-per-run")
     assert [(r["split"], r["epoch"]) for r in best["rows"]] == [("test", 1)]
     assert "IoU 0.5" in notes
