@@ -67,6 +67,7 @@ def _list_registered_versions(command: Any, args: list[str]) -> None:
         return
     try:
         blocked = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--disable-plugin"]
+        blocked += [a.split("=", 1)[1] for a in args if a.startswith("--disable-plugin=")]
         names = sorted(AppState(blocked=blocked).registries.versions.entries)
     except FaapError:
         return  # the command itself reports a broken plugin set

@@ -20,16 +20,18 @@ def test_version_help_names_what_is_registered_without_torch():
     code = (
         "import sys; from faapkit.cli import main\n"
         "blocked = ['--disable-plugin', 'level_up', 'train', '--help']\n"
-        "for cmd in (['train', '--help'], ['config', 'show', '--help'], blocked):\n"
+        "joined = ['--disable-plugin=level_up', 'train', '--help']\n"
+        "for cmd in (['train', '--help'], ['config', 'show', '--help'], blocked, joined):\n"
         "    try:\n        main(cmd)\n    except SystemExit:\n        pass\n"
         "assert 'torch' not in sys.modules, 'train --help imported torch'\n"
     )
     env = {**os.environ, "COLUMNS": "250"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     listed = [line for line in out.splitlines() if "method version:" in line]
-    assert len(listed) == 3, out
+    assert len(listed) == 4, out
     assert all("1st, 2nd, 3rd, 4th, 7th" in line for line in listed)
-    assert "level-up" in listed[0] and "level-up" in listed[1] and "level-up" not in listed[2]
+    assert "level-up" in listed[0] and "level-up" in listed[1]
+    assert "level-up" not in listed[2] and "level-up" not in listed[3]
 
 
 def test_every_command_has_help():
