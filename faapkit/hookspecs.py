@@ -61,7 +61,9 @@ def faap_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
 
 @hookspec
 def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
-    """Register frozen detector configurations (architecture hyperparameters and optional weights)."""
+    """Register detectors: ``factory(**arch)`` returns a ``faapkit.specs.DetectorParts`` (model,
+    set criterion, postprocess); every detector faapkit uses is built by its spec's factory, then
+    frozen and loaded with the configured checkpoint or the spec's packaged ``weights``."""
 
 
 @hookspec

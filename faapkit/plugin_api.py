@@ -9,6 +9,8 @@ inside a loss factory, when torch is needed anyway.
 - registration: ``hookimpl`` and the specs a ``register`` callback takes (``VersionSpec``,
   ``LossSpec``, ``HeadSpec``, ``GeneratorSpec``, ``ScheduleSpec``, ``DetectorSpec``,
   ``LoggerSpec``); the hooks themselves are documented in ``docs/plugin-hooks.md``;
+- detectors: ``DetectorParts`` (what a ``DetectorSpec`` factory returns) and ``detr_parts``
+  (the built-in DETR factory, ``**arch -> DetectorParts``, to wrap or extend);
 - options: ``Options``, the strict base every component's options model derives from;
 - losses: ``LossStrategy`` (subclass it), ``LossInputs`` (what the engine hands it: features
   ``(B, Q, D)``, logits ``(B, Q, C+1)``, groups ``(B,)``, the batch's DETR loss, ...),
@@ -24,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from faapkit.hookspecs import hookimpl
 from faapkit.specs import (
+    DetectorParts,
     DetectorSpec,
     GeneratorSpec,
     HeadSpec,
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
         self_similarity,
         wasserstein_1d_asymmetric,
     )
+    from faapkit.detr.build import detr_parts
 
 
 class Options(BaseModel):
@@ -59,6 +63,7 @@ _LAZY = {
     "wasserstein_1d_asymmetric": "faapkit.core.losses.common",
     "info_nce": "faapkit.core.losses.common",
     "self_similarity": "faapkit.core.losses.common",
+    "detr_parts": "faapkit.detr.build",
 }
 
 
@@ -72,6 +77,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DetectorParts",
     "DetectorSpec",
     "GeneratorSpec",
     "HeadSpec",
@@ -83,6 +89,7 @@ __all__ = [
     "Options",
     "ScheduleSpec",
     "VersionSpec",
+    "detr_parts",
     "hookimpl",
     "image_scores",
     "info_nce",

@@ -127,15 +127,56 @@ def test_hook_faap_register_generators(registries, tmp_path):
     assert float(gen(torch.zeros(1, 3, 4, 4)).detach().max()) == pytest.approx(expected)
 
 
+def tiny_body(dilation):
+    """A plugin's backbone body, named in ``arch`` as ``"tests.plugins.test_hooks:tiny_body"``:
+    one stride-8 conv, ``(B, 3, H, W) -> {"0": (B, 24, H/8, W/8)}``."""
+    import torch
+
+    class Body(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 24, 8, 8)
+
+        def forward(self, x):
+            return {"0": self.conv(x)}
+
+    return Body(), 24
+
+
 def test_hook_faap_register_detectors(registries):
+    """A plugin's detector is what its factory builds (here with a backbone of its own); a factory
+    that returns something else, or an arch that does not fit it, is one ConfigError."""
+    import torch
+
+    from faapkit.detr.frozen import load_detector
+    from faapkit.specs import DetectorParts
+
     assert {"detr-r50", "detr-r101", "detr-synth-tiny"} <= set(registries.detectors)
+    arch = {"hidden_dim": 32, "nheads": 2, "enc_layers": 1, "dec_layers": 1, "dim_feedforward": 64}
+    arch |= {"num_queries": 3, "num_classes": 2, "backbone": "tests.plugins.test_hooks:tiny_body"}
 
     class P:
         @hookimpl
         def faap_register_detectors(self, register):
-            register(DetectorSpec(name="detr-mine", factory="faapkit.detr.build:build_detr", arch={}))
+            register(DetectorSpec(name="detr-mine", factory="faapkit.detr.build:detr_parts", arch=arch))
+            register(DetectorSpec(name="tuple", factory="faapkit.detr.build:build_detr", arch=arch))
+            register(DetectorSpec(name="misfit", factory="faapkit.detr.build:detr_parts", arch={"layers": 2}))
 
-    assert Registries.from_plugin_manager(_with(P())).detectors.provider("detr-mine") == "testplugin"
+    reg = Registries.from_plugin_manager(_with(P()))
+    assert reg.detectors.provider("detr-mine") == "testplugin"
+    parts = reg.detectors.get("detr-mine").build()
+    assert isinstance(parts, DetectorParts) and (parts.num_queries, parts.num_classes, parts.feature_dim) == (3, 2, 32)
+    det = load_detector(reg.detectors.get("detr-mine"), allow_random=True)
+    out = det(torch.randn(2, 3, 64, 48), torch.zeros(2, 64, 48, dtype=torch.bool))
+    assert out["pred_logits"].shape == (2, 3, 3) and out["pred_boxes"].shape == (2, 3, 4)
+    assert det.model.backbone[0].num_channels == 24 and out["features"].shape == (2, 3, 32)
+    with pytest.raises(ConfigError, match="detector 'tuple'.*returned a tuple, not the DetectorParts"):
+        reg.detectors.get("tuple").build()
+    with pytest.raises(ConfigError, match="detector 'misfit': its arch does not fit its factory"):
+        reg.detectors.get("misfit").build()
+    unknown = DetectorSpec(name="x", factory="faapkit.detr.build:detr_parts", arch={**arch, "backbone": "vgg"})
+    with pytest.raises(ConfigError, match="unknown backbone 'vgg'; known: tinyconv, resnet18"):
+        unknown.build()
 
 
 def test_hook_faap_register_loggers(registries, tmp_path, synth_root):
