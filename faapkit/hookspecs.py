@@ -33,7 +33,8 @@ hookimpl = pluggy.HookimplMarker("faap")
 @hookspec
 def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
     """Register method versions (e.g. ``"4th"``): a bundle naming a loss, a head, schedules
-    and default hyperparameters. Components are referred to by their registry names."""
+    and default hyperparameters, and other names (``aliases``) ``--version`` accepts. Components
+    are referred to by their registry names."""
 
 
 @hookspec
@@ -56,7 +57,8 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
 
 @hookspec
 def faap_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
-    """Register per-epoch schedules: pure functions ``(epoch, total_epochs, **options) -> float``."""
+    """Register per-epoch schedules: pure functions ``(epoch, total_epochs, **options) -> float``;
+    ``kind`` (epsilon, lr, weight or None for any) restricts the roles they may be bound to."""
 
 
 @hookspec

@@ -75,11 +75,31 @@ class GeneratorSpec(ComponentSpec):
         return resolve_factory(self.factory)(epsilon=epsilon, **validated.model_dump())
 
 
+ScheduleKind = Literal["epsilon", "weight", "lr"]
+
+
+def role_kind(role: str) -> ScheduleKind:
+    """The kind of schedule a role takes: ``epsilon`` (the perturbation bound), ``lr`` (a factor
+    of ``train.lr``), any other role a loss ``weight``."""
+    return "epsilon" if role == "epsilon" else "lr" if role == "lr" else "weight"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ScheduleSpec(ComponentSpec):
-    """A per-epoch schedule ``f(epoch, total_epochs, **options) -> float``."""
+    """A per-epoch schedule ``f(epoch, total_epochs, **options) -> float``. ``kind`` is the one
+    role kind it is made for (:func:`role_kind`; binding it to another role is refused), ``None``
+    one that fits any role (a constant, a linear ramp)."""
 
-    kind: Literal["epsilon", "weight", "lr"] = "weight"
+    kind: ScheduleKind | None = None
+
+    def check_role(self, role: str, where: str, provider: str | None = None) -> None:
+        """Refuse binding this schedule to a role of another kind; ``where`` names the binding."""
+        if self.kind is not None and self.kind != role_kind(role):
+            by = f" (plugin '{provider}')" if provider else ""
+            raise ConfigError(
+                f"{where}: schedule '{self.name}'{by} is an '{self.kind}' schedule, "
+                f"but role '{role}' takes an '{role_kind(role)}' schedule"
+            )
 
     def value(self, epoch: int, total_epochs: int, options: Mapping[str, Any]) -> float:
         return float(resolve_factory(self.factory)(epoch, total_epochs, **options))
@@ -173,6 +193,9 @@ class VersionSpec:
 
     ``defaults`` is a nested mapping merged under the user's config file and ``--set`` overrides,
     e.g. ``{"train": {"batch_size": 8}, "loss": {"temperature": 0.1}}``.
+
+    ``aliases`` are other names ``--version`` accepts; a run records ``name``. A name or alias
+    that another plugin already claimed is refused at registration, naming both plugins.
     """
 
     name: str

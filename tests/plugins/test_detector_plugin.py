@@ -48,15 +48,19 @@ def test_plugin_detector_trains_and_evaluates(tmp_path, synth_root, monkeypatch)
     env = plugin_env(tmp_path / "site")
     code, out, err = run_cli("inspect", "plugins", "--json", env=env)
     assert code == 0, err
-    row = next(r for r in json.loads(out)["components"] if r["name"] == "detr-first8")
+    rows = {r["name"]: r for r in json.loads(out)["components"]}
+    row = rows["detr-first8"]
     assert (row["kind"], row["plugin"], row["distribution"]) == ("detector", "firstq", "faap-first-queries")
+    assert rows["levelup-first8"]["aliases"] == ["f8"]
 
     ckpt = wrapped_checkpoint(tmp_path / "first8.pth", monkeypatch)
     run = tmp_path / "run"
-    sets = ["--set", "detector.name=detr-first8", "--set", f"detector.checkpoint={ckpt}"]
-    args = ["train", "--version", "level-up", "--out", str(run), "--max-steps", "2", *sets]
-    code, _, err = run_cli(*args, "--set", "train.batch_size=4", "--set", "train.val_every=0", "--quiet", env=env)
+    # the version (by its alias) names the plugin's detector; the run records the canonical name
+    args = ["train", "--version", "f8", "--out", str(run), "--max-steps", "2", "--quiet"]
+    code, _, err = run_cli(*args, "--set", f"detector.checkpoint={ckpt}", env=env)
     assert code == 0, err
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["version"] == "levelup-first8" and manifest["config"]["detector"]["name"] == "detr-first8"
     code, out, err = run_cli("eval", str(run), "--limit-images", "40", "--bootstrap", "0", "--json", env=env)
     assert code == 0, err
     metrics = json.loads(out)
@@ -69,3 +73,13 @@ def test_plugin_detector_trains_and_evaluates(tmp_path, synth_root, monkeypatch)
     # without the plugin the run's detector is unknown: one error line, no traceback
     code, _, err = run_cli("eval", str(run), "--limit-images", "40", "--bootstrap", "0", "--force")
     assert code == 2 and "unknown detector 'detr-first8'" in err and "Traceback" not in err
+
+
+def test_version_help_and_inspect_show_a_plugin_s_aliases(tmp_path):
+    env = plugin_env(tmp_path / "site") | {"COLUMNS": "250"}
+    code, out, err = run_cli("train", "--help", env=env)
+    assert code == 0, err
+    assert "levelup-first8 (alias f8)" in out
+    code, out, err = run_cli("inspect", "plugins", env=env)
+    assert code == 0, err
+    assert "levelup-first8 (alias f8)" in out

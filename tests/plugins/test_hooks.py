@@ -55,6 +55,70 @@ def test_hook_faap_register_versions(registries):
     assert reg.versions.provider("4th-short") == "testplugin"
 
 
+def _version_plugin(name, aliases=(), schedules=None):
+    class P:
+        @hookimpl
+        def faap_register_versions(self, register):
+            register(
+                VersionSpec(
+                    name=name,
+                    aliases=aliases,
+                    loss="infonce_anchor_aligned",
+                    head="stabilized_mlp",
+                    schedules=schedules or {"epsilon": "constant", "beta": "linear"},
+                )
+            )
+
+    return P()
+
+
+def test_a_version_alias_resolves_to_the_canonical_name():
+    from faapkit.config import resolve_config
+
+    reg = Registries.from_plugin_manager(_with(_version_plugin("4th-short", aliases=("4s", "short"))))
+    assert reg.versions.get("short").name == "4th-short" and reg.versions.provider("4s") == "testplugin"
+    assert resolve_config(reg, version="4s").version == "4th-short"
+    with pytest.raises(UnknownNameError, match="did you mean 'short'"):
+        reg.versions.get("shrot")
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "claimed", "held"),
+    [
+        (("a", ("4th",)), None, "4th", "version '4th'"),  # an alias taking a built-in's name
+        (("a", ("x",)), ("b", ("x",)), "x", "an alias of version 'a'"),  # one alias, two versions
+        (("a", ("x",)), ("x", ()), "x", "an alias of version 'a'"),  # a name taking an alias
+    ],
+)
+def test_a_name_or_alias_claimed_twice_names_both_plugins(first, second, claimed, held):
+    plugins = [("one", _version_plugin(*first))] + ([("two", _version_plugin(*second))] if second else [])
+    owner = "one" if second else "v4th"
+    claimer = "two" if second else "one"
+    with pytest.raises(DuplicateNameError) as info:
+        Registries.from_plugin_manager(make_plugin_manager(extra_plugins=plugins))
+    message = str(info.value)
+    assert f"'{claimed}' claimed by both plugin '{owner}' ({held}) and plugin '{claimer}'" in message
+
+
+def test_a_schedule_of_another_kind_is_refused_naming_both():
+    bad = _version_plugin("eps-from-lr", schedules={"epsilon": "warmup_cosine", "beta": "linear"})
+    with pytest.raises(
+        ConfigError,
+        match=(
+            "version 'eps-from-lr' \\(plugin 'testplugin'\\): schedule 'warmup_cosine' \\(plugin 'components'\\) "
+            "is an 'lr' schedule, but role 'epsilon' takes an 'epsilon' schedule"
+        ),
+    ):
+        Registries.from_plugin_manager(_with(bad))
+    from faapkit.config import resolve_config
+
+    reg = Registries.from_plugin_manager(make_plugin_manager())
+    with pytest.raises(ConfigError, match="schedules.epsilon.name: schedule 'warmup_cosine' is an 'lr' schedule"):
+        resolve_config(reg, version="4th", overrides=["schedules.epsilon.name='warmup_cosine'"])
+    # a schedule of no kind fits every role
+    assert resolve_config(reg, version="4th", overrides=["schedules.lr.name='constant'", "schedules.lr.value=1.0"])
+
+
 def test_hook_faap_register_losses():
     class P:
         @hookimpl
