@@ -11,6 +11,7 @@ inside a loss factory, when torch is needed anyway.
   ``LoggerSpec``); the hooks themselves are documented in ``docs/plugin-hooks.md``;
 - detectors: ``DetectorParts`` (what a ``DetectorSpec`` factory returns) and ``detr_parts``
   (the built-in DETR factory, ``**arch -> DetectorParts``, to wrap or extend);
+- runs: ``RunRecord``, what a ``faap_read_run`` reader returns (plain dicts with its keys work too);
 - options: ``Options``, the strict base every component's options model derives from;
 - losses: ``LossStrategy`` (subclass it), ``LossInputs`` (what the engine hands it: features
   ``(B, Q, D)``, logits ``(B, Q, C+1)``, groups ``(B,)``, the batch's DETR loss, ...),
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from faapkit.hookspecs import hookimpl
+from faapkit.run_records import RunRecord
 from faapkit.specs import (
     DetectorParts,
     DetectorSpec,
@@ -87,6 +89,7 @@ __all__ = [
     "LossSpec",
     "LossStrategy",
     "Options",
+    "RunRecord",
     "ScheduleSpec",
     "VersionSpec",
     "detr_parts",

@@ -305,6 +305,21 @@ def test_hook_faap_read_run(pm, tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
     assert _with(P()).hook.faap_read_run(path=mine) == [{"run": "x", "epoch": 1}]
+    # compare reads a plugin's plain dicts as typed records, and names a bad key in one error
+    from faapkit.errors import FaapError
+    from faapkit.run_records import RunRecord
+    from faapkit.runs import discover
+
+    records, _ = discover([mine], _with(P()))
+    assert records == [RunRecord(run="x", epoch=1)] and records[0].perturbed is None
+
+    class Bad:
+        @hookimpl
+        def faap_read_run(self, path):
+            return [{"run": "x", "epoch": "first"}] if path.name == "mine" else None
+
+    with pytest.raises(FaapError, match="mine: a faap_read_run plugin's record has a bad 'epoch'.*'first'"):
+        discover([mine], _with(Bad()))
 
 
 def test_duplicate_name_names_both_plugins():
