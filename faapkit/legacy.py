@@ -157,9 +157,7 @@ def read_legacy(path: Path) -> list[RunRecord] | None:
         label, path, "faap_gan train log", None, dataset, by_epoch, seen_epochs, hp.get("epsilon")
     )
     if not records and config is not None:
-        records.append(
-            RunRecord(run=label, path=str(path), source="faap_gan config only", epoch=None, dataset=dataset)
-        )
+        records.append(RunRecord(run=label, path=str(path), source="faap_gan config only", epoch=None, dataset=dataset))
     for rec in records:
         rec.run_path = str(path)
     return records
