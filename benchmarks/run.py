@@ -28,7 +28,6 @@ import torch
 from faapkit.config import resolve_config
 from faapkit.core.trainer import Trainer
 from faapkit.data.batching import Batch
-from faapkit.detr.build import build_from_spec
 from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
@@ -57,7 +56,7 @@ def detector_for(name: str, device: torch.device) -> FrozenDetector:
     if spec.weights:
         return load_detector(spec, device=device)
     torch.manual_seed(0)
-    det = FrozenDetector(*build_from_spec(spec), name=name)
+    det = FrozenDetector(spec.build(), name=name)
     with torch.no_grad():
         det.model.class_embed.bias[1] += 8.0
     return det.to(device)

@@ -386,6 +386,7 @@ def _validate_components(config: FaapConfig, registries: Registries) -> FaapConf
         options = dict(section)
         name = options.pop("name")
         sched = registries.schedules.get(str(name))
+        sched.check_role(role, f"schedules.{role}.name")
         validated = validate_model(sched.options, options, prefix=f"schedules.{role}").model_dump(mode="json")
         schedules[role] = {"name": sched.name, **validated}
     gen_options = dict(config.generator)

@@ -33,7 +33,8 @@ hookimpl = pluggy.HookimplMarker("faap")
 @hookspec
 def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
     """Register method versions (e.g. ``"4th"``): a bundle naming a loss, a head, schedules
-    and default hyperparameters. Components are referred to by their registry names."""
+    and default hyperparameters, and other names (``aliases``) ``--version`` accepts. Components
+    are referred to by their registry names."""
 
 
 @hookspec
@@ -56,12 +57,15 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
 
 @hookspec
 def faap_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
-    """Register per-epoch schedules: pure functions ``(epoch, total_epochs, **options) -> float``."""
+    """Register per-epoch schedules: pure functions ``(epoch, total_epochs, **options) -> float``;
+    ``kind`` (epsilon, lr, weight or None for any) restricts the roles they may be bound to."""
 
 
 @hookspec
 def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
-    """Register frozen detector configurations (architecture hyperparameters and optional weights)."""
+    """Register detectors: ``factory(**arch)`` returns a ``faapkit.specs.DetectorParts`` (model,
+    set criterion, postprocess); every detector faapkit uses is built by its spec's factory, then
+    frozen and loaded with the configured checkpoint or the spec's packaged ``weights``."""
 
 
 @hookspec
@@ -72,12 +76,13 @@ def faap_register_loggers(register: Callable[[LoggerSpec], None]) -> None:
 
 
 @hookspec(firstresult=True)
-def faap_read_run(path: Path) -> list[dict[str, Any]] | None:
+def faap_read_run(path: Path) -> list[Any] | None:  # RunRecord or dict: run_records sits above this layer
     """Read a run folder or metrics file written by another tool.
 
-    Return a list of metric records or ``None`` when the path is not in a format this plugin
-    understands. A record is a plain dict for one (run, epoch, split), with the keys that
-    ``faapkit.run_records.train_only_records`` and ``faapkit.legacy.read_eval_file`` write:
+    Return a list of records or ``None`` when the path is not in a format this plugin
+    understands. A record is a ``faapkit.run_records.RunRecord`` for one (run, epoch, split), or
+    a plain dict with its keys (validated into one; a bad value is one error naming the key), as
+    ``faapkit.run_records.train_only_records`` and ``faapkit.legacy.read_eval_file`` build them:
     ``run``, ``path``, ``source``, ``version``, ``epoch``, ``split``, ``dataset``, ``epsilon``,
     ``perturbed`` and ``baseline`` (``{group: {"AP": ..., "AR": ..., ...}}`` or ``None``), and
     optionally ``reference``, ``is_baseline_only``, ``train`` (the epoch's training-log row).

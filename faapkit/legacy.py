@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from faapkit.run_records import train_only_records
+from faapkit.run_records import RunRecord, train_only_records
 
 EPOCH_RE = re.compile(r"epoch_(\d{4})")
 ALIASES = {"g_total": "total_g", "eps": "epsilon"}
@@ -59,7 +59,7 @@ def dataset_version(folder: Path, hyperparams: dict[str, Any] | None = None, *, 
     return _path_version(hyperparams) or _layout_version(folder)
 
 
-def read_eval_file(path: Path, run: str | None = None) -> dict[str, Any] | None:
+def read_eval_file(path: Path, run: str | None = None) -> RunRecord | None:
     data = _load_json(path)
     if not isinstance(data, dict) or "perturbed" not in data or "hyperparams" not in data:
         return None
@@ -73,23 +73,22 @@ def read_eval_file(path: Path, run: str | None = None) -> dict[str, Any] | None:
     )
     pert = {g: dict(data["perturbed"][g]) for g in LEGACY_GROUPS if g in data["perturbed"]}
     base = {g: dict(data["baseline"][g]) for g in LEGACY_GROUPS if g in data.get("baseline", {})} or None
-    record: dict[str, Any] = {
-        "run": run or path.stem,
-        "path": str(path),
-        "run_path": str(path) if run is None else str(path.parent),
-        "source": f"faap_gan eval schema {schema}",
-        "version": None,
-        "epoch": int(m.group(1)) if m else None,
-        "split": hp.get("split"),
-        "dataset": dataset_version(path.parent, hp),
-        "epsilon": hp.get("epsilon"),
-        "eval_batch_size": hp.get("batch_size"),
-        "reference": {"disadvantaged": "female", "advantaged": "male"},
-        "is_baseline_only": not has_generator,
-        "perturbed": pert if has_generator else None,
-        "baseline": base if base else (None if has_generator else pert),
-    }
-    return record
+    return RunRecord(
+        run=run or path.stem,
+        path=str(path),
+        run_path=str(path) if run is None else str(path.parent),
+        source=f"faap_gan eval schema {schema}",
+        version=None,
+        epoch=int(m.group(1)) if m else None,
+        split=hp.get("split"),
+        dataset=dataset_version(path.parent, hp),
+        epsilon=hp.get("epsilon"),
+        eval_batch_size=hp.get("batch_size"),
+        reference={"disadvantaged": "female", "advantaged": "male"},
+        is_baseline_only=not has_generator,
+        perturbed=pert if has_generator else None,
+        baseline=base if base else (None if has_generator else pert),
+    )
 
 
 def read_train_log(path: Path) -> list[dict[str, Any]]:
@@ -117,7 +116,7 @@ def _holds_runs(folder: Path) -> bool:
         return False
 
 
-def read_legacy(path: Path) -> list[dict[str, Any]] | None:
+def read_legacy(path: Path) -> list[RunRecord] | None:
     """Records of one research run folder, one loose metrics file, or the top-level train log of
     an output root; ``None`` for anything else. Never reads subfolders: ``faap compare`` visits
     them itself, and offers every JSON file no record claims as a loose file."""
@@ -138,7 +137,7 @@ def read_legacy(path: Path) -> list[dict[str, Any]] | None:
     root = _holds_runs(path)
     own = "train_log.jsonl" if "train_log.jsonl" in names else "config.json"
     label = f"{path.name}/{own}" if root else path.name
-    records: list[dict[str, Any]] = []
+    records: list[RunRecord] = []
     hp = config if isinstance(config, dict) else {}
     dataset = dataset_version(path, hp, run_folder=True)
     log = read_train_log(path / "train_log.jsonl") if "train_log.jsonl" in names else []
@@ -150,25 +149,15 @@ def read_legacy(path: Path) -> list[dict[str, Any]] | None:
     )
     seen_epochs = set()
     for rec in (e for e in evals if e):
-        rec["train"] = by_epoch.get(rec["epoch"]) if rec["epoch"] is not None else None
-        rec["dataset"] = dataset or rec["dataset"]
+        rec.train = by_epoch.get(rec.epoch) if rec.epoch is not None else None
+        rec.dataset = dataset or rec.dataset
         records.append(rec)
-        seen_epochs.add(rec["epoch"])
+        seen_epochs.add(rec.epoch)
     records += train_only_records(
         label, path, "faap_gan train log", None, dataset, by_epoch, seen_epochs, hp.get("epsilon")
     )
     if not records and config is not None:
-        records.append(
-            {
-                "run": label,
-                "path": str(path),
-                "source": "faap_gan config only",
-                "epoch": None,
-                "dataset": dataset,
-                "perturbed": None,
-                "baseline": None,
-            }
-        )
+        records.append(RunRecord(run=label, path=str(path), source="faap_gan config only", epoch=None, dataset=dataset))
     for rec in records:
-        rec["run_path"] = str(path)
+        rec.run_path = str(path)
     return records

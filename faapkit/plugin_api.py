@@ -9,6 +9,9 @@ inside a loss factory, when torch is needed anyway.
 - registration: ``hookimpl`` and the specs a ``register`` callback takes (``VersionSpec``,
   ``LossSpec``, ``HeadSpec``, ``GeneratorSpec``, ``ScheduleSpec``, ``DetectorSpec``,
   ``LoggerSpec``); the hooks themselves are documented in ``docs/plugin-hooks.md``;
+- detectors: ``DetectorParts`` (what a ``DetectorSpec`` factory returns) and ``detr_parts``
+  (the built-in DETR factory, ``**arch -> DetectorParts``, to wrap or extend);
+- runs: ``RunRecord``, what a ``faap_read_run`` reader returns (plain dicts with its keys work too);
 - options: ``Options``, the strict base every component's options model derives from;
 - losses: ``LossStrategy`` (subclass it), ``LossInputs`` (what the engine hands it: features
   ``(B, Q, D)``, logits ``(B, Q, C+1)``, groups ``(B,)``, the batch's DETR loss, ...),
@@ -23,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from faapkit.hookspecs import hookimpl
+from faapkit.run_records import RunRecord
 from faapkit.specs import (
+    DetectorParts,
     DetectorSpec,
     GeneratorSpec,
     HeadSpec,
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
         self_similarity,
         wasserstein_1d_asymmetric,
     )
+    from faapkit.detr.build import detr_parts
 
 
 class Options(BaseModel):
@@ -59,6 +65,7 @@ _LAZY = {
     "wasserstein_1d_asymmetric": "faapkit.core.losses.common",
     "info_nce": "faapkit.core.losses.common",
     "self_similarity": "faapkit.core.losses.common",
+    "detr_parts": "faapkit.detr.build",
 }
 
 
@@ -72,6 +79,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DetectorParts",
     "DetectorSpec",
     "GeneratorSpec",
     "HeadSpec",
@@ -81,8 +89,10 @@ __all__ = [
     "LossSpec",
     "LossStrategy",
     "Options",
+    "RunRecord",
     "ScheduleSpec",
     "VersionSpec",
+    "detr_parts",
     "hookimpl",
     "image_scores",
     "info_nce",

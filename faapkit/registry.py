@@ -26,11 +26,14 @@ T = TypeVar("T")
 
 @dataclass
 class Registry(Generic[T]):
-    """Entries of one kind (``"loss"``, ``"version"`` ...) keyed by name, with their providers."""
+    """Entries of one kind (``"loss"``, ``"version"`` ...) keyed by name, with their providers.
+    Specs with ``aliases`` (versions) are found by each alias too; a name or alias claimed twice,
+    as either, is refused naming both plugins."""
 
     kind: str
     entries: dict[str, T] = field(default_factory=dict)
     providers: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # alias -> canonical name
 
     def add(self, spec: T, provider: str) -> None:
         name: str = spec.name  # type: ignore[attr-defined]
@@ -38,16 +41,25 @@ class Registry(Generic[T]):
             raise DuplicateNameError(
                 f"{self.kind} '{name}' registered by both plugin '{self.providers[name]}' and plugin '{provider}'"
             )
+        own_aliases = [a for a in dict.fromkeys(getattr(spec, "aliases", ())) if a != name]
+        for claimed in [name, *own_aliases]:
+            owner = self.aliases.get(claimed, claimed if claimed in self.entries else None)
+            if owner is not None:
+                held = f"{self.kind} '{owner}'" if claimed == owner else f"an alias of {self.kind} '{owner}'"
+                raise DuplicateNameError(
+                    f"{self.kind} name or alias '{claimed}' claimed by both plugin '{self.providers[owner]}' "
+                    f"({held}) and plugin '{provider}' ({self.kind} '{name}')"
+                )
         self.entries[name] = spec
         self.providers[name] = provider
+        self.aliases.update(dict.fromkeys(own_aliases, name))
 
     def get(self, name: str) -> T:
         if name in self.entries:
             return self.entries[name]
-        for spec in self.entries.values():
-            if name in getattr(spec, "aliases", ()):
-                return spec
-        close = difflib.get_close_matches(name, list(self.entries), n=3)
+        if name in self.aliases:
+            return self.entries[self.aliases[name]]
+        close = difflib.get_close_matches(name, [*self.entries, *self.aliases], n=3)
         hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         raise UnknownNameError(
             f"unknown {self.kind} '{name}'; {hint}known: {', '.join(sorted(self.entries)) or '(none)'}"
@@ -110,10 +122,11 @@ class Registries:
                 if version.head is not None:
                     self.heads.get(version.head)
                 self.generators.get(version.generator)
-                for schedule in version.schedules.values():
-                    self.schedules.get(schedule)
+                bound = {role: self.schedules.get(schedule) for role, schedule in version.schedules.items()}
             except UnknownNameError as exc:
                 raise ConfigError(f"{who} refers to an {exc}") from None
+            for role, spec in bound.items():
+                spec.check_role(role, who, self.schedules.provider(spec.name))
 
 
 def _make_register(registry: Registry[Any], spec_type: type, plugin: str) -> Callable[[Any], None]:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+
+from faapkit.run_records import RunRecord
 
 Node = tuple[str, str]  # (split, fingerprint)
 
 
-def assign_datasets(records: list[dict[str, Any]]) -> list[str]:
-    """Set ``record["dataset"]`` to a readable dataset label for every faapkit record; returns
+def assign_datasets(records: list[RunRecord]) -> list[str]:
+    """Set ``record.dataset`` to a readable dataset label for every faapkit record; returns
     notes for the user (a split whose data changed between evaluations)."""
     parent: dict[Node, Node] = {}
 
@@ -29,12 +30,12 @@ def assign_datasets(records: list[dict[str, Any]]) -> list[str]:
             n = parent[n]
         return n
 
-    evaluated = [r for r in records if r.get("dataset_fingerprint") and (r.get("perturbed") or r.get("baseline"))]
+    evaluated = [r for r in records if r.dataset_fingerprint and (r.perturbed or r.baseline)]
     anchor: dict[tuple[str, str], Node] = {}  # (run, root) -> a node of that run's evaluations there
     for r in evaluated:
         node = _node(r)
         find(node)
-        key = (str(r.get("run_path") or r.get("run")), str(r.get("dataset_root")))
+        key = (str(r.run_path or r.run), str(r.dataset_root))
         if key in anchor:
             parent[find(node)] = find(anchor[key])
         else:
@@ -42,7 +43,7 @@ def assign_datasets(records: list[dict[str, Any]]) -> list[str]:
     members: dict[Node, set[Node]] = {}
     for n in list(parent):
         members.setdefault(find(n), set()).add(n)
-    roots = {_node(r): str(r.get("dataset_root") or "") for r in evaluated}
+    roots = {_node(r): str(r.dataset_root or "") for r in evaluated}
     label: dict[Node, str] = {}
     notes: list[str] = []
     tails = {key: _tail(min(roots[n] for n in nodes)) for key, nodes in members.items()}
@@ -65,26 +66,26 @@ def assign_datasets(records: list[dict[str, Any]]) -> list[str]:
     at_root: dict[str, set[str]] = {}
     done = set()
     for r in evaluated:
-        r["dataset"] = label[_node(r)]
-        by_run.setdefault(str(r.get("run_path") or r.get("run")), r["dataset"])
-        at_root.setdefault(str(r.get("dataset_root")), set()).add(r["dataset"])
+        r.dataset = label[_node(r)]
+        by_run.setdefault(str(r.run_path or r.run), r.dataset)
+        at_root.setdefault(str(r.dataset_root), set()).add(r.dataset)
         done.add(id(r))
     for r in records:
-        if r.get("dataset_fingerprint") and id(r) not in done:
+        if r.dataset_fingerprint and id(r) not in done:
             # a log row goes with its run's (first) evaluated dataset, else with the one dataset
             # evaluated at the root it trained on, else with that root's own label
-            root = str(r.get("dataset_root"))
+            root = str(r.dataset_root)
             near = at_root.get(root, set())
-            own = next(iter(near)) if len(near) == 1 else _tail(root if r.get("dataset_root") else "")
-            r["dataset"] = by_run.get(str(r.get("run_path") or r.get("run")), own)
+            own = next(iter(near)) if len(near) == 1 else _tail(root if r.dataset_root else "")
+            r.dataset = by_run.get(str(r.run_path or r.run), own)
     for r in evaluated:  # AP over other IoU thresholds is another metric: never one table with COCO's
-        if r.get("iou_thresholds"):
-            r["dataset"] += ", IoU " + "-".join(f"{t:g}" for t in r["iou_thresholds"])
+        if r.iou_thresholds:
+            r.dataset = f"{r.dataset}, IoU " + "-".join(f"{t:g}" for t in r.iou_thresholds)
     return notes
 
 
-def _node(r: dict[str, Any]) -> Node:
-    return (str(r.get("dataset_split")), str(r["dataset_fingerprint"]))
+def _node(r: RunRecord) -> Node:
+    return (str(r.dataset_split), str(r.dataset_fingerprint))
 
 
 def _digest(nodes: set[Node]) -> str:

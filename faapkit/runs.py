@@ -17,10 +17,10 @@ from typing import Any
 
 from faapkit.core.rundir import RunDir
 from faapkit.fairness import gap_if_known
-from faapkit.run_records import train_only_records
+from faapkit.run_records import RunRecord, as_record, train_only_records
 
 
-def read_native(path: Path, unreadable: list[str] | None = None) -> list[dict[str, Any]]:
+def read_native(path: Path, unreadable: list[str] | None = None) -> list[RunRecord]:
     """The records of a faapkit run folder; an ``eval/*.json`` that is not a metrics file faapkit
     reads is named in ``unreadable`` and left out (one bad file never hides the rest)."""
     run = RunDir(path)
@@ -30,7 +30,7 @@ def read_native(path: Path, unreadable: list[str] | None = None) -> list[dict[st
     dataset = data.get("fingerprint")
     log = {int(r["epoch"]): r for r in run.read_log()}
     selection = run.read_selection() or {}
-    records = []
+    records: list[RunRecord] = []
     seen = set()
     for f in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
         try:
@@ -49,55 +49,59 @@ def read_native(path: Path, unreadable: list[str] | None = None) -> list[dict[st
         metrics = m["metrics"]
         iou = (m.get("eval") or {}).get("iou_thresholds")
         records.append(
-            {
-                "run": label,
-                "path": str(f),
-                "source": "faapkit",
-                "version": manifest.get("version"),
-                "epoch": epoch,
-                "split": m.get("split"),
-                "split_by": m.get("split_by"),
-                "dataset": m.get("dataset", {}).get("fingerprint", dataset),
+            RunRecord(
+                run=label,
+                path=str(f),
+                source="faapkit",
+                version=manifest.get("version"),
+                epoch=epoch,
+                split=m.get("split"),
+                split_by=m.get("split_by"),
+                dataset=m.get("dataset", {}).get("fingerprint", dataset),
                 # which split of which root the fingerprint is of: run_datasets joins a run's splits
-                "dataset_fingerprint": m.get("dataset", {}).get("fingerprint", dataset),
-                "dataset_split": m.get("split"),
-                "dataset_root": m.get("dataset", {}).get("root", data.get("root")),
-                "epsilon": m.get("epsilon"),
-                "reference": m.get("reference"),
-                "perturbed": metrics.get("perturbed"),
-                "baseline": metrics.get("baseline"),
-                "bootstrap": m.get("bootstrap"),
-                "train": log.get(epoch) if epoch is not None else None,
-                "selected_epoch": selection.get("epoch"),
+                dataset_fingerprint=m.get("dataset", {}).get("fingerprint", dataset),
+                dataset_split=m.get("split"),
+                dataset_root=m.get("dataset", {}).get("root", data.get("root")),
+                epsilon=m.get("epsilon"),
+                reference=m.get("reference"),
+                perturbed=metrics.get("perturbed"),
+                baseline=metrics.get("baseline"),
+                bootstrap=m.get("bootstrap"),
+                train=log.get(epoch) if epoch is not None else None,
+                selected_epoch=selection.get("epoch"),
                 # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
-                "iou_thresholds": iou if isinstance(iou, list) else None,
-                "rescored_from": (m.get("rescored_from") or {}).get("metrics"),
-            }
+                iou_thresholds=iou if isinstance(iou, list) else None,
+                rescored_from=(m.get("rescored_from") or {}).get("metrics"),
+            )
         )
     trained = train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
     for rec in trained:
-        rec.update(dataset_fingerprint=dataset, dataset_split=data.get("split"), dataset_root=data.get("root"))
+        rec.dataset_fingerprint, rec.dataset_split, rec.dataset_root = dataset, data.get("split"), data.get("root")
     records += trained
     for rec in records:
-        rec["run_path"] = str(path)
+        rec.run_path = str(path)
     return records
 
 
 NOT_METRICS = frozenset({"config.json", "dataset_layout.json", "run.json", "selection.json"})
 
 
-def discover(paths: list[Path], pm: Any) -> tuple[list[dict[str, Any]], list[str]]:
+def discover(paths: list[Path], pm: Any) -> tuple[list[RunRecord], list[str]]:
     """Walk ``paths`` recursively; returns records and the paths nobody could read.
 
     A folder a plugin reads is still descended into (an output root can be read for its own
     top-level log and still hold run folders); a JSON file beside it that no returned record
-    names in ``path`` is offered to the plugins on its own (a loose metrics file)."""
-    records: list[dict[str, Any]] = []
+    names in ``path`` is offered to the plugins on its own (a loose metrics file). A plugin's
+    plain-dict records are validated into :class:`RunRecord` (a malformed one is one error)."""
+    records: list[RunRecord] = []
     unreadable: list[str] = []
     visited: set[Path] = set()
 
+    def ask(p: Path) -> list[RunRecord]:
+        return [as_record(item, p) for item in pm.hook.faap_read_run(path=p) or []]
+
     def offer(p: Path) -> None:
-        found = pm.hook.faap_read_run(path=p)
+        found = ask(p)
         if found:
             records.extend(found)
         elif p.suffix == ".json" and p.name not in NOT_METRICS:
@@ -114,9 +118,9 @@ def discover(paths: list[Path], pm: Any) -> tuple[list[dict[str, Any]], list[str
         if (p / "run.json").is_file():
             records.extend(read_native(p, unreadable))  # its eval/ and checkpoints/ are its own
             return
-        found = pm.hook.faap_read_run(path=p) or []
+        found = ask(p)
         records.extend(found)
-        claimed = {str(r.get("path")) for r in found}
+        claimed = {str(r.path) for r in found}
         try:
             children = sorted(p.iterdir())
         except OSError as exc:
@@ -136,22 +140,23 @@ def discover(paths: list[Path], pm: Any) -> tuple[list[dict[str, Any]], list[str
     return records, unreadable
 
 
-def drop_rescores(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+def drop_rescores(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
     """Leave out each ``faap eval --rescore`` result whose rescored metrics file is among the
     records: the same detections of the same epoch and split, so a second row would count that
     evaluation twice (and ``--best-per-run`` could pick either). A rescore at other IoU
     thresholds is another metric and stays. Returns the kept records and a note per left-out file."""
-    by_path = {Path(str(r["path"])).resolve(): r for r in records if r.get("path")}
-    kept, notes = [], []
+    by_path = {Path(str(r.path)).resolve(): r for r in records if r.path}
+    kept: list[RunRecord] = []
+    notes: list[str] = []
     for r in records:
-        source = r.get("rescored_from")
+        source = r.rescored_from
         original = None
         if source:  # where it was rescored from, or a file of that name beside it (a moved or copied run)
-            here = Path(str(r["path"])).resolve().parent / Path(str(source)).name
+            here = Path(str(r.path)).resolve().parent / Path(str(source)).name
             original = by_path.get(Path(str(source)).resolve()) or by_path.get(here)
-        if original is not None and original.get("iou_thresholds") == r.get("iou_thresholds"):
+        if original is not None and original.iou_thresholds == r.iou_thresholds:
             notes.append(
-                f"{r['path']}: a rescore of {Path(str(source)).name} (the same detections), left out so that "
+                f"{r.path}: a rescore of {Path(str(source)).name} (the same detections), left out so that "
                 "evaluation is one row"
             )
             continue
@@ -159,61 +164,60 @@ def drop_rescores(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], 
     return kept, notes
 
 
-def _unique_labels(records: list[dict[str, Any]]) -> None:
+def _unique_labels(records: list[RunRecord]) -> None:
     """Two runs found under the same name (``a/level-up`` and ``b/level-up``) are labelled by
     their paths below the folder they share, so that no two runs merge into one row group."""
     paths: dict[str, set[str]] = {}
     for r in records:
-        paths.setdefault(str(r.get("run")), set()).add(str(r.get("run_path") or r.get("run")))
+        paths.setdefault(str(r.run), set()).add(str(r.run_path or r.run))
     for label, where in paths.items():
         if len(where) < 2:
             continue
         common = os.path.commonpath(sorted(where))
         for r in records:
-            if str(r.get("run")) != label or not r.get("run_path"):
+            if str(r.run) != label or not r.run_path:
                 continue
-            rel = Path(os.path.relpath(str(r["run_path"]), common))
+            rel = Path(os.path.relpath(str(r.run_path), common))
             if str(rel) != ".":
-                r["run"] = str(rel.with_suffix("") if rel.suffix == ".json" else rel)
+                r.run = str(rel.with_suffix("") if rel.suffix == ".json" else rel)
 
 
-def summarize(record: dict[str, Any]) -> dict[str, Any]:
+def summarize(record: RunRecord) -> dict[str, Any]:
     """Flat row: per-group AP/AR (perturbed, else baseline), gaps, change vs baseline, CIs."""
-    ref = record.get("reference") or {}
-    setting = record.get("perturbed") or record.get("baseline")
+    ref = record.reference or {}
+    setting = record.perturbed or record.baseline
     row: dict[str, Any] = {
-        k: record.get(k) for k in ("run", "version", "epoch", "split", "dataset", "epsilon", "source", "selected_epoch")
+        k: getattr(record, k)
+        for k in ("run", "version", "epoch", "split", "dataset", "epsilon", "source", "selected_epoch")
     }
-    if record.get("iou_thresholds"):
-        row["iou_thresholds"] = record["iou_thresholds"]
-    row["setting"] = (
-        "perturbed" if record.get("perturbed") else ("baseline" if record.get("baseline") else "train only")
-    )
+    if record.iou_thresholds:
+        row["iou_thresholds"] = record.iou_thresholds
+    row["setting"] = "perturbed" if record.perturbed else ("baseline" if record.baseline else "train only")
     if setting:
         groups = list(setting)
         for g in groups:
             row[f"AP_{g}"] = setting[g].get("AP")
             row[f"AR_{g}"] = setting[g].get("AR")
         adv, dis = ref.get("advantaged"), ref.get("disadvantaged")
-        if record.get("perturbed") and record.get("baseline") and adv in record["perturbed"]:
-            after, before = record["perturbed"][adv].get("AP"), record["baseline"].get(adv, {}).get("AP")
+        if record.perturbed and record.baseline and adv in record.perturbed:
+            after, before = record.perturbed[adv].get("AP"), record.baseline.get(adv, {}).get("AP")
             if after is not None and before is not None:
                 row["AP_advantaged_change"] = after - before
         for m in ("AP", "AR"):
             row[f"{m}_gap"] = _gap(setting, m, adv, dis)
-            if record.get("perturbed") and record.get("baseline"):
-                base_gap = _gap(record["baseline"], m, adv, dis)
+            if record.perturbed and record.baseline:
+                base_gap = _gap(record.baseline, m, adv, dis)
                 row[f"{m}_gap_baseline"] = base_gap
                 row[f"{m}_gap_change"] = (
                     None if row[f"{m}_gap"] is None or base_gap is None else row[f"{m}_gap"] - base_gap
                 )
-        boot = (record.get("bootstrap") or {}).get("gaps", {})
+        boot = (record.bootstrap or {}).get("gaps", {})
         for m in ("AP", "AR"):
             if m in boot:
                 row[f"{m}_gap_ci"] = boot[m].get("perturbed") or boot[m].get("baseline")
                 row[f"{m}_change_ci"] = boot[m].get("change")
                 row[f"{m}_significant"] = boot[m].get("significant")
-    train = record.get("train") or {}
+    train = record.train or {}
     if "total_g" in train or "total" in train:
         row["train_total"] = train.get("total", train.get("total_g"))
     return row
@@ -275,20 +279,16 @@ def _gap(setting: dict[str, Any], metric: str, adv: str | None, dis: str | None)
     return gap_if_known({g: v.get(metric) for g, v in setting.items()}, pair)
 
 
-def fill_baselines(records: list[dict[str, Any]]) -> None:
+def fill_baselines(records: list[RunRecord]) -> None:
     """Perturbed-only records (schema C) borrow the baseline of a baseline-only record of the same
     dataset and split, never across datasets (research P1)."""
-    baselines = {
-        (r.get("dataset"), r.get("split")): r["baseline"]
-        for r in records
-        if r.get("is_baseline_only") and r.get("baseline")
-    }
+    baselines = {(r.dataset, r.split): r.baseline for r in records if r.is_baseline_only and r.baseline}
     for r in records:
-        if r.get("perturbed") and not r.get("baseline"):
-            base = baselines.get((r.get("dataset"), r.get("split")))
+        if r.perturbed and not r.baseline:
+            base = baselines.get((r.dataset, r.split))
             if base:
-                r["baseline"] = base
-                r["baseline_from"] = "matching-dataset baseline file"
+                r.baseline = base
+                r.baseline_from = "matching-dataset baseline file"
 
 
 def describe_run(path: Path, pm: Any) -> dict[str, Any]:
@@ -315,8 +315,8 @@ def describe_run(path: Path, pm: Any) -> dict[str, Any]:
         raise FaapError(f"{path} is neither a faapkit run nor a format any plugin reads")
     return {
         "path": str(path),
-        "format": records[0].get("source"),
+        "format": records[0].source,
         "records": len(records),
-        "epochs": sorted({r["epoch"] for r in records if r.get("epoch") is not None}),
-        "dataset": sorted({str(r.get("dataset")) for r in records}),
+        "epochs": sorted({r.epoch for r in records if r.epoch is not None}),
+        "dataset": sorted({str(r.dataset) for r in records}),
     }

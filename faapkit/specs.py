@@ -4,11 +4,17 @@ registering a component never imports torch."""
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
+
+from faapkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 
 class NoOptions(BaseModel):
@@ -69,23 +75,102 @@ class GeneratorSpec(ComponentSpec):
         return resolve_factory(self.factory)(epsilon=epsilon, **validated.model_dump())
 
 
+ScheduleKind = Literal["epsilon", "weight", "lr"]
+
+
+def role_kind(role: str) -> ScheduleKind:
+    """The kind of schedule a role takes: ``epsilon`` (the perturbation bound), ``lr`` (a factor
+    of ``train.lr``), any other role a loss ``weight``."""
+    return "epsilon" if role == "epsilon" else "lr" if role == "lr" else "weight"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ScheduleSpec(ComponentSpec):
-    """A per-epoch schedule ``f(epoch, total_epochs, **options) -> float``."""
+    """A per-epoch schedule ``f(epoch, total_epochs, **options) -> float``. ``kind`` is the one
+    role kind it is made for (:func:`role_kind`; binding it to another role is refused), ``None``
+    one that fits any role (a constant, a linear ramp)."""
 
-    kind: Literal["epsilon", "weight", "lr"] = "weight"
+    kind: ScheduleKind | None = None
+
+    def check_role(self, role: str, where: str, provider: str | None = None) -> None:
+        """Refuse binding this schedule to a role of another kind; ``where`` names the binding."""
+        if self.kind is not None and self.kind != role_kind(role):
+            by = f" (plugin '{provider}')" if provider else ""
+            raise ConfigError(
+                f"{where}: schedule '{self.name}'{by} is an '{self.kind}' schedule, "
+                f"but role '{role}' takes an '{role_kind(role)}' schedule"
+            )
 
     def value(self, epoch: int, total_epochs: int, options: Mapping[str, Any]) -> float:
         return float(resolve_factory(self.factory)(epoch, total_epochs, **options))
 
 
+class DetectorCriterion(Protocol):
+    """The set loss of a detector: ``criterion(outputs, targets) -> (terms, indices)`` with
+    ``terms`` unweighted scalar losses by name and ``indices`` the matching, one ``(query_idx,
+    target_idx)`` pair of index tensors per image; ``total(terms)`` is their weighted sum."""
+
+    def __call__(
+        self, outputs: dict[str, Any], targets: list[dict[str, Tensor]], /
+    ) -> tuple[dict[str, Tensor], list[tuple[Tensor, Tensor]]]: ...
+
+    def total(self, terms: dict[str, Tensor], /) -> Tensor: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectorParts:
+    """What a detector factory returns; the engine freezes ``model`` and never trains it.
+
+    - ``model(NestedTensor(images (B, 3, H, W) normalised, mask (B, H, W)))`` -> a dict with
+      ``pred_logits (B, Q, C+1)`` (last = no object), ``pred_boxes (B, Q, 4)`` (normalised cxcywh),
+      optionally ``aux_outputs`` (a list of such dicts, one per earlier decoder layer) and
+      ``features (B, Q, D)`` (decoder features, needed by versions with a head or a feature loss);
+    - ``criterion``: the set loss (:class:`DetectorCriterion`), used with ground truth;
+    - ``postprocess(outputs, sizes (B, 2) as (h, w))`` -> per image ``{"scores" (Q,), "labels" (Q,),
+      "boxes" (Q, 4) xyxy in pixels}``;
+    - ``num_queries`` Q and ``num_classes`` C as the outputs have them; ``feature_dim`` D, or
+      ``None`` when the outputs carry no ``features``.
+    """
+
+    model: nn.Module
+    criterion: DetectorCriterion
+    postprocess: Callable[[dict[str, Any], Tensor], list[dict[str, Tensor]]]
+    num_queries: int
+    num_classes: int
+    feature_dim: int | None
+
+
 @dataclass(frozen=True, kw_only=True)
 class DetectorSpec(ComponentSpec):
-    """A DETR configuration. ``arch`` holds the architecture hyperparameters, ``weights`` an optional
-    packaged checkpoint (``"package:relative/path"``) used when no checkpoint is configured."""
+    """A detector configuration: ``factory(**arch) -> DetectorParts``. ``arch`` holds the
+    architecture hyperparameters (validated by ``options`` when one is given, otherwise checked
+    against the factory's signature), ``weights`` an optional packaged checkpoint
+    (``"package:relative/path"``) used when no checkpoint is configured."""
 
     arch: Mapping[str, Any] = field(default_factory=dict)
     weights: str | None = None
+
+    def build(self, **options: Any) -> DetectorParts:
+        """Build the detector's parts (random weights) from ``arch``; ``options`` must be empty."""
+        if options:
+            raise TypeError("DetectorSpec.build takes no options: the architecture is the spec's arch")
+        arch = dict(self.arch)
+        if self.options is not NoOptions:
+            arch = self.options.model_validate(arch).model_dump()
+        factory = resolve_factory(self.factory)
+        try:
+            inspect.signature(factory).bind(**arch)
+        except TypeError as exc:
+            raise ConfigError(f"detector '{self.name}': its arch does not fit its factory: {exc}") from None
+        except ValueError:  # a builtin without a signature: let the call itself check
+            pass
+        parts = factory(**arch)
+        if not isinstance(parts, DetectorParts):
+            raise ConfigError(
+                f"detector '{self.name}': factory {self.factory!r} returned a {type(parts).__name__}, "
+                "not the DetectorParts it must return"
+            )
+        return parts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +193,9 @@ class VersionSpec:
 
     ``defaults`` is a nested mapping merged under the user's config file and ``--set`` overrides,
     e.g. ``{"train": {"batch_size": 8}, "loss": {"temperature": 0.1}}``.
+
+    ``aliases`` are other names ``--version`` accepts; a run records ``name``. A name or alias
+    that another plugin already claimed is refused at registration, naming both plugins.
     """
 
     name: str

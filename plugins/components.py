@@ -118,6 +118,7 @@ def faap_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
         ScheduleSpec(
             name="linear_warmup",
             factory=f"{SCHED}:linear_warmup",
+            kind="weight",
             options=WarmupOptions,
             description="(e+1)/(W+1) for e < W, then 1 (4th contrastive weight)",
         )

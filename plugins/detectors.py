@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from faapkit.plugin_api import DetectorSpec, hookimpl
 
-BUILD = "faapkit.detr.build:build_detr"
+BUILD = "faapkit.detr.build:detr_parts"
 
 _RESNET_COMMON = {
     "hidden_dim": 256,

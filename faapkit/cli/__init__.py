@@ -68,9 +68,13 @@ def _list_registered_versions(command: Any, args: list[str]) -> None:
     try:
         blocked = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--disable-plugin"]
         blocked += [a.split("=", 1)[1] for a in args if a.startswith("--disable-plugin=")]
-        names = sorted(AppState(blocked=blocked).registries.versions.entries)
+        versions = AppState(blocked=blocked).registries.versions
     except FaapError:
         return  # the command itself reports a broken plugin set
+    names = [
+        name + (f" (alias {', '.join(spec.aliases)})" if spec.aliases else "")
+        for name, spec in sorted(versions.entries.items())
+    ]
     for sub in targets:
         for param in sub.params:
             if param.name == "version":

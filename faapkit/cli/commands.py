@@ -56,7 +56,7 @@ def train(
             raise ConfigError(f"--out {out} and --resume {resume} name different run folders: give one")
         manifest = RunDir(resume).read_manifest()
         base_version = manifest["version"]
-        if version is not None and version != base_version:
+        if version is not None and registries.versions.get(version).name != base_version:  # an alias is the same
             raise FaapError(f"cannot resume {resume}: it is a '{base_version}' run, not '{version}'")
         resolved = resolve_config(
             registries, version=base_version, file=config, overrides=overrides, base=manifest.get("config", {})

@@ -36,6 +36,7 @@ def plugin_rows(ctx: typer.Context) -> list[dict[str, Any]]:
                     "name": name,
                     **{k: found[k] for k in ("plugin", "distribution", "builtin")},
                     "description": getattr(registry.entries[name], "description", ""),
+                    "aliases": list(getattr(registry.entries[name], "aliases", ())),
                 }
             )
     return rows
@@ -53,7 +54,8 @@ def plugins(ctx: typer.Context, json_: JsonOpt = False) -> None:
     for col in ("kind", "name", "plugin", "distribution", "description"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["kind"], r["name"], r["plugin"], r["distribution"], r["description"])
+        name = r["name"] + (f" (alias {', '.join(r['aliases'])})" if r["aliases"] else "")
+        table.add_row(r["kind"], name, r["plugin"], r["distribution"], r["description"])
     out_console.print(table)
 
 

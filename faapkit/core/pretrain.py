@@ -24,7 +24,6 @@ from faapkit.data.batching import collate, eval_batches
 from faapkit.data.coco import GroupedDetectionDataset, load_split
 from faapkit.data.synth import embedded_dataset
 from faapkit.data.transforms import EvalTransform, TrainTransform
-from faapkit.detr.build import build_detr
 from faapkit.detr.misc import NestedTensor
 from faapkit.io import atomic_write_text, save_checkpoint
 from faapkit.specs import DetectorSpec
@@ -133,9 +132,11 @@ def pretrain(
     root = embedded_dataset(preset.data_seed)
     data = load_split(root, "train", split_by="gender")
     ds = GroupedDetectionDataset(data, TrainTransform(preset.scales, preset.max_size, crop_prob=0.3))
-    model, criterion, post = build_detr(**dict(spec.arch))
+    parts = spec.build()  # the registered factory: a plugin's detector pretrains the same way
+    model, criterion = parts.model, parts.criterion
     model.to(dev).train()
-    criterion.to(dev)
+    if isinstance(criterion, torch.nn.Module):  # its buffers (class weights) follow the model
+        criterion.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=preset.lr, weight_decay=preset.weight_decay)
     n_epochs = epochs or preset.epochs
@@ -182,7 +183,7 @@ def pretrain(
     model.eval()
     from faapkit.detr.frozen import FrozenDetector
 
-    frozen = FrozenDetector(model, criterion, post, name=spec.name)
+    frozen = FrozenDetector(parts, name=spec.name)
     baseline = evaluate_detector(frozen, root, "test", device=dev, min_size=preset.min_size, max_size=preset.max_size)
     save_checkpoint(out, {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
     report = {

@@ -213,6 +213,11 @@ class Trainer:
         self.generator = self.build_generator()
         self.head: nn.Module | None = None
         if self.version.head is not None:
+            if self.detector.hidden_dim is None:
+                raise ConfigError(
+                    f"version '{cfg.version}' needs decoder features for its head '{self.version.head}';"
+                    f" detector '{cfg.detector.name}' gives none"
+                )
             self.head = (
                 self.registries.heads.get(self.version.head)
                 .build(feature_dim=self.detector.hidden_dim, **cfg.head)

@@ -1,8 +1,15 @@
 """Backbones: torchvision ResNets with FrozenBatchNorm2d (never downloading weights) and the small
 stride-16 conv body of the tiny detector. Both return one feature map ``(B, C, H/s, W/s)`` and its
-padding mask; keys are ``backbone.0.body.*`` as upstream."""
+padding mask; keys are ``backbone.0.body.*`` as upstream.
+
+A detector's ``arch["backbone"]`` names its body: a name of :data:`BODIES`, a torchvision ResNet
+(``resnet18`` ... ``resnet152``), or ``"package.module:attr"``, a plugin's callable
+``(dilation: bool) -> (body, channels)`` whose body maps ``(B, 3, H, W)`` to ``{"0": (B, channels, h, w)}``."""
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
 
 import torchvision
 from torch import Tensor, nn
@@ -11,6 +18,11 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from faapkit.detr.misc import NestedTensor, mask_to_feature
 from faapkit.detr.position_encoding import PositionEmbeddingSine
+from faapkit.errors import ConfigError
+from faapkit.specs import resolve_factory
+
+BodyFactory = Callable[[bool], tuple[nn.Module, int]]
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
 def _resnet_body(name: str, dilation: bool) -> tuple[nn.Module, int]:
@@ -45,16 +57,34 @@ class TinyConvBody(nn.Module):
         return {"0": self.stages(x)}
 
 
+def _tiny_body(dilation: bool) -> tuple[nn.Module, int]:
+    if dilation:
+        raise ConfigError("backbone 'tinyconv' has no dilated variant (arch.dilation must be false)")
+    return TinyConvBody(), 256
+
+
+# name -> body factory; the ResNets are added below, plugins name theirs as "module:attr"
+BODIES: dict[str, BodyFactory] = {"tinyconv": _tiny_body, **{n: functools.partial(_resnet_body, n) for n in RESNETS}}
+
+
+def body_factory(name: str) -> BodyFactory:
+    """The body factory ``arch["backbone"]`` names; an unknown name is one error listing the known."""
+    if name in BODIES:
+        return BODIES[name]
+    if ":" in name:
+        try:
+            return resolve_factory(name)  # type: ignore[no-any-return]
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"backbone '{name}' cannot be imported: {exc}") from None
+    raise ConfigError(f"unknown backbone '{name}'; known: {', '.join(BODIES)} or 'package.module:attr'")
+
+
 class Backbone(nn.Module):
     """Feature extractor with mask propagation (upstream ``BackboneBase``)."""
 
     def __init__(self, name: str, dilation: bool = False) -> None:
         super().__init__()
-        if name == "tinyconv":
-            self.body: nn.Module = TinyConvBody()
-            self.num_channels = 256
-        else:
-            self.body, self.num_channels = _resnet_body(name, dilation)
+        self.body, self.num_channels = body_factory(name)(dilation)
 
     def forward(self, samples: NestedTensor) -> dict[str, NestedTensor]:
         xs = self.body(samples.tensors)

@@ -19,6 +19,7 @@ from faapkit.detr.position_encoding import PositionEmbeddingSine
 from faapkit.detr.transformer import Transformer
 from faapkit.errors import CheckpointError
 from faapkit.io import load_checkpoint
+from faapkit.specs import DetectorParts
 
 if TYPE_CHECKING:
     from faapkit.specs import DetectorSpec
@@ -47,8 +48,45 @@ def build_detr(
     return model, criterion, PostProcess()
 
 
-def build_from_spec(spec: DetectorSpec) -> tuple[DETR, SetCriterion, PostProcess]:
-    return build_detr(**dict(spec.arch))
+def detr_parts(
+    *,
+    backbone: str,
+    hidden_dim: int,
+    nheads: int,
+    enc_layers: int,
+    dec_layers: int,
+    dim_feedforward: int,
+    num_queries: int,
+    num_classes: int,
+    dilation: bool = False,
+    dropout: float = 0.1,
+    aux_loss: bool = True,
+    eos_coef: float = 0.1,
+) -> DetectorParts:
+    """The factory of the built-in detectors: :func:`build_detr` as :class:`DetectorParts`. Its
+    signature is the arch a ``DetectorSpec`` may hold (checked before anything is built)."""
+    model, criterion, post = build_detr(
+        backbone=backbone,
+        hidden_dim=hidden_dim,
+        nheads=nheads,
+        enc_layers=enc_layers,
+        dec_layers=dec_layers,
+        dim_feedforward=dim_feedforward,
+        num_queries=num_queries,
+        num_classes=num_classes,
+        dilation=dilation,
+        dropout=dropout,
+        aux_loss=aux_loss,
+        eos_coef=eos_coef,
+    )
+    return DetectorParts(
+        model=model,
+        criterion=criterion,
+        postprocess=post,
+        num_queries=model.num_queries,
+        num_classes=model.num_classes,
+        feature_dim=model.transformer.d_model,
+    )
 
 
 def packaged_path(ref: str) -> Path:
@@ -105,7 +143,7 @@ def _module_group(key: str) -> str:
 
 def describe_detector(spec: DetectorSpec) -> dict[str, Any]:
     """Parameter counts per top-level module and the key layout, without loading weights."""
-    model, _, _ = build_from_spec(spec)
+    model = spec.build().model
     state = model.state_dict()
     groups: dict[str, dict[str, int]] = {}
     for key in state:

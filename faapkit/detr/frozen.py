@@ -7,40 +7,37 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from faapkit.detr.build import build_from_spec, file_sha256, load_state_strict, packaged_path, read_state_dict
-from faapkit.detr.criterion import SetCriterion
-from faapkit.detr.detr import DETR, PostProcess
+from faapkit.detr.build import file_sha256, load_state_strict, packaged_path, read_state_dict
 from faapkit.detr.matcher import Indices
 from faapkit.detr.misc import NestedTensor
 from faapkit.errors import CheckpointError
-from faapkit.specs import DetectorSpec
+from faapkit.specs import DetectorParts, DetectorSpec
 
 Outputs = dict[str, object]
 
 
 class FrozenDetector(nn.Module):
-    """A DETR in eval mode with ``requires_grad=False`` everywhere.
+    """A detector's parts (``DetectorSpec.factory``) in eval mode with ``requires_grad=False`` everywhere.
 
     - ``forward(images (B,3,H,W), mask (B,H,W))`` -> outputs with ``pred_logits (B,Q,C+1)``,
-      ``pred_boxes (B,Q,4)``, ``features (B,Q,D)`` and ``aux_outputs``;
+      ``pred_boxes (B,Q,4)`` and, where the detector has them, ``features (B,Q,D)`` and ``aux_outputs``;
     - ``detection_loss(outputs, targets)`` -> ``(total, terms, indices)``;
     - ``postprocess(outputs, sizes (B,2))`` -> per-image scores/labels/boxes.
     """
 
     def __init__(
         self,
-        model: DETR,
-        criterion: SetCriterion,
-        postprocessor: PostProcess,
+        parts: DetectorParts,
         *,
         name: str,
         checkpoint: str | None = None,
         sha256: str | None = None,
     ) -> None:
         super().__init__()
-        self.model = model
-        self.criterion = criterion
-        self.postprocessor = postprocessor
+        self.model = parts.model
+        self.criterion = parts.criterion  # a module when it holds buffers (moved with .to(device))
+        self.postprocessor = parts.postprocess
+        self.parts = parts
         self.name = name
         self.checkpoint = checkpoint
         self.sha256 = sha256
@@ -53,16 +50,17 @@ class FrozenDetector(nn.Module):
         return super().train(False)
 
     @property
-    def hidden_dim(self) -> int:
-        return int(self.model.transformer.d_model)
+    def hidden_dim(self) -> int | None:
+        """D of the decoder ``features``, ``None`` when the detector gives none."""
+        return self.parts.feature_dim
 
     @property
     def num_queries(self) -> int:
-        return int(self.model.num_queries)
+        return self.parts.num_queries
 
     @property
     def num_classes(self) -> int:
-        return int(self.model.num_classes)
+        return self.parts.num_classes
 
     def forward(self, images: Tensor, mask: Tensor) -> Outputs:  # type: ignore[override]
         return self.model(NestedTensor(images, mask))
@@ -88,7 +86,7 @@ def load_detector(
 
     A detector without weights is an error unless ``allow_random`` (tests, benchmarks).
     """
-    model, criterion, post = build_from_spec(spec)
+    parts = spec.build()
     path = checkpoint
     if path is None and spec.weights:
         path = packaged_path(spec.weights)
@@ -96,9 +94,9 @@ def load_detector(
             raise CheckpointError(f"the shipped weights of detector '{spec.name}' are missing: {path}")
     sha = None
     if path is not None:
-        load_state_strict(model, read_state_dict(path), what=f"detector '{spec.name}'")
+        load_state_strict(parts.model, read_state_dict(path), what=f"detector '{spec.name}'")
         sha = file_sha256(path)
     elif not allow_random:
         raise CheckpointError(f"detector '{spec.name}' ships no weights; pass a checkpoint (detector.checkpoint)")
-    det = FrozenDetector(model, criterion, post, name=spec.name, checkpoint=str(path) if path else None, sha256=sha)
+    det = FrozenDetector(parts, name=spec.name, checkpoint=str(path) if path else None, sha256=sha)
     return det.to(device)

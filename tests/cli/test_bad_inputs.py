@@ -34,12 +34,11 @@ def world(tmp_path_factory, synth_root):
     run = base / "run"
     code, _, err = run_cli("train", "--version", "4th", "--out", str(run), *QUICK)
     assert code == 0, err
-    from faapkit.detr.build import build_from_spec
     from faapkit.plugins import make_plugin_manager
     from faapkit.registry import Registries
 
     r18 = Registries.from_plugin_manager(make_plugin_manager()).detectors.get("detr-r18-d64")
-    model, _, _ = build_from_spec(r18)
+    model = r18.build().model
     torch.save({"model": model.state_dict()}, base / "r18.pth")
     good = Path(__import__("faapkit").__file__).parent / "weights" / "detr-synth-tiny.pth"
     (base / "truncated.pth").write_bytes(good.read_bytes()[:4096])

@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from faapkit.detr.build import build_detr, read_state_dict
+from faapkit.detr.build import build_detr, detr_parts, read_state_dict
 from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.detr.misc import nested_tensor_from_tensor_list
 from faapkit.errors import CheckpointError
@@ -26,7 +26,7 @@ SMALL = dict(
 
 def small_detector() -> FrozenDetector:
     torch.manual_seed(0)
-    return FrozenDetector(*build_detr(**SMALL), name="small")
+    return FrozenDetector(detr_parts(**SMALL), name="small")
 
 
 def test_padded_batch_equals_single_images():

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from faapkit.detr.build import build_from_spec, load_state_strict
+from faapkit.detr.build import load_state_strict
 from faapkit.detr.misc import NestedTensor
 from tests.conftest import fixture_path
 
@@ -36,7 +36,8 @@ def deterministic_state(keys_shapes):
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_matches_upstream(config, registries):
     meta = json.loads(fixture_path("detr_parity", f"{config}_keys.json").read_text())
-    model, criterion, post = build_from_spec(registries.detectors.get(CONFIGS[config]))
+    parts = registries.detectors.get(CONFIGS[config]).build()
+    model, criterion, post = parts.model, parts.criterion, parts.postprocess
     assert list(model.state_dict()) == [k for k, _ in meta["keys_shapes"]] or set(model.state_dict()) == {
         k for k, _ in meta["keys_shapes"]
     }

@@ -49,7 +49,8 @@ def test_every_cited_faapkit_name_exists():
 
 def test_the_checker_catches_a_wrong_name():
     assert resolves("faapkit.run_records.train_only_records")
-    assert not resolves("faapkit.runs.RunRecord")  # what faap_read_run's docstring used to cite
+    assert resolves("faapkit.run_records.RunRecord")
+    assert not resolves("faapkit.runs.NoSuchRecord")
     assert not resolves("faapkit.no_such_module.thing")
 
 

@@ -55,6 +55,70 @@ def test_hook_faap_register_versions(registries):
     assert reg.versions.provider("4th-short") == "testplugin"
 
 
+def _version_plugin(name, aliases=(), schedules=None):
+    class P:
+        @hookimpl
+        def faap_register_versions(self, register):
+            register(
+                VersionSpec(
+                    name=name,
+                    aliases=aliases,
+                    loss="infonce_anchor_aligned",
+                    head="stabilized_mlp",
+                    schedules=schedules or {"epsilon": "constant", "beta": "linear"},
+                )
+            )
+
+    return P()
+
+
+def test_a_version_alias_resolves_to_the_canonical_name():
+    from faapkit.config import resolve_config
+
+    reg = Registries.from_plugin_manager(_with(_version_plugin("4th-short", aliases=("4s", "short"))))
+    assert reg.versions.get("short").name == "4th-short" and reg.versions.provider("4s") == "testplugin"
+    assert resolve_config(reg, version="4s").version == "4th-short"
+    with pytest.raises(UnknownNameError, match="did you mean 'short'"):
+        reg.versions.get("shrot")
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "claimed", "held"),
+    [
+        (("a", ("4th",)), None, "4th", "version '4th'"),  # an alias taking a built-in's name
+        (("a", ("x",)), ("b", ("x",)), "x", "an alias of version 'a'"),  # one alias, two versions
+        (("a", ("x",)), ("x", ()), "x", "an alias of version 'a'"),  # a name taking an alias
+    ],
+)
+def test_a_name_or_alias_claimed_twice_names_both_plugins(first, second, claimed, held):
+    plugins = [("one", _version_plugin(*first))] + ([("two", _version_plugin(*second))] if second else [])
+    owner = "one" if second else "v4th"
+    claimer = "two" if second else "one"
+    with pytest.raises(DuplicateNameError) as info:
+        Registries.from_plugin_manager(make_plugin_manager(extra_plugins=plugins))
+    message = str(info.value)
+    assert f"'{claimed}' claimed by both plugin '{owner}' ({held}) and plugin '{claimer}'" in message
+
+
+def test_a_schedule_of_another_kind_is_refused_naming_both():
+    bad = _version_plugin("eps-from-lr", schedules={"epsilon": "warmup_cosine", "beta": "linear"})
+    with pytest.raises(
+        ConfigError,
+        match=(
+            "version 'eps-from-lr' \\(plugin 'testplugin'\\): schedule 'warmup_cosine' \\(plugin 'components'\\) "
+            "is an 'lr' schedule, but role 'epsilon' takes an 'epsilon' schedule"
+        ),
+    ):
+        Registries.from_plugin_manager(_with(bad))
+    from faapkit.config import resolve_config
+
+    reg = Registries.from_plugin_manager(make_plugin_manager())
+    with pytest.raises(ConfigError, match="schedules.epsilon.name: schedule 'warmup_cosine' is an 'lr' schedule"):
+        resolve_config(reg, version="4th", overrides=["schedules.epsilon.name='warmup_cosine'"])
+    # a schedule of no kind fits every role
+    assert resolve_config(reg, version="4th", overrides=["schedules.lr.name='constant'", "schedules.lr.value=1.0"])
+
+
 def test_hook_faap_register_losses():
     class P:
         @hookimpl
@@ -127,15 +191,56 @@ def test_hook_faap_register_generators(registries, tmp_path):
     assert float(gen(torch.zeros(1, 3, 4, 4)).detach().max()) == pytest.approx(expected)
 
 
+def tiny_body(dilation):
+    """A plugin's backbone body, named in ``arch`` as ``"tests.plugins.test_hooks:tiny_body"``:
+    one stride-8 conv, ``(B, 3, H, W) -> {"0": (B, 24, H/8, W/8)}``."""
+    import torch
+
+    class Body(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 24, 8, 8)
+
+        def forward(self, x):
+            return {"0": self.conv(x)}
+
+    return Body(), 24
+
+
 def test_hook_faap_register_detectors(registries):
+    """A plugin's detector is what its factory builds (here with a backbone of its own); a factory
+    that returns something else, or an arch that does not fit it, is one ConfigError."""
+    import torch
+
+    from faapkit.detr.frozen import load_detector
+    from faapkit.specs import DetectorParts
+
     assert {"detr-r50", "detr-r101", "detr-synth-tiny"} <= set(registries.detectors)
+    arch = {"hidden_dim": 32, "nheads": 2, "enc_layers": 1, "dec_layers": 1, "dim_feedforward": 64}
+    arch |= {"num_queries": 3, "num_classes": 2, "backbone": "tests.plugins.test_hooks:tiny_body"}
 
     class P:
         @hookimpl
         def faap_register_detectors(self, register):
-            register(DetectorSpec(name="detr-mine", factory="faapkit.detr.build:build_detr", arch={}))
+            register(DetectorSpec(name="detr-mine", factory="faapkit.detr.build:detr_parts", arch=arch))
+            register(DetectorSpec(name="tuple", factory="faapkit.detr.build:build_detr", arch=arch))
+            register(DetectorSpec(name="misfit", factory="faapkit.detr.build:detr_parts", arch={"layers": 2}))
 
-    assert Registries.from_plugin_manager(_with(P())).detectors.provider("detr-mine") == "testplugin"
+    reg = Registries.from_plugin_manager(_with(P()))
+    assert reg.detectors.provider("detr-mine") == "testplugin"
+    parts = reg.detectors.get("detr-mine").build()
+    assert isinstance(parts, DetectorParts) and (parts.num_queries, parts.num_classes, parts.feature_dim) == (3, 2, 32)
+    det = load_detector(reg.detectors.get("detr-mine"), allow_random=True)
+    out = det(torch.randn(2, 3, 64, 48), torch.zeros(2, 64, 48, dtype=torch.bool))
+    assert out["pred_logits"].shape == (2, 3, 3) and out["pred_boxes"].shape == (2, 3, 4)
+    assert det.model.backbone[0].num_channels == 24 and out["features"].shape == (2, 3, 32)
+    with pytest.raises(ConfigError, match="detector 'tuple'.*returned a tuple, not the DetectorParts"):
+        reg.detectors.get("tuple").build()
+    with pytest.raises(ConfigError, match="detector 'misfit': its arch does not fit its factory"):
+        reg.detectors.get("misfit").build()
+    unknown = DetectorSpec(name="x", factory="faapkit.detr.build:detr_parts", arch={**arch, "backbone": "vgg"})
+    with pytest.raises(ConfigError, match="unknown backbone 'vgg'; known: tinyconv, resnet18"):
+        unknown.build()
 
 
 def test_hook_faap_register_loggers(registries, tmp_path, synth_root):
@@ -200,6 +305,21 @@ def test_hook_faap_read_run(pm, tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
     assert _with(P()).hook.faap_read_run(path=mine) == [{"run": "x", "epoch": 1}]
+    # compare reads a plugin's plain dicts as typed records, and names a bad key in one error
+    from faapkit.errors import FaapError
+    from faapkit.run_records import RunRecord
+    from faapkit.runs import discover
+
+    records, _ = discover([mine], _with(P()))
+    assert records == [RunRecord(run="x", epoch=1)] and records[0].perturbed is None
+
+    class Bad:
+        @hookimpl
+        def faap_read_run(self, path):
+            return [{"run": "x", "epoch": "first"}] if path.name == "mine" else None
+
+    with pytest.raises(FaapError, match="mine: a faap_read_run plugin's record has a bad 'epoch'.*'first'"):
+        discover([mine], _with(Bad()))
 
 
 def test_duplicate_name_names_both_plugins():

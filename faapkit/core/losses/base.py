@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from faapkit.detr.matcher import Indices
+from faapkit.errors import ConfigError
 
 
 @dataclass
@@ -40,6 +41,8 @@ class LossInputs:
 
     @property
     def features(self) -> Tensor:
+        if "features" not in self.outputs:  # DetectorParts.feature_dim None: the detector has none
+            raise ConfigError("this loss needs decoder features and the detector's outputs carry none")
         return self.outputs["features"]  # type: ignore[no-any-return]
 
     @property
