@@ -20,6 +20,54 @@ from faapkit.fairness import gap_if_known
 from faapkit.run_records import train_only_records
 
 
+def read_metrics_file(f: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A faapkit metrics file's JSON, or ``None`` and why it is not one faapkit reads."""
+    try:
+        m = json.loads(f.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"not JSON: {exc}"
+    if not isinstance(m, dict) or m.get("schema") != "faapkit.metrics/1":
+        return None, "not a faap eval metrics file"
+    if not isinstance(m.get("metrics"), dict) or not all(isinstance(v, dict) for v in m["metrics"].values()):
+        return None, "no per-setting 'metrics'"
+    return m, None
+
+
+def metrics_record(
+    f: Path, m: dict[str, Any], label: str, manifest: dict[str, Any], log: dict[int, dict[str, Any]], selected: Any
+) -> dict[str, Any]:
+    """The record of one faapkit metrics file ``f`` (JSON ``m``) of run ``label``; ``manifest``
+    (the run's ``run.json``, empty for a loose file) fills what the file does not say."""
+    data = manifest.get("dataset", {})
+    epoch = m.get("epoch")
+    metrics = m["metrics"]
+    iou = (m.get("eval") or {}).get("iou_thresholds")
+    return {
+        "run": label,
+        "path": str(f),
+        "source": "faapkit",
+        "version": manifest.get("version", m.get("version")),
+        "epoch": epoch,
+        "split": m.get("split"),
+        "split_by": m.get("split_by"),
+        "dataset": m.get("dataset", {}).get("fingerprint", data.get("fingerprint")),
+        # which split of which root the fingerprint is of: run_datasets joins a run's splits
+        "dataset_fingerprint": m.get("dataset", {}).get("fingerprint", data.get("fingerprint")),
+        "dataset_split": m.get("split"),
+        "dataset_root": m.get("dataset", {}).get("root", data.get("root")),
+        "epsilon": m.get("epsilon"),
+        "reference": m.get("reference"),
+        "perturbed": metrics.get("perturbed"),
+        "baseline": metrics.get("baseline"),
+        "bootstrap": m.get("bootstrap"),
+        "train": log.get(epoch) if isinstance(epoch, int) else None,
+        "selected_epoch": selected,
+        # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
+        "iou_thresholds": iou if isinstance(iou, list) else None,
+        "rescored_from": (m.get("rescored_from") or {}).get("metrics"),
+    }
+
+
 def read_native(path: Path, unreadable: list[str] | None = None) -> list[dict[str, Any]]:
     """The records of a faapkit run folder; an ``eval/*.json`` that is not a metrics file faapkit
     reads is named in ``unreadable`` and left out (one bad file never hides the rest)."""
@@ -33,47 +81,12 @@ def read_native(path: Path, unreadable: list[str] | None = None) -> list[dict[st
     records = []
     seen = set()
     for f in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
-        try:
-            m = json.loads(f.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            (unreadable if unreadable is not None else []).append(f"{f} (not JSON: {exc})")
+        m, why = read_metrics_file(f)
+        if m is None:
+            (unreadable if unreadable is not None else []).append(f"{f} ({why})")
             continue
-        if not isinstance(m, dict) or m.get("schema") != "faapkit.metrics/1":
-            (unreadable if unreadable is not None else []).append(f"{f} (not a faap eval metrics file)")
-            continue
-        if not isinstance(m.get("metrics"), dict) or not all(isinstance(v, dict) for v in m["metrics"].values()):
-            (unreadable if unreadable is not None else []).append(f"{f} (no per-setting 'metrics')")
-            continue
-        epoch = m.get("epoch")
-        seen.add(epoch)
-        metrics = m["metrics"]
-        iou = (m.get("eval") or {}).get("iou_thresholds")
-        records.append(
-            {
-                "run": label,
-                "path": str(f),
-                "source": "faapkit",
-                "version": manifest.get("version"),
-                "epoch": epoch,
-                "split": m.get("split"),
-                "split_by": m.get("split_by"),
-                "dataset": m.get("dataset", {}).get("fingerprint", dataset),
-                # which split of which root the fingerprint is of: run_datasets joins a run's splits
-                "dataset_fingerprint": m.get("dataset", {}).get("fingerprint", dataset),
-                "dataset_split": m.get("split"),
-                "dataset_root": m.get("dataset", {}).get("root", data.get("root")),
-                "epsilon": m.get("epsilon"),
-                "reference": m.get("reference"),
-                "perturbed": metrics.get("perturbed"),
-                "baseline": metrics.get("baseline"),
-                "bootstrap": m.get("bootstrap"),
-                "train": log.get(epoch) if epoch is not None else None,
-                "selected_epoch": selection.get("epoch"),
-                # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
-                "iou_thresholds": iou if isinstance(iou, list) else None,
-                "rescored_from": (m.get("rescored_from") or {}).get("metrics"),
-            }
-        )
+        seen.add(m.get("epoch"))
+        records.append(metrics_record(f, m, label, manifest, log, selection.get("epoch")))
     trained = train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
     for rec in trained:
         rec.update(dataset_fingerprint=dataset, dataset_split=data.get("split"), dataset_root=data.get("root"))
@@ -81,6 +94,22 @@ def read_native(path: Path, unreadable: list[str] | None = None) -> list[dict[st
     for rec in records:
         rec["run_path"] = str(path)
     return records
+
+
+def read_loose(path: Path) -> list[dict[str, Any]] | None:
+    """A faapkit metrics file outside a run's ``eval/`` (``faap eval --out FILE``, a loose
+    checkpoint's ``<ckpt>.eval/``) as one record; ``None`` if it is not one. It belongs to the run
+    it records, else to its checkpoint, so that a checkpoint's val and test evaluations are one
+    run (``--best-per-run`` chooses on one and reports the other)."""
+    m, _ = read_metrics_file(path)
+    if m is None:
+        return None
+    owner = m.get("run") or m.get("checkpoint") or str(path)
+    owner = str(owner) if isinstance(owner, str) else str(path)
+    selected = (m.get("selection") or {}).get("epoch") if isinstance(m.get("selection"), dict) else None
+    record = metrics_record(path, m, Path(owner).name, {}, {}, selected)
+    record["run_path"] = owner
+    return [record]
 
 
 NOT_METRICS = frozenset({"config.json", "dataset_layout.json", "run.json", "selection.json"})
@@ -97,7 +126,7 @@ def discover(paths: list[Path], pm: Any) -> tuple[list[dict[str, Any]], list[str
     visited: set[Path] = set()
 
     def offer(p: Path) -> None:
-        found = pm.hook.faap_read_run(path=p)
+        found = (read_loose(p) if p.suffix == ".json" else None) or pm.hook.faap_read_run(path=p)
         if found:
             records.extend(found)
         elif p.suffix == ".json" and p.name not in NOT_METRICS:
@@ -163,8 +192,8 @@ def _unique_labels(records: list[dict[str, Any]]) -> None:
     """Two runs found under the same name (``a/level-up`` and ``b/level-up``) are labelled by
     their paths below the folder they share, so that no two runs merge into one row group."""
     paths: dict[str, set[str]] = {}
-    for r in records:
-        paths.setdefault(str(r.get("run")), set()).add(str(r.get("run_path") or r.get("run")))
+    for r in records:  # absolute: a loose file records its run's absolute path, the user may give it relative
+        paths.setdefault(str(r.get("run")), set()).add(os.path.abspath(str(r.get("run_path") or r.get("run"))))
     for label, where in paths.items():
         if len(where) < 2:
             continue
@@ -172,7 +201,7 @@ def _unique_labels(records: list[dict[str, Any]]) -> None:
         for r in records:
             if str(r.get("run")) != label or not r.get("run_path"):
                 continue
-            rel = Path(os.path.relpath(str(r["run_path"]), common))
+            rel = Path(os.path.relpath(os.path.abspath(str(r["run_path"])), common))
             if str(rel) != ".":
                 r["run"] = str(rel.with_suffix("") if rel.suffix == ".json" else rel)
 

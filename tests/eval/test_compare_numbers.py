@@ -1,0 +1,67 @@
+"""faap compare never shows a silently wrong number: faapkit's own loose metrics files are rows
+(``faap eval --out FILE``, ``<checkpoint>.eval/``), a CI column says the level it was computed
+at, and a copied run folder is one run, not two runs a mean would count twice."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from tests.conftest import compare_json, fixture_path, run_cli
+
+NATIVE = "level-up-tiny"
+TEST = "test_gender_best_first16.json"
+VAL = "val_gender_best_first16.json"
+
+
+def _metrics(name: str) -> dict:
+    return json.loads(fixture_path("native_runs", NATIVE, "eval", name).read_text())
+
+
+def test_loose_faapkit_metrics_files_are_rows_of_their_dataset(tmp_path):
+    """``--out FILE`` of a run (it records the run) and a loose checkpoint's ``<ckpt>.eval/``
+    folder (it records the checkpoint) are read like a run's ``eval/*.json``: rows, grouped by
+    run or checkpoint, in the same dataset table as the run they were measured like."""
+    run = tmp_path / NATIVE
+    shutil.copytree(fixture_path("native_runs", NATIVE), run)
+    out = _metrics(TEST)
+    out["run"], out["epoch"] = str(tmp_path / "elsewhere-run"), 0
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "m.json").write_text(json.dumps(out))
+    ckpt_eval = tmp_path / "c.eval"
+    ckpt_eval.mkdir()
+    for name in (TEST, VAL):
+        m = _metrics(name)
+        m.pop("run", None)
+        m["checkpoint"], m["checkpoint_choice"] = str(tmp_path / "c.pt"), "given"
+        (ckpt_eval / name.replace("best", "c")).write_text(json.dumps(m))
+    found, err = compare_json(str(tmp_path))
+    assert "not a run or metrics file" not in err, err
+    by_run: dict[str, list[dict]] = {}
+    for r in found["rows"]:
+        by_run.setdefault(r["run"], []).append(r)
+    assert sorted(by_run) == sorted([NATIVE, "elsewhere-run", "c.pt"])
+    assert sorted(r["split"] for r in by_run["c.pt"]) == ["test", "val"]  # one checkpoint, one run
+    assert [(r["epoch"], r["split"], r["version"]) for r in by_run["elsewhere-run"]] == [(0, "test", "level-up")]
+    assert by_run["elsewhere-run"][0]["AP_gap"] == next(r for r in by_run[NATIVE] if r["split"] == "test")["AP_gap"]
+    assert found["datasets"] == ["synth-v1-seed0/coco"]  # the same dataset: one table
+    # named one by one, a loose file is read too
+    alone, err = compare_json(str(tmp_path / "loose" / "m.json"))
+    assert [r["run"] for r in alone["rows"]] == ["elsewhere-run"] and "not a run" not in err
+
+
+def test_an_out_file_of_a_run_is_that_runs_row_given_relative_paths(tmp_path):
+    """The metrics record the run's absolute path; the user names both relative to the cwd."""
+    run = tmp_path / NATIVE
+    shutil.copytree(fixture_path("native_runs", NATIVE), run)
+    out = _metrics(TEST)
+    out["run"], out["epoch"] = str(run), 0
+    (tmp_path / "m.json").write_text(json.dumps(out))
+    code, stdout, err = run_cli("compare", NATIVE, "m.json", "--json", cwd=tmp_path)
+    assert code == 0, err
+    rows = json.loads(stdout)["rows"]
+    assert sorted((r["run"], r["epoch"], r["split"]) for r in rows) == [
+        (NATIVE, 0, "test"),
+        (NATIVE, 1, "test"),
+        (NATIVE, 1, "val"),
+    ]
