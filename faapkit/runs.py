@@ -93,6 +93,7 @@ def read_native(path: Path, unreadable: list[str] | None = None) -> list[dict[st
     records += trained
     for rec in records:
         rec["run_path"] = str(path)
+        rec["run_id"] = manifest.get("run_id")
     return records
 
 
@@ -188,6 +189,74 @@ def drop_rescores(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], 
     return kept, notes
 
 
+def merge_copies(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """One run and one row per evaluation, however many copies of them the paths hold.
+
+    Run folders with one run id (``cp -r`` of a run) are one run, labelled as the first path;
+    an evaluation found twice (the same metrics in a copied folder, or a metrics file copied out
+    of ``eval/``) is one row whose ``also_at`` names the other files; a run all of whose
+    evaluations are copies of another run's is that run. Else a mean over rows would count one
+    measurement twice and ``--best-per-run`` would choose between copies as if independent.
+    Returns the kept records and a note per merge."""
+    notes: list[str] = []
+    order = sorted(records, key=_copy_order)
+    first_of_id: dict[str, dict[str, Any]] = {}
+    for r in order:
+        if r.get("run_id"):
+            first = first_of_id.setdefault(str(r["run_id"]), r)
+            if first.get("run_path") != r.get("run_path"):
+                note = f"{r['run_path']} is a copy of run {first['run_path']} (run id {r['run_id']}): shown as one run"
+                notes += [note] if note not in notes else []
+                r["run"] = first["run"]
+    kept: list[dict[str, Any]] = []
+    seen: dict[str, dict[str, Any]] = {}
+    copied_from: dict[str, set[str]] = {}  # run path -> labels its duplicated evaluations were kept under
+    own: dict[str, int] = {}  # run path -> its evaluations kept as rows
+    for r in order:
+        where = str(r.get("run_path") or r.get("path"))
+        if not (r.get("perturbed") or r.get("baseline")):
+            kept.append(r)
+            continue
+        key = _content_key(r)
+        if key in seen:
+            seen[key].setdefault("also_at", []).append(str(r.get("path")))
+            notes.append(f"{r.get('path')}: the same evaluation as {seen[key].get('path')}; shown once")
+            copied_from.setdefault(where, set()).add(str(seen[key]["run"]))
+            continue
+        seen[key] = r
+        own[where] = own.get(where, 0) + 1
+        kept.append(r)
+    for where, labels in copied_from.items():
+        if not own.get(where) and len(labels) == 1:  # only copies: the run they are copies of
+            label = next(iter(labels))
+            for r in kept:
+                if str(r.get("run_path") or r.get("path")) == where:
+                    r["run"] = label
+    evaluated = {(str(r["run"]), r.get("epoch")) for r in kept if r.get("perturbed") or r.get("baseline")}
+    logged: set[tuple[str, Any]] = set()
+    out = []
+    for r in kept:  # a copy's train log rows are its run's: each epoch once, none that is evaluated
+        if not (r.get("perturbed") or r.get("baseline")) and r.get("epoch") is not None:
+            key2 = (str(r["run"]), r.get("epoch"))
+            if key2 in evaluated or key2 in logged:
+                continue
+            logged.add(key2)
+        out.append(r)
+    return out, notes
+
+
+def _copy_order(r: dict[str, Any]) -> tuple[bool, str]:
+    """Which copy is kept: one inside its run folder before a loose file, then by path."""
+    path, run = os.path.abspath(str(r.get("path"))), os.path.abspath(str(r.get("run_path") or r.get("path")))
+    return (not (path == run or path.startswith(run + os.sep)), path)
+
+
+def _content_key(r: dict[str, Any]) -> str:
+    """What makes two records one evaluation: the same split, epoch, IoU thresholds and numbers."""
+    fields = [r.get(k) for k in ("split", "epoch", "iou_thresholds", "perturbed", "baseline", "bootstrap")]
+    return json.dumps(fields, sort_keys=True, default=str)
+
+
 def _unique_labels(records: list[dict[str, Any]]) -> None:
     """Two runs found under the same name (``a/level-up`` and ``b/level-up``) are labelled by
     their paths below the folder they share, so that no two runs merge into one row group."""
@@ -215,6 +284,8 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
     }
     if record.get("iou_thresholds"):
         row["iou_thresholds"] = record["iou_thresholds"]
+    if record.get("also_at"):
+        row["also_at"] = record["also_at"]
     row["setting"] = (
         "perturbed" if record.get("perturbed") else ("baseline" if record.get("baseline") else "train only")
     )

@@ -64,7 +64,7 @@ def compare(
 ) -> None:
     """Put many runs side by side: per-group AP/AR, gaps with CIs, change vs baseline, significance."""
     from faapkit.run_datasets import assign_datasets
-    from faapkit.runs import discover, drop_rescores, fill_baselines, summarize
+    from faapkit.runs import discover, drop_rescores, fill_baselines, merge_copies, summarize
 
     if sort not in SORT_KEYS or metric not in ("ap_gap", "ar_gap"):
         raise FaapError(f"--sort must be one of {', '.join(SORT_KEYS)} and --metric ap_gap or ar_gap")
@@ -92,6 +92,9 @@ def compare(
         raise FaapError("no runs found under " + ", ".join(str(p) for p in paths))
     records, rescores = drop_rescores(records)
     for note in rescores:
+        warn(note)
+    records, copies = merge_copies(records)
+    for note in copies:
         warn(note)
     for note in assign_datasets(records):
         warn(note)

@@ -33,7 +33,7 @@ def test_loose_faapkit_metrics_files_are_rows_of_their_dataset(tmp_path):
     for name in (TEST, VAL):
         m = _metrics(name)
         m.pop("run", None)
-        m["checkpoint"], m["checkpoint_choice"] = str(tmp_path / "c.pt"), "given"
+        m["checkpoint"], m["checkpoint_choice"], m["epoch"] = str(tmp_path / "c.pt"), "given", 5
         (ckpt_eval / name.replace("best", "c")).write_text(json.dumps(m))
     found, err = compare_json(str(tmp_path))
     assert "not a run or metrics file" not in err, err
@@ -65,3 +65,42 @@ def test_an_out_file_of_a_run_is_that_runs_row_given_relative_paths(tmp_path):
         (NATIVE, 1, "test"),
         (NATIVE, 1, "val"),
     ]
+
+
+def test_a_copied_run_folder_is_one_run_shown_once_with_both_paths(tmp_path):
+    """Two folders with one run id (a ``cp -r``): one run, each evaluation one row naming both
+    files, so that a mean over rows counts it once and --best-per-run sees one run; an epoch only
+    the copy evaluated is still a row of that one run."""
+    for parent in ("a", "b"):
+        shutil.copytree(fixture_path("native_runs", NATIVE), tmp_path / parent / NATIVE)
+    extra = _metrics(VAL)
+    extra["epoch"] = 0
+    extra["metrics"]["perturbed"]["female"]["AP"] = 0.1  # a wider gap than epoch 1's: val picks epoch 1
+    (tmp_path / "b" / NATIVE / "eval" / "val_gender_epoch_0000_first16.json").write_text(json.dumps(extra))
+    found, err = compare_json(str(tmp_path))
+    rows = sorted((r["run"], r["epoch"], r["split"]) for r in found["rows"])
+    assert rows == [(f"a/{NATIVE}", 0, "val"), (f"a/{NATIVE}", 1, "test"), (f"a/{NATIVE}", 1, "val")], rows
+    test = next(r for r in found["rows"] if r["split"] == "test")
+    assert test["also_at"] == [str(tmp_path / "b" / NATIVE / "eval" / TEST)]
+    assert "one run" in err and str(tmp_path / "b" / NATIVE) in err
+    assert [s["run"] for s in found["log_only"]] == [f"a/{NATIVE}"]
+    assert found["log_only"][0]["epochs_logged"] == [2]  # once, and epoch 0 is evaluated (by the copy)
+    best, _ = compare_json(str(tmp_path), "--best-per-run")
+    assert [(r["run"], r["split"]) for r in best["rows"]] == [(f"a/{NATIVE}", "test")]
+
+
+def test_the_same_evaluation_twice_is_one_row(tmp_path):
+    """A research run folder copied, and a run's metrics file copied out of its eval/: each
+    evaluation once, the copies named."""
+    fix5 = "faap_outputs_infonce_3rd_fix5_gpu_20260305"
+    for parent in ("a", "b"):
+        shutil.copytree(fixture_path("legacy_runs", fix5), tmp_path / parent / fix5)
+    shutil.copytree(fixture_path("native_runs", NATIVE), tmp_path / NATIVE)
+    shutil.copy(tmp_path / NATIVE / "eval" / TEST, tmp_path / "copy.json")
+    found, err = compare_json(str(tmp_path))
+    runs = sorted({r["run"] for r in found["rows"]})
+    assert runs == [f"a/{fix5}", NATIVE], runs
+    assert len([r for r in found["rows"] if r["run"] == f"a/{fix5}"]) == 10
+    assert [r["split"] for r in found["rows"] if r["run"] == NATIVE].count("test") == 1
+    assert str(tmp_path / "copy.json") in err and f"b/{fix5}" in err
+    assert f"b/{fix5}" not in {s["run"] for s in found["log_only"]}  # its train log is the same run's
