@@ -308,6 +308,8 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
                     None if row[f"{m}_gap"] is None or base_gap is None else row[f"{m}_gap"] - base_gap
                 )
         boot = (record.get("bootstrap") or {}).get("gaps", {})
+        if boot:  # the level every CI of the row was computed at (compare's headers say it)
+            row["ci_level"] = (record.get("bootstrap") or {}).get("confidence")
         for m in ("AP", "AR"):
             if m in boot:
                 row[f"{m}_gap_ci"] = boot[m].get("perturbed") or boot[m].get("baseline")

@@ -100,6 +100,13 @@ def compare(
         warn(note)
     fill_baselines(records)
     rows = [summarize(r) for r in records]
+    from faapkit.cli.compare_output import ci_levels, pct
+
+    if len(ci_levels(rows)) > 1:
+        warn(
+            f"these rows' CIs were computed at different CI levels ({', '.join(map(pct, ci_levels(rows)))}); "
+            "each row's level is in the 'CI level' column"
+        )
     logged = [r for r in rows if r["setting"] == "train only"]
     rows = [r for r in rows if r["setting"] != "train only"]
     if best_per_run:
@@ -221,8 +228,12 @@ def _sort(rows: list[dict[str, Any]], key: str) -> None:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The rows as CSV; the CI columns are named with their level as in the TSV (``AP_gap_ci90``)."""
+    from faapkit.cli.compare_output import ci_names
     from faapkit.io import atomic_write_text
 
+    names = ci_names(rows)
+    rows = [{names.get(k, k): v for k, v in r.items()} for r in rows]
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]

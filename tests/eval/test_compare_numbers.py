@@ -104,3 +104,47 @@ def test_the_same_evaluation_twice_is_one_row(tmp_path):
     assert [r["split"] for r in found["rows"] if r["run"] == NATIVE].count("test") == 1
     assert str(tmp_path / "copy.json") in err and f"b/{fix5}" in err
     assert f"b/{fix5}" not in {s["run"] for s in found["log_only"]}  # its train log is the same run's
+
+
+def _run_at_level(tmp_path, confidence: float, name: str = NATIVE):
+    run = tmp_path / name
+    shutil.copytree(fixture_path("native_runs", NATIVE), run)
+    for f in (run / "eval").glob("*.json"):
+        m = json.loads(f.read_text())
+        m["bootstrap"]["confidence"] = confidence
+        f.write_text(json.dumps(m))
+    return run
+
+
+def test_the_ci_header_says_the_level_the_cis_were_computed_at(tmp_path):
+    run = _run_at_level(tmp_path, 0.9)
+    code, out, err = run_cli("compare", str(run), "--format", "table", env={"COLUMNS": "200"})
+    assert code == 0, err
+    assert "90% CI" in out and "95%" not in out, out
+    code, out, err = run_cli("compare", str(run))  # TSV
+    header = out.splitlines()[0].split("\t")
+    assert "AP_gap_ci90" in header and "AP_change_ci90" in header and not any("95" in h for h in header)
+    code, _, err = run_cli("compare", str(run), "--csv", str(tmp_path / "rows.csv"))
+    assert code == 0, err
+    csv_header = (tmp_path / "rows.csv").read_text().splitlines()[0].split(",")
+    assert "AP_gap_ci90" in csv_header and "AP_gap_ci" not in csv_header
+    found, _ = compare_json(str(run))
+    assert {r["ci_level"] for r in found["rows"]} == {0.9}
+
+
+def test_rows_at_different_ci_levels_never_share_one_level_in_a_header(tmp_path):
+    """A 90% and a 99% run: no header names one level for both; each row says its own."""
+    _run_at_level(tmp_path, 0.9, "a")
+    other = _run_at_level(tmp_path, 0.99, "b")
+    manifest = json.loads((other / "run.json").read_text())
+    manifest["run_id"] = "another0run0id00"
+    (other / "run.json").write_text(json.dumps(manifest))
+    code, out, err = run_cli("compare", str(tmp_path), "--format", "table", env={"COLUMNS": "250"})
+    assert code == 0, err
+    assert "90% CI" not in out and "99% CI" not in out and "95%" not in out, out
+    assert "level" in out and "90%" in out and "99%" in out  # the "CI level" column
+    code, out, _ = run_cli("compare", str(tmp_path))
+    lines = [line.split("\t") for line in out.splitlines()]
+    level = lines[0].index("ci_level")
+    assert sorted({row[level] for row in lines[1:] if row[level] != "-"}) == ["90%", "99%"]
+    assert "different CI levels" in err
