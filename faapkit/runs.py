@@ -10,6 +10,7 @@ of the perturbed and baseline settings.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -65,7 +66,24 @@ def metrics_record(
         # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
         "iou_thresholds": iou if isinstance(iou, list) else None,
         "rescored_from": (m.get("rescored_from") or {}).get("metrics"),
+        "stale": stale_detections(f, m) if m.get("rescored_from") else None,
     }
+
+
+def stale_detections(f: Path, m: dict[str, Any]) -> str | None:
+    """Why the detections a rescore ``f`` scored are no longer those it references (a file there
+    with another sha256: the evaluation was replaced since), or ``None``. A reference to no file,
+    or to one that is gone, cannot be checked and is not called stale (``--rescore`` refuses it)."""
+    refs = m.get("detections")
+    for setting, ref in sorted(refs.items()) if isinstance(refs, dict) else []:
+        target = f.parent / str(ref.get("file")) if isinstance(ref, dict) and ref.get("file") else None
+        if (
+            target is not None
+            and target.is_file()
+            and hashlib.sha256(target.read_bytes()).hexdigest() != ref.get("sha256")
+        ):
+            return f"its {setting} detections ({target}) changed since it was scored"
+    return None
 
 
 def read_native(path: Path, unreadable: list[str] | None = None) -> list[dict[str, Any]]:
@@ -167,13 +185,17 @@ def discover(paths: list[Path], pm: Any) -> tuple[list[dict[str, Any]], list[str
 
 
 def drop_rescores(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Leave out each ``faap eval --rescore`` result whose rescored metrics file is among the
-    records: the same detections of the same epoch and split, so a second row would count that
-    evaluation twice (and ``--best-per-run`` could pick either). A rescore at other IoU
-    thresholds is another metric and stays. Returns the kept records and a note per left-out file."""
+    """Leave out each ``faap eval --rescore`` result whose detections changed since it was scored
+    (``stale``), and each whose rescored metrics file is among the records: the same detections
+    of the same epoch and split, so a second row would count that evaluation twice (and
+    ``--best-per-run`` could pick either). A rescore at other IoU thresholds is another metric and
+    stays. Returns the kept records and a note per left-out file."""
     by_path = {Path(str(r["path"])).resolve(): r for r in records if r.get("path")}
     kept, notes = [], []
     for r in records:
+        if r.get("stale"):  # its numbers describe detections that no longer exist
+            notes.append(f"{r['path']}: a rescore, but {r['stale']}; left out (re-run faap eval --rescore)")
+            continue
         source = r.get("rescored_from")
         original = None
         if source:  # where it was rescored from, or a file of that name beside it (a moved or copied run)
@@ -393,6 +415,17 @@ def fill_baselines(records: list[dict[str, Any]]) -> None:
                 r["baseline_from"] = "matching-dataset baseline file"
 
 
+def _stale_rescores(folder: Path) -> dict[str, str]:
+    """Each rescore in ``folder`` whose detections changed since it was scored, and why."""
+    out = {}
+    for f in sorted(folder.glob("*_rescored*.json")) if folder.is_dir() else []:
+        m, _ = read_metrics_file(f)
+        why = stale_detections(f, m) if m is not None and m.get("rescored_from") else None
+        if why:
+            out[f.name] = why
+    return out
+
+
 def describe_run(path: Path, pm: Any) -> dict[str, Any]:
     if (path / "run.json").is_file():
         run = RunDir(path)
@@ -408,6 +441,7 @@ def describe_run(path: Path, pm: Any) -> dict[str, Any]:
             "epochs_logged": [r["epoch"] for r in log],
             "checkpoints": [p.name for p in run.checkpoint_files()],
             "evaluations": sorted(p.name for p in (path / "eval").glob("*.json")) if (path / "eval").is_dir() else [],
+            "stale_rescores": _stale_rescores(path / "eval"),
             "last_epoch": {k: v for k, v in (log[-1] if log else {}).items() if not isinstance(v, dict)},
         }
     records, _ = discover([path], pm)

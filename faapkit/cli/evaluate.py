@@ -321,7 +321,24 @@ def evaluate(
             result["detections"] = {s: saved.save(p, s, dets[s]) for s, p in zip(settings_out, det_paths, strict=True)}
         atomic_write_text(path, json.dumps(result, indent=2) + "\n")
         info(f"metrics written to {path}")
+        for stale in _rescores_of(path) if force else []:
+            stale.unlink(missing_ok=True)  # they scored the detections this evaluation replaced
+            info(f"removed {stale}: a rescore of the result --force replaced")
     _show(result, json_)
+
+
+def _rescores_of(path: Path) -> list[Path]:
+    """The ``--rescore`` results beside ``path`` that were rescored from it (read, not guessed
+    from the name: a file merely named like one stays)."""
+    found = []
+    for f in sorted(path.parent.glob(f"{path.stem}_rescored*.json")):
+        try:
+            source = (json.loads(f.read_text()).get("rescored_from") or {}).get("metrics")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(source, str) and Path(source).absolute() == path.absolute():
+            found.append(f)
+    return found
 
 
 def _show(result: dict[str, Any], json_: bool) -> None:

@@ -1,0 +1,116 @@
+"""``faap eval`` never leaves a number that no longer describes its result: ``--force`` takes the
+rescores of the result it replaces with it, and compare leaves out a rescore whose detections
+changed. Runs ``faap`` in-process on a 3 + 3 image split."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from faapkit.cli import main
+from faapkit.config import resolve_config
+from faapkit.core.trainer import Trainer
+from faapkit.data.synth import SynthSpec, write_synthetic
+from faapkit.plugins import make_plugin_manager
+from faapkit.registry import Registries
+from tests.conftest import compare_json
+
+REG = Registries.from_plugin_manager(make_plugin_manager())
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A one-step run of the 4th version on 4 + 4 train and 3 + 3 test images."""
+    base = tmp_path_factory.mktemp("numbers")
+    root = write_synthetic(base / "s", SynthSpec(seed=2, splits=(("train", 4, 4), ("test", 3, 3)))) / "coco"
+    overrides = [
+        f"data.root='{root}'",
+        "train.batch_size=4",
+        "train.epochs=1",
+        "train.steps_per_epoch=1",
+        "train.val_every=0",
+        "generator.base_channels=8",
+        "eval.bootstrap=12",
+    ]
+    trainer = Trainer(resolve_config(REG, version="4th", overrides=overrides), REG, base / "run")
+    trainer.setup()
+    trainer.fit()
+    return base / "run"
+
+
+def faap(capsys, *args: str) -> tuple[int, str, str]:
+    """``faap ARGS`` in this process: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    got = capsys.readouterr()
+    return code, got.out, got.err
+
+
+def one_error(err: str, code: int, got: int, says: str) -> None:
+    lines = err.strip().splitlines()
+    assert got == code and len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], err
+
+
+@pytest.fixture(scope="module")
+def evaluated(run) -> Path:
+    try:
+        main(["eval", str(run), "--device", "cpu", "--json", "--quiet"])
+    except SystemExit as exc:
+        assert not exc.code
+    (path,) = (run / "eval").glob("*.json")
+    return path
+
+
+def _change_detections(metrics: Path, setting: str = "perturbed") -> None:
+    """What a new evaluation of another checkpoint does: other detections, and the metrics file
+    that references them recording their sha256."""
+    import hashlib
+
+    m = json.loads(metrics.read_text())
+    det = metrics.parent / m["detections"][setting]["file"]
+    doc = json.loads(gzip.decompress(det.read_bytes()))
+    doc["detections"][0]["score"] = 0.123
+    data = gzip.compress(json.dumps(doc).encode(), mtime=0)
+    det.write_bytes(data)
+    m["detections"][setting]["sha256"] = hashlib.sha256(data).hexdigest()
+    metrics.write_text(json.dumps(m))
+
+
+def test_force_removes_the_rescores_of_the_result_it_replaces(run, evaluated, capsys, tmp_path):
+    code, _, err = faap(capsys, "eval", "--rescore", str(evaluated), "--bootstrap", "20", "--quiet")
+    assert code == 0, err
+    beside = evaluated.with_name(evaluated.stem + "_rescored_boot20.json")
+    assert beside.is_file()
+    elsewhere = tmp_path / "kept.json"
+    code, _, err = faap(capsys, "eval", "--rescore", str(evaluated), "--out", str(elsewhere), "--quiet")
+    assert code == 0, err
+    unrelated = evaluated.with_name(evaluated.stem + "_rescored_x.json")
+    unrelated.write_text(json.dumps({"rescored_from": {"metrics": "/somewhere/else.json"}}))
+    code, _, err = faap(capsys, "eval", str(run), "--device", "cpu", "--force", "--quiet", "--json")
+    assert code == 0, err
+    assert not beside.exists() and str(beside) in err.replace("\n", "")  # removed, and said
+    assert unrelated.exists()  # a file of that name that is no rescore of this result stays
+    unrelated.unlink()
+    # a rescore written elsewhere cannot be found: compare checks its detections instead
+    _change_detections(evaluated)
+    found, err = compare_json(str(run), str(elsewhere))
+    assert [r["split"] for r in found["rows"]] == ["test"]  # the evaluation only
+    assert str(elsewhere) in err.replace("\n", "") and "changed since" in err
+    code, _, err = faap(capsys, "eval", "--rescore", str(elsewhere), "--quiet")
+    one_error(err, 1, code, "sha256 differs")
+    code, out, _ = faap(capsys, "inspect", "run", str(run), "--json")
+    assert code == 0 and json.loads(out)["stale_rescores"] == {}
+    stale = evaluated.with_name(evaluated.stem + "_rescored_moved.json")
+    moved = json.loads(elsewhere.read_text())  # the rescore written elsewhere, moved beside its evaluation
+    for ref in moved["detections"].values():
+        ref["file"] = Path(ref["file"]).name
+    stale.write_text(json.dumps(moved))
+    code, out, _ = faap(capsys, "inspect", "run", str(run), "--json")
+    assert "changed since" in json.loads(out)["stale_rescores"][stale.name]
