@@ -79,6 +79,9 @@ def compare(
             raise FaapError(f"{option} {target} is a folder; name a file")
         if target is not None and target.exists() and not force:
             raise FaapError(f"{option} {target} exists; pass --force to replace it")
+        why = _run_artefact(target) if target is not None else None
+        if why:
+            raise FaapError(f"{option} {target} is {why}: never replaced, not even with --force; name another file")
         if target is not None and not target.absolute().parent.is_dir():
             raise FaapError(f"{option} {target}: folder {target.absolute().parent} does not exist")
     if plot is not None:
@@ -90,6 +93,10 @@ def compare(
         warn(f"not a run or metrics file any plugin reads: {u}")
     if not records:
         raise FaapError("no runs found under " + ", ".join(str(p) for p in paths))
+    read = {Path(str(r[k])).absolute() for r in records for k in ("path",) if r.get(k)}
+    for option, target in (("--csv", csv_out), ("--plot", plot)):
+        if target is not None and target.absolute() in read:
+            raise FaapError(f"{option} {target} is a metrics file being compared: never replaced; name another file")
     records, rescores = drop_rescores(records)
     for note in rescores:
         warn(note)
@@ -225,6 +232,30 @@ def _sort(rows: list[dict[str, Any]], key: str) -> None:
             r.get("epoch") if isinstance(r.get("epoch"), int) else -1,
         )
     )
+
+
+RUN_FILES = frozenset({"run.json", "train_log.jsonl", "selection.json", "config.json", "dataset_layout.json"})
+
+
+def _run_artefact(target: Path) -> str | None:
+    """What an existing ``target`` is when it is part of a run or an evaluation (which a --csv or
+    --plot must never replace), else ``None``."""
+    if not target.is_file():
+        return None
+    if target.suffix in (".pt", ".pth") or target.name.endswith(".dets.json.gz"):
+        return "a checkpoint or saved detections"
+    if target.name in RUN_FILES:
+        return "a run's record"
+    for folder in target.absolute().parents:
+        if (folder / "run.json").is_file():
+            return f"a file of the run {folder}"
+    if target.suffix == ".json":
+        from faapkit.legacy import read_eval_file
+        from faapkit.runs import read_metrics_file
+
+        if read_metrics_file(target)[0] is not None or read_eval_file(target) is not None:
+            return "a metrics file"
+    return None
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -148,3 +148,38 @@ def test_rows_at_different_ci_levels_never_share_one_level_in_a_header(tmp_path)
     level = lines[0].index("ci_level")
     assert sorted({row[level] for row in lines[1:] if row[level] != "-"}) == ["90%", "99%"]
     assert "different CI levels" in err
+
+
+def test_csv_and_plot_never_write_over_a_run_artefact_even_with_force(tmp_path):
+    run = tmp_path / NATIVE
+    shutil.copytree(fixture_path("native_runs", NATIVE), run)
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "best.pt").write_bytes(b"weights")
+    legacy = tmp_path / "legacy"
+    shutil.copytree(fixture_path("legacy_runs", "faap_outputs_infonce_3rd_fix5_gpu_20260305"), legacy)
+    loose = tmp_path / "loose.json"
+    shutil.copy(run / "eval" / TEST, loose)
+    (tmp_path / "x.dets.json.gz").write_bytes(b"dets")
+    targets = [
+        run / "run.json",
+        run / "train_log.jsonl",
+        run / "eval" / TEST,
+        run / "checkpoints" / "best.pt",
+        next(legacy.glob("test_metrics_*.json")),
+        loose,
+        tmp_path / "x.dets.json.gz",
+    ]
+    before = {t: t.read_bytes() for t in targets}
+    from faapkit.cli.compare import _run_artefact
+
+    assert all(_run_artefact(t) for t in targets) and _run_artefact(tmp_path / "nothing-there.csv") is None
+    for option, target in (("--csv", targets[0]), ("--plot", targets[3]), ("--csv", targets[4]), ("--plot", loose)):
+        code, _, err = run_cli("compare", str(run), str(legacy), str(loose), option, str(target), "--force")
+        lines = err.strip().splitlines()
+        assert code != 0 and lines[-1].startswith("error: ") and str(target) in lines[-1], (target, err)
+        assert "not even with --force" in lines[-1] and "unexpected" not in err
+    assert {t: t.read_bytes() for t in targets} == before
+    # an ordinary file is still replaced with --force
+    (tmp_path / "rows.csv").write_text("old")
+    code, _, err = run_cli("compare", str(run), "--csv", str(tmp_path / "rows.csv"), "--force")
+    assert code == 0 and (tmp_path / "rows.csv").read_text().startswith("run,"), err
