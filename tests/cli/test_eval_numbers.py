@@ -114,3 +114,19 @@ def test_force_removes_the_rescores_of_the_result_it_replaces(run, evaluated, ca
     stale.write_text(json.dumps(moved))
     code, out, _ = faap(capsys, "inspect", "run", str(run), "--json")
     assert "changed since" in json.loads(out)["stale_rescores"][stale.name]
+
+
+def test_empty_iou_thresholds_are_cocos_as_the_description_says(evaluated, capsys, tmp_path):
+    from faapkit.cli.eval_settings import resolve, set_layer
+    from faapkit.config import EvalConfig
+
+    assert "empty = COCO's" in str(EvalConfig.model_fields["iou_thresholds"].description)
+    cfg, sources = resolve([("--set", set_layer(["eval.iou_thresholds=[]"]))])
+    assert cfg.iou_thresholds is None and sources["iou_thresholds"] == "--set"
+    out = tmp_path / "coco.json"
+    code, _, err = faap(
+        capsys, "eval", "--rescore", str(evaluated), "--set", "eval.iou_thresholds=[]", "--out", str(out)
+    )
+    assert code == 0, err
+    rescored, original = json.loads(out.read_text()), json.loads(evaluated.read_text())
+    assert rescored["eval_config"]["iou_thresholds"] is None and rescored["metrics"] == original["metrics"]
