@@ -202,13 +202,14 @@ def evaluate(
         given = {
             "TARGET": target, "--epoch": epoch, "--epsilon": epsilon, "--split-by": split_by,
             "--detector": detector, "--detector-checkpoint": detector_checkpoint, "--limit-images": limit_images,
-            "--disadvantaged": disadvantaged, "--advantaged": advantaged, "--workers": workers,
+            "--workers": workers,
             "--on-invalid": on_invalid, "--no-cache": no_cache or None, "--nproc": nproc if nproc > 1 else None,
         }  # fmt: skip
         for name, value in given.items():
             if value is not None:
                 raise ConfigError(f"--rescore scores the saved detections again; {name} needs a new inference")
-        result = rescore_metrics(rescore, layers, data, out, force, progress=not quiet and not json_)
+        pair = (disadvantaged, advantaged)  # the gap's groups: a choice of scoring, not of inference
+        result = rescore_metrics(rescore, layers, data, out, force, progress=not quiet and not json_, pair=pair)
         _show(result, json_)
         return
     if nproc > 1:

@@ -156,3 +156,25 @@ def test_each_setting_names_its_real_source(run, capsys, tmp_path):
     }
     code, _, err = faap(capsys, "eval", str(run), "--device", "cpu", "--batch-size", "0")
     one_error(err, 2, code, "--batch-size")
+
+
+def test_rescore_with_another_pair_of_groups_needs_no_inference(evaluated, capsys):
+    """Every image is perturbed alike, so the gap's groups are a choice of scoring: swapping them
+    flips the gaps' sign and is written under its own name."""
+    original = json.loads(evaluated.read_text())
+    swap = ("--disadvantaged", "male", "--advantaged", "female", "--quiet", "--bootstrap", "0")
+    code, _, err = faap(capsys, "eval", "--rescore", str(evaluated), *swap)
+    assert code == 0, err
+    written = evaluated.with_name(evaluated.stem + "_rescored_ref-male-female_boot0.json")
+    swapped = json.loads(written.read_text())
+    assert (swapped["reference"]["disadvantaged"], swapped["reference"]["advantaged"]) == ("male", "female")
+    assert swapped["gaps"]["AP"]["baseline"] == -original["gaps"]["AP"]["baseline"]
+    assert swapped["timing_s"]["inference"] == 0.0
+    for args, says in (
+        (("--disadvantaged", "male", "--advantaged", "male"), "both 'male'"),
+        (("--disadvantaged", "nobody"), "'nobody' is not a group of 'gender'"),
+    ):
+        code, _, err = faap(
+            capsys, "eval", "--rescore", str(evaluated), *args, "--out", str(written.with_name("x.json"))
+        )
+        one_error(err, 2, code, says)
