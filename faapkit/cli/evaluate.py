@@ -177,6 +177,8 @@ def evaluate(
     _check_options(batch_size, bootstrap, limit_images, workers, nproc, on_invalid)
     if out is not None and out.is_dir():  # found before inference, not when the metrics are written
         raise FaapError(f"--out {out} is a folder; name the metrics .json file")
+    if out is not None:
+        check_out(out)
     from faapkit.cli import eval_settings
 
     flags = eval_settings.flag_layer(
@@ -350,6 +352,23 @@ def _show(result: dict[str, Any], json_: bool) -> None:
         from faapkit.cli.eval_table import show
 
         show(result, out_console)
+
+
+RUN_RECORDS = frozenset({"run.json", "train_log.jsonl", "selection.json", "config.json", "metrics.csv"})
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that is, or would pass for, a run's record, a checkpoint or saved
+    detections, or that exists and is no faapkit metrics file: ``--force`` replaces a result,
+    never a run artefact."""
+    from faapkit.runs import read_metrics_file
+
+    if out.name in RUN_RECORDS or out.suffix in (".pt", ".pth") or out.name.endswith(".dets.json.gz"):
+        raise FaapError(f"--out {out} names a run's record, a checkpoint or saved detections; name a metrics .json")
+    if out.is_file() and read_metrics_file(out)[0] is None:
+        raise FaapError(
+            f"--out {out} exists and is not a faap eval metrics file: never replaced, not even with --force"
+        )
 
 
 def _reference_pair(

@@ -111,6 +111,10 @@ def rescore_metrics(
     reference = metrics.get("reference") or {}
     ref = _pair(pair, reference)
     target = out.absolute() if out is not None else output_for(path, metrics, cfg, ref)
+    if out is not None:
+        from faapkit.cli.evaluate import check_out
+
+        check_out(target)
     if target == path:
         raise FaapError(f"--rescore would write over the file it rescores ({path}); pass another --out")
     if target.exists() and not force:

@@ -178,3 +178,15 @@ def test_rescore_with_another_pair_of_groups_needs_no_inference(evaluated, capsy
             capsys, "eval", "--rescore", str(evaluated), *args, "--out", str(written.with_name("x.json"))
         )
         one_error(err, 2, code, says)
+
+
+def test_out_never_replaces_a_run_artefact_even_with_force(run, evaluated, capsys, tmp_path):
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+    before = {p: p.read_bytes() for p in (run / "run.json", notes)}
+    for out in (run / "run.json", run / "checkpoints" / "x.pt", tmp_path / "a.perturbed.dets.json.gz", notes):
+        for args in ([str(run), "--device", "cpu"], ["--rescore", str(evaluated)]):
+            code, _, err = faap(capsys, "eval", *args, "--out", str(out), "--force", "--quiet")
+            one_error(err, 1, code, f"--out {out}")
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (run / "checkpoints" / "x.pt").exists()
