@@ -178,6 +178,8 @@ def evaluate(
     if out is not None and out.is_dir():  # found before inference, not when the metrics are written
         raise FaapError(f"--out {out} is a folder; name the metrics .json file")
     if out is not None:
+        from faapkit.cli.eval_guards import check_out
+
         check_out(out)
     from faapkit.cli import eval_settings
 
@@ -231,6 +233,10 @@ def evaluate(
         raise FaapError(f"--epsilon must be in (0, 1], got {epsilon}")
     check_device(device, "--device")
     tgt = resolve_target(target, epoch)
+    if tgt.run_dir is not None and tgt.checkpoint is not None:
+        from faapkit.cli.eval_guards import check_belongs
+
+        check_belongs(tgt.checkpoint, tgt.run_dir)
     checkpoint, run_config = tgt.checkpoint, tgt.config
     run_eval = eval_settings.run_layer(run_config.get("eval", {}))
     settings, sources = eval_settings.resolve([("the run's config", run_eval), *layers])
@@ -352,23 +358,6 @@ def _show(result: dict[str, Any], json_: bool) -> None:
         from faapkit.cli.eval_table import show
 
         show(result, out_console)
-
-
-RUN_RECORDS = frozenset({"run.json", "train_log.jsonl", "selection.json", "config.json", "metrics.csv"})
-
-
-def check_out(out: Path) -> None:
-    """Refuse an ``--out`` that is, or would pass for, a run's record, a checkpoint or saved
-    detections, or that exists and is no faapkit metrics file: ``--force`` replaces a result,
-    never a run artefact."""
-    from faapkit.runs import read_metrics_file
-
-    if out.name in RUN_RECORDS or out.suffix in (".pt", ".pth") or out.name.endswith(".dets.json.gz"):
-        raise FaapError(f"--out {out} names a run's record, a checkpoint or saved detections; name a metrics .json")
-    if out.is_file() and read_metrics_file(out)[0] is None:
-        raise FaapError(
-            f"--out {out} exists and is not a faap eval metrics file: never replaced, not even with --force"
-        )
 
 
 def _reference_pair(

@@ -112,7 +112,7 @@ def rescore_metrics(
     ref = _pair(pair, reference)
     target = out.absolute() if out is not None else output_for(path, metrics, cfg, ref)
     if out is not None:
-        from faapkit.cli.evaluate import check_out
+        from faapkit.cli.eval_guards import check_out
 
         check_out(target)
     if target == path:

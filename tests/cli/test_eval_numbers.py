@@ -190,3 +190,21 @@ def test_out_never_replaces_a_run_artefact_even_with_force(run, evaluated, capsy
             one_error(err, 1, code, f"--out {out}")
     assert {p: p.read_bytes() for p in before} == before
     assert not (run / "checkpoints" / "x.pt").exists()
+
+
+def test_a_checkpoint_of_another_run_dropped_into_the_run_is_refused(run, capsys):
+    """Its numbers would be filed as this run's (and compare would list them under this run's
+    version); by the highest step it would even be the one evaluated."""
+    import torch
+
+    last = run / "checkpoints" / "last.pt"
+    ckpt = torch.load(last, weights_only=False)
+    foreign = run / "checkpoints" / "epoch_0009.pt"
+    torch.save({**ckpt, "run_id": "0therrun0000000", "global_step": 99}, foreign)
+    try:
+        for args in ([str(run)], [str(foreign)]):
+            code, _, err = faap(capsys, "eval", *args, "--device", "cpu", "--out", str(run / "x.json"))
+            one_error(err, 1, code, "copied from another run")
+    finally:
+        foreign.unlink()
+    assert not (run / "x.json").exists()
