@@ -154,11 +154,17 @@ class EvalConfig(Section):
     seed: int = Field(default=0, ge=0, description="bootstrap seed (numpy takes no negative seed)")
     confidence: float = Field(default=0.95, gt=0, lt=1, description="level of every bootstrap CI")
     iou_thresholds: list[float] | None = Field(
-        default=None, min_length=1, description="IoU thresholds AP/AR average over; empty = COCO's 0.50:0.05:0.95"
+        default=None, description="IoU thresholds AP/AR average over; empty = COCO's 0.50:0.05:0.95"
     )
     amp: bool = Field(default=False, description="bf16 autocast on CUDA (AP differs slightly from fp32)")
     channels_last: bool = Field(default=True, description="NHWC convolutions (same AP up to rounding)")
     save_detections: bool = Field(default=True, description="keep each setting's detections next to the metrics")
+
+    @field_validator("iou_thresholds", mode="before")
+    @classmethod
+    def _empty_is_cocos(cls, value: Any) -> Any:
+        # as the description says: [] (e.g. --set eval.iou_thresholds=[]) is COCO's, stored as None
+        return None if isinstance(value, list | tuple) and not value else value
 
     @field_validator("iou_thresholds")
     @classmethod

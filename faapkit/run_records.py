@@ -48,6 +48,9 @@ class RunRecord(BaseModel):
     selected_epoch: int | None = None
     iou_thresholds: list[float] | None = None  # None: COCO's 0.50:0.05:0.95
     rescored_from: str | None = None
+    stale: str | None = None  # a rescore whose detections changed since: why (compare leaves it out)
+    run_id: str | None = None  # the run's id from run.json: copied run folders are one run
+    also_at: list[str] | None = None  # other files holding this same evaluation (copies)
     # research eval files
     eval_batch_size: int | None = None
     baseline_from: str | None = None

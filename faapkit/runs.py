@@ -10,6 +10,7 @@ of the perturbed and baseline settings.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,6 +19,73 @@ from typing import Any
 from faapkit.core.rundir import RunDir
 from faapkit.fairness import gap_if_known
 from faapkit.run_records import RunRecord, as_record, train_only_records
+
+
+def read_metrics_file(f: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A faapkit metrics file's JSON, or ``None`` and why it is not one faapkit reads."""
+    try:
+        m = json.loads(f.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"not JSON: {exc}"
+    if not isinstance(m, dict) or m.get("schema") != "faapkit.metrics/1":
+        return None, "not a faap eval metrics file"
+    if not isinstance(m.get("metrics"), dict) or not all(isinstance(v, dict) for v in m["metrics"].values()):
+        return None, "no per-setting 'metrics'"
+    return m, None
+
+
+def metrics_record(
+    f: Path, m: dict[str, Any], label: str, manifest: dict[str, Any], log: dict[int, dict[str, Any]], selected: Any
+) -> RunRecord:
+    """The record of one faapkit metrics file ``f`` (JSON ``m``) of run ``label``; ``manifest``
+    (the run's ``run.json``, empty for a loose file) fills what the file does not say."""
+    data = manifest.get("dataset", {})
+    epoch = m.get("epoch")
+    metrics = m["metrics"]
+    iou = (m.get("eval") or {}).get("iou_thresholds")
+    return RunRecord.model_validate(
+        {
+            "run": label,
+            "path": str(f),
+            "source": "faapkit",
+            "version": manifest.get("version", m.get("version")),
+            "epoch": epoch,
+            "split": m.get("split"),
+            "split_by": m.get("split_by"),
+            "dataset": m.get("dataset", {}).get("fingerprint", data.get("fingerprint")),
+            # which split of which root the fingerprint is of: run_datasets joins a run's splits
+            "dataset_fingerprint": m.get("dataset", {}).get("fingerprint", data.get("fingerprint")),
+            "dataset_split": m.get("split"),
+            "dataset_root": m.get("dataset", {}).get("root", data.get("root")),
+            "epsilon": m.get("epsilon"),
+            "reference": m.get("reference"),
+            "perturbed": metrics.get("perturbed"),
+            "baseline": metrics.get("baseline"),
+            "bootstrap": m.get("bootstrap"),
+            "train": log.get(epoch) if isinstance(epoch, int) else None,
+            "selected_epoch": selected,
+            # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
+            "iou_thresholds": iou if isinstance(iou, list) else None,
+            "rescored_from": (m.get("rescored_from") or {}).get("metrics"),
+            "stale": stale_detections(f, m) if m.get("rescored_from") else None,
+        }
+    )
+
+
+def stale_detections(f: Path, m: dict[str, Any]) -> str | None:
+    """Why the detections a rescore ``f`` scored are no longer those it references (a file there
+    with another sha256: the evaluation was replaced since), or ``None``. A reference to no file,
+    or to one that is gone, cannot be checked and is not called stale (``--rescore`` refuses it)."""
+    refs = m.get("detections")
+    for setting, ref in sorted(refs.items()) if isinstance(refs, dict) else []:
+        target = f.parent / str(ref.get("file")) if isinstance(ref, dict) and ref.get("file") else None
+        if (
+            target is not None
+            and target.is_file()
+            and hashlib.sha256(target.read_bytes()).hexdigest() != ref.get("sha256")
+        ):
+            return f"its {setting} detections ({target}) changed since it was scored"
+    return None
 
 
 def read_native(path: Path, unreadable: list[str] | None = None) -> list[RunRecord]:
@@ -33,54 +101,36 @@ def read_native(path: Path, unreadable: list[str] | None = None) -> list[RunReco
     records: list[RunRecord] = []
     seen = set()
     for f in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
-        try:
-            m = json.loads(f.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            (unreadable if unreadable is not None else []).append(f"{f} (not JSON: {exc})")
+        m, why = read_metrics_file(f)
+        if m is None:
+            (unreadable if unreadable is not None else []).append(f"{f} ({why})")
             continue
-        if not isinstance(m, dict) or m.get("schema") != "faapkit.metrics/1":
-            (unreadable if unreadable is not None else []).append(f"{f} (not a faap eval metrics file)")
-            continue
-        if not isinstance(m.get("metrics"), dict) or not all(isinstance(v, dict) for v in m["metrics"].values()):
-            (unreadable if unreadable is not None else []).append(f"{f} (no per-setting 'metrics')")
-            continue
-        epoch = m.get("epoch")
-        seen.add(epoch)
-        metrics = m["metrics"]
-        iou = (m.get("eval") or {}).get("iou_thresholds")
-        records.append(
-            RunRecord(
-                run=label,
-                path=str(f),
-                source="faapkit",
-                version=manifest.get("version"),
-                epoch=epoch,
-                split=m.get("split"),
-                split_by=m.get("split_by"),
-                dataset=m.get("dataset", {}).get("fingerprint", dataset),
-                # which split of which root the fingerprint is of: run_datasets joins a run's splits
-                dataset_fingerprint=m.get("dataset", {}).get("fingerprint", dataset),
-                dataset_split=m.get("split"),
-                dataset_root=m.get("dataset", {}).get("root", data.get("root")),
-                epsilon=m.get("epsilon"),
-                reference=m.get("reference"),
-                perturbed=metrics.get("perturbed"),
-                baseline=metrics.get("baseline"),
-                bootstrap=m.get("bootstrap"),
-                train=log.get(epoch) if epoch is not None else None,
-                selected_epoch=selection.get("epoch"),
-                # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
-                iou_thresholds=iou if isinstance(iou, list) else None,
-                rescored_from=(m.get("rescored_from") or {}).get("metrics"),
-            )
-        )
+        seen.add(m.get("epoch"))
+        records.append(metrics_record(f, m, label, manifest, log, selection.get("epoch")))
     trained = train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
     for rec in trained:
         rec.dataset_fingerprint, rec.dataset_split, rec.dataset_root = dataset, data.get("split"), data.get("root")
     records += trained
     for rec in records:
         rec.run_path = str(path)
+        rec.run_id = manifest.get("run_id")
     return records
+
+
+def read_loose(path: Path) -> list[RunRecord] | None:
+    """A faapkit metrics file outside a run's ``eval/`` (``faap eval --out FILE``, a loose
+    checkpoint's ``<ckpt>.eval/``) as one record; ``None`` if it is not one. It belongs to the run
+    it records, else to its checkpoint, so that a checkpoint's val and test evaluations are one
+    run (``--best-per-run`` chooses on one and reports the other)."""
+    m, _ = read_metrics_file(path)
+    if m is None:
+        return None
+    owner = m.get("run") or m.get("checkpoint") or str(path)
+    owner = str(owner) if isinstance(owner, str) else str(path)
+    selected = (m.get("selection") or {}).get("epoch") if isinstance(m.get("selection"), dict) else None
+    record = metrics_record(path, m, Path(owner).name, {}, {}, selected)
+    record.run_path = owner
+    return [record]
 
 
 NOT_METRICS = frozenset({"config.json", "dataset_layout.json", "run.json", "selection.json"})
@@ -101,7 +151,7 @@ def discover(paths: list[Path], pm: Any) -> tuple[list[RunRecord], list[str]]:
         return [as_record(item, p) for item in pm.hook.faap_read_run(path=p) or []]
 
     def offer(p: Path) -> None:
-        found = ask(p)
+        found = (read_loose(p) if p.suffix == ".json" else None) or ask(p)
         if found:
             records.extend(found)
         elif p.suffix == ".json" and p.name not in NOT_METRICS:
@@ -141,14 +191,17 @@ def discover(paths: list[Path], pm: Any) -> tuple[list[RunRecord], list[str]]:
 
 
 def drop_rescores(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
-    """Leave out each ``faap eval --rescore`` result whose rescored metrics file is among the
-    records: the same detections of the same epoch and split, so a second row would count that
-    evaluation twice (and ``--best-per-run`` could pick either). A rescore at other IoU
-    thresholds is another metric and stays. Returns the kept records and a note per left-out file."""
+    """Leave out each ``faap eval --rescore`` result whose detections changed since it was scored
+    (``stale``), and each whose rescored metrics file is among the records: the same detections
+    of the same epoch and split, so a second row would count that evaluation twice (and
+    ``--best-per-run`` could pick either). A rescore at other IoU thresholds is another metric and
+    stays. Returns the kept records and a note per left-out file."""
     by_path = {Path(str(r.path)).resolve(): r for r in records if r.path}
-    kept: list[RunRecord] = []
-    notes: list[str] = []
+    kept, notes = [], []
     for r in records:
+        if r.stale:  # its numbers describe detections that no longer exist
+            notes.append(f"{r.path}: a rescore, but {r.stale}; left out (re-run faap eval --rescore)")
+            continue
         source = r.rescored_from
         original = None
         if source:  # where it was rescored from, or a file of that name beside it (a moved or copied run)
@@ -164,12 +217,80 @@ def drop_rescores(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]
     return kept, notes
 
 
+def merge_copies(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
+    """One run and one row per evaluation, however many copies of them the paths hold.
+
+    Run folders with one run id (``cp -r`` of a run) are one run, labelled as the first path;
+    an evaluation found twice (the same metrics in a copied folder, or a metrics file copied out
+    of ``eval/``) is one row whose ``also_at`` names the other files; a run all of whose
+    evaluations are copies of another run's is that run. Else a mean over rows would count one
+    measurement twice and ``--best-per-run`` would choose between copies as if independent.
+    Returns the kept records and a note per merge."""
+    notes: list[str] = []
+    order = sorted(records, key=_copy_order)
+    first_of_id: dict[str, RunRecord] = {}
+    for r in order:
+        if r.run_id:
+            first = first_of_id.setdefault(str(r.run_id), r)
+            if first.run_path != r.run_path:
+                note = f"{r.run_path} is a copy of run {first.run_path} (run id {r.run_id}): shown as one run"
+                notes += [note] if note not in notes else []
+                r.run = first.run
+    kept: list[RunRecord] = []
+    seen: dict[str, RunRecord] = {}
+    copied_from: dict[str, set[str]] = {}  # run path -> labels its duplicated evaluations were kept under
+    own: dict[str, int] = {}  # run path -> its evaluations kept as rows
+    for r in order:
+        where = str(r.run_path or r.path)
+        if not (r.perturbed or r.baseline):
+            kept.append(r)
+            continue
+        key = _content_key(r)
+        if key in seen:
+            seen[key].also_at = [*(seen[key].also_at or []), str(r.path)]
+            notes.append(f"{r.path}: the same evaluation as {seen[key].path}; shown once")
+            copied_from.setdefault(where, set()).add(str(seen[key].run))
+            continue
+        seen[key] = r
+        own[where] = own.get(where, 0) + 1
+        kept.append(r)
+    for where, labels in copied_from.items():
+        if not own.get(where) and len(labels) == 1:  # only copies: the run they are copies of
+            label = next(iter(labels))
+            for r in kept:
+                if str(r.run_path or r.path) == where:
+                    r.run = label
+    evaluated = {(str(r.run), r.epoch) for r in kept if r.perturbed or r.baseline}
+    logged: set[tuple[str, Any]] = set()
+    out = []
+    for r in kept:  # a copy's train log rows are its run's: each epoch once, none that is evaluated
+        if not (r.perturbed or r.baseline) and r.epoch is not None:
+            key2 = (str(r.run), r.epoch)
+            if key2 in evaluated or key2 in logged:
+                continue
+            logged.add(key2)
+        out.append(r)
+    return out, notes
+
+
+def _copy_order(r: RunRecord) -> tuple[bool, str]:
+    """Which copy is kept: one inside its run folder before a loose file, then by path."""
+    path, run = os.path.abspath(str(r.path)), os.path.abspath(str(r.run_path or r.path))
+    return (not (path == run or path.startswith(run + os.sep)), path)
+
+
+def _content_key(r: RunRecord) -> str:
+    """What makes two records one evaluation: the same split, epoch, IoU thresholds and numbers."""
+    fields = [getattr(r, k) for k in ("split", "epoch", "iou_thresholds", "perturbed", "baseline", "bootstrap")]
+    return json.dumps(fields, sort_keys=True, default=str)
+
+
 def _unique_labels(records: list[RunRecord]) -> None:
     """Two runs found under the same name (``a/level-up`` and ``b/level-up``) are labelled by
     their paths below the folder they share, so that no two runs merge into one row group."""
     paths: dict[str, set[str]] = {}
-    for r in records:
-        paths.setdefault(str(r.run), set()).add(str(r.run_path or r.run))
+    for r in records:  # absolute: a loose file records its run's absolute path, the user may give it relative
+        paths.setdefault(str(r.run), set()).add(os.path.abspath(str(r.run_path or r.run)))
     for label, where in paths.items():
         if len(where) < 2:
             continue
@@ -177,7 +298,7 @@ def _unique_labels(records: list[RunRecord]) -> None:
         for r in records:
             if str(r.run) != label or not r.run_path:
                 continue
-            rel = Path(os.path.relpath(str(r.run_path), common))
+            rel = Path(os.path.relpath(os.path.abspath(str(r.run_path)), common))
             if str(rel) != ".":
                 r.run = str(rel.with_suffix("") if rel.suffix == ".json" else rel)
 
@@ -192,6 +313,8 @@ def summarize(record: RunRecord) -> dict[str, Any]:
     }
     if record.iou_thresholds:
         row["iou_thresholds"] = record.iou_thresholds
+    if record.also_at:
+        row["also_at"] = record.also_at
     row["setting"] = "perturbed" if record.perturbed else ("baseline" if record.baseline else "train only")
     if setting:
         groups = list(setting)
@@ -212,6 +335,8 @@ def summarize(record: RunRecord) -> dict[str, Any]:
                     None if row[f"{m}_gap"] is None or base_gap is None else row[f"{m}_gap"] - base_gap
                 )
         boot = (record.bootstrap or {}).get("gaps", {})
+        if boot:  # the level every CI of the row was computed at (compare's headers say it)
+            row["ci_level"] = (record.bootstrap or {}).get("confidence")
         for m in ("AP", "AR"):
             if m in boot:
                 row[f"{m}_gap_ci"] = boot[m].get("perturbed") or boot[m].get("baseline")
@@ -291,6 +416,17 @@ def fill_baselines(records: list[RunRecord]) -> None:
                 r.baseline_from = "matching-dataset baseline file"
 
 
+def _stale_rescores(folder: Path) -> dict[str, str]:
+    """Each rescore in ``folder`` whose detections changed since it was scored, and why."""
+    out = {}
+    for f in sorted(folder.glob("*_rescored*.json")) if folder.is_dir() else []:
+        m, _ = read_metrics_file(f)
+        why = stale_detections(f, m) if m is not None and m.get("rescored_from") else None
+        if why:
+            out[f.name] = why
+    return out
+
+
 def describe_run(path: Path, pm: Any) -> dict[str, Any]:
     if (path / "run.json").is_file():
         run = RunDir(path)
@@ -306,6 +442,7 @@ def describe_run(path: Path, pm: Any) -> dict[str, Any]:
             "epochs_logged": [r["epoch"] for r in log],
             "checkpoints": [p.name for p in run.checkpoint_files()],
             "evaluations": sorted(p.name for p in (path / "eval").glob("*.json")) if (path / "eval").is_dir() else [],
+            "stale_rescores": _stale_rescores(path / "eval"),
             "last_epoch": {k: v for k, v in (log[-1] if log else {}).items() if not isinstance(v, dict)},
         }
     records, _ = discover([path], pm)

@@ -64,7 +64,7 @@ def compare(
 ) -> None:
     """Put many runs side by side: per-group AP/AR, gaps with CIs, change vs baseline, significance."""
     from faapkit.run_datasets import assign_datasets
-    from faapkit.runs import discover, drop_rescores, fill_baselines, summarize
+    from faapkit.runs import discover, drop_rescores, fill_baselines, merge_copies, summarize
 
     if sort not in SORT_KEYS or metric not in ("ap_gap", "ar_gap"):
         raise FaapError(f"--sort must be one of {', '.join(SORT_KEYS)} and --metric ap_gap or ar_gap")
@@ -79,6 +79,9 @@ def compare(
             raise FaapError(f"{option} {target} is a folder; name a file")
         if target is not None and target.exists() and not force:
             raise FaapError(f"{option} {target} exists; pass --force to replace it")
+        why = _run_artefact(target) if target is not None else None
+        if why:
+            raise FaapError(f"{option} {target} is {why}: never replaced, not even with --force; name another file")
         if target is not None and not target.absolute().parent.is_dir():
             raise FaapError(f"{option} {target}: folder {target.absolute().parent} does not exist")
     if plot is not None:
@@ -90,13 +93,27 @@ def compare(
         warn(f"not a run or metrics file any plugin reads: {u}")
     if not records:
         raise FaapError("no runs found under " + ", ".join(str(p) for p in paths))
+    read = {Path(str(r.path)).absolute() for r in records if r.path}
+    for option, target in (("--csv", csv_out), ("--plot", plot)):
+        if target is not None and target.absolute() in read:
+            raise FaapError(f"{option} {target} is a metrics file being compared: never replaced; name another file")
     records, rescores = drop_rescores(records)
     for note in rescores:
+        warn(note)
+    records, copies = merge_copies(records)
+    for note in copies:
         warn(note)
     for note in assign_datasets(records):
         warn(note)
     fill_baselines(records)
     rows = [summarize(r) for r in records]
+    from faapkit.cli.compare_output import ci_levels, pct
+
+    if len(ci_levels(rows)) > 1:
+        warn(
+            f"these rows' CIs were computed at different CI levels ({', '.join(map(pct, ci_levels(rows)))}); "
+            "each row's level is in the 'CI level' column"
+        )
     logged = [r for r in rows if r["setting"] == "train only"]
     rows = [r for r in rows if r["setting"] != "train only"]
     if best_per_run:
@@ -217,9 +234,37 @@ def _sort(rows: list[dict[str, Any]], key: str) -> None:
     )
 
 
+RUN_FILES = frozenset({"run.json", "train_log.jsonl", "selection.json", "config.json", "dataset_layout.json"})
+
+
+def _run_artefact(target: Path) -> str | None:
+    """What an existing ``target`` is when it is part of a run or an evaluation (which a --csv or
+    --plot must never replace), else ``None``."""
+    if not target.is_file():
+        return None
+    if target.suffix in (".pt", ".pth") or target.name.endswith(".dets.json.gz"):
+        return "a checkpoint or saved detections"
+    if target.name in RUN_FILES:
+        return "a run's record"
+    for folder in target.absolute().parents:
+        if (folder / "run.json").is_file():
+            return f"a file of the run {folder}"
+    if target.suffix == ".json":
+        from faapkit.legacy import read_eval_file
+        from faapkit.runs import read_metrics_file
+
+        if read_metrics_file(target)[0] is not None or read_eval_file(target) is not None:
+            return "a metrics file"
+    return None
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The rows as CSV; the CI columns are named with their level as in the TSV (``AP_gap_ci90``)."""
+    from faapkit.cli.compare_output import ci_names
     from faapkit.io import atomic_write_text
 
+    names = ci_names(rows)
+    rows = [{names.get(k, k): v for k, v in r.items()} for r in rows]
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]

@@ -54,8 +54,34 @@ def groups_of(rows: list[dict[str, Any]]) -> list[str]:
     return sorted({k[3:] for r in rows for k in r if k.startswith("AP_") and k[3:] not in NOT_GROUPS})
 
 
+def pct(level: Any) -> str:
+    """``0.9`` -> ``90%``, ``0.975`` -> ``97.5%``."""
+    return f"{100 * level:.10g}%" if isinstance(level, int | float) else "-"
+
+
+def ci_levels(rows: list[dict[str, Any]]) -> list[float]:
+    """The CI levels of the rows that have a CI (a row without one has none to say)."""
+    return sorted({r["ci_level"] for r in rows if r.get("ci_level") is not None})
+
+
+def ci_names(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """TSV/CSV names of the CI columns: ``AP_gap_ci90`` when every CI is at 90%; the plain
+    names, beside a ``ci_level`` column, when the rows' levels differ (no name says one level for
+    all)."""
+    levels = ci_levels(rows)
+    suffix = pct(levels[0]).rstrip("%") if len(levels) == 1 else ""
+    return {k: k + suffix for k in CI_KEYS}
+
+
+CI_KEYS = ("AP_gap_ci", "AP_change_ci", "AR_gap_ci", "AR_change_ci")
+
+
 def columns(rows: list[dict[str, Any]]) -> list[Col]:
     groups = groups_of(rows)
+    levels = ci_levels(rows)
+    # the level the CIs were computed at, never an assumed 95%; rows at several levels each say theirs
+    level = f"{pct(levels[0])} " if len(levels) == 1 else ""
+    names = ci_names(rows)
     return [
         Col("run", "run", lambda r: str(r.get("run")), text=True),
         Col("version", "version", _value("version"), 6),
@@ -65,9 +91,10 @@ def columns(rows: list[dict[str, Any]]) -> list[Col]:
         *[Col(f"AP_{g}", f"AP {g}", _value(f"AP_{g}"), 1) for g in groups],
         *[Col(f"AR_{g}", f"AR {g}", _value(f"AR_{g}"), 4) for g in groups],
         Col("AP_gap", "AP gap", _value("AP_gap", True)),
-        Col("AP_gap_ci", "AP gap 95% CI", lambda r: fmt_ci(r.get("AP_gap_ci")), 3),
+        Col(names["AP_gap_ci"], f"AP gap {level}CI", lambda r: fmt_ci(r.get("AP_gap_ci")), 3),
         Col("AP_gap_change", "AP gap change", _value("AP_gap_change", True)),
-        Col("AP_change_ci", "change 95% CI", lambda r: fmt_ci(r.get("AP_change_ci"))),
+        Col(names["AP_change_ci"], f"change {level}CI", lambda r: fmt_ci(r.get("AP_change_ci"))),
+        *([Col("ci_level", "CI level", lambda r: pct(r.get("ci_level")))] if len(levels) > 1 else []),
         Col("AP_significant", "sig.", _value("AP_significant")),
         Col("AR_gap", "AR gap", _value("AR_gap", True), 3),
     ]

@@ -80,6 +80,28 @@ def flag_layer(**flags: Any) -> dict[str, Any]:
     return layer
 
 
+def flag_layers(layer: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """One layer per given flag, named as the user typed it (``--batch-size``, ``--no-amp``), so
+    that each key's recorded source is the flag that set it."""
+    out = []
+    for key, value in layer.items():
+        name = "--iou" if key == "iou_thresholds" else "--" + key.replace("_", "-")
+        if isinstance(value, bool) and not value:
+            name = "--no-" + name[2:]
+        out.append((name, {key: value}))
+    return out
+
+
+def run_layer(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's stored ``[eval]`` less the keys it holds at their default: a run stores its whole
+    resolved section, so only the keys it changed are its own (the others' source is "default")."""
+    from faapkit.config import EvalConfig
+
+    return {
+        k: v for k, v in stored.items() if k not in EvalConfig.model_fields or v != EvalConfig.model_fields[k].default
+    }
+
+
 def iou_tag(cfg: Any) -> list[str]:
     """File-name tag of non-default IoU thresholds (they change what AP means)."""
     if cfg.iou_thresholds is None:

@@ -177,6 +177,10 @@ def evaluate(
     _check_options(batch_size, bootstrap, limit_images, workers, nproc, on_invalid)
     if out is not None and out.is_dir():  # found before inference, not when the metrics are written
         raise FaapError(f"--out {out} is a folder; name the metrics .json file")
+    if out is not None:
+        from faapkit.cli.eval_guards import check_out
+
+        check_out(out)
     from faapkit.cli import eval_settings
 
     flags = eval_settings.flag_layer(
@@ -195,20 +199,21 @@ def evaluate(
         layers.append((f"--config {config}", eval_settings.file_layer(config)))
     if set_:
         layers.append(("--set", eval_settings.set_layer(list(set_))))
-    layers.append(("flags", flags))
+    layers += eval_settings.flag_layers(flags)
     if rescore is not None:
         from faapkit.cli.rescore import rescore_metrics
 
         given = {
             "TARGET": target, "--epoch": epoch, "--epsilon": epsilon, "--split-by": split_by,
             "--detector": detector, "--detector-checkpoint": detector_checkpoint, "--limit-images": limit_images,
-            "--disadvantaged": disadvantaged, "--advantaged": advantaged, "--workers": workers,
+            "--workers": workers,
             "--on-invalid": on_invalid, "--no-cache": no_cache or None, "--nproc": nproc if nproc > 1 else None,
         }  # fmt: skip
         for name, value in given.items():
             if value is not None:
                 raise ConfigError(f"--rescore scores the saved detections again; {name} needs a new inference")
-        result = rescore_metrics(rescore, layers, data, out, force, progress=not quiet and not json_)
+        pair = (disadvantaged, advantaged)  # the gap's groups: a choice of scoring, not of inference
+        result = rescore_metrics(rescore, layers, data, out, force, progress=not quiet and not json_, pair=pair)
         _show(result, json_)
         return
     if nproc > 1:
@@ -228,8 +233,13 @@ def evaluate(
         raise FaapError(f"--epsilon must be in (0, 1], got {epsilon}")
     check_device(device, "--device")
     tgt = resolve_target(target, epoch)
+    if tgt.run_dir is not None and tgt.checkpoint is not None:
+        from faapkit.cli.eval_guards import check_belongs
+
+        check_belongs(tgt.checkpoint, tgt.run_dir)
     checkpoint, run_config = tgt.checkpoint, tgt.config
-    settings, sources = eval_settings.resolve([("the run's config", run_config.get("eval", {})), *layers])
+    run_eval = eval_settings.run_layer(run_config.get("eval", {}))
+    settings, sources = eval_settings.resolve([("the run's config", run_eval), *layers])
     split = settings.split
     stored = {**run_config.get("data", {}), "limit_images": limit_images}
     if on_invalid is not None:
@@ -321,7 +331,24 @@ def evaluate(
             result["detections"] = {s: saved.save(p, s, dets[s]) for s, p in zip(settings_out, det_paths, strict=True)}
         atomic_write_text(path, json.dumps(result, indent=2) + "\n")
         info(f"metrics written to {path}")
+        for stale in _rescores_of(path) if force else []:
+            stale.unlink(missing_ok=True)  # they scored the detections this evaluation replaced
+            info(f"removed {stale}: a rescore of the result --force replaced")
     _show(result, json_)
+
+
+def _rescores_of(path: Path) -> list[Path]:
+    """The ``--rescore`` results beside ``path`` that were rescored from it (read, not guessed
+    from the name: a file merely named like one stays)."""
+    found = []
+    for f in sorted(path.parent.glob(f"{path.stem}_rescored*.json")):
+        try:
+            source = (json.loads(f.read_text()).get("rescored_from") or {}).get("metrics")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(source, str) and Path(source).absolute() == path.absolute():
+            found.append(f)
+    return found
 
 
 def _show(result: dict[str, Any], json_: bool) -> None:

@@ -1,5 +1,6 @@
 """``faap eval --rescore METRICS_JSON``: score an evaluation's saved detections again (another
-bootstrap size, seed, confidence level or set of IoU thresholds) without running the detector.
+bootstrap size, seed, confidence level, set of IoU thresholds or pair of groups for the gap)
+without running the detector.
 
 Refused, before any scoring, when a detections file is missing or its sha256 differs from the one
 the metrics file recorded, when the dataset's fingerprint differs from the recorded one, and when
@@ -61,10 +62,14 @@ def _check_keys(path: Path, metrics: dict[str, Any]) -> None:
         raise FaapError(f"{path}: '{wrong[0]}' is missing or not what faap eval writes (was the file edited?)")
 
 
-def output_for(path: Path, metrics: dict[str, Any], cfg: Any) -> Path:
-    """``<stem>_rescored`` plus a tag for each setting that differs from the rescored file's."""
+def output_for(path: Path, metrics: dict[str, Any], cfg: Any, ref: tuple[str, str] | None = None) -> Path:
+    """``<stem>_rescored`` plus a tag for each setting that differs from the rescored file's
+    (``ref-<disadvantaged>-<advantaged>`` for another pair of groups)."""
     before = metrics.get("eval_config", {})
+    recorded = metrics.get("reference") or {}
     tags = []
+    if ref is not None and ref != (recorded.get("disadvantaged"), recorded.get("advantaged")):
+        tags.append(f"ref-{ref[0]}-{ref[1]}")
     for key, short in (("bootstrap", "boot"), ("seed", "seed"), ("confidence", "conf")):
         if getattr(cfg, key) != before.get(key):
             tags.append(f"{short}{getattr(cfg, key):g}")
@@ -74,9 +79,17 @@ def output_for(path: Path, metrics: dict[str, Any], cfg: Any) -> Path:
 
 
 def rescore_metrics(
-    path: Path, layers: list[tuple[str, Any]], data: Path | None, out: Path | None, force: bool, progress: bool
+    path: Path,
+    layers: list[tuple[str, Any]],
+    data: Path | None,
+    out: Path | None,
+    force: bool,
+    progress: bool,
+    pair: tuple[str | None, str | None] = (None, None),
 ) -> dict[str, Any]:
-    """Verify, score and write; returns the new metrics."""
+    """Verify, score and write; returns the new metrics. ``pair`` (``--disadvantaged``,
+    ``--advantaged``; ``None`` = the recorded one) picks the gap's groups: every image is
+    perturbed alike, so another pair needs no inference."""
     from faapkit.cli import eval_settings
     from faapkit.cli.eval_progress import EvalProgress
     from faapkit.core import detections as saved
@@ -95,7 +108,13 @@ def rescore_metrics(
                 f"eval.{key} = {getattr(cfg, key)!r} ({sources[key]}) changes the detections; --rescore keeps the "
                 f"saved ones ({key} = {recorded.get(key)!r}): run faap eval without --rescore"
             )
-    target = out.absolute() if out is not None else output_for(path, metrics, cfg)
+    reference = metrics.get("reference") or {}
+    ref = _pair(pair, reference)
+    target = out.absolute() if out is not None else output_for(path, metrics, cfg, ref)
+    if out is not None:
+        from faapkit.cli.eval_guards import check_out
+
+        check_out(target)
     if target == path:
         raise FaapError(f"--rescore would write over the file it rescores ({path}); pass another --out")
     if target.exists() and not force:
@@ -120,8 +139,12 @@ def rescore_metrics(
     group_images = {g: [r.image_id for r in split.records if r.group == g] for g in split.groups}
     if cfg.bootstrap and min(len(ids) for ids in group_images.values()) < MIN_BOOTSTRAP_IMAGES:
         raise FaapError(f"a group of {path.name} has fewer than {MIN_BOOTSTRAP_IMAGES} images: use --bootstrap 0")
-    reference = metrics.get("reference") or {}
-    ref = (reference["disadvantaged"], reference["advantaged"]) if reference.get("advantaged") else None
+    for role, group in zip(("--disadvantaged", "--advantaged"), ref or (), strict=False):
+        if group not in split.groups:
+            raise ConfigError(
+                f"{role} '{group}' is not a group of '{split.split_by}' in split '{split.split}' "
+                f"(groups: {', '.join(split.groups)})"
+            )
     started = time.perf_counter()
     with EvalProgress(enabled=progress) as reporter:
         scored = score(
@@ -138,6 +161,10 @@ def rescore_metrics(
     result = _carry_over(metrics)
     timing = scored.pop("timing_s")
     result.update(scored)
+    if ref != _pair((None, None), reference):
+        from faapkit.core.evaluator import reference_entry
+
+        result["reference"] = reference_entry(ref)
     result["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["eval"] = {**metrics.get("eval", {}), "iou_thresholds": cfg.iou_thresholds or "0.50:0.05:0.95"}
     result["eval_config"] = cfg.model_dump(mode="json")
@@ -151,6 +178,19 @@ def rescore_metrics(
     atomic_write_text(target, json.dumps(result, indent=2) + "\n")
     info(f"rescored metrics written to {target}")
     return result
+
+
+def _pair(given: tuple[str | None, str | None], reference: dict[str, Any]) -> tuple[str, str] | None:
+    """The gap's (disadvantaged, advantaged) groups: the given ones, else the recorded ones."""
+    dis = given[0] if given[0] is not None else reference.get("disadvantaged")
+    adv = given[1] if given[1] is not None else reference.get("advantaged")
+    if dis is None and adv is None:
+        return None  # max - min over the groups, as recorded
+    if dis is None or adv is None:
+        raise ConfigError("--rescore with another gap needs both --disadvantaged and --advantaged (the file has none)")
+    if dis == adv:
+        raise ConfigError(f"--disadvantaged and --advantaged are both '{adv}': the gap needs two groups")
+    return str(dis), str(adv)
 
 
 # what a rescore recomputes; everything else (checkpoint, detector, dataset, selection) is carried over

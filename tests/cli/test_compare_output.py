@@ -59,11 +59,11 @@ def test_compare_in_a_pipe_is_tsv_one_line_per_row(tmp_path):
     assert code == 0, err
     lines = out.splitlines()
     header = lines[0].split("\t")
-    assert header[:3] == ["dataset", "run", "version"] and "AP_change_ci" in header
+    assert header[:3] == ["dataset", "run", "version"] and "AP_change_ci95" in header  # named with its level
     assert len(lines) == 1 + len(found["rows"]) + len(found["log_only"])
     assert all(line.count("\t") == len(header) - 1 for line in lines)
     _assert_unfolded(out.replace("\t", " "), _numbers(found["rows"]), None)
-    ci = header.index("AP_change_ci")
+    ci = header.index("AP_change_ci95")
     cells = [line.split("\t")[ci] for line in lines[1:]]
     assert any(re.fullmatch(r"\[[+-]\d\.\d{4},[+-]\d\.\d{4}\]", c) for c in cells)
 

@@ -79,7 +79,7 @@ def test_settings_layer_and_are_recorded(evaluated):
     # defaults < the run's [eval] < --config < --set < flags, every value used
     assert (cfg["bootstrap"], cfg["seed"], cfg["confidence"]) == (20, 7, 0.8)
     assert sources["bootstrap"] == "--set" and sources["seed"].startswith("--config")
-    assert sources["split"] == "the run's config"  # a run stores its whole [eval] section
+    assert sources["split"] == "default"  # the run stores its whole [eval] section, but did not change split
     boot = m["bootstrap"]
     assert (boot["resamples"], boot["seed"], boot["confidence"]) == (20, 7, 0.8)
     # overall beside the groups, gap and ratio (stated), a CI for each and for their change
@@ -109,7 +109,7 @@ def test_the_runs_settings_apply_without_flags(run, capsys, tmp_path):
         (["--set", "eval.nosuch=1"], 2, "unknown key 'eval.nosuch'"),
         (["--set", "train.lr=1"], 2, "faap eval --set takes eval.<key>=value"),
         (["--set", "eval.confidence=1.5"], 2, "eval.confidence"),
-        (["--confidence", "0"], 2, "(flags)"),
+        (["--confidence", "0"], 2, "(--confidence)"),
         (["--set", "eval.bootstrap=5"], 2, "eval.bootstrap must be 0 (no CIs) or at least 10"),
         (["--iou", "0.75", "--iou", "0.5"], 2, "increasing"),
         (["--seed", "-1"], 2, "eval.seed"),  # numpy refuses a negative seed after inference
@@ -154,7 +154,7 @@ def test_rescore_refusals(evaluated, run, capsys, tmp_path):
     det = evaluated.parent / m["detections"]["perturbed"]["file"]
     for args, code, says in (
         (["--epsilon", "0.1"], 2, "--epsilon needs a new inference"),
-        (["--batch-size", "2"], 2, "eval.batch_size = 2 (flags) changes the detections"),
+        (["--batch-size", "2"], 2, "eval.batch_size = 2 (--batch-size) changes the detections"),
         (["--data", str(run.parent / "s" / "coco"), "--set", "eval.amp=true"], 2, "eval.amp"),
     ):
         got, _, err = faap(capsys, "eval", "--rescore", str(evaluated), *args)

@@ -60,9 +60,25 @@ def test_research_root_lists_every_run_and_loose_file(tmp_path):
     )
 
 
+def another_run(folder: Path) -> None:
+    """Make a copied run folder another run: its own run id (faapkit) and other numbers (an exact
+    copy is one run, shown once: test_compare_numbers)."""
+    if (folder / "run.json").is_file():
+        manifest = json.loads((folder / "run.json").read_text())
+        manifest["run_id"] = "another0run0id00"
+        (folder / "run.json").write_text(json.dumps(manifest))
+    for f in sorted(folder.glob("*.json")) + sorted(folder.glob("eval/*.json")):
+        m = json.loads(f.read_text())
+        setting = (m.get("metrics") or m).get("perturbed")
+        if isinstance(setting, dict) and isinstance(setting.get("female"), dict):
+            setting["female"]["AP"] -= 0.001
+            f.write_text(json.dumps(m))
+
+
 def test_runs_of_one_name_in_two_folders_stay_two_runs(tmp_path):
     for parent in ("a", "b"):
         shutil.copytree(fixture_path("legacy_runs", FIX5), tmp_path / parent / FIX5)
+    another_run(tmp_path / "b" / FIX5)
     found, _ = compare_json(str(tmp_path))
     assert {r["run"] for r in found["rows"]} == {f"a/{FIX5}", f"b/{FIX5}"}
     assert len(found["rows"]) == 20
@@ -87,6 +103,7 @@ def test_one_ordinary_run_is_one_dataset(tmp_path):
 def test_runs_sharing_a_test_split_are_one_dataset_and_changed_data_is_kept_apart(tmp_path):
     for parent in ("a", "b"):
         shutil.copytree(fixture_path("native_runs", NATIVE), tmp_path / parent / NATIVE)
+    another_run(tmp_path / "b" / NATIVE)
     found, err = compare_json(str(tmp_path))
     assert len(found["datasets"]) == 1 and {r["run"] for r in found["rows"]} == {f"a/{NATIVE}", f"b/{NATIVE}"}
     changed = next((tmp_path / "b" / NATIVE / "eval").glob("test_*.json"))

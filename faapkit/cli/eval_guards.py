@@ -1,0 +1,44 @@
+"""What ``faap eval`` refuses before any inference because the result would be misfiled: an
+``--out`` that is a run's own record, and a checkpoint in a run folder that another run wrote
+(its numbers would be listed as this run's, under this run's version)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from faapkit.errors import FaapError
+
+RUN_RECORDS = frozenset({"run.json", "train_log.jsonl", "selection.json", "config.json", "metrics.csv"})
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that is, or would pass for, a run's record, a checkpoint or saved
+    detections, or that exists and is no faapkit metrics file: ``--force`` replaces a result,
+    never a run artefact."""
+    from faapkit.runs import read_metrics_file
+
+    if out.name in RUN_RECORDS or out.suffix in (".pt", ".pth") or out.name.endswith(".dets.json.gz"):
+        raise FaapError(f"--out {out} names a run's record, a checkpoint or saved detections; name a metrics .json")
+    if out.is_file() and read_metrics_file(out)[0] is None:
+        raise FaapError(f"--out {out} exists and is no faap eval metrics file: never replaced, not even with --force")
+
+
+def check_belongs(checkpoint: Path, run_dir: Path) -> None:
+    """Refuse a checkpoint of ``run_dir`` whose stored run id or version is not the run's (one
+    dropped in from another run). A checkpoint that stores neither (older faapkit) passes."""
+    from faapkit.core.rundir import RunDir
+    from faapkit.errors import CheckpointError
+    from faapkit.io import load_checkpoint
+
+    manifest = RunDir(run_dir).read_manifest()
+    try:
+        ckpt = load_checkpoint(checkpoint, mmap=True)
+    except CheckpointError:
+        ckpt = load_checkpoint(checkpoint)  # an old (non-zip) torch file cannot be mapped
+    for key, what in (("run_id", "run id"), ("version", "version")):
+        mine, stored = manifest.get(key), ckpt.get(key)
+        if mine and stored and stored != mine:
+            raise FaapError(
+                f"{checkpoint} was written with {what} {stored}, not by the run of {run_dir} ({what} {mine}): "
+                "copied from another run? evaluate it from its own run folder, or copy it out of this one"
+            )
