@@ -38,17 +38,25 @@ from faapkit.registry import Registries
 REG = Registries.from_plugin_manager(make_plugin_manager())
 
 
-def timeit(fn: Callable[[], object], device: torch.device, warmup: int = 2, repeat: int = 5) -> float:
+def timeit(fn: Callable[[], object], device: torch.device, warmup: int = 2, repeat: int = 5) -> Spread:
+    """Seconds per call of ``fn``, each of ``repeat`` calls timed on its own (min / median / max)."""
     for _ in range(warmup):
         fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
+    times = []
     for _ in range(repeat):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
         fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeat
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return Spread.of(times)
+
+
+def rate(items: int, seconds: Spread) -> Spread:
+    """Items per second from seconds per call (the slowest call gives the min)."""
+    return Spread(items / seconds.max, items / seconds.median, items / seconds.min)
 
 
 def detector_for(name: str, device: torch.device) -> FrozenDetector:
@@ -130,9 +138,9 @@ def section_detector(device: torch.device, r50_size: int) -> list[dict[str, obje
                         "batch": f"{bs}x{h}x{w}",
                         "dtype": "bf16" if bf16 else "fp32",
                         "layout": "NHWC" if cl else "NCHW",
-                        "forward img/s": bs / t_f,
-                        "fwd+bwd-to-input img/s": bs / t_b,
-                        "bwd cost x": t_b / t_f,
+                        "forward img/s": rate(bs, t_f),
+                        "fwd+bwd-to-input img/s": rate(bs, t_b),
+                        "bwd cost x": t_b.median / t_f.median,
                     }
                 )
     return rows
@@ -222,18 +230,18 @@ def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[d
     det = detector_for(name, device)
     batch = make_batch(bs, h, w, device)
     cuda = device.type == "cuda"
-    floors: dict[tuple[bool, bool], float] = {}
+    floors: dict[tuple[bool, bool], Spread] = {}
     for bf16 in [False, True] if cuda else [False]:
         for cl in CHANNELS_LAST:
             det.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
             floors[(bf16, cl)] = timeit(floor_step(det, batch, bf16, cl), device)
-    best = min(floors.values())
+    best = min(f.median for f in floors.values())  # ratios are of medians
     rows: list[dict[str, object]] = [
         {
             "step": f"floor {'bf16' if bf16 else 'fp32'} {'NHWC' if cl else 'NCHW'}",
-            "img/s": bs / t,
+            "img/s": rate(bs, t),
             "x own floor": 1.0,
-            "x best floor": t / best,
+            "x best floor": t.median / best,
         }
         for (bf16, cl), t in floors.items()
     ]
@@ -259,9 +267,9 @@ def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[d
         rows.append(
             {
                 "step": f"{gen_name} generator alone, fwd+bwd ({'bf16' if cuda else 'fp32'} {layout})",
-                "img/s": bs / t,
-                "x own floor": t / floors[(cuda, cl)],
-                "x best floor": t / best,
+                "img/s": rate(bs, t),
+                "x own floor": t.median / floors[(cuda, cl)].median,
+                "x best floor": t.median / best,
             }
         )
     variants: list[tuple[str, list[str]]] = [(v, []) for v in sorted(REG.versions)]
@@ -285,9 +293,9 @@ def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[d
             rows.append(
                 {
                     "step": f"{label} ({'bf16' if bf16 else 'fp32'})",
-                    "img/s": bs / t,
-                    "x own floor": t / floors[(bf16, cl)],
-                    "x best floor": t / best,
+                    "img/s": rate(bs, t),
+                    "x own floor": t.median / floors[(bf16, cl)].median,
+                    "x best floor": t.median / best,
                 }
             )
     return rows
