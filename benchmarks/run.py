@@ -1,10 +1,12 @@
-"""Benchmarks: ``python -m benchmarks.run [--device cpu|cuda] [--sections flops,detector,train,eval,bootstrap]
-[--compile] [--repeat N]``.
+"""Benchmarks: ``python -m benchmarks.run [--device cpu|cuda]
+[--sections flops,detector,train,eval,bootstrap,effect] [--compile] [--repeats N]``.
 
 Every ratio is between numbers measured in the same run. The train section times the engine's own
 ``Trainer.train_step`` (sampling aside), the eval section times ``faapkit.core.evaluator.evaluate``
 against a re-enactment of the research evaluation (four passes, DETR's ``CocoEvaluator``), the
-bootstrap section ``evaluator.bootstrap`` against the former per-resample loop.
+bootstrap section ``evaluator.bootstrap`` against the former per-resample loop, the effect section
+(``benchmarks/effect.py``) what each generator buys per second of level-up training. Sections
+that repeat show min / median / max over ``--repeats``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.spread import Spread
 from faapkit.config import resolve_config
 from faapkit.core.trainer import Trainer
 from faapkit.data.batching import Batch
@@ -35,17 +38,25 @@ from faapkit.registry import Registries
 REG = Registries.from_plugin_manager(make_plugin_manager())
 
 
-def timeit(fn: Callable[[], object], device: torch.device, warmup: int = 2, repeat: int = 5) -> float:
+def timeit(fn: Callable[[], object], device: torch.device, warmup: int = 2, repeat: int = 5) -> Spread:
+    """Seconds per call of ``fn``, each of ``repeat`` calls timed on its own (min / median / max)."""
     for _ in range(warmup):
         fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
+    times = []
     for _ in range(repeat):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
         fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeat
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return Spread.of(times)
+
+
+def rate(items: int, seconds: Spread) -> Spread:
+    """Items per second from seconds per call (the slowest call gives the min)."""
+    return Spread(items / seconds.max, items / seconds.median, items / seconds.min)
 
 
 def detector_for(name: str, device: torch.device) -> FrozenDetector:
@@ -127,9 +138,9 @@ def section_detector(device: torch.device, r50_size: int) -> list[dict[str, obje
                         "batch": f"{bs}x{h}x{w}",
                         "dtype": "bf16" if bf16 else "fp32",
                         "layout": "NHWC" if cl else "NCHW",
-                        "forward img/s": bs / t_f,
-                        "fwd+bwd-to-input img/s": bs / t_b,
-                        "bwd cost x": t_b / t_f,
+                        "forward img/s": rate(bs, t_f),
+                        "fwd+bwd-to-input img/s": rate(bs, t_b),
+                        "bwd cost x": t_b.median / t_f.median,
                     }
                 )
     return rows
@@ -219,18 +230,18 @@ def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[d
     det = detector_for(name, device)
     batch = make_batch(bs, h, w, device)
     cuda = device.type == "cuda"
-    floors: dict[tuple[bool, bool], float] = {}
+    floors: dict[tuple[bool, bool], Spread] = {}
     for bf16 in [False, True] if cuda else [False]:
         for cl in CHANNELS_LAST:
             det.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
             floors[(bf16, cl)] = timeit(floor_step(det, batch, bf16, cl), device)
-    best = min(floors.values())
+    best = min(f.median for f in floors.values())  # ratios are of medians
     rows: list[dict[str, object]] = [
         {
             "step": f"floor {'bf16' if bf16 else 'fp32'} {'NHWC' if cl else 'NCHW'}",
-            "img/s": bs / t,
+            "img/s": rate(bs, t),
             "x own floor": 1.0,
-            "x best floor": t / best,
+            "x best floor": t.median / best,
         }
         for (bf16, cl), t in floors.items()
     ]
@@ -256,9 +267,9 @@ def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[d
         rows.append(
             {
                 "step": f"{gen_name} generator alone, fwd+bwd ({'bf16' if cuda else 'fp32'} {layout})",
-                "img/s": bs / t,
-                "x own floor": t / floors[(cuda, cl)],
-                "x best floor": t / best,
+                "img/s": rate(bs, t),
+                "x own floor": t.median / floors[(cuda, cl)].median,
+                "x best floor": t.median / best,
             }
         )
     variants: list[tuple[str, list[str]]] = [(v, []) for v in sorted(REG.versions)]
@@ -282,9 +293,9 @@ def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[d
             rows.append(
                 {
                     "step": f"{label} ({'bf16' if bf16 else 'fp32'})",
-                    "img/s": bs / t,
-                    "x own floor": t / floors[(bf16, cl)],
-                    "x best floor": t / best,
+                    "img/s": rate(bs, t),
+                    "x own floor": t.median / floors[(bf16, cl)].median,
+                    "x best floor": t.median / best,
                 }
             )
     return rows
@@ -330,7 +341,9 @@ class ResearchCocoEvaluator:
         return ev.stats
 
 
-def section_eval(device: torch.device, r50_size: int) -> list[dict[str, object]]:
+def section_eval(device: torch.device, r50_size: int, repeat: int = 3) -> list[dict[str, object]]:
+    """Each approach ``repeat`` times, interleaved (min / median / max seconds; speed-ups within a
+    repeat), with the largest AP difference from the reference over every repeat."""
     from faapkit.core.checkpoint import save_checkpoint
     from faapkit.core.cocoeval import evaluate_groups, make_coco
     from faapkit.core.evaluator import EvalRequest, evaluate
@@ -407,10 +420,16 @@ def section_eval(device: torch.device, r50_size: int) -> list[dict[str, object]]
                 coco_s += time.perf_counter() - t0
         return result, coco_s
 
+    approaches: list[tuple[str, Callable[[], tuple[dict, float]]]] = [
+        ("research: 4 passes, bs 10 padded, per-batch COCOeval", research),
+        ("4 passes, faapkit batches (AP reference)", four_pass_same_batches),
+    ]
+    # per approach and repeat: (seconds, COCO-eval seconds, AP results)
+    timed: dict[str, list[tuple[float, float, dict]]] = {}
+    cache_before = os.environ.get("FAAP_CACHE_DIR")
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "generator.pt"
         save_checkpoint(ckpt, {"generator": gen.state_dict(), "epsilon": 0.1})
-        os.environ["FAAP_CACHE_DIR"] = tmp  # an empty baseline cache
         req = EvalRequest(
             data=data,
             detector=det,
@@ -422,37 +441,48 @@ def section_eval(device: torch.device, r50_size: int) -> list[dict[str, object]]
             bootstrap=0,
             num_workers=workers,
         )
-        rows_raw: list[tuple[str, float, float, dict]] = []
-        for label, fn in (
-            ("research: 4 passes, bs 10 padded, per-batch COCOeval", research),
-            ("4 passes, faapkit batches (AP reference)", four_pass_same_batches),
-        ):
-            start = time.perf_counter()
-            res, coco_s = fn()
-            rows_raw.append((label, time.perf_counter() - start, coco_s, res))
-        for label in (
-            "faap eval, first checkpoint (baseline computed)",
-            "faap eval, next checkpoint (baseline cached)",
-        ):
-            start = time.perf_counter()
+
+        def faap_eval() -> tuple[dict, float]:
             m = evaluate(req)
-            rows_raw.append((label, time.perf_counter() - start, m["timing_s"]["coco_eval"], m["metrics"]))
-    reference = rows_raw[1][3]
-    t_research = rows_raw[0][1]
+            return m["metrics"], m["timing_s"]["coco_eval"]
+
+        try:
+            for r in range(repeat):
+                os.environ["FAAP_CACHE_DIR"] = str(Path(tmp) / f"cache-{r}")  # an empty baseline cache per repeat
+                for label, fn in [
+                    *approaches,
+                    ("faap eval, first checkpoint (baseline computed)", faap_eval),
+                    ("faap eval, next checkpoint (baseline cached)", faap_eval),
+                ]:
+                    start = time.perf_counter()
+                    res, coco_s = fn()
+                    timed.setdefault(label, []).append((time.perf_counter() - start, coco_s, res))
+        finally:
+            if cache_before is None:
+                os.environ.pop("FAAP_CACHE_DIR", None)
+            else:
+                os.environ["FAAP_CACHE_DIR"] = cache_before
+    reference = timed[approaches[1][0]][0][2]
+    t_research = [t for t, _, _ in timed[approaches[0][0]]]
     n_images = len(data.records)
-    return [
-        {
-            "approach": label,
-            "seconds": seconds,
-            "COCO-eval s": coco_s,
-            "img/s (2 settings)": 2 * n_images / seconds,
-            "speed-up": t_research / seconds,
-            "max |AP diff| vs reference": max(
-                abs(res[s][g]["AP"] - reference[s][g]["AP"]) for s in res for g in res[s]
-            ),
-        }
-        for label, seconds, coco_s, res in rows_raw
-    ]
+    rows: list[dict[str, object]] = []
+    for label, runs in timed.items():
+        seconds = [t for t, _, _ in runs]
+        rows.append(
+            {
+                "approach": label,
+                "seconds": Spread.of(seconds),
+                "COCO-eval s (median)": float(np.median([c for _, c, _ in runs])),
+                "img/s (2 settings, median)": 2 * n_images / float(np.median(seconds)),
+                # the research run of the same repeat over this one
+                "speed-up": Spread.of([a / b for a, b in zip(t_research, seconds, strict=True)]),
+                # over every repeat: a result that changed between repeats would show here too
+                "max |AP diff| vs reference": max(
+                    abs(res[s][g]["AP"] - reference[s][g]["AP"]) for _, _, res in runs for s in res for g in res[s]
+                ),
+            }
+        )
+    return rows
 
 
 # ----------------------------------------------------------------------------- bootstrap
@@ -535,24 +565,37 @@ def print_table(title: str, rows: list[dict[str, object]]) -> None:
         table.add_column(key, justify="right")
     for r in rows:
         table.add_row(*[f"{v:.3g}" if isinstance(v, float) else "-" if v is None else str(v) for v in r.values()])
-    Console(width=160).print(table)
+    Console(width=200).print(table)  # wide enough that no cell wraps (min / median / max cells)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sections", default="flops,detector,train,eval,bootstrap")
-    parser.add_argument("--repeat", type=int, default=3, help="timings per approach in the bootstrap section")
+    parser.add_argument("--sections", default="flops,detector,train,eval,bootstrap,effect")
+    parser.add_argument(
+        "--repeats",
+        "--repeat",
+        dest="repeats",
+        type=int,
+        default=3,
+        help="repeats of the eval, bootstrap and effect sections (tables show min / median / max)",
+    )
     parser.add_argument("--r50-size", type=int, default=800)
     parser.add_argument("--compile", action="store_true", help="also time the 4th with torch.compile")
-    args = parser.parse_args()
+    parser.add_argument("--effect-seconds", type=float, default=60.0, help="training budget per generator and repeat")
+    parser.add_argument(
+        "--effect-generators", default="subpixel,unet32,unet16", help="the first is the ratios' numerator"
+    )
+    parser.add_argument("--effect-max-steps", type=int, default=None, help="cap on steps (quick checks only)")
+    parser.add_argument("--effect-val-images", type=int, default=None, help="score on N val images (quick checks only)")
+    args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     gpu = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
     print(
         f"faapkit benchmarks {date.today()} device={device} ({gpu}) torch={torch.__version__} "
-        f"threads={torch.get_num_threads()}"
+        f"threads={torch.get_num_threads()} repeats={args.repeats}"
     )
     sections = args.sections.split(",")
     if "flops" in sections:
@@ -562,9 +605,29 @@ def main() -> None:
     if "train" in sections:
         print_table("engine train step vs the floor", section_train(device, args.r50_size, args.compile))
     if "eval" in sections:
-        print_table("evaluation: faap eval vs the research's four passes", section_eval(device, args.r50_size))
+        print_table(
+            "evaluation: faap eval vs the research's four passes (seconds: min / median / max)",
+            section_eval(device, args.r50_size, repeat=args.repeats),
+        )
     if "bootstrap" in sections:
-        print_table("bootstrap: vectorised vs the former loop", section_bootstrap(device, repeat=args.repeat))
+        print_table("bootstrap: vectorised vs the former loop", section_bootstrap(device, repeat=args.repeats))
+    if "effect" in sections:
+        from benchmarks.effect import section_effect
+
+        rows, ratios = section_effect(
+            REG,
+            device,
+            seconds=args.effect_seconds,
+            repeats=args.repeats,
+            generators=tuple(args.effect_generators.split(",")),
+            max_steps=args.effect_max_steps,
+            val_images=args.effect_val_images,
+        )
+        budget = f"{args.effect_seconds:g} s" + (
+            f", at most {args.effect_max_steps} steps" if args.effect_max_steps else ""
+        )
+        print_table(f"effect: level-up per generator, {budget} of training each, scored on val", rows)
+        print_table("effect ratios, within each repeat", ratios)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,16 @@ def faap_register_loggers(register: Callable[[LoggerSpec], None]) -> None:
     ``log(split, step, epoch, scalars)`` and ``close()`` (see ``faapkit.core.loggers``)."""
 
 
+@hookspec
+def faap_register_commands(register: Callable[[str, Any, str], None]) -> None:
+    """Register ``faap NAME ...`` commands: ``register(name, command, help)`` with a
+    ``typer.Typer`` (a command group, ``faap NAME SUB ...``) or a function (one command; its
+    parameters are typer options and arguments). Loaded only when the command line does not name
+    a built-in command (``faap``, ``faap --help``, ``faap NAME``); a name that a built-in command or
+    another plugin claims is refused, naming both providers. Import torch inside the command, not
+    at module level: ``faap --help`` loads the plugin."""
+
+
 @hookspec(firstresult=True)
 def faap_read_run(path: Path) -> list[Any] | None:  # RunRecord or dict: run_records sits above this layer
     """Read a run folder or metrics file written by another tool.

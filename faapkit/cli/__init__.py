@@ -16,6 +16,7 @@ from faapkit.cli import commands, compare, config_cmd, data_cmd, evaluate, inspe
 from faapkit.cli._console import err_console
 from faapkit.cli._context import AppState
 from faapkit.cli._launch import LAUNCH_DIR_ENV
+from faapkit.cli._plugin_commands import add_plugin_commands, blocked_plugins, requested_command
 from faapkit.errors import FaapError
 
 app = typer.Typer(
@@ -44,7 +45,9 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
     ] = False,
 ) -> None:
-    ctx.obj = AppState(blocked=list(disable_plugin or []))
+    blocked = list(disable_plugin or [])
+    if not (isinstance(ctx.obj, AppState) and ctx.obj.blocked == blocked):  # main() may have loaded the plugins
+        ctx.obj = AppState(blocked=blocked)
 
 
 app.command("train")(commands.train)
@@ -66,9 +69,7 @@ def _list_registered_versions(command: Any, args: list[str]) -> None:
     if not targets or not {c.name for c in targets} & set(args):
         return
     try:
-        blocked = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--disable-plugin"]
-        blocked += [a.split("=", 1)[1] for a in args if a.startswith("--disable-plugin=")]
-        versions = AppState(blocked=blocked).registries.versions
+        versions = AppState(blocked=blocked_plugins(args)).registries.versions
     except FaapError:
         return  # the command itself reports a broken plugin set
     names = [
@@ -95,8 +96,14 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         command = typer.main.get_command(app)
+        obj = None
+        name = requested_command(args)
+        if name is None or name not in getattr(command, "commands", {}):
+            # not a built-in command: it may be a plugin's (and `faap --help` lists them)
+            obj = AppState(blocked=blocked_plugins(args))
+            add_plugin_commands(command, obj.pm)
         _list_registered_versions(command, args)
-        command(args=args, prog_name="faap")
+        command(args=args, prog_name="faap", obj=obj)
     except FaapError as exc:
         _report_error(f"error: {exc.one_line()}", exc.exit_code)
     except KeyboardInterrupt:

@@ -322,6 +322,20 @@ def test_hook_faap_read_run(pm, tmp_path):
         discover([mine], _with(Bad()))
 
 
+def test_hook_faap_register_commands(tmp_path):
+    """A plugin found through a real ``.dist-info`` entry point adds a group and a one-function
+    command (more in test_command_plugins.py)."""
+    from tests.conftest import run_cli
+    from tests.plugins.test_command_plugins import command_env
+
+    env = command_env(tmp_path / "site", "hello")
+    assert run_cli("hello", "greet", "--name", "ada", env=env)[:2] == (0, "hello ada\n")
+    assert run_cli("hello", "count", "3", env=env)[:2] == (0, "1 2 3\n")
+    assert run_cli("shout", "hi", env=env)[:2] == (0, "HI\n")
+    code, out, _ = run_cli("hello", "--help", env=env)
+    assert code == 0 and "greet" in out and "count" in out
+
+
 def test_duplicate_name_names_both_plugins():
     class P:
         @hookimpl
