@@ -67,12 +67,25 @@ class HeadSpec(ComponentSpec):
 class GeneratorSpec(ComponentSpec):
     """A perturbation generator: ``factory(epsilon=..., **options) -> nn.Module`` mapping images
     ``(B, 3, H, W)`` to a delta of the same shape with ``|delta| <= module.epsilon``. ``epsilon``
-    must be a plain, assignable attribute (schedules change it every epoch)."""
+    must be a plain, assignable attribute (schedules change it every epoch).
+
+    ``uses_detector``: the factory also receives ``detector=`` (the frozen detector the run
+    trains against or evaluates) and may read its view of the clean image (e.g.
+    ``detector.image_features``); it must not register the detector as a submodule, so its weights
+    stay out of the generator's checkpoint and optimiser."""
+
+    uses_detector: bool = False
 
     def build(self, **options: Any) -> Any:
         epsilon = options.pop("epsilon")
+        detector = options.pop("detector", None)
         validated = self.options.model_validate(options)
-        return resolve_factory(self.factory)(epsilon=epsilon, **validated.model_dump())
+        extra: dict[str, Any] = {}
+        if self.uses_detector:
+            if detector is None:
+                raise ConfigError(f"generator '{self.name}' reads the detector, but none was given to build it")
+            extra["detector"] = detector
+        return resolve_factory(self.factory)(epsilon=epsilon, **extra, **validated.model_dump())
 
 
 ScheduleKind = Literal["epsilon", "weight", "lr"]

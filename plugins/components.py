@@ -180,6 +180,15 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
             description="1/4-resolution features, pixel-shuffle head, learned stride tile; no BN (fast on CPU)",
         )
     )
+    register(
+        GeneratorSpec(
+            name="detector-aware",
+            factory=f"{GENERATORS}:DetectorAwareGenerator",
+            options=SubPixelOptions,
+            uses_detector=True,
+            description="subpixel + the frozen detector's backbone features of the clean image",
+        )
+    )
 
 
 @hookimpl

@@ -1,5 +1,7 @@
 """Version level-up: detection loss of the disadvantaged group alone, the advantaged group guarded,
-a sub-pixel generator that can express the high-frequency perturbations that move DETR's AP.
+a sub-pixel generator that can express the high-frequency perturbations that move DETR's AP and
+that reads the frozen detector's features of the clean image (``detector-aware``), so that what it
+learns is specific to the images and regions that need it.
 
 Not a research version: faapkit's answer to the research versions' null result on the embedded
 benchmark (docs/effect-diagnosis.md gives the measurements behind each default).
@@ -37,7 +39,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
             name="level-up",
             loss="levelup_detection",
             head=None,
-            generator="subpixel",
+            generator="detector-aware",
             schedules={"epsilon": "constant", "lr": "constant"},
             defaults={
                 "schedules": {
@@ -46,12 +48,12 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
                 },
                 "data": {"disadvantaged_share": 1.0},
                 "train": {
-                    "lr": 1e-2,
+                    "lr": 1e-3,
                     "weight_decay": 0.0,
                     "max_norm": 0.0,
                     "augment": "none",
                     "batch_size": 8,
-                    "epochs": 24,
+                    "epochs": 48,
                     "val_every": 3,
                 },
             },

@@ -142,12 +142,15 @@ def perturbation(
     split: Annotated[str, typer.Option(help="split to draw images from")] = "test",
     epsilon: Annotated[float | None, typer.Option(help="override the checkpoint's epsilon")] = None,
     amplify: Annotated[float, typer.Option(help="delta amplification in the third column")] = 10.0,
+    detector_checkpoint: Annotated[
+        Path | None, typer.Option(help="weights of the detector a detector-aware generator reads")
+    ] = None,
 ) -> None:
     """Save original / perturbed / amplified-delta rows for a few images."""
     import torch
 
     from faapkit.cli._console import info
-    from faapkit.core.evaluator import load_generator
+    from faapkit.core.evaluator import detector_for_generator, load_generator
     from faapkit.core.visualize import perturbation_grid
     from faapkit.data.coco import GroupedDetectionDataset, load_split
     from faapkit.data.synth import embedded_dataset
@@ -157,7 +160,9 @@ def perturbation(
         from faapkit.errors import FaapError
 
         raise FaapError(f"{out} exists; pass --force to replace it")
-    generator, meta = load_generator(ckpt, epsilon, torch.device("cpu"), state(ctx).registries.generators)
+    registries = state(ctx).registries
+    detector = detector_for_generator(ckpt, registries, detector_checkpoint)
+    generator, meta = load_generator(ckpt, epsilon, torch.device("cpu"), registries.generators, detector=detector)
     split_data = load_split(data or embedded_dataset(), split, limit=max(2, images))
     ds = GroupedDetectionDataset(split_data, EvalTransform(128, 213))
     tensors = [ds[i][0] for i in range(min(images, len(ds)))]

@@ -39,7 +39,7 @@ from faapkit.data.batching import eval_batches, loader_workers
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, load_split
 from faapkit.data.synth import default_cache_dir
 from faapkit.data.transforms import EvalTransform
-from faapkit.detr.frozen import FrozenDetector
+from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.errors import CheckpointError, ConfigError, DataError
 from faapkit.fairness import gap, ratio, reference_groups
 from faapkit.io import atomic_write_text, load_checkpoint
@@ -98,11 +98,32 @@ class EvalRequest:
         return self.amp and self.device.type == "cuda"
 
 
+def detector_for_generator(path: Path, registries: Any, checkpoint: Path | None = None) -> Any:
+    """The detector a checkpoint's generator was trained against, if that generator reads the
+    detector (``GeneratorSpec.uses_detector``), else ``None``. Its weights must be the ones the
+    checkpoint records (sha256): another detector's features would be a different input."""
+    ckpt = load_checkpoint(path)
+    name = str((ckpt.get("generator_spec") or {}).get("name", "unet"))
+    if name not in registries.generators or not registries.generators.get(name).uses_detector:
+        return None
+    record = ckpt.get("detector") or {}
+    if record.get("name") not in registries.detectors:
+        raise CheckpointError(f"{path}: its generator reads detector {record.get('name')!r}, which is not installed")
+    detector = load_detector(registries.detectors.get(record["name"]), checkpoint)
+    if record.get("sha256") and detector.sha256 != record["sha256"]:
+        raise CheckpointError(
+            f"{path}: its generator reads detector '{record['name']}' with weights {str(record['sha256'])[:12]}, "
+            f"not {str(detector.sha256)[:12]}; pass that detector's checkpoint"
+        )
+    return detector
+
+
 def load_generator(
-    path: Path, epsilon: float | None, device: torch.device, generators: Any = None
+    path: Path, epsilon: float | None, device: torch.device, generators: Any = None, detector: Any = None
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """A generator from a faapkit or research checkpoint; epsilon from the checkpoint unless given.
-    Checkpoints name their generator (``generator_spec``); research ones hold the U-Net."""
+    Checkpoints name their generator (``generator_spec``); research ones hold the U-Net.
+    ``detector`` is handed to generators that read it (``GeneratorSpec.uses_detector``)."""
     ckpt = load_checkpoint(path)
     try:
         state, stored_eps = generator_state(ckpt)
@@ -120,7 +141,7 @@ def load_generator(
     else:
         if generators is None or name not in generators:
             raise CheckpointError(f"{path} holds a '{name}' generator, which no installed plugin provides")
-        gen = generators.get(name).build(epsilon=eps, **spec_options)
+        gen = generators.get(name).build(epsilon=eps, detector=detector, **spec_options)
     try:
         gen.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -242,7 +263,9 @@ def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str
     if base_dets is None:
         todo["baseline"] = None
     if req.checkpoint is not None:
-        todo["perturbed"], gen_meta = load_generator(req.checkpoint, req.epsilon, req.device, req.generators)
+        todo["perturbed"], gen_meta = load_generator(
+            req.checkpoint, req.epsilon, req.device, req.generators, detector=req.detector
+        )
     t0 = time.perf_counter()
     computed = dict(zip(todo, run_detections(req, list(todo.values()), dist_info), strict=True)) if todo else {}
     t_infer = time.perf_counter() - t0

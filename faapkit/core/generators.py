@@ -6,6 +6,8 @@ A generator maps normalised images ``(B, 3, H, W)`` to ``delta (B, 3, H, W)`` wi
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,6 +53,9 @@ class SubPixelGenerator(nn.Module):
         pad_h, pad_w = (-h) % 4, (-w) % 4
         padded = F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
         f = F.relu(self.down(F.relu(self.stem(padded))))
+        context = self.context(padded, (f.shape[-2], f.shape[-1]))
+        if context is not None:
+            f = f + context
         f = F.relu(self.mid1(f))
         f = F.relu(self.mid2(f)) + f
         f = F.relu(self.mid3(f)) + f
@@ -58,6 +63,38 @@ class SubPixelGenerator(nn.Module):
         t = self.tile.shape[-1]
         out = out + self.tile.repeat(1, 1, -(-h // t), -(-w // t))[..., :h, :w]
         return self.epsilon * torch.tanh(out)
+
+    def context(self, x: Tensor, size: tuple[int, int]) -> Tensor | None:
+        """Extra input added to the 1/4-resolution features ``(B, c, H/4, W/4)``; none here."""
+        return None
+
+
+class DetectorAwareGenerator(SubPixelGenerator):
+    """:class:`SubPixelGenerator` that also sees the frozen detector's view of the clean image.
+
+    The detector's backbone features ``(B, C, H/s, W/s)`` of the input (no gradient) are
+    normalised per position (RMS over channels: their scale varies by orders of magnitude between
+    positions, and unnormalised they saturate the ``tanh`` bound within a few steps), resized to
+    1/4 resolution and projected by a zero-initialised 1x1 convolution onto the generator's
+    features. Why (docs/effect-diagnosis.md, section 7): from pixels alone a small generator
+    cannot tell a faint figure's outline from background texture of the same contrast, so what
+    it learns is mostly an image-independent pattern that helps every group alike; the detector's
+    own features say where it sees figures, and with them the learned delta becomes specific to
+    the images and regions that need it. The detector is held outside the module tree, so its
+    weights are neither trained nor saved with the generator.
+    """
+
+    def __init__(self, epsilon: float = 0.09, *, detector: Any, channels: int = 32, tile: int = 16) -> None:
+        super().__init__(epsilon, channels, tile)
+        self._detector = (detector,)  # a tuple: not a registered submodule
+        self.context_proj = nn.Conv2d(int(detector.image_feature_dim), channels, 1)
+        for param in self.context_proj.parameters():
+            nn.init.zeros_(param)
+
+    def context(self, x: Tensor, size: tuple[int, int]) -> Tensor:
+        features = self._detector[0].image_features(x).to(x.dtype)
+        features = features * torch.rsqrt(features.pow(2).mean(1, keepdim=True) + 1e-6)
+        return self.context_proj(F.interpolate(features, size=size, mode="bilinear", align_corners=False))
 
 
 def research_unet(epsilon: float, base_channels: int = 32) -> nn.Module:

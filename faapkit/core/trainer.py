@@ -479,7 +479,8 @@ class Trainer:
         spec = self.registries.generators.get(options.pop("name"))
         if self.config.train.compile and spec.name != "unet":
             raise ConfigError(f"train.compile supports the 'unet' generator only, not '{spec.name}'")
-        return spec.build(epsilon=self._schedule("epsilon", 0), **options).to(self.device)  # type: ignore[no-any-return]
+        generator = spec.build(epsilon=self._schedule("epsilon", 0), detector=self.detector, **options)
+        return generator.to(self.device)  # type: ignore[no-any-return]
 
     def build_validator(self, root: Path) -> Validator | None:
         """The val split scorer (main process only), or None when ``train.val_every`` is 0."""

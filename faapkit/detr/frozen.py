@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from faapkit.detr.build import file_sha256, load_state_strict, packaged_path, read_state_dict
 from faapkit.detr.matcher import Indices
 from faapkit.detr.misc import NestedTensor
-from faapkit.errors import CheckpointError
+from faapkit.errors import CheckpointError, ConfigError
 from faapkit.specs import DetectorParts, DetectorSpec
 
 Outputs = dict[str, object]
@@ -61,6 +61,29 @@ class FrozenDetector(nn.Module):
     @property
     def num_classes(self) -> int:
         return self.parts.num_classes
+
+    @property
+    def image_feature_dim(self) -> int:
+        """Channels C of :meth:`image_features`."""
+        channels: int = getattr(self._backbone(), "num_channels")  # noqa: B009 (a Module attribute, typed Any)
+        return int(channels)
+
+    def image_features(self, images: Tensor) -> Tensor:
+        """The backbone's last feature map of ``images (B, 3, H, W)``: ``(B, C, H/s, W/s)`` (s the
+        backbone's stride), without gradient. Convolutions ignore the mask, so none is needed."""
+        mask = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device)
+        with torch.no_grad():
+            features, _ = self._backbone()(NestedTensor(images, mask))
+        return features[-1].tensors  # type: ignore[no-any-return]
+
+    def _backbone(self) -> nn.Module:
+        backbone = getattr(self.model, "backbone", None)
+        if backbone is None or not hasattr(backbone, "num_channels"):
+            raise ConfigError(
+                f"detector '{self.name}' has no DETR-style backbone (model.backbone with num_channels): "
+                "a generator that reads the detector's features cannot use it"
+            )
+        return backbone  # type: ignore[no-any-return]
 
     def forward(self, images: Tensor, mask: Tensor) -> Outputs:  # type: ignore[override]
         return self.model(NestedTensor(images, mask))
