@@ -584,7 +584,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", action="store_true", help="also time the 4th with torch.compile")
     parser.add_argument("--effect-seconds", type=float, default=60.0, help="training budget per generator and repeat")
     parser.add_argument(
-        "--effect-generators", default="subpixel,unet32,unet16", help="the first is the ratios' numerator"
+        "--effect-generators", default="detector-aware,subpixel,unet32", help="the first is the ratios' numerator"
     )
     parser.add_argument("--effect-max-steps", type=int, default=None, help="cap on steps (quick checks only)")
     parser.add_argument("--effect-val-images", type=int, default=None, help="score on N val images (quick checks only)")
