@@ -1,4 +1,4 @@
-"""Top-level commands ``train``, ``eval`` and ``compare``: thin wrappers over faapkit.core."""
+"""Top-level commands ``train``, ``eval`` and ``compare``: thin wrappers over faapkit.train and faapkit.evaluate."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def train(
     st = state(ctx)
     registries: Registries = st.registries
     if resume is not None:
-        from faapkit.core.rundir import RunDir
+        from faapkit.artifacts.rundir import RunDir
 
         if out is not None and out.absolute() != resume.absolute():
             raise ConfigError(f"--out {out} and --resume {resume} name different run folders: give one")
@@ -66,7 +66,7 @@ def train(
         resolved = resolve_config(registries, version=version, file=config, overrides=overrides)
         run_dir = out or Path("runs") / f"{resolved.version}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     from faapkit.cli.progress import TrainReporter
-    from faapkit.core.trainer import Trainer
+    from faapkit.train.trainer import Trainer
 
     providers = _providers(st, resolved.version)
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -86,7 +86,7 @@ def train(
         raise Interrupted(_interrupted_message(trainer.run.path)) from None
     finally:
         reporter.finish()  # a live progress bar left running would hide the error line
-    from faapkit.core.distributed import shutdown
+    from faapkit.distributed import shutdown
 
     shutdown(trainer.dist)
     if is_main:
@@ -107,8 +107,8 @@ def train(
 
 def _interrupted_message(run_dir: Path) -> str:
     """What an interrupted run keeps, and the command that continues it."""
-    from faapkit.core.checkpoint import latest_checkpoint, training_position
-    from faapkit.core.rundir import RunDir
+    from faapkit.artifacts.checkpoint import latest_checkpoint, training_position
+    from faapkit.artifacts.rundir import RunDir
 
     last = latest_checkpoint(RunDir(run_dir).checkpoint_files())
     kept = f"the last checkpoint is {last.name} (step {training_position(last)[0]})" if last else "no checkpoint yet"

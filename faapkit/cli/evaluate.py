@@ -30,8 +30,8 @@ def resolve_target(target: Path | None, epoch: int | None) -> Target:
     """A run folder gives ``checkpoints/best.pt`` if there is one (chosen on val), else the
     checkpoint with the highest stored global_step (never the newest file: a copy resets file
     times); ``--epoch N`` gives ``epoch_N``. A checkpoint path is used as given."""
-    from faapkit.core.checkpoint import latest_checkpoint
-    from faapkit.core.rundir import RunDir
+    from faapkit.artifacts.checkpoint import latest_checkpoint
+    from faapkit.artifacts.rundir import RunDir
 
     if target is None:
         if epoch is not None:
@@ -74,7 +74,7 @@ def selection_split(tgt: Target) -> str | None:
     """The split a run chose ``tgt.checkpoint`` on, when it was chosen by the val rule."""
     if tgt.run_dir is None or tgt.checkpoint is None or tgt.checkpoint.name != "best.pt":
         return None
-    from faapkit.core.rundir import RunDir
+    from faapkit.artifacts.rundir import RunDir
 
     return (RunDir(tgt.run_dir).read_selection() or {}).get("split")
 
@@ -217,11 +217,11 @@ def evaluate(
         launch_torchrun(nproc)
         return
     from faapkit.config import DataConfig, check_device, validate_model
-    from faapkit.core import detections as saved
-    from faapkit.core.distributed import setup_process, shutdown
-    from faapkit.core.evaluator import EvalRequest, evaluate_with_detections, load_eval_split
     from faapkit.data.synth import embedded_dataset
     from faapkit.detr.frozen import load_detector
+    from faapkit.distributed import setup_process, shutdown
+    from faapkit.evaluate import detections as saved
+    from faapkit.evaluate.evaluator import EvalRequest, evaluate_with_detections, load_eval_split
     from faapkit.io import atomic_write_text
 
     if epsilon is not None and not 0 < epsilon <= 1:

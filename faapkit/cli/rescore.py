@@ -79,11 +79,11 @@ def rescore_metrics(
     """Verify, score and write; returns the new metrics."""
     from faapkit.cli import eval_settings
     from faapkit.cli.eval_progress import EvalProgress
-    from faapkit.core import detections as saved
-    from faapkit.core.checkpoint import atomic_write_text
-    from faapkit.core.cocoeval import make_coco
-    from faapkit.core.evaluator import MIN_BOOTSTRAP_IMAGES, load_eval_split
-    from faapkit.core.scoring import score
+    from faapkit.evaluate import detections as saved
+    from faapkit.evaluate.cocoeval import make_coco
+    from faapkit.evaluate.evaluator import MIN_BOOTSTRAP_IMAGES, load_eval_split
+    from faapkit.evaluate.scoring import score
+    from faapkit.io import atomic_write_text
 
     path = path.absolute()
     metrics = read_metrics(path)
