@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
@@ -29,7 +29,7 @@ from faapkit.artifacts.checkpoint import FORMAT, latest_checkpoint
 from faapkit.artifacts.rundir import RunDir
 from faapkit.config import FaapConfig
 from faapkit.data.batching import BalancedGroupSampler, collate, loader_workers
-from faapkit.data.coco import GroupedDetectionDataset, has_split, load_split, require_groups
+from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, has_split, load_split, require_groups
 from faapkit.data.synth import embedded_dataset
 from faapkit.data.transforms import TrainTransform
 from faapkit.detr.frozen import FrozenDetector, load_detector
@@ -38,7 +38,7 @@ from faapkit.errors import CheckpointError, ConfigError, FaapError, TrainingErro
 from faapkit.evaluate.inference import autocast_for
 from faapkit.generators.perturb import apply_perturbation, compile_generator
 from faapkit.io import load_checkpoint, save_checkpoint
-from faapkit.losses.base import LossInputs, LossStrategy
+from faapkit.losses.base import LossInputs, LossOutput, LossStrategy
 from faapkit.registry import Registries
 from faapkit.train.augment import color_jitter
 from faapkit.train.loggers import ScalarLog
@@ -152,95 +152,34 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
+        """Build every part, then start or restore the run folder. Each part has its own
+        ``build_*`` step (a subclass may override one); they run in this order because the
+        generator, head and loss initialise their weights from the global RNG seeded here."""
         cfg = self.config
         self.dist, self.device = setup_process(cfg.train.device)
         seed_everything(cfg.train.seed + self.dist.rank)
         self.scalars = self.build_loggers()  # first: a logger's missing package is refused before anything is written
         self._check_run_folder()
         root = Path(cfg.data.root) if cfg.data.root is not None else embedded_dataset()
-        self.data = load_split(
-            root,
-            cfg.data.train_split,
-            split_by=cfg.data.split_by,
-            layout=cfg.data.layout,
-            limit=cfg.data.limit_images,
-            on_corrupt=cfg.data.on_corrupt,
-            on_invalid=cfg.data.on_invalid,
-        )
-        require_groups(self.data, [cfg.data.disadvantaged, cfg.data.advantaged])
+        self.data = self.build_data(root)
         self._check_group_weights()
-        others = [g for g in self.data.groups if g not in (cfg.data.disadvantaged, cfg.data.advantaged)]
-        self.dataset = GroupedDetectionDataset(
-            self.data,
-            TrainTransform(cfg.data.train_scales, cfg.data.max_size),
-            groups=[cfg.data.disadvantaged, cfg.data.advantaged, *others],
-        )
-        counts = [self.data.group_counts()[g] for g in (cfg.data.disadvantaged, cfg.data.advantaged)]
-        draws = 2 * max(counts)  # the research sampler's epoch: 2 x the larger group, with replacement
-        self.steps_per_epoch = cfg.train.steps_per_epoch or max(
-            1, draws // (cfg.train.batch_size * self.dist.world_size)
-        )
-        weights = None
-        if cfg.data.group_weights and cfg.data.disadvantaged_share is not None:
-            raise ConfigError("data.group_weights and data.disadvantaged_share both set the sampling; choose one")
-        if cfg.data.group_weights:
-            weights = [cfg.data.group_weights.get(g, 0.0) for g in (cfg.data.disadvantaged, cfg.data.advantaged)]
-        elif cfg.data.disadvantaged_share is not None:
-            weights = [cfg.data.disadvantaged_share, 1.0 - cfg.data.disadvantaged_share]
-        binary = [g if g in (0, 1) else -1 for g in self.dataset.record_groups()]
-        self.sampler = BalancedGroupSampler(
-            binary,
-            batch_size=cfg.train.batch_size,
-            num_batches=self.steps_per_epoch,
-            seed=cfg.train.seed,
-            weights=weights,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-        )
-        workers = loader_workers(cfg.data.num_workers, self.device.type)
-        self.loader = DataLoader(
-            self.dataset,
-            batch_sampler=self.sampler,
-            collate_fn=collate,
-            num_workers=workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=workers > 0,
-            # its own generator: creating an iterator must not consume the global RNG
-            # (that would make a resumed epoch draw different dropout masks)
-            generator=torch.Generator().manual_seed(cfg.train.seed),
-        )
+        self.dataset = self.build_dataset()
+        self.steps_per_epoch = cfg.train.steps_per_epoch or self.default_steps_per_epoch()
+        self.sampler = self.build_sampler()
+        self.loader = self.build_loader()
         self.detector: FrozenDetector = self.build_detector()
         self.generator = self.build_generator()
-        self.head: nn.Module | None = None
-        if self.version.head is not None:
-            self.head = (
-                self.registries.heads.get(self.version.head)
-                .build(feature_dim=self.detector.hidden_dim, **cfg.head)
-                .to(self.device)
-            )
-        self.strategy: LossStrategy = self.registries.losses.get(self.version.loss).build(**cfg.loss)
+        self.head: nn.Module | None = self.build_head()
+        self.strategy: LossStrategy = self.build_loss()
         self._check_trainable()
-        trainable = [self.generator] + (
-            [self.head] if self.head is not None and self.strategy.head_in_generator_optimizer else []
-        )
         if cfg.train.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.detector.to(memory_format=torch.channels_last)
-        fused = cfg.train.fused_optimizer and self.device.type == "cuda"
-        self.optimizer = torch.optim.AdamW(
-            param_groups(trainable, cfg.train.weight_decay), lr=cfg.train.lr, fused=fused or None
-        )
-        self.trainable_params = [p for m in trainable for p in m.parameters() if p.requires_grad]
-        self.g_model: nn.Module = self.generator
-        head_for_loss = self.head
-        if self.dist.enabled:
-            self.g_model = DDP(self.generator, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            if self.head is not None and self.strategy.head_in_generator_optimizer:
-                head_for_loss = DDP(self.head, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.head_for_loss = head_for_loss
+        self.optimizer = self.build_optimizer()
+        self.g_model, self.head_for_loss = self.build_parallel()
         if cfg.train.compile:  # build_generator refuses it for anything but the U-Net
             compile_generator(self.generator)
-        self.strategy.attach(head_for_loss, self.device, self.dist)
+        self.strategy.attach(self.head_for_loss, self.device, self.dist)
         self.validator = self.build_validator(root)
         self.state = EpochState()
         if self.resume and self.run.checkpoint_files():
@@ -252,6 +191,115 @@ class Trainer:
             self.run.write_manifest(self._manifest())
         self.scalars.open(self.state.global_step)
         barrier(self.dist)
+
+    def build_data(self, root: Path) -> DatasetSplit:
+        """The validated train split; both groups of the pair must be in it."""
+        cfg = self.config
+        data = load_split(
+            root,
+            cfg.data.train_split,
+            split_by=cfg.data.split_by,
+            layout=cfg.data.layout,
+            limit=cfg.data.limit_images,
+            on_corrupt=cfg.data.on_corrupt,
+            on_invalid=cfg.data.on_invalid,
+        )
+        require_groups(data, [cfg.data.disadvantaged, cfg.data.advantaged])
+        return data
+
+    def build_dataset(self) -> GroupedDetectionDataset:
+        """Training images and targets; group ids 0 = disadvantaged, 1 = advantaged, 2.. = others."""
+        cfg = self.config
+        others = [g for g in self.data.groups if g not in (cfg.data.disadvantaged, cfg.data.advantaged)]
+        return GroupedDetectionDataset(
+            self.data,
+            TrainTransform(cfg.data.train_scales, cfg.data.max_size),
+            groups=[cfg.data.disadvantaged, cfg.data.advantaged, *others],
+        )
+
+    def default_steps_per_epoch(self) -> int:
+        """The research sampler's epoch: 2 x the larger group's images, with replacement, in
+        batches of ``train.batch_size`` on every process."""
+        cfg = self.config
+        counts = [self.data.group_counts()[g] for g in (cfg.data.disadvantaged, cfg.data.advantaged)]
+        draws = 2 * max(counts)
+        return max(1, draws // (cfg.train.batch_size * self.dist.world_size))
+
+    def build_sampler(self) -> BalancedGroupSampler:
+        """Balanced (or ``data.group_weights`` / ``data.disadvantaged_share``) group sampling."""
+        cfg = self.config
+        weights = None
+        if cfg.data.group_weights and cfg.data.disadvantaged_share is not None:
+            raise ConfigError("data.group_weights and data.disadvantaged_share both set the sampling; choose one")
+        if cfg.data.group_weights:
+            weights = [cfg.data.group_weights.get(g, 0.0) for g in (cfg.data.disadvantaged, cfg.data.advantaged)]
+        elif cfg.data.disadvantaged_share is not None:
+            weights = [cfg.data.disadvantaged_share, 1.0 - cfg.data.disadvantaged_share]
+        binary = [g if g in (0, 1) else -1 for g in self.dataset.record_groups()]
+        return BalancedGroupSampler(
+            binary,
+            batch_size=cfg.train.batch_size,
+            num_batches=self.steps_per_epoch,
+            seed=cfg.train.seed,
+            weights=weights,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+
+    def build_loader(self) -> DataLoader:
+        """Collated batches in the sampler's order."""
+        cfg = self.config
+        workers = loader_workers(cfg.data.num_workers, self.device.type)
+        return DataLoader(
+            self.dataset,
+            batch_sampler=self.sampler,
+            collate_fn=collate,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=workers > 0,
+            # its own generator: creating an iterator must not consume the global RNG
+            # (that would make a resumed epoch draw different dropout masks)
+            generator=torch.Generator().manual_seed(cfg.train.seed),
+        )
+
+    def build_head(self) -> nn.Module | None:
+        """The version's trainable head on decoder features ``(B, Q, D)``, or None."""
+        if self.version.head is None:
+            return None
+        return (
+            self.registries.heads.get(self.version.head)
+            .build(feature_dim=self.detector.hidden_dim, **self.config.head)
+            .to(self.device)
+        )
+
+    def build_loss(self) -> LossStrategy:
+        """The version's loss strategy with the validated ``[loss]`` options."""
+        return self.registries.losses.get(self.version.loss).build(**self.config.loss)  # type: ignore[no-any-return]
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """AdamW over the generator (and the head when the loss trains it with the generator);
+        sets ``trainable_params``, the parameters whose gradient norm is clipped."""
+        cfg = self.config
+        trainable = [self.generator] + (
+            [self.head] if self.head is not None and self.strategy.head_in_generator_optimizer else []
+        )
+        fused = cfg.train.fused_optimizer and self.device.type == "cuda"
+        optimizer = torch.optim.AdamW(
+            param_groups(trainable, cfg.train.weight_decay), lr=cfg.train.lr, fused=fused or None
+        )
+        self.trainable_params = [p for m in trainable for p in m.parameters() if p.requires_grad]
+        return optimizer
+
+    def build_parallel(self) -> tuple[nn.Module, nn.Module | None]:
+        """``(generator, head)`` as the step calls them: DDP-wrapped under torchrun (the head only
+        when the generator's optimiser trains it), the modules themselves otherwise."""
+        g_model: nn.Module = self.generator
+        head_for_loss = self.head
+        if self.dist.enabled:
+            g_model = DDP(self.generator, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.head is not None and self.strategy.head_in_generator_optimizer:
+                head_for_loss = DDP(self.head, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return g_model, head_for_loss
 
     def _check_run_folder(self) -> None:
         """Take the folder's lock (one writer per run folder), then check it may be written."""
@@ -644,13 +692,23 @@ class Trainer:
 
     def train_step(self, batch: Any, weights: dict[str, float]) -> None:
         """One optimiser step (or a counted skip) on a collated batch; updates the epoch meters."""
-        cfg, st = self.config, self.state
+        st = self.state
         batch = batch.to(self.device, non_blocking=True)
         groups = torch.where(batch.groups <= 1, batch.groups, torch.full_like(batch.groups, -1))
         reason = self.strategy.skip_reason(groups)
         if any_true(reason is not None, self.dist, self.device):
             st.skips[reason or "skipped on another rank"] += 1
             return
+        inputs = self.loss_inputs(batch, groups, weights)
+        extra = self.strategy.before_generator_step(inputs)
+        out = self.strategy(inputs)
+        if self._optimizer_step(out.total):
+            self._record_step(inputs, out, extra)
+
+    def loss_inputs(self, batch: Any, groups: Tensor, weights: dict[str, float]) -> LossInputs:
+        """Perturb, jitter and detect once, and compute the batch's DETR set loss once (P12):
+        everything the loss strategy reads. ``groups (B,)``: 0, 1, or -1 for any other group."""
+        cfg, st = self.config, self.state
         images = batch.images
         if cfg.train.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -662,8 +720,8 @@ class Trainer:
                 )
                 perturbed = color_jitter(perturbed, batch.mask, cfg.train.augment, gen)
             outputs = self.detector(perturbed, batch.mask)
-        detection, det_terms, indices = self.detector.detection_loss(outputs, batch.targets)
-        inputs = LossInputs(
+        detection, _, indices = self.detector.detection_loss(outputs, batch.targets)
+        return LossInputs(
             outputs,
             batch.targets,
             groups,
@@ -677,16 +735,18 @@ class Trainer:
                 subset_outputs(outputs, rows), [batch.targets[i] for i in rows.tolist()]
             )[0],
         )
-        extra = self.strategy.before_generator_step(inputs)
-        out = self.strategy(inputs)
+
+    def _optimizer_step(self, total: Tensor) -> bool:
+        """Backward, clip and step; False (and counted) when the loss or gradient norm is not finite."""
+        cfg, st = self.config, self.state
         # one host sync decides the step: a non-finite loss or gradient norm skips it (backward on a
         # NaN loss is harmless, its gradients are discarded)
         self.optimizer.zero_grad(set_to_none=True)
-        out.total.backward()
+        total.backward()
         norm = torch.nn.utils.clip_grad_norm_(
             self.trainable_params, cfg.train.max_norm if cfg.train.max_norm > 0 else float("inf")
         )
-        bad = not bool(torch.isfinite(out.total.detach()) & torch.isfinite(norm))
+        bad = not bool(torch.isfinite(total.detach()) & torch.isfinite(norm))
         if any_true(bad, self.dist, self.device):
             self.optimizer.zero_grad(set_to_none=True)
             st.nonfinite += 1
@@ -696,14 +756,20 @@ class Trainer:
                     f"{st.nonfinite} non-finite steps in epoch {st.epoch} (limit train.max_nonfinite="
                     f"{cfg.train.max_nonfinite}); the last good checkpoint is kept"
                 )
-            return
+            return False
         self.optimizer.step()
         broadcast_buffers(self.generator, self.dist)
+        return True
+
+    def _record_step(self, inputs: LossInputs, out: LossOutput, extra: dict[str, Any]) -> None:
+        """The step's meters (epoch means) and logger window: losses, delta norms, group counts."""
+        assert inputs.delta is not None
+        groups = inputs.groups
         with torch.no_grad():
-            flat = delta.detach().float().flatten(1)
+            flat = inputs.delta.detach().float().flatten(1)
             values = {
                 "total": out.total.detach(),
-                "loss_det": detection.detach(),
+                "loss_det": inputs.detection.detach(),
                 "delta_linf": flat.abs().max(1).values.mean(),
                 "delta_l2": flat.norm(dim=1).mean(),
                 "n_dis": (groups == 0).sum(),
@@ -714,6 +780,6 @@ class Trainer:
         tensors = {k: v for k, v in values.items() if torch.is_tensor(v)}
         numbers = torch.stack([v.float().reshape(()) for v in tensors.values()]).tolist()  # one host copy
         plain = {**values, **dict(zip(tensors, numbers, strict=True))}
-        st.meters.update(plain)
+        self.state.meters.update(plain)
         self.scalars.update(plain)
-        st.images += len(groups)
+        self.state.images += len(groups)
