@@ -211,9 +211,40 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
 
 def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
     """Infer and score: the metrics JSON and each setting's detections (``({}, {})`` on ranks
-    other than 0)."""
+    other than 0). The steps: :func:`check_groups`, :func:`infer`, :func:`score` (with its
+    paired bootstrap), :func:`report`."""
     dist_info = init_from_env(req.device.type)
     started = time.perf_counter()
+    ref, group_images = check_groups(req)
+    coco_gt = make_coco(req.data.coco_gt)
+    inferred = infer(req, dist_info)
+    if not dist_info.is_main:
+        return {}, {}
+    scored = score(
+        coco_gt,
+        inferred.settings,
+        group_images,
+        ref,
+        resamples=req.bootstrap,
+        seed=req.seed,
+        confidence=req.confidence,
+        iou_thrs=req.iou_thresholds,
+        progress=req.progress,
+    )
+    result = report(req, ref, group_images, inferred, dist_info.world_size)
+    timing = scored.pop("timing_s")
+    result.update(scored)
+    result["timing_s"] = {
+        "inference": round(inferred.seconds, 3),
+        **timing,
+        "total": round(time.perf_counter() - started, 3),
+    }
+    return result, inferred.settings
+
+
+def check_groups(req: EvalRequest) -> tuple[tuple[str, str] | None, dict[str, list[Any]]]:
+    """The reference pair (or None) and each group's image ids; refuses a split that cannot be
+    compared or bootstrapped faithfully."""
     data = req.data
     groups = data.groups
     for g in (req.disadvantaged, req.advantaged):
@@ -234,7 +265,26 @@ def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str
                 f"least {MIN_BOOTSTRAP_IMAGES} per group (a single image gives a zero-width CI); use more images "
                 "or --bootstrap 0"
             )
-    coco_gt = make_coco(data.coco_gt)
+    return ref, group_images
+
+
+@dataclass
+class Inferred:
+    """Each setting's detections (``baseline``, and ``perturbed`` with a checkpoint) and how they
+    were obtained: ``generator`` is the checkpoint's metadata (``{}`` without one), ``inferred``
+    the settings run through the detector (the baseline may come from the cache), ``seconds``
+    the inference time."""
+
+    settings: dict[str, list[dict[str, Any]]]
+    generator: dict[str, Any]
+    inferred: list[str]
+    baseline_cached: bool
+    seconds: float
+
+
+def infer(req: EvalRequest, dist_info: DistInfo) -> Inferred:
+    """Detections of the baseline (cached per detector, dataset and settings: P3) and of the
+    checkpoint's perturbation, from one data pass shared by the settings that need inference."""
     gen_meta: dict[str, Any] = {}
     todo: dict[str, torch.nn.Module | None] = {}
     base_dets = cached_baseline(req)
@@ -245,27 +295,26 @@ def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str
         todo["perturbed"], gen_meta = load_generator(req.checkpoint, req.epsilon, req.device, req.generators)
     t0 = time.perf_counter()
     computed = dict(zip(todo, run_detections(req, list(todo.values()), dist_info), strict=True)) if todo else {}
-    t_infer = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
     if base_dets is None:
         base_dets = computed["baseline"]
         store_baseline(req, base_dets, dist_info)
     settings: dict[str, list[dict[str, Any]]] = {"baseline": base_dets}
     if "perturbed" in computed:
         settings["perturbed"] = computed["perturbed"]
-    if not dist_info.is_main:
-        return {}, {}
-    scored = score(
-        coco_gt,
-        settings,
-        group_images,
-        ref,
-        resamples=req.bootstrap,
-        seed=req.seed,
-        confidence=req.confidence,
-        iou_thrs=req.iou_thresholds,
-        progress=req.progress,
-    )
-    result: dict[str, Any] = {
+    return Inferred(settings, gen_meta, list(todo), cached, seconds)
+
+
+def report(
+    req: EvalRequest,
+    ref: tuple[str, str] | None,
+    group_images: dict[str, list[Any]],
+    inferred: Inferred,
+    world_size: int,
+) -> dict[str, Any]:
+    """What was evaluated, on what, how: the metrics JSON without its scores and timing."""
+    data = req.data
+    return {
         "schema": SCHEMA,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "faapkit": __version__,
@@ -277,7 +326,7 @@ def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str
         },
         "reference": reference_entry(ref),
         "checkpoint": str(req.checkpoint.absolute()) if req.checkpoint else None,
-        **gen_meta,
+        **inferred.generator,
         "detector": {"name": req.detector.name, "checkpoint": req.detector.checkpoint, "sha256": req.detector.sha256},
         "dataset": {
             "root": str(data.root),
@@ -293,22 +342,14 @@ def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str
             "max_size": req.max_size,
             "batching": "shape-bucketed (no padding)",
             "detections_per_image": req.detector.num_queries,
-            "baseline_cached": cached,
-            "settings_inferred": list(todo),
+            "baseline_cached": inferred.baseline_cached,
+            "settings_inferred": inferred.inferred,
             "amp": req.bf16,
             "channels_last": req.channels_last,
-            "world_size": dist_info.world_size,
+            "world_size": world_size,
             "iou_thresholds": list(req.iou_thresholds) if req.iou_thresholds is not None else "0.50:0.05:0.95",
         },
     }
-    timing = scored.pop("timing_s")
-    result.update(scored)
-    result["timing_s"] = {
-        "inference": round(t_infer, 3),
-        **timing,
-        "total": round(time.perf_counter() - started, 3),
-    }
-    return result, settings
 
 
 def reference_entry(ref: tuple[str, str] | None) -> dict[str, Any]:
