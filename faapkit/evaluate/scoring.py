@@ -115,6 +115,7 @@ def bootstrap(
     pos = next(iter(records.values())).position()
     group_pos = {g: np.array([pos[i] for i in ids]) for g, ids in group_images.items()}
     rng = np.random.default_rng(seed)
+    # one draw per group, shared by every setting (paired) and by the overall resample
     draws = {g: rng.integers(0, len(p), size=(resamples, len(p))) for g, p in group_pos.items()}
     stats = reported_stats(iou_thrs) if full else ["AP", "AR"]
     total = resamples * len(records) * (len(group_pos) + int(full))
@@ -128,41 +129,15 @@ def bootstrap(
         for name, rec in records.items():
             got = rec.resample_stats(p, draws[g], progress=tick)
             samples[name][g] = {m: got[m] for m in stats}
-    lo_q, hi_q = (1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100
-
-    def ci(x: np.ndarray) -> list[float]:
-        return [float(np.percentile(x, lo_q)), float(np.percentile(x, hi_q))]
-
+    ci = _percentile_ci(confidence)
     out: dict[str, Any] = {
         "resamples": resamples,
         "seed": seed,
         "confidence": confidence,
         "method": "paired group-stratified image bootstrap, percentile CIs",
-        "groups": {},
-        "gaps": {},
+        "groups": {name: {g: {m: ci(v) for m, v in s.items()} for g, s in samples[name].items()} for name in records},
+        "gaps": {m: _change_entry({name: _gap_samples(samples[name], m, ref) for name in records}, ci) for m in stats},
     }
-    for name in records:
-        out["groups"][name] = {g: {m: ci(v) for m, v in s.items()} for g, s in samples[name].items()}
-
-    def change_entry(per_setting: dict[str, np.ndarray]) -> dict[str, Any]:
-        entry: dict[str, Any] = {name: ci(v) for name, v in per_setting.items()}
-        if "perturbed" in per_setting:
-            change = per_setting["perturbed"] - per_setting["baseline"]
-            lo, hi = ci(change)
-            entry["change"] = [lo, hi]
-            entry["p_change_negative"] = float(np.mean(change < 0))
-            entry["significant"] = bool(lo > 0 or hi < 0)
-        return entry
-
-    for m in stats:
-        per_setting = {}
-        for name in records:
-            if ref is not None:
-                per_setting[name] = samples[name][ref[1]][m] - samples[name][ref[0]][m]
-            else:
-                stacked = np.stack([samples[name][g][m] for g in group_pos])
-                per_setting[name] = stacked.max(0) - stacked.min(0)
-        out["gaps"][m] = change_entry(per_setting)
     if "perturbed" in records:
         out["deltas"] = {
             g: {m: ci(samples["perturbed"][g][m] - samples["baseline"][g][m]) for m in stats} for g in group_pos
@@ -170,19 +145,7 @@ def bootstrap(
     if not full:
         return out
     out["stats"] = stats
-    out["ratios"] = {}
-    for m in stats:
-        per_ratio: dict[str, np.ndarray] = {}
-        for name in records:
-            if ref is not None:
-                num, den = samples[name][ref[0]][m], samples[name][ref[1]][m]
-            else:
-                stacked = np.stack([samples[name][g][m] for g in group_pos])
-                num, den = stacked.min(0), stacked.max(0)
-            if np.any(den <= 0):  # a resample without the advantaged group's AP: no ratio to bound
-                break
-            per_ratio[name] = num / den
-        out["ratios"][m] = change_entry(per_ratio) if len(per_ratio) == len(records) else None
+    out["ratios"] = {m: _ratio_entry(samples, m, ref, ci) for m in stats}
     # an overall resample: every group's resample together (the stratified draw of the split)
     offsets = np.cumsum([0] + [len(p) for p in group_pos.values()])[:-1]
     every_pos = np.concatenate(list(group_pos.values()))
@@ -192,3 +155,55 @@ def bootstrap(
     if "perturbed" in records:
         out["overall_deltas"] = {m: ci(overall["perturbed"][m] - overall["baseline"][m]) for m in stats}
     return out
+
+
+CI = Callable[[np.ndarray], list[float]]
+
+
+def _percentile_ci(confidence: float) -> CI:
+    """The percentile interval of a resampled statistic ``(R,) -> [lo, hi]`` at ``confidence``."""
+    lo_q, hi_q = (1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100
+
+    def ci(x: np.ndarray) -> list[float]:
+        return [float(np.percentile(x, lo_q)), float(np.percentile(x, hi_q))]
+
+    return ci
+
+
+def _change_entry(per_setting: dict[str, np.ndarray], ci: CI) -> dict[str, Any]:
+    """Each setting's CI and, with a perturbed setting, the CI of its change from the baseline
+    (paired: the same resamples), the share of resamples where it is negative and significance."""
+    entry: dict[str, Any] = {name: ci(v) for name, v in per_setting.items()}
+    if "perturbed" in per_setting:
+        change = per_setting["perturbed"] - per_setting["baseline"]
+        lo, hi = ci(change)
+        entry["change"] = [lo, hi]
+        entry["p_change_negative"] = float(np.mean(change < 0))
+        entry["significant"] = bool(lo > 0 or hi < 0)
+    return entry
+
+
+def _gap_samples(per_group: dict[str, dict[str, np.ndarray]], m: str, ref: tuple[str, str] | None) -> np.ndarray:
+    """Stat ``m``'s gap in every resample ``(R,)``: advantaged - disadvantaged, else max - min."""
+    if ref is not None:
+        return per_group[ref[1]][m] - per_group[ref[0]][m]
+    stacked = np.stack([s[m] for s in per_group.values()])
+    return stacked.max(0) - stacked.min(0)  # type: ignore[no-any-return]
+
+
+def _ratio_entry(
+    samples: dict[str, dict[str, dict[str, np.ndarray]]], m: str, ref: tuple[str, str] | None, ci: CI
+) -> dict[str, Any] | None:
+    """Stat ``m``'s ratio (disadvantaged / advantaged, else min / max) entry; None when some
+    resample of some setting has a denominator of 0 (no ratio to bound)."""
+    per_ratio: dict[str, np.ndarray] = {}
+    for name, per_group in samples.items():
+        if ref is not None:
+            num, den = per_group[ref[0]][m], per_group[ref[1]][m]
+        else:
+            stacked = np.stack([s[m] for s in per_group.values()])
+            num, den = stacked.min(0), stacked.max(0)
+        if np.any(den <= 0):
+            return None
+        per_ratio[name] = num / den
+    return _change_entry(per_ratio, ci)
