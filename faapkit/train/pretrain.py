@@ -113,6 +113,52 @@ def evaluate_detector(
     return evaluate_groups(make_coco(data.coco_gt), dets, groups)
 
 
+def _loader(
+    ds: GroupedDetectionDataset, data: Any, preset: PretrainPreset, num_workers: int, dev: torch.device
+) -> tuple[_Shuffled | _ShapeBuckets, DataLoader]:
+    """The preset's batches (shape-bucketed, or randomly composed and padded) and their loader."""
+    sampler: _Shuffled | _ShapeBuckets = (
+        _ShapeBuckets([(r.height, r.width) for r in data.records], preset.batch_size, preset.scales, preset.seed, 0)
+        if preset.shape_buckets
+        else _Shuffled(len(ds), preset.batch_size, preset.seed, 0)
+    )
+    loader = DataLoader(
+        ds,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=num_workers,
+        pin_memory=dev.type == "cuda",
+        persistent_workers=num_workers > 0,
+    )
+    return sampler, loader
+
+
+def _train_epoch(
+    model: torch.nn.Module,
+    criterion: Any,
+    loader: DataLoader,
+    opt: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+    max_norm: float,
+    dev: torch.device,
+) -> float:
+    """One epoch of DETR set-loss steps; the mean loss (one host sync, at the end)."""
+    loss_sum, n = torch.zeros((), device=dev), 0
+    for batch in loader:
+        batch = batch.to(dev, non_blocking=True)
+        with autocast_for(dev, True):
+            outputs = model(NestedTensor(batch.images, batch.mask))
+        terms, _ = criterion(outputs, batch.targets)
+        loss = criterion.total(terms)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        opt.step()
+        loss_sum += loss.detach()
+        n += 1
+    return float(loss_sum) / max(1, n)
+
+
 def pretrain(
     spec: DetectorSpec,
     out: Path,
@@ -141,40 +187,15 @@ def pretrain(
     n_epochs = epochs or preset.epochs
     drop_at = math.ceil(n_epochs * preset.lr_drop_fraction)
     start = time.time()
-    sampler: _Shuffled | _ShapeBuckets = (
-        _ShapeBuckets([(r.height, r.width) for r in data.records], preset.batch_size, preset.scales, preset.seed, 0)
-        if preset.shape_buckets
-        else _Shuffled(len(ds), preset.batch_size, preset.seed, 0)
-    )
-    loader = DataLoader(
-        ds,
-        batch_sampler=sampler,
-        collate_fn=collate,
-        num_workers=num_workers,
-        pin_memory=dev.type == "cuda",
-        persistent_workers=num_workers > 0,
-    )
+    sampler, loader = _loader(ds, data, preset, num_workers, dev)
     for epoch in range(min(n_epochs, stop_after or n_epochs)):
         sampler.epoch = epoch
         if epoch == drop_at:
             for group in opt.param_groups:
                 group["lr"] = preset.lr * 0.1
-        loss_sum, n = torch.zeros((), device=dev), 0
-        for batch in loader:
-            batch = batch.to(dev, non_blocking=True)
-            with autocast_for(dev, True):
-                outputs = model(NestedTensor(batch.images, batch.mask))
-            terms, _ = criterion(outputs, batch.targets)
-            loss = criterion.total(terms)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, preset.max_norm)
-            opt.step()
-            loss_sum += loss.detach()
-            n += 1
-        total = float(loss_sum)
+        mean_loss = _train_epoch(model, criterion, loader, opt, params, preset.max_norm, dev)
         if epoch % 10 == 0 or epoch == n_epochs - 1:
-            log(f"epoch {epoch:4d}  loss {total / max(1, n):.4f}  {time.time() - start:.0f}s")
+            log(f"epoch {epoch:4d}  loss {mean_loss:.4f}  {time.time() - start:.0f}s")
         if (epoch + 1) % 50 == 0:  # a usable snapshot if the run is cut short
             save_checkpoint(
                 out.with_suffix(".partial.pth"), {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
