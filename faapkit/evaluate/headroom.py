@@ -136,31 +136,52 @@ def probe_headroom(req: HeadroomRequest) -> dict[str, Any]:
         "metrics": {"baseline": base, "oracle": lifted},
         "lift": {g: {m: _sub(lifted[g][m], base[g][m]) for m in ("AP", "AR", "AP50")} for g in data.groups},
     }
-
-    def paired_bootstrap(perturbed: list[dict[str, Any]]) -> dict[str, Any]:
-        settings = {"baseline": clean, "perturbed": perturbed}
-        return bootstrap(coco_gt, settings, group_images, ref, req.bootstrap, req.seed, req.confidence)
-
     if req.bootstrap > 0:
-        boot = paired_bootstrap(oracle)
+        boot = _paired_bootstrap(req, coco_gt, clean, oracle, group_images, ref)
         result["lift_ci"] = boot.get("deltas", {})
         result["oracle_ci"] = boot["groups"]["perturbed"]
         result["baseline_ci"] = boot["groups"]["baseline"]
     if ref is not None:
-        disadvantaged = set(group_images[ref[0]])
-        only_dis = [d for d in oracle if d["image_id"] in disadvantaged] + [
-            d for d in clean if d["image_id"] not in disadvantaged
-        ]
-        mixed = evaluate_groups(coco_gt, only_dis, group_images)
-        entry: dict[str, Any] = {
-            "disadvantaged": ref[0],
-            "advantaged": ref[1],
-            "baseline": gap({g: v["AP"] for g, v in base.items()}, ref),
-            "oracle_on_disadvantaged": gap({g: v["AP"] for g, v in mixed.items()}, ref),
-        }
-        entry["change"] = entry["oracle_on_disadvantaged"] - entry["baseline"]
-        if req.bootstrap > 0:
-            entry["change_ci"] = paired_bootstrap(only_dis)["gaps"]["AP"]["change"]
-        result["gap_AP"] = entry
+        result["gap_AP"] = _gap_entry(req, coco_gt, clean, oracle, group_images, ref, base)
     result["timing_s"] = round(time.perf_counter() - started, 3)
     return result
+
+
+def _paired_bootstrap(
+    req: HeadroomRequest,
+    coco_gt: Any,
+    clean: list[dict[str, Any]],
+    perturbed: list[dict[str, Any]],
+    group_images: dict[str, list[Any]],
+    ref: tuple[str, str] | None,
+) -> dict[str, Any]:
+    """The clean detections against ``perturbed`` ones, on the same resamples."""
+    settings = {"baseline": clean, "perturbed": perturbed}
+    return bootstrap(coco_gt, settings, group_images, ref, req.bootstrap, req.seed, req.confidence)
+
+
+def _gap_entry(
+    req: HeadroomRequest,
+    coco_gt: Any,
+    clean: list[dict[str, Any]],
+    oracle: list[dict[str, Any]],
+    group_images: dict[str, list[Any]],
+    ref: tuple[str, str],
+    base: dict[str, Any],
+) -> dict[str, Any]:
+    """The AP gap when only the disadvantaged group's images get their oracle perturbation."""
+    disadvantaged = set(group_images[ref[0]])
+    only_dis = [d for d in oracle if d["image_id"] in disadvantaged] + [
+        d for d in clean if d["image_id"] not in disadvantaged
+    ]
+    mixed = evaluate_groups(coco_gt, only_dis, group_images)
+    entry: dict[str, Any] = {
+        "disadvantaged": ref[0],
+        "advantaged": ref[1],
+        "baseline": gap({g: v["AP"] for g, v in base.items()}, ref),
+        "oracle_on_disadvantaged": gap({g: v["AP"] for g, v in mixed.items()}, ref),
+    }
+    entry["change"] = entry["oracle_on_disadvantaged"] - entry["baseline"]
+    if req.bootstrap > 0:
+        entry["change_ci"] = _paired_bootstrap(req, coco_gt, clean, only_dis, group_images, ref)["gaps"]["AP"]["change"]
+    return entry
