@@ -24,12 +24,12 @@ import torch
 
 from benchmarks.spread import Spread
 from faapkit.config import FaapConfig, resolve_config
-from faapkit.core.trainer import Trainer
-from faapkit.core.validation import Validator
 from faapkit.data.coco import load_split
 from faapkit.data.synth import embedded_dataset
 from faapkit.detr.frozen import load_detector
 from faapkit.registry import Registries
+from faapkit.train.trainer import Trainer
+from faapkit.train.validation import Validator
 
 VERSION = "level-up"
 # label -> the --set overrides that pick the generator and the learning rate it learns best at

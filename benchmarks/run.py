@@ -2,7 +2,7 @@
 [--sections flops,detector,train,eval,bootstrap,effect] [--compile] [--repeats N]``.
 
 Every ratio is between numbers measured in the same run. The train section times the engine's own
-``Trainer.train_step`` (sampling aside), the eval section times ``faapkit.core.evaluator.evaluate``
+``Trainer.train_step`` (sampling aside), the eval section times ``faapkit.evaluate.evaluator.evaluate``
 against a re-enactment of the research evaluation (four passes, DETR's ``CocoEvaluator``), the
 bootstrap section ``evaluator.bootstrap`` against the former per-resample loop, the effect section
 (``benchmarks/effect.py``) what each generator buys per second of level-up training. Sections
@@ -29,11 +29,11 @@ import torch
 
 from benchmarks.spread import Spread
 from faapkit.config import resolve_config
-from faapkit.core.trainer import Trainer
 from faapkit.data.batching import Batch
 from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
+from faapkit.train.trainer import Trainer
 
 REG = Registries.from_plugin_manager(make_plugin_manager())
 
@@ -150,7 +150,7 @@ def section_flops(device: torch.device, r50_size: int) -> list[dict[str, object]
     """Arithmetic per image at the research resolution: why a step cannot get close to the floor."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from faapkit.core.perturb import PerturbationGenerator
+    from faapkit.generators.perturb import PerturbationGenerator
 
     h, w = r50_size, round(r50_size * 1.36)
     x = torch.randn(1, 3, h, w, device=device)
@@ -245,8 +245,8 @@ def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[d
         }
         for (bf16, cl), t in floors.items()
     ]
-    from faapkit.core.generators import SubPixelGenerator
-    from faapkit.core.perturb import PerturbationGenerator
+    from faapkit.generators.perturb import PerturbationGenerator
+    from faapkit.generators.subpixel import SubPixelGenerator
 
     for gen_name, cl in [*(("unet 32", c) for c in CHANNELS_LAST), ("subpixel 32", False)]:
         fmt = torch.channels_last if cl else torch.contiguous_format
@@ -344,15 +344,15 @@ class ResearchCocoEvaluator:
 def section_eval(device: torch.device, r50_size: int, repeat: int = 3) -> list[dict[str, object]]:
     """Each approach ``repeat`` times, interleaved (min / median / max seconds; speed-ups within a
     repeat), with the largest AP difference from the reference over every repeat."""
-    from faapkit.core.checkpoint import save_checkpoint
-    from faapkit.core.cocoeval import evaluate_groups, make_coco
-    from faapkit.core.evaluator import EvalRequest, evaluate
-    from faapkit.core.inference import coco_records, detect, make_eval_loader
-    from faapkit.core.perturb import PerturbationGenerator, clamp_normalized
     from faapkit.data.batching import collate, eval_batches
     from faapkit.data.coco import GroupedDetectionDataset, load_split
     from faapkit.data.synth import embedded_dataset
     from faapkit.data.transforms import EvalTransform
+    from faapkit.evaluate.cocoeval import evaluate_groups, make_coco
+    from faapkit.evaluate.evaluator import EvalRequest, evaluate
+    from faapkit.evaluate.inference import coco_records, detect, make_eval_loader
+    from faapkit.generators.perturb import PerturbationGenerator, clamp_normalized
+    from faapkit.io import save_checkpoint
 
     cuda = device.type == "cuda"
     name, min_size, max_size = ("detr-r50", r50_size, 1333) if cuda else ("detr-synth-tiny", 128, 213)
@@ -492,13 +492,13 @@ def bootstrap_inputs(device: torch.device) -> tuple[Any, dict[str, list[dict[str
     """What ``faap eval`` bootstraps on the embedded test split (250 images per group): baseline
     detections of the shipped tiny detector and perturbed ones of a random 32-channel generator
     (epsilon 0.1), the ground truth and the groups."""
-    from faapkit.core.cocoeval import make_coco
-    from faapkit.core.distributed import DistInfo
-    from faapkit.core.evaluator import EvalRequest, run_detections
-    from faapkit.core.perturb import PerturbationGenerator
     from faapkit.data.coco import load_split
     from faapkit.data.synth import embedded_dataset
+    from faapkit.distributed import DistInfo
+    from faapkit.evaluate.cocoeval import make_coco
+    from faapkit.evaluate.evaluator import EvalRequest, run_detections
     from faapkit.fairness import reference_groups
+    from faapkit.generators.perturb import PerturbationGenerator
 
     data = load_split(embedded_dataset(), "test")
     det = detector_for("detr-synth-tiny", device)
@@ -515,7 +515,7 @@ def section_bootstrap(device: torch.device, resamples: int = 1000, repeat: int =
     """``evaluator.bootstrap`` (vectorised over resamples) against the former per-resample loop
     (``tests/eval/bootstrap_reference.py``) on the same detections, each timed ``repeat`` times
     (min / median / max), with the largest difference between their CIs."""
-    from faapkit.core.evaluator import bootstrap
+    from faapkit.evaluate.evaluator import bootstrap
     from tests.eval.bootstrap_reference import reference_bootstrap
 
     coco_gt, settings, group_images, ref = bootstrap_inputs(device)

@@ -1,7 +1,7 @@
 """faapkit: fairness-aware adversarial perturbations for frozen DETR detectors.
 
 Importing this package is cheap: it never imports torch. Heavy parts (``faapkit.detr``,
-``faapkit.core``, ``faapkit.data``) are imported by the commands that need them.
+``faapkit.train``, ``faapkit.evaluate``, ``faapkit.data``) are imported by the commands that need them.
 """
 
 from faapkit.hookspecs import hookimpl

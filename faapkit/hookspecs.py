@@ -40,8 +40,8 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
 @hookspec
 def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     """Register loss strategies. A loss factory is called with its validated options and returns
-    a ``faapkit.core.losses.base.LossStrategy``, called once per batch as
-    ``strategy(inputs: LossInputs) -> LossOutput`` (both in ``faapkit.core.losses.base``)."""
+    a ``faapkit.losses.base.LossStrategy``, called once per batch as
+    ``strategy(inputs: LossInputs) -> LossOutput`` (both in ``faapkit.losses.base``)."""
 
 
 @hookspec
@@ -72,7 +72,7 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
 def faap_register_loggers(register: Callable[[LoggerSpec], None]) -> None:
     """Register experiment-tracker writers of training scalars, chosen by ``train.loggers``: a
     factory ``(run_dir, **options)`` returns an object with ``open(start_step)``,
-    ``log(split, step, epoch, scalars)`` and ``close()`` (see ``faapkit.core.loggers``)."""
+    ``log(split, step, epoch, scalars)`` and ``close()`` (see ``faapkit.train.loggers``)."""
 
 
 @hookspec

@@ -39,15 +39,15 @@ from faapkit.specs import (
 )
 
 if TYPE_CHECKING:
-    from faapkit.core.losses.base import LossInputs, LossOutput, LossStrategy
-    from faapkit.core.losses.common import (
+    from faapkit.detr.build import detr_parts
+    from faapkit.losses.base import LossInputs, LossOutput, LossStrategy
+    from faapkit.losses.common import (
         image_scores,
         info_nce,
         matched_scores,
         self_similarity,
         wasserstein_1d_asymmetric,
     )
-    from faapkit.detr.build import detr_parts
 
 
 class Options(BaseModel):
@@ -57,14 +57,14 @@ class Options(BaseModel):
 
 
 _LAZY = {
-    "LossStrategy": "faapkit.core.losses.base",
-    "LossInputs": "faapkit.core.losses.base",
-    "LossOutput": "faapkit.core.losses.base",
-    "image_scores": "faapkit.core.losses.common",
-    "matched_scores": "faapkit.core.losses.common",
-    "wasserstein_1d_asymmetric": "faapkit.core.losses.common",
-    "info_nce": "faapkit.core.losses.common",
-    "self_similarity": "faapkit.core.losses.common",
+    "LossStrategy": "faapkit.losses.base",
+    "LossInputs": "faapkit.losses.base",
+    "LossOutput": "faapkit.losses.base",
+    "image_scores": "faapkit.losses.common",
+    "matched_scores": "faapkit.losses.common",
+    "wasserstein_1d_asymmetric": "faapkit.losses.common",
+    "info_nce": "faapkit.losses.common",
+    "self_similarity": "faapkit.losses.common",
     "detr_parts": "faapkit.detr.build",
 }
 

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from faapkit.core.rundir import RunDir
+from faapkit.artifacts.rundir import RunDir
 from faapkit.fairness import gap_if_known
 from faapkit.run_records import RunRecord, as_record, train_only_records
 
@@ -353,7 +353,7 @@ def select_on_val(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Each run's rows at the epoch chosen on its **val** rows, reported on every other split.
 
-    The rule is the trainer's (``faapkit.core.selection``): the smallest val gap among epochs whose
+    The rule is the trainer's (``faapkit.train.selection``): the smallest val gap among epochs whose
     advantaged group lost at most ``max_advantaged_drop`` val AP; without val evaluations, the
     epoch the run itself chose on val during training (``selection.json``). A run with neither, or
     whose chosen epoch has no evaluation on another split, is left out with a note: choosing on

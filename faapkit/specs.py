@@ -50,7 +50,7 @@ class ComponentSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class LossSpec(ComponentSpec):
-    """A fairness loss strategy; its factory returns a ``faapkit.core.losses.LossStrategy``."""
+    """A fairness loss strategy; its factory returns a ``faapkit.losses.LossStrategy``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,7 +189,7 @@ class DetectorSpec(ComponentSpec):
 @dataclass(frozen=True, kw_only=True)
 class LoggerSpec(ComponentSpec):
     """A scalar writer chosen by ``train.loggers``: ``factory(run_dir=..., **options)`` returns a
-    ``faapkit.core.loggers.MetricsLogger`` (``open(start_step)``, ``log(split, step, epoch, scalars)``,
+    ``faapkit.train.loggers.MetricsLogger`` (``open(start_step)``, ``log(split, step, epoch, scalars)``,
     ``close()``). The factory runs before training starts: a missing package is refused there."""
 
     def build(self, **options: Any) -> Any:

@@ -8,10 +8,10 @@ from pydantic import Field
 
 from faapkit.plugin_api import GeneratorSpec, HeadSpec, LoggerSpec, ScheduleSpec, hookimpl
 
-SCHED = "faapkit.core.schedules"
-HEADS = "faapkit.core.heads"
-GENERATORS = "faapkit.core.generators"
-LOGGERS = "faapkit.core.loggers"
+SCHED = "faapkit.train.schedules"
+HEADS = "faapkit.losses.heads"
+GENERATORS = "faapkit.generators"
+LOGGERS = "faapkit.train.loggers"
 
 
 class UNetOptions(Options):
@@ -167,7 +167,7 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
     register(
         GeneratorSpec(
             name="unet",
-            factory=f"{GENERATORS}:research_unet",
+            factory=f"{GENERATORS}.perturb:research_unet",
             options=UNetOptions,
             description="the research U-Net (full-resolution BN blocks; research checkpoints load)",
         )
@@ -175,7 +175,7 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
     register(
         GeneratorSpec(
             name="subpixel",
-            factory=f"{GENERATORS}:SubPixelGenerator",
+            factory=f"{GENERATORS}.subpixel:SubPixelGenerator",
             options=SubPixelOptions,
             description="1/4-resolution features, pixel-shuffle head, learned stride tile; no BN (fast on CPU)",
         )
@@ -183,7 +183,7 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
     register(
         GeneratorSpec(
             name="detector-aware",
-            factory=f"{GENERATORS}:DetectorAwareGenerator",
+            factory=f"{GENERATORS}.subpixel:DetectorAwareGenerator",
             options=SubPixelOptions,
             uses_detector=True,
             description="subpixel + the frozen detector's backbone features of the clean image",

@@ -22,7 +22,7 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
             name="infonce_cross_group",
-            factory="faapkit.core.losses.contrastive:CrossGroupInfoNCE",
+            factory="faapkit.losses.contrastive:CrossGroupInfoNCE",
             options=CrossGroupInfoNCEOptions,
             description="bidirectional cross-group InfoNCE + matched-score Wasserstein + detection",
         )

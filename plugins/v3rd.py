@@ -23,7 +23,7 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
             name="infonce_group_aware",
-            factory="faapkit.core.losses.contrastive:GroupAwareInfoNCE",
+            factory="faapkit.losses.contrastive:GroupAwareInfoNCE",
             options=GroupAwareOptions,
             description="adaptive-weight group InfoNCE + image-score Wasserstein + detection",
         )

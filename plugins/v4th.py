@@ -22,7 +22,7 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
             name="infonce_anchor_aligned",
-            factory="faapkit.core.losses.contrastive:AnchorAlignedInfoNCE",
+            factory="faapkit.losses.contrastive:AnchorAlignedInfoNCE",
             options=AnchorAlignedOptions,
             description="disadvantaged->advantaged InfoNCE (targets detached) + feature-mean alignment",
         )

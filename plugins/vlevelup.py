@@ -25,7 +25,7 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
             name="levelup_detection",
-            factory="faapkit.core.losses.levelup:LevelUpDetection",
+            factory="faapkit.losses.levelup:LevelUpDetection",
             options=LevelUpOptions,
             description="disadvantaged-group DETR loss + keep the advantaged images unperturbed",
         )

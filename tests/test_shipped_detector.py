@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import faapkit
-from faapkit.core.pretrain import evaluate_detector
+from faapkit.train.pretrain import evaluate_detector
 
 REPORT = Path(faapkit.__file__).parent / "weights" / "detr-synth-tiny.json"
 

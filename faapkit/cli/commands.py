@@ -1,11 +1,11 @@
-"""Top-level commands ``train``, ``eval`` and ``compare``: thin wrappers over faapkit.core."""
+"""Top-level commands ``train``, ``eval`` and ``compare``: thin wrappers over faapkit.train and faapkit.evaluate."""
 
 from __future__ import annotations
 
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,6 +14,10 @@ from faapkit.cli._context import state
 from faapkit.cli._launch import launch_torchrun
 from faapkit.cli._options import ConfigOpt, JsonOpt, SetOpt, VersionOpt
 from faapkit.errors import ConfigError, FaapError, Interrupted
+
+if TYPE_CHECKING:
+    from faapkit.config import FaapConfig
+    from faapkit.registry import Registries
 
 
 def train(
@@ -44,29 +48,11 @@ def train(
     if nproc > 1:
         launch_torchrun(nproc)
         return
-    from faapkit.config import resolve_config
-    from faapkit.registry import Registries
-
     st = state(ctx)
     registries: Registries = st.registries
-    if resume is not None:
-        from faapkit.core.rundir import RunDir
-
-        if out is not None and out.absolute() != resume.absolute():
-            raise ConfigError(f"--out {out} and --resume {resume} name different run folders: give one")
-        manifest = RunDir(resume).read_manifest()
-        base_version = manifest["version"]
-        if version is not None and registries.versions.get(version).name != base_version:  # an alias is the same
-            raise FaapError(f"cannot resume {resume}: it is a '{base_version}' run, not '{version}'")
-        resolved = resolve_config(
-            registries, version=base_version, file=config, overrides=overrides, base=manifest.get("config", {})
-        )
-        run_dir = resume
-    else:
-        resolved = resolve_config(registries, version=version, file=config, overrides=overrides)
-        run_dir = out or Path("runs") / f"{resolved.version}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    resolved, run_dir = _resolve_run(registries, version, config, overrides, out, resume)
     from faapkit.cli.progress import TrainReporter
-    from faapkit.core.trainer import Trainer
+    from faapkit.train.trainer import Trainer
 
     providers = _providers(st, resolved.version)
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -86,29 +72,62 @@ def train(
         raise Interrupted(_interrupted_message(trainer.run.path)) from None
     finally:
         reporter.finish()  # a live progress bar left running would hide the error line
-    from faapkit.core.distributed import shutdown
+    from faapkit.distributed import shutdown
 
     shutdown(trainer.dist)
     if is_main:
-        selection = trainer.run.read_selection()
-        if selection is not None and selection.get("epoch") is None:
-            warn(
-                f"no validated epoch met the selection rule ({selection['description']}): no best.pt; "
-                "faap eval RUN will evaluate the highest step and say so"
-            )
-        if json_:
-            print_json(summary)
-        else:
-            info(
-                f"done: {summary['epochs_done']} epoch(s), {summary['global_step']} steps; "
-                f"checkpoints in {run_dir}/checkpoints"
-            )
+        _report_done(trainer.run.read_selection(), summary, run_dir, json_)
+
+
+def _resolve_run(
+    registries: Registries,
+    version: str | None,
+    config: Path | None,
+    overrides: list[str],
+    out: Path | None,
+    resume: Path | None,
+) -> tuple[FaapConfig, Path]:
+    """The resolved config and the run folder: a resumed run's stored config and version under
+    the file and ``--set`` overrides, or a fresh one (``runs/<version>-<time>`` unless ``--out``)."""
+    from faapkit.config import resolve_config
+
+    if resume is None:
+        resolved = resolve_config(registries, version=version, file=config, overrides=overrides)
+        return resolved, out or Path("runs") / f"{resolved.version}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    from faapkit.artifacts.rundir import RunDir
+
+    if out is not None and out.absolute() != resume.absolute():
+        raise ConfigError(f"--out {out} and --resume {resume} name different run folders: give one")
+    manifest = RunDir(resume).read_manifest()
+    base_version = manifest["version"]
+    if version is not None and registries.versions.get(version).name != base_version:  # an alias is the same
+        raise FaapError(f"cannot resume {resume}: it is a '{base_version}' run, not '{version}'")
+    resolved = resolve_config(
+        registries, version=base_version, file=config, overrides=overrides, base=manifest.get("config", {})
+    )
+    return resolved, resume
+
+
+def _report_done(selection: dict[str, Any] | None, summary: dict[str, Any], run_dir: Path, json_: bool) -> None:
+    """The end of a run: a missing best.pt said aloud, then the summary."""
+    if selection is not None and selection.get("epoch") is None:
+        warn(
+            f"no validated epoch met the selection rule ({selection['description']}): no best.pt; "
+            "faap eval RUN will evaluate the highest step and say so"
+        )
+    if json_:
+        print_json(summary)
+    else:
+        info(
+            f"done: {summary['epochs_done']} epoch(s), {summary['global_step']} steps; "
+            f"checkpoints in {run_dir}/checkpoints"
+        )
 
 
 def _interrupted_message(run_dir: Path) -> str:
     """What an interrupted run keeps, and the command that continues it."""
-    from faapkit.core.checkpoint import latest_checkpoint, training_position
-    from faapkit.core.rundir import RunDir
+    from faapkit.artifacts.checkpoint import latest_checkpoint, training_position
+    from faapkit.artifacts.rundir import RunDir
 
     last = latest_checkpoint(RunDir(run_dir).checkpoint_files())
     kept = f"the last checkpoint is {last.name} (step {training_position(last)[0]})" if last else "no checkpoint yet"

@@ -11,13 +11,16 @@ import csv
 import io
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from faapkit.cli._console import out_console, print_json, warn
 from faapkit.cli._context import state
 from faapkit.cli._options import JsonOpt
+
+if TYPE_CHECKING:
+    from faapkit.run_records import RunRecord
 from faapkit.errors import FaapError
 
 SORT_KEYS = {
@@ -63,50 +66,10 @@ def compare(
     json_: JsonOpt = False,
 ) -> None:
     """Put many runs side by side: per-group AP/AR, gaps with CIs, change vs baseline, significance."""
-    from faapkit.run_datasets import assign_datasets
-    from faapkit.runs import discover, drop_rescores, fill_baselines, merge_copies, summarize
+    from faapkit.runs import summarize
 
-    if sort not in SORT_KEYS or metric not in ("ap_gap", "ar_gap"):
-        raise FaapError(f"--sort must be one of {', '.join(SORT_KEYS)} and --metric ap_gap or ar_gap")
-    if format_ not in FORMATS:
-        raise FaapError(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
-    if all_epochs and evaluated_only:
-        raise FaapError("--all-epochs and --evaluated-only contradict each other: give one")
-    if csv_out is not None and plot is not None and csv_out.absolute().resolve() == plot.absolute().resolve():
-        raise FaapError(f"--csv and --plot both name {csv_out}: the plot would replace the CSV; give two files")
-    for option, target in (("--csv", csv_out), ("--plot", plot)):
-        if target is not None and target.is_dir():
-            raise FaapError(f"{option} {target} is a folder; name a file")
-        if target is not None and target.exists() and not force:
-            raise FaapError(f"{option} {target} exists; pass --force to replace it")
-        why = _run_artefact(target) if target is not None else None
-        if why:
-            raise FaapError(f"{option} {target} is {why}: never replaced, not even with --force; name another file")
-        if target is not None and not target.absolute().parent.is_dir():
-            raise FaapError(f"{option} {target}: folder {target.absolute().parent} does not exist")
-    if plot is not None:
-        from faapkit.cli.compare_plot import pyplot
-
-        pyplot()  # a missing matplotlib is said before any work
-    records, unreadable = discover(paths, state(ctx).pm)
-    for u in unreadable:
-        warn(f"not a run or metrics file any plugin reads: {u}")
-    if not records:
-        raise FaapError("no runs found under " + ", ".join(str(p) for p in paths))
-    read = {Path(str(r.path)).absolute() for r in records if r.path}
-    for option, target in (("--csv", csv_out), ("--plot", plot)):
-        if target is not None and target.absolute() in read:
-            raise FaapError(f"{option} {target} is a metrics file being compared: never replaced; name another file")
-    records, rescores = drop_rescores(records)
-    for note in rescores:
-        warn(note)
-    records, copies = merge_copies(records)
-    for note in copies:
-        warn(note)
-    for note in assign_datasets(records):
-        warn(note)
-    fill_baselines(records)
-    rows = [summarize(r) for r in records]
+    _check_options(sort, metric, format_, all_epochs, evaluated_only, csv_out, plot, force)
+    rows = [summarize(r) for r in _records(paths, state(ctx).pm, {"--csv": csv_out, "--plot": plot})]
     from faapkit.cli.compare_output import ci_levels, pct
 
     if len(ci_levels(rows)) > 1:
@@ -139,6 +102,69 @@ def compare(
         print_json({"rows": rows, "datasets": datasets, "log_only": [_plain(s) for s in summaries]})
         return
     _print(rows, summaries, mix_datasets, format_)
+
+
+def _check_options(
+    sort: str,
+    metric: str,
+    format_: str,
+    all_epochs: bool,
+    evaluated_only: bool,
+    csv_out: Path | None,
+    plot: Path | None,
+    force: bool,
+) -> None:
+    """Refuse contradictory options and unwritable outputs before any run is read."""
+    if sort not in SORT_KEYS or metric not in ("ap_gap", "ar_gap"):
+        raise FaapError(f"--sort must be one of {', '.join(SORT_KEYS)} and --metric ap_gap or ar_gap")
+    if format_ not in FORMATS:
+        raise FaapError(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
+    if all_epochs and evaluated_only:
+        raise FaapError("--all-epochs and --evaluated-only contradict each other: give one")
+    if csv_out is not None and plot is not None and csv_out.absolute().resolve() == plot.absolute().resolve():
+        raise FaapError(f"--csv and --plot both name {csv_out}: the plot would replace the CSV; give two files")
+    for option, target in (("--csv", csv_out), ("--plot", plot)):
+        if target is not None and target.is_dir():
+            raise FaapError(f"{option} {target} is a folder; name a file")
+        if target is not None and target.exists() and not force:
+            raise FaapError(f"{option} {target} exists; pass --force to replace it")
+        why = _run_artefact(target) if target is not None else None
+        if why:
+            raise FaapError(f"{option} {target} is {why}: never replaced, not even with --force; name another file")
+        if target is not None and not target.absolute().parent.is_dir():
+            raise FaapError(f"{option} {target}: folder {target.absolute().parent} does not exist")
+    if plot is not None:
+        from faapkit.cli.compare_plot import pyplot
+
+        pyplot()  # a missing matplotlib is said before any work
+
+
+def _records(paths: list[Path], pm: Any, outputs: dict[str, Path | None]) -> list[RunRecord]:
+    """Every record under the paths (a rescore beside its evaluation, or of changed detections,
+    left out; copies merged), each assigned its dataset and baseline; what is unreadable or left
+    out is said on stderr. ``outputs`` (``--csv``/``--plot``) may not name a file being read."""
+    from faapkit.run_datasets import assign_datasets
+    from faapkit.runs import discover, drop_rescores, fill_baselines, merge_copies
+
+    records, unreadable = discover(paths, pm)
+    for u in unreadable:
+        warn(f"not a run or metrics file any plugin reads: {u}")
+    if not records:
+        raise FaapError("no runs found under " + ", ".join(str(p) for p in paths))
+    read = {Path(str(r.path)).absolute() for r in records if r.path}
+    for option, target in outputs.items():
+        if target is not None and target.absolute() in read:
+            raise FaapError(f"{option} {target} is a metrics file being compared: never replaced; name another file")
+    records, rescores = drop_rescores(records)
+    for note in rescores:
+        warn(note)
+    records, copies = merge_copies(records)
+    for note in copies:
+        warn(note)
+    for note in assign_datasets(records):
+        warn(note)
+    fill_baselines(records)
+    return records
 
 
 def _print(rows: list[dict[str, Any]], summaries: list[dict[str, Any]], mix: bool, format_: str) -> None:

@@ -48,8 +48,8 @@ def pretrain_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Train the tiny detector on the embedded benchmark (reproduces the shipped weights)."""
-    from faapkit.core.pretrain import PRESETS, pretrain
     from faapkit.errors import ConfigError
+    from faapkit.train.pretrain import PRESETS, pretrain
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}'; known: {', '.join(PRESETS)}")

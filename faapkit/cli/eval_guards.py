@@ -26,7 +26,7 @@ def check_out(out: Path) -> None:
 def check_belongs(checkpoint: Path, run_dir: Path) -> None:
     """Refuse a checkpoint of ``run_dir`` whose stored run id or version is not the run's (one
     dropped in from another run). A checkpoint that stores neither (older faapkit) passes."""
-    from faapkit.core.rundir import RunDir
+    from faapkit.artifacts.rundir import RunDir
     from faapkit.errors import CheckpointError
     from faapkit.io import load_checkpoint
 

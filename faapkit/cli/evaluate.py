@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,6 +13,9 @@ from faapkit.cli._console import info, out_console, print_json, warn
 from faapkit.cli._context import state
 from faapkit.cli._options import ConfigOpt, JsonOpt, SetOpt, check_bootstrap
 from faapkit.errors import ConfigError, FaapError
+
+if TYPE_CHECKING:
+    from faapkit.config import DataConfig
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,8 @@ def resolve_target(target: Path | None, epoch: int | None) -> Target:
     """A run folder gives ``checkpoints/best.pt`` if there is one (chosen on val), else the
     checkpoint with the highest stored global_step (never the newest file: a copy resets file
     times); ``--epoch N`` gives ``epoch_N``. A checkpoint path is used as given."""
-    from faapkit.core.checkpoint import latest_checkpoint
-    from faapkit.core.rundir import RunDir
+    from faapkit.artifacts.checkpoint import latest_checkpoint
+    from faapkit.artifacts.rundir import RunDir
 
     if target is None:
         if epoch is not None:
@@ -74,7 +77,7 @@ def selection_split(tgt: Target) -> str | None:
     """The split a run chose ``tgt.checkpoint`` on, when it was chosen by the val rule."""
     if tgt.run_dir is None or tgt.checkpoint is None or tgt.checkpoint.name != "best.pt":
         return None
-    from faapkit.core.rundir import RunDir
+    from faapkit.artifacts.rundir import RunDir
 
     return (RunDir(tgt.run_dir).read_selection() or {}).get("split")
 
@@ -201,46 +204,174 @@ def evaluate(
         layers.append(("--set", eval_settings.set_layer(list(set_))))
     layers += eval_settings.flag_layers(flags)
     if rescore is not None:
-        from faapkit.cli.rescore import rescore_metrics
-
         given = {
             "TARGET": target, "--epoch": epoch, "--epsilon": epsilon, "--split-by": split_by,
             "--detector": detector, "--detector-checkpoint": detector_checkpoint, "--limit-images": limit_images,
             "--workers": workers,
             "--on-invalid": on_invalid, "--no-cache": no_cache or None, "--nproc": nproc if nproc > 1 else None,
         }  # fmt: skip
-        for name, value in given.items():
-            if value is not None:
-                raise ConfigError(f"--rescore scores the saved detections again; {name} needs a new inference")
         pair = (disadvantaged, advantaged)  # the gap's groups: a choice of scoring, not of inference
-        result = rescore_metrics(rescore, layers, data, out, force, progress=not quiet and not json_, pair=pair)
-        _show(result, json_)
+        _rescore(rescore, given, layers, data, out, force, pair, progress=not quiet and not json_, json_=json_)
         return
     if nproc > 1:
         from faapkit.cli._launch import launch_torchrun
 
         launch_torchrun(nproc)
         return
-    from faapkit.config import DataConfig, check_device, validate_model
-    from faapkit.core import detections as saved
-    from faapkit.core.distributed import setup_process, shutdown
-    from faapkit.core.evaluator import EvalRequest, evaluate_with_detections, load_eval_split
-    from faapkit.data.synth import embedded_dataset
-    from faapkit.detr.frozen import load_detector
-    from faapkit.io import atomic_write_text
+    opts = _Inference(
+        target, epoch, split_by, data, detector, detector_checkpoint, epsilon, disadvantaged, advantaged,
+        device, limit_images, no_cache, workers, out, force, on_invalid, quiet, json_,
+    )  # fmt: skip
+    _evaluate(state(ctx).registries, opts, layers)
 
-    if epsilon is not None and not 0 < epsilon <= 1:
-        raise FaapError(f"--epsilon must be in (0, 1], got {epsilon}")
-    check_device(device, "--device")
-    tgt = resolve_target(target, epoch)
+
+@dataclass(frozen=True)
+class _Inference:
+    """The ``faap eval`` options that only an evaluation with inference reads."""
+
+    target: Path | None
+    epoch: int | None
+    split_by: str | None
+    data: Path | None
+    detector: str | None
+    detector_checkpoint: Path | None
+    epsilon: float | None
+    disadvantaged: str | None
+    advantaged: str | None
+    device: str
+    limit_images: int | None
+    no_cache: bool
+    workers: int | None
+    out: Path | None
+    force: bool
+    on_invalid: str | None
+    quiet: bool
+    json_: bool
+
+
+def _rescore(
+    rescore: Path,
+    given: dict[str, Any],
+    layers: list[tuple[str, Any]],
+    data: Path | None,
+    out: Path | None,
+    force: bool,
+    pair: tuple[str | None, str | None],
+    *,
+    progress: bool,
+    json_: bool,
+) -> None:
+    """``--rescore``: refuse every option that needs a new inference, then score the saved
+    detections (``pair``: the gap's groups, ``(None, None)`` for the recorded ones)."""
+    from faapkit.cli.rescore import rescore_metrics
+
+    for name, value in given.items():
+        if value is not None:
+            raise ConfigError(f"--rescore scores the saved detections again; {name} needs a new inference")
+    result = rescore_metrics(rescore, layers, data, out, force, progress=progress, pair=pair)
+    _show(result, json_)
+
+
+def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> None:
+    """Resolve the target, settings, data and detector; refuse a taken output; infer, score, write."""
+    from faapkit.cli import eval_settings
+    from faapkit.detr.frozen import load_detector
+    from faapkit.distributed import setup_process, shutdown
+    from faapkit.evaluate.evaluator import evaluate_with_detections, load_eval_split
+
+    tgt = _checked_target(o)
+    run_config = tgt.config
+    run_eval = eval_settings.run_layer(run_config.get("eval", {}))
+    settings, sources = eval_settings.resolve([("the run's config", run_eval), *layers])
+    split = settings.split
+    dcfg, root = _run_data(run_config, o.data, o.limit_images, o.on_invalid)
+    attr = o.split_by or dcfg.split_by
+    if o.disadvantaged is not None and o.disadvantaged == o.advantaged:
+        raise ConfigError(f"--disadvantaged and --advantaged are both '{o.advantaged}': the gap needs two groups")
+    dist_info, dev = setup_process(o.device)
+    det_name, det_ckpt = _run_detector(run_config, o.detector, o.detector_checkpoint)
+    det = load_detector(reg.detectors.get(det_name), det_ckpt, device=dev)
+    split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid)
+    path = output_path(tgt, o.out, split, attr, dcfg.limit_images, _tags(o, det, split_data, settings))
+    chosen_on = selection_split(tgt)
+    if chosen_on == split and dist_info.is_main:
+        warn(f"the checkpoint was chosen on '{split}', the split being reported: its numbers are optimistic")
+        tgt = Target(tgt.checkpoint, tgt.run_dir, tgt.config, f"{tgt.chosen_by}; chosen on the reported split")
+    settings_out = ["baseline", *(["perturbed"] if tgt.checkpoint is not None else [])]
+    det_paths = _detection_paths(path, settings_out, settings.save_detections)
+    if path is not None and not o.force and dist_info.is_main:
+        _refuse_taken([path, *det_paths])
+    if dist_info.is_main:
+        for line in split_data.warnings():
+            warn(line)
+    same_attr = attr == dcfg.split_by
+    pair = _reference_pair(split_data, o.disadvantaged, o.advantaged, dcfg if same_attr else None, bool(run_config))
+    from faapkit.cli.eval_progress import EvalProgress
+
+    reporter = EvalProgress(enabled=not o.quiet and not o.json_ and dist_info.is_main)
+    req = _request(o, tgt, split_data, det, dev, settings, dcfg, pair, reg, reporter)
+    try:
+        with reporter:
+            result, dets = evaluate_with_detections(req)
+    finally:
+        shutdown(dist_info)
+    if not result:
+        return  # non-zero ranks
+    _annotate(result, tgt, dcfg, settings, sources)
+    if path is not None:
+        _write(path, result, settings_out, det_paths, dets, o.force)
+    _show(result, json_=o.json_)
+
+
+def _checked_target(o: _Inference) -> Target:
+    """What to evaluate (after the options that need no file); a checkpoint in a run folder
+    must be that run's (run id and version)."""
+    from faapkit.config import check_device
+
+    if o.epsilon is not None and not 0 < o.epsilon <= 1:
+        raise FaapError(f"--epsilon must be in (0, 1], got {o.epsilon}")
+    check_device(o.device, "--device")
+    tgt = resolve_target(o.target, o.epoch)
     if tgt.run_dir is not None and tgt.checkpoint is not None:
         from faapkit.cli.eval_guards import check_belongs
 
         check_belongs(tgt.checkpoint, tgt.run_dir)
-    checkpoint, run_config = tgt.checkpoint, tgt.config
-    run_eval = eval_settings.run_layer(run_config.get("eval", {}))
-    settings, sources = eval_settings.resolve([("the run's config", run_eval), *layers])
-    split = settings.split
+    return tgt
+
+
+def _tags(o: _Inference, det: Any, split_data: Any, settings: Any) -> list[str]:
+    """What the metrics file name adds for each override of the run's evaluation."""
+    from faapkit.cli import eval_settings
+
+    tags = [f"eps{o.epsilon:g}"] if o.epsilon is not None else []
+    tags += [f"det-{o.detector}"] if o.detector else []
+    tags += [f"detckpt-{_short_hash(det.sha256)}"] if o.detector_checkpoint else []
+    tags += [f"data-{split_data.fingerprint[:8]}"] if o.data else []
+    tags += eval_settings.iou_tag(settings)
+    return tags
+
+
+def _annotate(result: dict[str, Any], tgt: Target, dcfg: Any, settings: Any, sources: dict[str, str]) -> None:
+    """What the evaluator does not know: how the checkpoint was chosen, the run, the data and
+    evaluation settings and where each setting came from."""
+    result["checkpoint_choice"] = tgt.chosen_by
+    if tgt.run_dir is not None:
+        result["run"] = str(tgt.run_dir)
+    result["dataset"].update(
+        limit_images=dcfg.limit_images, on_corrupt=dcfg.on_corrupt, on_invalid=dcfg.on_invalid, split=settings.split
+    )
+    result["eval_config"] = settings.model_dump(mode="json")
+    result["eval_config_sources"] = sources
+
+
+def _run_data(
+    run_config: dict[str, Any], data: Path | None, limit_images: int | None, on_invalid: str | None
+) -> tuple[DataConfig, Path]:
+    """``(DataConfig, dataset root)``: the run's ``[data]`` (defaults without a run) with the
+    command's ``--limit-images`` and ``--on-invalid``; ``--data`` replaces the run's root."""
+    from faapkit.config import DataConfig, validate_model
+    from faapkit.data.synth import embedded_dataset
+
     stored = {**run_config.get("data", {}), "limit_images": limit_images}
     if on_invalid is not None:
         stored["on_invalid"] = on_invalid
@@ -251,50 +382,57 @@ def evaluate(
             "faap runs in; pass --data with the dataset's path"
         )
     root = (data.absolute() if data else None) or (Path(dcfg.root) if dcfg.root else embedded_dataset())
-    attr = split_by or dcfg.split_by
-    if disadvantaged is not None and disadvantaged == advantaged:
-        raise ConfigError(f"--disadvantaged and --advantaged are both '{advantaged}': the gap needs two groups")
-    dist_info, dev = setup_process(device)
-    reg = state(ctx).registries
-    det_name = detector or run_config.get("detector", {}).get("name", "detr-synth-tiny")
-    det_ckpt = detector_checkpoint or (
-        Path(run_config["detector"]["checkpoint"]) if run_config.get("detector", {}).get("checkpoint") else None
-    )
-    det = load_detector(reg.detectors.get(det_name), det_ckpt, device=dev)
-    split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid)
-    tags = [f"eps{epsilon:g}"] if epsilon is not None else []
-    tags += [f"det-{detector}"] if detector else []
-    tags += [f"detckpt-{_short_hash(det.sha256)}"] if detector_checkpoint else []
-    tags += [f"data-{split_data.fingerprint[:8]}"] if data else []
-    tags += eval_settings.iou_tag(settings)
-    path = output_path(tgt, out, split, attr, dcfg.limit_images, tags)
-    chosen_on = selection_split(tgt)
-    if chosen_on == split and dist_info.is_main:
-        warn(f"the checkpoint was chosen on '{split}', the split being reported: its numbers are optimistic")
-        tgt = Target(tgt.checkpoint, tgt.run_dir, tgt.config, f"{tgt.chosen_by}; chosen on the reported split")
-    settings_out = ["baseline", *(["perturbed"] if checkpoint is not None else [])]
-    det_paths = [saved.detections_path(path, s) for s in settings_out] if path and settings.save_detections else []
-    if path is not None and not force and dist_info.is_main:
-        taken = [p for p in (path, *det_paths) if p.exists()]
-        if taken:
-            raise FaapError(
-                f"{taken[0]} already holds an evaluation of the same checkpoint and settings; "
-                "pass --force to replace it or --out to write elsewhere"
-            )
-    if dist_info.is_main:
-        for line in split_data.warnings():
-            warn(line)
-    same_attr = attr == dcfg.split_by
-    pair = _reference_pair(split_data, disadvantaged, advantaged, dcfg if same_attr else None, bool(run_config))
-    from faapkit.cli.eval_progress import EvalProgress
+    return dcfg, root
 
-    reporter = EvalProgress(enabled=not quiet and not json_ and dist_info.is_main)
-    req = EvalRequest(
+
+def _run_detector(
+    run_config: dict[str, Any], detector: str | None, detector_checkpoint: Path | None
+) -> tuple[str, Path | None]:
+    """The registered detector and weights to evaluate with: the options, else the run's (an
+    empty stored checkpoint means the shipped weights), else the shipped tiny DETR."""
+    stored = run_config.get("detector", {})
+    name = detector or stored.get("name", "detr-synth-tiny")
+    ckpt = detector_checkpoint or (Path(stored["checkpoint"]) if stored.get("checkpoint") else None)
+    return name, ckpt
+
+
+def _detection_paths(path: Path | None, settings_out: list[str], save: bool) -> list[Path]:
+    from faapkit.evaluate import detections as saved
+
+    return [saved.detections_path(path, s) for s in settings_out] if path and save else []
+
+
+def _refuse_taken(paths: list[Path]) -> None:
+    """Results are never replaced without ``--force``: refuse before any inference."""
+    taken = [p for p in paths if p.exists()]
+    if taken:
+        raise FaapError(
+            f"{taken[0]} already holds an evaluation of the same checkpoint and settings; "
+            "pass --force to replace it or --out to write elsewhere"
+        )
+
+
+def _request(
+    o: _Inference,
+    tgt: Target,
+    split_data: Any,
+    det: Any,
+    dev: Any,
+    settings: Any,
+    dcfg: Any,
+    pair: tuple[str | None, str | None],
+    reg: Any,
+    reporter: Any,
+) -> Any:
+    """The evaluator's :class:`EvalRequest` from the resolved settings."""
+    from faapkit.evaluate.evaluator import EvalRequest
+
+    return EvalRequest(
         data=split_data,
         detector=det,
         device=dev,
-        checkpoint=checkpoint,
-        epsilon=epsilon,
+        checkpoint=tgt.checkpoint,
+        epsilon=o.epsilon,
         batch_size=settings.batch_size,
         min_size=dcfg.min_size,
         max_size=dcfg.max_size,
@@ -304,37 +442,35 @@ def evaluate(
         iou_thresholds=settings.iou_thresholds,
         disadvantaged=pair[0],
         advantaged=pair[1],
-        cache=not no_cache,
+        cache=not o.no_cache,
         amp=settings.amp,
-        num_workers=workers,
+        num_workers=o.workers,
         channels_last=settings.channels_last,
         generators=reg.generators,
         progress=reporter,
     )
-    try:
-        with reporter:
-            result, dets = evaluate_with_detections(req)
-    finally:
-        shutdown(dist_info)
-    if not result:
-        return  # non-zero ranks
-    result["checkpoint_choice"] = tgt.chosen_by
-    if tgt.run_dir is not None:
-        result["run"] = str(tgt.run_dir)
-    result["dataset"].update(
-        limit_images=dcfg.limit_images, on_corrupt=dcfg.on_corrupt, on_invalid=dcfg.on_invalid, split=split
-    )
-    result["eval_config"] = settings.model_dump(mode="json")
-    result["eval_config_sources"] = sources
-    if path is not None:
-        if det_paths:  # first the detections, then the metrics that reference them
-            result["detections"] = {s: saved.save(p, s, dets[s]) for s, p in zip(settings_out, det_paths, strict=True)}
-        atomic_write_text(path, json.dumps(result, indent=2) + "\n")
-        info(f"metrics written to {path}")
-        for stale in _rescores_of(path) if force else []:
-            stale.unlink(missing_ok=True)  # they scored the detections this evaluation replaced
-            info(f"removed {stale}: a rescore of the result --force replaced")
-    _show(result, json_)
+
+
+def _write(
+    path: Path,
+    result: dict[str, Any],
+    settings_out: list[str],
+    det_paths: list[Path],
+    dets: dict[str, list[dict[str, Any]]],
+    force: bool,
+) -> None:
+    """First each setting's detections (none when they are not kept), then the metrics that
+    reference them; with ``force``, the rescores of the result it replaced are removed."""
+    from faapkit.evaluate import detections as saved
+    from faapkit.io import atomic_write_text
+
+    if det_paths:
+        result["detections"] = {s: saved.save(p, s, dets[s]) for s, p in zip(settings_out, det_paths, strict=True)}
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    info(f"metrics written to {path}")
+    for stale in _rescores_of(path) if force else []:
+        stale.unlink(missing_ok=True)  # they scored the detections this evaluation replaced
+        info(f"removed {stale}: a rescore of the result --force replaced")
 
 
 def _rescores_of(path: Path) -> list[Path]:

@@ -100,7 +100,7 @@ def dataset(
 @app.command("checkpoint")
 def checkpoint(path: Path, json_: JsonOpt = False) -> None:
     """What a faapkit or research checkpoint contains."""
-    from faapkit.core.checkpoint import describe_checkpoint
+    from faapkit.artifacts.checkpoint import describe_checkpoint
 
     info = describe_checkpoint(path)
     if json_:
@@ -150,11 +150,11 @@ def perturbation(
     import torch
 
     from faapkit.cli._console import info
-    from faapkit.core.evaluator import detector_for_generator, load_generator
-    from faapkit.core.visualize import perturbation_grid
     from faapkit.data.coco import GroupedDetectionDataset, load_split
     from faapkit.data.synth import embedded_dataset
     from faapkit.data.transforms import EvalTransform
+    from faapkit.evaluate.evaluator import detector_for_generator, load_generator
+    from faapkit.generators.visualize import perturbation_grid
 
     if out.exists() and not force:
         from faapkit.errors import FaapError

@@ -39,11 +39,11 @@ def headroom(
 ) -> None:
     """Oracle bound (per-image PGD with ground truth, never a method): per-group AP lift and gap."""
     from faapkit.config import DataConfig
-    from faapkit.core.distributed import setup_process
-    from faapkit.core.evaluator import load_eval_split
-    from faapkit.core.headroom import HeadroomRequest, probe_headroom
     from faapkit.data.synth import embedded_dataset
     from faapkit.detr.frozen import load_detector
+    from faapkit.distributed import setup_process
+    from faapkit.evaluate.evaluator import load_eval_split
+    from faapkit.evaluate.headroom import HeadroomRequest, probe_headroom
     from faapkit.io import atomic_write_text
 
     if out is not None and out.exists() and not force:

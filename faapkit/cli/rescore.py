@@ -90,26 +90,17 @@ def rescore_metrics(
     """Verify, score and write; returns the new metrics. ``pair`` (``--disadvantaged``,
     ``--advantaged``; ``None`` = the recorded one) picks the gap's groups: every image is
     perturbed alike, so another pair needs no inference."""
-    from faapkit.cli import eval_settings
     from faapkit.cli.eval_progress import EvalProgress
-    from faapkit.core import detections as saved
-    from faapkit.core.checkpoint import atomic_write_text
-    from faapkit.core.cocoeval import make_coco
-    from faapkit.core.evaluator import MIN_BOOTSTRAP_IMAGES, load_eval_split
-    from faapkit.core.scoring import score
+    from faapkit.evaluate import detections as saved
+    from faapkit.evaluate.cocoeval import make_coco
+    from faapkit.evaluate.evaluator import MIN_BOOTSTRAP_IMAGES
+    from faapkit.evaluate.scoring import score
+    from faapkit.io import atomic_write_text
 
     path = path.absolute()
     metrics = read_metrics(path)
-    recorded = metrics.get("eval_config") or {}
-    cfg, sources = eval_settings.resolve([(f"the settings recorded in {path.name}", recorded), *layers])
-    for key in eval_settings.INFERENCE_KEYS:
-        if getattr(cfg, key) != recorded.get(key):
-            raise ConfigError(
-                f"eval.{key} = {getattr(cfg, key)!r} ({sources[key]}) changes the detections; --rescore keeps the "
-                f"saved ones ({key} = {recorded.get(key)!r}): run faap eval without --rescore"
-            )
-    reference = metrics.get("reference") or {}
-    ref = _pair(pair, reference)
+    cfg, sources = _settings(path, metrics, layers)
+    ref = _pair(pair, metrics.get("reference") or {})
     target = out.absolute() if out is not None else output_for(path, metrics, cfg, ref)
     if out is not None:
         from faapkit.cli.eval_guards import check_out
@@ -119,22 +110,7 @@ def rescore_metrics(
         raise FaapError(f"--rescore would write over the file it rescores ({path}); pass another --out")
     if target.exists() and not force:
         raise FaapError(f"{target} already holds a rescore with these settings; pass --force to replace it")
-    ds = metrics.get("dataset") or {}
-    root = data.absolute() if data is not None else Path(str(ds.get("root")))
-    split = load_eval_split(
-        root,
-        str(metrics["split"]),
-        str(metrics["split_by"]),
-        str(ds.get("layout", "auto")),
-        ds.get("limit_images"),
-        str(ds.get("on_corrupt", "fail")),
-        str(ds.get("on_invalid", "fail")),
-    )
-    if split.fingerprint != ds.get("fingerprint"):
-        raise FaapError(
-            f"dataset {root} (split '{split.split}') has fingerprint {split.fingerprint}, not the "
-            f"{ds.get('fingerprint')} that {path.name} was evaluated on: its detections do not belong to these images"
-        )
+    split = _same_split(path, metrics, data)
     dets = {s: saved.load_verified(path, s, ref) for s, ref in metrics["detections"].items()}
     group_images = {g: [r.image_id for r in split.records if r.group == g] for g in split.groups}
     if cfg.bootstrap and min(len(ids) for ids in group_images.values()) < MIN_BOOTSTRAP_IMAGES:
@@ -158,11 +134,45 @@ def rescore_metrics(
             iou_thrs=cfg.iou_thresholds,
             progress=reporter,
         )
+    result = _rescored(metrics, scored, cfg, sources, path, target, ref)
+    result["timing_s"]["total"] = round(time.perf_counter() - started, 3)
+    atomic_write_text(target, json.dumps(result, indent=2) + "\n")
+    info(f"rescored metrics written to {target}")
+    return result
+
+
+def _settings(path: Path, metrics: dict[str, Any], layers: list[tuple[str, Any]]) -> tuple[Any, dict[str, str]]:
+    """The recorded settings under the command's layers; one that changes the detections is refused."""
+    from faapkit.cli import eval_settings
+
+    recorded = metrics.get("eval_config") or {}
+    cfg, sources = eval_settings.resolve([(f"the settings recorded in {path.name}", recorded), *layers])
+    for key in eval_settings.INFERENCE_KEYS:
+        if getattr(cfg, key) != recorded.get(key):
+            raise ConfigError(
+                f"eval.{key} = {getattr(cfg, key)!r} ({sources[key]}) changes the detections; --rescore keeps the "
+                f"saved ones ({key} = {recorded.get(key)!r}): run faap eval without --rescore"
+            )
+    return cfg, sources
+
+
+def _rescored(
+    metrics: dict[str, Any],
+    scored: dict[str, Any],
+    cfg: Any,
+    sources: dict[str, str],
+    path: Path,
+    target: Path,
+    ref: tuple[str, str] | None,
+) -> dict[str, Any]:
+    """The rescored metrics: what is carried over, the new scores and settings (``ref``: the
+    gap's pair, recorded when it is not the file's), what was rescored, and the detections
+    referenced from ``target``'s folder (timing without its total)."""
     result = _carry_over(metrics)
     timing = scored.pop("timing_s")
     result.update(scored)
-    if ref != _pair((None, None), reference):
-        from faapkit.core.evaluator import reference_entry
+    if ref != _pair((None, None), metrics.get("reference") or {}):
+        from faapkit.evaluate.evaluator import reference_entry
 
         result["reference"] = reference_entry(ref)
     result["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -174,9 +184,7 @@ def rescore_metrics(
         s: {**ref, "file": os.path.relpath(path.parent / ref["file"], target.parent)}
         for s, ref in metrics["detections"].items()
     }
-    result["timing_s"] = {"inference": 0.0, **timing, "total": round(time.perf_counter() - started, 3)}
-    atomic_write_text(target, json.dumps(result, indent=2) + "\n")
-    info(f"rescored metrics written to {target}")
+    result["timing_s"] = {"inference": 0.0, **timing}
     return result
 
 
@@ -191,6 +199,30 @@ def _pair(given: tuple[str | None, str | None], reference: dict[str, Any]) -> tu
     if dis == adv:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{adv}': the gap needs two groups")
     return str(dis), str(adv)
+
+
+def _same_split(path: Path, metrics: dict[str, Any], data: Path | None) -> Any:
+    """The evaluated split read as it was (``--data`` may move its root); refused unless its
+    fingerprint is the one the detections were made on."""
+    from faapkit.evaluate.evaluator import load_eval_split
+
+    ds = metrics.get("dataset") or {}
+    root = data.absolute() if data is not None else Path(str(ds.get("root")))
+    split = load_eval_split(
+        root,
+        str(metrics["split"]),
+        str(metrics["split_by"]),
+        str(ds.get("layout", "auto")),
+        ds.get("limit_images"),
+        str(ds.get("on_corrupt", "fail")),
+        str(ds.get("on_invalid", "fail")),
+    )
+    if split.fingerprint != ds.get("fingerprint"):
+        raise FaapError(
+            f"dataset {root} (split '{split.split}') has fingerprint {split.fingerprint}, not the "
+            f"{ds.get('fingerprint')} that {path.name} was evaluated on: its detections do not belong to these images"
+        )
+    return split
 
 
 # what a rescore recomputes; everything else (checkpoint, detector, dataset, selection) is carried over

@@ -15,7 +15,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -147,6 +147,38 @@ def _attribute_paths(root: Path, split: str) -> tuple[Path, Path]:
     )
 
 
+class _Source(NamedTuple):
+    """One annotation file of a split: its COCO dict, path, image folder, and the group every
+    image in it belongs to (research layout: the folder) or None (read from each image)."""
+
+    coco: dict[str, Any]
+    path: Path
+    images: Path
+    group: str | None
+
+
+def _research_sources(root: Path, split: str, split_by: str) -> list[_Source]:
+    """``ROOT/{women,men}_split/{split}/`` + ``gender_{women,men}_{split}.json``: one source per folder."""
+    if split_by != "gender":
+        raise DataError(f"the research layout only defines 'gender' groups, not '{split_by}'")
+    sources = []
+    for folder in ("women", "men"):
+        img_dir = root / f"{folder}_split" / split
+        ann = root / f"{folder}_split" / f"gender_{folder}_{split}.json"
+        if not img_dir.is_dir():
+            raise DataError(f"image folder not found: {img_dir}")
+        sources.append(_Source(_read_json(ann), ann, img_dir, GENDER_ALIASES[folder]))
+    return sources
+
+
+def _attributes_sources(root: Path, split: str) -> list[_Source]:
+    """``annotations/instances_{split}.json`` (or ``{split}.json``): one source, groups per image."""
+    ann, img_dir = _attribute_paths(root, split)
+    if not img_dir.is_dir():
+        raise DataError(f"image folder not found: {img_dir}")
+    return [_Source(_read_json(ann), ann, img_dir, None)]
+
+
 def load_split(
     root: Path,
     split: str,
@@ -163,31 +195,52 @@ def load_split(
     images are left out and counted in ``DatasetSplit.skipped`` (``"skip"``)."""
     root = Path(root).absolute()
     chosen = detect_layout(root) if layout == "auto" else layout
-    sources: list[tuple[dict[str, Any], Path, Path, str | None]] = []  # (coco, its file, image dir, fixed group)
-    if chosen == "research":
-        if split_by != "gender":
-            raise DataError(f"the research layout only defines 'gender' groups, not '{split_by}'")
-        for folder in ("women", "men"):
-            img_dir = root / f"{folder}_split" / split
-            ann = root / f"{folder}_split" / f"gender_{folder}_{split}.json"
-            if not img_dir.is_dir():
-                raise DataError(f"image folder not found: {img_dir}")
-            sources.append((_read_json(ann), ann, img_dir, GENDER_ALIASES[folder]))
-    else:
-        ann, img_dir = _attribute_paths(root, split)
-        if not img_dir.is_dir():
-            raise DataError(f"image folder not found: {img_dir}")
-        sources.append((_read_json(ann), ann, img_dir, None))
-
-    records: list[ImageRecord] = []
-    categories = None
-    seen_attrs: set[str] = set()
+    sources = _research_sources(root, split, split_by) if chosen == "research" else _attributes_sources(root, split)
     skipped: Counter[str] = Counter()
     examples: dict[str, str] = {}
-    next_id = 1
+    records = _read_records(sources, split, split_by, on_invalid, skipped, examples)
+    if limit:
+        records = _limit_round_robin(records, limit)
+    missing_files = [r.path for r in records if not r.path.is_file()]
+    if missing_files:
+        raise DataError(
+            f"{len(missing_files)} image file(s) listed in the annotations are missing (first: {missing_files[0]})"
+        )
+    records, digests, corrupt = _check_files(records, on_corrupt, on_invalid, skipped, examples, verify_images)
+    groups = sorted({r.group for r in records})
+    if not records:
+        left_out = f" ({sum(skipped.values())} left out as invalid)" if skipped else ""
+        raise DataError(f"split '{split}' of {root} has no images{left_out}")
+    categories: list[Any] = next((src.coco["categories"] for src in sources if src.coco["categories"]), [])
+    return DatasetSplit(
+        root,
+        split,
+        split_by,
+        chosen,
+        records,
+        _merged_ground_truth(records, categories),
+        groups,
+        _fingerprint(sources, split, records, digests),
+        corrupt,
+        dict(skipped),
+        examples,
+    )
+
+
+def _read_records(
+    sources: list[_Source],
+    split: str,
+    split_by: str,
+    on_invalid: str,
+    skipped: Counter[str],
+    examples: dict[str, str],
+) -> list[ImageRecord]:
+    """Every valid image of the sources with its annotations, ids renumbered 1.. across sources;
+    invalid ones refused, or left out and counted in ``skipped`` with ``on_invalid="skip"``."""
+    records: list[ImageRecord] = []
+    seen_attrs: set[str] = set()
     for coco, ann_path, img_dir, fixed_group in sources:
         check_structure(coco, ann_path)
-        categories = categories or coco["categories"]
         for img in coco["images"]:
             if isinstance(img.get("attributes"), dict):
                 seen_attrs.update(img["attributes"])
@@ -211,29 +264,29 @@ def load_split(
             group = fixed_group if fixed_group is not None else str(img["attributes"][split_by])
             if fixed_group is None and split_by == "gender":
                 group = GENDER_ALIASES.get(group.lower(), group)
+            next_id = len(records) + 1
             anns = tuple({**a, "image_id": next_id, "area": _area(a)} for a in by_image.get(img["id"], []))
             records.append(
                 ImageRecord(next_id, img_dir / img["file_name"], int(img["width"]), int(img["height"]), group, anns)
             )
-            next_id += 1
-    if limit:
-        records = _limit_round_robin(records, limit)
-    missing_files = [r.path for r in records if not r.path.is_file()]
-    if missing_files:
-        raise DataError(
-            f"{len(missing_files)} image file(s) listed in the annotations are missing (first: {missing_files[0]})"
-        )
-    records, digests, corrupt = _check_files(records, on_corrupt, on_invalid, skipped, examples, verify_images)
-    groups = sorted({r.group for r in records})
-    if not records:
-        left_out = f" ({sum(skipped.values())} left out as invalid)" if skipped else ""
-        raise DataError(f"split '{split}' of {root} has no images{left_out}")
+    return records
+
+
+def _fingerprint(sources: list[_Source], split: str, records: list[ImageRecord], digests: dict[int, str]) -> str:
+    """The annotation files' bytes, the split, and the exact image set and content (a
+    ``--limit-images`` subset is another dataset)."""
     digest = hashlib.sha256()
-    for _, ann_path, _, _ in sources:
-        digest.update(ann_path.read_bytes())
+    for src in sources:
+        digest.update(src.path.read_bytes())
     digest.update(split.encode())
-    for r in records:  # the exact image set and content (a --limit-images subset is another dataset)
+    for r in records:
         digest.update(f"{r.path.name}:{r.group}:{digests.get(r.image_id, '')};".encode())
+    return digest.hexdigest()[:16]
+
+
+def _merged_ground_truth(records: list[ImageRecord], categories: list[Any]) -> dict[str, Any]:
+    """One COCO ground truth over the records (annotation ids renumbered 1..), each image tagged
+    with its group."""
     merged_images: list[dict[str, Any]] = []
     merged_anns: list[dict[str, Any]] = []
     for r in records:
@@ -242,20 +295,7 @@ def load_split(
         )
         for a in r.annotations:
             merged_anns.append({**a, "id": len(merged_anns) + 1})
-    coco_gt = {"images": merged_images, "annotations": merged_anns, "categories": categories or []}
-    return DatasetSplit(
-        root,
-        split,
-        split_by,
-        chosen,
-        records,
-        coco_gt,
-        groups,
-        digest.hexdigest()[:16],
-        corrupt,
-        dict(skipped),
-        examples,
-    )
+    return {"images": merged_images, "annotations": merged_anns, "categories": categories}
 
 
 def _area(ann: dict[str, Any]) -> float:

@@ -122,55 +122,8 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     for split_index, (split, n_male, n_female) in enumerate(spec.splits):
-        images: list[dict[str, Any]] = []
-        annotations: list[dict[str, Any]] = []
-        research: dict[str, dict[str, list[Any]]] = {g: {"images": [], "annotations": []} for g in ("male", "female")}
-        img_dir = tmp / "coco" / "images" / split
-        img_dir.mkdir(parents=True, exist_ok=True)
-        order = [("male", i) for i in range(n_male)] + [("female", i) for i in range(n_female)]
-        for image_id, (gender, i) in enumerate(order, start=1):
-            data, attrs, boxes = render_image(spec.seed, split_index, i, gender)
-            file_name = f"{split}_{image_id:05d}.jpg"
-            (img_dir / file_name).write_bytes(data)
-            width, height = Image.open(io.BytesIO(data)).size
-            image = {"id": image_id, "file_name": file_name, "width": width, "height": height, "attributes": attrs}
-            images.append(image)
-            anns = []
-            for x, y, bw, bh in boxes:
-                ann = {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": 1,
-                    "bbox": [x, y, bw, bh],
-                    "area": bw * bh,
-                    "iscrowd": 0,
-                }
-                annotations.append(ann)
-                anns.append(ann)
-            research[gender]["images"].append({k: v for k, v in image.items() if k != "attributes"})
-            research[gender]["annotations"].extend(anns)
-        ann_dir = tmp / "coco" / "annotations"
-        ann_dir.mkdir(parents=True, exist_ok=True)
-        coco = {
-            "info": {"description": "faapkit synthetic biased benchmark", "seed": spec.seed},
-            "images": images,
-            "annotations": annotations,
-            "categories": [CATEGORY],
-        }
-        (ann_dir / f"instances_{split}.json").write_text(json.dumps(coco, indent=1, sort_keys=True))
-        for gender, folder in (("female", "women"), ("male", "men")):
-            rdir = tmp / "research" / f"{folder}_split" / split
-            rdir.mkdir(parents=True, exist_ok=True)
-            for image in research[gender]["images"]:
-                _link_or_copy(img_dir / image["file_name"], rdir / image["file_name"])
-            payload = {
-                "images": research[gender]["images"],
-                "annotations": research[gender]["annotations"],
-                "categories": [CATEGORY],
-            }
-            (tmp / "research" / f"{folder}_split" / f"gender_{folder}_{split}.json").write_text(
-                json.dumps(payload, indent=1, sort_keys=True)
-            )
+        research = _write_coco_split(tmp, spec.seed, split_index, split, n_male, n_female)
+        _write_research_split(tmp, split, research)
     manifest = {
         "generator": "faapkit.data.synth",
         "seed": spec.seed,
@@ -190,6 +143,68 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
         if not (out / "manifest.json").is_file():  # not a concurrent writer that finished first
             raise
     return out
+
+
+def _write_coco_split(
+    tmp: Path, seed: int, split_index: int, split: str, n_male: int, n_female: int
+) -> dict[str, dict[str, list[Any]]]:
+    """Render one split's images into the attributes layout (``coco/``); returns each group's
+    images and annotations for the research layout."""
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    research: dict[str, dict[str, list[Any]]] = {g: {"images": [], "annotations": []} for g in ("male", "female")}
+    img_dir = tmp / "coco" / "images" / split
+    img_dir.mkdir(parents=True, exist_ok=True)
+    order = [("male", i) for i in range(n_male)] + [("female", i) for i in range(n_female)]
+    for image_id, (gender, i) in enumerate(order, start=1):
+        data, attrs, boxes = render_image(seed, split_index, i, gender)
+        file_name = f"{split}_{image_id:05d}.jpg"
+        (img_dir / file_name).write_bytes(data)
+        width, height = Image.open(io.BytesIO(data)).size
+        image = {"id": image_id, "file_name": file_name, "width": width, "height": height, "attributes": attrs}
+        images.append(image)
+        anns = []
+        for x, y, bw, bh in boxes:
+            ann = {
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": 1,
+                "bbox": [x, y, bw, bh],
+                "area": bw * bh,
+                "iscrowd": 0,
+            }
+            annotations.append(ann)
+            anns.append(ann)
+        research[gender]["images"].append({k: v for k, v in image.items() if k != "attributes"})
+        research[gender]["annotations"].extend(anns)
+    ann_dir = tmp / "coco" / "annotations"
+    ann_dir.mkdir(parents=True, exist_ok=True)
+    coco = {
+        "info": {"description": "faapkit synthetic biased benchmark", "seed": seed},
+        "images": images,
+        "annotations": annotations,
+        "categories": [CATEGORY],
+    }
+    (ann_dir / f"instances_{split}.json").write_text(json.dumps(coco, indent=1, sort_keys=True))
+    return research
+
+
+def _write_research_split(tmp: Path, split: str, research: dict[str, dict[str, list[Any]]]) -> None:
+    """The same split in the research layout (``research/{women,men}_split/``), images linked."""
+    img_dir = tmp / "coco" / "images" / split
+    for gender, folder in (("female", "women"), ("male", "men")):
+        rdir = tmp / "research" / f"{folder}_split" / split
+        rdir.mkdir(parents=True, exist_ok=True)
+        for image in research[gender]["images"]:
+            _link_or_copy(img_dir / image["file_name"], rdir / image["file_name"])
+        payload = {
+            "images": research[gender]["images"],
+            "annotations": research[gender]["annotations"],
+            "categories": [CATEGORY],
+        }
+        (tmp / "research" / f"{folder}_split" / f"gender_{folder}_{split}.json").write_text(
+            json.dumps(payload, indent=1, sort_keys=True)
+        )
 
 
 def _check_same_benchmark(out: Path, spec: SynthSpec) -> None:

@@ -51,7 +51,7 @@ def world(tmp_path_factory, synth_root):
         from faapkit.specs import LossSpec, VersionSpec
 
         def build():
-            from faapkit.core.losses.base import LossOutput, LossStrategy
+            from faapkit.losses.base import LossOutput, LossStrategy
 
             class NaNLoss(LossStrategy):
                 def __call__(self, x):

@@ -13,10 +13,10 @@ import pytest
 from faapkit.cli import main
 from faapkit.cli.eval_table import _width, tables
 from faapkit.config import resolve_config
-from faapkit.core.trainer import Trainer
 from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
+from faapkit.train.trainer import Trainer
 
 REG = Registries.from_plugin_manager(make_plugin_manager())
 

@@ -1,5 +1,5 @@
 """The bootstrap as it was before it was vectorised (issue 14), kept only as the reference that
-pins :func:`faapkit.core.evaluator.bootstrap`: one Python loop over resamples, groups and settings,
+pins :func:`faapkit.evaluate.evaluator.bootstrap`: one Python loop over resamples, groups and settings,
 each resample re-accumulated from the per-image records of the images it drew, in draw order.
 
 ``reference_ap_ar`` is the former ``PerImageRecords.ap_ar`` verbatim (it equals
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from pycocotools.cocoeval import COCOeval
 
-from faapkit.core.cocoeval import PerImageRecords, load_results
+from faapkit.evaluate.cocoeval import PerImageRecords, load_results
 
 
 def reference_per_image_eval(coco_gt: Any, detections: Sequence[Mapping[str, Any]], img_ids: Sequence[int]) -> COCOeval:

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from faapkit.core.cocoeval import PerImageRecords, make_coco, per_image_eval
-from faapkit.core.distributed import DistInfo
-from faapkit.core.evaluator import EvalRequest, bootstrap, run_detections
-from faapkit.core.perturb import PerturbationGenerator
 from faapkit.data.coco import load_split
+from faapkit.distributed import DistInfo
+from faapkit.evaluate.cocoeval import PerImageRecords, make_coco, per_image_eval
+from faapkit.evaluate.evaluator import EvalRequest, bootstrap, run_detections
 from faapkit.fairness import reference_groups
+from faapkit.generators.perturb import PerturbationGenerator
 from tests.eval.bootstrap_reference import (
     reference_ap_ar,
     reference_bootstrap,

@@ -13,11 +13,11 @@ import pytest
 from faapkit.cli import main
 from faapkit.cli.evaluate import resolve_target
 from faapkit.config import resolve_config
-from faapkit.core.checkpoint import load_checkpoint, save_checkpoint
-from faapkit.core.trainer import Trainer
 from faapkit.data.synth import SynthSpec, write_synthetic
+from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
+from faapkit.train.trainer import Trainer
 
 REG = Registries.from_plugin_manager(make_plugin_manager())
 EVAL = ["--limit-images", "4", "--bootstrap", "0", "--device", "cpu"]

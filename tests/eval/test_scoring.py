@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from faapkit.core import detections as saved
-from faapkit.core.cocoeval import PerImageRecords, load_results, make_coco, per_image_eval, run_cocoeval
-from faapkit.core.evaluator import EvalRequest, evaluate_with_detections
-from faapkit.core.scoring import bootstrap, reported_stats, score
 from faapkit.data.coco import load_split
 from faapkit.errors import FaapError
+from faapkit.evaluate import detections as saved
+from faapkit.evaluate.cocoeval import PerImageRecords, load_results, make_coco, per_image_eval, run_cocoeval
+from faapkit.evaluate.evaluator import EvalRequest, evaluate_with_detections
+from faapkit.evaluate.scoring import bootstrap, reported_stats, score
 from tests.eval.test_bootstrap import _synthetic
 
 

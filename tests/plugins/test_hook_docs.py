@@ -42,7 +42,7 @@ def cited_names() -> dict[str, str]:
 
 def test_every_cited_faapkit_name_exists():
     names = cited_names()
-    assert "faapkit.core.losses.base.LossStrategy" in names  # the loss contract is cited
+    assert "faapkit.losses.base.LossStrategy" in names  # the loss contract is cited
     missing = {n: where for n, where in names.items() if not resolves(n)}
     assert not missing, f"hook documentation names things that do not exist: {missing}"
 
@@ -55,7 +55,7 @@ def test_the_checker_catches_a_wrong_name():
 
 
 def test_the_loss_contract_named_by_the_docstring_is_the_real_one():
-    from faapkit.core.losses.base import LossInputs, LossOutput, LossStrategy
+    from faapkit.losses.base import LossInputs, LossOutput, LossStrategy
 
     doc = inspect.getdoc(hookspecs.faap_register_losses) or ""
     assert "__call__(batch)" not in doc and "strategy(inputs: LossInputs) -> LossOutput" in doc

@@ -123,7 +123,7 @@ def test_hook_faap_register_losses():
     class P:
         @hookimpl
         def faap_register_losses(self, register):
-            register(LossSpec(name="my_loss", factory="faapkit.core.losses.contrastive:AnchorAlignedInfoNCE"))
+            register(LossSpec(name="my_loss", factory="faapkit.losses.contrastive:AnchorAlignedInfoNCE"))
 
     reg = Registries.from_plugin_manager(_with(P()))
     assert reg.losses.provider("my_loss") == "testplugin"
@@ -276,7 +276,7 @@ def test_hook_faap_register_loggers(registries, tmp_path, synth_root):
     reg = Registries.from_plugin_manager(_with(P()))
     assert reg.loggers.provider("memory") == "testplugin"
     from faapkit.config import resolve_config
-    from faapkit.core.trainer import Trainer
+    from faapkit.train.trainer import Trainer
 
     overrides = ["train.batch_size=4", "data.limit_images=24", "train.epochs=1", "train.steps_per_epoch=2"]
     overrides += ["train.val_every=0", "generator.channels=8", "train.log_every=1"]
@@ -416,7 +416,7 @@ def test_third_party_entry_point_plugin_trains_through_registry(monkeypatch, tmp
     assert reg.losses.provider("detection_wasserstein") == "example"
     assert pm.info["example"].distribution == "faap-example-plugin" and not pm.info["example"].builtin
     from faapkit.config import resolve_config
-    from faapkit.core.trainer import Trainer
+    from faapkit.train.trainer import Trainer
 
     cfg = resolve_config(
         reg,

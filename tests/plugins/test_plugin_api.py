@@ -44,7 +44,7 @@ def test_importing_the_api_does_not_import_torch():
 
 
 def test_lazy_loss_parts_are_the_engine_s_own():
-    from faapkit.core.losses import base, common
+    from faapkit.losses import base, common
 
     assert api.LossStrategy is base.LossStrategy and api.LossInputs is base.LossInputs
     assert api.image_scores is common.image_scores

@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 
 from faapkit.config import resolve_config
-from faapkit.core.distributed import shutdown
-from faapkit.core.trainer import Trainer
+from faapkit.distributed import shutdown
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
+from faapkit.train.trainer import Trainer
 
 out = Path(sys.argv[1])
 version = sys.argv[2]

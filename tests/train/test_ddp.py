@@ -54,7 +54,7 @@ def test_two_gloo_processes_keep_generators_identical(tmp_path, synth_root, vers
 
 
 def test_more_processes_than_gpus_is_a_config_error(monkeypatch):
-    from faapkit.core.distributed import DistInfo, select_device
+    from faapkit.distributed import DistInfo, select_device
     from faapkit.errors import ConfigError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

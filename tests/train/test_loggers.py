@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from faapkit.config import resolve_config
-from faapkit.core.trainer import Trainer
 from faapkit.errors import ConfigError
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
+from faapkit.train.trainer import Trainer
 
 REG = Registries.from_plugin_manager(make_plugin_manager())
 # 2 epochs of 3 steps, a train row every 2 steps (steps 2, 4, 6), validation after each epoch
@@ -111,8 +111,8 @@ def test_resume_logs_the_rows_of_an_uninterrupted_run(straight, tmp_path, stop):
 
 
 def test_csv_refuses_a_corrupt_file_on_resume_naming_the_line(tmp_path):
-    from faapkit.core.loggers import CSVLogger
     from faapkit.errors import FaapError
+    from faapkit.train.loggers import CSVLogger
 
     path = tmp_path / "metrics.csv"
     path.write_text("step,epoch,split,name,value\n1,0,train,total,0.5\nxx,0,train,total,0.4\n")
@@ -165,7 +165,7 @@ def test_bad_logger_settings_name_the_key(override, message):
 
 
 def test_logger_options_are_validated_and_resumable():
-    from faapkit.core.trainer import config_differences
+    from faapkit.train.trainer import config_differences
 
     with pytest.raises(ConfigError, match="train.logger_options.tensorboard"):
         resolve_config(REG, version="level-up", overrides=[*RUN, "train.logger_options.tensorboard.flush_secs=0"])

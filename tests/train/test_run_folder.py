@@ -13,13 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
+from faapkit.artifacts.checkpoint import latest_checkpoint
 from faapkit.config import resolve_config
-from faapkit.core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from faapkit.core.trainer import Trainer
 from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.errors import CheckpointError, ConfigError, FaapError
+from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
+from faapkit.train.trainer import Trainer
 
 REG = Registries.from_plugin_manager(make_plugin_manager())
 QUICK = [

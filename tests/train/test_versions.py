@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from faapkit.config import resolve_config
-from faapkit.core.checkpoint import load_checkpoint
-from faapkit.core.perturb import PerturbationGenerator
-from faapkit.core.trainer import Trainer
+from faapkit.generators.perturb import PerturbationGenerator
+from faapkit.io import load_checkpoint
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
+from faapkit.train.trainer import Trainer
 
 REG = Registries.from_plugin_manager(make_plugin_manager())
 FAST = ["train.batch_size=4", "data.limit_images=60", "train.epochs=2", "train.steps_per_epoch=2"]

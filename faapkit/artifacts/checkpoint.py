@@ -1,0 +1,77 @@
+"""What faapkit's training checkpoints hold: their format tag, training position, generator
+weights and a summary for ``faap inspect checkpoint``.
+
+Writing and safe reading of the files themselves is :mod:`faapkit.io` (``save_checkpoint``,
+``load_checkpoint``, the atomic writers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from faapkit.errors import CheckpointError
+from faapkit.io import load_checkpoint
+
+__all__ = ["FORMAT", "describe_checkpoint", "generator_state", "latest_checkpoint", "training_position"]
+
+FORMAT = "faapkit.checkpoint/1"
+
+
+def training_position(path: Path) -> tuple[int, bool]:
+    """``(global_step, epoch_complete)`` stored in a faapkit checkpoint: what "latest" means
+    (file times and names lie after a copy or a rename)."""
+    try:
+        ckpt = load_checkpoint(path, mmap=True)
+    except CheckpointError:
+        ckpt = load_checkpoint(path)  # an old (non-zip) torch file cannot be mapped
+    step = ckpt.get("global_step")
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise CheckpointError(f"{path} stores no global_step: not a faapkit training checkpoint")
+    return step, bool(ckpt.get("epoch_complete", False))
+
+
+def latest_checkpoint(files: list[Path]) -> Path | None:
+    """The checkpoint with the highest stored ``global_step`` (an epoch-end one over a mid-epoch
+    one of the same step); None for no files."""
+    if not files:
+        return None
+    return max(files, key=lambda p: (*training_position(p), p.name))
+
+
+def generator_state(ckpt: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], float | None]:
+    """Generator weights and epsilon from a faapkit checkpoint, a research checkpoint
+    (``{"generator": sd, "epoch", ...}``, no epsilon) or a bare generator state dict."""
+    if "generator" in ckpt and isinstance(ckpt["generator"], Mapping):
+        state = dict(ckpt["generator"])
+    elif all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        state = dict(ckpt)
+    else:
+        raise CheckpointError("checkpoint has no generator weights")
+    eps = ckpt.get("epsilon")
+    return state, (float(eps) if isinstance(eps, int | float) else None)
+
+
+def describe_checkpoint(path: Path) -> dict[str, Any]:
+    """Summary for ``faap inspect checkpoint``: format, epoch, epsilon, parts and their sizes."""
+    ckpt = load_checkpoint(path)
+    info: dict[str, Any] = {"path": str(path), "format": ckpt.get("format", "research (eeshape/faap_gan)")}
+    for key in ("version", "epoch", "epsilon", "global_step", "detector"):
+        if key in ckpt:
+            info[key] = ckpt[key]
+    for key, value in ckpt.items():
+        if isinstance(value, Mapping) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
+            n = sum(
+                int(v.numel())
+                for k, v in value.items()
+                if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+            )
+            info[f"{key} (tensors)"] = f"{len(value)} keys, {n:,} values"
+        elif key in {"opt_g", "opt_d", "optimizer", "optimizers"}:
+            info[key] = "optimiser state"
+    if "epsilon" not in ckpt:
+        info["epsilon"] = "not stored (research checkpoint: pass --epsilon)"
+    return info

@@ -1,1 +1,0 @@
-"""Torch-side building blocks: generator, heads, schedules, losses, engine, evaluation."""

@@ -1,1 +1,0 @@
-"""Loss strategies of the method versions and the pieces they share."""

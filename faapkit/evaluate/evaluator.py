@@ -1,0 +1,398 @@
+"""``faap eval``: baseline and perturbed per-group COCO metrics, gaps and bootstrap CIs.
+
+One inference pass per setting over the whole split (shape-bucketed batches, so batch size cannot
+change an image's result); each group is evaluated by restricting pycocotools to its image ids.
+The bootstrap resamples images within each group (stratified) with the same draw for both settings
+(paired) and re-accumulates the per-image match records of a single ``evaluate()`` per setting, all
+resamples at once (``PerImageRecords.resample_ap_ar``).
+Baseline detections are cached per (detector, dataset, split, eval settings) (research P3).
+
+Beside each group, the metrics hold the overall value (one COCO evaluation over every image of the
+split), the gap (``advantaged - disadvantaged``; ``max - min`` without a named pair) and the ratio
+(``disadvantaged / advantaged``; ``min / max``), and the bootstrap gives a CI for each of them and
+for their change. :func:`score` does that from detections alone, so a rescore of saved detections
+(:mod:`faapkit.evaluate.detections`) is the same code as an evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from faapkit import __version__
+from faapkit.artifacts.checkpoint import generator_state
+from faapkit.config import EvalConfig
+from faapkit.data.batching import eval_batches, loader_workers
+from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, load_split
+from faapkit.data.synth import default_cache_dir
+from faapkit.data.transforms import EvalTransform
+from faapkit.detr.frozen import FrozenDetector, load_detector
+from faapkit.distributed import DistInfo, gather_objects, init_from_env
+from faapkit.errors import CheckpointError, ConfigError, DataError
+from faapkit.evaluate.cocoeval import make_coco
+from faapkit.evaluate.inference import detect_settings, make_eval_loader
+from faapkit.evaluate.scoring import _sub, bootstrap, score
+from faapkit.fairness import gap, ratio, reference_groups
+from faapkit.generators.perturb import PerturbationGenerator
+from faapkit.io import atomic_write_text, load_checkpoint
+
+__all__ = [
+    "EvalRequest",
+    "_sub",
+    "bootstrap",
+    "evaluate",
+    "evaluate_with_detections",
+    "gap",
+    "ratio",
+    "reference_groups",
+    "score",
+]
+
+SCHEMA = "faapkit.metrics/1"
+# Resampling fewer images than this per group gives a CI of (nearly) zero width that looks precise.
+MIN_BOOTSTRAP_IMAGES = 2
+CACHE_FORMAT = 1
+# the only source of evaluation defaults: faapkit.config.EvalConfig
+DEFAULTS = EvalConfig()
+# progress(phase, done, total): ``done`` more units of ``total`` in phase "inference" or "bootstrap"
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class EvalRequest:
+    """One evaluation; the settings of :class:`faapkit.config.EvalConfig` (defaults from it)
+    plus what identifies the data, detector and checkpoint."""
+
+    data: DatasetSplit
+    detector: FrozenDetector
+    device: torch.device
+    checkpoint: Path | None = None
+    epsilon: float | None = None
+    batch_size: int = DEFAULTS.batch_size
+    min_size: int = 128
+    max_size: int = 213
+    bootstrap: int = DEFAULTS.bootstrap
+    seed: int = DEFAULTS.seed
+    confidence: float = DEFAULTS.confidence
+    iou_thresholds: Sequence[float] | None = DEFAULTS.iou_thresholds
+    disadvantaged: str | None = None
+    advantaged: str | None = None
+    num_workers: int | None = None
+    amp: bool = DEFAULTS.amp
+    channels_last: bool = DEFAULTS.channels_last
+    cache: bool = True
+    generators: Any = None  # the generator registry, for checkpoints of generators other than the U-Net
+    progress: Progress | None = None
+
+    @property
+    def bf16(self) -> bool:
+        """Whether inference really runs in bf16 (``amp`` is ignored off CUDA)."""
+        return self.amp and self.device.type == "cuda"
+
+
+def detector_for_generator(path: Path, registries: Any, checkpoint: Path | None = None) -> Any:
+    """The detector a checkpoint's generator was trained against, if that generator reads the
+    detector (``GeneratorSpec.uses_detector``), else ``None``. Its weights must be the ones the
+    checkpoint records (sha256): another detector's features would be a different input."""
+    ckpt = load_checkpoint(path)
+    name = str((ckpt.get("generator_spec") or {}).get("name", "unet"))
+    if name not in registries.generators or not registries.generators.get(name).uses_detector:
+        return None
+    record = ckpt.get("detector") or {}
+    if record.get("name") not in registries.detectors:
+        raise CheckpointError(f"{path}: its generator reads detector {record.get('name')!r}, which is not installed")
+    detector = load_detector(registries.detectors.get(record["name"]), checkpoint)
+    if record.get("sha256") and detector.sha256 != record["sha256"]:
+        raise CheckpointError(
+            f"{path}: its generator reads detector '{record['name']}' with weights {str(record['sha256'])[:12]}, "
+            f"not {str(detector.sha256)[:12]}; pass that detector's checkpoint"
+        )
+    return detector
+
+
+def load_generator(
+    path: Path, epsilon: float | None, device: torch.device, generators: Any = None, detector: Any = None
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A generator from a faapkit or research checkpoint; epsilon from the checkpoint unless given.
+    Checkpoints name their generator (``generator_spec``); research ones hold the U-Net.
+    ``detector`` is handed to generators that read it (``GeneratorSpec.uses_detector``)."""
+    ckpt = load_checkpoint(path)
+    try:
+        state, stored_eps = generator_state(ckpt)
+    except CheckpointError:
+        raise CheckpointError(f"{path} does not hold perturbation-generator weights") from None
+    eps = epsilon if epsilon is not None else stored_eps
+    if eps is None:
+        raise CheckpointError(f"{path} does not store epsilon (research checkpoint); pass --epsilon")
+    spec_options = dict(ckpt.get("generator_spec") or {"name": "unet"})
+    name = str(spec_options.pop("name", "unet"))
+    if name == "unet":
+        if "down1.net.0.weight" not in state:
+            raise CheckpointError(f"{path} does not hold perturbation-generator weights")
+        gen: torch.nn.Module = PerturbationGenerator(int(state["down1.net.0.weight"].shape[0]), epsilon=eps)
+    else:
+        if generators is None or name not in generators:
+            raise CheckpointError(f"{path} holds a '{name}' generator, which no installed plugin provides")
+        gen = generators.get(name).build(epsilon=eps, detector=detector, **spec_options)
+    try:
+        gen.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: generator weights do not fit: {str(exc).splitlines()[0]}") from None
+    meta: dict[str, Any] = {k: ckpt[k] for k in ("version", "epoch", "global_step") if k in ckpt}
+    meta["generator"] = name
+    if "selection" in ckpt:  # best.pt: which epoch, chosen on which split, by which rule
+        meta["selection"] = ckpt["selection"]
+    return gen.to(device).eval(), {
+        **meta,
+        "epsilon": eps,
+        "epsilon_source": "cli" if epsilon is not None else "checkpoint",
+    }
+
+
+def _cache_key(req: EvalRequest) -> str:
+    ident = {
+        "format": CACHE_FORMAT,
+        "detector": req.detector.name,
+        "sha256": req.detector.sha256,
+        "dataset": req.data.fingerprint,
+        "split": req.data.split,
+        "min": req.min_size,
+        "max": req.max_size,
+        "amp": req.bf16,
+        "channels_last": req.channels_last,
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def run_detections(
+    req: EvalRequest, generators: list[torch.nn.Module | None], dist_info: DistInfo
+) -> list[list[dict[str, Any]]]:
+    """Detections of every setting (``None`` = clean) from one data pass, gathered from all ranks."""
+    ds = GroupedDetectionDataset(req.data, EvalTransform(req.min_size, req.max_size))
+    batches = eval_batches(
+        req.data.records,
+        req.batch_size,
+        req.min_size,
+        req.max_size,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
+    )
+    workers = loader_workers(req.num_workers, req.device.type)
+    loader = make_eval_loader(ds, batches, workers, pin=req.device.type == "cuda")
+    total = sum(len(b) for b in batches)  # this rank's images
+    progress = req.progress
+    on_batch = None if progress is None else (lambda n: progress("inference", n, total))
+    local = detect_settings(
+        req.detector,
+        loader,
+        generators,
+        device=req.device,
+        amp=req.amp,
+        channels_last=req.channels_last,
+        on_batch=on_batch,
+    )
+    merged = []
+    for setting in range(len(generators)):
+        dets = [d for part in gather_objects(local[setting], dist_info) for d in part]
+        merged.append(sorted(dets, key=lambda d: (d["image_id"], -d["score"])))
+    return merged
+
+
+def _baseline_cache_path(req: EvalRequest) -> Path:
+    return default_cache_dir() / "eval" / f"baseline-{_cache_key(req)}.json"
+
+
+def cached_baseline(req: EvalRequest) -> list[dict[str, Any]] | None:
+    path = _baseline_cache_path(req)
+    if req.cache and path.is_file():
+        try:
+            return list(json.loads(path.read_text())["detections"])
+        except (json.JSONDecodeError, KeyError):
+            path.unlink(missing_ok=True)
+    return None
+
+
+def store_baseline(req: EvalRequest, dets: list[dict[str, Any]], dist_info: DistInfo) -> None:
+    if req.cache and dist_info.is_main:
+        atomic_write_text(_baseline_cache_path(req), json.dumps({"detections": dets}))
+
+
+def evaluate(req: EvalRequest) -> dict[str, Any]:
+    """Infer and score: the metrics JSON (``{}`` on ranks other than 0)."""
+    return evaluate_with_detections(req)[0]
+
+
+def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """Infer and score: the metrics JSON and each setting's detections (``({}, {})`` on ranks
+    other than 0). The steps: :func:`check_groups`, :func:`infer`, :func:`score` (with its
+    paired bootstrap), :func:`report`."""
+    dist_info = init_from_env(req.device.type)
+    started = time.perf_counter()
+    ref, group_images = check_groups(req)
+    coco_gt = make_coco(req.data.coco_gt)
+    inferred = infer(req, dist_info)
+    if not dist_info.is_main:
+        return {}, {}
+    scored = score(
+        coco_gt,
+        inferred.settings,
+        group_images,
+        ref,
+        resamples=req.bootstrap,
+        seed=req.seed,
+        confidence=req.confidence,
+        iou_thrs=req.iou_thresholds,
+        progress=req.progress,
+    )
+    result = report(req, ref, group_images, inferred, dist_info.world_size)
+    timing = scored.pop("timing_s")
+    result.update(scored)
+    result["timing_s"] = {
+        "inference": round(inferred.seconds, 3),
+        **timing,
+        "total": round(time.perf_counter() - started, 3),
+    }
+    return result, inferred.settings
+
+
+def check_groups(req: EvalRequest) -> tuple[tuple[str, str] | None, dict[str, list[Any]]]:
+    """The reference pair (or None) and each group's image ids; refuses a split that cannot be
+    compared or bootstrapped faithfully."""
+    data = req.data
+    groups = data.groups
+    for g in (req.disadvantaged, req.advantaged):
+        if g is not None and g not in groups and len(groups) == 2 and req.disadvantaged in groups:
+            raise DataError(f"group '{g}' has no images in split '{data.split}'")
+    if len(groups) < 2:
+        raise DataError(
+            f"split '{data.split}' has a single group for '{data.split_by}' ({groups[0]}): nothing to compare"
+        )
+    ref = reference_groups(groups, req.disadvantaged, req.advantaged)
+    group_images = {g: [r.image_id for r in data.records if r.group == g] for g in groups}
+    if req.bootstrap > 0:
+        small = {g: len(ids) for g, ids in group_images.items() if len(ids) < MIN_BOOTSTRAP_IMAGES}
+        if small:
+            g, n = next(iter(small.items()))
+            raise DataError(
+                f"group '{g}' of '{data.split_by}' has {n} image(s) in split '{data.split}': a bootstrap CI needs at "
+                f"least {MIN_BOOTSTRAP_IMAGES} per group (a single image gives a zero-width CI); use more images "
+                "or --bootstrap 0"
+            )
+    return ref, group_images
+
+
+@dataclass
+class Inferred:
+    """Each setting's detections (``baseline``, and ``perturbed`` with a checkpoint) and how they
+    were obtained: ``generator`` is the checkpoint's metadata (``{}`` without one), ``inferred``
+    the settings run through the detector (the baseline may come from the cache), ``seconds``
+    the inference time."""
+
+    settings: dict[str, list[dict[str, Any]]]
+    generator: dict[str, Any]
+    inferred: list[str]
+    baseline_cached: bool
+    seconds: float
+
+
+def infer(req: EvalRequest, dist_info: DistInfo) -> Inferred:
+    """Detections of the baseline (cached per detector, dataset and settings: P3) and of the
+    checkpoint's perturbation, from one data pass shared by the settings that need inference."""
+    gen_meta: dict[str, Any] = {}
+    todo: dict[str, torch.nn.Module | None] = {}
+    base_dets = cached_baseline(req)
+    cached = base_dets is not None
+    if base_dets is None:
+        todo["baseline"] = None
+    if req.checkpoint is not None:
+        todo["perturbed"], gen_meta = load_generator(
+            req.checkpoint, req.epsilon, req.device, req.generators, detector=req.detector
+        )
+    t0 = time.perf_counter()
+    computed = dict(zip(todo, run_detections(req, list(todo.values()), dist_info), strict=True)) if todo else {}
+    seconds = time.perf_counter() - t0
+    if base_dets is None:
+        base_dets = computed["baseline"]
+        store_baseline(req, base_dets, dist_info)
+    settings: dict[str, list[dict[str, Any]]] = {"baseline": base_dets}
+    if "perturbed" in computed:
+        settings["perturbed"] = computed["perturbed"]
+    return Inferred(settings, gen_meta, list(todo), cached, seconds)
+
+
+def report(
+    req: EvalRequest,
+    ref: tuple[str, str] | None,
+    group_images: dict[str, list[Any]],
+    inferred: Inferred,
+    world_size: int,
+) -> dict[str, Any]:
+    """What was evaluated, on what, how: the metrics JSON without its scores and timing."""
+    data = req.data
+    return {
+        "schema": SCHEMA,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "faapkit": __version__,
+        "split": data.split,
+        "split_by": data.split_by,
+        "groups": {
+            g: {"images": len(ids), "boxes": sum(len(r.annotations) for r in data.records if r.group == g)}
+            for g, ids in group_images.items()
+        },
+        "reference": reference_entry(ref),
+        "checkpoint": str(req.checkpoint.absolute()) if req.checkpoint else None,
+        **inferred.generator,
+        "detector": {"name": req.detector.name, "checkpoint": req.detector.checkpoint, "sha256": req.detector.sha256},
+        "dataset": {
+            "root": str(data.root),
+            "layout": data.layout,
+            "fingerprint": data.fingerprint,
+            "images": len(data.records),
+            "skipped_corrupt": len(data.skipped_corrupt),
+            "skipped_invalid": data.skipped,
+        },
+        "eval": {
+            "batch_size": req.batch_size,
+            "min_size": req.min_size,
+            "max_size": req.max_size,
+            "batching": "shape-bucketed (no padding)",
+            "detections_per_image": req.detector.num_queries,
+            "baseline_cached": inferred.baseline_cached,
+            "settings_inferred": inferred.inferred,
+            "amp": req.bf16,
+            "channels_last": req.channels_last,
+            "world_size": world_size,
+            "iou_thresholds": list(req.iou_thresholds) if req.iou_thresholds is not None else "0.50:0.05:0.95",
+        },
+    }
+
+
+def reference_entry(ref: tuple[str, str] | None) -> dict[str, Any]:
+    """How the metrics JSON states its gap and ratio."""
+    if ref:
+        return {
+            "disadvantaged": ref[0],
+            "advantaged": ref[1],
+            "gap": "advantaged - disadvantaged",
+            "ratio": "disadvantaged / advantaged",
+        }
+    return {"gap": "max - min over groups", "ratio": "min / max over groups"}
+
+
+def load_eval_split(
+    root: Path, split: str, split_by: str, layout: str, limit: int | None, on_corrupt: str, on_invalid: str = "fail"
+) -> DatasetSplit:
+    data = load_split(
+        root, split, split_by=split_by, layout=layout, limit=limit, on_corrupt=on_corrupt, on_invalid=on_invalid
+    )
+    if len(data.groups) < 2:
+        raise ConfigError(f"split '{split}' has only group {data.groups} for '{split_by}'")
+    return data

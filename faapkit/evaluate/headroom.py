@@ -1,0 +1,187 @@
+"""The headroom probe: how far can *any* perturbation of a given epsilon move each group's AP?
+
+An **oracle**, never a method: for every image it takes ``steps`` signed-gradient steps on the
+DETR set loss computed against that image's own ground truth (projected gradient descent, clipped
+to ``|delta| <= epsilon`` in normalised units, applied to the valid region only and kept inside
+the [0, 1] pixel range, exactly as a generator's output is applied). A generator sees no ground
+truth, so the oracle's lift bounds what a generator of the same epsilon could achieve.
+
+Batches are shape-bucketed (no padding) and the frozen detector treats every image of a batch
+independently, so a batched step equals a per-image step: the set loss normalises by the batch's
+box count, which scales but never flips a gradient's sign.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from faapkit.data.batching import eval_batches
+from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset
+from faapkit.data.transforms import EvalTransform
+from faapkit.detr.frozen import FrozenDetector
+from faapkit.errors import ConfigError
+from faapkit.evaluate.cocoeval import evaluate_groups, make_coco
+from faapkit.evaluate.evaluator import DEFAULTS, _sub, bootstrap
+from faapkit.evaluate.inference import coco_records, make_eval_loader
+from faapkit.fairness import gap, reference_groups
+from faapkit.generators.perturb import clamp_normalized
+
+SCHEMA = "faapkit.headroom/1"
+
+
+@dataclass
+class HeadroomRequest:
+    data: DatasetSplit
+    detector: FrozenDetector
+    device: torch.device
+    epsilon: float = 0.09
+    steps: int = 10
+    step_size: float = 0.005
+    batch_size: int = DEFAULTS.batch_size
+    min_size: int = 128
+    max_size: int = 213
+    bootstrap: int = DEFAULTS.bootstrap
+    seed: int = DEFAULTS.seed
+    confidence: float = DEFAULTS.confidence
+    disadvantaged: str | None = None
+    advantaged: str | None = None
+
+    def check(self) -> None:
+        if not 0 < self.epsilon <= 1:
+            raise ConfigError(f"epsilon must be in (0, 1], got {self.epsilon}")
+        if self.steps < 1:
+            raise ConfigError(f"steps must be at least 1, got {self.steps}")
+        if not 0 < self.step_size <= self.epsilon:
+            raise ConfigError(f"step size must be in (0, epsilon={self.epsilon}], got {self.step_size}")
+
+
+def oracle_delta(
+    detector: FrozenDetector,
+    images: Tensor,
+    mask: Tensor,
+    targets: list[dict[str, Tensor]],
+    *,
+    epsilon: float,
+    steps: int,
+    step_size: float,
+) -> Tensor:
+    """``(B, 3, H, W)`` delta that lowers the set loss of ``images`` against ``targets``:
+    ``steps`` signed-gradient steps of ``step_size``, clipped to ``[-epsilon, epsilon]``."""
+    valid = (~mask).unsqueeze(1).to(images.dtype)
+    delta = torch.zeros_like(images)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        with torch.enable_grad():
+            perturbed = clamp_normalized(images + delta * valid) * valid
+            loss, _, _ = detector.detection_loss(detector(perturbed, mask), targets)
+            (grad,) = torch.autograd.grad(loss, delta)
+        delta = (delta.detach() - step_size * grad.sign()).clamp(-epsilon, epsilon)
+    return delta * valid
+
+
+@torch.no_grad()
+def clean_and_oracle_detections(req: HeadroomRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """COCO records of every image, clean and under its oracle perturbation (one data pass)."""
+    ds = GroupedDetectionDataset(req.data, EvalTransform(req.min_size, req.max_size))
+    loader = make_eval_loader(ds, eval_batches(req.data.records, req.batch_size, req.min_size, req.max_size))
+    clean: list[dict[str, Any]] = []
+    oracle: list[dict[str, Any]] = []
+    for batch in loader:
+        batch = batch.to(req.device)
+        sizes = torch.stack([t["orig_size"] for t in batch.targets]).to(req.device)
+        ids = [int(t["image_id"]) for t in batch.targets]
+        clean.extend(coco_records(req.detector.postprocess(req.detector(batch.images, batch.mask), sizes), ids))
+        delta = oracle_delta(
+            req.detector,
+            batch.images,
+            batch.mask,
+            batch.targets,
+            epsilon=req.epsilon,
+            steps=req.steps,
+            step_size=req.step_size,
+        )
+        perturbed = clamp_normalized(batch.images + delta) * (~batch.mask).unsqueeze(1)
+        oracle.extend(coco_records(req.detector.postprocess(req.detector(perturbed, batch.mask), sizes), ids))
+    return clean, oracle
+
+
+def probe_headroom(req: HeadroomRequest) -> dict[str, Any]:
+    """Per-group AP/AR clean vs oracle with paired bootstrap CIs, and the gap when only the
+    disadvantaged group gets its oracle (the most any generator could close the gap)."""
+    req.check()
+    started = time.perf_counter()
+    data = req.data
+    if len(data.groups) < 2:
+        raise ConfigError(f"split '{data.split}' has a single group for '{data.split_by}': nothing to compare")
+    ref = reference_groups(data.groups, req.disadvantaged, req.advantaged)
+    group_images = {g: [r.image_id for r in data.records if r.group == g] for g in data.groups}
+    clean, oracle = clean_and_oracle_detections(req)
+    coco_gt = make_coco(data.coco_gt)
+    base = evaluate_groups(coco_gt, clean, group_images)
+    lifted = evaluate_groups(coco_gt, oracle, group_images)
+    result: dict[str, Any] = {
+        "schema": SCHEMA,
+        "what": "oracle upper bound: per-image PGD on the set loss with ground truth; not a method",
+        "split": data.split,
+        "split_by": data.split_by,
+        "oracle": {"epsilon": req.epsilon, "steps": req.steps, "step_size": req.step_size},
+        "detector": {"name": req.detector.name, "sha256": req.detector.sha256},
+        "dataset": {"root": str(data.root), "fingerprint": data.fingerprint},
+        "groups": {g: {"images": len(ids)} for g, ids in group_images.items()},
+        "metrics": {"baseline": base, "oracle": lifted},
+        "lift": {g: {m: _sub(lifted[g][m], base[g][m]) for m in ("AP", "AR", "AP50")} for g in data.groups},
+    }
+    if req.bootstrap > 0:
+        boot = _paired_bootstrap(req, coco_gt, clean, oracle, group_images, ref)
+        result["lift_ci"] = boot.get("deltas", {})
+        result["oracle_ci"] = boot["groups"]["perturbed"]
+        result["baseline_ci"] = boot["groups"]["baseline"]
+    if ref is not None:
+        result["gap_AP"] = _gap_entry(req, coco_gt, clean, oracle, group_images, ref, base)
+    result["timing_s"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _paired_bootstrap(
+    req: HeadroomRequest,
+    coco_gt: Any,
+    clean: list[dict[str, Any]],
+    perturbed: list[dict[str, Any]],
+    group_images: dict[str, list[Any]],
+    ref: tuple[str, str] | None,
+) -> dict[str, Any]:
+    """The clean detections against ``perturbed`` ones, on the same resamples."""
+    settings = {"baseline": clean, "perturbed": perturbed}
+    return bootstrap(coco_gt, settings, group_images, ref, req.bootstrap, req.seed, req.confidence)
+
+
+def _gap_entry(
+    req: HeadroomRequest,
+    coco_gt: Any,
+    clean: list[dict[str, Any]],
+    oracle: list[dict[str, Any]],
+    group_images: dict[str, list[Any]],
+    ref: tuple[str, str],
+    base: dict[str, Any],
+) -> dict[str, Any]:
+    """The AP gap when only the disadvantaged group's images get their oracle perturbation."""
+    disadvantaged = set(group_images[ref[0]])
+    only_dis = [d for d in oracle if d["image_id"] in disadvantaged] + [
+        d for d in clean if d["image_id"] not in disadvantaged
+    ]
+    mixed = evaluate_groups(coco_gt, only_dis, group_images)
+    entry: dict[str, Any] = {
+        "disadvantaged": ref[0],
+        "advantaged": ref[1],
+        "baseline": gap({g: v["AP"] for g, v in base.items()}, ref),
+        "oracle_on_disadvantaged": gap({g: v["AP"] for g, v in mixed.items()}, ref),
+    }
+    entry["change"] = entry["oracle_on_disadvantaged"] - entry["baseline"]
+    if req.bootstrap > 0:
+        entry["change_ci"] = _paired_bootstrap(req, coco_gt, clean, only_dis, group_images, ref)["gaps"]["AP"]["change"]
+    return entry
