@@ -40,11 +40,13 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
             loss="levelup_detection",
             head=None,
             generator="detector-aware",
-            schedules={"epsilon": "constant", "lr": "constant"},
+            schedules={"epsilon": "constant", "lr": "warmup_cosine"},
             defaults={
                 "schedules": {
                     "epsilon": {"name": "constant", "value": 0.09},
-                    "lr": {"name": "constant", "value": 1.0},  # a factor of train.lr
+                    # a factor of train.lr: the detector features make a constant 1e-3 noisy from
+                    # epoch to epoch; decaying it settles the epochs the val rule chooses among
+                    "lr": {"name": "warmup_cosine", "warmup": 2, "min_factor": 0.01},
                 },
                 "data": {"disadvantaged_share": 1.0},
                 "train": {

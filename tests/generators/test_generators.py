@@ -86,7 +86,7 @@ def test_detector_aware_generator_reads_the_real_detector_and_saves_only_its_own
 
     detector = detector_for_generator(path, registries)
     loaded, _ = load_generator(path, None, torch.device("cpu"), registries.generators, detector=detector)
-    assert torch.equal(loaded(x), gen.eval()(x))
+    assert torch.allclose(loaded(x), gen.eval()(x), atol=1e-6)  # another instance of the same weights
     save_checkpoint(
         path,
         {

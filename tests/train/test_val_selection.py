@@ -26,7 +26,7 @@ def test_best_checkpoint_is_the_val_rule_choice(registries, tmp_path, synth_root
     best = load_checkpoint(trainer.run.checkpoints / "best.pt")
     assert best["epoch"] == selection["epoch"] and best["selection"]["epoch"] == selection["epoch"]
     last = load_checkpoint(trainer.run.checkpoints / "last.pt")
-    assert last["epoch"] == 2 and last["generator_spec"]["name"] == "subpixel"
+    assert last["epoch"] == 2 and last["generator_spec"]["name"] == "detector-aware"
 
 
 def test_no_epoch_meeting_the_guard_means_no_best(registries, tmp_path, synth_root):
