@@ -82,3 +82,17 @@ def fixture_path(*parts: str) -> Path:
     if not path.exists():
         pytest.fail(f"test fixture missing: {path} (tests/fixtures is committed with the tests)", pytrace=False)
     return path
+
+
+def faap_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """``faap ARGS`` in this process (no torch import per call): (exit code, stdout, stderr)."""
+    from faapkit.cli import main
+
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    got = capsys.readouterr()
+    return code, got.out, got.err

@@ -8,26 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from faapkit.cli import main
 from faapkit.config import resolve_config
 from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
 from faapkit.train.trainer import Trainer
+from tests.conftest import faap_in_process
 
+faap = faap_in_process
 REG = Registries.from_plugin_manager(make_plugin_manager())
-
-
-def faap(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    got = capsys.readouterr()
-    return code, got.out, got.err
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,9 @@ from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
 from faapkit.train.trainer import Trainer
+from tests.conftest import faap_in_process
 
+faap = faap_in_process
 REG = Registries.from_plugin_manager(make_plugin_manager())
 
 
@@ -40,18 +42,6 @@ def run(tmp_path_factory) -> Path:
     trainer.setup()
     trainer.fit()
     return base / "run"
-
-
-def faap(capsys, *args: str) -> tuple[int, str, str]:
-    """``faap ARGS`` in this process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    got = capsys.readouterr()
-    return code, got.out, got.err
 
 
 def one_error(err: str, code: int, got: int, says: str) -> None:
