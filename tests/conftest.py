@@ -96,3 +96,28 @@ def faap_in_process(capsys, *args: str) -> tuple[int, str, str]:
         code = int(exc.code or 0)
     got = capsys.readouterr()
     return code, got.out, got.err
+
+
+def one_step_4th_run(base: Path, *extra: str) -> Path:
+    """``base/run``: one step of the 4th on a seed-2 benchmark of 4 + 4 train and 3 + 3 test
+    images (8-channel U-Net, no validation), with ``extra`` overrides."""
+    from faapkit.config import resolve_config
+    from faapkit.data.synth import SynthSpec, write_synthetic
+    from faapkit.plugins import make_plugin_manager
+    from faapkit.registry import Registries
+    from faapkit.train.trainer import Trainer
+
+    registries = Registries.from_plugin_manager(make_plugin_manager())
+    root = write_synthetic(base / "s", SynthSpec(seed=2, splits=(("train", 4, 4), ("test", 3, 3)))) / "coco"
+    overrides = [f"data.root='{root}'", "train.batch_size=4", "train.epochs=1", "train.steps_per_epoch=1"]
+    overrides += ["train.val_every=0", "generator.base_channels=8", *extra]
+    trainer = Trainer(resolve_config(registries, version="4th", overrides=overrides), registries, base / "run")
+    trainer.setup()
+    trainer.fit()
+    return base / "run"
+
+
+def one_error(err: str, code: int, got: int, says: str) -> None:
+    """Exit ``code`` with one ``error: ...`` line on stderr that says ``says``."""
+    lines = err.strip().splitlines()
+    assert got == code and len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], err

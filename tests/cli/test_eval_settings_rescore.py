@@ -12,12 +12,10 @@ import pytest
 
 from faapkit.cli import main
 from faapkit.cli.eval_table import _width, tables
-from faapkit.config import resolve_config
 from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
-from faapkit.train.trainer import Trainer
-from tests.conftest import faap_in_process
+from tests.conftest import faap_in_process, one_error, one_step_4th_run
 
 faap = faap_in_process
 REG = Registries.from_plugin_manager(make_plugin_manager())
@@ -26,27 +24,7 @@ REG = Registries.from_plugin_manager(make_plugin_manager())
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """A one-step run whose config sets ``eval.bootstrap = 12`` and ``eval.seed = 5``."""
-    base = tmp_path_factory.mktemp("settings")
-    root = write_synthetic(base / "s", SynthSpec(seed=2, splits=(("train", 4, 4), ("test", 3, 3)))) / "coco"
-    overrides = [
-        f"data.root='{root}'",
-        "train.batch_size=4",
-        "train.epochs=1",
-        "train.steps_per_epoch=1",
-        "train.val_every=0",
-        "generator.base_channels=8",
-        "eval.bootstrap=12",
-        "eval.seed=5",
-    ]
-    trainer = Trainer(resolve_config(REG, version="4th", overrides=overrides), REG, base / "run")
-    trainer.setup()
-    trainer.fit()
-    return base / "run"
-
-
-def one_error(err: str, code: int, got: int, says: str) -> None:
-    lines = err.strip().splitlines()
-    assert got == code and len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], err
+    return one_step_4th_run(tmp_path_factory.mktemp("settings"), "eval.bootstrap=12", "eval.seed=5")
 
 
 @pytest.fixture(scope="module")
