@@ -66,9 +66,8 @@ def output_for(path: Path, metrics: dict[str, Any], cfg: Any, ref: tuple[str, st
     """``<stem>_rescored`` plus a tag for each setting that differs from the rescored file's
     (``ref-<disadvantaged>-<advantaged>`` for another pair of groups)."""
     before = metrics.get("eval_config", {})
-    recorded = metrics.get("reference") or {}
     tags = []
-    if ref is not None and ref != (recorded.get("disadvantaged"), recorded.get("advantaged")):
+    if ref is not None and ref != _recorded_pair(metrics):
         tags.append(f"ref-{ref[0]}-{ref[1]}")
     for key, short in (("bootstrap", "boot"), ("seed", "seed"), ("confidence", "conf")):
         if getattr(cfg, key) != before.get(key):
@@ -171,7 +170,7 @@ def _rescored(
     result = _carry_over(metrics)
     timing = scored.pop("timing_s")
     result.update(scored)
-    if ref != _pair((None, None), metrics.get("reference") or {}):
+    if ref != _recorded_pair(metrics):
         from faapkit.evaluate.evaluator import reference_entry
 
         result["reference"] = reference_entry(ref)
@@ -199,6 +198,11 @@ def _pair(given: tuple[str | None, str | None], reference: dict[str, Any]) -> tu
     if dis == adv:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{adv}': the gap needs two groups")
     return str(dis), str(adv)
+
+
+def _recorded_pair(metrics: dict[str, Any]) -> tuple[str, str] | None:
+    """The gap's groups the rescored file recorded (``None``: max - min over the groups)."""
+    return _pair((None, None), metrics.get("reference") or {})
 
 
 def _same_split(path: Path, metrics: dict[str, Any], data: Path | None) -> Any:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from faapkit.cli import main
 from faapkit.cli.evaluate import resolve_target
 from faapkit.config import resolve_config
 from faapkit.data.synth import SynthSpec, write_synthetic
@@ -18,6 +17,7 @@ from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.plugins import make_plugin_manager
 from faapkit.registry import Registries
 from faapkit.train.trainer import Trainer
+from tests.conftest import faap_in_process
 
 REG = Registries.from_plugin_manager(make_plugin_manager())
 EVAL = ["--limit-images", "4", "--bootstrap", "0", "--device", "cpu"]
@@ -46,13 +46,8 @@ def run(tmp_path_factory) -> Path:
 
 def faap(capsys, *args: str) -> tuple[int, str]:
     """``faap ARGS`` in this process: (exit code, stderr)."""
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
+    code, _, err = faap_in_process(capsys, *args)
+    return code, err
 
 
 def test_run_folder_gives_best_else_highest_step(run, tmp_path):
