@@ -19,6 +19,9 @@ detector_app = typer.Typer(no_args_is_help=True)
 def synth(
     out: Path,
     seed: Annotated[int, typer.Option(help="generator seed; the same seed gives the same bytes")] = 0,
+    bias: Annotated[
+        str, typer.Option(help="v2 (the default benchmark) or v1 (the milder bias used until 2026-12-01)")
+    ] = "v2",
 ) -> None:
     """Write the synthetic biased benchmark (both layouts) to OUT."""
     from faapkit.data.synth import SynthSpec, write_synthetic
@@ -27,8 +30,9 @@ def synth(
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise DataError(f"{out} exists and is not empty; choose a new folder")
     existed = (out / "manifest.json").is_file()
-    write_synthetic(out, SynthSpec(seed=seed))  # refuses a folder holding another seed's benchmark
-    done = f"{out} already holds the synthetic benchmark of seed {seed}" if existed else "wrote synthetic benchmark"
+    write_synthetic(out, SynthSpec(seed=seed, bias=bias))  # refuses a folder holding another benchmark
+    held = f"{out} already holds the synthetic benchmark of seed {seed}, bias {bias}"
+    done = held if existed else "wrote synthetic benchmark"
     info(f"{done} (layouts: {out / 'coco'}, {out / 'research'})")
 
 

@@ -27,6 +27,7 @@ class Target:
     run_dir: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
     chosen_by: str = "none"
+    trained_on: str | None = None  # the dataset root the run recorded (its embedded benchmark's cache folder)
 
 
 def resolve_target(target: Path | None, epoch: int | None) -> Target:
@@ -45,16 +46,17 @@ def resolve_target(target: Path | None, epoch: int | None) -> Target:
     target = target.absolute()
     if target.is_dir():
         run = RunDir(target)
-        config = run.read_manifest().get("config", {})
+        manifest = run.read_manifest()
+        config, root = manifest.get("config", {}), (manifest.get("dataset") or {}).get("root")
         if epoch is not None:
             path = run.epoch_checkpoint(epoch)
             if not path.is_file():
                 raise FaapError(f"{target} has no checkpoint of epoch {epoch} (no {path.name})")
-            return Target(path, target, config, f"--epoch {epoch}")
+            return Target(path, target, config, f"--epoch {epoch}", root)
         best = run.checkpoints / "best.pt"
         selection = run.read_selection() or {}
         if best.is_file():
-            return Target(best, target, config, f"best.pt (chosen on {selection.get('split', 'val')})")
+            return Target(best, target, config, f"best.pt (chosen on {selection.get('split', 'val')})", root)
         last = latest_checkpoint(run.checkpoint_files())
         if last is None:
             raise FaapError(f"{target} has no checkpoint yet (the run stopped before its first one)")
@@ -63,13 +65,15 @@ def resolve_target(target: Path | None, epoch: int | None) -> Target:
                 f"{target}: no validated epoch met the selection rule ({selection.get('description', '')}); "
                 f"evaluating the highest step, {last.name}, which the rule did not choose"
             )
-            return Target(last, target, config, "highest global_step (no epoch met the val rule)")
-        return Target(last, target, config, "highest global_step")
+            return Target(last, target, config, "highest global_step (no epoch met the val rule)", root)
+        return Target(last, target, config, "highest global_step", root)
     if epoch is not None:
         raise ConfigError("--epoch chooses within a run folder; it cannot be combined with a checkpoint path")
     run = RunDir(target.parent.parent)
     if target.parent.name == "checkpoints" and run.exists():
-        return Target(target, run.path, run.read_manifest().get("config", {}), "given")
+        manifest = run.read_manifest()
+        root = (manifest.get("dataset") or {}).get("root")
+        return Target(target, run.path, manifest.get("config", {}), "given", root)
     return Target(target, None, {}, "given")
 
 
@@ -284,13 +288,17 @@ def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> None:
     run_eval = eval_settings.run_layer(run_config.get("eval", {}))
     settings, sources = eval_settings.resolve([("the run's config", run_eval), *layers])
     split = settings.split
-    dcfg, root = _run_data(run_config, o.data, o.limit_images, o.on_invalid)
+    dcfg, root = _run_data(run_config, o.data, o.limit_images, o.on_invalid, tgt.trained_on)
     attr = o.split_by or dcfg.split_by
     if o.disadvantaged is not None and o.disadvantaged == o.advantaged:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{o.advantaged}': the gap needs two groups")
     dist_info, dev = setup_process(o.device)
     det_name, det_ckpt = _run_detector(run_config, o.detector, o.detector_checkpoint)
     det = load_detector(reg.detectors.get(det_name), det_ckpt, device=dev)
+    if tgt.checkpoint is not None and o.detector is None and o.detector_checkpoint is None:
+        from faapkit.cli.eval_guards import check_trained_against
+
+        check_trained_against(tgt.checkpoint, det)
     split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid)
     path = output_path(tgt, o.out, split, attr, dcfg.limit_images, _tags(o, det, split_data, settings))
     chosen_on = selection_split(tgt)
@@ -365,12 +373,18 @@ def _annotate(result: dict[str, Any], tgt: Target, dcfg: Any, settings: Any, sou
 
 
 def _run_data(
-    run_config: dict[str, Any], data: Path | None, limit_images: int | None, on_invalid: str | None
+    run_config: dict[str, Any],
+    data: Path | None,
+    limit_images: int | None,
+    on_invalid: str | None,
+    trained_on: str | None = None,
 ) -> tuple[DataConfig, Path]:
     """``(DataConfig, dataset root)``: the run's ``[data]`` (defaults without a run) with the
-    command's ``--limit-images`` and ``--on-invalid``; ``--data`` replaces the run's root."""
+    command's ``--limit-images`` and ``--on-invalid``; ``--data`` replaces the run's root. A run
+    on the embedded benchmark gets the one it trained on (``trained_on`` names its seed and bias),
+    not today's default."""
     from faapkit.config import DataConfig, validate_model
-    from faapkit.data.synth import embedded_dataset
+    from faapkit.data.synth import embedded_dataset, parse_embedded_folder
 
     stored = {**run_config.get("data", {}), "limit_images": limit_images}
     if on_invalid is not None:
@@ -381,7 +395,10 @@ def _run_data(
             f"the run stores a relative data.root '{dcfg.root}' (faapkit before 0.2 did): it depends on the folder "
             "faap runs in; pass --data with the dataset's path"
         )
-    root = (data.absolute() if data else None) or (Path(dcfg.root) if dcfg.root else embedded_dataset())
+    embedded = parse_embedded_folder(Path(trained_on)) if trained_on and dcfg.root is None else None
+    root = (data.absolute() if data else None) or (
+        Path(dcfg.root) if dcfg.root else embedded_dataset(*embedded) if embedded else embedded_dataset()
+    )
     return dcfg, root
 
 

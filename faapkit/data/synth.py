@@ -1,11 +1,15 @@
 """The embedded synthetic benchmark: "persons" on textured backgrounds with a known bias.
 
 Every image carries ``attributes = {"gender": "female"|"male", "age": "young"|"adult"|"senior"}``.
-Figures of the ``female`` group are drawn with lower contrast against their background, and the
-detector's ``train`` split holds three male images per female image (as the research data did), so
-a detector trained on it is measurably worse on ``female`` images; a bounded perturbation that raises
-local contrast can compensate. ``age`` only tints the figures (a third attribute value to exercise
-more than two groups). Output is deterministic for a seed: the same bytes every time.
+Figures of the ``female`` group are drawn with lower contrast and opacity against their background,
+and the detector's ``train`` split holds three male images per female image (as the research data
+did), so a detector trained on it is measurably worse on ``female`` images; a bounded perturbation
+that raises local contrast can compensate. Two strengths of that bias exist (``BIASES``): ``v2``, the
+default since 2026-12-01 (the shipped detector's AP gap is at least 0.08 on val and test), and
+``v1``, the milder one before it (gap 0.02-0.05), kept so that older runs evaluate on the
+images they were trained on; each has its own cache folder (``synth-v2-seed0``). ``age`` only
+tints the figures (a third attribute value to exercise more than two groups). Output is
+deterministic for a seed and bias: the same bytes every time.
 
 Two layouts are written side by side:
 - ``OUT/coco/annotations/instances_{split}.json`` + ``OUT/coco/images/{split}/*.jpg`` (attributes);
@@ -17,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +35,12 @@ from faapkit.errors import DataError
 SPLITS: dict[str, tuple[int, int]] = {"train": (900, 300), "val": (120, 120), "test": (250, 250)}  # (male, female)
 SIZES = [(96, 128), (128, 128), (128, 160), (112, 144), (160, 128)]  # (h, w) pool; few shapes = few eval buckets
 AGES = ("young", "adult", "senior")
-CONTRAST = {"male": 1.0, "female": 0.30}
-OPACITY = {"male": 0.9, "female": 0.6}  # lower opacity lets the background texture through
+# per bias: each group's figure contrast and opacity (lower opacity lets the background texture through)
+BIASES: dict[str, dict[str, dict[str, float]]] = {
+    "v1": {"contrast": {"male": 1.0, "female": 0.30}, "opacity": {"male": 0.9, "female": 0.6}},
+    "v2": {"contrast": {"male": 1.0, "female": 0.20}, "opacity": {"male": 0.9, "female": 0.5}},
+}
+DEFAULT_BIAS = "v2"
 CATEGORY = {"id": 1, "name": "person", "supercategory": "person"}
 
 
@@ -40,6 +49,11 @@ class SynthSpec:
     seed: int = 0
     splits: tuple[tuple[str, int, int], ...] = tuple((k, m, f) for k, (m, f) in SPLITS.items())
     jpeg_quality: int = 92
+    bias: str = DEFAULT_BIAS
+
+    def __post_init__(self) -> None:
+        if self.bias not in BIASES:
+            raise DataError(f"unknown benchmark bias '{self.bias}' (known: {', '.join(BIASES)})")
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -98,8 +112,11 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
 
 
-def render_image(seed: int, split_index: int, index: int, gender: str) -> tuple[bytes, dict[str, Any], list[list[int]]]:
+def render_image(
+    seed: int, split_index: int, index: int, gender: str, bias: str = DEFAULT_BIAS
+) -> tuple[bytes, dict[str, Any], list[list[int]]]:
     """One image as JPEG bytes with its attributes and xywh boxes; a pure function of its arguments."""
+    strength = BIASES[bias]
     rng = np.random.default_rng([seed, split_index, index, 0 if gender == "male" else 1])
     h, w = SIZES[int(rng.integers(0, len(SIZES)))]
     img = _background(rng, h, w)
@@ -107,7 +124,7 @@ def render_image(seed: int, split_index: int, index: int, gender: str) -> tuple[
     tint = {"young": np.array([0.0, 0.08, 0.0]), "adult": np.zeros(3), "senior": np.array([0.05, 0.05, 0.05])}[age]
     boxes = _boxes(rng, h, w)
     for box in boxes:
-        _draw_person(img, rng, box, CONTRAST[gender], OPACITY[gender], tint)
+        _draw_person(img, rng, box, strength["contrast"][gender], strength["opacity"][gender], tint)
     buf = io.BytesIO()
     Image.fromarray((img * 255).round().astype(np.uint8)).save(buf, format="JPEG", quality=92, optimize=False)
     return buf.getvalue(), {"gender": gender, "age": age}, [list(b) for b in boxes]
@@ -122,15 +139,15 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     for split_index, (split, n_male, n_female) in enumerate(spec.splits):
-        research = _write_coco_split(tmp, spec.seed, split_index, split, n_male, n_female)
+        research = _write_coco_split(tmp, spec, split_index, split, n_male, n_female)
         _write_research_split(tmp, split, research)
     manifest = {
         "generator": "faapkit.data.synth",
         "seed": spec.seed,
         "splits": {s: {"male": m, "female": f} for s, m, f in spec.splits},
         "layouts": {"attributes": "coco", "research": "research"},
-        "contrast": CONTRAST,
-        "opacity": OPACITY,
+        "bias": spec.bias,
+        **BIASES[spec.bias],
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +163,7 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
 
 
 def _write_coco_split(
-    tmp: Path, seed: int, split_index: int, split: str, n_male: int, n_female: int
+    tmp: Path, spec: SynthSpec, split_index: int, split: str, n_male: int, n_female: int
 ) -> dict[str, dict[str, list[Any]]]:
     """Render one split's images into the attributes layout (``coco/``); returns each group's
     images and annotations for the research layout."""
@@ -157,7 +174,7 @@ def _write_coco_split(
     img_dir.mkdir(parents=True, exist_ok=True)
     order = [("male", i) for i in range(n_male)] + [("female", i) for i in range(n_female)]
     for image_id, (gender, i) in enumerate(order, start=1):
-        data, attrs, boxes = render_image(seed, split_index, i, gender)
+        data, attrs, boxes = render_image(spec.seed, split_index, i, gender, spec.bias)
         file_name = f"{split}_{image_id:05d}.jpg"
         (img_dir / file_name).write_bytes(data)
         width, height = Image.open(io.BytesIO(data)).size
@@ -180,7 +197,7 @@ def _write_coco_split(
     ann_dir = tmp / "coco" / "annotations"
     ann_dir.mkdir(parents=True, exist_ok=True)
     coco = {
-        "info": {"description": "faapkit synthetic biased benchmark", "seed": seed},
+        "info": {"description": "faapkit synthetic biased benchmark", "seed": spec.seed},
         "images": images,
         "annotations": annotations,
         "categories": [CATEGORY],
@@ -208,20 +225,34 @@ def _write_research_split(tmp: Path, split: str, research: dict[str, dict[str, l
 
 
 def _check_same_benchmark(out: Path, spec: SynthSpec) -> None:
-    """A folder that holds a benchmark keeps it; asking for another seed or split sizes there is
-    refused (keeping the old images silently would make every later evaluation measure them)."""
+    """A folder that holds a benchmark keeps it; asking for another seed, bias or split sizes
+    there is refused (keeping the old images silently would make every later evaluation measure them)."""
     try:
         manifest = json.loads((out / "manifest.json").read_text())
         seed, splits = manifest["seed"], manifest["splits"]
+        bias = manifest_bias(manifest)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{out / 'manifest.json'} is not a synthetic benchmark's manifest ({exc})") from None
     wanted = {s: {"male": m, "female": f} for s, m, f in spec.splits}
-    if seed != spec.seed or splits != wanted:
-        sizes = "" if splits == wanted else f" with splits {splits}"
+    if seed != spec.seed or splits != wanted or bias != spec.bias:
+        held = f"seed {seed}, bias {bias}" + ("" if splits == wanted else f", splits {splits}")
+        asked = f"seed {spec.seed}, bias {spec.bias}" + ("" if splits == wanted else f", splits {wanted}")
         raise DataError(
-            f"{out} already holds the synthetic benchmark of seed {seed}{sizes}; seed {spec.seed}"
-            f"{'' if not sizes else f' with splits {wanted}'} needs another folder, or remove {out} first"
+            f"{out} already holds the synthetic benchmark of {held}; {asked} needs another folder, "
+            f"or remove {out} first"
         )
+
+
+def manifest_bias(manifest: dict[str, Any]) -> str:
+    """The bias a benchmark's manifest records; manifests written before biases had names hold
+    the contrast and opacity only (those of ``v1``)."""
+    if "bias" in manifest:
+        return str(manifest["bias"])
+    held = {"contrast": manifest["contrast"], "opacity": manifest["opacity"]}
+    for name, strength in BIASES.items():
+        if strength == held:
+            return name
+    raise KeyError(f"contrast/opacity {held} match no known bias")
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -236,8 +267,22 @@ def default_cache_dir() -> Path:
     return Path(root)
 
 
-def embedded_dataset(seed: int = 0) -> Path:
+def embedded_dataset(seed: int = 0, bias: str = DEFAULT_BIAS) -> Path:
     """The embedded benchmark's ``coco`` layout, generated into the cache on first use."""
-    out = default_cache_dir() / f"synth-v1-seed{seed}"
-    write_synthetic(out, SynthSpec(seed=seed))
+    out = default_cache_dir() / embedded_folder(seed, bias)
+    write_synthetic(out, SynthSpec(seed=seed, bias=bias))
     return out / "coco"
+
+
+def embedded_folder(seed: int, bias: str) -> str:
+    """The cache folder of one embedded benchmark (``synth-v2-seed0``); ``v1``'s is the folder
+    earlier releases used, so their caches and runs keep pointing at the same images."""
+    return f"synth-{bias}-seed{seed}"
+
+
+def parse_embedded_folder(root: Path) -> tuple[int, str] | None:
+    """``(seed, bias)`` when ``root`` is an embedded benchmark's ``coco`` folder in a cache, else ``None``."""
+    match = re.fullmatch(r"synth-(v\d+)-seed(\d+)", root.parent.name) if root.name == "coco" else None
+    if match is None or match.group(1) not in BIASES:
+        return None
+    return int(match.group(2)), match.group(1)

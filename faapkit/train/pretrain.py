@@ -1,8 +1,9 @@
 """Pretraining of the shipped tiny detector on the embedded synthetic benchmark.
 
-Reproduce the shipped weights with ``faap detector pretrain --preset synth-tiny --device cuda``.
-The detector is trained on the biased train split as it is (3 male : 1 female, no balancing):
-that is how the research detector met its data, and where the group gap comes from.
+Reproduce the shipped weights with ``faap detector pretrain --preset synth-tiny --epochs 200
+--stop-after 150 --device cpu --workers 1`` (about 35 minutes on 2 CPU cores). The detector is
+trained on the biased train split as it is (3 male : 1 female, no balancing): that is how the
+research detector met its data, and where the group gap comes from.
 """
 
 from __future__ import annotations
@@ -43,12 +44,19 @@ class PretrainPreset:
     max_size: int = 213
     seed: int = 0
     data_seed: int = 0
-    shape_buckets: bool = False  # batches of one resized shape: the detector never sees padding
+    shape_buckets: bool = True  # batches of one resized shape: the detector never sees padding
+    bias: str = "v2"  # the embedded benchmark's bias (faapkit.data.synth.BIASES)
 
 
-# "synth-tiny" reproduces the shipped weights (random batches, hence padded); "synth-tiny-unpadded"
-# trains on shape-bucketed batches so that training input looks like evaluation input (no padding).
-PRESETS = {"synth-tiny": PretrainPreset(), "synth-tiny-unpadded": PretrainPreset(shape_buckets=True)}
+# "synth-tiny" reproduces the shipped weights: shape-bucketed batches, so that training input looks
+# like evaluation input (never padded), on the v2 benchmark. "synth-tiny-v1" is the detector shipped
+# until 2026-12-01 (random batches, hence padded, on the milder v1 bias; trained on a GPU), and
+# "synth-tiny-v1-unpadded" the unpadded detector on v1 that docs/effect-diagnosis.md section 7 measures.
+PRESETS = {
+    "synth-tiny": PretrainPreset(),
+    "synth-tiny-v1": PretrainPreset(shape_buckets=False, bias="v1"),
+    "synth-tiny-v1-unpadded": PretrainPreset(bias="v1"),
+}
 
 
 class _Shuffled(torch.utils.data.Sampler):
@@ -184,7 +192,7 @@ def pretrain(
     )
     torch.manual_seed(preset.seed)
     random.seed(preset.seed)
-    root = embedded_dataset(preset.data_seed)
+    root = embedded_dataset(preset.data_seed, preset.bias)
     data = load_split(root, "train", split_by="gender")
     ds = GroupedDetectionDataset(data, TrainTransform(preset.scales, preset.max_size, crop_prob=0.3))
     parts = _trainable_parts(spec, dev)
