@@ -17,6 +17,18 @@ _RESNET_COMMON = {
     "dilation": False,
 }
 
+_TINY = {
+    "backbone": "tinyconv",
+    "hidden_dim": 128,
+    "nheads": 4,
+    "enc_layers": 2,
+    "dec_layers": 2,
+    "dim_feedforward": 256,
+    "num_queries": 16,
+    "num_classes": 2,
+    "dilation": False,
+}
+
 
 @hookimpl
 def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
@@ -58,18 +70,17 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
         DetectorSpec(
             name="detr-synth-tiny",
             factory=BUILD,
-            arch={
-                "backbone": "tinyconv",
-                "hidden_dim": 128,
-                "nheads": 4,
-                "enc_layers": 2,
-                "dec_layers": 2,
-                "dim_feedforward": 256,
-                "num_queries": 16,
-                "num_classes": 2,
-                "dilation": False,
-            },
+            arch=dict(_TINY),
             weights="faapkit:weights/detr-synth-tiny.pth",
             description="tiny DETR (stride-16 conv backbone) trained on the embedded synthetic benchmark",
+        )
+    )
+    register(
+        DetectorSpec(
+            name="detr-synth-tiny-v2",
+            factory=BUILD,
+            arch=dict(_TINY),
+            weights="faapkit:weights/detr-synth-tiny-v2.pth",
+            description="the tiny DETR trained unpadded on the stronger-bias benchmark (faap data synth --bias v2)",
         )
     )

@@ -20,8 +20,8 @@ def synth(
     out: Path,
     seed: Annotated[int, typer.Option(help="generator seed; the same seed gives the same bytes")] = 0,
     bias: Annotated[
-        str, typer.Option(help="v2 (the default benchmark) or v1 (the milder bias used until 2026-12-01)")
-    ] = "v2",
+        str, typer.Option(help="v1 (the default benchmark) or v2 (a stronger bias; detector detr-synth-tiny-v2)")
+    ] = "v1",
 ) -> None:
     """Write the synthetic biased benchmark (both layouts) to OUT."""
     from faapkit.data.synth import SynthSpec, write_synthetic

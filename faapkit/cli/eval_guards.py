@@ -44,16 +44,12 @@ def check_belongs(checkpoint: Path, run_dir: Path) -> None:
             )
 
 
-# sha256 of the tiny detector shipped until 2026-12-01 (padded training, v1 benchmark), which
-# faapkit keeps as weights/detr-synth-tiny-v1.pth for the runs trained against it
-FORMER_TINY_SHA256 = "06ccf0711cd7a5989f93a71ba9807cfaf5192a6458b4c764c95154c49926b1a4"
-
-
 def check_trained_against(checkpoint: Path, detector: object) -> None:
     """Refuse a generator trained against other detector weights than the ones about to
     evaluate it, unless they were asked for (``--detector``/``--detector-checkpoint``): its
-    numbers would be filed as the run's although they measure a transfer to another detector.
-    A checkpoint that records no detector (research scripts) passes."""
+    numbers would be filed as the run's although they measure a transfer to another detector
+    (e.g. a run's detector checkpoint replaced on disk since it trained). A checkpoint that
+    records no detector (research scripts) passes."""
     from faapkit.errors import CheckpointError
     from faapkit.io import load_checkpoint
 
@@ -66,16 +62,8 @@ def check_trained_against(checkpoint: Path, detector: object) -> None:
     trained, now = record.get("sha256"), getattr(detector, "sha256", None)
     if not trained or not now or trained == now:
         return
-    from faapkit.detr.build import packaged_path
-
-    hint = (
-        f" (the tiny detector shipped until 2026-12-01: --detector-checkpoint "
-        f"{packaged_path('faapkit:weights/detr-synth-tiny-v1.pth')})"
-        if trained == FORMER_TINY_SHA256
-        else ""
-    )
     raise CheckpointError(
         f"{checkpoint}: its generator was trained against detector '{record.get('name')}' with weights "
         f"{str(trained)[:12]}, not the {str(now)[:12]} loaded now; pass --detector-checkpoint with the weights it "
-        f"was trained against{hint}, or name other weights explicitly to measure a transfer"
+        "was trained against, or name other weights explicitly to measure a transfer"
     )

@@ -48,19 +48,20 @@ def test_another_seed_into_a_written_benchmark_is_refused(tmp_path):
     assert _digest(root) == before
 
 
-# sha256 of render_image(0, 1, i, g) for i < 3, both groups, as faapkit wrote them until 2026-12-01:
-# the v1 bias must keep rendering those bytes, so caches and runs of earlier releases stay valid
+# sha256 of render_image(0, 1, i, g) for i < 3, both groups, as faapkit wrote them before biases had
+# names: the v1 bias must keep rendering those bytes, so caches and runs of earlier releases stay valid
 V1_BYTES = "322510fd2ca4e667"
 
 
 def test_v1_bias_renders_the_earlier_benchmark_and_v2_is_weaker():
     from faapkit.data.synth import BIASES, render_image
 
-    def digest(bias: str) -> str:
-        images = [render_image(0, 1, i, g, bias)[0] for i in range(3) for g in ("male", "female")]
+    def digest(*bias: str) -> str:
+        images = [render_image(0, 1, i, g, *bias)[0] for i in range(3) for g in ("male", "female")]
         return hashlib.sha256(b"".join(images)).hexdigest()[:16]
 
     assert digest("v1") == V1_BYTES
+    assert digest() == V1_BYTES, "v1 is the default"
     assert digest("v2") != V1_BYTES
     v1, v2 = BIASES["v1"], BIASES["v2"]
     assert v2["contrast"]["male"] == v1["contrast"]["male"] and v2["opacity"]["male"] == v1["opacity"]["male"]
@@ -70,12 +71,12 @@ def test_v1_bias_renders_the_earlier_benchmark_and_v2_is_weaker():
 def test_another_bias_into_a_written_benchmark_is_refused(tmp_path):
     from dataclasses import replace
 
-    root = write_synthetic(tmp_path / "s", SMALL)
+    root = write_synthetic(tmp_path / "s", replace(SMALL, bias="v2"))
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["bias"] == "v2" and manifest["contrast"]["female"] == 0.2
     with pytest.raises(DataError, match="bias v2; seed 3, bias v1 needs another folder"):
-        write_synthetic(root, replace(SMALL, bias="v1"))
-    code, _, err = run_cli("data", "synth", str(root), "--seed", "3", "--bias", "v1")
+        write_synthetic(root, SMALL)
+    code, _, err = run_cli("data", "synth", str(root), "--seed", "3")
     assert code != 0 and err.count("error:") == 1 and "bias v2" in err
     code, _, err = run_cli("data", "synth", str(tmp_path / "t"), "--bias", "v3")
     assert code != 0 and "unknown benchmark bias 'v3'" in err and "Traceback" not in err
@@ -84,19 +85,20 @@ def test_another_bias_into_a_written_benchmark_is_refused(tmp_path):
 def test_a_manifest_from_before_bias_names_reads_as_v1(tmp_path):
     from dataclasses import replace
 
-    root = write_synthetic(tmp_path / "s", replace(SMALL, bias="v1"))
+    root = write_synthetic(tmp_path / "s", SMALL)
     manifest = json.loads((root / "manifest.json").read_text())
     del manifest["bias"]  # as faapkit wrote it until 2026-12-01: contrast and opacity only
     (root / "manifest.json").write_text(json.dumps(manifest))
-    assert write_synthetic(root, replace(SMALL, bias="v1")) == root
+    assert write_synthetic(root, SMALL) == root
     with pytest.raises(DataError, match="bias v1"):
-        write_synthetic(root, SMALL)
+        write_synthetic(root, replace(SMALL, bias="v2"))
 
 
 def test_embedded_folders_name_seed_and_bias(tmp_path):
     from faapkit.data.synth import embedded_folder, parse_embedded_folder
 
     assert embedded_folder(0, "v1") == "synth-v1-seed0"  # the folder earlier releases used
+    assert embedded_folder(0, "v2") == "synth-v2-seed0"
     assert parse_embedded_folder(tmp_path / embedded_folder(4, "v2") / "coco") == (4, "v2")
     assert parse_embedded_folder(tmp_path / "synth-v9-seed0" / "coco") is None
     assert parse_embedded_folder(tmp_path / "mine" / "coco") is None

@@ -10,7 +10,7 @@ from faapkit.train.pretrain import PRESETS, _ShapeBuckets
 
 def test_bucketed_batches_are_never_padded(synth_root):
     data = load_split(synth_root, "train", limit=60)
-    preset = PRESETS["synth-tiny"]
+    preset = PRESETS["synth-tiny-unpadded"]
     ds = GroupedDetectionDataset(data, TrainTransform(preset.scales, preset.max_size, crop_prob=0.3))
     sampler = _ShapeBuckets([(r.height, r.width) for r in data.records], 4, preset.scales, seed=0, epoch=1)
     batches = list(sampler)
