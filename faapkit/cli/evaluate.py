@@ -279,7 +279,6 @@ def _rescore(
 def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> None:
     """Resolve the target, settings, data and detector; refuse a taken output; infer, score, write."""
     from faapkit.cli import eval_settings
-    from faapkit.detr.frozen import load_detector
     from faapkit.distributed import setup_process, shutdown
     from faapkit.evaluate.evaluator import evaluate_with_detections, load_eval_split
 
@@ -293,12 +292,7 @@ def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> None:
     if o.disadvantaged is not None and o.disadvantaged == o.advantaged:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{o.advantaged}': the gap needs two groups")
     dist_info, dev = setup_process(o.device)
-    det_name, det_ckpt = _run_detector(run_config, o.detector, o.detector_checkpoint)
-    det = load_detector(reg.detectors.get(det_name), det_ckpt, device=dev)
-    if tgt.checkpoint is not None and o.detector is None and o.detector_checkpoint is None:
-        from faapkit.cli.eval_guards import check_trained_against
-
-        check_trained_against(tgt.checkpoint, det)
+    det = _checked_detector(reg, o, tgt, dev)
     split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid)
     path = output_path(tgt, o.out, split, attr, dcfg.limit_images, _tags(o, det, split_data, settings))
     chosen_on = selection_split(tgt)
@@ -411,6 +405,20 @@ def _run_detector(
     name = detector or stored.get("name", "detr-synth-tiny")
     ckpt = detector_checkpoint or (Path(stored["checkpoint"]) if stored.get("checkpoint") else None)
     return name, ckpt
+
+
+def _checked_detector(reg: Any, o: _Inference, tgt: Target, dev: Any) -> Any:
+    """The detector to evaluate with; unless ``--detector``/``--detector-checkpoint`` name one,
+    it must be the weights the checkpoint's generator was trained against."""
+    from faapkit.detr.frozen import load_detector
+
+    det_name, det_ckpt = _run_detector(tgt.config, o.detector, o.detector_checkpoint)
+    det = load_detector(reg.detectors.get(det_name), det_ckpt, device=dev)
+    if tgt.checkpoint is not None and o.detector is None and o.detector_checkpoint is None:
+        from faapkit.cli.eval_guards import check_trained_against
+
+        check_trained_against(tgt.checkpoint, det)
+    return det
 
 
 def _detection_paths(path: Path | None, settings_out: list[str], save: bool) -> list[Path]:
