@@ -55,7 +55,8 @@ def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
 
 def load_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     """Load a torch file safely; every failure is a :class:`CheckpointError` with one clear line.
-    ``mmap``: map tensors instead of reading them (cheap when only the metadata is needed)."""
+    ``mmap``: map tensors instead of reading them (cheap when only the metadata is needed); an old
+    (non-zip) torch file cannot be mapped and is read whole."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     with path.open("rb") as fh:
@@ -65,7 +66,7 @@ def load_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     import torch
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and head.startswith(b"PK\x03\x04"))
     except Exception as exc:
         reason = " ".join(str(exc).split())
         if "weights_only" in reason or "Unsupported global" in reason or "GLOBAL" in reason:

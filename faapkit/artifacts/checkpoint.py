@@ -24,10 +24,7 @@ FORMAT = "faapkit.checkpoint/1"
 def training_position(path: Path) -> tuple[int, bool]:
     """``(global_step, epoch_complete)`` stored in a faapkit checkpoint: what "latest" means
     (file times and names lie after a copy or a rename)."""
-    try:
-        ckpt = load_checkpoint(path, mmap=True)
-    except CheckpointError:
-        ckpt = load_checkpoint(path)  # an old (non-zip) torch file cannot be mapped
+    ckpt = load_checkpoint(path, mmap=True)
     step = ckpt.get("global_step")
     if isinstance(step, bool) or not isinstance(step, int):
         raise CheckpointError(f"{path} stores no global_step: not a faapkit training checkpoint")

@@ -27,14 +27,10 @@ def check_belongs(checkpoint: Path, run_dir: Path) -> None:
     """Refuse a checkpoint of ``run_dir`` whose stored run id or version is not the run's (one
     dropped in from another run). A checkpoint that stores neither (older faapkit) passes."""
     from faapkit.artifacts.rundir import RunDir
-    from faapkit.errors import CheckpointError
     from faapkit.io import load_checkpoint
 
     manifest = RunDir(run_dir).read_manifest()
-    try:
-        ckpt = load_checkpoint(checkpoint, mmap=True)
-    except CheckpointError:
-        ckpt = load_checkpoint(checkpoint)  # an old (non-zip) torch file cannot be mapped
+    ckpt = load_checkpoint(checkpoint, mmap=True)
     for key, what in (("run_id", "run id"), ("version", "version")):
         mine, stored = manifest.get(key), ckpt.get(key)
         if mine and stored and stored != mine:
@@ -53,11 +49,7 @@ def check_trained_against(checkpoint: Path, detector: object) -> None:
     from faapkit.errors import CheckpointError
     from faapkit.io import load_checkpoint
 
-    try:
-        ckpt = load_checkpoint(checkpoint, mmap=True)
-    except CheckpointError:
-        ckpt = load_checkpoint(checkpoint)
-    stored = ckpt.get("detector")
+    stored = load_checkpoint(checkpoint, mmap=True).get("detector")
     record: dict[str, object] = stored if isinstance(stored, dict) else {}
     trained, now = record.get("sha256"), getattr(detector, "sha256", None)
     if not trained or not now or trained == now:

@@ -46,8 +46,7 @@ def resolve_target(target: Path | None, epoch: int | None) -> Target:
     target = target.absolute()
     if target.is_dir():
         run = RunDir(target)
-        manifest = run.read_manifest()
-        config, root = manifest.get("config", {}), (manifest.get("dataset") or {}).get("root")
+        config, root = _recorded(run)
         if epoch is not None:
             path = run.epoch_checkpoint(epoch)
             if not path.is_file():
@@ -71,10 +70,15 @@ def resolve_target(target: Path | None, epoch: int | None) -> Target:
         raise ConfigError("--epoch chooses within a run folder; it cannot be combined with a checkpoint path")
     run = RunDir(target.parent.parent)
     if target.parent.name == "checkpoints" and run.exists():
-        manifest = run.read_manifest()
-        root = (manifest.get("dataset") or {}).get("root")
-        return Target(target, run.path, manifest.get("config", {}), "given", root)
+        config, root = _recorded(run)
+        return Target(target, run.path, config, "given", root)
     return Target(target, None, {}, "given")
+
+
+def _recorded(run: Any) -> tuple[dict[str, Any], str | None]:
+    """A run folder's config and the dataset root it trained on, from its manifest."""
+    manifest = run.read_manifest()
+    return manifest.get("config", {}), (manifest.get("dataset") or {}).get("root")
 
 
 def selection_split(tgt: Target) -> str | None:
@@ -389,10 +393,9 @@ def _run_data(
             f"the run stores a relative data.root '{dcfg.root}' (faapkit before 0.2 did): it depends on the folder "
             "faap runs in; pass --data with the dataset's path"
         )
-    embedded = parse_embedded_folder(Path(trained_on)) if trained_on and dcfg.root is None else None
-    root = (data.absolute() if data else None) or (
-        Path(dcfg.root) if dcfg.root else embedded_dataset(*embedded) if embedded else embedded_dataset()
-    )
+    embedded = parse_embedded_folder(Path(trained_on)) if trained_on else None  # (seed, bias) or None
+    own = Path(dcfg.root) if dcfg.root else None
+    root = (data.absolute() if data else None) or own or embedded_dataset(*(embedded or ()))
     return dcfg, root
 
 
