@@ -61,6 +61,10 @@ class DataConfig(Section):
     min_size: int = Field(default=128, gt=0, description="eval resize of the short side (research: 800)")
     max_size: int = Field(default=213, gt=0, description="cap of the long side (research: 1333)")
     train_scales: list[PositiveInt] = Field(default_factory=lambda: [112, 120, 128, 136, 144], min_length=1)
+    shape_buckets: bool = Field(
+        default=False,
+        description="train on batches of one image size and scale (no padding, no crop), as evaluation does",
+    )
     group_weights: dict[str, Weight] | None = Field(default=None, description="sampling weight per group; None = equal")
     disadvantaged_share: float | None = Field(
         default=None, gt=0, le=1, description="share of sampled images from the disadvantaged group (vs advantaged)"
@@ -318,6 +322,8 @@ def resolve_config(
                 tree.setdefault(section, {}).setdefault(key, value)
     tree = deep_merge(tree, override_tree)
     tree["version"] = spec.name
+    if base is None:  # a resumed run keeps the batching it was trained with
+        _follow_detector_batching(tree, registries)
     generator = tree.setdefault("generator", {})
     generator.setdefault("name", spec.generator)
     if base is None and root is None and generator["name"] == "unet":
@@ -328,6 +334,19 @@ def resolve_config(
     _refuse_non_finite(tree)
     config = validate_model(FaapConfig, tree)
     return _absolute_paths(_validate_components(config, registries))
+
+
+def _follow_detector_batching(tree: dict[str, Any], registries: Registries) -> None:
+    """``data.shape_buckets`` unset: on when the detector's packaged weights were trained on
+    unpadded batches. A generator trained on padded batches against such a detector learns to
+    correct padding it never meets at evaluation, and lowers the AP it should raise
+    (docs/effect-diagnosis.md, section 9)."""
+    data, det = tree.setdefault("data", {}), tree.get("detector") or {}
+    if "shape_buckets" in data or det.get("checkpoint"):
+        return
+    name = det.get("name", DetectorConfig.model_fields["name"].default)
+    if isinstance(name, str) and name in registries.detectors:
+        data["shape_buckets"] = bool(getattr(registries.detectors.get(name), "trained_unpadded", False))
 
 
 def _absolute_paths(config: FaapConfig) -> FaapConfig:

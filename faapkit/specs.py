@@ -158,10 +158,13 @@ class DetectorSpec(ComponentSpec):
     """A detector configuration: ``factory(**arch) -> DetectorParts``. ``arch`` holds the
     architecture hyperparameters (validated by ``options`` when one is given, otherwise checked
     against the factory's signature), ``weights`` an optional packaged checkpoint
-    (``"package:relative/path"``) used when no checkpoint is configured."""
+    (``"package:relative/path"``) used when no checkpoint is configured. ``trained_unpadded``: those
+    weights were trained on shape-bucketed (never padded) batches, so generators are trained on such
+    batches too (``data.shape_buckets``) unless the config says otherwise."""
 
     arch: Mapping[str, Any] = field(default_factory=dict)
     weights: str | None = None
+    trained_unpadded: bool = False
 
     def build(self, **options: Any) -> DetectorParts:
         """Build the detector's parts (random weights) from ``arch``; ``options`` must be empty."""

@@ -81,6 +81,7 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
             factory=BUILD,
             arch=dict(_TINY),
             weights="faapkit:weights/detr-synth-tiny-v2.pth",
+            trained_unpadded=True,
             description="the tiny DETR trained unpadded on the stronger-bias benchmark (faap data synth --bias v2)",
         )
     )

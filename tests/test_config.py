@@ -26,3 +26,17 @@ def test_a_named_dataset_gets_the_research_defaults(registries, tmp_path, how):
 def test_explicit_values_win_over_embedded_defaults(registries):
     cfg = resolve_config(registries, version="4th", overrides=["generator.base_channels=8"])
     assert cfg.generator["base_channels"] == 8 and cfg.train.steps_per_epoch == 10
+
+
+def test_shape_buckets_follow_the_detector_unless_set(registries):
+    """Generators train on unpadded batches against a detector trained on unpadded batches."""
+    reg = registries
+    assert reg.detectors.get("detr-synth-tiny-v2").trained_unpadded
+    assert not reg.detectors.get("detr-synth-tiny").trained_unpadded
+    assert not resolve_config(reg, version="level-up").data.shape_buckets
+    v2 = ["detector.name=detr-synth-tiny-v2"]
+    assert resolve_config(reg, version="level-up", overrides=v2).data.shape_buckets
+    assert not resolve_config(reg, version="level-up", overrides=[*v2, "data.shape_buckets=false"]).data.shape_buckets
+    # other weights than the packaged ones: nothing is known of how they were trained
+    other = [*v2, "detector.checkpoint=/nonexistent/weights.pth"]
+    assert not resolve_config(reg, version="level-up", overrides=other).data.shape_buckets

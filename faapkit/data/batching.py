@@ -47,7 +47,13 @@ class BalancedGroupSampler:
     """Yields batches of ``(index, sample_seed)``: each draw picks a group with probability
     ``weights[g]`` (equal by default), then an image of that group uniformly, with replacement
     (the research sampler's semantics). Fully determined by ``(seed, epoch)``; ``position`` (batches
-    already consumed in this epoch) makes it resumable. Under DDP rank r takes every world-th batch."""
+    already consumed in this epoch) makes it resumable. Under DDP rank r takes every world-th batch.
+
+    With ``shapes`` (each image's original ``(h, w)``) and ``scales``, batches are shape-bucketed:
+    every batch first draws one original size (a size is eligible when every sampled group has an
+    image of it; chosen in proportion to its sampled images) and one training scale, and its images
+    come from that size only, as ``(index, sample_seed, scale)``: they resize to one shape, so the
+    detector never sees padding (as at evaluation, and as a detector trained unpadded expects)."""
 
     def __init__(
         self,
@@ -59,6 +65,8 @@ class BalancedGroupSampler:
         weights: Sequence[float] | None = None,
         rank: int = 0,
         world_size: int = 1,
+        shapes: Sequence[tuple[int, int]] | None = None,
+        scales: Sequence[int] | None = None,
     ) -> None:
         members: dict[int, list[int]] = {}
         for idx, g in enumerate(groups):
@@ -71,6 +79,8 @@ class BalancedGroupSampler:
         self.batch_size, self.num_batches, self.seed = batch_size, num_batches, seed
         self.rank, self.world_size = rank, world_size
         self.epoch, self.position = 0, 0
+        self.buckets = _shape_buckets(groups, shapes, self.weights) if shapes is not None else None
+        self.scales = list(scales or [0])
 
     def set_epoch(self, epoch: int, position: int = 0) -> None:
         self.epoch, self.position = epoch, position
@@ -95,7 +105,32 @@ class BalancedGroupSampler:
         seeds = torch.randint(0, 2**31 - 1, (total,), generator=gen)
         return indices, seeds
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+    def _bucketed_draws(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Like :meth:`_epoch_draws`, every batch's images from one original size, plus each
+        batch's scale ``(num_batches * world_size,)``."""
+        assert self.buckets is not None
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        n_batches = self.num_batches * self.world_size
+        total = n_batches * self.batch_size
+        sizes, members = self.buckets
+        bucket = torch.multinomial(sizes, n_batches, replacement=True, generator=gen)
+        scale = torch.randint(0, len(self.scales), (n_batches,), generator=gen)
+        chosen = torch.multinomial(self.weights, total, replacement=True, generator=gen)
+        u = torch.rand(total, generator=gen, dtype=torch.float64)
+        indices = torch.empty(total, dtype=torch.int64)
+        slot_bucket = bucket.repeat_interleave(self.batch_size)
+        for b in bucket.unique().tolist():
+            for k, pool in enumerate(members[b]):
+                sel = (slot_bucket == b) & (chosen == k)
+                if sel.any():
+                    indices[sel] = pool[(u[sel] * len(pool)).long().clamp(max=len(pool) - 1)]
+        seeds = torch.randint(0, 2**31 - 1, (total,), generator=gen)
+        return indices, seeds, torch.tensor(self.scales)[scale]
+
+    def __iter__(self) -> Iterator[list[tuple[int, ...]]]:
+        if self.buckets is not None:
+            yield from self._iter_bucketed()
+            return
         indices, seeds = self._epoch_draws()
         bs = self.batch_size
         for b in range(self.position, self.num_batches):
@@ -103,6 +138,38 @@ class BalancedGroupSampler:
             yield [
                 (int(i), int(s)) for i, s in zip(indices[start : start + bs], seeds[start : start + bs], strict=True)
             ]
+
+
+    def _iter_bucketed(self) -> Iterator[list[tuple[int, ...]]]:
+        indices, seeds, scales = self._bucketed_draws()
+        bs = self.batch_size
+        for b in range(self.position, self.num_batches):
+            k = b * self.world_size + self.rank
+            batch = zip(indices[k * bs : (k + 1) * bs].tolist(), seeds[k * bs : (k + 1) * bs].tolist(), strict=True)
+            yield [(i, s, int(scales[k])) for i, s in batch]
+
+
+def _shape_buckets(
+    groups: Sequence[int], shapes: Sequence[tuple[int, int]], weights: Tensor
+) -> tuple[Tensor, list[list[Tensor]]]:
+    """Eligible original sizes: ``(weights (S,), members[s][k] (n,))``, ``k`` over the sampler's
+    groups in order. A size is eligible when every group with a positive weight has an image of it;
+    its weight is its number of such images."""
+    keys = sorted({g for g in groups if g >= 0})
+    by_shape: dict[tuple[int, int], dict[int, list[int]]] = {}
+    for idx, (g, hw) in enumerate(zip(groups, shapes, strict=True)):
+        if g >= 0:
+            by_shape.setdefault(tuple(hw), {}).setdefault(g, []).append(idx)  # type: ignore[arg-type]
+    sampled = [g for g, w in zip(keys, weights.tolist(), strict=True) if w > 0]
+    sizes: list[float] = []
+    members: list[list[Tensor]] = []
+    for _, pools in sorted(by_shape.items()):
+        if all(pools.get(g) for g in sampled):
+            sizes.append(float(sum(len(pools[g]) for g in sampled)))
+            members.append([torch.tensor(pools.get(g, [-1])) for g in keys])
+    if not sizes:
+        raise ValueError("no image size is shared by every sampled group, so no batch can be shape-bucketed")
+    return torch.tensor(sizes, dtype=torch.float64), members
 
 
 def eval_batches(

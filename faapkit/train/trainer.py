@@ -236,15 +236,21 @@ class Trainer:
         elif cfg.data.disadvantaged_share is not None:
             weights = [cfg.data.disadvantaged_share, 1.0 - cfg.data.disadvantaged_share]
         binary = [g if g in (0, 1) else -1 for g in self.dataset.record_groups()]
-        return BalancedGroupSampler(
-            binary,
-            batch_size=cfg.train.batch_size,
-            num_batches=self.steps_per_epoch,
-            seed=cfg.train.seed,
-            weights=weights,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-        )
+        shapes = [(r.height, r.width) for r in self.data.records] if cfg.data.shape_buckets else None
+        try:
+            return BalancedGroupSampler(
+                binary,
+                batch_size=cfg.train.batch_size,
+                num_batches=self.steps_per_epoch,
+                seed=cfg.train.seed,
+                weights=weights,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+                shapes=shapes,
+                scales=cfg.data.train_scales,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"data.shape_buckets: {exc} in split '{cfg.data.train_split}'") from None
 
     def build_loader(self) -> DataLoader:
         """Collated batches in the sampler's order."""

@@ -238,6 +238,47 @@ def test_balanced_sampler_deterministic_balanced_resumable():
     assert list(r0) != list(r1)
 
 
+def test_shape_bucketed_sampler_one_size_and_scale_per_batch_resumable():
+    groups = [0] * 30 + [1] * 90 + [-1] * 5
+    shapes = [(96, 128) if i % 3 else (128, 160) for i in range(len(groups))]
+    shapes[-1] = (50, 50)  # an image outside both groups: never sampled, no bucket of its own
+    kw = dict(batch_size=8, num_batches=40, seed=1, shapes=shapes, scales=[112, 128])
+    s = BalancedGroupSampler(groups, **kw)
+    s.set_epoch(2)
+    batches = list(s)
+    assert len(batches) == 40
+    for batch in batches:
+        assert len({shapes[i] for i, _, _ in batch}) == 1  # one original size...
+        assert len({scale for _, _, scale in batch}) == 1  # ...and one scale: no padding
+        assert {groups[i] for i, _, _ in batch} <= {0, 1}
+    assert {scale for b in batches for _, _, scale in b} == {112, 128}
+    assert {shapes[b[0][0]] for b in batches} == {(96, 128), (128, 160)}
+    drawn = [groups[i] for b in batches for i, _, _ in b]
+    assert 0.4 < drawn.count(0) / len(drawn) < 0.6  # the group balance is kept
+    s2 = BalancedGroupSampler(groups, **kw)
+    s2.set_epoch(2, position=15)
+    assert list(s2) == batches[15:]
+    r0 = BalancedGroupSampler(groups, **kw, rank=0, world_size=2)
+    r1 = BalancedGroupSampler(groups, **kw, rank=1, world_size=2)
+    assert list(r0) != list(r1)
+
+
+def test_shape_bucketed_sampler_weights_and_refusal():
+    groups = [0] * 10 + [1] * 10
+    only_female = BalancedGroupSampler(
+        groups, batch_size=4, num_batches=20, seed=0, weights=[1.0, 0.0], shapes=[(8, 8)] * 20, scales=[8]
+    )
+    assert {groups[i] for b in only_female for i, _, _ in b} == {0}
+    disjoint = [(8, 8)] * 10 + [(9, 9)] * 10  # no size holds both groups
+    with pytest.raises(ValueError, match="no image size is shared"):
+        BalancedGroupSampler(groups, batch_size=4, num_batches=2, seed=0, shapes=disjoint, scales=[8])
+    # with the advantaged group unsampled, its sizes do not matter
+    ok = BalancedGroupSampler(
+        groups, batch_size=4, num_batches=2, seed=0, weights=[1.0, 0.0], shapes=disjoint, scales=[8]
+    )
+    assert all(shape == (8, 8) for b in ok for shape in [disjoint[b[0][0]]])
+
+
 def test_eval_batches_share_one_shape(synth_root):
     split = load_split(synth_root, "val")
     from faapkit.data.transforms import resized_hw

@@ -97,3 +97,18 @@ def test_compiled_generator_trains_the_same_generator(tmp_path, synth_root):
     _assert_same_training(eager, compiled)
     ckpt = load_checkpoint(tmp_path / "compiled" / "checkpoints" / "epoch_0000.pt")
     assert set(ckpt["generator"]) == set(PerturbationGenerator().state_dict())
+
+
+def test_shape_buckets_feed_the_detector_unpadded_batches(tmp_path, synth_root):
+    """``data.shape_buckets``: every training batch has one size and scale, so no row is padded
+    (a detector trained unpadded otherwise trains its generator on inputs evaluation never shows)."""
+    overrides = ["train.batch_size=4", "data.limit_images=60", "train.epochs=1", "train.steps_per_epoch=6"]
+    padded = Trainer(resolve_config(REG, version="level-up", overrides=overrides), REG, tmp_path / "p")
+    padded.setup()
+    assert any(bool(batch.mask.any()) for batch in padded.loader)
+    cfg = resolve_config(REG, version="level-up", overrides=[*overrides, "data.shape_buckets=true"])
+    bucketed = Trainer(cfg, REG, tmp_path / "b")
+    bucketed.setup()
+    batches = list(bucketed.loader)
+    assert len(batches) == 6 and not any(bool(batch.mask.any()) for batch in batches)
+    assert bucketed.fit()["global_step"] == 6
