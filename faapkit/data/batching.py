@@ -139,7 +139,6 @@ class BalancedGroupSampler:
                 (int(i), int(s)) for i, s in zip(indices[start : start + bs], seeds[start : start + bs], strict=True)
             ]
 
-
     def _iter_bucketed(self) -> Iterator[list[tuple[int, ...]]]:
         indices, seeds, scales = self._bucketed_draws()
         bs = self.batch_size

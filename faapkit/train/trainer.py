@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
@@ -112,6 +113,16 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: tuple[s
         elif a != b and path not in RESUMABLE_KEYS and path[:2] not in RESUMABLE_KEYS:
             diffs.append(".".join(path))
     return diffs
+
+
+def with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored run config with the keys added since it was written at their defaults (the
+    behaviour the run was trained with), so that resuming an older run compares like with like.
+    A config that no longer validates is compared as stored (its differences are then named)."""
+    try:
+        return FaapConfig.model_validate(stored).model_dump(mode="json")
+    except ValidationError:
+        return stored
 
 
 @dataclass
@@ -323,7 +334,7 @@ class Trainer:
                     f"cannot resume {self.run.path}: it is a '{manifest.get('version')}' run, "
                     f"not '{self.config.version}'"
                 )
-            diffs = config_differences(manifest.get("config", {}), self.config.model_dump(mode="json"))
+            diffs = config_differences(with_defaults(manifest.get("config", {})), self.config.model_dump(mode="json"))
             if diffs:
                 raise ConfigError(
                     f"cannot resume {self.run.path}: the config differs in {', '.join(diffs[:6])}"

@@ -31,7 +31,6 @@ def research_root(tmp_path: Path) -> Path:
     return root
 
 
-
 def test_research_root_lists_every_run_and_loose_file(tmp_path):
     root = research_root(tmp_path)
     found, err = compare_json(str(root))

@@ -33,7 +33,6 @@ def _run_with_extra_evals(tmp_path: Path) -> Path:
     return run
 
 
-
 def test_a_rescore_beside_its_evaluation_is_not_a_second_row(tmp_path):
     run = _run_with_extra_evals(tmp_path)
     found, err = compare_json(str(run))

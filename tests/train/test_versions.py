@@ -112,3 +112,21 @@ def test_shape_buckets_feed_the_detector_unpadded_batches(tmp_path, synth_root):
     batches = list(bucketed.loader)
     assert len(batches) == 6 and not any(bool(batch.mask.any()) for batch in batches)
     assert bucketed.fit()["global_step"] == 6
+
+
+def test_a_run_written_before_a_config_key_existed_resumes(tmp_path, synth_root):
+    """Keys added later (here ``data.shape_buckets``) read as their defaults, the behaviour the
+    run was trained with, instead of refusing the resume as a changed config."""
+    import json
+
+    overrides = ["train.batch_size=4", "data.limit_images=60", "train.epochs=2", "train.steps_per_epoch=2"]
+    part = Trainer(resolve_config(REG, version="4th", overrides=[*overrides, "train.max_steps=2"]), REG, tmp_path / "r")
+    part.setup()
+    part.fit()
+    manifest_path = tmp_path / "r" / "run.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["config"]["data"]["shape_buckets"]
+    manifest_path.write_text(json.dumps(manifest))
+    resumed = Trainer(resolve_config(REG, version="4th", overrides=overrides), REG, tmp_path / "r", resume=True)
+    resumed.setup()
+    assert resumed.fit()["global_step"] == 4
