@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from faapkit import __version__
 from faapkit.artifacts.checkpoint import generator_state
@@ -141,7 +142,13 @@ def load_generator(
     else:
         if generators is None or name not in generators:
             raise CheckpointError(f"{path} holds a '{name}' generator, which no installed plugin provides")
-        gen = generators.get(name).build(epsilon=eps, detector=detector, **spec_options)
+        try:
+            gen = generators.get(name).build(epsilon=eps, detector=detector, **spec_options)
+        except ValidationError as exc:
+            bad = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            raise CheckpointError(
+                f"{path}: its '{name}' generator has options the installed one rejects: {bad}"
+            ) from None
     try:
         gen.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -51,6 +51,12 @@ def test_checkpoint_names_its_generator_and_loads_back(registries, tmp_path):
     assert meta["generator"] == "subpixel" and torch.equal(loaded(x), gen.eval()(x))
     with pytest.raises(CheckpointError, match="'subpixel' generator"):
         load_generator(path, None, torch.device("cpu"), None)
+    # options the installed plugin does not know (a checkpoint from another build): one named error
+    save_checkpoint(path, {"generator": gen.state_dict(), "epsilon": 0.08, "generator_spec": {**spec, "refine": 0}})
+    with pytest.raises(
+        CheckpointError, match=r"g\.pt: its 'subpixel' generator has options the installed one rejects: refine$"
+    ):
+        load_generator(path, None, torch.device("cpu"), registries.generators)
 
 
 def test_detector_aware_generator_reads_the_real_detector_and_saves_only_its_own_weights(
