@@ -78,6 +78,8 @@ def detector(ctx: typer.Context, name: str, json_: JsonOpt = False) -> None:
     out_console.print(table)
     out_console.print(f"architecture: {info['arch']}")
     out_console.print(f"weights: {info['weights'] or 'none shipped (pass --checkpoint)'}")
+    batches = "unpadded (shape-bucketed)" if info["trained_unpadded"] else "padded or unknown"
+    out_console.print(f"weights trained on: {batches} batches; generators follow it (data.shape_buckets)")
 
 
 @app.command("dataset")

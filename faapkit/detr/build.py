@@ -163,4 +163,5 @@ def describe_detector(spec: DetectorSpec) -> dict[str, Any]:
         "groups": [{"prefix": k, **v} for k, v in groups.items()],
         "keys": [[k, list(v.shape)] for k, v in state.items()],
         "weights": weights,
+        "trained_unpadded": spec.trained_unpadded,
     }

@@ -73,3 +73,5 @@ def test_r50_parameter_count(registries):
     info = describe_detector(registries.detectors.get("detr-r50"))
     assert 41.3e6 <= info["num_params"] <= 41.6e6
     assert any(k == "query_embed.weight" for k, _ in info["keys"])
+    assert info["trained_unpadded"] is False  # upstream DETR trains on padded batches
+    assert describe_detector(registries.detectors.get("detr-synth-tiny-v2"))["trained_unpadded"] is True
