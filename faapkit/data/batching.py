@@ -50,10 +50,10 @@ class BalancedGroupSampler:
     already consumed in this epoch) makes it resumable. Under DDP rank r takes every world-th batch.
 
     With ``shapes`` (each image's original ``(h, w)``) and ``scales``, batches are shape-bucketed:
-    every batch first draws one original size (a size is eligible when every sampled group has an
-    image of it; chosen in proportion to its sampled images) and one training scale, and its images
-    come from that size only, as ``(index, sample_seed, scale)``: they resize to one shape, so the
-    detector never sees padding (as at evaluation, and as a detector trained unpadded expects)."""
+    every batch first draws one original size (:func:`_shape_buckets`) and one training scale, and
+    its images come from that size only, as ``(index, sample_seed, scale)``: they resize to one
+    shape, so the detector never sees padding (as at evaluation, and as a detector trained
+    unpadded expects)."""
 
     def __init__(
         self,
@@ -79,8 +79,14 @@ class BalancedGroupSampler:
         self.batch_size, self.num_batches, self.seed = batch_size, num_batches, seed
         self.rank, self.world_size = rank, world_size
         self.epoch, self.position = 0, 0
-        self.buckets = _shape_buckets(groups, shapes, self.weights) if shapes is not None else None
-        self.scales = list(scales or [0])
+        self.buckets: tuple[Tensor, list[list[Tensor]]] | None = None
+        self.stranded = 0  # images never drawn: their size is missing from a sampled group
+        if shapes is not None:
+            if not scales:
+                raise ShapeBucketError("shape-bucketed batches need at least one training scale")
+            sizes, pools, self.stranded = _shape_buckets(groups, shapes, self.weights)
+            self.buckets = (sizes, pools)
+        self.scales = list(scales or [])
 
     def set_epoch(self, epoch: int, position: int = 0) -> None:
         self.epoch, self.position = epoch, position
@@ -112,17 +118,19 @@ class BalancedGroupSampler:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         n_batches = self.num_batches * self.world_size
         total = n_batches * self.batch_size
-        sizes, members = self.buckets
-        bucket = torch.multinomial(sizes, n_batches, replacement=True, generator=gen)
+        joint, members = self.buckets
+        bucket = torch.multinomial(joint.sum(1), n_batches, replacement=True, generator=gen)
         scale = torch.randint(0, len(self.scales), (n_batches,), generator=gen)
-        chosen = torch.multinomial(self.weights, total, replacement=True, generator=gen)
         u = torch.rand(total, generator=gen, dtype=torch.float64)
         indices = torch.empty(total, dtype=torch.int64)
         slot_bucket = bucket.repeat_interleave(self.batch_size)
         for b in bucket.unique().tolist():
+            in_b = slot_bucket == b
+            chosen = torch.multinomial(joint[b], int(in_b.sum()), replacement=True, generator=gen)
+            slots = in_b.nonzero().squeeze(1)
             for k, pool in enumerate(members[b]):
-                sel = (slot_bucket == b) & (chosen == k)
-                if sel.any():
+                sel = slots[chosen == k]
+                if len(sel):
                     indices[sel] = pool[(u[sel] * len(pool)).long().clamp(max=len(pool) - 1)]
         seeds = torch.randint(0, 2**31 - 1, (total,), generator=gen)
         return indices, seeds, torch.tensor(self.scales)[scale]
@@ -148,27 +156,38 @@ class BalancedGroupSampler:
             yield [(i, s, int(scales[k])) for i, s in batch]
 
 
+class ShapeBucketError(ValueError):
+    """The images cannot be drawn in shape-bucketed batches (see :func:`_shape_buckets`)."""
+
+
 def _shape_buckets(
     groups: Sequence[int], shapes: Sequence[tuple[int, int]], weights: Tensor
-) -> tuple[Tensor, list[list[Tensor]]]:
-    """Eligible original sizes: ``(weights (S,), members[s][k] (n,))``, ``k`` over the sampler's
-    groups in order. A size is eligible when every group with a positive weight has an image of it;
-    its weight is its number of such images."""
+) -> tuple[Tensor, list[list[Tensor]], int]:
+    """Original sizes to draw batches from: ``(joint (S, K), members[s][k] (n,), stranded)``, ``k``
+    over the sampler's groups in order. A size is drawn only if every sampled group (positive
+    weight) has an image of it; ``stranded`` counts the sampled images of the other sizes, which
+    are never drawn (the caller must say so). A batch draws its size with ``P(s) = sum_k
+    joint[s, k]`` and each slot's group with ``joint[s, k] / P(s)``, so every drawn image's chance
+    per slot is ``w_k / n_k``, as without buckets, however the groups' sizes differ."""
     keys = sorted({g for g in groups if g >= 0})
     by_shape: dict[tuple[int, int], dict[int, list[int]]] = {}
     for idx, (g, hw) in enumerate(zip(groups, shapes, strict=True)):
         if g >= 0:
-            by_shape.setdefault(tuple(hw), {}).setdefault(g, []).append(idx)  # type: ignore[arg-type]
-    sampled = [g for g, w in zip(keys, weights.tolist(), strict=True) if w > 0]
-    sizes: list[float] = []
-    members: list[list[Tensor]] = []
-    for _, pools in sorted(by_shape.items()):
-        if all(pools.get(g) for g in sampled):
-            sizes.append(float(sum(len(pools[g]) for g in sampled)))
-            members.append([torch.tensor(pools.get(g, [-1])) for g in keys])
-    if not sizes:
-        raise ValueError("no image size is shared by every sampled group, so no batch can be shape-bucketed")
-    return torch.tensor(sizes, dtype=torch.float64), members
+            by_shape.setdefault((int(hw[0]), int(hw[1])), {}).setdefault(g, []).append(idx)
+    w = dict(zip(keys, weights.tolist(), strict=True))
+    sampled = [g for g in keys if w[g] > 0]
+    drawn = {hw: pools for hw, pools in sorted(by_shape.items()) if all(pools.get(g) for g in sampled)}
+    if not drawn:
+        raise ShapeBucketError("no image size is shared by every sampled group, so no batch can be shape-bucketed")
+    counts = {g: sum(len(pools[g]) for pools in drawn.values()) for g in sampled}
+    stranded = sum(len(pools.get(g, [])) for hw, pools in by_shape.items() if hw not in drawn for g in sampled)
+    # joint[s, k] = w_k n_ks / n_k: the chance that a slot is size s and group k
+    joint = torch.tensor(
+        [[w[g] * len(pools[g]) / counts[g] if g in counts else 0.0 for g in keys] for pools in drawn.values()],
+        dtype=torch.float64,
+    )
+    members = [[torch.tensor(pools.get(g, [-1])) for g in keys] for pools in drawn.values()]
+    return joint, members, stranded
 
 
 def eval_batches(

@@ -145,7 +145,7 @@ def load_generator(
         try:
             gen = generators.get(name).build(epsilon=eps, detector=detector, **spec_options)
         except ValidationError as exc:
-            bad = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            bad = "; ".join(".".join(map(str, e["loc"])) or e["msg"] for e in exc.errors())
             raise CheckpointError(
                 f"{path}: its '{name}' generator has options the installed one rejects: {bad}"
             ) from None

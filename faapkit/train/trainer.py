@@ -29,7 +29,7 @@ from faapkit import __version__
 from faapkit.artifacts.checkpoint import FORMAT, latest_checkpoint
 from faapkit.artifacts.rundir import RunDir
 from faapkit.config import FaapConfig
-from faapkit.data.batching import BalancedGroupSampler, collate, loader_workers
+from faapkit.data.batching import BalancedGroupSampler, ShapeBucketError, collate, loader_workers
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, has_split, load_split, require_groups
 from faapkit.data.synth import embedded_dataset
 from faapkit.data.transforms import TrainTransform
@@ -248,8 +248,9 @@ class Trainer:
             weights = [cfg.data.disadvantaged_share, 1.0 - cfg.data.disadvantaged_share]
         binary = [g if g in (0, 1) else -1 for g in self.dataset.record_groups()]
         shapes = [(r.height, r.width) for r in self.data.records] if cfg.data.shape_buckets else None
+        why = "data.shape_buckets (on: set, or following a detector trained unpadded)"
         try:
-            return BalancedGroupSampler(
+            sampler = BalancedGroupSampler(
                 binary,
                 batch_size=cfg.train.batch_size,
                 num_batches=self.steps_per_epoch,
@@ -260,8 +261,14 @@ class Trainer:
                 shapes=shapes,
                 scales=cfg.data.train_scales,
             )
-        except ValueError as exc:
-            raise ConfigError(f"data.shape_buckets: {exc} in split '{cfg.data.train_split}'") from None
+        except ShapeBucketError as exc:
+            raise ConfigError(f"{why}: {exc} in split '{cfg.data.train_split}'; set data.shape_buckets=false") from None
+        if sampler.stranded:
+            self.notes.append(
+                f"{why}: {sampler.stranded} training image(s) have a size not every sampled group has and are "
+                "never drawn; set data.shape_buckets=false to train on every image"
+            )
+        return sampler
 
     def build_loader(self) -> DataLoader:
         """Collated batches in the sampler's order."""

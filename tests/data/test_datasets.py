@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
-from faapkit.data.batching import BalancedGroupSampler, eval_batches
+from faapkit.data.batching import BalancedGroupSampler, ShapeBucketError, eval_batches
 from faapkit.data.coco import load_split, require_groups
 from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.errors import DataError
@@ -263,6 +264,17 @@ def test_shape_bucketed_sampler_one_size_and_scale_per_batch_resumable():
     assert list(r0) != list(r1)
 
 
+def test_shape_bucketed_sampler_draws_each_image_as_often_as_unbucketed():
+    """A size's chance is ``sum_g w_g n_gs / n_g``: with groups of different size mixes, no image
+    of a small (size, group) pool is drawn far more often than its group's others."""
+    groups = [0] * 100 + [1] * 100
+    shapes = [(8, 8)] * 99 + [(9, 9)] + [(9, 9)] * 99 + [(8, 8)]  # each group: 99 of one size, 1 of the other
+    s = BalancedGroupSampler(groups, batch_size=8, num_batches=2000, seed=0, shapes=shapes, scales=[8])
+    drawn = torch.tensor([i for b in s for i, _, _ in b])
+    share = torch.bincount(drawn, minlength=200).float() / len(drawn)
+    assert share.max() < 3 / 200  # uniform would be 1/200 each; unweighted buckets gave one image 25%
+
+
 def test_shape_bucketed_sampler_weights_and_refusal():
     groups = [0] * 10 + [1] * 10
     only_female = BalancedGroupSampler(
@@ -270,8 +282,14 @@ def test_shape_bucketed_sampler_weights_and_refusal():
     )
     assert {groups[i] for b in only_female for i, _, _ in b} == {0}
     disjoint = [(8, 8)] * 10 + [(9, 9)] * 10  # no size holds both groups
-    with pytest.raises(ValueError, match="no image size is shared"):
+    with pytest.raises(ShapeBucketError, match="no image size is shared"):
         BalancedGroupSampler(groups, batch_size=4, num_batches=2, seed=0, shapes=disjoint, scales=[8])
+    with pytest.raises(ShapeBucketError, match="at least one training scale"):
+        BalancedGroupSampler(groups, batch_size=4, num_batches=2, seed=0, shapes=[(8, 8)] * 20, scales=[])
+    # a size only one group has: its images are never drawn, and the sampler counts them
+    partly = [(8, 8)] * 5 + [(7, 7)] * 5 + [(8, 8)] * 10
+    some = BalancedGroupSampler(groups, batch_size=4, num_batches=30, seed=0, shapes=partly, scales=[8])
+    assert some.stranded == 5 and all(partly[i] == (8, 8) for b in some for i, _, _ in b)
     # with the advantaged group unsampled, its sizes do not matter
     ok = BalancedGroupSampler(
         groups, batch_size=4, num_batches=2, seed=0, weights=[1.0, 0.0], shapes=disjoint, scales=[8]
