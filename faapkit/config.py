@@ -346,7 +346,7 @@ def _follow_detector_batching(tree: dict[str, Any], registries: Registries) -> N
         return
     name = det.get("name", DetectorConfig.model_fields["name"].default)
     if isinstance(name, str) and name in registries.detectors:
-        data["shape_buckets"] = bool(getattr(registries.detectors.get(name), "trained_unpadded", False))
+        data["shape_buckets"] = registries.detectors.get(name).trained_unpadded
 
 
 def _absolute_paths(config: FaapConfig) -> FaapConfig:

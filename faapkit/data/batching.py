@@ -106,8 +106,7 @@ class BalancedGroupSampler:
         indices = torch.empty(total, dtype=torch.int64)
         for k, g in enumerate(group_keys):
             sel = chosen == k
-            members = self.by_group[g]
-            indices[sel] = members[(u[sel] * len(members)).long().clamp(max=len(members) - 1)]
+            indices[sel] = _pick(self.by_group[g], u[sel])
         seeds = torch.randint(0, 2**31 - 1, (total,), generator=gen)
         return indices, seeds
 
@@ -131,29 +130,26 @@ class BalancedGroupSampler:
             for k, pool in enumerate(members[b]):
                 sel = slots[chosen == k]
                 if len(sel):
-                    indices[sel] = pool[(u[sel] * len(pool)).long().clamp(max=len(pool) - 1)]
+                    indices[sel] = _pick(pool, u[sel])
         seeds = torch.randint(0, 2**31 - 1, (total,), generator=gen)
         return indices, seeds, torch.tensor(self.scales)[scale]
 
     def __iter__(self) -> Iterator[list[tuple[int, ...]]]:
-        if self.buckets is not None:
-            yield from self._iter_bucketed()
-            return
-        indices, seeds = self._epoch_draws()
-        bs = self.batch_size
-        for b in range(self.position, self.num_batches):
-            start = (b * self.world_size + self.rank) * bs
-            yield [
-                (int(i), int(s)) for i, s in zip(indices[start : start + bs], seeds[start : start + bs], strict=True)
-            ]
-
-    def _iter_bucketed(self) -> Iterator[list[tuple[int, ...]]]:
-        indices, seeds, scales = self._bucketed_draws()
+        scales: Tensor | None = None
+        if self.buckets is None:
+            indices, seeds = self._epoch_draws()
+        else:
+            indices, seeds, scales = self._bucketed_draws()
         bs = self.batch_size
         for b in range(self.position, self.num_batches):
             k = b * self.world_size + self.rank
             batch = zip(indices[k * bs : (k + 1) * bs].tolist(), seeds[k * bs : (k + 1) * bs].tolist(), strict=True)
-            yield [(i, s, int(scales[k])) for i, s in batch]
+            yield [(i, s) if scales is None else (i, s, int(scales[k])) for i, s in batch]
+
+
+def _pick(pool: Tensor, u: Tensor) -> Tensor:
+    """Members of ``pool (n,)`` chosen uniformly by ``u (m,)`` in [0, 1)."""
+    return pool[(u * len(pool)).long().clamp(max=len(pool) - 1)]
 
 
 class ShapeBucketError(ValueError):
