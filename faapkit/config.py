@@ -337,16 +337,36 @@ def resolve_config(
 
 
 def _follow_detector_batching(tree: dict[str, Any], registries: Registries) -> None:
-    """``data.shape_buckets`` unset: on when the detector's packaged weights were trained on
-    unpadded batches. A generator trained on padded batches against such a detector learns to
-    correct padding it never meets at evaluation, and lowers the AP it should raise
+    """``data.shape_buckets`` unset: on when the detector's weights were trained on unpadded
+    batches (``DetectorSpec.trained_unpadded`` for its packaged weights, what a pretrain file
+    given as ``detector.checkpoint`` records for those). A generator trained on padded batches
+    against such a detector learns to correct padding it never meets at evaluation, and lowers the
+    AP it should raise
     (docs/effect-diagnosis.md, section 9)."""
     data, det = tree.setdefault("data", {}), tree.get("detector") or {}
-    if "shape_buckets" in data or det.get("checkpoint"):
+    if "shape_buckets" in data:
+        return
+    if det.get("checkpoint"):  # a `faap detector pretrain` file says how it was trained; others: padded
+        recorded = _recorded_batching(Path(str(det["checkpoint"])))
+        if recorded is not None:
+            data["shape_buckets"] = recorded
         return
     name = det.get("name", DetectorConfig.model_fields["name"].default)
     if isinstance(name, str) and name in registries.detectors:
         data["shape_buckets"] = registries.detectors.get(name).trained_unpadded
+
+
+def _recorded_batching(checkpoint: Path) -> bool | None:
+    """``shape_buckets`` as a pretrain checkpoint records it; ``None`` when it records none or
+    cannot be read (the detector loader then names what is wrong with the file)."""
+    from faapkit.errors import CheckpointError
+    from faapkit.io import checkpoint_training
+
+    try:
+        recorded = checkpoint_training(checkpoint).get("shape_buckets")
+    except CheckpointError:
+        return None
+    return recorded if isinstance(recorded, bool) else None
 
 
 def _absolute_paths(config: FaapConfig) -> FaapConfig:

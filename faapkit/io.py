@@ -79,3 +79,10 @@ def load_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} does not hold a dict of weights")
     return obj
+
+
+def checkpoint_training(path: Path) -> dict[str, Any]:
+    """How a ``faap detector pretrain`` file was trained (``{"preset", "shape_buckets", "bias"}``);
+    empty for other checkpoints (upstream DETR's, files written before 2026-12-01)."""
+    trained = load_checkpoint(path, mmap=True).get("trained")
+    return dict(trained) if isinstance(trained, Mapping) else {}

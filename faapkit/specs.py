@@ -160,11 +160,15 @@ class DetectorSpec(ComponentSpec):
     against the factory's signature), ``weights`` an optional packaged checkpoint
     (``"package:relative/path"``) used when no checkpoint is configured. ``trained_unpadded``: those
     weights were trained on shape-bucketed (never padded) batches, so generators are trained on such
-    batches too (``data.shape_buckets``) unless the config says otherwise."""
+    batches too (``data.shape_buckets``) unless the config says otherwise. ``benchmark``: the bias
+    of the embedded benchmark those weights were trained on (``faapkit.data.synth.BIASES``); a run,
+    probe or evaluation without a dataset of its own uses that benchmark, so that a detector is
+    never measured on another bias's images by default."""
 
     arch: Mapping[str, Any] = field(default_factory=dict)
     weights: str | None = None
     trained_unpadded: bool = False
+    benchmark: str | None = None
 
     def build(self, **options: Any) -> DetectorParts:
         """Build the detector's parts (random weights) from ``arch``; ``options`` must be empty."""

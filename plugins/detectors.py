@@ -72,6 +72,7 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
             factory=BUILD,
             arch=dict(_TINY),
             weights="faapkit:weights/detr-synth-tiny.pth",
+            benchmark="v1",
             description="tiny DETR (stride-16 conv backbone) trained on the embedded synthetic benchmark",
         )
     )
@@ -82,6 +83,7 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
             arch=dict(_TINY),
             weights="faapkit:weights/detr-synth-tiny-v2.pth",
             trained_unpadded=True,
+            benchmark="v2",
             description="the tiny DETR trained unpadded on the stronger-bias benchmark (faap data synth --bias v2)",
         )
     )

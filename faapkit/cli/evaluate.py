@@ -291,7 +291,10 @@ def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> None:
     run_eval = eval_settings.run_layer(run_config.get("eval", {}))
     settings, sources = eval_settings.resolve([("the run's config", run_eval), *layers])
     split = settings.split
-    dcfg, root = _run_data(run_config, o.data, o.limit_images, o.on_invalid, tgt.trained_on)
+    det_name, det_ckpt = _run_detector(run_config, o.detector, o.detector_checkpoint)
+    dcfg, root = _run_data(
+        run_config, o.data, o.limit_images, o.on_invalid, tgt.trained_on, (reg.detectors.get(det_name), det_ckpt)
+    )
     attr = o.split_by or dcfg.split_by
     if o.disadvantaged is not None and o.disadvantaged == o.advantaged:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{o.advantaged}': the gap needs two groups")
@@ -376,13 +379,15 @@ def _run_data(
     limit_images: int | None,
     on_invalid: str | None,
     trained_on: str | None = None,
+    detector: tuple[Any, Path | None] = (None, None),
 ) -> tuple[DataConfig, Path]:
     """``(DataConfig, dataset root)``: the run's ``[data]`` (defaults without a run) with the
     command's ``--limit-images`` and ``--on-invalid``; ``--data`` replaces the run's root. A run
     on the embedded benchmark gets the one it trained on (``trained_on`` names its seed and bias),
-    not today's default."""
+    not today's default; without either, the benchmark ``detector`` (``(DetectorSpec, checkpoint)``) was
+    trained on."""
     from faapkit.config import DataConfig, validate_model
-    from faapkit.data.synth import embedded_dataset, parse_embedded_folder
+    from faapkit.data.synth import embedded_dataset, embedded_dataset_for, parse_embedded_folder
 
     stored = {**run_config.get("data", {}), "limit_images": limit_images}
     if on_invalid is not None:
@@ -395,7 +400,11 @@ def _run_data(
         )
     embedded = parse_embedded_folder(Path(trained_on)) if trained_on else None  # (seed, bias) or None
     own = Path(dcfg.root) if dcfg.root else None
-    root = (data.absolute() if data else None) or own or embedded_dataset(*(embedded or ()))
+    root = (
+        (data.absolute() if data else None)
+        or own
+        or (embedded_dataset(*embedded) if embedded else embedded_dataset_for(*detector))
+    )
     return dcfg, root
 
 
@@ -405,7 +414,7 @@ def _run_detector(
     """The registered detector and weights to evaluate with: the options, else the run's (an
     empty stored checkpoint means the shipped weights), else the shipped tiny DETR."""
     stored = run_config.get("detector", {})
-    name = detector or stored.get("name", "detr-synth-tiny")
+    name = detector or stored.get("name", "detr-synth-tiny")  # a config stored without one: the default of then
     ckpt = detector_checkpoint or (Path(stored["checkpoint"]) if stored.get("checkpoint") else None)
     return name, ckpt
 

@@ -39,7 +39,7 @@ def headroom(
 ) -> None:
     """Oracle bound (per-image PGD with ground truth, never a method): per-group AP lift and gap."""
     from faapkit.config import DataConfig
-    from faapkit.data.synth import embedded_dataset
+    from faapkit.data.synth import embedded_dataset_for
     from faapkit.detr.frozen import load_detector
     from faapkit.distributed import setup_process
     from faapkit.evaluate.evaluator import load_eval_split
@@ -54,9 +54,10 @@ def headroom(
     if disadvantaged == advantaged:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{advantaged}': the gap needs two groups")
     dcfg = DataConfig()
-    root = data or embedded_dataset()
+    spec = state(ctx).registries.detectors.get(detector)
+    root = data or embedded_dataset_for(spec, detector_checkpoint)
     _, dev = setup_process(device)
-    det = load_detector(state(ctx).registries.detectors.get(detector), detector_checkpoint, device=dev)
+    det = load_detector(spec, detector_checkpoint, device=dev)
     split_data = load_eval_split(root, split, split_by, "auto", limit_images, "fail")
     for flag, group in (("--disadvantaged", disadvantaged), ("--advantaged", advantaged)):
         if group not in split_data.groups:

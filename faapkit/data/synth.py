@@ -274,6 +274,18 @@ def embedded_dataset(seed: int = 0, bias: str = DEFAULT_BIAS) -> Path:
     return out / "coco"
 
 
+def embedded_dataset_for(detector: Any, checkpoint: Path | None = None, seed: int = 0) -> Path:
+    """The embedded benchmark a detector was trained on: the one ``checkpoint`` records (a
+    ``faap detector pretrain`` file), else the registered detector's (``DetectorSpec.benchmark``),
+    else the default bias."""
+    recorded = None
+    if checkpoint is not None:
+        from faapkit.io import checkpoint_training
+
+        recorded = checkpoint_training(Path(checkpoint)).get("bias")
+    return embedded_dataset(seed, recorded or getattr(detector, "benchmark", None) or DEFAULT_BIAS)
+
+
 def embedded_folder(seed: int, bias: str) -> str:
     """The cache folder of one embedded benchmark (``synth-v1-seed0``: the folder of releases
     before biases had names, so their caches and runs keep pointing at the same images)."""

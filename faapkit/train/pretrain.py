@@ -166,6 +166,14 @@ def _train_epoch(
     return float(loss_sum) / max(1, n)
 
 
+def _weights_file(model: torch.nn.Module, preset: PretrainPreset, preset_name: str) -> dict[str, Any]:
+    """``{"model": state_dict, "trained": how}``: ``trained`` is what a run given these weights as
+    ``detector.checkpoint`` follows (``faapkit.io.checkpoint_training``): its batching and
+    its benchmark, which a bare state dict cannot say."""
+    trained = {"preset": preset_name, "shape_buckets": preset.shape_buckets, "bias": preset.bias}
+    return {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "trained": trained}
+
+
 def _trainable_parts(spec: DetectorSpec, dev: torch.device) -> Any:
     """The registered factory's parts (a plugin's detector pretrains the same way), in train mode on ``dev``."""
     parts = spec.build()
@@ -212,15 +220,13 @@ def pretrain(
         if epoch % 10 == 0 or epoch == n_epochs - 1:
             log(f"epoch {epoch:4d}  loss {mean_loss:.4f}  {time.time() - start:.0f}s")
         if (epoch + 1) % 50 == 0:  # a usable snapshot if the run is cut short
-            save_checkpoint(
-                out.with_suffix(".partial.pth"), {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-            )
+            save_checkpoint(out.with_suffix(".partial.pth"), _weights_file(model, preset, preset_name))
     model.eval()
     from faapkit.detr.frozen import FrozenDetector
 
     frozen = FrozenDetector(parts, name=spec.name)
     baseline = evaluate_detector(frozen, root, "test", device=dev, min_size=preset.min_size, max_size=preset.max_size)
-    save_checkpoint(out, {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
+    save_checkpoint(out, _weights_file(model, preset, preset_name))
     report = {
         "detector": spec.name,
         "preset": asdict(preset),

@@ -31,7 +31,7 @@ from faapkit.artifacts.rundir import RunDir
 from faapkit.config import FaapConfig
 from faapkit.data.batching import BalancedGroupSampler, ShapeBucketError, collate, loader_workers
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, has_split, load_split, require_groups
-from faapkit.data.synth import embedded_dataset
+from faapkit.data.synth import embedded_dataset_for
 from faapkit.data.transforms import TrainTransform
 from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.distributed import any_true, barrier, broadcast_buffers, setup_process
@@ -41,6 +41,7 @@ from faapkit.generators.perturb import apply_perturbation, compile_generator
 from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.losses.base import LossInputs, LossOutput, LossStrategy
 from faapkit.registry import Registries
+from faapkit.specs import DetectorSpec
 from faapkit.train.augment import color_jitter
 from faapkit.train.loggers import ScalarLog
 from faapkit.train.meters import Meters
@@ -171,7 +172,8 @@ class Trainer:
         seed_everything(cfg.train.seed + self.dist.rank)
         self.scalars = self.build_loggers()  # first: a logger's missing package is refused before anything is written
         self._check_run_folder()
-        root = Path(cfg.data.root) if cfg.data.root is not None else embedded_dataset()
+        own = Path(cfg.data.root) if cfg.data.root is not None else None
+        root = own or embedded_dataset_for(self.detector_spec(), cfg.detector.checkpoint)
         self.data = self.build_data(root)
         self._check_group_weights()
         self.dataset = self.build_dataset()
@@ -611,9 +613,12 @@ class Trainer:
                 loggers.append(spec.build(run_dir=self.run.path, **train.logger_options.get(name, {})))
         return ScalarLog(loggers, every=train.log_every, active=bool(train.loggers), dist=self.dist)
 
+    def detector_spec(self) -> DetectorSpec:
+        """The registered detector the config names (its weights, batching and benchmark)."""
+        return self.registries.detectors.get(self.config.detector.name)
+
     def build_detector(self) -> FrozenDetector:
-        cfg = self.config.detector
-        return load_detector(self.registries.detectors.get(cfg.name), cfg.checkpoint, device=self.device)
+        return load_detector(self.detector_spec(), self.config.detector.checkpoint, device=self.device)
 
     def fit(self) -> dict[str, Any]:
         """Train to ``train.epochs`` (or ``train.max_steps``); the loggers are closed however it ends."""

@@ -42,13 +42,17 @@ def test_a_run_on_an_embedded_benchmark_is_evaluated_on_that_benchmark(tmp_path,
     uses that benchmark, not whatever the default is when it is evaluated."""
     import faapkit.data.synth as synth
     from faapkit.cli.evaluate import _run_data
+    from faapkit.plugins import make_plugin_manager
+    from faapkit.registry import Registries
 
     asked: list[tuple] = []
     monkeypatch.setattr(synth, "embedded_dataset", lambda *a: asked.append(a) or tmp_path / "coco")
     _run_data({}, None, None, None, str(tmp_path / "cache" / "synth-v2-seed0" / "coco"))
     _run_data({}, None, None, None, str(tmp_path / "mine" / "coco"))  # not an embedded benchmark
     _run_data({}, None, None, None, None)  # no run: the default
-    assert asked == [(0, "v2"), (), ()]
+    v2 = Registries.from_plugin_manager(make_plugin_manager()).detectors.get("detr-synth-tiny-v2")
+    _run_data({}, None, None, None, None, (v2, None))  # no run, the v2 detector: its benchmark
+    assert asked == [(0, "v2"), (0, "v1"), (0, "v1"), (0, "v2")]
     own = {"data": {"root": str(tmp_path / "x")}}
     _, root = _run_data(own, None, None, None, str(tmp_path / "synth-v2-seed0" / "coco"))
-    assert root == tmp_path / "x" and len(asked) == 3, "a run's own data.root wins"
+    assert root == tmp_path / "x" and len(asked) == 4, "a run's own data.root wins"

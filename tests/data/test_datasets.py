@@ -304,3 +304,16 @@ def test_eval_batches_share_one_shape(synth_root):
     for batch in eval_batches(split.records, 8, 128, 213):
         shapes = {resized_hw(split.records[i].height, split.records[i].width, 128, 213) for i in batch}
         assert len(shapes) == 1
+
+
+def test_embedded_data_follows_the_detector(monkeypatch, registries):
+    """Without a dataset of its own, a run, probe or evaluation uses the benchmark its detector
+    was trained on (a detector that names none: the default benchmark)."""
+    import faapkit.data.synth as synth
+
+    calls: list[tuple[int, str]] = []
+    monkeypatch.setattr(synth, "embedded_dataset", lambda seed, bias: calls.append((seed, bias)) or Path(bias))
+    for name in ("detr-synth-tiny", "detr-synth-tiny-v2", "detr-r50"):
+        synth.embedded_dataset_for(registries.detectors.get(name))
+    assert calls == [(0, "v1"), (0, "v2"), (0, synth.DEFAULT_BIAS)]
+    assert registries.detectors.get("detr-synth-tiny").benchmark == synth.DEFAULT_BIAS

@@ -21,3 +21,34 @@ def test_bucketed_batches_are_never_padded(synth_root):
         assert not batch.mask.any(), "a bucketed batch must hold no padding"
     again = list(_ShapeBuckets([(r.height, r.width) for r in data.records], 4, preset.scales, seed=0, epoch=1))
     assert again == batches
+
+
+def test_a_pretrained_file_says_how_it_was_trained_and_runs_follow_it(tmp_path, registries, monkeypatch):
+    """A `faap detector pretrain` file given as ``detector.checkpoint`` sets the run's batching and
+    embedded benchmark as its packaged twin would; before, it always trained padded on ``v1``, so a
+    generator trained against an unpadded detector learned to correct padding (diagnosis, section 9)."""
+    import faapkit.data.synth as synth
+    from faapkit.config import resolve_config
+    from faapkit.detr.build import read_state_dict
+    from faapkit.io import checkpoint_training, save_checkpoint
+    from faapkit.train.pretrain import _weights_file
+
+    model = registries.detectors.get("detr-synth-tiny").build().model
+    biases: list[str] = []
+    monkeypatch.setattr(synth, "embedded_dataset", lambda seed, bias: biases.append(bias) or tmp_path)
+    for name, buckets in (("synth-tiny", False), ("synth-tiny-v2", True)):
+        path = tmp_path / f"{name}.pth"
+        save_checkpoint(path, _weights_file(model, PRESETS[name], name))
+        assert checkpoint_training(path) == {"preset": name, "shape_buckets": buckets, "bias": PRESETS[name].bias}
+        assert read_state_dict(path).keys() == model.state_dict().keys()
+        cfg = resolve_config(registries, version="level-up", overrides=[f"detector.checkpoint={path}"])
+        assert cfg.data.shape_buckets is buckets
+        synth.embedded_dataset_for(registries.detectors.get("detr-synth-tiny"), path)
+    assert biases == ["v1", "v2"]
+    bare = tmp_path / "bare.pth"  # upstream DETR's format records nothing: padded, as upstream trains
+    save_checkpoint(bare, {"model": model.state_dict()})
+    assert checkpoint_training(bare) == {}
+    from_bare = resolve_config(registries, version="level-up", overrides=[f"detector.checkpoint={bare}"])
+    assert not from_bare.data.shape_buckets
+    explicit = [f"detector.checkpoint={tmp_path / 'synth-tiny-v2.pth'}", "data.shape_buckets=false"]
+    assert not resolve_config(registries, version="level-up", overrides=explicit).data.shape_buckets

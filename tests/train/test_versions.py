@@ -130,3 +130,22 @@ def test_a_run_written_before_a_config_key_existed_resumes(tmp_path, synth_root)
     resumed = Trainer(resolve_config(REG, version="4th", overrides=overrides), REG, tmp_path / "r", resume=True)
     resumed.setup()
     assert resumed.fit()["global_step"] == 4
+
+
+def test_a_run_without_a_dataset_trains_on_its_detectors_benchmark(tmp_path, synth_root, monkeypatch):
+    """No ``data.root``: the embedded benchmark the detector was trained on, so the ``v2`` detector
+    is not trained against (and its run then evaluated on) the default benchmark's images."""
+    import faapkit.train.trainer as trainer_module
+
+    asked: list[str | None] = []
+
+    def embedded_for(spec, checkpoint):
+        asked.append(spec.benchmark)
+        return synth_root
+
+    monkeypatch.setattr(trainer_module, "embedded_dataset_for", embedded_for)
+    overrides = ["train.batch_size=4", "data.limit_images=20", "train.epochs=1", "train.steps_per_epoch=1"]
+    for detector, name in (("detr-synth-tiny", "a"), ("detr-synth-tiny-v2", "b")):
+        cfg = resolve_config(REG, version="level-up", overrides=[*overrides, f"detector.name={detector}"])
+        Trainer(cfg, REG, tmp_path / name).setup()
+    assert asked == ["v1", "v2"]
