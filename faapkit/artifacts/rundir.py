@@ -32,6 +32,7 @@ class RunDir:
         self.log_path = self.path / "train_log.jsonl"
         self.selection_path = self.path / "selection.json"
         self._lock_fd: int | None = None
+        self.made_by_lock = False  # this process created the folder (a refused setup may take it back)
 
     def lock(self) -> None:
         """Become the folder's only writer until this process ends (or :meth:`unlock`).
@@ -42,6 +43,7 @@ class RunDir:
         held = _HELD.pop(self.path, None)
         if held is not None:
             os.close(held)
+        fresh = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDONLY)
@@ -60,11 +62,27 @@ class RunDir:
                 "wait for it to finish or choose another --out"
             ) from None
         self._lock_fd = _HELD[self.path] = fd
+        self.made_by_lock = self.made_by_lock or fresh  # only once the lock is ours: never another writer's folder
 
     def unlock(self) -> None:
         if self._lock_fd is not None and _HELD.get(self.path) == self._lock_fd:
             os.close(_HELD.pop(self.path))  # closing the descriptor releases the flock
         self._lock_fd = None
+
+    def discard_if_unused(self) -> None:
+        """Remove the folder again if this process created it and nothing was written into it
+        (empty sub-folders only): a run refused during setup leaves no trace. Files are never removed."""
+        if not self.made_by_lock or not self.path.is_dir():
+            return
+        if any(p.is_file() or p.is_symlink() for p in self.path.rglob("*")):
+            return
+        self.unlock()
+        try:
+            for folder in sorted((p for p in self.path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                folder.rmdir()
+            self.path.rmdir()
+        except OSError:  # written to meanwhile (another process took the folder): it stays
+            pass
 
     def create(self) -> None:
         try:

@@ -171,7 +171,16 @@ class Trainer:
         self.dist, self.device = setup_process(cfg.train.device)
         seed_everything(cfg.train.seed + self.dist.rank)
         self.scalars = self.build_loggers()  # first: a logger's missing package is refused before anything is written
-        self._check_run_folder()
+        try:
+            self._check_run_folder()
+            self._setup_parts()
+        except BaseException:
+            if self.dist.is_main:
+                self.run.discard_if_unused()
+            raise
+
+    def _setup_parts(self) -> None:
+        cfg = self.config
         own = Path(cfg.data.root) if cfg.data.root is not None else None
         root = own or embedded_dataset_for(self.detector_spec(), cfg.detector.checkpoint)
         self.data = self.build_data(root)

@@ -82,7 +82,12 @@ def test_settings_that_cannot_train_are_refused_before_the_first_step(tmp_path, 
     with pytest.raises(ConfigError) as err:
         _trainer(run, data_root, *extra).setup()
     assert message in err.value.one_line() and err.value.exit_code == 2
-    assert not (run / "run.json").exists()
+    assert not run.exists(), "a refused setup takes back the folder it created"
+    mine = tmp_path / "mine"  # a folder the user made is left where it was, empty
+    mine.mkdir()
+    with pytest.raises(ConfigError):
+        _trainer(mine, data_root, *extra).setup()
+    assert mine.is_dir() and list(mine.rglob("*")) in ([], [mine / "checkpoints"])
 
 
 @pytest.mark.parametrize(
