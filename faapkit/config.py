@@ -357,16 +357,15 @@ def _follow_detector_batching(tree: dict[str, Any], registries: Registries) -> N
 
 
 def _recorded_batching(checkpoint: Path) -> bool | None:
-    """``shape_buckets`` as a pretrain checkpoint records it; ``None`` when it records none or
-    cannot be read (the detector loader then names what is wrong with the file)."""
-    from faapkit.errors import CheckpointError
+    """``shape_buckets`` as a pretrain checkpoint records it; ``None`` when it records none or is
+    not there (the detector loader names that). A file that cannot be read, or whose record is
+    malformed, is refused here, before any work."""
     from faapkit.io import checkpoint_training
 
-    try:
-        recorded = checkpoint_training(checkpoint).get("shape_buckets")
-    except CheckpointError:
+    if not checkpoint.is_file():
         return None
-    return recorded if isinstance(recorded, bool) else None
+    recorded = checkpoint_training(checkpoint).get("shape_buckets")
+    return bool(recorded) if recorded is not None else None
 
 
 def _absolute_paths(config: FaapConfig) -> FaapConfig:

@@ -57,6 +57,8 @@ def load_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     """Load a torch file safely; every failure is a :class:`CheckpointError` with one clear line.
     ``mmap``: map tensors instead of reading them (cheap when only the metadata is needed); an old
     (non-zip) torch file cannot be mapped and is read whole."""
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     with path.open("rb") as fh:
@@ -81,8 +83,24 @@ def load_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     return obj
 
 
+TRAINED_RECORD: dict[str, type] = {"preset": str, "shape_buckets": bool, "bias": str}
+
+
 def checkpoint_training(path: Path) -> dict[str, Any]:
     """How a ``faap detector pretrain`` file was trained (``{"preset", "shape_buckets", "bias"}``);
-    empty for other checkpoints (upstream DETR's, files written before 2026-12-01)."""
-    trained = load_checkpoint(path, mmap=True).get("trained")
-    return dict(trained) if isinstance(trained, Mapping) else {}
+    empty for other checkpoints (upstream DETR's, files written before 2026-12-01). A record that
+    is there but malformed is refused, naming the file and the key: runs follow it, so a
+    misread one would train or evaluate on the wrong batches or benchmark."""
+    ckpt = load_checkpoint(path, mmap=True)
+    if "trained" not in ckpt:
+        return {}
+    trained = ckpt["trained"]
+    if not isinstance(trained, Mapping):
+        raise CheckpointError(f"{path}: its 'trained' record is a {type(trained).__name__}, not a mapping")
+    for key, kind in TRAINED_RECORD.items():
+        value = trained.get(key)
+        if not isinstance(value, kind) or (kind is str and not value):
+            raise CheckpointError(
+                f"{path}: 'trained.{key}' must be a {'non-empty ' * (kind is str)}{kind.__name__}, got {value!r}"
+            )
+    return {key: trained[key] for key in TRAINED_RECORD}

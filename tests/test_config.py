@@ -37,6 +37,7 @@ def test_shape_buckets_follow_the_detector_unless_set(registries):
     v2 = ["detector.name=detr-synth-tiny-v2"]
     assert resolve_config(reg, version="level-up", overrides=v2).data.shape_buckets
     assert not resolve_config(reg, version="level-up", overrides=[*v2, "data.shape_buckets=false"]).data.shape_buckets
-    # other weights than the packaged ones: nothing is known of how they were trained
+    # other weights than the packaged ones follow their own training record (a pretrain file's:
+    # tests/train/test_pretrain_buckets.py); one that is not there records nothing (the loader refuses it)
     other = [*v2, "detector.checkpoint=/nonexistent/weights.pth"]
     assert not resolve_config(reg, version="level-up", overrides=other).data.shape_buckets

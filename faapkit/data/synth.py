@@ -283,6 +283,11 @@ def embedded_dataset_for(detector: Any, checkpoint: Path | None = None, seed: in
         from faapkit.io import checkpoint_training
 
         recorded = checkpoint_training(Path(checkpoint)).get("bias")
+        if recorded is not None and recorded not in BIASES:
+            raise DataError(
+                f"{checkpoint}: 'trained.bias' is '{recorded}', a benchmark this faapkit does not know "
+                f"(known: {', '.join(BIASES)}); pass data.root / --data to choose the data"
+            )
     return embedded_dataset(seed, recorded or getattr(detector, "benchmark", None) or DEFAULT_BIAS)
 
 

@@ -31,7 +31,7 @@ from faapkit.artifacts.rundir import RunDir
 from faapkit.config import FaapConfig
 from faapkit.data.batching import BalancedGroupSampler, ShapeBucketError, collate, loader_workers
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, has_split, load_split, require_groups
-from faapkit.data.synth import embedded_dataset_for
+from faapkit.data.synth import embedded_dataset, embedded_dataset_for, parse_embedded_folder
 from faapkit.data.transforms import TrainTransform
 from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.distributed import any_true, barrier, broadcast_buffers, setup_process
@@ -181,8 +181,7 @@ class Trainer:
 
     def _setup_parts(self) -> None:
         cfg = self.config
-        own = Path(cfg.data.root) if cfg.data.root is not None else None
-        root = own or embedded_dataset_for(self.detector_spec(), cfg.detector.checkpoint)
+        root = Path(cfg.data.root) if cfg.data.root is not None else self.embedded_root()
         self.data = self.build_data(root)
         self._check_group_weights()
         self.dataset = self.build_dataset()
@@ -621,6 +620,15 @@ class Trainer:
                 spec = self.registries.loggers.get(name)
                 loggers.append(spec.build(run_dir=self.run.path, **train.logger_options.get(name, {})))
         return ScalarLog(loggers, every=train.log_every, active=bool(train.loggers), dist=self.dist)
+
+    def embedded_root(self) -> Path:
+        """The embedded benchmark a run without ``data.root`` trains on: a resumed run's own (the
+        one its manifest records; before 2026-12-01 that was ``v1`` for every detector), else the
+        one the detector was trained on."""
+        recorded = parse_embedded_folder(Path(self.resumed_manifest.get("dataset", {}).get("root", "")))
+        if recorded is not None:
+            return embedded_dataset(*recorded)
+        return embedded_dataset_for(self.detector_spec(), self.config.detector.checkpoint)
 
     def detector_spec(self) -> DetectorSpec:
         """The registered detector the config names (its weights, batching and benchmark)."""

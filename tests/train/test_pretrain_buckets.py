@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from faapkit.data.batching import collate
 from faapkit.data.coco import GroupedDetectionDataset, load_split
 from faapkit.data.transforms import TrainTransform
@@ -52,3 +56,52 @@ def test_a_pretrained_file_says_how_it_was_trained_and_runs_follow_it(tmp_path, 
     assert not from_bare.data.shape_buckets
     explicit = [f"detector.checkpoint={tmp_path / 'synth-tiny-v2.pth'}", "data.shape_buckets=false"]
     assert not resolve_config(registries, version="level-up", overrides=explicit).data.shape_buckets
+
+
+@pytest.mark.parametrize(
+    ("trained", "message"),
+    [
+        (["v2"], "its 'trained' record is a list, not a mapping"),
+        ({"preset": "p", "shape_buckets": "yes", "bias": "v2"}, "'trained.shape_buckets' must be a bool, got 'yes'"),
+        ({"preset": "p", "shape_buckets": True, "bias": ["v2"]}, "'trained.bias' must be a non-empty str"),
+        ({"preset": "p", "shape_buckets": True, "bias": ""}, "'trained.bias' must be a non-empty str, got ''"),
+        ({"shape_buckets": True, "bias": "v2"}, "'trained.preset' must be a non-empty str, got None"),
+    ],
+)
+def test_a_malformed_training_record_is_refused_naming_file_and_key(tmp_path, registries, trained, message):
+    """Runs follow the record, so a misread one would train on the wrong batches or benchmark."""
+    from faapkit.config import resolve_config
+    from faapkit.errors import CheckpointError
+    from faapkit.io import save_checkpoint
+
+    path = tmp_path / "w.pth"
+    save_checkpoint(
+        path, {"model": registries.detectors.get("detr-synth-tiny").build().model.state_dict(), "trained": trained}
+    )
+    with pytest.raises(CheckpointError, match=re.escape(message)) as err:
+        resolve_config(registries, version="level-up", overrides=[f"detector.checkpoint={path}"])
+    assert str(path) in err.value.one_line()
+
+
+def test_an_unknown_recorded_bias_or_a_folder_is_refused_by_name(tmp_path, registries):
+    import faapkit.data.synth as synth
+    from faapkit.artifacts.checkpoint import describe_checkpoint
+    from faapkit.errors import CheckpointError, DataError
+    from faapkit.io import save_checkpoint
+
+    model = registries.detectors.get("detr-synth-tiny").build().model
+    path = tmp_path / "w.pth"
+    save_checkpoint(
+        path, {"model": model.state_dict(), "trained": {"preset": "p", "shape_buckets": True, "bias": "v9"}}
+    )
+    with pytest.raises(DataError, match=r"w.pth: 'trained.bias' is 'v9', a benchmark this faapkit does not know"):
+        synth.embedded_dataset_for(registries.detectors.get("detr-synth-tiny"), path)
+    assert describe_checkpoint(path) == {
+        "path": str(path),
+        "format": "faap detector pretrain weights",
+        "preset": "p",
+        "shape_buckets": True,
+        "bias": "v9",
+    }
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
+        synth.embedded_dataset_for(registries.detectors.get("detr-synth-tiny"), tmp_path)

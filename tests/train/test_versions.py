@@ -149,3 +149,22 @@ def test_a_run_without_a_dataset_trains_on_its_detectors_benchmark(tmp_path, syn
         cfg = resolve_config(REG, version="level-up", overrides=[*overrides, f"detector.name={detector}"])
         Trainer(cfg, REG, tmp_path / name).setup()
     assert asked == ["v1", "v2"]
+
+
+def test_a_run_resumes_on_the_benchmark_it_recorded(tmp_path, synth_root, monkeypatch):
+    """A run made before the embedded data followed the detector (here: the v2 detector on v1's
+    images) resumes on the images it recorded, not on its detector's benchmark."""
+    import faapkit.train.trainer as trainer_module
+
+    overrides = ["train.batch_size=4", "data.limit_images=20", "train.epochs=2", "train.steps_per_epoch=1"]
+    overrides.append("detector.name=detr-synth-tiny-v2")
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer_module, "embedded_dataset_for", lambda spec, checkpoint: synth_root)
+        part = Trainer(
+            resolve_config(REG, version="level-up", overrides=[*overrides, "train.max_steps=1"]), REG, tmp_path / "r"
+        )
+        part.setup()
+        part.fit()
+    resumed = Trainer(resolve_config(REG, version="level-up", overrides=overrides), REG, tmp_path / "r", resume=True)
+    resumed.setup()
+    assert resumed.data.root == part.data.root and resumed.fit()["global_step"] == 2
