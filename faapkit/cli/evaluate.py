@@ -415,7 +415,9 @@ def _run_detector(
     empty stored checkpoint means the shipped weights), else the shipped tiny DETR."""
     stored = run_config.get("detector", {})
     name = detector or stored.get("name", "detr-synth-tiny")  # a config stored without one: the default of then
-    ckpt = detector_checkpoint or (Path(stored["checkpoint"]) if stored.get("checkpoint") else None)
+    # absolute: the metrics JSON must name the same file wherever it is read from (a run's is stored so)
+    ckpt = detector_checkpoint.absolute() if detector_checkpoint else None
+    ckpt = ckpt or (Path(stored["checkpoint"]) if stored.get("checkpoint") else None)
     return name, ckpt
 
 

@@ -4,6 +4,7 @@ the embedded benchmark it trained on, never silently on other ones."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from faapkit.detr.build import packaged_path
 from tests.conftest import faap_in_process, one_error, one_step_4th_run
@@ -56,3 +57,13 @@ def test_a_run_on_an_embedded_benchmark_is_evaluated_on_that_benchmark(tmp_path,
     own = {"data": {"root": str(tmp_path / "x")}}
     _, root = _run_data(own, None, None, None, str(tmp_path / "synth-v2-seed0" / "coco"))
     assert root == tmp_path / "x" and len(asked) == 4, "a run's own data.root wins"
+
+
+def test_a_relative_detector_checkpoint_is_recorded_absolute(tmp_path, monkeypatch):
+    """The metrics JSON names the detector file wherever it is later read from."""
+    from faapkit.cli.evaluate import _run_detector
+
+    monkeypatch.chdir(tmp_path)
+    assert _run_detector({}, None, Path("w.pth")) == ("detr-synth-tiny", tmp_path / "w.pth")
+    stored = {"detector": {"name": "detr-synth-tiny-v2", "checkpoint": "/runs/d.pth"}}
+    assert _run_detector(stored, None, None) == ("detr-synth-tiny-v2", Path("/runs/d.pth"))
