@@ -341,8 +341,7 @@ def _follow_detector_batching(tree: dict[str, Any], registries: Registries) -> N
     batches (``DetectorSpec.trained_unpadded`` for its packaged weights, what a pretrain file
     given as ``detector.checkpoint`` records for those). A generator trained on padded batches
     against such a detector learns to correct padding it never meets at evaluation, and lowers the
-    AP it should raise
-    (docs/effect-diagnosis.md, section 9)."""
+    AP it should raise (docs/effect-diagnosis.md, section 9)."""
     data, det = tree.setdefault("data", {}), tree.get("detector") or {}
     if "shape_buckets" in data:
         return
@@ -364,8 +363,8 @@ def _recorded_batching(checkpoint: Path) -> bool | None:
 
     if not checkpoint.is_file():
         return None
-    recorded = checkpoint_training(checkpoint).get("shape_buckets")
-    return bool(recorded) if recorded is not None else None
+    recorded: bool | None = checkpoint_training(checkpoint).get("shape_buckets")
+    return recorded
 
 
 def _absolute_paths(config: FaapConfig) -> FaapConfig:

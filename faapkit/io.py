@@ -91,7 +91,11 @@ def checkpoint_training(path: Path) -> dict[str, Any]:
     empty for other checkpoints (upstream DETR's, files written before 2026-12-01). A record that
     is there but malformed is refused, naming the file and the key: runs follow it, so a
     misread one would train or evaluate on the wrong batches or benchmark."""
-    ckpt = load_checkpoint(path, mmap=True)
+    return training_record(load_checkpoint(path, mmap=True), path)
+
+
+def training_record(ckpt: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """:func:`checkpoint_training` of a checkpoint already loaded from ``path``."""
     if "trained" not in ckpt:
         return {}
     trained = ckpt["trained"]

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from faapkit.errors import CheckpointError
-from faapkit.io import checkpoint_training, load_checkpoint
+from faapkit.io import load_checkpoint, training_record
 
 __all__ = ["FORMAT", "describe_checkpoint", "generator_state", "latest_checkpoint", "training_position"]
 
@@ -56,7 +56,7 @@ def describe_checkpoint(path: Path) -> dict[str, Any]:
     """Summary for ``faap inspect checkpoint``: format, epoch, epsilon, parts and their sizes."""
     ckpt = load_checkpoint(path)
     if "trained" in ckpt:  # written by `faap detector pretrain`: a detector's weights and how they were trained
-        return {"path": str(path), "format": "faap detector pretrain weights", **checkpoint_training(path)}
+        return {"path": str(path), "format": "faap detector pretrain weights", **training_record(ckpt, path)}
     info: dict[str, Any] = {"path": str(path), "format": ckpt.get("format", "research (eeshape/faap_gan)")}
     for key in ("version", "epoch", "epsilon", "global_step", "detector"):
         if key in ckpt:

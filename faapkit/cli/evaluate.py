@@ -292,14 +292,13 @@ def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> None:
     settings, sources = eval_settings.resolve([("the run's config", run_eval), *layers])
     split = settings.split
     det_name, det_ckpt = _run_detector(run_config, o.detector, o.detector_checkpoint)
-    dcfg, root = _run_data(
-        run_config, o.data, o.limit_images, o.on_invalid, tgt.trained_on, (reg.detectors.get(det_name), det_ckpt)
-    )
+    detector = (reg.detectors.get(det_name), det_ckpt)
+    dcfg, root = _run_data(run_config, o.data, o.limit_images, o.on_invalid, tgt.trained_on, detector)
     attr = o.split_by or dcfg.split_by
     if o.disadvantaged is not None and o.disadvantaged == o.advantaged:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{o.advantaged}': the gap needs two groups")
     dist_info, dev = setup_process(o.device)
-    det = _checked_detector(reg, o, tgt, dev)
+    det = _checked_detector(detector, o, tgt, dev)
     split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid)
     path = output_path(tgt, o.out, split, attr, dcfg.limit_images, _tags(o, det, split_data, settings))
     chosen_on = selection_split(tgt)
@@ -387,7 +386,7 @@ def _run_data(
     not today's default; without either, the benchmark ``detector`` (``(DetectorSpec, checkpoint)``) was
     trained on."""
     from faapkit.config import DataConfig, validate_model
-    from faapkit.data.synth import embedded_dataset, embedded_dataset_for, parse_embedded_folder
+    from faapkit.data.synth import embedded_dataset_for
 
     stored = {**run_config.get("data", {}), "limit_images": limit_images}
     if on_invalid is not None:
@@ -398,13 +397,9 @@ def _run_data(
             f"the run stores a relative data.root '{dcfg.root}' (faapkit before 0.2 did): it depends on the folder "
             "faap runs in; pass --data with the dataset's path"
         )
-    embedded = parse_embedded_folder(Path(trained_on)) if trained_on else None  # (seed, bias) or None
     own = Path(dcfg.root) if dcfg.root else None
-    root = (
-        (data.absolute() if data else None)
-        or own
-        or (embedded_dataset(*embedded) if embedded else embedded_dataset_for(*detector))
-    )
+    recorded = Path(trained_on) if trained_on else None
+    root = (data.absolute() if data else None) or own or embedded_dataset_for(*detector, recorded=recorded)
     return dcfg, root
 
 
@@ -421,13 +416,13 @@ def _run_detector(
     return name, ckpt
 
 
-def _checked_detector(reg: Any, o: _Inference, tgt: Target, dev: Any) -> Any:
-    """The detector to evaluate with; unless ``--detector``/``--detector-checkpoint`` name one,
-    it must be the weights the checkpoint's generator was trained against."""
+def _checked_detector(detector: tuple[Any, Path | None], o: _Inference, tgt: Target, dev: Any) -> Any:
+    """The detector to evaluate with (``(DetectorSpec, checkpoint)`` from :func:`_run_detector`);
+    unless ``--detector``/``--detector-checkpoint`` name one, it must be the weights the
+    checkpoint's generator was trained against."""
     from faapkit.detr.frozen import load_detector
 
-    det_name, det_ckpt = _run_detector(tgt.config, o.detector, o.detector_checkpoint)
-    det = load_detector(reg.detectors.get(det_name), det_ckpt, device=dev)
+    det = load_detector(*detector, device=dev)
     if tgt.checkpoint is not None and o.detector is None and o.detector_checkpoint is None:
         from faapkit.cli.eval_guards import check_trained_against
 

@@ -274,21 +274,27 @@ def embedded_dataset(seed: int = 0, bias: str = DEFAULT_BIAS) -> Path:
     return out / "coco"
 
 
-def embedded_dataset_for(detector: Any, checkpoint: Path | None = None, seed: int = 0) -> Path:
-    """The embedded benchmark a detector was trained on: the one ``checkpoint`` records (a
-    ``faap detector pretrain`` file), else the registered detector's (``DetectorSpec.benchmark``),
-    else the default bias."""
-    recorded = None
+def embedded_dataset_for(
+    detector: Any, checkpoint: Path | None = None, seed: int = 0, *, recorded: Path | None = None
+) -> Path:
+    """The embedded benchmark to use without a dataset of one's own: the one a run ``recorded``
+    (its dataset root, when that is an embedded benchmark's folder), else the one the detector
+    was trained on: what ``checkpoint`` records (a ``faap detector pretrain`` file), else the
+    registered detector's (``DetectorSpec.benchmark``), else the default bias."""
+    held = parse_embedded_folder(recorded) if recorded is not None else None
+    if held is not None:
+        return embedded_dataset(*held)
+    recorded_bias = None
     if checkpoint is not None:
         from faapkit.io import checkpoint_training
 
-        recorded = checkpoint_training(Path(checkpoint)).get("bias")
-        if recorded is not None and recorded not in BIASES:
+        recorded_bias = checkpoint_training(Path(checkpoint)).get("bias")
+        if recorded_bias is not None and recorded_bias not in BIASES:
             raise DataError(
-                f"{checkpoint}: 'trained.bias' is '{recorded}', a benchmark this faapkit does not know "
+                f"{checkpoint}: 'trained.bias' is '{recorded_bias}', a benchmark this faapkit does not know "
                 f"(known: {', '.join(BIASES)}); pass data.root / --data to choose the data"
             )
-    return embedded_dataset(seed, recorded or getattr(detector, "benchmark", None) or DEFAULT_BIAS)
+    return embedded_dataset(seed, recorded_bias or getattr(detector, "benchmark", None) or DEFAULT_BIAS)
 
 
 def embedded_folder(seed: int, bias: str) -> str:

@@ -31,7 +31,7 @@ from faapkit.artifacts.rundir import RunDir
 from faapkit.config import FaapConfig
 from faapkit.data.batching import BalancedGroupSampler, ShapeBucketError, collate, loader_workers
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, has_split, load_split, require_groups
-from faapkit.data.synth import embedded_dataset, embedded_dataset_for, parse_embedded_folder
+from faapkit.data.synth import embedded_dataset_for
 from faapkit.data.transforms import TrainTransform
 from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.distributed import any_true, barrier, broadcast_buffers, setup_process
@@ -625,10 +625,10 @@ class Trainer:
         """The embedded benchmark a run without ``data.root`` trains on: a resumed run's own (the
         one its manifest records; before 2026-12-01 that was ``v1`` for every detector), else the
         one the detector was trained on."""
-        recorded = parse_embedded_folder(Path(self.resumed_manifest.get("dataset", {}).get("root", "")))
-        if recorded is not None:
-            return embedded_dataset(*recorded)
-        return embedded_dataset_for(self.detector_spec(), self.config.detector.checkpoint)
+        recorded = self.resumed_manifest.get("dataset", {}).get("root")
+        return embedded_dataset_for(
+            self.detector_spec(), self.config.detector.checkpoint, recorded=Path(recorded) if recorded else None
+        )
 
     def detector_spec(self) -> DetectorSpec:
         """The registered detector the config names (its weights, batching and benchmark)."""

@@ -139,7 +139,7 @@ def test_a_run_without_a_dataset_trains_on_its_detectors_benchmark(tmp_path, syn
 
     asked: list[str | None] = []
 
-    def embedded_for(spec, checkpoint):
+    def embedded_for(spec, checkpoint, recorded=None):
         asked.append(spec.benchmark)
         return synth_root
 
@@ -159,7 +159,7 @@ def test_a_run_resumes_on_the_benchmark_it_recorded(tmp_path, synth_root, monkey
     overrides = ["train.batch_size=4", "data.limit_images=20", "train.epochs=2", "train.steps_per_epoch=1"]
     overrides.append("detector.name=detr-synth-tiny-v2")
     with monkeypatch.context() as patch:
-        patch.setattr(trainer_module, "embedded_dataset_for", lambda spec, checkpoint: synth_root)
+        patch.setattr(trainer_module, "embedded_dataset_for", lambda spec, checkpoint, recorded=None: synth_root)
         part = Trainer(
             resolve_config(REG, version="level-up", overrides=[*overrides, "train.max_steps=1"]), REG, tmp_path / "r"
         )
