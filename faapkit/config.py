@@ -136,6 +136,10 @@ class TrainConfig(Section):
     select_max_advantaged_drop: float = Field(
         default=0.005, ge=0, le=1, description="best.pt: the advantaged group's val AP may fall at most this much"
     )
+    select_rule: Literal["parity", "largest_lift"] = Field(
+        default="parity",
+        description="best.pt among guarded epochs: parity = smallest |val gap|; largest_lift = smallest signed gap",
+    )
 
     @field_validator("device")
     @classmethod

@@ -63,3 +63,19 @@ def ratio(values: Mapping[str, float | None], ref: tuple[str, str] | None) -> fl
         gap(values, ref)  # the same refusal, naming the groups
     num, den = (known[ref[0]], known[ref[1]]) if ref is not None else (min(known.values()), max(known.values()))
     return None if den == 0 else num / den
+
+
+def share_closed(before: float | None, after: float | None) -> float | None:
+    """The share of the gap closed, ``1 - |after| / |before|``: 1 at parity, 0 when unchanged,
+    negative when the gap widened. A reversal counts by its size, never as closing: a gap of +0.10
+    turned into -0.10 closed 0%, not 200%. ``None`` without a gap to close (``before`` 0 or unknown)."""
+    if before is None or after is None or before == 0:
+        return None
+    return 1.0 - abs(after) / abs(before)
+
+
+def overshoot(before: float | None, after: float | None) -> bool | None:
+    """Whether the gap changed sign (the perturbation favours the other group now); ``None`` if unknown."""
+    if before is None or after is None:
+        return None
+    return before * after < 0

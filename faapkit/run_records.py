@@ -51,6 +51,8 @@ class RunRecord(BaseModel):
     stale: str | None = None  # a rescore whose detections changed since: why (compare leaves it out)
     run_id: str | None = None  # the run's id from run.json: copied run folders are one run
     also_at: list[str] | None = None  # other files holding this same evaluation (copies)
+    seed: int | None = None  # the run's train.seed
+    config_key: str | None = None  # its config without train.seed: runs that differ only in seed share it
     # research eval files
     eval_batch_size: int | None = None
     baseline_from: str | None = None

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from faapkit.artifacts.rundir import RunDir
-from faapkit.fairness import gap_if_known
+from faapkit.fairness import gap_if_known, overshoot, share_closed
 from faapkit.run_records import RunRecord, as_record, train_only_records
+from faapkit.train.selection import DEFAULT_RULE, SelectRule
 
 
 def read_metrics_file(f: Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -111,10 +112,22 @@ def read_native(path: Path, unreadable: list[str] | None = None) -> list[RunReco
     for rec in trained:
         rec.dataset_fingerprint, rec.dataset_split, rec.dataset_root = dataset, data.get("split"), data.get("root")
     records += trained
+    seed, key = seed_and_config_key(manifest.get("config"))
     for rec in records:
         rec.run_path = str(path)
         rec.run_id = manifest.get("run_id")
+        rec.seed, rec.config_key = seed, key
     return records
+
+
+def seed_and_config_key(config: Any) -> tuple[int | None, str | None]:
+    """A run config's ``train.seed`` and a hash of the rest: runs that differ only in seed share it."""
+    if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
+        return None, None
+    seed = config["train"].get("seed")
+    rest = {**config, "train": {k: v for k, v in config["train"].items() if k != "seed"}}
+    key = hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return (seed if isinstance(seed, int) and not isinstance(seed, bool) else None), key
 
 
 def read_loose(path: Path) -> list[RunRecord] | None:
@@ -309,8 +322,11 @@ def summarize(record: RunRecord) -> dict[str, Any]:
     setting = record.perturbed or record.baseline
     row: dict[str, Any] = {
         k: getattr(record, k)
-        for k in ("run", "version", "epoch", "split", "dataset", "epsilon", "source", "selected_epoch")
+        for k in ("run", "version", "epoch", "split", "dataset", "epsilon", "source", "selected_epoch", "seed")
     }
+    if record.config_key:
+        row["config_key"] = record.config_key
+        row["run_path"] = record.run_path
     if record.iou_thresholds:
         row["iou_thresholds"] = record.iou_thresholds
     if record.also_at:
@@ -334,6 +350,8 @@ def summarize(record: RunRecord) -> dict[str, Any]:
                 row[f"{m}_gap_change"] = (
                     None if row[f"{m}_gap"] is None or base_gap is None else row[f"{m}_gap"] - base_gap
                 )
+                row[f"{m}_share_closed"] = share_closed(base_gap, row[f"{m}_gap"])
+                row[f"{m}_overshoot"] = overshoot(base_gap, row[f"{m}_gap"])
         boot = (record.bootstrap or {}).get("gaps", {})
         if boot:  # the level every CI of the row was computed at (compare's headers say it)
             row["ci_level"] = (record.bootstrap or {}).get("confidence")
@@ -342,6 +360,7 @@ def summarize(record: RunRecord) -> dict[str, Any]:
                 row[f"{m}_gap_ci"] = boot[m].get("perturbed") or boot[m].get("baseline")
                 row[f"{m}_change_ci"] = boot[m].get("change")
                 row[f"{m}_significant"] = boot[m].get("significant")
+                row[f"{m}_share_ci"] = boot[m].get("share_closed")
     train = record.train or {}
     if "total_g" in train or "total" in train:
         row["train_total"] = train.get("total", train.get("total_g"))
@@ -349,15 +368,21 @@ def summarize(record: RunRecord) -> dict[str, Any]:
 
 
 def select_on_val(
-    rows: list[dict[str, Any]], metric: str = "AP_gap", max_advantaged_drop: float = 0.005
+    rows: list[dict[str, Any]],
+    metric: str = "AP_gap",
+    max_advantaged_drop: float = 0.005,
+    rule: SelectRule = DEFAULT_RULE,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Each run's rows at the epoch chosen on its **val** rows, reported on every other split.
 
-    The rule is the trainer's (``faapkit.train.selection``): the smallest val gap among epochs whose
-    advantaged group lost at most ``max_advantaged_drop`` val AP; without val evaluations, the
-    epoch the run itself chose on val during training (``selection.json``). A run with neither, or
-    whose chosen epoch has no evaluation on another split, is left out with a note: choosing on
-    the split that is reported would overstate the effect."""
+    The rule is the trainer's (``faapkit.train.selection.choose``): among epochs whose advantaged
+    group lost at most ``max_advantaged_drop`` val AP, the smallest |val gap| (``parity``) or signed
+    val gap (``largest_lift``); without val evaluations, the epoch the run itself chose on val during
+    training (``selection.json``). A run with neither, or whose chosen epoch has no evaluation on
+    another split, is left out with a note: choosing on the split that is reported would overstate
+    the effect."""
+    from faapkit.train.selection import choose
+
     kept: list[dict[str, Any]] = []
     notes: list[str] = []
     # AP at other IoU thresholds is another metric: chosen and reported apart from COCO's
@@ -373,7 +398,7 @@ def select_on_val(
             and (r.get("AP_advantaged_change") is None or r["AP_advantaged_change"] >= -max_advantaged_drop)
         ]
         if val:
-            epoch = min(val, key=lambda r: (r[metric], r["epoch"]))["epoch"]
+            epoch = choose(((r["epoch"], r[metric]) for r in val), rule)
         else:
             epoch = next((r["selected_epoch"] for r in mine if r.get("selected_epoch") is not None), None)
         if epoch is None:

@@ -87,3 +87,15 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
             description="the tiny DETR trained unpadded on the stronger-bias benchmark (faap data synth --bias v2)",
         )
     )
+    register(
+        DetectorSpec(
+            name="detr-synth-tiny-v3",
+            factory=BUILD,
+            arch=dict(_TINY),
+            weights="faapkit:weights/detr-synth-tiny-v3.pth",
+            trained_unpadded=True,
+            benchmark="v3",
+            description="the default: detr-synth-tiny-v2 trained to the end of its schedule, on benchmark v3 "
+            "(v2's images, val as large as test)",
+        )
+    )

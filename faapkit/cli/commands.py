@@ -32,6 +32,10 @@ def train(
     limit_images: Annotated[int | None, typer.Option(help="use only the first N images of the split")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
     nproc: Annotated[int, typer.Option(help="launch N processes with torchrun (DDP)")] = 1,
+    seeds: Annotated[
+        str | None, typer.Option(help="train one run per seed (0-4, 0,3,7) into OUT/seed-N; --resume OUT continues")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="with --seeds: seeds trained at once, each on cores/N threads")] = 1,
     quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -45,6 +49,15 @@ def train(
     ):
         if value is not None:
             overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    from faapkit.train.seeds import is_seed_set
+
+    if seeds is not None or (resume is not None and is_seed_set(resume)):
+        _train_seeds(state(ctx).registries, version, config, overrides, out, resume, seeds, jobs, nproc, json_)
+        return
+    if jobs != 1:
+        raise ConfigError("--jobs runs several seeds at once: give --seeds")
     if nproc > 1:
         launch_torchrun(nproc)
         return
@@ -77,6 +90,52 @@ def train(
     shutdown(trainer.dist)
     if is_main:
         _report_done(trainer.run.read_selection(), summary, run_dir, json_)
+
+
+def _train_seeds(
+    registries: Registries,
+    version: str | None,
+    config: Path | None,
+    overrides: list[str],
+    out: Path | None,
+    resume: Path | None,
+    seeds: str | None,
+    jobs: int,
+    nproc: int,
+    json_: bool,
+) -> None:
+    """``--seeds``: one run per seed under one parent folder (``faapkit.train.seeds``); the shared
+    configuration is resolved and checked here, before any seed starts."""
+    from faapkit.config import resolve_config
+    from faapkit.train import seeds as seedset
+
+    extra = ["--nproc", str(nproc)] if nproc > 1 else []
+    if resume is not None:
+        if seeds is not None or version is not None or config is not None or overrides:
+            raise ConfigError(
+                f"--resume {resume} continues the seed set it holds; give no --seeds, --version, --config or --set"
+            )
+        if out is not None and out.absolute() != resume.absolute():
+            raise ConfigError(f"--out {out} and --resume {resume} name different folders: give one")
+        parent, wanted = resume, seedset.read_seed_set(resume)
+    else:
+        assert seeds is not None
+        chosen = seedset.parse_seeds(seeds)
+        shared = seedset.shared_overrides(overrides)
+        resolved = resolve_config(
+            registries, version=version, file=config, overrides=[*shared, f"train.seed={chosen[0]}"]
+        )
+        parent = out or Path("runs") / f"{resolved.version}-seeds-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        wanted = seedset.SeedSet(
+            resolved.version, tuple(chosen), str(config.absolute()) if config else None, tuple(shared)
+        )
+    held = seedset.prepare(parent, wanted, resume=resume is not None)
+    info(f"seed set {parent}: version {held.version}, seeds {', '.join(map(str, held.seeds))}, {jobs} at a time")
+    outcome = seedset.run_seeds(parent, held, jobs=jobs, extra=extra, log=info)
+    if json_:
+        print_json({"seed_set": str(parent), "version": held.version, "seeds": {str(k): v for k, v in outcome.items()}})
+    else:
+        info(f"done: {len(held.seeds)} seeds in {parent}; evaluate them all with faap eval {parent}")
 
 
 def _resolve_run(

@@ -46,6 +46,12 @@ def compare(
         typer.Option(help="each run at its epoch chosen on val (smallest --metric, guarded), on other splits"),
     ] = False,
     metric: Annotated[str, typer.Option(help="metric for --best-per-run: ap_gap or ar_gap")] = "ap_gap",
+    select_rule: Annotated[
+        str, typer.Option(help="--best-per-run's rule: parity (smallest |val gap|) or largest_lift (smallest signed)")
+    ] = "parity",
+    across_seeds: Annotated[
+        bool, typer.Option(help="only the table of runs that differ in train.seed alone, one row per configuration")
+    ] = False,
     all_epochs: Annotated[
         bool, typer.Option(help="list every logged epoch, not one summary row per run for epochs never evaluated")
     ] = False,
@@ -68,7 +74,7 @@ def compare(
     """Put many runs side by side: per-group AP/AR, gaps with CIs, change vs baseline, significance."""
     from faapkit.runs import summarize
 
-    _check_options(sort, metric, format_, all_epochs, evaluated_only, csv_out, plot, force)
+    _check_options((sort, metric, select_rule), format_, all_epochs, evaluated_only, csv_out, plot, force)
     rows = [summarize(r) for r in _records(paths, state(ctx).pm, {"--csv": csv_out, "--plot": plot})]
     from faapkit.cli.compare_output import ci_levels, pct
 
@@ -80,13 +86,7 @@ def compare(
     logged = [r for r in rows if r["setting"] == "train only"]
     rows = [r for r in rows if r["setting"] != "train only"]
     if best_per_run:
-        from faapkit.runs import select_on_val
-
-        rows, notes = select_on_val(rows, SORT_KEYS[metric])
-        for note in notes:
-            warn(note)
-        if not rows:
-            raise FaapError("--best-per-run: no run has an epoch chosen on val and evaluated on another split")
+        rows = _best_per_run(rows, SORT_KEYS[metric], select_rule)
     elif all_epochs:
         rows += logged
     summaries = [] if best_per_run or all_epochs else _log_summaries(logged)
@@ -98,15 +98,45 @@ def compare(
         from faapkit.cli.compare_plot import plot_gaps
 
         plot_gaps(plot, rows)
+    from faapkit.cli.compare_output import ci_levels as levels
+    from faapkit.evaluate.across_seeds import seed_groups
+
+    seed_sets = seed_groups(rows, (levels(rows) or [0.95])[0])
     if json_:
-        print_json({"rows": rows, "datasets": datasets, "log_only": [_plain(s) for s in summaries]})
+        print_json(
+            {"rows": rows, "datasets": datasets, "log_only": [_plain(s) for s in summaries], "across_seeds": seed_sets}
+        )
+        return
+    if across_seeds:
+        if not seed_sets:
+            raise FaapError("--across-seeds: no two runs here differ in train.seed alone (and are evaluated alike)")
+        from faapkit.cli.compare_output import print_seed_sets
+
+        print_seed_sets(
+            seed_sets, out_console, tsv_out=format_ == "tsv" or (format_ == "auto" and not sys.stdout.isatty())
+        )
         return
     _print(rows, summaries, mix_datasets, format_)
+    if seed_sets and (format_ == "table" or (format_ == "auto" and sys.stdout.isatty())):
+        from faapkit.cli.compare_output import print_seed_sets
+
+        print_seed_sets(seed_sets, out_console, tsv_out=False)
+
+
+def _best_per_run(rows: list[dict[str, Any]], metric: str, rule: str) -> list[dict[str, Any]]:
+    """Each run at its epoch chosen on val by ``rule``, reported on the other splits."""
+    from faapkit.runs import select_on_val
+
+    rows, notes = select_on_val(rows, metric, rule=rule)  # type: ignore[arg-type]
+    for note in notes:
+        warn(note)
+    if not rows:
+        raise FaapError("--best-per-run: no run has an epoch chosen on val and evaluated on another split")
+    return rows
 
 
 def _check_options(
-    sort: str,
-    metric: str,
+    choices: tuple[str, str, str],
     format_: str,
     all_epochs: bool,
     evaluated_only: bool,
@@ -114,7 +144,11 @@ def _check_options(
     plot: Path | None,
     force: bool,
 ) -> None:
-    """Refuse contradictory options and unwritable outputs before any run is read."""
+    """Refuse contradictory options and unwritable outputs before any run is read (``choices``:
+    ``--sort``, ``--metric``, ``--select-rule``)."""
+    sort, metric, rule = choices
+    if rule not in ("parity", "largest_lift"):
+        raise FaapError(f"--select-rule must be parity or largest_lift, not {rule!r}")
     if sort not in SORT_KEYS or metric not in ("ap_gap", "ar_gap"):
         raise FaapError(f"--sort must be one of {', '.join(SORT_KEYS)} and --metric ap_gap or ar_gap")
     if format_ not in FORMATS:

@@ -17,7 +17,20 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-NOT_GROUPS = frozenset({"gap", "gap_baseline", "gap_change", "gap_ci", "change_ci", "significant", "advantaged_change"})
+NOT_GROUPS = frozenset(
+    {
+        "gap",
+        "gap_baseline",
+        "gap_change",
+        "gap_ci",
+        "change_ci",
+        "significant",
+        "advantaged_change",
+        "share_closed",
+        "share_ci",
+        "overshoot",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +86,7 @@ def ci_names(rows: list[dict[str, Any]]) -> dict[str, str]:
     return {k: k + suffix for k in CI_KEYS}
 
 
-CI_KEYS = ("AP_gap_ci", "AP_change_ci", "AR_gap_ci", "AR_change_ci")
+CI_KEYS = ("AP_gap_ci", "AP_change_ci", "AR_gap_ci", "AR_change_ci", "AP_share_ci")
 
 
 def columns(rows: list[dict[str, Any]]) -> list[Col]:
@@ -96,8 +109,16 @@ def columns(rows: list[dict[str, Any]]) -> list[Col]:
         Col(names["AP_change_ci"], f"change {level}CI", lambda r: fmt_ci(r.get("AP_change_ci"))),
         *([Col("ci_level", "CI level", lambda r: pct(r.get("ci_level")))] if len(levels) > 1 else []),
         Col("AP_significant", "sig.", _value("AP_significant")),
+        Col("AP_share_closed", "share closed", _share, 1),
+        Col(names["AP_share_ci"], f"share {level}CI", lambda r: fmt_ci(r.get("AP_share_ci")), 5),
         Col("AR_gap", "AR gap", _value("AR_gap", True), 3),
     ]
+
+
+def _share(r: dict[str, Any]) -> str:
+    """1 - |gap after| / |gap before|; a reversed gap says so (it never counts as closing)."""
+    text = fmt(r.get("AP_share_closed"), True)
+    return text + " overshoot" if r.get("AP_overshoot") else text
 
 
 def _value(key: str, signed: bool = False) -> Callable[[dict[str, Any]], str]:
@@ -198,3 +219,70 @@ def print_table(console: Console, table: Table, needed: int) -> None:
         console.print(table)
     finally:
         console.width = width
+
+
+SEED_SET_COLUMNS = (
+    ("run", "run"),
+    ("version", "version"),
+    ("split", "split"),
+    ("checkpoint", "checkpoint"),
+    ("seeds", "seeds"),
+    ("AP_gap_baseline", "gap before"),
+    ("change", "change median [range]"),
+    ("change_ci", "change mean CI"),
+    ("share_closed", "share closed median [range]"),
+    ("significant_closing", "sig. seeds"),
+    ("advantaged_change", "adv. change median"),
+)
+
+
+def _seed_cells(s: dict[str, Any]) -> dict[str, str]:
+    def med_range(x: dict[str, Any]) -> str:
+        if not x["n"]:
+            return "-"
+        return f"{x['median']:+.4f} [{x['min']:+.4f},{x['max']:+.4f}]"
+
+    n = len(s["seeds"])
+    return {
+        "run": str(s["run"]),
+        "version": fmt(s.get("version")),
+        "split": fmt(s.get("split")),
+        "checkpoint": str(s["checkpoint"]),
+        "seeds": f"{n} ({','.join(map(str, s['seeds']))})",
+        "AP_gap_baseline": fmt(s.get("AP_gap_baseline"), True),
+        "change": med_range(s["change"]),
+        "change_ci": fmt_ci(s["change"]["ci"]),
+        "share_closed": med_range(s["share_closed"]) + (f" ({s['overshoot']} overshoot)" if s.get("overshoot") else ""),
+        "significant_closing": f"{s['significant_closing']}/{n}",
+        "advantaged_change": fmt(s["advantaged_change"]["median"], True),
+    }
+
+
+def print_seed_sets(sets: list[dict[str, Any]], console: Console, *, tsv_out: bool) -> None:
+    """Runs that differ only in ``train.seed``, one row per configuration (``faapkit.evaluate.across_seeds``):
+    the AP gap change and the share closed as median [min,max] over seeds, the mean's t-CI across
+    seeds, and how many seeds' own CI says the gap closed."""
+    import sys
+
+    level = pct(sets[0].get("confidence"))
+    if tsv_out:
+        sys.stdout.write("\t".join(k for k, _ in SEED_SET_COLUMNS) + "\n")
+        for s in sets:
+            cells = _seed_cells(s)
+            sys.stdout.write("\t".join(cells[k] for k, _ in SEED_SET_COLUMNS) + "\n")
+        return
+    table = Table(
+        title=f"across seeds (AP; change mean CI: {level} Student-t over seeds; "
+        "sig. seeds: the seed's own CI says the gap closed)",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+        pad_edge=False,
+        title_justify="left",
+    )
+    for key, header in SEED_SET_COLUMNS:
+        table.add_column(header, overflow="fold" if key == "run" else "ellipsis", no_wrap=key != "run")
+    for s in sets:
+        cells = _seed_cells(s)
+        table.add_row(*(cells[k] for k, _ in SEED_SET_COLUMNS))
+    console.print(table)

@@ -69,6 +69,7 @@ def pretrain_cmd(
         num_workers=workers,
         log=info,
         preset_name=preset,
+        init_spec=state(ctx).registries.detectors.get(p.init) if p.init else None,
     )
     if json_:
         print_json(report)

@@ -42,6 +42,17 @@ def _rows(result: dict[str, Any]) -> Iterator[tuple[str, str, str, list[Any]]]:
             if paired:
                 cells.append((entry["change"], cis.get("change"), cis.get("significant")))
             yield m, kind[:-1], "signed" if kind == "gaps" else "value", cells
+        if paired and "share_closed" in result["gaps"].get(m, {}):
+            yield m, *_share_row(result["gaps"][m], (boot.get("gaps") or {}).get(m) or {}, len(settings))
+
+
+def _share_row(entry: dict[str, Any], cis: dict[str, Any], n_settings: int) -> tuple[str, str, list[Any]]:
+    """``share closed`` = 1 - |gap after| / |gap before| in the change column (a reversal counts by
+    its size, and says ``overshoot``); significant when its CI excludes 0."""
+    ci = cis.get("share_closed")
+    sig = None if not ci else bool(ci[0] > 0 or ci[1] < 0)
+    label = "share closed" + (" (overshoot)" if entry.get("overshoot") else "")
+    return label, "signed", [(None, None, None)] * n_settings + [(entry["share_closed"], ci, sig)]
 
 
 def _get(node: Any, *keys: str) -> Any:
@@ -157,3 +168,67 @@ def show(result: dict[str, Any], console: Console) -> None:
     else:
         write_tsv(result, sys.stdout)
         sys.stdout.flush()
+
+
+def seeds_summary(summary: dict[str, Any]) -> list[str]:
+    """The across-seed lines under ``faap eval SEEDSET``'s table."""
+    n = len(summary["seeds"])
+    level = f"{summary['confidence']:.0%}"
+    lines = []
+    for key, what in (("share_closed", "share of the AP gap closed"), ("change", "AP gap change")):
+        s = summary[key]
+        if not s["n"]:
+            continue
+        ci = (
+            f", mean {s['mean']:+.3f} [{s['ci'][0]:+.3f}, {s['ci'][1]:+.3f}] ({level} t-CI across seeds)"
+            if s["ci"]
+            else ""
+        )
+        lines.append(f"{what}: median {s['median']:+.3f}, range {s['min']:+.3f} .. {s['max']:+.3f}{ci}")
+    adv = summary["advantaged_change"]
+    if adv["n"]:
+        lines.append(
+            f"advantaged group's AP change: median {adv['median']:+.4f}, range {adv['min']:+.4f} .. {adv['max']:+.4f}"
+        )
+    lines.append(
+        f"{summary['significant_closing']} of {n} seeds close the gap significantly "
+        f"(their own {level} CI of the change)"
+        + (f"; {summary['overshoot']} overshoot (the gap reversed)" if summary["overshoot"] else "")
+    )
+    return lines
+
+
+SEED_COLUMNS = ("seed", "epoch", "gap_before", "gap_after", "change", "share_closed", "advantaged_change")
+
+
+def show_seeds(rows: list[dict[str, Any]], summary: dict[str, Any] | None, console: Console) -> None:
+    """One line per seed and the across-seed summary; TSV (per seed) off a terminal."""
+    if not console.is_terminal:
+        cols = [*SEED_COLUMNS, "change_ci_low", "change_ci_high", "share_ci_low", "share_ci_high", "overshoot"]
+        sys.stdout.write("\t".join(cols) + "\n")
+        for r in rows:
+            ci, sci = r.get("change_ci") or [None, None], r.get("share_closed_ci") or [None, None]
+            values = [r.get(c) for c in SEED_COLUMNS] + [*ci, *sci, r.get("overshoot")]
+            sys.stdout.write(
+                "\t".join("" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in values) + "\n"
+            )
+        sys.stdout.flush()
+        return
+    t = Table(title="AP gap per seed (test)", box=None, padding=(0, 1, 0, 0), pad_edge=False)
+    for h in ("seed", "epoch", "gap before", "gap after", "change [CI]", "share closed [CI]", "adv. change"):
+        t.add_column(h, justify="right", no_wrap=True)
+    for r in rows:
+        change = _cell((r["change"], r.get("change_ci"), r.get("significant")), True, True)
+        share = _cell((r.get("share_closed"), r.get("share_closed_ci"), None), True, True)
+        t.add_row(
+            str(r["seed"]),
+            "-" if r.get("epoch") is None else str(r["epoch"]),
+            f"{r['gap_before']:+.3f}",
+            f"{r['gap_after']:+.3f}",
+            change,
+            share + (" overshoot" if r.get("overshoot") else ""),
+            "-" if r.get("advantaged_change") is None else f"{r['advantaged_change']:+.4f}",
+        )
+    console.print(t)
+    for line in seeds_summary(summary) if summary else []:
+        console.print(line, markup=False, highlight=False)

@@ -230,7 +230,52 @@ def evaluate(
         target, epoch, split_by, data, detector, detector_checkpoint, epsilon, disadvantaged, advantaged,
         device, limit_images, no_cache, workers, out, force, on_invalid, quiet, json_,
     )  # fmt: skip
-    _evaluate(state(ctx).registries, opts, layers)
+    _evaluate_target(state(ctx).registries, opts, layers)
+
+
+def _evaluate_target(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> None:
+    from faapkit.train.seeds import is_seed_set
+
+    if o.target is not None and is_seed_set(o.target):
+        _evaluate_seeds(reg, o, layers)
+    else:
+        _evaluate(reg, o, layers)
+
+
+def _evaluate_seeds(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> None:
+    """``faap eval SEEDSET``: every seed's run as ``faap eval RUN`` evaluates it (its metrics in its
+    own ``eval/``), then one table across seeds. Every seed's run is checked before any inference."""
+    from dataclasses import replace
+
+    from faapkit.evaluate.across_seeds import aggregate, seed_row
+    from faapkit.train.seeds import seed_runs, seed_state
+
+    assert o.target is not None
+    if o.out is not None:
+        raise ConfigError(f"{o.target} is a seed set: each seed's metrics go to its own run folder; drop --out")
+    runs = seed_runs(o.target)
+    missing = [f"seed {s} ({seed_state(r)})" for s, r in runs if seed_state(r) != "done"]
+    if missing:
+        raise FaapError(
+            f"{o.target}: {', '.join(missing)} not trained to the end; continue with faap train --resume {o.target}"
+        )
+    rows, results = [], {}
+    for seed, run in runs:
+        info(f"seed {seed}: faap eval {run}")
+        result = _evaluate(reg, replace(o, target=run, json_=False, quiet=True), layers, show=False)
+        if result is None:
+            return  # non-zero ranks
+        results[str(seed)] = result
+        if "perturbed" in result["metrics"]:
+            rows.append(seed_row(seed, result))
+    confidence = next(iter(results.values())).get("eval_config", {}).get("confidence", 0.95)
+    summary = aggregate(rows, confidence) if rows else None
+    if o.json_:
+        print_json({"seed_set": str(o.target), "seeds": rows, "aggregate": summary})
+        return
+    from faapkit.cli.eval_table import show_seeds
+
+    show_seeds(rows, summary, out_console)
 
 
 @dataclass(frozen=True)
@@ -280,8 +325,9 @@ def _rescore(
     _show(result, json_)
 
 
-def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> None:
-    """Resolve the target, settings, data and detector; refuse a taken output; infer, score, write."""
+def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]], show: bool = True) -> dict[str, Any] | None:
+    """Resolve the target, settings, data and detector; refuse a taken output; infer, score, write
+    (and print, unless not ``show``). The result, or ``None`` on a non-zero rank."""
     from faapkit.cli import eval_settings
     from faapkit.distributed import setup_process, shutdown
     from faapkit.evaluate.evaluator import evaluate_with_detections, load_eval_split
@@ -324,11 +370,13 @@ def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> None:
     finally:
         shutdown(dist_info)
     if not result:
-        return  # non-zero ranks
+        return None  # non-zero ranks
     _annotate(result, tgt, dcfg, settings, sources)
     if path is not None:
         _write(path, result, settings_out, det_paths, dets, o.force)
-    _show(result, json_=o.json_)
+    if show:
+        _show(result, json_=o.json_)
+    return result
 
 
 def _checked_target(o: _Inference) -> Target:

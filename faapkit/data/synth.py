@@ -33,27 +33,43 @@ from PIL import Image
 from faapkit.errors import DataError
 
 SPLITS: dict[str, tuple[int, int]] = {"train": (900, 300), "val": (120, 120), "test": (250, 250)}  # (male, female)
+# a bias whose split sizes differ from SPLITS; v3's val is drawn like its test, so a gap selected on
+# val is measured as precisely as the gap reported on test
+BIAS_SPLITS: dict[str, dict[str, tuple[int, int]]] = {"v3": {**SPLITS, "val": (250, 250)}}
 SIZES = [(96, 128), (128, 128), (128, 160), (112, 144), (160, 128)]  # (h, w) pool; few shapes = few eval buckets
 AGES = ("young", "adult", "senior")
 # per bias: each group's figure contrast and opacity (lower opacity lets the background texture through)
 BIASES: dict[str, dict[str, dict[str, float]]] = {
     "v1": {"contrast": {"male": 1.0, "female": 0.30}, "opacity": {"male": 0.9, "female": 0.6}},
     "v2": {"contrast": {"male": 1.0, "female": 0.20}, "opacity": {"male": 0.9, "female": 0.5}},
+    "v3": {"contrast": {"male": 1.0, "female": 0.20}, "opacity": {"male": 0.9, "female": 0.5}},
 }
 DEFAULT_BIAS = "v1"
 CATEGORY = {"id": 1, "name": "person", "supercategory": "person"}
 
 
+def splits_for(bias: str) -> tuple[tuple[str, int, int], ...]:
+    """``(split, n_male, n_female)`` of each split of ``bias``'s benchmark."""
+    return tuple((k, m, f) for k, (m, f) in BIAS_SPLITS.get(bias, SPLITS).items())
+
+
 @dataclass(frozen=True)
 class SynthSpec:
     seed: int = 0
-    splits: tuple[tuple[str, int, int], ...] = tuple((k, m, f) for k, (m, f) in SPLITS.items())
+    splits: tuple[tuple[str, int, int], ...] | None = None  # None: the bias's own (splits_for)
     jpeg_quality: int = 92
     bias: str = DEFAULT_BIAS
 
     def __post_init__(self) -> None:
         if self.bias not in BIASES:
             raise DataError(f"unknown benchmark bias '{self.bias}' (known: {', '.join(BIASES)})")
+        if self.splits is None:
+            object.__setattr__(self, "splits", splits_for(self.bias))
+
+    @property
+    def split_sizes(self) -> tuple[tuple[str, int, int], ...]:
+        assert self.splits is not None
+        return self.splits
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -138,13 +154,13 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
         return out
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    for split_index, (split, n_male, n_female) in enumerate(spec.splits):
+    for split_index, (split, n_male, n_female) in enumerate(spec.split_sizes):
         research = _write_coco_split(tmp, spec, split_index, split, n_male, n_female)
         _write_research_split(tmp, split, research)
     manifest = {
         "generator": "faapkit.data.synth",
         "seed": spec.seed,
-        "splits": {s: {"male": m, "female": f} for s, m, f in spec.splits},
+        "splits": {s: {"male": m, "female": f} for s, m, f in spec.split_sizes},
         "layouts": {"attributes": "coco", "research": "research"},
         "bias": spec.bias,
         **BIASES[spec.bias],
@@ -233,7 +249,7 @@ def _check_same_benchmark(out: Path, spec: SynthSpec) -> None:
         bias = manifest_bias(manifest)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{out / 'manifest.json'} is not a synthetic benchmark's manifest ({exc})") from None
-    wanted = {s: {"male": m, "female": f} for s, m, f in spec.splits}
+    wanted = {s: {"male": m, "female": f} for s, m, f in spec.split_sizes}
     if seed != spec.seed or splits != wanted or bias != spec.bias:
         held = f"seed {seed}, bias {bias}" + ("" if splits == wanted else f", splits {splits}")
         asked = f"seed {spec.seed}, bias {spec.bias}" + ("" if splits == wanted else f", splits {wanted}")

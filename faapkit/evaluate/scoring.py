@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from faapkit.evaluate.cocoeval import PerImageRecords, evaluate_split, per_image_eval
-from faapkit.fairness import gap, ratio
+from faapkit.fairness import gap, overshoot, ratio, share_closed
 
 # stats with CIs (when the IoU thresholds include 0.5 / 0.75 for AP50 / AP75): the all-area,
 # 100-detection ones; the area- and maxDets-specific stats are point estimates only
@@ -69,7 +69,10 @@ def score(
         out["deltas"] = {g: {m: _sub(pert[g][m], base[g][m]) for m in base[g]} for g in base}
         out["overall_deltas"] = {m: _sub(overall["perturbed"][m], overall["baseline"][m]) for m in overall["baseline"]}
         for m in stats:
-            out["gaps"][m]["change"] = out["gaps"][m]["perturbed"] - out["gaps"][m]["baseline"]
+            before, after = out["gaps"][m]["baseline"], out["gaps"][m]["perturbed"]
+            out["gaps"][m]["change"] = after - before
+            out["gaps"][m]["share_closed"] = share_closed(before, after)
+            out["gaps"][m]["overshoot"] = overshoot(before, after)
             out["ratios"][m]["change"] = _sub(out["ratios"][m]["perturbed"], out["ratios"][m]["baseline"])
     t0 = time.perf_counter()
     if resamples > 0:
@@ -136,7 +139,7 @@ def bootstrap(
         "confidence": confidence,
         "method": "paired group-stratified image bootstrap, percentile CIs",
         "groups": {name: {g: {m: ci(v) for m, v in s.items()} for g, s in samples[name].items()} for name in records},
-        "gaps": {m: _change_entry({name: _gap_samples(samples[name], m, ref) for name in records}, ci) for m in stats},
+        "gaps": {m: _gap_entry({name: _gap_samples(samples[name], m, ref) for name in records}, ci) for m in stats},
     }
     if "perturbed" in records:
         out["deltas"] = {
@@ -180,6 +183,17 @@ def _change_entry(per_setting: dict[str, np.ndarray], ci: CI) -> dict[str, Any]:
         entry["change"] = [lo, hi]
         entry["p_change_negative"] = float(np.mean(change < 0))
         entry["significant"] = bool(lo > 0 or hi < 0)
+    return entry
+
+
+def _gap_entry(per_setting: dict[str, np.ndarray], ci: CI) -> dict[str, Any]:
+    """A gap's entry (:func:`_change_entry`) and, with a perturbed setting, the CI of the share of
+    the gap closed, ``1 - |after| / |before|`` in every paired resample (``None`` when some
+    resample's baseline gap is 0: no share to bound there)."""
+    entry = _change_entry(per_setting, ci)
+    if "perturbed" in per_setting:
+        before, after = per_setting["baseline"], per_setting["perturbed"]
+        entry["share_closed"] = None if np.any(before == 0) else ci(1.0 - np.abs(after) / np.abs(before))
     return entry
 
 

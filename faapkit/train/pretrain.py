@@ -47,6 +47,10 @@ class PretrainPreset:
     data_seed: int = 0
     shape_buckets: bool = False  # batches of one resized shape: the detector never sees padding
     bias: str = "v1"  # the embedded benchmark's bias (faapkit.data.synth.BIASES)
+    # continue a registered detector's shipped weights from this epoch of the schedule (fresh optimiser
+    # state) instead of training from random initialisation
+    init: str | None = None
+    start_epoch: int = 0
 
 
 # "synth-tiny" reproduces the shipped weights (random batches, hence padded); "synth-tiny-unpadded"
@@ -56,6 +60,16 @@ PRESETS = {
     "synth-tiny": PretrainPreset(),
     "synth-tiny-unpadded": PretrainPreset(shape_buckets=True),
     "synth-tiny-v2": PretrainPreset(detector="detr-synth-tiny-v2", shape_buckets=True, bias="v2"),
+    # the default detector: detr-synth-tiny-v2's 200-epoch schedule run to its end (it was stopped at
+    # epoch 150, the learning-rate drop) on the same train images; v3 differs from v2 in its val split only
+    "synth-tiny-v3": PretrainPreset(
+        detector="detr-synth-tiny-v3",
+        epochs=200,
+        shape_buckets=True,
+        bias="v3",
+        init="detr-synth-tiny-v2",
+        start_epoch=150,
+    ),
 }
 
 
@@ -183,6 +197,17 @@ def _trainable_parts(spec: DetectorSpec, dev: torch.device) -> Any:
     return parts
 
 
+def _start_from(model: torch.nn.Module, preset: PretrainPreset, init_spec: DetectorSpec | None) -> None:
+    """Load ``preset.init``'s shipped weights into ``model`` (a preset that continues a schedule)."""
+    if preset.init is None:
+        return
+    if init_spec is None or init_spec.name != preset.init or init_spec.weights is None:
+        raise ValueError(f"the preset starts from {preset.init}'s shipped weights: pass its spec as init_spec")
+    from faapkit.detr.build import load_state_strict, packaged_path, read_state_dict
+
+    load_state_strict(model, read_state_dict(packaged_path(init_spec.weights)), what=f"detector '{preset.init}'")
+
+
 def pretrain(
     spec: DetectorSpec,
     out: Path,
@@ -194,7 +219,11 @@ def pretrain(
     num_workers: int = 4,
     log: Any = print,
     preset_name: str = "synth-tiny",
+    init_spec: DetectorSpec | None = None,
 ) -> dict[str, Any]:
+    """Train ``spec``'s model on the preset's embedded benchmark; write the weights to ``out`` and a
+    report beside it. ``init_spec``: the registered detector whose shipped weights ``preset.init``
+    names (training then runs epochs ``preset.start_epoch`` .. end of the schedule)."""
     dev = torch.device(
         "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
     )
@@ -205,15 +234,16 @@ def pretrain(
     ds = GroupedDetectionDataset(data, TrainTransform(preset.scales, preset.max_size, crop_prob=0.3))
     parts = _trainable_parts(spec, dev)
     model, criterion = parts.model, parts.criterion
+    _start_from(model, preset, init_spec)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=preset.lr, weight_decay=preset.weight_decay)
     n_epochs = epochs or preset.epochs
     drop_at = math.ceil(n_epochs * preset.lr_drop_fraction)
     start = time.time()
     sampler, loader = _loader(ds, data, preset, num_workers, dev)
-    for epoch in range(min(n_epochs, stop_after or n_epochs)):
+    for epoch in range(preset.start_epoch, min(n_epochs, stop_after or n_epochs)):
         sampler.epoch = epoch
-        if epoch == drop_at:
+        if epoch == max(drop_at, preset.start_epoch) and epoch >= drop_at:
             for group in opt.param_groups:
                 group["lr"] = preset.lr * 0.1
         mean_loss = _train_epoch(model, criterion, loader, opt, params, preset.max_norm, dev)

@@ -1,41 +1,78 @@
 """Choosing a run's checkpoint on the validation split, by a rule stated in advance.
 
-The rule (``guarded_min_gap``): among the validated epochs where the advantaged group's val AP
-fell by at most ``max_advantaged_drop`` from the unperturbed val AP, take the smallest val AP gap
-(advantaged - disadvantaged); ties go to the earlier epoch. An epoch that makes the detector worse
-for the advantaged group cannot be chosen however small its gap: closing a gap by harming the
-better-served group is not the goal. The chosen epoch is then reported on test, never on val.
+Every rule is guarded: only validated epochs where the advantaged group's val AP fell by at most
+``max_advantaged_drop`` from the unperturbed val AP are candidates (closing a gap by harming the
+better-served group is not the goal). Among them:
+
+* ``parity`` (the default, recorded as ``guarded_parity``): the smallest |val AP gap|, the epoch
+  nearest val parity. A reversed gap is as far from parity as the same gap unreversed, so an epoch
+  that over-corrects val is not preferred to one that closes it;
+* ``largest_lift`` (recorded as ``guarded_largest_lift``): the smallest *signed* val gap
+  (advantaged - disadvantaged), i.e. the largest lift of the disadvantaged group relative to the
+  advantaged one, over-correction included.
+
+Ties go to the earlier epoch. The chosen epoch is then reported on test, never on val. This module
+is the one home of the rules: training (``best.pt``) and ``faap compare`` both call :func:`choose`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
-RULE = "guarded_min_gap"
+SelectRule = Literal["parity", "largest_lift"]
+DEFAULT_RULE: SelectRule = "parity"
+# the name a selection record carries; ``guarded_min_gap`` is the largest-lift rule's earlier name
+RECORDED = {"parity": "guarded_parity", "largest_lift": "guarded_largest_lift"}
+RECORDED_ALIASES = {"guarded_min_gap": "largest_lift"}
+RULE = RECORDED[DEFAULT_RULE]
 
 
-def describe_rule(max_advantaged_drop: float) -> str:
+def rule_from_record(recorded: str | None) -> SelectRule | None:
+    """The rule a ``selection.json`` names (``None`` when it names none this faapkit knows)."""
+    for rule, name in RECORDED.items():
+        if recorded == name:
+            return rule  # type: ignore[return-value]
+    return RECORDED_ALIASES.get(recorded or "")  # type: ignore[return-value]
+
+
+def describe_rule(max_advantaged_drop: float, rule: SelectRule = DEFAULT_RULE) -> str:
+    what = {
+        "parity": "smallest |val AP gap| (nearest parity)",
+        "largest_lift": "smallest signed val AP gap (largest lift of the disadvantaged group, "
+        "over-correction included)",
+    }[rule]
     return (
-        f"smallest val AP gap among epochs whose advantaged-group val AP is at most "
+        f"{what} among epochs whose advantaged-group val AP is at most "
         f"{max_advantaged_drop:g} below the unperturbed val AP; earliest on ties"
     )
 
 
+def rank(gap: float, rule: SelectRule) -> float:
+    """What the rule minimises for an epoch of val gap ``gap``."""
+    return abs(gap) if rule == "parity" else gap
+
+
+def choose(candidates: Iterable[tuple[int, float]], rule: SelectRule = DEFAULT_RULE) -> int | None:
+    """The chosen epoch among guarded ``(epoch, val gap)`` candidates; earliest on ties."""
+    ranked = sorted((rank(g, rule), e) for e, g in candidates)
+    return ranked[0][1] if ranked else None
+
+
 def select_epoch(
-    rows: Sequence[Mapping[str, Any]], baseline_advantaged_ap: float, max_advantaged_drop: float
+    rows: Sequence[Mapping[str, Any]],
+    baseline_advantaged_ap: float,
+    max_advantaged_drop: float,
+    rule: SelectRule = DEFAULT_RULE,
 ) -> dict[str, Any] | None:
     """The chosen row among train-log ``rows`` that carry ``val`` results, or None if none qualifies.
 
     A row's ``val`` is ``{"AP": {group: ap}, "gap_AP": float, "advantaged": str, ...}``."""
-    best: dict[str, Any] | None = None
+    by_epoch: dict[int, Mapping[str, Any]] = {}
     for row in rows:
         val = row.get("val")
-        if not val:
+        if not val or val["AP"][val["advantaged"]] < baseline_advantaged_ap - max_advantaged_drop:
             continue
-        adv_ap = val["AP"][val["advantaged"]]
-        if adv_ap < baseline_advantaged_ap - max_advantaged_drop:
-            continue
-        if best is None or val["gap_AP"] < best["val"]["gap_AP"]:
-            best = dict(row)
-    return best
+        by_epoch.setdefault(int(row["epoch"]), row)
+    epoch = choose(((e, float(r["val"]["gap_AP"])) for e, r in by_epoch.items()), rule)
+    return None if epoch is None else dict(by_epoch[epoch])

@@ -45,7 +45,7 @@ from faapkit.specs import DetectorSpec
 from faapkit.train.augment import color_jitter
 from faapkit.train.loggers import ScalarLog
 from faapkit.train.meters import Meters
-from faapkit.train.selection import RULE, describe_rule, select_epoch
+from faapkit.train.selection import RECORDED, describe_rule, select_epoch
 from faapkit.train.validation import Validator
 
 # config keys that may change when resuming (they do not change what is computed)
@@ -722,13 +722,13 @@ class Trainer:
     def _update_best(self, row: dict[str, Any], payload: dict[str, Any]) -> None:
         """Keep ``checkpoints/best.pt`` and ``selection.json`` at the epoch the val rule prefers."""
         assert self.validator is not None
-        drop = self.config.train.select_max_advantaged_drop
+        drop, rule = self.config.train.select_max_advantaged_drop, self.config.train.select_rule
         baseline = self.validator.baseline
         log = self.run.read_log()
-        chosen = select_epoch(log, baseline["AP"][baseline["advantaged"]], drop)
+        chosen = select_epoch(log, baseline["AP"][baseline["advantaged"]], drop, rule)
         selection = {
-            "rule": RULE,
-            "description": describe_rule(drop),
+            "rule": RECORDED[rule],
+            "description": describe_rule(drop, rule),
             "max_advantaged_drop": drop,
             "split": self.config.data.val_split,
             "val_baseline": baseline,

@@ -133,6 +133,9 @@ def reference_bootstrap(
             entry["change"] = [lo, hi]
             entry["p_change_negative"] = float(np.mean(change < 0))
             entry["significant"] = bool(lo > 0 or hi < 0)
+            before, after = per_setting["baseline"], per_setting["perturbed"]
+            shares = [1 - abs(a) / abs(b) for a, b in zip(after, before, strict=True) if b != 0]
+            entry["share_closed"] = ci(np.array(shares)) if len(shares) == len(before) else None
         out["gaps"][m] = entry
     if "perturbed" in records:
         out["deltas"] = {

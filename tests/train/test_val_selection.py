@@ -21,8 +21,8 @@ def test_best_checkpoint_is_the_val_rule_choice(registries, tmp_path, synth_root
     assert all("val" in row for row in log)
     gaps = {row["epoch"]: row["val"]["gap_AP"] for row in log}
     selection = trainer.run.read_selection()
-    assert selection["rule"] == "guarded_min_gap" and selection["split"] == "val"
-    assert selection["epoch"] == min(gaps, key=lambda e: (gaps[e], e))
+    assert selection["rule"] == "guarded_parity" and selection["split"] == "val"
+    assert selection["epoch"] == min(gaps, key=lambda e: (abs(gaps[e]), e))
     best = load_checkpoint(trainer.run.checkpoints / "best.pt")
     assert best["epoch"] == selection["epoch"] and best["selection"]["epoch"] == selection["epoch"]
     last = load_checkpoint(trainer.run.checkpoints / "last.pt")

@@ -1,0 +1,238 @@
+"""A set of runs of one configuration that differ only in ``train.seed``: ``faap train --seeds 0-4``.
+
+The parent folder holds ``seeds.json`` (what the set is: version, seeds, the config file and
+``--set`` overrides every seed shares) and one ordinary run folder per seed, ``seed-<N>/``. Each
+seed is trained by its own ``faap train`` process (``--jobs K`` runs K at once, each with an equal
+share of the cores), so a seed's run is exactly the run ``faap train --set train.seed=N`` makes,
+resumes the same way and is read by every command that reads runs. Re-running the same command
+on the folder (or ``faap train --resume PARENT``) continues the set seed by seed: finished seeds
+are kept, a seed cut short resumes from its last checkpoint, missing ones start.
+
+A result stated from one seed is a sample; ``faap eval PARENT`` evaluates every seed and
+``faap compare`` aggregates them into one row (median, range, CI across seeds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from faapkit.errors import ConfigError, FaapError
+from faapkit.io import atomic_write_text
+
+SCHEMA = "faapkit.seeds/1"
+MANIFEST = "seeds.json"
+MAX_SEEDS = 1000
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> ``[0, 1, 2, 3, 4]``; ``"0,3,7"`` and ``"0-2,9"`` too; distinct, non-negative, in order given."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if m is None:
+            raise ConfigError(f"--seeds {text!r}: '{part}' is not a seed (N) or a range (A-B) of non-negative integers")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise ConfigError(f"--seeds {text!r}: the range '{part}' runs backwards")
+        if hi - lo + 1 + len(seeds) > MAX_SEEDS:
+            raise ConfigError(f"--seeds {text!r}: more than {MAX_SEEDS} seeds")
+        seeds += range(lo, hi + 1)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r} names a seed twice")
+    return seeds
+
+
+def seed_folder(parent: Path, seed: int) -> Path:
+    return parent / f"seed-{seed}"
+
+
+@dataclass(frozen=True)
+class SeedSet:
+    """What ``seeds.json`` records: the set's shared command and its seeds."""
+
+    version: str
+    seeds: tuple[int, ...]
+    config: str | None = None  # the --config file, absolute
+    overrides: tuple[str, ...] = ()  # the --set overrides (train.seed excluded)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "version": self.version,
+            "seeds": list(self.seeds),
+            "runs": {str(s): f"seed-{s}" for s in self.seeds},
+            "config": self.config,
+            "overrides": list(self.overrides),
+        }
+
+
+def is_seed_set(path: Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def read_seed_set(parent: Path) -> SeedSet:
+    """The set recorded in ``parent/seeds.json``, refused in one line if it is not one."""
+    path = Path(parent) / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise ValueError(f"schema is {data.get('schema') if isinstance(data, dict) else None!r}, not {SCHEMA}")
+        seeds = tuple(int(s) for s in data["seeds"])
+        if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+            raise ValueError("'seeds' must be distinct non-negative integers")
+        return SeedSet(
+            version=str(data["version"]),
+            seeds=seeds,
+            config=data.get("config"),
+            overrides=tuple(str(o) for o in data.get("overrides") or ()),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FaapError(f"{path} is not a faapkit seed set: {exc}") from None
+
+
+def seed_runs(parent: Path) -> list[tuple[int, Path]]:
+    """``(seed, run folder)`` of every seed of the set in ``parent``, in the recorded order."""
+    return [(s, seed_folder(Path(parent), s)) for s in read_seed_set(parent).seeds]
+
+
+def shared_overrides(overrides: Sequence[str]) -> tuple[str, ...]:
+    kept = tuple(o for o in overrides if not o.replace(" ", "").startswith("train.seed="))
+    if len(kept) != len(overrides):
+        raise ConfigError("--seeds sets train.seed for each run; drop --set train.seed=...")
+    return kept
+
+
+def prepare(parent: Path, wanted: SeedSet, *, resume: bool) -> SeedSet:
+    """The set to train in ``parent``: a new one (``seeds.json`` written), or the recorded one when
+    the folder holds it already and ``wanted`` asks for the same set (or ``resume``: whatever it holds).
+    A folder holding something else is refused before any work starts."""
+    parent = Path(parent)
+    if is_seed_set(parent):
+        held = read_seed_set(parent)
+        if resume:
+            return held
+        if held != wanted:
+            raise FaapError(
+                f"{parent} holds the seed set {_describe(held)}; this command asks for {_describe(wanted)}: "
+                "choose another --out, or continue it with faap train --resume " + str(parent)
+            )
+        return held
+    if resume:
+        raise FaapError(f"{parent} is not a seed set (no {MANIFEST}): start one with faap train --seeds ... --out DIR")
+    if parent.exists() and (not parent.is_dir() or any(parent.iterdir())):
+        raise FaapError(f"--out {parent} exists and is not an empty folder; a seed set needs a folder of its own")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(parent / MANIFEST, json.dumps(wanted.to_json(), indent=2) + "\n")
+    except OSError as exc:
+        raise FaapError(f"cannot write the seed set in {parent}: {exc.strerror or exc}") from None
+    return wanted
+
+
+def _describe(s: SeedSet) -> str:
+    extra = (f", config {s.config}" if s.config else "") + (f", --set {' '.join(s.overrides)}" if s.overrides else "")
+    return f"'{s.version}' seeds {','.join(map(str, s.seeds))}{extra}"
+
+
+def seed_state(run: Path) -> str:
+    """``done`` (trained to its schedule's end), ``partial`` (a run to resume; one that stopped
+    before its first checkpoint resumes by starting afresh) or ``new``."""
+    from faapkit.artifacts.rundir import RunDir
+
+    rd = RunDir(run)
+    if not rd.exists():
+        return "new"
+    manifest = rd.read_manifest()
+    train = (manifest.get("config") or {}).get("train") or {}
+    epochs, max_steps = train.get("epochs"), train.get("max_steps")
+    log = rd.read_log()
+    if log and isinstance(epochs, int) and max(int(r["epoch"]) for r in log) >= epochs - 1:
+        return "done"
+    if max_steps is not None and log and any(int(r.get("global_step", 0)) >= max_steps for r in log):
+        return "done"
+    return "partial"
+
+
+def train_command(s: SeedSet, seed: int, run: Path, state: str, extra: Sequence[str]) -> list[str]:
+    """The ``faap train`` argv that trains (or resumes) one seed of the set."""
+    exe = [sys.executable, "-m", "faapkit", "train"]
+    if state == "partial":
+        return [*exe, "--resume", str(run), "--quiet", *extra]
+    cmd = [*exe, "--version", s.version, "--out", str(run), "--quiet", *extra]
+    if s.config:
+        cmd += ["--config", s.config]
+    for o in (*s.overrides, f"train.seed={seed}"):
+        cmd += ["--set", o]
+    return cmd
+
+
+def run_seeds(
+    parent: Path,
+    s: SeedSet,
+    *,
+    jobs: int = 1,
+    extra: Sequence[str] = (),
+    log: Callable[[str], None] = print,
+) -> dict[int, str]:
+    """Train every seed of ``s`` not yet done, ``jobs`` processes at a time; ``{seed: outcome}``.
+
+    Each process gets ``cores // jobs`` torch threads. A seed that fails is reported with its log
+    file and does not stop the others; the call fails at the end if any did."""
+    todo: list[tuple[int, Path, str]] = []
+    outcome: dict[int, str] = {}
+    for seed in s.seeds:
+        run = seed_folder(parent, seed)
+        state = seed_state(run)
+        if state == "done":
+            outcome[seed] = "done before"
+            continue
+        todo.append((seed, run, state))
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "FAAP_SEED_SET": str(parent)}
+    running: list[tuple[int, subprocess.Popen[bytes], Path, float]] = []
+    failed: list[str] = []
+
+    def reap() -> None:
+        for item in list(running):
+            seed, proc, logfile, start = item
+            code = proc.poll()
+            if code is None:
+                continue
+            running.remove(item)
+            took = time.perf_counter() - start
+            if code == 0:
+                outcome[seed] = "trained"
+                log(f"seed {seed}: trained in {took:.0f} s")
+            else:
+                outcome[seed] = f"failed (exit {code})"
+                failed.append(f"seed {seed} (exit {code}; log {logfile})")
+                log(f"seed {seed}: failed with exit {code}; see {logfile}")
+
+    for seed, run, state in todo:
+        while len(running) >= max(1, jobs):
+            reap()
+            if len(running) >= max(1, jobs):
+                time.sleep(0.5)
+        logfile = parent / f"seed-{seed}.log"
+        cmd = train_command(s, seed, run, state, extra)
+        log(f"seed {seed}: {'resuming' if state == 'partial' else 'training'} into {run}")
+        with logfile.open("ab") as fh:
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        running.append((seed, proc, logfile, time.perf_counter()))
+    while running:
+        reap()
+        if running:
+            time.sleep(0.5)
+    if failed:
+        raise FaapError(f"{len(failed)} of {len(s.seeds)} seeds failed: {'; '.join(failed)}")
+    return outcome

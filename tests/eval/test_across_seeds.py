@@ -1,0 +1,78 @@
+"""Across-seed aggregation (``faapkit.evaluate.across_seeds``): spreads, t-CIs, significant seeds,
+and compare's grouping of runs that differ only in ``train.seed``."""
+
+from __future__ import annotations
+
+import pytest
+from scipy import stats
+
+from faapkit.evaluate.across_seeds import aggregate, seed_groups, spread
+
+
+def test_spread_gives_median_range_and_the_t_interval_of_the_mean():
+    s = spread([0.2, 0.5, 0.3, 0.4, 0.6])
+    assert (s["n"], s["median"], s["min"], s["max"]) == (5, 0.4, 0.2, 0.6)
+    lo, hi = stats.t.interval(0.95, 4, loc=0.4, scale=stats.sem([0.2, 0.5, 0.3, 0.4, 0.6]))
+    assert s["ci"] == pytest.approx([lo, hi])
+    assert spread([0.3])["ci"] is None and spread([])["median"] is None
+    assert spread([0.1, float("nan"), 0.3])["n"] == 2  # a non-finite value is no seed's result
+
+
+def _seed(seed, change, ci, before=0.15, adv=0.001):
+    after = before + change
+    return {
+        "seed": seed,
+        "change": change,
+        "change_ci": ci,
+        "significant": ci[0] > 0 or ci[1] < 0,
+        "gap_before": before,
+        "share_closed": 1 - abs(after) / before,
+        "overshoot": after < 0,
+        "advantaged_change": adv,
+    }
+
+
+def test_aggregate_counts_only_seeds_whose_own_ci_says_the_gap_closed():
+    rows = [
+        _seed(0, -0.06, [-0.08, -0.04]),
+        _seed(1, -0.02, [-0.05, 0.01]),  # not significant
+        _seed(2, 0.03, [0.01, 0.05]),  # significant, but the gap widened
+        _seed(3, -0.18, [-0.2, -0.16]),  # overshoot
+    ]
+    a = aggregate(rows)
+    assert a["significant"] == 3 and a["significant_closing"] == 2 and a["overshoot"] == 1
+    # shares 0.4, 0.133, -0.2 and 0.8 (the overshoot counts by its size, never as 1.2)
+    assert a["share_closed"]["median"] == pytest.approx((0.4 + 0.02 / 0.15) / 2)
+    assert a["change"]["min"] == -0.18 and a["change"]["max"] == 0.03
+
+
+def _row(run, seed, change, key="k", epoch=10, selected=10):
+    return {
+        "run": run,
+        "run_path": f"/x/set/{run}",
+        "seed": seed,
+        "config_key": key,
+        "setting": "perturbed",
+        "split": "test",
+        "dataset": "d",
+        "epoch": epoch,
+        "selected_epoch": selected,
+        "version": "level-up",
+        "AP_gap_baseline": 0.15,
+        "AP_gap_change": change,
+        "AP_change_ci": [change - 0.02, change + 0.02],
+        "AP_significant": abs(change) > 0.02,
+        "AP_share_closed": -change / 0.15,
+        "AP_overshoot": False,
+        "AP_advantaged_change": 0.0,
+    }
+
+
+def test_compare_groups_runs_that_differ_only_in_seed():
+    rows = [_row("seed-0", 0, -0.06), _row("seed-1", 1, -0.03, epoch=7, selected=7), _row("seed-2", 2, -0.01)]
+    rows += [_row("other", 0, -0.09, key="k2")]  # another configuration, one seed: no aggregate
+    rows += [_row("seed-0-e3", 0, -0.01, epoch=3)]  # another checkpoint choice of seed 0: its own group
+    (agg,) = seed_groups(rows)
+    assert agg["seeds"] == [0, 1, 2] and agg["checkpoint"] == "chosen on val"
+    assert agg["change"]["median"] == -0.03 and agg["significant_closing"] == 2
+    assert agg["share_closed"]["median"] == pytest.approx(0.2)

@@ -1,0 +1,57 @@
+"""The checkpoint-selection rules (``faapkit.train.selection``): parity by default, the signed
+largest-lift rule by name, ties, reversed gaps and the guard; compare chooses with the same code."""
+
+from __future__ import annotations
+
+import pytest
+
+from faapkit.runs import select_on_val
+from faapkit.train.selection import RECORDED, choose, describe_rule, rule_from_record, select_epoch
+
+
+def _row(epoch: int, gap: float, male: float = 0.6) -> dict:
+    return {"epoch": epoch, "val": {"AP": {"male": male, "female": male - gap}, "gap_AP": gap, "advantaged": "male"}}
+
+
+def test_parity_takes_the_epoch_nearest_zero_not_the_most_reversed():
+    rows = [_row(3, 0.010), _row(7, -0.0025), _row(11, -0.0216)]
+    assert select_epoch(rows, 0.6, 0.005)["epoch"] == 7
+    assert select_epoch(rows, 0.6, 0.005, "largest_lift")["epoch"] == 11  # over-correction rewarded
+
+
+def test_a_reversed_gap_is_as_far_from_parity_as_the_same_gap_unreversed():
+    assert choose([(1, 0.02), (2, -0.02)], "parity") == 1  # a tie goes to the earlier epoch
+    assert choose([(2, -0.02), (1, 0.02)], "parity") == 1
+    assert choose([(1, 0.03), (2, -0.02)], "parity") == 2
+    assert choose([(1, 0.02), (2, -0.02)], "largest_lift") == 2
+
+
+def test_ties_go_to_the_earlier_epoch_under_both_rules():
+    for rule in ("parity", "largest_lift"):
+        assert choose([(9, 0.01), (4, 0.01), (6, 0.05)], rule) == 4  # type: ignore[arg-type]
+    assert choose([], "parity") is None
+
+
+def test_the_guard_comes_before_either_rule():
+    rows = [_row(0, 0.0, male=0.58), _row(1, 0.03, male=0.6)]  # epoch 0 is at parity but costs male 0.02 AP
+    assert select_epoch(rows, 0.6, 0.005)["epoch"] == 1
+    assert select_epoch(rows, 0.6, 0.005, "largest_lift")["epoch"] == 1
+    assert select_epoch([_row(0, 0.0, male=0.5)], 0.6, 0.005) is None
+
+
+def test_recorded_names_say_the_rule_and_the_former_name_reads_as_largest_lift():
+    assert RECORDED == {"parity": "guarded_parity", "largest_lift": "guarded_largest_lift"}
+    assert rule_from_record("guarded_parity") == "parity"
+    assert rule_from_record("guarded_min_gap") == "largest_lift"  # selection.json of 0.1.0 runs
+    assert rule_from_record("something else") is None
+    assert "|val AP gap|" in describe_rule(0.005) and "signed" in describe_rule(0.005, "largest_lift")
+
+
+@pytest.mark.parametrize(("rule", "expected"), [("parity", 2), ("largest_lift", 3)])
+def test_compare_chooses_on_val_with_the_same_rule(rule, expected):
+    rows = []
+    for epoch, val_gap in ((1, 0.05), (2, 0.004), (3, -0.03)):
+        rows.append({"run": "r", "epoch": epoch, "split": "val", "AP_gap": val_gap, "AP_advantaged_change": 0.0})
+        rows.append({"run": "r", "epoch": epoch, "split": "test", "AP_gap": 0.1, "AP_advantaged_change": 0.0})
+    kept, notes = select_on_val(rows, "AP_gap", rule=rule)
+    assert not notes and [(r["epoch"], r["split"]) for r in kept] == [(expected, "test")]
