@@ -95,8 +95,12 @@ class DataConfig(Section):
         return self
 
 
+# the detector of the default benchmark (faapkit.data.synth.DEFAULT_BIAS); detr-synth-tiny (v1) is history
+DEFAULT_DETECTOR = "detr-synth-tiny-v3"
+
+
 class DetectorConfig(Section):
-    name: str = Field(default="detr-synth-tiny", description="registered detector configuration")
+    name: str = Field(default=DEFAULT_DETECTOR, description="registered detector configuration")
     checkpoint: PathField | None = Field(
         default=None, description="DETR checkpoint; empty = the detector's shipped weights"
     )

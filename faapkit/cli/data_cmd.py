@@ -20,13 +20,15 @@ def synth(
     out: Path,
     seed: Annotated[int, typer.Option(help="generator seed; the same seed gives the same bytes")] = 0,
     bias: Annotated[
-        str, typer.Option(help="v1 (the default benchmark) or v2 (a stronger bias; detector detr-synth-tiny-v2)")
-    ] = "v1",
+        str | None,
+        typer.Option(help="v3 (the default: detr-synth-tiny-v3's), v2 (v3 with a smaller val split), v1 (history)"),
+    ] = None,
 ) -> None:
     """Write the synthetic biased benchmark (both layouts) to OUT."""
-    from faapkit.data.synth import SynthSpec, write_synthetic
+    from faapkit.data.synth import DEFAULT_BIAS, SynthSpec, write_synthetic
     from faapkit.errors import DataError
 
+    bias = bias or DEFAULT_BIAS
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise DataError(f"{out} exists and is not empty; choose a new folder")
     existed = (out / "manifest.json").is_file()

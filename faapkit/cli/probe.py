@@ -23,7 +23,7 @@ def headroom(
     split: Annotated[str, typer.Option(help="split to probe")] = "test",
     split_by: Annotated[str, typer.Option(help="image attribute defining the groups")] = "gender",
     data: Annotated[Path | None, typer.Option(help="dataset root (default: the embedded benchmark)")] = None,
-    detector: Annotated[str, typer.Option(help="registered detector")] = "detr-synth-tiny",
+    detector: Annotated[str | None, typer.Option(help="registered detector (default: detector.name's default)")] = None,
     detector_checkpoint: Annotated[Path | None, typer.Option(help="detector weights")] = None,
     epsilon: Annotated[float, typer.Option(help="L-inf bound in normalised units, as a generator's")] = 0.09,
     steps: Annotated[int, typer.Option(help="signed-gradient steps per image")] = 10,
@@ -54,7 +54,9 @@ def headroom(
     if disadvantaged == advantaged:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{advantaged}': the gap needs two groups")
     dcfg = DataConfig()
-    spec = state(ctx).registries.detectors.get(detector)
+    from faapkit.config import DEFAULT_DETECTOR
+
+    spec = state(ctx).registries.detectors.get(detector or DEFAULT_DETECTOR)
     root = data or embedded_dataset_for(spec, detector_checkpoint)
     _, dev = setup_process(device)
     det = load_detector(spec, detector_checkpoint, device=dev)

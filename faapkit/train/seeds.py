@@ -214,9 +214,10 @@ def run_seeds(
                 outcome[seed] = "trained"
                 log(f"seed {seed}: trained in {took:.0f} s")
             else:
+                why = _last_error(logfile)
                 outcome[seed] = f"failed (exit {code})"
-                failed.append(f"seed {seed} (exit {code}; log {logfile})")
-                log(f"seed {seed}: failed with exit {code}; see {logfile}")
+                failed.append(f"seed {seed} ({why or f'exit {code}'}; log {logfile})")
+                log(f"seed {seed}: failed with exit {code}: {why or 'see ' + str(logfile)}")
 
     for seed, run, state in todo:
         while len(running) >= max(1, jobs):
@@ -236,3 +237,13 @@ def run_seeds(
     if failed:
         raise FaapError(f"{len(failed)} of {len(s.seeds)} seeds failed: {'; '.join(failed)}")
     return outcome
+
+
+def _last_error(logfile: Path) -> str | None:
+    """The ``error: ...`` line a failed ``faap train`` left in its log, without the prefix."""
+    try:
+        lines = logfile.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    errors = [line for line in lines if line.startswith("error: ")]
+    return errors[-1].removeprefix("error: ") if errors else None

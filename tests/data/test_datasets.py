@@ -313,7 +313,7 @@ def test_embedded_data_follows_the_detector(monkeypatch, registries):
 
     calls: list[tuple[int, str]] = []
     monkeypatch.setattr(synth, "embedded_dataset", lambda seed, bias: calls.append((seed, bias)) or Path(bias))
-    for name in ("detr-synth-tiny", "detr-synth-tiny-v2", "detr-r50"):
+    for name in ("detr-synth-tiny", "detr-synth-tiny-v2", "detr-synth-tiny-v3", "detr-r50"):
         synth.embedded_dataset_for(registries.detectors.get(name))
-    assert calls == [(0, "v1"), (0, "v2"), (0, synth.DEFAULT_BIAS)]
-    assert registries.detectors.get("detr-synth-tiny").benchmark == synth.DEFAULT_BIAS
+    assert calls == [(0, "v1"), (0, "v2"), (0, "v3"), (0, synth.DEFAULT_BIAS)]
+    assert registries.detectors.get("detr-synth-tiny-v3").benchmark == synth.DEFAULT_BIAS == "v3"

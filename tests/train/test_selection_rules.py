@@ -55,3 +55,20 @@ def test_compare_chooses_on_val_with_the_same_rule(rule, expected):
         rows.append({"run": "r", "epoch": epoch, "split": "test", "AP_gap": 0.1, "AP_advantaged_change": 0.0})
     kept, notes = select_on_val(rows, "AP_gap", rule=rule)
     assert not notes and [(r["epoch"], r["split"]) for r in kept] == [(expected, "test")]
+
+
+def test_compare_rows_carry_the_share_closed_of_a_010_metrics_file_and_refuse_an_unknown_rule(capsys):
+    """A metrics file written before shares existed gets its share from its own gaps."""
+    import json
+
+    from tests.conftest import faap_in_process, fixture_path, one_error
+
+    run = fixture_path("native_runs", "level-up-tiny")
+    code, out, err = faap_in_process(capsys, "compare", str(run), "--json")
+    assert code == 0, err
+    (row,) = [r for r in json.loads(out)["rows"] if r["split"] == "test"]
+    before, after = row["AP_gap_baseline"], row["AP_gap"]
+    assert row["AP_share_closed"] == pytest.approx(1 - abs(after) / abs(before))
+    assert row["AP_overshoot"] == (before * after < 0)
+    code, out, err = faap_in_process(capsys, "compare", str(run), "--best-per-run", "--select-rule", "nearest")
+    one_error(err, 1, code, "--select-rule must be parity or largest_lift")

@@ -1,0 +1,107 @@
+"""``faap train --seeds``: one run per seed under one parent, resumed seed by seed; ``faap eval``
+of the parent evaluates every seed; ``faap compare`` aggregates them into one row."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from faapkit.errors import ConfigError, FaapError
+from faapkit.train import seeds as seedset
+from tests.conftest import run_cli
+
+
+def test_parse_seeds():
+    assert seedset.parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert seedset.parse_seeds("3") == [3]
+    assert seedset.parse_seeds("0-2, 9") == [0, 1, 2, 9]
+    for bad, says in (("4-0", "backwards"), ("1,1", "twice"), ("-1", "not a seed"), ("a", "not a seed"), ("", "not")):
+        with pytest.raises(ConfigError, match=says):
+            seedset.parse_seeds(bad)
+
+
+def test_train_seed_in_set_overrides_is_refused():
+    with pytest.raises(ConfigError, match="drop --set train.seed"):
+        seedset.shared_overrides(["train.epochs=2", "train.seed=3"])
+
+
+def test_prepare_refuses_another_set_and_a_used_folder(tmp_path):
+    a = seedset.SeedSet("4th", (0, 1), None, ("train.epochs=1",))
+    assert seedset.prepare(tmp_path / "s", a, resume=False) == a
+    assert seedset.prepare(tmp_path / "s", a, resume=False) == a  # the same command again continues it
+    with pytest.raises(FaapError, match="holds the seed set '4th' seeds 0,1"):
+        seedset.prepare(tmp_path / "s", seedset.SeedSet("4th", (0, 1, 2)), resume=False)
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "x").write_text("")
+    with pytest.raises(FaapError, match="not an empty folder"):
+        seedset.prepare(tmp_path / "used", a, resume=False)
+    with pytest.raises(FaapError, match="not a seed set"):
+        seedset.prepare(tmp_path / "used", a, resume=True)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "seeds.json").write_text('{"schema": "faapkit.seeds/1", "seeds": [1, 1], "version": "4th"}')
+    with pytest.raises(FaapError, match="bad/seeds.json is not a faapkit seed set"):
+        seedset.read_seed_set(tmp_path / "bad")
+
+
+def _tiny_args(root: Path) -> list[str]:
+    sets = [f"data.root='{root}'", "train.batch_size=4", "train.epochs=1", "train.steps_per_epoch=1"]
+    sets += ["generator.base_channels=8", "data.val_split=val", "train.val_every=1", "eval.bootstrap=50"]
+    return [a for s in sets for a in ("--set", s)]
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    from faapkit.data.synth import SynthSpec, write_synthetic
+
+    base = tmp_path_factory.mktemp("seeds-data")
+    return (
+        write_synthetic(base / "s", SynthSpec(seed=2, splits=(("train", 4, 4), ("val", 3, 3), ("test", 4, 4)))) / "coco"
+    )
+
+
+def test_seed_set_trains_resumes_evaluates_and_compares(tmp_path, tiny_root):
+    parent = tmp_path / "set"
+    env = {"FAAP_CACHE_DIR": os.environ["FAAP_CACHE_DIR"]}
+    code, _, err = run_cli("train", "--version", "4th", "--seeds", "0-1", "--jobs", "2", "--out", str(parent),
+                           *_tiny_args(tiny_root), env=env)  # fmt: skip
+    assert code == 0, err
+    manifest = json.loads((parent / "seeds.json").read_text())
+    assert manifest["seeds"] == [0, 1] and manifest["version"] == "4th"
+    for s in (0, 1):
+        run = json.loads((parent / f"seed-{s}" / "run.json").read_text())
+        assert run["config"]["train"]["seed"] == s
+        assert seedset.seed_state(parent / f"seed-{s}") == "done"
+    # a set cut short: seed 1 lost, seed 0 kept as it is
+    kept = (parent / "seed-0" / "run.json").stat().st_mtime_ns
+    import shutil
+
+    shutil.rmtree(parent / "seed-1")
+    code, _, err = run_cli("train", "--resume", str(parent), env=env)
+    assert code == 0, err
+    assert "seed 1: training into" in err and "seed 0: training" not in err
+    assert (parent / "seed-0" / "run.json").stat().st_mtime_ns == kept
+    assert seedset.seed_state(parent / "seed-1") == "done"
+    # another set asked of the same folder is refused before work
+    code, _, err = run_cli("train", "--version", "4th", "--seeds", "0-2", "--out", str(parent), env=env)
+    assert code != 0 and "holds the seed set" in err
+    code, out, err = run_cli("eval", str(parent), "--json", env=env)
+    assert code == 0, err
+    got = json.loads(out)
+    assert [r["seed"] for r in got["seeds"]] == [0, 1] and got["aggregate"]["change"]["n"] == 2
+    for s in (0, 1):
+        assert list((parent / f"seed-{s}" / "eval").glob("test_*.json"))
+    code, out, err = run_cli("compare", str(parent), "--json", env=env)
+    assert code == 0, err
+    (agg,) = json.loads(out)["across_seeds"]
+    assert agg["run"] == "set" and agg["seeds"] == [0, 1] and agg["version"] == "4th"
+    assert agg["change"]["median"] == pytest.approx(sum(r["change"] for r in got["seeds"]) / 2)
+
+
+def test_eval_of_a_set_with_an_unfinished_seed_is_refused(tmp_path):
+    parent = tmp_path / "set"
+    seedset.prepare(parent, seedset.SeedSet("4th", (0, 1)), resume=False)
+    code, _, err = run_cli("eval", str(parent))
+    assert code != 0 and "seed 0 (new), seed 1 (new) not trained to the end" in err
