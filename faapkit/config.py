@@ -585,32 +585,29 @@ def _fields_at(model: type[BaseModel], loc: Sequence[str]) -> list[str]:
 
 
 def to_toml(data: Mapping[str, Any]) -> str:
-    """Minimal TOML writer for resolved configs (scalars, lists, nested tables; None omitted)."""
-    lines: list[str] = []
+    """A resolved config as TOML that ``tomllib`` reads back to the same values (``tomli-w``
+    quotes every key that needs it, e.g. a group named ``skin 6-10``). TOML has no null: unset
+    (``None``) settings are left out and named in a comment at the top, so that what is unset
+    stays visible."""
+    import tomli_w
 
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, list | tuple):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        if isinstance(v, Mapping):
-            return "{ " + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items() if x is not None) + " }"
-        return json.dumps(str(v))
+    unset: list[str] = []
+    kept = _without_none(data, "", unset)
+    # json-escaped: a key holding a newline would otherwise end the comment and break the TOML
+    head = "".join(f"# {json.dumps(key)[1:-1]} = (unset)\n" for key in unset)
+    return head + tomli_w.dumps(kept)
 
-    def table(prefix: str, mapping: Mapping[str, Any]) -> None:
-        simple = {k: v for k, v in mapping.items() if not isinstance(v, Mapping)}
-        nested = {k: v for k, v in mapping.items() if isinstance(v, Mapping)}
-        if prefix and (simple or not nested):
-            lines.append(f"\n[{prefix}]")
-        for k, v in simple.items():
-            if v is None:
-                lines.append(f"# {k} = (unset)")
-            else:
-                lines.append(f"{k} = {scalar(v)}")
-        for k, v in nested.items():
-            table(f"{prefix}.{k}" if prefix else k, v)
 
-    table("", data)
-    return "\n".join(lines).lstrip("\n") + "\n"
+def _without_none(node: Any, where: str, unset: list[str]) -> Any:
+    """``node`` without its ``None`` values (their dotted keys appended to ``unset``); a ``None``
+    inside a list has no key to leave out and is refused by tomli-w as it should be."""
+    if not isinstance(node, Mapping):
+        return node
+    kept: dict[str, Any] = {}
+    for key, value in node.items():
+        here = f"{where}.{key}" if where else str(key)
+        if value is None:
+            unset.append(here)
+        else:
+            kept[str(key)] = _without_none(value, here, unset)
+    return kept
