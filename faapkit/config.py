@@ -15,6 +15,7 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from faapkit.errors import ConfigError, UnknownNameError
 from faapkit.registry import Registries
+from faapkit.specs import VersionSpec
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -217,11 +219,31 @@ _YAML12_FLOAT = re.compile(
 )
 
 
+@dataclass(frozen=True)
+class _Yaml11Bool:
+    """A YAML 1.1 boolean spelt other than true/false (``on``, ``off``, ``yes``, ``no``): kept as
+    written, with its line, so that it is refused by name rather than read as a bool."""
+
+    text: str
+    line: int
+
+
+def _construct_bool(loader: Any, node: Any) -> bool | _Yaml11Bool:
+    text = str(loader.construct_scalar(node))
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return _Yaml11Bool(text, node.start_mark.line + 1)
+
+
 def _yaml_loader() -> type:
     import yaml
 
     class Loader(yaml.SafeLoader):
         pass
+
+    # YAML 1.1 reads `advantaged: on` as True, which then fails as "not a valid string" naming
+    # nothing; YAML 1.2 and most users mean the word. Such values are refused by name instead.
+    Loader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
 
     Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
@@ -243,7 +265,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if suffix not in CONFIG_SUFFIXES:
         raise ConfigError(f"config file {path}: unknown format '{suffix}' (use {', '.join(CONFIG_SUFFIXES)})")
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a file saved with a byte-order mark (Windows editors) reads like one without
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     try:
@@ -260,7 +283,24 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot parse config file {path} as {suffix[1:].upper()}: {first}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must contain a table/mapping at the top level")
+    _refuse_yaml11_bools(data, path)
     return data
+
+
+def _refuse_yaml11_bools(node: Any, path: Path, where: str = "") -> None:
+    """The first YAML 1.1 boolean spelt ``on``/``off``/``yes``/``no`` (as a value or a key) is a
+    configuration error naming the key and the file, and saying to quote it."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        name = key.text if isinstance(key, _Yaml11Bool) else key
+        here = f"{where}[{name}]" if isinstance(node, list) else f"{where}.{name}" if where else str(name)
+        for found, what in ((key, f"the key '{here}'"), (value, f"'{here}'")):
+            if isinstance(found, _Yaml11Bool):
+                raise ConfigError(
+                    f"config file {path}, line {found.line}: {what} is {found.text}, a boolean in YAML 1.1: quote it "
+                    f'("{found.text}") if you mean the word, or write true/false'
+                )
+        _refuse_yaml11_bools(value, path, here)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -298,9 +338,11 @@ def resolve_config(
     file: Path | None = None,
     overrides: Sequence[str] = (),
     base: Mapping[str, Any] | None = None,
+    version_from: str = "--version",
 ) -> FaapConfig:
     """Layer defaults, version defaults, file and overrides; validate everything. ``base`` (a stored
-    run's config, for resume) replaces the version defaults."""
+    run's config, for resume) replaces the version defaults; ``version_from`` says where ``version``
+    came from (an option, a resumed run), for the error when the file or ``--set`` names another."""
     raw_file = read_config_file(file) if file is not None else {}
     _check_sections(raw_file, str(file))
     override_tree: dict[str, Any] = {}
@@ -313,10 +355,14 @@ def resolve_config(
                 raise ConfigError(f"--set {item!r} conflicts with another --set")
         node[path[-1]] = value
     _check_sections(override_tree, "--set")
-    chosen = version or override_tree.get("version") or raw_file.get("version") or "4th"
-    if not isinstance(chosen, str):
-        raise ConfigError(f"version must be a string, got {chosen!r}")
-    spec = registries.versions.get(chosen)
+    spec = _chosen_version(
+        registries,
+        [
+            (version_from, version),
+            ("--set version", override_tree.get("version")),
+            (f"the config file {file}", raw_file.get("version")),
+        ],
+    )
     tree: dict[str, Any] = {"version": spec.name}
     tree = deep_merge(tree, spec.defaults if base is None else base)
     tree = deep_merge(tree, raw_file)
@@ -342,6 +388,25 @@ def resolve_config(
     _refuse_non_finite(tree)
     config = validate_model(FaapConfig, tree)
     return _absolute_paths(_validate_components(config, registries))
+
+
+def _chosen_version(registries: Registries, given: list[tuple[str, Any]]) -> VersionSpec:
+    """The version spec that every place naming one agrees on (``given``: (where, name), first
+    wins), else the default 4th. Two places naming different versions are refused, naming both:
+    letting one win silently trains another method than the other one says. Aliases of one
+    version agree."""
+    named = [(where, name) for where, name in given if name is not None]
+    for where, name in named:
+        if not isinstance(name, str):
+            raise ConfigError(f"version must be a string, got {name!r} ({where})")
+    specs = [(where, name, registries.versions.get(name)) for where, name in named]
+    for where, name, spec in specs[1:]:
+        if spec.name != specs[0][2].name:
+            first_where, first_name, _ = specs[0]
+            raise ConfigError(
+                f"{first_where} names version '{first_name}' but {where} names '{name}': give one, or make them agree"
+            )
+    return specs[0][2] if specs else registries.versions.get("4th")
 
 
 def _follow_detector_batching(tree: dict[str, Any], registries: Registries) -> None:
@@ -524,32 +589,29 @@ def _fields_at(model: type[BaseModel], loc: Sequence[str]) -> list[str]:
 
 
 def to_toml(data: Mapping[str, Any]) -> str:
-    """Minimal TOML writer for resolved configs (scalars, lists, nested tables; None omitted)."""
-    lines: list[str] = []
+    """A resolved config as TOML that ``tomllib`` reads back to the same values (``tomli-w``
+    quotes every key that needs it, e.g. a group named ``skin 6-10``). TOML has no null: unset
+    (``None``) settings are left out and named in a comment at the top, so that what is unset
+    stays visible."""
+    import tomli_w
 
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, list | tuple):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        if isinstance(v, Mapping):
-            return "{ " + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items() if x is not None) + " }"
-        return json.dumps(str(v))
+    unset: list[str] = []
+    kept = _without_none(data, "", unset)
+    # json-escaped: a key holding a newline would otherwise end the comment and break the TOML
+    head = "".join(f"# {json.dumps(key)[1:-1]} = (unset)\n" for key in unset)
+    return head + tomli_w.dumps(kept)
 
-    def table(prefix: str, mapping: Mapping[str, Any]) -> None:
-        simple = {k: v for k, v in mapping.items() if not isinstance(v, Mapping)}
-        nested = {k: v for k, v in mapping.items() if isinstance(v, Mapping)}
-        if prefix and (simple or not nested):
-            lines.append(f"\n[{prefix}]")
-        for k, v in simple.items():
-            if v is None:
-                lines.append(f"# {k} = (unset)")
-            else:
-                lines.append(f"{k} = {scalar(v)}")
-        for k, v in nested.items():
-            table(f"{prefix}.{k}" if prefix else k, v)
 
-    table("", data)
-    return "\n".join(lines).lstrip("\n") + "\n"
+def _without_none(node: Any, where: str, unset: list[str]) -> Any:
+    """``node`` without its ``None`` values (their dotted keys appended to ``unset``); a ``None``
+    inside a list has no key to leave out and is refused by tomli-w as it should be."""
+    if not isinstance(node, Mapping):
+        return node
+    kept: dict[str, Any] = {}
+    for key, value in node.items():
+        here = f"{where}.{key}" if where else str(key)
+        if value is None:
+            unset.append(here)
+        else:
+            kept[str(key)] = _without_none(value, here, unset)
+    return kept

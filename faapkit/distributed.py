@@ -37,28 +37,46 @@ def init_from_env(device_type: str) -> DistInfo:
     return DistInfo(rank, world, local)
 
 
-def select_device(name: str, dist_info: DistInfo) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+def check_device_available(name: str, key: str = "train.device") -> None:
+    """``name`` is a device spelling faapkit knows (``faapkit.config.check_device``) and that
+    device is on this machine; else a configuration error naming ``key`` (the option or config
+    key it came from), before any work rather than as torch's own error later."""
+    from faapkit.config import check_device
+
+    check_device(name, key)
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"train.device is '{name}' but CUDA is not available (use cpu or auto)")
-        if dist_info.enabled:
-            if dist_info.local_rank >= torch.cuda.device_count():
-                raise ConfigError(
-                    f"process {dist_info.local_rank} of {dist_info.world_size} has no GPU: this machine has "
-                    f"{torch.cuda.device_count()} (use at most that many processes per node, or device cpu)"
-                )
-            return torch.device("cuda", dist_info.local_rank)
+            raise ConfigError(f"{key} is '{name}' but CUDA is not available (use cpu or auto)")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"{key} is '{name}' but this machine has {torch.cuda.device_count()} GPU(s)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{key} is 'mps' but MPS is not available (use cpu or auto)")
+
+
+def select_device(name: str, dist_info: DistInfo, key: str = "train.device") -> torch.device:
+    """The device ``name`` (as given by ``key``) means for this process: ``auto`` is CUDA where
+    there is one; under torchrun each process takes the GPU of its local rank."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and dist_info.enabled:
+        check_device_available("cuda", key)
+        if dist_info.local_rank >= torch.cuda.device_count():
+            raise ConfigError(
+                f"process {dist_info.local_rank} of {dist_info.world_size} has no GPU: this machine has "
+                f"{torch.cuda.device_count()} (use at most that many processes per node, or device cpu)"
+            )
+        return torch.device("cuda", dist_info.local_rank)
+    check_device_available(name, key)
     return torch.device(name)
 
 
-def setup_process(device_name: str) -> tuple[DistInfo, torch.device]:
+def setup_process(device_name: str, key: str = "train.device") -> tuple[DistInfo, torch.device]:
     """Join the torchrun group if there is one and pick this process's device (``auto``, ``cpu``,
-    ``cuda``, ``cuda:N``). gloo unless CUDA is really there, so a missing GPU is reported by
-    ``select_device`` as a configuration error rather than by nccl."""
+    ``cuda``, ``cuda:N``; ``key`` names where it was given). gloo unless CUDA is really there, so
+    a missing GPU is reported by ``select_device`` as a configuration error rather than by nccl."""
     info = init_from_env("cuda" if device_name != "cpu" and torch.cuda.is_available() else "cpu")
-    device = select_device(device_name, info)
+    device = select_device(device_name, info, key)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return info, device

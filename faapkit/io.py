@@ -23,17 +23,24 @@ from faapkit.errors import CheckpointError, FaapError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` atomically, creating its folder if needed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Replace ``path`` by ``data`` atomically, creating its folder if needed. A file-system
+    failure (disk full, read-only folder, a file where a folder should be) is one
+    :class:`FaapError` naming ``path``; the old file, if any, is left as it was."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise FaapError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)  # never a half-written temporary left beside the target
+        if isinstance(exc, OSError):
+            raise FaapError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
 
 
@@ -47,10 +54,7 @@ def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
 
     buffer = io.BytesIO()
     torch.save(dict(payload), buffer)
-    try:
-        atomic_write_bytes(path, buffer.getvalue())
-    except OSError as exc:
-        raise FaapError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    atomic_write_bytes(path, buffer.getvalue())  # a failed write is one line naming the file
 
 
 def load_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:

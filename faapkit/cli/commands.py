@@ -162,7 +162,12 @@ def _resolve_run(
     if version is not None and registries.versions.get(version).name != base_version:  # an alias is the same
         raise FaapError(f"cannot resume {resume}: it is a '{base_version}' run, not '{version}'")
     resolved = resolve_config(
-        registries, version=base_version, file=config, overrides=overrides, base=manifest.get("config", {})
+        registries,
+        version=base_version,
+        file=config,
+        overrides=overrides,
+        base=manifest.get("config", {}),
+        version_from=f"the run {resume}",
     )
     return resolved, resume
 

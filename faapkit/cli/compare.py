@@ -157,20 +157,15 @@ def _check_options(
         raise FaapError("--all-epochs and --evaluated-only contradict each other: give one")
     if csv_out is not None and plot is not None and csv_out.absolute().resolve() == plot.absolute().resolve():
         raise FaapError(f"--csv and --plot both name {csv_out}: the plot would replace the CSV; give two files")
-    for option, target in (("--csv", csv_out), ("--plot", plot)):
-        if target is not None and target.is_dir():
-            raise FaapError(f"{option} {target} is a folder; name a file")
-        if target is not None and target.exists() and not force:
-            raise FaapError(f"{option} {target} exists; pass --force to replace it")
-        why = _run_artefact(target) if target is not None else None
-        if why:
-            raise FaapError(f"{option} {target} is {why}: never replaced, not even with --force; name another file")
-        if target is not None and not target.absolute().parent.is_dir():
-            raise FaapError(f"{option} {target}: folder {target.absolute().parent} does not exist")
-    if plot is not None:
-        from faapkit.cli.compare_plot import pyplot
+    from faapkit.artifacts.outputs import check_output
 
-        pyplot()  # a missing matplotlib is said before any work
+    if csv_out is not None:
+        check_output(csv_out, "--csv", force=force, replaceable=_run_artefact)
+    if plot is not None:
+        from faapkit.cli.compare_plot import plot_formats
+
+        formats = plot_formats()  # also says a missing matplotlib before any work
+        check_output(plot, "--plot", force=force, replaceable=_run_artefact, suffixes=formats, what="a figure")
 
 
 def _records(paths: list[Path], pm: Any, outputs: dict[str, Path | None]) -> list[RunRecord]:
@@ -294,27 +289,25 @@ def _sort(rows: list[dict[str, Any]], key: str) -> None:
     )
 
 
-RUN_FILES = frozenset({"run.json", "train_log.jsonl", "selection.json", "config.json", "dataset_layout.json"})
-
-
 def _run_artefact(target: Path) -> str | None:
-    """What an existing ``target`` is when it is part of a run or an evaluation (which a --csv or
-    --plot must never replace), else ``None``."""
+    """Why an existing ``target`` is part of a run or an evaluation, which a --csv or --plot must
+    never replace, else ``None``."""
+    from faapkit.artifacts.outputs import protected_kind, run_folder_of
+
     if not target.is_file():
         return None
-    if target.suffix in (".pt", ".pth") or target.name.endswith(".dets.json.gz"):
-        return "a checkpoint or saved detections"
-    if target.name in RUN_FILES:
-        return "a run's record"
-    for folder in target.absolute().parents:
-        if (folder / "run.json").is_file():
-            return f"a file of the run {folder}"
+    kind = protected_kind(target)
+    if kind is not None:
+        return f"is {kind}"
+    folder = run_folder_of(target)
+    if folder is not None:
+        return f"is a file of the run {folder}"
     if target.suffix == ".json":
         from faapkit.legacy import read_eval_file
         from faapkit.runs import read_metrics_file
 
         if read_metrics_file(target)[0] is not None or read_eval_file(target) is not None:
-            return "a metrics file"
+            return "is a metrics file"
     return None
 
 

@@ -26,6 +26,15 @@ def pyplot() -> Any:
     return plt
 
 
+def plot_formats() -> list[str]:
+    """The suffixes matplotlib writes (``.png``, ``.pdf``, ``.svg``, ...): a ``--plot`` with
+    another would fail only after every run was read and drawn."""
+    pyplot()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return sorted(f".{ext}" for ext in FigureCanvasAgg.get_supported_filetypes())
+
+
 def plot_gaps(path: Path, rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Write the figure to ``path``; returns each panel's (split's) line labels."""
     plt = pyplot()

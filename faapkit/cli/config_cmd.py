@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from faapkit.cli._console import out_console, print_json
+from faapkit.cli._console import print_json
 from faapkit.cli._context import state
 from faapkit.cli._options import ConfigOpt, JsonOpt, SetOpt, VersionOpt
 
@@ -27,4 +29,6 @@ def show(
     if json_:
         print_json(data)
     else:
-        out_console.print(to_toml(data), markup=False, highlight=False, end="")
+        # written as is, like --json: it is a file to save and read back, not text for Rich to lay out
+        sys.stdout.write(to_toml(data))
+        sys.stdout.flush()

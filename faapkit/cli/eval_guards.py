@@ -1,6 +1,7 @@
 """What ``faap eval`` refuses before any inference because the result would be misfiled: an
-``--out`` that is a run's own record, and a checkpoint in a run folder that another run wrote
-(its numbers would be listed as this run's, under this run's version)."""
+``--out`` that is a run's own record (or anything but a metrics file), and a checkpoint in a
+run folder that another run wrote (its numbers would be listed as this run's, under this run's
+version)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,22 @@ from pathlib import Path
 
 from faapkit.errors import FaapError
 
-RUN_RECORDS = frozenset({"run.json", "train_log.jsonl", "selection.json", "config.json", "metrics.csv"})
 
-
-def check_out(out: Path) -> None:
+def check_out(out: Path, *, force: bool) -> None:
     """Refuse an ``--out`` that is, or would pass for, a run's record, a checkpoint or saved
-    detections, or that exists and is no faapkit metrics file: ``--force`` replaces a result,
-    never a run artefact."""
+    detections, that cannot be written, that exists without ``--force``, or that exists and is no
+    faapkit metrics file: ``--force`` replaces a result, never a run artefact
+    (:func:`faapkit.artifacts.outputs.check_output`, shared by every command)."""
+    from faapkit.artifacts.outputs import check_output
+
+    check_output(out, "--out", force=force, replaceable=not_metrics)
+
+
+def not_metrics(path: Path) -> str | None:
+    """Why an existing ``path`` may not be replaced by metrics: it is no metrics file."""
     from faapkit.runs import read_metrics_file
 
-    if out.name in RUN_RECORDS or out.suffix in (".pt", ".pth") or out.name.endswith(".dets.json.gz"):
-        raise FaapError(f"--out {out} names a run's record, a checkpoint or saved detections; name a metrics .json")
-    if out.is_file() and read_metrics_file(out)[0] is None:
-        raise FaapError(f"--out {out} exists and is no faap eval metrics file: never replaced, not even with --force")
+    return None if read_metrics_file(path)[0] is not None else "is no faap eval metrics file"
 
 
 def check_belongs(checkpoint: Path, run_dir: Path) -> None:

@@ -186,12 +186,10 @@ def evaluate(
 ) -> None:
     """Per-group and overall COCO AP/AR of baseline and perturbed inputs, gaps, ratios and CIs."""
     _check_options(batch_size, bootstrap, limit_images, workers, nproc, on_invalid)
-    if out is not None and out.is_dir():  # found before inference, not when the metrics are written
-        raise FaapError(f"--out {out} is a folder; name the metrics .json file")
-    if out is not None:
+    if out is not None and rescore is None:  # found before inference, not when the metrics are written
         from faapkit.cli.eval_guards import check_out
 
-        check_out(out)
+        check_out(out, force=force)  # --rescore checks its --out once it knows the file it rescores
     from faapkit.cli import eval_settings
 
     flags = eval_settings.flag_layer(
@@ -343,7 +341,7 @@ def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]], show: bool
     attr = o.split_by or dcfg.split_by
     if o.disadvantaged is not None and o.disadvantaged == o.advantaged:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{o.advantaged}': the gap needs two groups")
-    dist_info, dev = setup_process(o.device)
+    dist_info, dev = setup_process(o.device, key="--device")
     det = _checked_detector(detector, o, tgt, dev)
     split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid)
     path = output_path(tgt, o.out, split, attr, dcfg.limit_images, _tags(o, det, split_data, settings))

@@ -13,6 +13,7 @@ from faapkit.cli._context import state
 from faapkit.cli._options import JsonOpt
 
 app = typer.Typer(no_args_is_help=True)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
 def plugin_rows(ctx: typer.Context) -> list[dict[str, Any]]:
@@ -158,10 +159,7 @@ def perturbation(
     from faapkit.evaluate.evaluator import detector_for_generator, load_generator
     from faapkit.generators.visualize import perturbation_grid
 
-    if out.exists() and not force:
-        from faapkit.errors import FaapError
-
-        raise FaapError(f"{out} exists; pass --force to replace it")
+    _check_perturbation_options(images, epsilon, amplify, out, force)
     registries = state(ctx).registries
     detector = detector_for_generator(ckpt, registries, detector_checkpoint)
     generator, meta = load_generator(ckpt, epsilon, torch.device("cpu"), registries.generators, detector=detector)
@@ -170,3 +168,28 @@ def perturbation(
     tensors = [ds[i][0] for i in range(min(images, len(ds)))]
     perturbation_grid(generator, tensors, out, amplify)
     info(f"wrote {out} ({len(tensors)} rows, epsilon {meta['epsilon']:.4f}, delta x{amplify:g})")
+
+
+def _check_perturbation_options(images: int, epsilon: float | None, amplify: float, out: Path, force: bool) -> None:
+    """Refuse what cannot make a figure, before the checkpoint and the images are loaded: no
+    rows, an epsilon outside (0, 1] (the generators' bound in normalised units), an image format
+    Pillow cannot write, and an ``--out`` that :func:`~faapkit.artifacts.outputs.check_output`
+    refuses (a run's file, a missing or read-only folder, an existing file without --force)."""
+    import math
+
+    from PIL import Image
+
+    from faapkit.artifacts.outputs import check_output
+    from faapkit.errors import ConfigError
+
+    if images < 1:
+        raise ConfigError(f"--images must be at least 1, got {images}")
+    if epsilon is not None and not 0 < epsilon <= 1:
+        raise ConfigError(f"--epsilon must be in (0, 1], got {epsilon}")
+    if not (math.isfinite(amplify) and amplify > 0):
+        raise ConfigError(f"--amplify must be a positive number, got {amplify}")
+    Image.init()  # every format plugin registered, so the list below is complete
+    # the lossless or common formats of an RGB figure that this Pillow can write (it also lists
+    # stub formats such as .grib that need a handler installed to write anything)
+    writable = [e for e in IMAGE_SUFFIXES if Image.registered_extensions().get(e) in Image.SAVE]
+    check_output(out, "--out", force=force, suffixes=writable, what="an image")

@@ -12,9 +12,10 @@ from rich.table import Table
 from faapkit.cli._console import info, out_console, print_json
 from faapkit.cli._context import state
 from faapkit.cli._options import JsonOpt, check_bootstrap
-from faapkit.errors import ConfigError, FaapError
+from faapkit.errors import ConfigError
 
 probe_app = typer.Typer(no_args_is_help=True)
+HEADROOM_SCHEMA = "faapkit.headroom/1"  # what faapkit.evaluate.headroom writes (imported there with torch)
 
 
 @probe_app.command("headroom")
@@ -34,7 +35,7 @@ def headroom(
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples (0 = none)")] = 1000,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     out: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
-    force: Annotated[bool, typer.Option("--force", help="overwrite --out if it exists")] = False,
+    force: Annotated[bool, typer.Option("--force", help="replace --out if it is an earlier headroom report")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Oracle bound (per-image PGD with ground truth, never a method): per-group AP lift and gap."""
@@ -46,19 +47,18 @@ def headroom(
     from faapkit.evaluate.headroom import HeadroomRequest, probe_headroom
     from faapkit.io import atomic_write_text
 
-    if out is not None and out.exists() and not force:
-        raise FaapError(f"{out} exists; pass --force to overwrite it")
-    if limit_images is not None and limit_images < 2:
-        raise ConfigError(f"--limit-images must be at least 2, got {limit_images}")
+    _check_options(epsilon, steps, step_size, limit_images, (disadvantaged, advantaged), device)
     check_bootstrap(bootstrap)
-    if disadvantaged == advantaged:
-        raise ConfigError(f"--disadvantaged and --advantaged are both '{advantaged}': the gap needs two groups")
+    if out is not None:
+        from faapkit.artifacts.outputs import check_output
+
+        check_output(out, "--out", force=force, replaceable=_not_a_report)
     dcfg = DataConfig()
     from faapkit.config import DEFAULT_DETECTOR
 
     spec = state(ctx).registries.detectors.get(detector or DEFAULT_DETECTOR)
+    _, dev = setup_process(device, key="--device")
     root = data or embedded_dataset_for(spec, detector_checkpoint)
-    _, dev = setup_process(device)
     det = load_detector(spec, detector_checkpoint, device=dev)
     split_data = load_eval_split(root, split, split_by, "auto", limit_images, "fail")
     for flag, group in (("--disadvantaged", disadvantaged), ("--advantaged", advantaged)):
@@ -89,6 +89,35 @@ def headroom(
         print_json(result)
     else:
         out_console.print(headroom_table(result))
+
+
+def _check_options(
+    epsilon: float, steps: int, step_size: float, limit_images: int | None, pair: tuple[str, str], device: str
+) -> None:
+    """Refuse option values that cannot run, naming the option, before any data or detector is
+    loaded (the probe itself refuses them too, later and without the option's name)."""
+    from faapkit.distributed import check_device_available
+
+    if not 0 < epsilon <= 1:
+        raise ConfigError(f"--epsilon must be in (0, 1], got {epsilon}")
+    if steps < 1:
+        raise ConfigError(f"--steps must be at least 1, got {steps}")
+    if not 0 < step_size <= epsilon:
+        raise ConfigError(f"--step-size must be in (0, --epsilon={epsilon}], got {step_size}")
+    if limit_images is not None and limit_images < 2:
+        raise ConfigError(f"--limit-images must be at least 2, got {limit_images}")
+    if pair[0] == pair[1]:
+        raise ConfigError(f"--disadvantaged and --advantaged are both '{pair[1]}': the gap needs two groups")
+    check_device_available(device, "--device")
+
+
+def _not_a_report(path: Path) -> str | None:
+    """Why an existing ``path`` may not be replaced by a headroom report: it is none."""
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8")).get("schema")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        schema = None
+    return None if schema == HEADROOM_SCHEMA else "is no faap probe headroom report"
 
 
 def _ci(ci: list[float] | None) -> str:

@@ -101,12 +101,12 @@ def rescore_metrics(
     cfg, sources = _settings(path, metrics, layers)
     ref = _pair(pair, metrics.get("reference") or {})
     target = out.absolute() if out is not None else output_for(path, metrics, cfg, ref)
+    if target == path:
+        raise FaapError(f"--rescore would write over the file it rescores ({path}); pass another --out")
     if out is not None:
         from faapkit.cli.eval_guards import check_out
 
-        check_out(target)
-    if target == path:
-        raise FaapError(f"--rescore would write over the file it rescores ({path}); pass another --out")
+        check_out(target, force=force)
     if target.exists() and not force:
         raise FaapError(f"{target} already holds a rescore with these settings; pass --force to replace it")
     split = _same_split(path, metrics, data)

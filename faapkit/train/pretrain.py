@@ -237,11 +237,12 @@ def pretrain(
     _start_from(model, preset, init_spec)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=preset.lr, weight_decay=preset.weight_decay)
-    n_epochs = epochs or preset.epochs
+    n_epochs = preset.epochs if epochs is None else epochs  # 0 is not "unset" (the CLI refuses it)
+    last = n_epochs if stop_after is None else min(n_epochs, stop_after)
     drop_at = math.ceil(n_epochs * preset.lr_drop_fraction)
     start = time.time()
     sampler, loader = _loader(ds, data, preset, num_workers, dev)
-    for epoch in range(preset.start_epoch, min(n_epochs, stop_after or n_epochs)):
+    for epoch in range(preset.start_epoch, last):
         sampler.epoch = epoch
         if epoch == max(drop_at, preset.start_epoch) and epoch >= drop_at:
             for group in opt.param_groups:
@@ -266,7 +267,7 @@ def pretrain(
         "test_baseline_trained_device": baseline,
         "stop_after": stop_after,
         "command": f"faap detector pretrain --preset {preset_name} --epochs {n_epochs}"
-        + (f" --stop-after {stop_after}" if stop_after else "")
+        + (f" --stop-after {stop_after}" if stop_after is not None else "")
         + f" --out {out.name}",
     }
     atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2))
