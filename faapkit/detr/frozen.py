@@ -117,7 +117,8 @@ def load_detector(
             raise CheckpointError(f"the shipped weights of detector '{spec.name}' are missing: {path}")
     sha = None
     if path is not None:
-        load_state_strict(parts.model, read_state_dict(path), what=f"detector '{spec.name}'")
+        state = read_state_dict(path, spec.arch)
+        load_state_strict(parts.model, state, what=f"detector '{spec.name}'", origin=path)
         sha = file_sha256(path)
     elif not allow_random:
         raise CheckpointError(f"detector '{spec.name}' ships no weights; pass a checkpoint (detector.checkpoint)")
