@@ -38,7 +38,6 @@ def headroom(
     json_: JsonOpt = False,
 ) -> None:
     """Oracle bound (per-image PGD with ground truth, never a method): per-group AP lift and gap."""
-    from faapkit.config import DataConfig
     from faapkit.data.synth import embedded_dataset_for
     from faapkit.detr.frozen import load_detector
     from faapkit.distributed import setup_process
@@ -53,7 +52,6 @@ def headroom(
     check_bootstrap(bootstrap)
     if disadvantaged == advantaged:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{advantaged}': the gap needs two groups")
-    dcfg = DataConfig()
     spec = state(ctx).registries.detectors.get(detector)
     root = data or embedded_dataset_for(spec, detector_checkpoint)
     _, dev = setup_process(device)
@@ -72,8 +70,6 @@ def headroom(
         epsilon=epsilon,
         steps=steps,
         step_size=step_size,
-        min_size=dcfg.min_size,
-        max_size=dcfg.max_size,
         bootstrap=bootstrap,
         disadvantaged=disadvantaged,
         advantaged=advantaged,

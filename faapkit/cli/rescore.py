@@ -85,10 +85,12 @@ def rescore_metrics(
     force: bool,
     progress: bool,
     pair: tuple[str | None, str | None] = (None, None),
+    sizes: list[tuple[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Verify, score and write; returns the new metrics. ``pair`` (``--disadvantaged``,
     ``--advantaged``; ``None`` = the recorded one) picks the gap's groups: every image is
-    perturbed alike, so another pair needs no inference."""
+    perturbed alike, so another pair needs no inference. ``sizes``: the command's layers of
+    ``data.min_size`` / ``data.max_size``, refused unless they are the recorded input size."""
     from faapkit.cli.eval_progress import EvalProgress
     from faapkit.evaluate import detections as saved
     from faapkit.evaluate.cocoeval import make_coco
@@ -99,6 +101,7 @@ def rescore_metrics(
     path = path.absolute()
     metrics = read_metrics(path)
     cfg, sources = _settings(path, metrics, layers)
+    _same_input_size(path, metrics, sizes or [])
     ref = _pair(pair, metrics.get("reference") or {})
     target = out.absolute() if out is not None else output_for(path, metrics, cfg, ref)
     if out is not None:
@@ -153,6 +156,19 @@ def _settings(path: Path, metrics: dict[str, Any], layers: list[tuple[str, Any]]
                 f"saved ones ({key} = {recorded.get(key)!r}): run faap eval without --rescore"
             )
     return cfg, sources
+
+
+def _same_input_size(path: Path, metrics: dict[str, Any], sizes: list[tuple[str, Any]]) -> None:
+    """The input size decides the detections: a layer that sets another than the recorded one
+    (``eval.min_size`` / ``eval.max_size`` of the rescored file) is refused."""
+    recorded = metrics.get("eval") or {}
+    for origin, layer in sizes:
+        for key, value in layer.items():
+            if value != recorded.get(key):
+                raise ConfigError(
+                    f"data.{key} = {value!r} ({origin}) changes the detections; --rescore keeps the saved ones "
+                    f"({key} = {recorded.get(key)!r}): run faap eval without --rescore"
+                )
 
 
 def _rescored(

@@ -179,4 +179,5 @@ def describe_detector(spec: DetectorSpec) -> dict[str, Any]:
         "keys": [[k, list(v.shape)] for k, v in state.items()],
         "weights": weights,
         "trained_unpadded": spec.trained_unpadded,
+        "input_size": {"min_size": spec.min_size, "max_size": spec.max_size, "train_scales": list(spec.train_scales)},
     }

@@ -78,8 +78,8 @@ class EvalRequest:
     checkpoint: Path | None = None
     epsilon: float | None = None
     batch_size: int = DEFAULTS.batch_size
-    min_size: int = 128
-    max_size: int = 213
+    min_size: int | None = None  # None: the detector's (FrozenDetector.input_size)
+    max_size: int | None = None
     bootstrap: int = DEFAULTS.bootstrap
     seed: int = DEFAULTS.seed
     confidence: float = DEFAULTS.confidence
@@ -92,6 +92,11 @@ class EvalRequest:
     cache: bool = True
     generators: Any = None  # the generator registry, for checkpoints of generators other than the U-Net
     progress: Progress | None = None
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """``(min_size, max_size)`` images are resized to: the given ones, else the detector's."""
+        return self.detector.sizes(self.min_size, self.max_size)
 
     @property
     def bf16(self) -> bool:
@@ -171,8 +176,8 @@ def _cache_key(req: EvalRequest) -> str:
         "sha256": req.detector.sha256,
         "dataset": req.data.fingerprint,
         "split": req.data.split,
-        "min": req.min_size,
-        "max": req.max_size,
+        "min": req.sizes[0],
+        "max": req.sizes[1],
         "amp": req.bf16,
         "channels_last": req.channels_last,
     }
@@ -183,12 +188,11 @@ def run_detections(
     req: EvalRequest, generators: list[torch.nn.Module | None], dist_info: DistInfo
 ) -> list[list[dict[str, Any]]]:
     """Detections of every setting (``None`` = clean) from one data pass, gathered from all ranks."""
-    ds = GroupedDetectionDataset(req.data, EvalTransform(req.min_size, req.max_size))
+    ds = GroupedDetectionDataset(req.data, EvalTransform(*req.sizes))
     batches = eval_batches(
         req.data.records,
         req.batch_size,
-        req.min_size,
-        req.max_size,
+        *req.sizes,
         rank=dist_info.rank,
         world_size=dist_info.world_size,
     )
@@ -368,8 +372,8 @@ def report(
         },
         "eval": {
             "batch_size": req.batch_size,
-            "min_size": req.min_size,
-            "max_size": req.max_size,
+            "min_size": req.sizes[0],
+            "max_size": req.sizes[1],
             "batching": "shape-bucketed (no padding)",
             "detections_per_image": req.detector.num_queries,
             "baseline_cached": inferred.baseline_cached,
