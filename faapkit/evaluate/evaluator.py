@@ -39,6 +39,7 @@ from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.distributed import DistInfo, gather_objects, init_from_env
 from faapkit.errors import CheckpointError, ConfigError, DataError
 from faapkit.evaluate.cocoeval import make_coco
+from faapkit.evaluate.detections import image_id_record, to_dataset_ids
 from faapkit.evaluate.inference import detect_settings, make_eval_loader
 from faapkit.evaluate.scoring import _sub, bootstrap, score
 from faapkit.fairness import gap, ratio, reference_groups
@@ -242,9 +243,10 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
 
 
 def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """Infer and score: the metrics JSON and each setting's detections (``({}, {})`` on ranks
-    other than 0). The steps: :func:`check_groups`, :func:`infer`, :func:`score` (with its
-    paired bootstrap), :func:`report`."""
+    """Infer and score: the metrics JSON and each setting's detections under the dataset's own
+    image ids (``image_ids`` in the JSON says which; ``({}, {})`` on ranks other than 0). The
+    steps: :func:`check_groups`, :func:`infer`, :func:`score` (with its paired bootstrap),
+    :func:`report`."""
     dist_info = init_from_env(req.device.type)
     started = time.perf_counter()
     ref, group_images = check_groups(req)
@@ -271,7 +273,7 @@ def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str
         **timing,
         "total": round(time.perf_counter() - started, 3),
     }
-    return result, inferred.settings
+    return result, {name: to_dataset_ids(dets, req.data) for name, dets in inferred.settings.items()}
 
 
 def check_groups(req: EvalRequest) -> tuple[tuple[str, str] | None, dict[str, list[Any]]]:
@@ -370,6 +372,7 @@ def report(
             "skipped_corrupt": len(data.skipped_corrupt),
             "skipped_invalid": data.skipped,
         },
+        "image_ids": image_id_record(data),
         "eval": {
             "batch_size": req.batch_size,
             "min_size": req.sizes[0],
