@@ -26,7 +26,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     session.install(*TORCH)
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev,hf]")  # hf: the Hugging Face DETR parity test runs, as in CI
     session.run("pytest", "-m", "not slow and not gpu", *session.posargs)
 
 

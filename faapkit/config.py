@@ -60,9 +60,19 @@ class DataConfig(Section):
     advantaged: str = Field(default="male", description="reference group (detached targets)")
     train_split: str = "train"
     val_split: str = Field(default="val", description="split validated during training (train.val_every)")
-    min_size: int = Field(default=128, gt=0, description="eval resize of the short side (research: 800)")
-    max_size: int = Field(default=213, gt=0, description="cap of the long side (research: 1333)")
-    train_scales: list[PositiveInt] = Field(default_factory=lambda: [112, 120, 128, 136, 144], min_length=1)
+    # unset, these three follow the detector (DetectorSpec.min_size, ...: 800 / 1333 / 480..800 for
+    # upstream DETR); the defaults here are the embedded benchmark's tiny detectors'
+    min_size: int = Field(
+        default=128, gt=0, description="eval resize of the short side; default: the detector's (upstream DETR: 800)"
+    )
+    max_size: int = Field(
+        default=213, gt=0, description="cap of the long side; default: the detector's (upstream DETR: 1333)"
+    )
+    train_scales: list[PositiveInt] = Field(
+        default_factory=lambda: [112, 120, 128, 136, 144],
+        min_length=1,
+        description="short sides training draws from; default: the detector's (upstream DETR: 480..800)",
+    )
     shape_buckets: bool = Field(
         default=False,
         description="train on batches of one image size and scale (no padding, no crop), as evaluation does",
@@ -376,8 +386,9 @@ def resolve_config(
                 tree.setdefault(section, {}).setdefault(key, value)
     tree = deep_merge(tree, override_tree)
     tree["version"] = spec.name
-    if base is None:  # a resumed run keeps the batching it was trained with
+    if base is None:  # a resumed run keeps the batching and input size it was trained with
         _follow_detector_batching(tree, registries)
+        _follow_detector_sizes(tree, registries)
     generator = tree.setdefault("generator", {})
     generator.setdefault("name", spec.generator)
     if base is None and root is None and generator["name"] == "unet":
@@ -426,6 +437,22 @@ def _follow_detector_batching(tree: dict[str, Any], registries: Registries) -> N
     name = det.get("name", DetectorConfig.model_fields["name"].default)
     if isinstance(name, str) and name in registries.detectors:
         data["shape_buckets"] = registries.detectors.get(name).trained_unpadded
+
+
+SIZE_KEYS = ("min_size", "max_size", "train_scales")
+
+
+def _follow_detector_sizes(tree: dict[str, Any], registries: Registries) -> None:
+    """``data.min_size``, ``data.max_size`` and ``data.train_scales`` unset: the detector's
+    (``DetectorSpec``), the input size its weights were trained at. Upstream DETR at the tiny
+    detectors' 128 px would be measured far from its working point."""
+    data, det = tree.setdefault("data", {}), tree.get("detector") or {}
+    name = det.get("name", DetectorConfig.model_fields["name"].default) if isinstance(det, Mapping) else None
+    if not isinstance(data, dict) or not isinstance(name, str) or name not in registries.detectors:
+        return  # validation names what is wrong
+    spec = registries.detectors.get(name)
+    for key, value in zip(SIZE_KEYS, (spec.min_size, spec.max_size, list(spec.train_scales)), strict=True):
+        data.setdefault(key, value)
 
 
 def _recorded_batching(checkpoint: Path) -> bool | None:

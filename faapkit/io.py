@@ -87,6 +87,19 @@ def load_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     return obj
 
 
+def is_safetensors(path: Path) -> bool:
+    """Whether ``path`` is a ``.safetensors`` file, by its content: an 8-byte little-endian header
+    length, then the JSON header (``{``). A torch file starts with ``PK`` (zip) or a pickle opcode,
+    so neither is taken for the other whatever the file is named."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(9)
+        size = path.stat().st_size
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= size - 8
+
+
 TRAINED_RECORD: dict[str, type] = {"preset": str, "shape_buckets": bool, "bias": str}
 
 
@@ -94,7 +107,10 @@ def checkpoint_training(path: Path) -> dict[str, Any]:
     """How a ``faap detector pretrain`` file was trained (``{"preset", "shape_buckets", "bias"}``);
     empty for other checkpoints (upstream DETR's, files written before 2026-12-01). A record that
     is there but malformed is refused, naming the file and the key: runs follow it, so a
-    misread one would train or evaluate on the wrong batches or benchmark."""
+    misread one would train or evaluate on the wrong batches or benchmark. A ``.safetensors``
+    file (Hugging Face weights) holds tensors only, so it records none."""
+    if path.is_file() and is_safetensors(path):
+        return {}
     return training_record(load_checkpoint(path, mmap=True), path)
 
 

@@ -163,12 +163,29 @@ class DetectorSpec(ComponentSpec):
     batches too (``data.shape_buckets``) unless the config says otherwise. ``benchmark``: the bias
     of the embedded benchmark those weights were trained on (``faapkit.data.synth.BIASES``); a run,
     probe or evaluation without a dataset of its own uses that benchmark, so that a detector is
-    never measured on another bias's images by default."""
+    never measured on another bias's images by default.
+
+    The input size its weights expect: ``min_size`` (evaluation resizes the short side to it) and
+    ``max_size`` (the cap of the long side), and ``train_scales`` (the short sides training draws
+    from, with the same cap). They are the defaults of ``data.min_size``, ``data.max_size`` and
+    ``data.train_scales`` for runs and evaluations with this detector; the defaults here are the
+    embedded benchmark's (its 128 px images), upstream DETR's are 800 / 1333 and 480..800."""
 
     arch: Mapping[str, Any] = field(default_factory=dict)
     weights: str | None = None
     trained_unpadded: bool = False
     benchmark: str | None = None
+    min_size: int = 128
+    max_size: int = 213
+    train_scales: tuple[int, ...] = (112, 120, 128, 136, 144)
+
+    def __post_init__(self) -> None:
+        sizes = (self.min_size, self.max_size, *self.train_scales)
+        if not self.train_scales or any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in sizes):
+            raise ConfigError(
+                f"detector '{self.name}': min_size, max_size and train_scales must be positive integers, got "
+                f"{self.min_size}, {self.max_size} and {list(self.train_scales)}"
+            )
 
     def build(self, **options: Any) -> DetectorParts:
         """Build the detector's parts (random weights) from ``arch``; ``options`` must be empty."""

@@ -17,6 +17,12 @@ _RESNET_COMMON = {
     "dilation": False,
 }
 
+# upstream DETR's input size (datasets/coco.py): evaluation at 800 px on the short side, long side
+# at most 1333; training draws the short side from 480..800 in steps of 32
+UPSTREAM_MIN, UPSTREAM_MAX, UPSTREAM_SCALES = 800, 1333, tuple(range(480, 801, 32))
+# the tiny detectors' (the embedded benchmark's 128 px images, as they were trained)
+TINY_MIN, TINY_MAX, TINY_SCALES = 128, 213, (112, 120, 128, 136, 144)
+
 _TINY = {
     "backbone": "tinyconv",
     "hidden_dim": 128,
@@ -37,6 +43,9 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
             name="detr-r50",
             factory=BUILD,
             arch={"backbone": "resnet50", **_RESNET_COMMON},
+            min_size=UPSTREAM_MIN,
+            max_size=UPSTREAM_MAX,
+            train_scales=UPSTREAM_SCALES,
             description="facebookresearch/detr DETR-R50 (COCO, 91 classes); load detr-r50-e632da11.pth",
         )
     )
@@ -45,6 +54,9 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
             name="detr-r101",
             factory=BUILD,
             arch={"backbone": "resnet101", **_RESNET_COMMON},
+            min_size=UPSTREAM_MIN,
+            max_size=UPSTREAM_MAX,
+            train_scales=UPSTREAM_SCALES,
             description="facebookresearch/detr DETR-R101 (COCO, 91 classes); load detr-r101-2c7b67e5.pth",
         )
     )
@@ -63,6 +75,9 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
                 "num_classes": 91,
                 "dilation": False,
             },
+            min_size=UPSTREAM_MIN,
+            max_size=UPSTREAM_MAX,
+            train_scales=UPSTREAM_SCALES,
             description="small upstream-compatible config (ResNet-18, d 64) used for parity tests",
         )
     )
@@ -71,6 +86,9 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
             name="detr-synth-tiny",
             factory=BUILD,
             arch=dict(_TINY),
+            min_size=TINY_MIN,
+            max_size=TINY_MAX,
+            train_scales=TINY_SCALES,
             weights="faapkit:weights/detr-synth-tiny.pth",
             benchmark="v1",
             description="tiny DETR (stride-16 conv backbone) trained on the embedded synthetic benchmark",
@@ -81,6 +99,9 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
             name="detr-synth-tiny-v2",
             factory=BUILD,
             arch=dict(_TINY),
+            min_size=TINY_MIN,
+            max_size=TINY_MAX,
+            train_scales=TINY_SCALES,
             weights="faapkit:weights/detr-synth-tiny-v2.pth",
             trained_unpadded=True,
             benchmark="v2",
@@ -92,6 +113,9 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
             name="detr-synth-tiny-v3",
             factory=BUILD,
             arch=dict(_TINY),
+            min_size=TINY_MIN,
+            max_size=TINY_MAX,
+            train_scales=TINY_SCALES,
             weights="faapkit:weights/detr-synth-tiny-v3.pth",
             trained_unpadded=True,
             benchmark="v3",

@@ -1,6 +1,10 @@
 """One source of ``faap eval`` settings: :class:`faapkit.config.EvalConfig`, layered
 ``defaults < the run's [eval] (or, for --rescore, the rescored file's) < --config < --set < flags``.
-Each layer is validated as it is added, so an error names the key and the layer it came from."""
+Each layer is validated as it is added, so an error names the key and the layer it came from.
+
+The input size (``data.min_size``, ``data.max_size``) is layered the same way from the
+detector's (``DetectorSpec.min_size``/``max_size``): ``detector < the run's [data] < --config
+(its [data]) < --set data.key=value`` (:func:`resolve_sizes`)."""
 
 from __future__ import annotations
 
@@ -14,11 +18,14 @@ from faapkit.errors import ConfigError
 
 # settings a rescore cannot change: they decide the detections themselves
 INFERENCE_KEYS = ("split", "batch_size", "amp", "channels_last")
+# the [data] settings faap eval reads: the input size (they decide the detections too)
+SIZE_KEYS = ("min_size", "max_size")
 
 
-def file_layer(path: Path) -> dict[str, Any]:
-    """The ``[eval]`` section of a config file; its other (valid) sections do not apply to eval."""
-    from faapkit.config import FaapConfig, read_config_file
+def file_layers(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``[eval]`` section of a config file and its ``data.min_size`` / ``data.max_size``;
+    its other (valid) sections and keys do not apply to eval and are named in a warning."""
+    from faapkit.config import DataConfig, FaapConfig, read_config_file
 
     raw = read_config_file(path)
     unknown = sorted(set(raw) - set(FaapConfig.model_fields))
@@ -26,26 +33,71 @@ def file_layer(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"unknown key '{unknown[0]}' in {path}; valid keys here: {', '.join(sorted(FaapConfig.model_fields))}"
         )
-    section = raw.get("eval", {})
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"'eval' must be a table of settings ({path})")
-    others = sorted(k for k in raw if k not in ("eval", "version"))
+    section, data = raw.get("eval", {}), raw.get("data", {})
+    for name, table in (("eval", section), ("data", data)):
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"'{name}' must be a table of settings ({path})")
+    wrong = sorted(set(data) - set(DataConfig.model_fields))
+    if wrong:
+        raise ConfigError(
+            f"unknown key 'data.{wrong[0]}' in {path}; valid keys here: {', '.join(sorted(DataConfig.model_fields))}"
+        )
+    others = sorted(k for k in raw if k not in ("eval", "version", "data"))
+    others += sorted(f"data.{k}" for k in data if k not in SIZE_KEYS)
     if others:
-        warn(f"{path}: faap eval reads only its [eval] section (not {', '.join(others)})")
-    return dict(section)
+        warn(
+            f"{path}: faap eval reads only its [eval] section and data.min_size / data.max_size "
+            f"(not {', '.join(others)})"
+        )
+    return dict(section), {k: data[k] for k in SIZE_KEYS if k in data}
 
 
-def set_layer(items: list[str]) -> dict[str, Any]:
-    """``--set eval.key=value`` items (faap eval has no other section to set)."""
+def set_layers(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``--set eval.key=value`` items and ``--set data.min_size=...`` / ``data.max_size=...``."""
     from faapkit.config import parse_override
 
     layer: dict[str, Any] = {}
+    sizes: dict[str, Any] = {}
     for item in items:
         path, value = parse_override(item)
-        if len(path) != 2 or path[0] != "eval":
-            raise ConfigError(f"faap eval --set takes eval.<key>=value, got {item!r}")
-        layer[path[1]] = value
-    return layer
+        if len(path) == 2 and path[0] == "eval":
+            layer[path[1]] = value
+        elif len(path) == 2 and path[0] == "data" and path[1] in SIZE_KEYS:
+            sizes[path[1]] = value
+        else:
+            raise ConfigError(f"faap eval --set takes eval.<key>=value, data.min_size or data.max_size, got {item!r}")
+    return layer, sizes
+
+
+def set_layer(items: list[str]) -> dict[str, Any]:
+    """The ``eval.key=value`` items of :func:`set_layers`."""
+    return set_layers(items)[0]
+
+
+def resolve_sizes(
+    detector: Any, run_data: Mapping[str, Any], layers: list[tuple[str, Mapping[str, Any]]]
+) -> dict[str, Any]:
+    """``{"min_size", "max_size", "source"}``: ``detector``'s (a ``DetectorSpec``) under the run's
+    stored ``[data]`` (a run evaluates at what it trained with) and the command's ``layers``; each
+    layer is validated as it is added. ``source`` names the layer that set them (each key's,
+    when they differ)."""
+    from pydantic import ValidationError
+
+    from faapkit.config import DataConfig, format_validation_error
+
+    values: dict[str, Any] = {"min_size": detector.min_size, "max_size": detector.max_size}
+    sources = dict.fromkeys(SIZE_KEYS, f"detector '{detector.name}'")
+    stored = {k: run_data[k] for k in SIZE_KEYS if k in run_data}
+    for origin, layer in [("the run's config", stored), *layers]:
+        values.update(layer)
+        try:
+            DataConfig.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(f"{format_validation_error(exc, DataConfig, 'data')} ({origin})") from None
+        sources.update(dict.fromkeys(layer, origin))
+    same = sources["min_size"] == sources["max_size"]
+    source = sources["min_size"] if same else "; ".join(f"{k}: {sources[k]}" for k in SIZE_KEYS)
+    return {**values, "source": source}
 
 
 def resolve(layers: list[tuple[str, Mapping[str, Any]]]) -> tuple[Any, dict[str, str]]:

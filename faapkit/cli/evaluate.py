@@ -203,12 +203,7 @@ def evaluate(
         channels_last=channels_last,
         save_detections=save_detections,
     )
-    layers: list[tuple[str, Any]] = []
-    if config is not None:
-        layers.append((f"--config {config}", eval_settings.file_layer(config)))
-    if set_:
-        layers.append(("--set", eval_settings.set_layer(list(set_))))
-    layers += eval_settings.flag_layers(flags)
+    layers, sizes = _command_layers(config, list(set_ or []), flags)
     if rescore is not None:
         given = {
             "TARGET": target, "--epoch": epoch, "--epsilon": epsilon, "--split-by": split_by,
@@ -217,7 +212,7 @@ def evaluate(
             "--on-invalid": on_invalid, "--no-cache": no_cache or None, "--nproc": nproc if nproc > 1 else None,
         }  # fmt: skip
         pair = (disadvantaged, advantaged)  # the gap's groups: a choice of scoring, not of inference
-        _rescore(rescore, given, layers, data, out, force, pair, progress=not quiet and not json_, json_=json_)
+        _rescore(rescore, given, (layers, sizes), data, out, force, pair, progress=not quiet and not json_, json_=json_)
         return
     if nproc > 1:
         from faapkit.cli._launch import launch_torchrun
@@ -226,9 +221,31 @@ def evaluate(
         return
     opts = _Inference(
         target, epoch, split_by, data, detector, detector_checkpoint, epsilon, disadvantaged, advantaged,
-        device, limit_images, no_cache, workers, out, force, on_invalid, quiet, json_,
+        device, limit_images, no_cache, workers, out, force, on_invalid, quiet, json_, tuple(sizes),
     )  # fmt: skip
     _evaluate_target(state(ctx).registries, opts, layers)
+
+
+Layers = list[tuple[str, dict[str, Any]]]
+
+
+def _command_layers(config: Path | None, set_: list[str], flags: dict[str, Any]) -> tuple[Layers, Layers]:
+    """The command's layers over the run's settings, lowest first: those of ``[eval]``
+    (``--config``, ``--set``, one per flag) and those of the input size (``data.min_size`` /
+    ``data.max_size`` from ``--config`` and ``--set``)."""
+    from faapkit.cli import eval_settings
+
+    layers: Layers = []
+    sizes: Layers = []
+    if config is not None:
+        own, size = eval_settings.file_layers(config)
+        layers.append((f"--config {config}", own))
+        sizes += [(f"--config {config}", size)] if size else []
+    if set_:
+        own, size = eval_settings.set_layers(set_)
+        layers.append(("--set", own))
+        sizes += [("--set", size)] if size else []
+    return layers + eval_settings.flag_layers(flags), sizes
 
 
 def _evaluate_target(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> None:
@@ -298,12 +315,13 @@ class _Inference:
     on_invalid: str | None
     quiet: bool
     json_: bool
+    sizes: tuple[tuple[str, dict[str, Any]], ...] = ()  # the input size's layers (data.min_size, max_size)
 
 
 def _rescore(
     rescore: Path,
     given: dict[str, Any],
-    layers: list[tuple[str, Any]],
+    layers: tuple[Layers, Layers],
     data: Path | None,
     out: Path | None,
     force: bool,
@@ -313,13 +331,14 @@ def _rescore(
     json_: bool,
 ) -> None:
     """``--rescore``: refuse every option that needs a new inference, then score the saved
-    detections (``pair``: the gap's groups, ``(None, None)`` for the recorded ones)."""
+    detections (``layers``: those of ``[eval]`` and of the input size; ``pair``: the gap's groups,
+    ``(None, None)`` for the recorded ones)."""
     from faapkit.cli.rescore import rescore_metrics
 
     for name, value in given.items():
         if value is not None:
             raise ConfigError(f"--rescore scores the saved detections again; {name} needs a new inference")
-    result = rescore_metrics(rescore, layers, data, out, force, progress=progress, pair=pair)
+    result = rescore_metrics(rescore, layers[0], data, out, force, progress=progress, pair=pair, sizes=layers[1])
     _show(result, json_)
 
 
@@ -337,7 +356,8 @@ def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]], show: bool
     split = settings.split
     det_name, det_ckpt = _run_detector(run_config, o.detector, o.detector_checkpoint)
     detector = (reg.detectors.get(det_name), det_ckpt)
-    dcfg, root = _run_data(run_config, o.data, o.limit_images, o.on_invalid, tgt.trained_on, detector)
+    input_size = eval_settings.resolve_sizes(detector[0], run_config.get("data", {}), list(o.sizes))
+    dcfg, root = _run_data(run_config, o.data, o.limit_images, o.on_invalid, tgt.trained_on, detector, input_size)
     attr = o.split_by or dcfg.split_by
     if o.disadvantaged is not None and o.disadvantaged == o.advantaged:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{o.advantaged}': the gap needs two groups")
@@ -369,7 +389,7 @@ def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]], show: bool
         shutdown(dist_info)
     if not result:
         return None  # non-zero ranks
-    _annotate(result, tgt, dcfg, settings, sources)
+    _annotate(result, tgt, dcfg, settings, sources, input_size)
     if path is not None:
         _write(path, result, settings_out, det_paths, dets, o.force)
     if show:
@@ -402,13 +422,21 @@ def _tags(o: _Inference, det: Any, split_data: Any, settings: Any) -> list[str]:
     tags += [f"detckpt-{_short_hash(det.sha256)}"] if o.detector_checkpoint else []
     tags += [f"data-{split_data.fingerprint[:8]}"] if o.data else []
     tags += eval_settings.iou_tag(settings)
+    sizes: dict[str, Any] = {}
+    for _, layer in o.sizes:  # the input size the command set (min800, max1333): other detections
+        sizes.update(layer)
+    tags += [f"{key.removesuffix('_size')}{sizes[key]}" for key in eval_settings.SIZE_KEYS if key in sizes]
     return tags
 
 
-def _annotate(result: dict[str, Any], tgt: Target, dcfg: Any, settings: Any, sources: dict[str, str]) -> None:
+def _annotate(
+    result: dict[str, Any], tgt: Target, dcfg: Any, settings: Any, sources: dict[str, str], input_size: dict[str, Any]
+) -> None:
     """What the evaluator does not know: how the checkpoint was chosen, the run, the data and
-    evaluation settings and where each setting came from."""
+    evaluation settings and where each setting came from (``input_size``: the images' resize,
+    ``{"min_size", "max_size", "source"}``)."""
     result["checkpoint_choice"] = tgt.chosen_by
+    result["input_size"] = dict(input_size)
     if tgt.run_dir is not None:
         result["run"] = str(tgt.run_dir)
     result["dataset"].update(
@@ -425,9 +453,11 @@ def _run_data(
     on_invalid: str | None,
     trained_on: str | None = None,
     detector: tuple[Any, Path | None] = (None, None),
+    input_size: dict[str, Any] | None = None,
 ) -> tuple[DataConfig, Path]:
     """``(DataConfig, dataset root)``: the run's ``[data]`` (defaults without a run) with the
-    command's ``--limit-images`` and ``--on-invalid``; ``--data`` replaces the run's root. A run
+    command's ``--limit-images``, ``--on-invalid`` and resolved ``input_size``
+    (:func:`faapkit.cli.eval_settings.resolve_sizes`); ``--data`` replaces the run's root. A run
     on the embedded benchmark gets the one it trained on (``trained_on`` names its seed and bias),
     not today's default; without either, the benchmark ``detector`` (``(DetectorSpec, checkpoint)``) was
     trained on."""
@@ -435,6 +465,7 @@ def _run_data(
     from faapkit.data.synth import embedded_dataset_for
 
     stored = {**run_config.get("data", {}), "limit_images": limit_images}
+    stored.update({k: v for k, v in (input_size or {}).items() if k in ("min_size", "max_size")})
     if on_invalid is not None:
         stored["on_invalid"] = on_invalid
     dcfg = validate_model(DataConfig, stored, prefix="data")

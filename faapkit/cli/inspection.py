@@ -81,6 +81,11 @@ def detector(ctx: typer.Context, name: str, json_: JsonOpt = False) -> None:
     out_console.print(f"weights: {info['weights'] or 'none shipped (pass --checkpoint)'}")
     batches = "unpadded (shape-bucketed)" if info["trained_unpadded"] else "padded or unknown"
     out_console.print(f"weights trained on: {batches} batches; generators follow it (data.shape_buckets)")
+    size = info["input_size"]
+    out_console.print(
+        f"input size: short side {size['min_size']}, long side at most {size['max_size']} (training: "
+        f"{size['train_scales']}); the default of data.min_size / max_size / train_scales"
+    )
 
 
 @app.command("dataset")
@@ -164,7 +169,7 @@ def perturbation(
     detector = detector_for_generator(ckpt, registries, detector_checkpoint)
     generator, meta = load_generator(ckpt, epsilon, torch.device("cpu"), registries.generators, detector=detector)
     split_data = load_split(data or embedded_dataset(), split, limit=max(2, images))
-    ds = GroupedDetectionDataset(split_data, EvalTransform(128, 213))
+    ds = GroupedDetectionDataset(split_data, EvalTransform(*_trained_input_size(ckpt, registries)))
     tensors = [ds[i][0] for i in range(min(images, len(ds)))]
     perturbation_grid(generator, tensors, out, amplify)
     info(f"wrote {out} ({len(tensors)} rows, epsilon {meta['epsilon']:.4f}, delta x{amplify:g})")
@@ -193,3 +198,17 @@ def _check_perturbation_options(images: int, epsilon: float | None, amplify: flo
     # stub formats such as .grib that need a handler installed to write anything)
     writable = [e for e in IMAGE_SUFFIXES if Image.registered_extensions().get(e) in Image.SAVE]
     check_output(out, "--out", force=force, suffixes=writable, what="an image")
+
+
+def _trained_input_size(ckpt: Path, registries: Any) -> tuple[int, int]:
+    """``(min_size, max_size)`` of the detector the checkpoint's generator was trained against
+    (its record names it), else the registered default detector's: the images are shown at
+    the size the generator saw them."""
+    from faapkit.config import DetectorConfig
+    from faapkit.io import load_checkpoint
+
+    name = (load_checkpoint(ckpt, mmap=True).get("detector") or {}).get("name")
+    if name not in registries.detectors:
+        name = DetectorConfig.model_fields["name"].default
+    spec = registries.detectors.get(str(name))
+    return spec.min_size, spec.max_size

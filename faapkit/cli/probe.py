@@ -39,7 +39,6 @@ def headroom(
     json_: JsonOpt = False,
 ) -> None:
     """Oracle bound (per-image PGD with ground truth, never a method): per-group AP lift and gap."""
-    from faapkit.config import DataConfig
     from faapkit.data.synth import embedded_dataset_for
     from faapkit.detr.frozen import load_detector
     from faapkit.distributed import setup_process
@@ -53,7 +52,6 @@ def headroom(
         from faapkit.artifacts.outputs import check_output
 
         check_output(out, "--out", force=force, replaceable=_not_a_report)
-    dcfg = DataConfig()
     from faapkit.config import DEFAULT_DETECTOR
 
     spec = state(ctx).registries.detectors.get(detector or DEFAULT_DETECTOR)
@@ -74,8 +72,6 @@ def headroom(
         epsilon=epsilon,
         steps=steps,
         step_size=step_size,
-        min_size=dcfg.min_size,
-        max_size=dcfg.max_size,
         bootstrap=bootstrap,
         disadvantaged=disadvantaged,
         advantaged=advantaged,

@@ -56,6 +56,7 @@ def _check_keys(path: Path, metrics: dict[str, Any]) -> None:
         "dataset.fingerprint": isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str),
         "eval_config": isinstance(metrics.get("eval_config", {}), dict),
         "reference": isinstance(metrics.get("reference", {}), dict),
+        "image_ids": isinstance(metrics.get("image_ids", {}), dict),
     }
     wrong = [key for key, ok in checks.items() if not ok]
     if wrong:
@@ -85,12 +86,13 @@ def rescore_metrics(
     force: bool,
     progress: bool,
     pair: tuple[str | None, str | None] = (None, None),
+    sizes: list[tuple[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Verify, score and write; returns the new metrics. ``pair`` (``--disadvantaged``,
     ``--advantaged``; ``None`` = the recorded one) picks the gap's groups: every image is
-    perturbed alike, so another pair needs no inference."""
+    perturbed alike, so another pair needs no inference. ``sizes``: the command's layers of
+    ``data.min_size`` / ``data.max_size``, refused unless they are the recorded input size."""
     from faapkit.cli.eval_progress import EvalProgress
-    from faapkit.evaluate import detections as saved
     from faapkit.evaluate.cocoeval import make_coco
     from faapkit.evaluate.evaluator import MIN_BOOTSTRAP_IMAGES
     from faapkit.evaluate.scoring import score
@@ -99,6 +101,7 @@ def rescore_metrics(
     path = path.absolute()
     metrics = read_metrics(path)
     cfg, sources = _settings(path, metrics, layers)
+    _same_input_size(path, metrics, sizes or [])
     ref = _pair(pair, metrics.get("reference") or {})
     target = out.absolute() if out is not None else output_for(path, metrics, cfg, ref)
     if target == path:
@@ -110,7 +113,7 @@ def rescore_metrics(
     if target.exists() and not force:
         raise FaapError(f"{target} already holds a rescore with these settings; pass --force to replace it")
     split = _same_split(path, metrics, data)
-    dets = {s: saved.load_verified(path, s, ref) for s, ref in metrics["detections"].items()}
+    dets = _saved_detections(path, metrics, split)
     group_images = {g: [r.image_id for r in split.records if r.group == g] for g in split.groups}
     if cfg.bootstrap and min(len(ids) for ids in group_images.values()) < MIN_BOOTSTRAP_IMAGES:
         raise FaapError(f"a group of {path.name} has fewer than {MIN_BOOTSTRAP_IMAGES} images: use --bootstrap 0")
@@ -153,6 +156,32 @@ def _settings(path: Path, metrics: dict[str, Any], layers: list[tuple[str, Any]]
                 f"saved ones ({key} = {recorded.get(key)!r}): run faap eval without --rescore"
             )
     return cfg, sources
+
+
+def _saved_detections(path: Path, metrics: dict[str, Any], split: Any) -> dict[str, list[dict[str, Any]]]:
+    """Each setting's saved detections, verified, under faapkit's image ids again: the files
+    carry the dataset's own (``image_ids``), the scoring the ids it was done with, so a rescore
+    with the same settings gives the same numbers bit for bit."""
+    from faapkit.evaluate import detections as saved
+
+    ids = metrics.get("image_ids") or {}
+    return {
+        s: saved.from_dataset_ids(saved.load_verified(path, s, ref), split, ids, str(path.parent / str(ref["file"])))
+        for s, ref in metrics["detections"].items()
+    }
+
+
+def _same_input_size(path: Path, metrics: dict[str, Any], sizes: list[tuple[str, Any]]) -> None:
+    """The input size decides the detections: a layer that sets another than the recorded one
+    (``eval.min_size`` / ``eval.max_size`` of the rescored file) is refused."""
+    recorded = metrics.get("eval") or {}
+    for origin, layer in sizes:
+        for key, value in layer.items():
+            if value != recorded.get(key):
+                raise ConfigError(
+                    f"data.{key} = {value!r} ({origin}) changes the detections; --rescore keeps the saved ones "
+                    f"({key} = {recorded.get(key)!r}): run faap eval without --rescore"
+                )
 
 
 def _rescored(

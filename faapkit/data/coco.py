@@ -46,12 +46,18 @@ GENDER_ALIASES = {
 
 @dataclass(frozen=True)
 class ImageRecord:
+    """One image. ``image_id`` is faapkit's (1.. in reading order, unique across a split's
+    annotation files); ``source_id`` is the id its annotation file (``source``, a file name)
+    gives it, which saved detections carry (:meth:`DatasetSplit.dataset_ids`)."""
+
     image_id: int
     path: Path
     width: int
     height: int
     group: str
     annotations: tuple[dict[str, Any], ...]
+    source_id: int | str | None = None
+    source: str = ""
 
 
 @dataclass
@@ -83,6 +89,13 @@ class DatasetSplit:
                 f"(first: {self.skipped_corrupt[0]})"
             )
         return lines
+
+    def dataset_ids(self) -> dict[int, int | str] | None:
+        """faapkit's image id -> the dataset's own (its annotation file's), or ``None`` when the
+        dataset's repeat across the split's annotation files (the research layout's two folders
+        may number from 1 each): then only faapkit's ids name an image unambiguously."""
+        ids = {r.image_id: r.image_id if r.source_id is None else r.source_id for r in self.records}
+        return ids if len(set(ids.values())) == len(ids) else None
 
     def group_counts(self) -> dict[str, int]:
         counts = Counter(r.group for r in self.records)
@@ -235,8 +248,9 @@ def _read_records(
     skipped: Counter[str],
     examples: dict[str, str],
 ) -> list[ImageRecord]:
-    """Every valid image of the sources with its annotations, ids renumbered 1.. across sources;
-    invalid ones refused, or left out and counted in ``skipped`` with ``on_invalid="skip"``."""
+    """Every valid image of the sources with its annotations, ids renumbered 1.. across sources
+    (each record keeps its file's own id as ``source_id``); invalid ones refused, or left out and
+    counted in ``skipped`` with ``on_invalid="skip"``."""
     records: list[ImageRecord] = []
     seen_attrs: set[str] = set()
     for coco, ann_path, img_dir, fixed_group in sources:
@@ -266,8 +280,9 @@ def _read_records(
                 group = GENDER_ALIASES.get(group.lower(), group)
             next_id = len(records) + 1
             anns = tuple({**a, "image_id": next_id, "area": _area(a)} for a in by_image.get(img["id"], []))
+            size = int(img["width"]), int(img["height"])
             records.append(
-                ImageRecord(next_id, img_dir / img["file_name"], int(img["width"]), int(img["height"]), group, anns)
+                ImageRecord(next_id, img_dir / img["file_name"], *size, group, anns, img["id"], ann_path.name)
             )
     return records
 

@@ -14,11 +14,12 @@ from torch import Tensor
 from faapkit.detr.backbone import Backbone, Joiner
 from faapkit.detr.criterion import SetCriterion
 from faapkit.detr.detr import DETR, PostProcess
+from faapkit.detr.hf import check_hf_config, hf_to_upstream, is_hf_detr, read_safetensors
 from faapkit.detr.matcher import HungarianMatcher
 from faapkit.detr.position_encoding import PositionEmbeddingSine
 from faapkit.detr.transformer import Transformer
 from faapkit.errors import CheckpointError
-from faapkit.io import load_checkpoint
+from faapkit.io import is_safetensors, load_checkpoint
 from faapkit.specs import DetectorParts
 
 if TYPE_CHECKING:
@@ -103,17 +104,30 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_state_dict(path: Path) -> dict[str, Tensor]:
-    """Read an upstream checkpoint (``{"model": sd}`` or a bare state dict) with ``weights_only=True``."""
-    obj = load_checkpoint(path)
-    state = obj.get("model", obj)
+def read_state_dict(path: Path, arch: Mapping[str, Any] | None = None) -> dict[str, Tensor]:
+    """A DETR state dict under upstream keys: an upstream checkpoint (``{"model": sd}`` or a bare
+    state dict, read with ``weights_only=True``), or Hugging Face ``DetrForObjectDetection``
+    weights (``model.safetensors``, ``pytorch_model.bin``), told apart by their keys and renamed
+    by :mod:`faapkit.detr.hf`. ``arch``: the architecture they are for, checked against the
+    ``config.json`` beside Hugging Face weights."""
+    if path.is_file() and is_safetensors(path):
+        state: Any = read_safetensors(path)
+    else:
+        obj = load_checkpoint(path)
+        state = obj.get("model", obj)
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(f"{path} is not a DETR checkpoint: expected a state dict or {{'model': state_dict}}")
+    if is_hf_detr(state):
+        check_hf_config(path, arch or {})
+        return hf_to_upstream(state, str(path))
     return dict(state)
 
 
-def load_state_strict(model: torch.nn.Module, state: Mapping[str, Tensor], *, what: str) -> None:
-    """Load exactly: every key present, no extra key, every shape equal; otherwise one clear error."""
+def load_state_strict(
+    model: torch.nn.Module, state: Mapping[str, Tensor], *, what: str, origin: Path | None = None
+) -> None:
+    """Load exactly: every key present, no extra key, every shape equal; otherwise one clear error
+    (naming ``origin``, the file the state came from, when given)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own and not k.endswith("num_batches_tracked")]
@@ -130,7 +144,8 @@ def load_state_strict(model: torch.nn.Module, state: Mapping[str, Tensor], *, wh
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
         if mismatched:
             parts.append(f"{len(mismatched)} shape mismatches (e.g. {mismatched[0]})")
-        raise CheckpointError(f"checkpoint does not fit {what}: " + ", ".join(parts))
+        where = f"{origin}: " if origin is not None else ""
+        raise CheckpointError(f"{where}checkpoint does not fit {what}: " + ", ".join(parts))
     model.load_state_dict(state, strict=False)  # strictness enforced above; num_batches_tracked tolerated
 
 
@@ -164,4 +179,5 @@ def describe_detector(spec: DetectorSpec) -> dict[str, Any]:
         "keys": [[k, list(v.shape)] for k, v in state.items()],
         "weights": weights,
         "trained_unpadded": spec.trained_unpadded,
+        "input_size": {"min_size": spec.min_size, "max_size": spec.max_size, "train_scales": list(spec.train_scales)},
     }

@@ -32,8 +32,11 @@ class FrozenDetector(nn.Module):
         name: str,
         checkpoint: str | None = None,
         sha256: str | None = None,
+        input_size: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
+        # (min_size, max_size) its weights expect; None: DetectorSpec's defaults (the tiny detectors')
+        self.input_size = input_size or (DetectorSpec.min_size, DetectorSpec.max_size)
         self.model = parts.model
         self.criterion = parts.criterion  # a module when it holds buffers (moved with .to(device))
         self.postprocessor = parts.postprocess
@@ -48,6 +51,13 @@ class FrozenDetector(nn.Module):
     def train(self, mode: bool = True) -> FrozenDetector:
         """Stays in eval mode whatever the caller asks: the detector is frozen (BN, dropout)."""
         return super().train(False)
+
+    def sizes(self, min_size: int | None = None, max_size: int | None = None) -> tuple[int, int]:
+        """``(min_size, max_size)`` to resize images to: the given ones, else :attr:`input_size`."""
+        return (
+            self.input_size[0] if min_size is None else min_size,
+            self.input_size[1] if max_size is None else max_size,
+        )
 
     @property
     def hidden_dim(self) -> int | None:
@@ -117,9 +127,16 @@ def load_detector(
             raise CheckpointError(f"the shipped weights of detector '{spec.name}' are missing: {path}")
     sha = None
     if path is not None:
-        load_state_strict(parts.model, read_state_dict(path), what=f"detector '{spec.name}'")
+        state = read_state_dict(path, spec.arch)
+        load_state_strict(parts.model, state, what=f"detector '{spec.name}'", origin=path)
         sha = file_sha256(path)
     elif not allow_random:
         raise CheckpointError(f"detector '{spec.name}' ships no weights; pass a checkpoint (detector.checkpoint)")
-    det = FrozenDetector(parts, name=spec.name, checkpoint=str(path) if path else None, sha256=sha)
+    det = FrozenDetector(
+        parts,
+        name=spec.name,
+        checkpoint=str(path) if path else None,
+        sha256=sha,
+        input_size=(spec.min_size, spec.max_size),
+    )
     return det.to(device)

@@ -9,6 +9,13 @@ so their values are written with 9 significant digits (``"values": "float32"``),
 every float32 exactly: a rescore sees bit-identical inputs. Values that are not float32 are written
 in full (``"float64"``). The gzip header carries no time, so equal detections give equal bytes and
 the same sha256, which the metrics JSON records and a rescore checks (with the setting and count).
+
+Image ids are the dataset's own (its annotation file's, e.g. COCO's 397001), so pycocotools or
+another tool can score a file against the original annotations; faapkit numbers images 1.. inside
+(unique across a split's annotation files) and translates at this boundary. The metrics JSON says
+which ids the files carry (``image_ids``, :func:`image_id_record`): ``"dataset"``, or, where the
+dataset's ids repeat across its annotation files, ``"faapkit"`` with the explicit map. Files
+written before ``image_ids`` existed carry faapkit's ids.
 """
 
 from __future__ import annotations
@@ -18,12 +25,15 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from faapkit.errors import FaapError
 from faapkit.io import atomic_write_bytes
+
+if TYPE_CHECKING:  # the module stays torch-free: faap compare checks saved detections
+    from faapkit.data.coco import DatasetSplit
 
 FORMAT = "faapkit.detections/1"
 SUFFIX = ".dets.json.gz"
@@ -45,13 +55,53 @@ def encode(setting: str, detections: Sequence[Mapping[str, Any]]) -> bytes:
     compact = _is_float32(numbers)
     fmt = "%.9g" if compact else "%r"
     rows = [
-        f'{{"image_id":{int(d["image_id"])},"category_id":{int(d["category_id"])},'
+        f'{{"image_id":{_id_text(d["image_id"])},"category_id":{int(d["category_id"])},'
         f'"bbox":[{fmt % v[0]},{fmt % v[1]},{fmt % v[2]},{fmt % v[3]}],"score":{fmt % v[4]}}}'
         for d, v in zip(detections, numbers.tolist(), strict=True)
     ]
     head = json.dumps({"format": FORMAT, "setting": setting, "values": "float32" if compact else "float64"})
     text = head[:-1] + ', "detections": [' + ",\n".join(rows) + "]}\n"
     return gzip.compress(text.encode(), compresslevel=6, mtime=0)
+
+
+def _id_text(image_id: Any) -> str:
+    """An image id as JSON: a number as an integer, a string id (COCO allows them) quoted."""
+    return json.dumps(image_id) if isinstance(image_id, str) else str(int(image_id))
+
+
+def image_id_record(data: DatasetSplit) -> dict[str, Any]:
+    """The metrics JSON's ``image_ids``: which ids the saved detections carry, and the map from
+    faapkit's ids when they are not the dataset's (``[[faapkit id, annotation file, its id], ...]``)."""
+    if data.dataset_ids() is not None:
+        return {"detections": "dataset", "what": "each annotation file's own image ids"}
+    return {
+        "detections": "faapkit",
+        "what": "faapkit's image ids: the dataset's repeat across its annotation files",
+        "map": [[r.image_id, r.source, r.source_id] for r in data.records],
+    }
+
+
+def to_dataset_ids(detections: Sequence[Mapping[str, Any]], data: DatasetSplit) -> list[dict[str, Any]]:
+    """Records under the dataset's own image ids (unchanged where :func:`image_id_record` says
+    ``"faapkit"``); order and every value kept."""
+    ids = data.dataset_ids()
+    return [dict(d) if ids is None else {**d, "image_id": ids[int(d["image_id"])]} for d in detections]
+
+
+def from_dataset_ids(
+    detections: Sequence[Mapping[str, Any]], data: DatasetSplit, record: Mapping[str, Any], origin: str
+) -> list[dict[str, Any]]:
+    """The inverse of :func:`to_dataset_ids` for a file whose metrics recorded ``record``
+    (``image_ids``; empty for files written before it, which carry faapkit's ids)."""
+    if record.get("detections") != "dataset":
+        return [dict(d) for d in detections]
+    back = {v: k for k, v in (data.dataset_ids() or {}).items()}
+    out = []
+    for d in detections:
+        if d["image_id"] not in back:
+            raise FaapError(f"{origin}: image id {d['image_id']!r} is not an image of split '{data.split}'")
+        out.append({**d, "image_id": back[d["image_id"]]})
+    return out
 
 
 def decode(data: bytes, origin: str) -> list[dict[str, Any]]:

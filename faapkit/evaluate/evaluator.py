@@ -39,6 +39,7 @@ from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.distributed import DistInfo, gather_objects, init_from_env
 from faapkit.errors import CheckpointError, ConfigError, DataError
 from faapkit.evaluate.cocoeval import make_coco
+from faapkit.evaluate.detections import image_id_record, to_dataset_ids
 from faapkit.evaluate.inference import detect_settings, make_eval_loader
 from faapkit.evaluate.scoring import _sub, bootstrap, score
 from faapkit.fairness import gap, ratio, reference_groups
@@ -78,8 +79,8 @@ class EvalRequest:
     checkpoint: Path | None = None
     epsilon: float | None = None
     batch_size: int = DEFAULTS.batch_size
-    min_size: int = 128
-    max_size: int = 213
+    min_size: int | None = None  # None: the detector's (FrozenDetector.input_size)
+    max_size: int | None = None
     bootstrap: int = DEFAULTS.bootstrap
     seed: int = DEFAULTS.seed
     confidence: float = DEFAULTS.confidence
@@ -92,6 +93,11 @@ class EvalRequest:
     cache: bool = True
     generators: Any = None  # the generator registry, for checkpoints of generators other than the U-Net
     progress: Progress | None = None
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """``(min_size, max_size)`` images are resized to: the given ones, else the detector's."""
+        return self.detector.sizes(self.min_size, self.max_size)
 
     @property
     def bf16(self) -> bool:
@@ -171,8 +177,8 @@ def _cache_key(req: EvalRequest) -> str:
         "sha256": req.detector.sha256,
         "dataset": req.data.fingerprint,
         "split": req.data.split,
-        "min": req.min_size,
-        "max": req.max_size,
+        "min": req.sizes[0],
+        "max": req.sizes[1],
         "amp": req.bf16,
         "channels_last": req.channels_last,
     }
@@ -183,12 +189,11 @@ def run_detections(
     req: EvalRequest, generators: list[torch.nn.Module | None], dist_info: DistInfo
 ) -> list[list[dict[str, Any]]]:
     """Detections of every setting (``None`` = clean) from one data pass, gathered from all ranks."""
-    ds = GroupedDetectionDataset(req.data, EvalTransform(req.min_size, req.max_size))
+    ds = GroupedDetectionDataset(req.data, EvalTransform(*req.sizes))
     batches = eval_batches(
         req.data.records,
         req.batch_size,
-        req.min_size,
-        req.max_size,
+        *req.sizes,
         rank=dist_info.rank,
         world_size=dist_info.world_size,
     )
@@ -238,9 +243,10 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
 
 
 def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """Infer and score: the metrics JSON and each setting's detections (``({}, {})`` on ranks
-    other than 0). The steps: :func:`check_groups`, :func:`infer`, :func:`score` (with its
-    paired bootstrap), :func:`report`."""
+    """Infer and score: the metrics JSON and each setting's detections under the dataset's own
+    image ids (``image_ids`` in the JSON says which; ``({}, {})`` on ranks other than 0). The
+    steps: :func:`check_groups`, :func:`infer`, :func:`score` (with its paired bootstrap),
+    :func:`report`."""
     dist_info = init_from_env(req.device.type)
     started = time.perf_counter()
     ref, group_images = check_groups(req)
@@ -267,7 +273,7 @@ def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str
         **timing,
         "total": round(time.perf_counter() - started, 3),
     }
-    return result, inferred.settings
+    return result, {name: to_dataset_ids(dets, req.data) for name, dets in inferred.settings.items()}
 
 
 def check_groups(req: EvalRequest) -> tuple[tuple[str, str] | None, dict[str, list[Any]]]:
@@ -366,10 +372,11 @@ def report(
             "skipped_corrupt": len(data.skipped_corrupt),
             "skipped_invalid": data.skipped,
         },
+        "image_ids": image_id_record(data),
         "eval": {
             "batch_size": req.batch_size,
-            "min_size": req.min_size,
-            "max_size": req.max_size,
+            "min_size": req.sizes[0],
+            "max_size": req.sizes[1],
             "batching": "shape-bucketed (no padding)",
             "detections_per_image": req.detector.num_queries,
             "baseline_cached": inferred.baseline_cached,

@@ -43,8 +43,8 @@ class HeadroomRequest:
     steps: int = 10
     step_size: float = 0.005
     batch_size: int = DEFAULTS.batch_size
-    min_size: int = 128
-    max_size: int = 213
+    min_size: int | None = None  # None: the detector's (FrozenDetector.input_size)
+    max_size: int | None = None
     bootstrap: int = DEFAULTS.bootstrap
     seed: int = DEFAULTS.seed
     confidence: float = DEFAULTS.confidence
@@ -87,8 +87,9 @@ def oracle_delta(
 @torch.no_grad()
 def clean_and_oracle_detections(req: HeadroomRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """COCO records of every image, clean and under its oracle perturbation (one data pass)."""
-    ds = GroupedDetectionDataset(req.data, EvalTransform(req.min_size, req.max_size))
-    loader = make_eval_loader(ds, eval_batches(req.data.records, req.batch_size, req.min_size, req.max_size))
+    input_size = req.detector.sizes(req.min_size, req.max_size)
+    ds = GroupedDetectionDataset(req.data, EvalTransform(*input_size))
+    loader = make_eval_loader(ds, eval_batches(req.data.records, req.batch_size, *input_size))
     clean: list[dict[str, Any]] = []
     oracle: list[dict[str, Any]] = []
     for batch in loader:
@@ -131,6 +132,7 @@ def probe_headroom(req: HeadroomRequest) -> dict[str, Any]:
         "split_by": data.split_by,
         "oracle": {"epsilon": req.epsilon, "steps": req.steps, "step_size": req.step_size},
         "detector": {"name": req.detector.name, "sha256": req.detector.sha256},
+        "input_size": dict(zip(("min_size", "max_size"), req.detector.sizes(req.min_size, req.max_size), strict=True)),
         "dataset": {"root": str(data.root), "fingerprint": data.fingerprint},
         "groups": {g: {"images": len(ids)} for g, ids in group_images.items()},
         "metrics": {"baseline": base, "oracle": lifted},

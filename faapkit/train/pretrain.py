@@ -255,7 +255,7 @@ def pretrain(
     model.eval()
     from faapkit.detr.frozen import FrozenDetector
 
-    frozen = FrozenDetector(parts, name=spec.name)
+    frozen = FrozenDetector(parts, name=spec.name, input_size=(spec.min_size, spec.max_size))
     baseline = evaluate_detector(frozen, root, "test", device=dev, min_size=preset.min_size, max_size=preset.max_size)
     save_checkpoint(out, _weights_file(model, preset, preset_name))
     report = {
