@@ -44,7 +44,7 @@ BIASES: dict[str, dict[str, dict[str, float]]] = {
     "v2": {"contrast": {"male": 1.0, "female": 0.20}, "opacity": {"male": 0.9, "female": 0.5}},
     "v3": {"contrast": {"male": 1.0, "female": 0.20}, "opacity": {"male": 0.9, "female": 0.5}},
 }
-DEFAULT_BIAS = "v1"
+DEFAULT_BIAS = "v3"
 CATEGORY = {"id": 1, "name": "person", "supercategory": "person"}
 
 
