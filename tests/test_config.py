@@ -33,7 +33,9 @@ def test_shape_buckets_follow_the_detector_unless_set(registries):
     reg = registries
     assert reg.detectors.get("detr-synth-tiny-v2").trained_unpadded
     assert not reg.detectors.get("detr-synth-tiny").trained_unpadded
-    assert not resolve_config(reg, version="level-up").data.shape_buckets
+    assert reg.detectors.get("detr-synth-tiny-v3").trained_unpadded
+    assert resolve_config(reg, version="level-up").data.shape_buckets  # the default detector: unpadded
+    assert not resolve_config(reg, version="level-up", overrides=["detector.name=detr-synth-tiny"]).data.shape_buckets
     v2 = ["detector.name=detr-synth-tiny-v2"]
     assert resolve_config(reg, version="level-up", overrides=v2).data.shape_buckets
     assert not resolve_config(reg, version="level-up", overrides=[*v2, "data.shape_buckets=false"]).data.shape_buckets

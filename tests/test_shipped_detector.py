@@ -12,11 +12,14 @@ from faapkit.train.pretrain import evaluate_detector
 REPORT = Path(faapkit.__file__).parent / "weights" / "detr-synth-tiny.json"
 
 
-def test_reproduces_reported_baseline(tiny_detector, synth_root):
+def test_reproduces_reported_baseline(tiny_detector):
+    """``detr-synth-tiny``, the first default, on its benchmark (v1)."""
+    from faapkit.data.synth import embedded_dataset
+
     report = json.loads(REPORT.read_text())
     assert tiny_detector.sha256 == report["sha256"]
     result = evaluate_detector(
-        tiny_detector, synth_root, "test", device=torch.device("cpu"), min_size=128, max_size=213
+        tiny_detector, embedded_dataset(0, "v1"), "test", device=torch.device("cpu"), min_size=128, max_size=213
     )
     for group, metrics in report["baseline_cpu"]["test"].items():
         for key in ("AP", "AP50", "AR"):

@@ -486,7 +486,9 @@ def _run_detector(
     """The registered detector and weights to evaluate with: the options, else the run's (an
     empty stored checkpoint means the shipped weights), else the shipped tiny DETR."""
     stored = run_config.get("detector", {})
-    name = detector or stored.get("name", "detr-synth-tiny")  # a config stored without one: the default of then
+    from faapkit.config import DEFAULT_DETECTOR
+
+    name = detector or stored.get("name", DEFAULT_DETECTOR)  # no run (a loose checkpoint): today's default
     # absolute: the metrics JSON must name the same file wherever it is read from (a run's is stored so)
     ckpt = detector_checkpoint.absolute() if detector_checkpoint else None
     ckpt = ckpt or (Path(stored["checkpoint"]) if stored.get("checkpoint") else None)

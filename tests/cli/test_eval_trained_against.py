@@ -15,7 +15,7 @@ def test_a_run_whose_detector_file_was_replaced_is_refused(tmp_path, capsys):
     pretraining written over it) used to evaluate the run against the new weights, exit 0."""
     weights = tmp_path / "mine.pth"
     shutil.copyfile(packaged_path("faapkit:weights/detr-synth-tiny.pth"), weights)
-    run = one_step_4th_run(tmp_path, f"detector.checkpoint='{weights}'")
+    run = one_step_4th_run(tmp_path, f"detector.checkpoint='{weights}'", "detector.name=detr-synth-tiny")
     shutil.copyfile(packaged_path("faapkit:weights/detr-synth-tiny-v2.pth"), weights)
     code, _, err = faap_in_process(capsys, "eval", str(run), "--quiet")
     one_error(
@@ -53,7 +53,7 @@ def test_a_run_on_an_embedded_benchmark_is_evaluated_on_that_benchmark(tmp_path,
     _run_data({}, None, None, None, None)  # no run: the default
     v2 = Registries.from_plugin_manager(make_plugin_manager()).detectors.get("detr-synth-tiny-v2")
     _run_data({}, None, None, None, None, (v2, None))  # no run, the v2 detector: its benchmark
-    assert asked == [(0, "v2"), (0, "v1"), (0, "v1"), (0, "v2")]
+    assert asked == [(0, "v2"), (0, "v3"), (0, "v3"), (0, "v2")]
     own = {"data": {"root": str(tmp_path / "x")}}
     _, root = _run_data(own, None, None, None, str(tmp_path / "synth-v2-seed0" / "coco"))
     assert root == tmp_path / "x" and len(asked) == 4, "a run's own data.root wins"
@@ -64,6 +64,6 @@ def test_a_relative_detector_checkpoint_is_recorded_absolute(tmp_path, monkeypat
     from faapkit.cli.evaluate import _run_detector
 
     monkeypatch.chdir(tmp_path)
-    assert _run_detector({}, None, Path("w.pth")) == ("detr-synth-tiny", tmp_path / "w.pth")
+    assert _run_detector({}, None, Path("w.pth")) == ("detr-synth-tiny-v3", tmp_path / "w.pth")
     stored = {"detector": {"name": "detr-synth-tiny-v2", "checkpoint": "/runs/d.pth"}}
     assert _run_detector(stored, None, None) == ("detr-synth-tiny-v2", Path("/runs/d.pth"))

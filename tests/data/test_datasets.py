@@ -62,7 +62,7 @@ def test_v1_bias_renders_the_earlier_benchmark_and_v2_is_weaker():
         return hashlib.sha256(b"".join(images)).hexdigest()[:16]
 
     assert digest("v1") == V1_BYTES
-    assert digest() == V1_BYTES, "v1 is the default"
+    assert digest() == digest("v3") == digest("v2") != V1_BYTES, "v3, the default, draws v2's figures"
     assert digest("v2") != V1_BYTES
     v1, v2 = BIASES["v1"], BIASES["v2"]
     assert v2["contrast"]["male"] == v1["contrast"]["male"] and v2["opacity"]["male"] == v1["opacity"]["male"]
@@ -75,7 +75,7 @@ def test_another_bias_into_a_written_benchmark_is_refused(tmp_path):
     root = write_synthetic(tmp_path / "s", replace(SMALL, bias="v2"))
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["bias"] == "v2" and manifest["contrast"]["female"] == 0.2
-    with pytest.raises(DataError, match="bias v2; seed 3, bias v1 needs another folder"):
+    with pytest.raises(DataError, match="bias v2; seed 3, bias v3 needs another folder"):
         write_synthetic(root, SMALL)
     code, _, err = run_cli("data", "synth", str(root), "--seed", "3")
     assert code != 0 and err.count("error:") == 1 and "bias v2" in err
@@ -86,11 +86,12 @@ def test_another_bias_into_a_written_benchmark_is_refused(tmp_path):
 def test_a_manifest_from_before_bias_names_reads_as_v1(tmp_path):
     from dataclasses import replace
 
-    root = write_synthetic(tmp_path / "s", SMALL)
+    v1 = replace(SMALL, bias="v1")
+    root = write_synthetic(tmp_path / "s", v1)
     manifest = json.loads((root / "manifest.json").read_text())
-    del manifest["bias"]  # as faapkit wrote it until 2026-12-01: contrast and opacity only
+    del manifest["bias"]  # as the first release wrote it: contrast and opacity only
     (root / "manifest.json").write_text(json.dumps(manifest))
-    assert write_synthetic(root, SMALL) == root
+    assert write_synthetic(root, v1) == root
     with pytest.raises(DataError, match="bias v1"):
         write_synthetic(root, replace(SMALL, bias="v2"))
 
