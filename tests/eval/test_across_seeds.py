@@ -104,6 +104,6 @@ def test_evaluations_at_two_epsilons_with_equal_numbers_are_two_rows():
     assert len(kept) == 1 and notes  # a copy is still one row
     from faapkit.cli.compare_output import tsv
 
-    assert "epsilon" not in tsv([{"run": "r", "epsilon": 0.05}], False)
+    assert "epsilon" not in tsv([{"run": "r", "epsilon": 0.05}, {"run": "r", "setting": "train only"}], False)
     table = tsv([{"run": "r", "epsilon": 0.05}, {"run": "r", "epsilon": 0.1}], False).splitlines()
     assert "epsilon" in table[0].split("\t") and "0.1000" in table[2]
