@@ -146,7 +146,7 @@ def read_loose(path: Path) -> list[RunRecord] | None:
     return [record]
 
 
-NOT_METRICS = frozenset({"config.json", "dataset_layout.json", "run.json", "selection.json"})
+NOT_METRICS = frozenset({"config.json", "dataset_layout.json", "run.json", "selection.json", "seeds.json"})
 
 
 def discover(paths: list[Path], pm: Any) -> tuple[list[RunRecord], list[str]]:
@@ -293,8 +293,10 @@ def _copy_order(r: RunRecord) -> tuple[bool, str]:
 
 
 def _content_key(r: RunRecord) -> str:
-    """What makes two records one evaluation: the same split, epoch, IoU thresholds and numbers."""
-    fields = [getattr(r, k) for k in ("split", "epoch", "iou_thresholds", "perturbed", "baseline", "bootstrap")]
+    """What makes two records one evaluation: the same split, epoch, IoU thresholds, epsilon and
+    groups, and numbers (a larger epsilon the generator never reaches gives the same numbers)."""
+    keys = ("split", "epoch", "iou_thresholds", "epsilon", "split_by", "reference")
+    fields = [getattr(r, k) for k in (*keys, "perturbed", "baseline", "bootstrap")]
     return json.dumps(fields, sort_keys=True, default=str)
 
 
@@ -327,6 +329,8 @@ def summarize(record: RunRecord) -> dict[str, Any]:
     if record.config_key:
         row["config_key"] = record.config_key
         row["run_path"] = record.run_path
+        # what the gap was measured between: seeds evaluated on other groups are not one configuration
+        row["gap_groups"] = [record.split_by, ref.get("disadvantaged"), ref.get("advantaged")]
     if record.iou_thresholds:
         row["iou_thresholds"] = record.iou_thresholds
     if record.also_at:

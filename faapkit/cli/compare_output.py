@@ -100,6 +100,8 @@ def columns(rows: list[dict[str, Any]]) -> list[Col]:
         Col("version", "version", _value("version"), 6),
         Col("epoch", "epoch", _value("epoch")),
         Col("split", "split", _value("split")),
+        # one run evaluated at two epsilons is two rows that only this column tells apart
+        *([Col("epsilon", "eps", _value("epsilon"))] if len(_evaluated_epsilons(rows)) > 1 else []),
         Col("setting", "setting", lambda r: str(r.get("setting")), 2),
         *[Col(f"AP_{g}", f"AP {g}", _value(f"AP_{g}"), 1) for g in groups],
         *[Col(f"AR_{g}", f"AR {g}", _value(f"AR_{g}"), 4) for g in groups],
@@ -113,6 +115,11 @@ def columns(rows: list[dict[str, Any]]) -> list[Col]:
         Col(names["AP_share_ci"], f"share {level}CI", lambda r: fmt_ci(r.get("AP_share_ci")), 5),
         Col("AR_gap", "AR gap", _value("AR_gap", True), 3),
     ]
+
+
+def _evaluated_epsilons(rows: list[dict[str, Any]]) -> set[Any]:
+    """The epsilons the rows' perturbed evaluations applied (a training-log row's is its schedule's)."""
+    return {r["epsilon"] for r in rows if r.get("setting") != "train only" and r.get("epsilon") is not None}
 
 
 def _share(r: dict[str, Any]) -> str:

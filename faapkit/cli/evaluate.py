@@ -34,7 +34,6 @@ def resolve_target(target: Path | None, epoch: int | None) -> Target:
     """A run folder gives ``checkpoints/best.pt`` if there is one (chosen on val), else the
     checkpoint with the highest stored global_step (never the newest file: a copy resets file
     times); ``--epoch N`` gives ``epoch_N``. A checkpoint path is used as given."""
-    from faapkit.artifacts.checkpoint import latest_checkpoint
     from faapkit.artifacts.rundir import RunDir
 
     if target is None:
@@ -52,20 +51,7 @@ def resolve_target(target: Path | None, epoch: int | None) -> Target:
             if not path.is_file():
                 raise FaapError(f"{target} has no checkpoint of epoch {epoch} (no {path.name})")
             return Target(path, target, config, f"--epoch {epoch}", root)
-        best = run.checkpoints / "best.pt"
-        selection = run.read_selection() or {}
-        if best.is_file():
-            return Target(best, target, config, f"best.pt (chosen on {selection.get('split', 'val')})", root)
-        last = latest_checkpoint(run.checkpoint_files())
-        if last is None:
-            raise FaapError(f"{target} has no checkpoint yet (the run stopped before its first one)")
-        if selection:
-            warn(
-                f"{target}: no validated epoch met the selection rule ({selection.get('description', '')}); "
-                f"evaluating the highest step, {last.name}, which the rule did not choose"
-            )
-            return Target(last, target, config, "highest global_step (no epoch met the val rule)", root)
-        return Target(last, target, config, "highest global_step", root)
+        return _unchosen_target(run, target, config, root)
     if epoch is not None:
         raise ConfigError("--epoch chooses within a run folder; it cannot be combined with a checkpoint path")
     run = RunDir(target.parent.parent)
@@ -73,6 +59,33 @@ def resolve_target(target: Path | None, epoch: int | None) -> Target:
         config, root = _recorded(run)
         return Target(target, run.path, config, "given", root)
     return Target(target, None, {}, "given")
+
+
+def _unchosen_target(run: Any, target: Path, config: dict[str, Any], root: str | None) -> Target:
+    """A run folder without ``--epoch``: ``best.pt``, else its highest step (warned when the
+    selection chose another or none)."""
+    from faapkit.artifacts.checkpoint import latest_checkpoint
+
+    best = run.checkpoints / "best.pt"
+    selection = run.read_selection() or {}
+    if best.is_file():
+        return Target(best, target, config, f"best.pt (chosen on {selection.get('split', 'val')})", root)
+    last = latest_checkpoint(run.checkpoint_files())
+    if last is None:
+        raise FaapError(f"{target} has no checkpoint yet (the run stopped before its first one)")
+    if selection.get("epoch") is not None:
+        warn(
+            f"{target}: its selection chose epoch {selection['epoch']} but best.pt is missing; "
+            f"evaluating the highest step, {last.name}, which may not be the chosen checkpoint"
+        )
+        return Target(last, target, config, "highest global_step (best.pt missing)", root)
+    if selection:
+        warn(
+            f"{target}: no validated epoch met the selection rule ({selection.get('description', '')}); "
+            f"evaluating the highest step, {last.name}, which the rule did not choose"
+        )
+        return Target(last, target, config, "highest global_step (no epoch met the val rule)", root)
+    return Target(last, target, config, "highest global_step", root)
 
 
 def _recorded(run: Any) -> tuple[dict[str, Any], str | None]:
@@ -277,7 +290,13 @@ def _evaluate_seeds(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> N
     rows, results = [], {}
     for seed, run in runs:
         info(f"seed {seed}: faap eval {run}")
-        result = _evaluate(reg, replace(o, target=run, json_=False, quiet=True), layers, show=False)
+        try:
+            result = _evaluate(reg, replace(o, target=run, json_=False, quiet=True), layers, show=False)
+        except ResultTaken as exc:  # its hint names --out, which a seed set refuses
+            raise FaapError(
+                f"seed {seed}: {exc.path} already holds an evaluation of the same checkpoint and settings; "
+                f"pass --force to replace every seed's, or compare them as they are with faap compare {o.target}"
+            ) from None
         if result is None:
             return  # non-zero ranks
         results[str(seed)] = result
@@ -519,10 +538,18 @@ def _refuse_taken(paths: list[Path]) -> None:
     """Results are never replaced without ``--force``: refuse before any inference."""
     taken = [p for p in paths if p.exists()]
     if taken:
-        raise FaapError(
-            f"{taken[0]} already holds an evaluation of the same checkpoint and settings; "
+        raise ResultTaken(taken[0])
+
+
+class ResultTaken(FaapError):
+    """An evaluation would replace ``path`` without ``--force``."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"{path} already holds an evaluation of the same checkpoint and settings; "
             "pass --force to replace it or --out to write elsewhere"
         )
+        self.path = path
 
 
 def _request(

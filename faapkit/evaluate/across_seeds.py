@@ -88,16 +88,20 @@ def _closes_significantly(row: Mapping[str, Any]) -> bool:
 
 def seed_groups(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> list[dict[str, Any]]:
     """``faap compare``'s rows of runs that differ only in ``train.seed`` (same ``config_key``,
-    split, dataset, IoU thresholds and checkpoint choice), one aggregate per configuration with at
-    least two seeds: medians, ranges and across-seed CIs of the change, the share closed and the
-    advantaged group's change, and how many seeds close the gap significantly."""
+    split, dataset, epsilon, groups compared, IoU thresholds and checkpoint choice), one aggregate
+    per configuration with at least two seeds: medians, ranges and across-seed CIs of the change,
+    the share closed and the advantaged group's change, and how many seeds close the gap
+    significantly."""
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for r in rows:
         if r.get("config_key") is None or r.get("seed") is None or r.get("setting") != "perturbed":
             continue
         chosen = r.get("selected_epoch") is not None and r.get("epoch") == r.get("selected_epoch")
         which = "chosen on val" if chosen or r.get("selected_on") == "val" else f"epoch {r.get('epoch')}"
-        key = (r["config_key"], r.get("split"), r.get("dataset"), str(r.get("iou_thresholds")), which)
+        # the evaluation too: the epsilon applied and the groups compared (``faap eval --epsilon``,
+        # ``--split-by``, ``--disadvantaged``) make another configuration, never another seed
+        evaluated = (r.get("epsilon"), str(r.get("gap_groups")), str(r.get("iou_thresholds")))
+        key = (r["config_key"], r.get("split"), r.get("dataset"), evaluated, which)
         groups.setdefault(key, []).append(r)
     out = []
     for (_, split, dataset, _, which), members in groups.items():

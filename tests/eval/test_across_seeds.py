@@ -76,3 +76,34 @@ def test_compare_groups_runs_that_differ_only_in_seed():
     assert agg["seeds"] == [0, 1, 2] and agg["checkpoint"] == "chosen on val"
     assert agg["change"]["median"] == -0.03 and agg["significant_closing"] == 2
     assert agg["share_closed"]["median"] == pytest.approx(0.2)
+
+
+def test_seeds_evaluated_at_another_epsilon_or_on_other_groups_are_not_one_configuration():
+    """``faap eval seed-0 --epsilon 0.1`` beside seed-1's default evaluation was aggregated as if the
+    two were seeds of one configuration; so were evaluations on other groups."""
+    base = {"epsilon": 0.05, "gap_groups": ["gender", "female", "male"]}
+    rows = [{**_row("seed-0", 0, -0.06), **base, "epsilon": 0.1}, {**_row("seed-1", 1, -0.03), **base}]
+    assert seed_groups(rows) == []
+    rows = [{**_row("seed-0", 0, -0.06), **base, "gap_groups": ["age", "old", "young"]}]
+    assert seed_groups([*rows, {**_row("seed-1", 1, -0.03), **base}]) == []
+    (agg,) = seed_groups([{**_row("seed-0", 0, -0.06), **base}, {**_row("seed-1", 1, -0.03), **base}])
+    assert agg["seeds"] == [0, 1]
+
+
+def test_evaluations_at_two_epsilons_with_equal_numbers_are_two_rows():
+    """A larger --epsilon the generator never reaches gives the same numbers; it was merged away
+    as 'the same evaluation' of the other epsilon."""
+    from faapkit.run_records import RunRecord
+    from faapkit.runs import merge_copies
+
+    m = {"female": {"AP": 0.5}, "male": {"AP": 0.8}}
+    a = RunRecord(run="r", path="a.json", split="test", epoch=0, epsilon=0.05, perturbed=m, baseline=m)
+    kept, notes = merge_copies([a, a.model_copy(update={"path": "b.json", "epsilon": 0.1})])
+    assert len(kept) == 2 and not notes
+    kept, notes = merge_copies([a, a.model_copy(update={"path": "c.json"})])
+    assert len(kept) == 1 and notes  # a copy is still one row
+    from faapkit.cli.compare_output import tsv
+
+    assert "epsilon" not in tsv([{"run": "r", "epsilon": 0.05}, {"run": "r", "setting": "train only"}], False)
+    table = tsv([{"run": "r", "epsilon": 0.05}, {"run": "r", "epsilon": 0.1}], False).splitlines()
+    assert "epsilon" in table[0].split("\t") and "0.1000" in table[2]

@@ -105,3 +105,35 @@ def test_eval_of_a_set_with_an_unfinished_seed_is_refused(tmp_path):
     seedset.prepare(parent, seedset.SeedSet("4th", (0, 1)), resume=False)
     code, _, err = run_cli("eval", str(parent))
     assert code != 0 and "seed 0 (new), seed 1 (new) not trained to the end" in err
+
+
+def test_eval_of_a_set_again_names_force_not_the_out_it_refuses(tmp_path, capsys, monkeypatch):
+    """A seed's metrics already there: the refusal said '--out to write elsewhere', which a seed set refuses."""
+    from faapkit.cli import evaluate
+    from tests.conftest import faap_in_process, one_error
+
+    parent = tmp_path / "set"
+    seedset.prepare(parent, seedset.SeedSet("4th", (0, 1)), resume=False)
+    taken = parent / "seed-0" / "eval" / "test_gender_best.json"
+
+    def refuse(*args, **kwargs):
+        raise evaluate.ResultTaken(taken)
+
+    monkeypatch.setattr(seedset, "seed_state", lambda run: "done")
+    monkeypatch.setattr(evaluate, "_evaluate", refuse)
+    code, _, err = faap_in_process(capsys, "eval", str(parent))
+    error = err[err.index("error: ") :]  # after the 'seed 0: faap eval ...' progress line
+    one_error(error, 1, code, f"seed 0: {taken} already holds an evaluation")
+    assert "--force" in error and "--out" not in error
+
+
+def test_compare_reads_a_seed_set_without_calling_its_manifest_unreadable(tmp_path):
+    import shutil
+
+    from tests.conftest import compare_json, fixture_path
+
+    shutil.copytree(fixture_path("native_runs", "level-up-tiny"), tmp_path / "set" / "seed-0")
+    seedset.prepare(tmp_path / "set2", seedset.SeedSet("level-up", (0,)), resume=False)
+    shutil.move(tmp_path / "set2" / "seeds.json", tmp_path / "set" / "seeds.json")
+    got, err = compare_json(str(tmp_path / "set"))
+    assert got["rows"] and "seeds.json" not in err
