@@ -131,7 +131,12 @@ def _train_seeds(
         )
     held = seedset.prepare(parent, wanted, resume=resume is not None)
     info(f"seed set {parent}: version {held.version}, seeds {', '.join(map(str, held.seeds))}, {jobs} at a time")
-    outcome = seedset.run_seeds(parent, held, jobs=jobs, extra=extra, log=info)
+    try:
+        outcome = seedset.run_seeds(parent, held, jobs=jobs, extra=extra, log=info)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: each seed stopped keeps its last checkpoint; continue with faap train --resume {parent}"
+        ) from None
     if json_:
         print_json({"seed_set": str(parent), "version": held.version, "seeds": {str(k): v for k, v in outcome.items()}})
     else:

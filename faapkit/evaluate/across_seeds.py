@@ -105,42 +105,45 @@ def seed_groups(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> 
         groups.setdefault(key, []).append(r)
     out = []
     for (_, split, dataset, _, which), members in groups.items():
-        by_seed = {m["seed"]: m for m in sorted(members, key=lambda m: str(m.get("run")))}
-        if len(by_seed) < 2:
+        # every run counts, two runs of one seed included (the same command twice is two samples
+        # of the processor's float trajectory, never one silently dropped)
+        runs = sorted(members, key=lambda m: (m["seed"], str(m.get("run"))))
+        if len({m["seed"] for m in runs}) < 2:
             continue
-        seeds = sorted(by_seed)
-        per_seed = [
-            {
-                "seed": s,
-                "change": by_seed[s].get("AP_gap_change"),
-                "change_ci": by_seed[s].get("AP_change_ci"),
-                "significant": by_seed[s].get("AP_significant"),
-                "gap_before": by_seed[s].get("AP_gap_baseline"),
-                "share_closed": by_seed[s].get("AP_share_closed"),
-                "overshoot": by_seed[s].get("AP_overshoot"),
-                "advantaged_change": by_seed[s].get("AP_advantaged_change"),
-            }
-            for s in seeds
-        ]
+        per_seed = [_seed_values(m) for m in runs]
         summary = aggregate(per_seed, confidence)
-        first = by_seed[seeds[0]]
+        first = runs[0]
         out.append(
             {
-                "run": _set_label([str(by_seed[s].get("run_path") or by_seed[s].get("run")) for s in seeds]),
+                "run": _set_label([str(m.get("run_path") or m.get("run")) for m in runs]),
                 "version": first.get("version"),
                 "split": split,
                 "dataset": dataset,
                 "checkpoint": which,
-                "seeds": seeds,
+                "seeds": [m["seed"] for m in runs],
                 "AP_gap_baseline": spread([p["gap_before"] for p in per_seed if p["gap_before"] is not None])["median"],
                 **{k: summary[k] for k in ("change", "share_closed", "advantaged_change")},
                 "significant_closing": summary["significant_closing"],
                 "overshoot": summary["overshoot"],
                 "confidence": confidence,
-                "runs": [str(by_seed[s].get("run")) for s in seeds],
+                "runs": [str(m.get("run")) for m in runs],
             }
         )
     return out
+
+
+def _seed_values(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What one run's compare row contributes to :func:`aggregate`."""
+    return {
+        "seed": row["seed"],
+        "change": row.get("AP_gap_change"),
+        "change_ci": row.get("AP_change_ci"),
+        "significant": row.get("AP_significant"),
+        "gap_before": row.get("AP_gap_baseline"),
+        "share_closed": row.get("AP_share_closed"),
+        "overshoot": row.get("AP_overshoot"),
+        "advantaged_change": row.get("AP_advantaged_change"),
+    }
 
 
 def _set_label(paths: Sequence[str]) -> str:

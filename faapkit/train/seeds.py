@@ -14,13 +14,16 @@ A result stated from one seed is a sample; ``faap eval PARENT`` evaluates every 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,24 +222,56 @@ def run_seeds(
                 failed.append(f"seed {seed} ({why or f'exit {code}'}; log {logfile})")
                 log(f"seed {seed}: failed with exit {code}: {why or 'see ' + str(logfile)}")
 
-    for seed, run, state in todo:
-        while len(running) >= max(1, jobs):
+    with _children_stop_with_us(running, log):
+        for seed, run, state in todo:
+            while len(running) >= max(1, jobs):
+                reap()
+                if len(running) >= max(1, jobs):
+                    time.sleep(0.5)
+            logfile = parent / f"seed-{seed}.log"
+            cmd = train_command(s, seed, run, state, extra)
+            log(f"seed {seed}: {'resuming' if state == 'partial' else 'training'} into {run}")
+            with logfile.open("ab") as fh:
+                proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+            running.append((seed, proc, logfile, time.perf_counter()))
+        while running:
             reap()
-            if len(running) >= max(1, jobs):
+            if running:
                 time.sleep(0.5)
-        logfile = parent / f"seed-{seed}.log"
-        cmd = train_command(s, seed, run, state, extra)
-        log(f"seed {seed}: {'resuming' if state == 'partial' else 'training'} into {run}")
-        with logfile.open("ab") as fh:
-            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
-        running.append((seed, proc, logfile, time.perf_counter()))
-    while running:
-        reap()
-        if running:
-            time.sleep(0.5)
     if failed:
         raise FaapError(f"{len(failed)} of {len(s.seeds)} seeds failed: {'; '.join(failed)}")
     return outcome
+
+
+@contextlib.contextmanager
+def _children_stop_with_us(running: list[Any], log: Callable[[str], None]) -> Iterator[None]:
+    """Ctrl-C or SIGTERM of the parent stops the seeds it started (each as on its own Ctrl-C: it
+    keeps its last checkpoint), instead of leaving them training as orphans; ``--resume`` then
+    continues the set."""
+    previous = signal.getsignal(signal.SIGTERM)
+    in_main = threading.current_thread() is threading.main_thread()
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if in_main:
+        signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    except BaseException:
+        for seed, proc, logfile, _ in running:
+            if proc.poll() is None:
+                log(f"seed {seed}: stopping (its log: {logfile})")
+                proc.send_signal(signal.SIGINT)
+        for _, proc, _, _ in running:
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        raise
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _last_error(logfile: Path) -> str | None:

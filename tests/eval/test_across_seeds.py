@@ -107,3 +107,10 @@ def test_evaluations_at_two_epsilons_with_equal_numbers_are_two_rows():
     assert "epsilon" not in tsv([{"run": "r", "epsilon": 0.05}, {"run": "r", "setting": "train only"}], False)
     table = tsv([{"run": "r", "epsilon": 0.05}, {"run": "r", "epsilon": 0.1}], False).splitlines()
     assert "epsilon" in table[0].split("\t") and "0.1000" in table[2]
+
+
+def test_two_runs_of_one_seed_both_count():
+    """The same command run twice is two samples (CPU float trajectories differ), never one dropped."""
+    rows = [_row("a/seed-0", 0, -0.06), _row("b/seed-0", 0, -0.02), _row("a/seed-1", 1, -0.04)]
+    (agg,) = seed_groups(rows)
+    assert agg["seeds"] == [0, 0, 1] and agg["change"]["n"] == 3 and agg["change"]["median"] == -0.04
