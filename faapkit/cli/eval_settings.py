@@ -81,40 +81,48 @@ def resolve_sizes(
     stored ``[data]`` (a run evaluates at what it trained with) and the command's ``layers``; each
     layer is validated as it is added. ``source`` names the layer that set them (each key's,
     when they differ)."""
-    from pydantic import ValidationError
 
-    from faapkit.config import DataConfig, format_validation_error
+    from faapkit.config import DataConfig
 
     values: dict[str, Any] = {"min_size": detector.min_size, "max_size": detector.max_size}
     sources = dict.fromkeys(SIZE_KEYS, f"detector '{detector.name}'")
     stored = {k: run_data[k] for k in SIZE_KEYS if k in run_data}
-    for origin, layer in [("the run's config", stored), *layers]:
-        values.update(layer)
-        try:
-            DataConfig.model_validate(values)
-        except ValidationError as exc:
-            raise ConfigError(f"{format_validation_error(exc, DataConfig, 'data')} ({origin})") from None
-        sources.update(dict.fromkeys(layer, origin))
+    _apply_layers(DataConfig, "data", [("the run's config", stored), *layers], values, sources)
     same = sources["min_size"] == sources["max_size"]
     source = sources["min_size"] if same else "; ".join(f"{k}: {sources[k]}" for k in SIZE_KEYS)
     return {**values, "source": source}
 
 
-def resolve(layers: list[tuple[str, Mapping[str, Any]]]) -> tuple[Any, dict[str, str]]:
-    """The validated :class:`EvalConfig` and, per key, the layer that set it ("default" if none)."""
+def _apply_layers(
+    model: Any,
+    section: str,
+    layers: list[tuple[str, Mapping[str, Any]]],
+    values: dict[str, Any],
+    sources: dict[str, str],
+) -> None:
+    """Merge ``layers`` into ``values`` in order, each checked by ``model`` as it lands (an invalid
+    value is refused naming the layer that gave it), and note each key's source."""
     from pydantic import ValidationError
 
-    from faapkit.config import EvalConfig, format_validation_error
+    from faapkit.config import format_validation_error
+
+    for origin, layer in layers:
+        values.update(layer)
+        try:
+            model.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(f"{format_validation_error(exc, model, section)} ({origin})") from None
+        sources.update(dict.fromkeys(layer, origin))
+
+
+def resolve(layers: list[tuple[str, Mapping[str, Any]]]) -> tuple[Any, dict[str, str]]:
+    """The validated :class:`EvalConfig` and, per key, the layer that set it ("default" if none)."""
+
+    from faapkit.config import EvalConfig
 
     merged: dict[str, Any] = {}
     sources = dict.fromkeys(EvalConfig.model_fields, "default")
-    for origin, layer in layers:
-        merged.update(layer)
-        try:
-            EvalConfig.model_validate(merged)
-        except ValidationError as exc:
-            raise ConfigError(f"{format_validation_error(exc, EvalConfig, 'eval')} ({origin})") from None
-        sources.update(dict.fromkeys(layer, origin))
+    _apply_layers(EvalConfig, "eval", layers, merged, sources)
     cfg = EvalConfig.model_validate(merged)
     if cfg.bootstrap != 0 and cfg.bootstrap < MIN_RESAMPLES:
         raise ConfigError(
