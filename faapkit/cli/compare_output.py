@@ -101,7 +101,7 @@ def columns(rows: list[dict[str, Any]]) -> list[Col]:
         Col("epoch", "epoch", _value("epoch")),
         Col("split", "split", _value("split")),
         # one run evaluated at two epsilons is two rows that only this column tells apart
-        *([Col("epsilon", "eps", _value("epsilon"))] if len(_evaluated_epsilons(rows)) > 1 else []),
+        *([Col("epsilon", "eps", _value("epsilon"), 2)] if len(_evaluated_epsilons(rows)) > 1 else []),
         Col("setting", "setting", lambda r: str(r.get("setting")), 2),
         *[Col(f"AP_{g}", f"AP {g}", _value(f"AP_{g}"), 1) for g in groups],
         *[Col(f"AR_{g}", f"AR {g}", _value(f"AR_{g}"), 4) for g in groups],
