@@ -282,7 +282,8 @@ def _evaluate_seeds(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> N
     if o.out is not None:
         raise ConfigError(f"{o.target} is a seed set: each seed's metrics go to its own run folder; drop --out")
     runs = seed_runs(o.target)
-    missing = [f"seed {s} ({seed_state(r)})" for s, r in runs if seed_state(r) != "done"]
+    states = {s: seed_state(r) for s, r in runs}  # each run's manifest and log read once
+    missing = [f"seed {s} ({state})" for s, state in states.items() if state != "done"]
     if missing:
         raise FaapError(
             f"{o.target}: {', '.join(missing)} not trained to the end; continue with faap train --resume {o.target}"
