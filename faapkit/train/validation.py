@@ -1,24 +1,39 @@
 """Validation during training: per-group AP on the val split, for checkpoint selection only.
 
-Cheap settings: no bootstrap, shape-bucketed batches, fp32. The unperturbed baseline is scored
-once, on first use; every validated epoch scores the generator in eval mode and returns
-``{"AP": {group: ap}, "AR": {...}, "gap_AP": adv - dis, "advantaged", "disadvantaged"}``.
+Cheap settings: no bootstrap, shape-bucketed batches, fp32, only the two groups' COCOeval. The
+unperturbed baseline is scored once, on first use; every validated epoch scores the generator in
+eval mode and returns ``{"AP": {group: ap}, "AR": {...}, "gap_AP": adv - dis, "advantaged",
+"disadvantaged"}``.
+
+The same images are scored at every validation, so the collated batches and, for a generator
+with a ``clean_context`` (the detector-aware one: the frozen detector's features of the clean
+image), that context are kept in memory after the first pass, up to ``cache_bytes``; batches
+past the budget are loaded and computed again each time. Kept or recomputed, the numbers are
+the same.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from faapkit.data.batching import eval_batches
+from faapkit.data.batching import Batch, eval_batches
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, require_groups
 from faapkit.data.transforms import EvalTransform
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.evaluate.cocoeval import evaluate_groups, make_coco
-from faapkit.evaluate.inference import detect_settings, make_eval_loader
+from faapkit.evaluate.inference import coco_records, make_eval_loader
 from faapkit.fairness import gap
+from faapkit.generators.perturb import apply_perturbation
+
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
+def _nbytes(*tensors: Tensor | None) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
 class Validator:
@@ -33,6 +48,7 @@ class Validator:
         min_size: int,
         max_size: int,
         batch_size: int = 8,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         require_groups(data, [disadvantaged, advantaged])
         self.data = data
@@ -43,6 +59,10 @@ class Validator:
         self.batches = eval_batches(data.records, batch_size, min_size, max_size)
         self.group_images = {g: [r.image_id for r in data.records if r.group == g] for g in (disadvantaged, advantaged)}
         self.coco_gt = make_coco(data.coco_gt)
+        self.cache_bytes = cache_bytes
+        self._kept: list[tuple[Batch, Tensor | None]] = []
+        self._kept_bytes = 0
+        self._context_owner: type | None = None
         self._baseline: dict[str, Any] | None = None
 
     @property
@@ -55,10 +75,13 @@ class Validator:
     def score(self, generator: nn.Module | None) -> dict[str, Any]:
         """Per-group AP/AR of the val split, clean (``None``) or perturbed by ``generator``."""
         was_training = generator.training if generator is not None else False
-        loader = make_eval_loader(self.dataset, self.batches)
-        dets = detect_settings(self.detector, loader, [generator], device=self.device)[0]
         if generator is not None:
-            generator.train(was_training)
+            generator.eval()
+        try:
+            dets = self._detect(generator)
+        finally:
+            if generator is not None:
+                generator.train(was_training)
         metrics = evaluate_groups(self.coco_gt, dets, self.group_images)
         ap = {g: m["AP"] for g, m in metrics.items()}
         return {
@@ -70,3 +93,50 @@ class Validator:
             "disadvantaged": self.disadvantaged,
             "images": len(self.data.records),
         }
+
+    @torch.no_grad()
+    def _detect(self, generator: nn.Module | None) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for batch, context in self._batches(generator):
+            images = batch.images
+            if generator is not None:
+                images = apply_perturbation(generator, images, batch.mask, context)[0]
+            outputs = self.detector(images, batch.mask)
+            sizes = torch.stack([t["orig_size"] for t in batch.targets])
+            image_ids = [int(t["image_id"]) for t in batch.targets]
+            records.extend(coco_records(self.detector.postprocess(outputs, sizes), image_ids))
+        return records
+
+    def _batches(self, generator: nn.Module | None) -> Iterator[tuple[Batch, Tensor | None]]:
+        """Every val batch on the device with the generator's clean context (None when scoring
+        clean or when the generator has none): the kept prefix first, then the rest, loaded now
+        and kept while the budget allows."""
+        context_of = getattr(generator, "clean_context", None) if generator is not None else None
+        if context_of is not None and self._context_owner not in (None, type(generator)):
+            self._kept = [(batch, None) for batch, _ in self._kept]  # another generator's context
+            self._kept_bytes = sum(_nbytes(b.images, b.mask) for b, _ in self._kept)
+        if context_of is not None:
+            self._context_owner = type(generator)
+        for i, (batch, context) in enumerate(self._kept):
+            if context_of is None:
+                yield batch, None
+                continue
+            if context is None:
+                context = context_of(batch.images)
+                if context is not None and self._kept_bytes + _nbytes(context) <= self.cache_bytes:
+                    self._kept[i] = (batch, context)
+                    self._kept_bytes += _nbytes(context)
+            yield batch, context
+        rest = self.batches[len(self._kept) :]
+        if not rest:
+            return
+        keeping = True
+        for batch in make_eval_loader(self.dataset, rest):
+            batch = batch.to(self.device)
+            context = context_of(batch.images) if context_of is not None else None
+            size = _nbytes(batch.images, batch.mask, context)
+            keeping = keeping and self._kept_bytes + size <= self.cache_bytes
+            if keeping:
+                self._kept.append((batch, context))
+                self._kept_bytes += size
+            yield batch, context

@@ -1,0 +1,71 @@
+"""The validator keeps val batches and the generator's clean context without changing a number."""
+
+from __future__ import annotations
+
+import torch
+
+from faapkit.config import resolve_config
+from faapkit.evaluate.cocoeval import evaluate_groups
+from faapkit.evaluate.inference import detect_settings, make_eval_loader
+from faapkit.train.trainer import Trainer
+from faapkit.train.validation import Validator
+
+FAST = ["train.batch_size=4", "data.limit_images=24", "train.epochs=1", "train.steps_per_epoch=1", "train.val_every=1"]
+
+
+def _trainer(registries, tmp_path):
+    trainer = Trainer(resolve_config(registries, version="level-up", overrides=FAST), registries, tmp_path / "r")
+    trainer.setup()
+    with torch.no_grad():  # a generator whose context path matters (it starts at zero)
+        torch.manual_seed(0)
+        for param in trainer.generator.parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    return trainer
+
+
+def _streamed_ap(validator: Validator, generator) -> dict[str, float]:
+    loader = make_eval_loader(validator.dataset, validator.batches)
+    dets = detect_settings(validator.detector, loader, [generator], device=validator.device)[0]
+    return {g: m["AP"] for g, m in evaluate_groups(validator.coco_gt, dets, validator.group_images).items()}
+
+
+def test_kept_batches_and_context_give_the_streamed_scores(registries, tmp_path, synth_root):
+    trainer = _trainer(registries, tmp_path)
+    validator = trainer.validator
+    clean = validator.baseline  # first pass: batches kept without a context
+    assert len(validator._kept) == len(validator.batches)
+    assert all(context is None for _, context in validator._kept)
+    first = validator.score(trainer.generator)  # contexts computed and kept
+    assert all(context is not None for _, context in validator._kept)
+    second = validator.score(trainer.generator)  # everything from memory
+    streamed = _streamed_ap(validator, trainer.generator)
+    assert first["AP"] == second["AP"]
+    for group, ap in streamed.items():
+        assert abs(second["AP"][group] - ap) < 1e-9
+    assert clean["AP"] != second["AP"]
+
+
+def test_a_small_budget_keeps_a_prefix_and_scores_the_same(registries, tmp_path, synth_root):
+    trainer = _trainer(registries, tmp_path)
+    full = trainer.validator
+    reference = full.score(trainer.generator)
+    two = sum(
+        b.images.numel() * 4 + b.mask.numel() + (c.numel() * 4 if c is not None else 0) for b, c in full._kept[:2]
+    )
+    for budget, kept in ((1, 0), (two, 2)):
+        small = Validator(
+            full.data,
+            full.detector,
+            full.device,
+            disadvantaged=full.disadvantaged,
+            advantaged=full.advantaged,
+            min_size=trainer.config.data.min_size,
+            max_size=trainer.config.data.max_size,
+            cache_bytes=budget,
+        )
+        assert small.score(trainer.generator)["AP"] == reference["AP"]
+        assert len(small._kept) == kept
+        assert small.score(trainer.generator)["AP"] == reference["AP"]
+    trainer.generator.train()
+    full.score(trainer.generator)
+    assert trainer.generator.training  # the generator's mode is restored
