@@ -238,6 +238,7 @@ SEED_SET_COLUMNS = (
     ("change", "change median [range]"),
     ("change_ci", "change mean CI"),
     ("share_closed", "share closed median [range]"),
+    ("share_predict", "next run PI"),
     ("significant_closing", "sig. seeds"),
     ("advantaged_change", "adv. change median"),
 )
@@ -260,6 +261,7 @@ def _seed_cells(s: dict[str, Any]) -> dict[str, str]:
         "change": med_range(s["change"]),
         "change_ci": fmt_ci(s["change"]["ci"]),
         "share_closed": med_range(s["share_closed"]) + (f" ({s['overshoot']} overshoot)" if s.get("overshoot") else ""),
+        "share_predict": fmt_ci(s["share_closed"].get("predict")),
         "significant_closing": f"{s['significant_closing']}/{n}",
         "advantaged_change": fmt(s["advantaged_change"]["median"], True),
     }

@@ -5,7 +5,9 @@ A single run is a sample of its seed (and, on CPU, of the processor and thread c
 the spread over seeds. For a per-seed value (the change of AP gap, the share of the gap closed) this
 gives its median and range, and the mean with a Student-t CI across seeds (the seeds are the
 units resampled, not the images: each seed's own image-bootstrap CI says how sure that one run is,
-and ``significant`` counts the seeds whose own CI of the change excludes 0).
+and ``significant`` counts the seeds whose own CI of the change excludes 0). The prediction
+interval says where one more run (another seed, another machine) is expected to fall: the
+number a stranger's single quick-start run is checked against.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from typing import Any
 
 
 def spread(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
-    """``{n, median, min, max, mean, ci}`` of per-seed ``values``; ``ci`` is the Student-t interval
-    of the mean at ``confidence`` (``None`` for fewer than 2 values)."""
+    """``{n, median, min, max, mean, ci, predict}`` of per-seed ``values``; ``ci`` is the Student-t
+    interval of the mean at ``confidence``, ``predict`` the Student-t prediction interval of one
+    more value, ``mean +- t * sd * sqrt(1 + 1/n)`` (both ``None`` for fewer than 2 values)."""
     xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not xs:
-        return {"n": 0, "median": None, "min": None, "max": None, "mean": None, "ci": None}
+        return {"n": 0, "median": None, "min": None, "max": None, "mean": None, "ci": None, "predict": None}
     out: dict[str, Any] = {
         "n": len(xs),
         "median": statistics.median(xs),
@@ -29,12 +32,16 @@ def spread(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
         "max": max(xs),
         "mean": statistics.fmean(xs),
         "ci": None,
+        "predict": None,
     }
     if len(xs) >= 2:
         from scipy.stats import t
 
-        half = float(t.ppf((1 + confidence) / 2, len(xs) - 1)) * statistics.stdev(xs) / math.sqrt(len(xs))
+        quantile, sd, n = float(t.ppf((1 + confidence) / 2, len(xs) - 1)), statistics.stdev(xs), len(xs)
+        half = quantile * sd / math.sqrt(n)
         out["ci"] = [out["mean"] - half, out["mean"] + half]
+        half = quantile * sd * math.sqrt(1 + 1 / n)
+        out["predict"] = [out["mean"] - half, out["mean"] + half]
     return out
 
 

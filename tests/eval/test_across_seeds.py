@@ -18,6 +18,24 @@ def test_spread_gives_median_range_and_the_t_interval_of_the_mean():
     assert spread([0.1, float("nan"), 0.3])["n"] == 2  # a non-finite value is no seed's result
 
 
+def test_the_prediction_interval_covers_one_more_run_and_is_wider_than_the_ci():
+    values = [0.2, 0.5, 0.3, 0.4, 0.6]
+    s = spread(values)
+    sd = stats.tstd(values)
+    lo, hi = stats.t.interval(0.95, 4, loc=0.4, scale=sd * (1 + 1 / 5) ** 0.5)
+    assert s["predict"] == pytest.approx([lo, hi])
+    assert s["predict"][0] < s["ci"][0] and s["predict"][1] > s["ci"][1]
+    assert spread([0.3])["predict"] is None
+    # coverage: of many new draws from the seeds' distribution, about 95% land inside
+    rng = __import__("random").Random(0)
+    inside = 0
+    for _ in range(2000):
+        xs = [rng.gauss(0.1, 0.03) for _ in range(6)]
+        p = spread(xs[:5])["predict"]
+        inside += p[0] <= xs[5] <= p[1]
+    assert 0.93 <= inside / 2000 <= 0.97
+
+
 def _seed(seed, change, ci, before=0.15, adv=0.001):
     after = before + change
     return {
