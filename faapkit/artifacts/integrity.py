@@ -54,13 +54,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _leaves(value: Any, where: str) -> Iterator[tuple[str, Any]]:
+def _leaves(value: Any, where: str, lists: bool) -> Iterator[tuple[str, Any]]:
+    """Every value under ``value`` with its dotted key; a list is walked into only where lists
+    belong (``lists``: the bootstrap's CIs), elsewhere it is a value (and no number)."""
     if isinstance(value, Mapping):
         for key, inner in value.items():
-            yield from _leaves(inner, f"{where}.{key}")
-    elif isinstance(value, list):
+            yield from _leaves(inner, f"{where}.{key}", lists)
+    elif isinstance(value, list) and lists:
         for i, inner in enumerate(value):
-            yield from _leaves(inner, f"{where}[{i}]")
+            yield from _leaves(inner, f"{where}[{i}]", lists)
     else:
         yield where, value
 
@@ -77,14 +79,14 @@ def bad_number(metrics: Mapping[str, Any]) -> str | None:
     for key in NUMBER_KEYS:
         if key not in metrics:
             continue
-        for where, value in _leaves(metrics[key], key):
+        for where, value in _leaves(metrics[key], key, lists=key == "bootstrap"):
             if value is None or _is_number(value):
                 continue
             if isinstance(value, str) and where.startswith(TEXT_LEAVES):
                 continue
             if isinstance(value, bool) and where.endswith(FLAG_LEAVES):
                 continue
-            return f"{where} is {json.dumps(value, allow_nan=True)}, not a finite number"
+            return f"{where} is {json.dumps(value, allow_nan=True, default=str)[:40]}, not a finite number"
     return None
 
 
