@@ -159,3 +159,14 @@ def test_a_folder_that_takes_no_lock_is_one_line(tmp_path):
 def test_the_lock_is_torch_free():
     code = "import sys, faapkit.artifacts.output_lock, faapkit.artifacts.integrity; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+
+
+def test_probe_headroom_into_a_report_being_written_is_refused_before_any_work(tmp_path, capsys):
+    from tests.conftest import faap_in_process, one_error
+
+    out = tmp_path / "headroom.json"
+    lock_path(out).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    # a --data that is not there would be said later: the lock is taken before any data is read
+    code, _, err = faap_in_process(capsys, "probe", "headroom", "--out", str(out), "--data", str(tmp_path / "none"))
+    one_error(err, 1, code, f"{out} is being written by another faap process (pid {os.getpid()}")
+    assert not out.exists()
