@@ -6,9 +6,9 @@ pass the "not there yet" check, both would infer, and the second rename would si
 the first result while both reported success. The lock is a file created with
 ``O_CREAT | O_EXCL`` (atomic, also on network file systems) holding the writer's pid and host. A
 lock whose pid is no longer alive on this host is stale (a process killed with ``-9``) and is
-taken over, with a note; a lock of another host is never guessed about. The check and the
-takeover of a stale lock happen under a short ``flock`` of the folder, so two processes that find
-one stale lock cannot both take it over.
+taken over, with a note; a lock of another host is never guessed about. A takeover happens under
+a short ``flock`` of the stale lock file itself (never of the folder, which ``faap train`` may
+hold for hours), so two processes that find one stale lock cannot both take it over.
 
 :class:`OutputLock` also remembers what the output was when the lock was taken, so that the
 final write can refuse to replace a result someone wrote meanwhile (a process that ignores the
@@ -60,23 +60,19 @@ def _identity(output: Path) -> tuple[int, int, int, int] | None:
 
 
 @contextlib.contextmanager
-def _folder_mutex(folder: Path) -> Iterator[None]:
-    """A short exclusive ``flock`` of ``folder`` (none where flock is missing: Windows)."""
+def _flocked(fd: int) -> Iterator[None]:
+    """An exclusive ``flock`` of the open file ``fd`` while inside (none where flock is missing:
+    Windows, where O_EXCL alone guards)."""
     try:
         import fcntl
-    except ImportError:  # pragma: no cover - Windows: O_EXCL alone
+    except ImportError:  # pragma: no cover - Windows
         yield
         return
+    fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        yield  # the create below says why the folder cannot be used
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)  # releases the flock
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class OutputLock:
@@ -94,22 +90,47 @@ class OutputLock:
     def acquire(self) -> OutputLock:
         host, pid = socket.gethostname(), os.getpid()
         record = json.dumps({"pid": pid, "host": host, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n"
-        with _folder_mutex(self.path.parent):
-            if not self._create(record):
-                holder = self._read_holder()
-                if not self._stale(holder, host):
-                    raise FaapError(self._busy(holder))
-                self.path.unlink(missing_ok=True)
-                if not self._create(record):  # pragma: no cover - only without flock
-                    raise FaapError(self._busy(self._read_holder()))
+        for _ in range(3):  # a lock that changes under us (taken over by another) is looked at again
+            if self._create(record):
+                break
+            holder = self._read_holder()
+            if not self._stale(holder, host):
+                raise FaapError(self._busy(holder))
+            if self._take_over(record, host):
                 if self.note is not None:
                     self.note(
                         f"took over the stale lock {self.path} of pid {holder.get('pid')} "
                         f"(no such process on {host}: killed while writing?)"
                     )
+                break
+        else:
+            raise FaapError(self._busy(self._read_holder()))
         self.held = True
         self._seen = _identity(self.output)
         return self
+
+    def _take_over(self, record: str, host: str) -> bool:
+        """Replace a stale lock by ours. Under an exclusive ``flock`` of the stale file itself, and
+        only while the path still names that very file and it is still stale, so two processes
+        that found one stale lock cannot both take it over (the second finds the first's)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return self._create(record)
+        except OSError:
+            return False
+        try:
+            with _flocked(fd):
+                try:
+                    same = os.fstat(fd).st_ino == self.path.stat().st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same or not self._stale(self._read_holder(), host):
+                    return False
+                self.path.unlink()
+                return self._create(record)
+        finally:
+            os.close(fd)
 
     def _create(self, record: str) -> bool:
         try:

@@ -170,3 +170,48 @@ def test_probe_headroom_into_a_report_being_written_is_refused_before_any_work(t
     code, _, err = faap_in_process(capsys, "probe", "headroom", "--out", str(out), "--data", str(tmp_path / "none"))
     one_error(err, 1, code, f"{out} is being written by another faap process (pid {os.getpid()}")
     assert not out.exists()
+
+
+STALE_RACE = """
+import sys
+from faapkit.artifacts.output_lock import OutputLock
+from faapkit.errors import FaapError
+try:
+    lock = OutputLock(sys.argv[1]).acquire()
+except FaapError as exc:
+    print("error: " + str(exc))
+    sys.exit(1)
+print("ok")
+sys.stdout.flush()
+sys.stdin.read()  # held until the test closes stdin
+lock.release()
+"""
+
+
+@pytest.mark.parametrize("writers", [2, 3])
+def test_processes_finding_one_stale_lock_never_both_take_it_over(tmp_path, writers):
+    out = tmp_path / "m.json"
+    lock_path(out).write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
+    cmd = [sys.executable, "-c", STALE_RACE, str(out)]
+    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(writers)]
+    lines = [p.stdout.readline().strip() for p in procs if p.stdout]
+    for p in procs:
+        p.communicate("", timeout=60)
+    assert lines.count("ok") == 1, lines
+    assert all("is being written by another faap process" in line for line in lines if line != "ok"), lines
+
+
+def test_a_folder_held_by_faap_train_does_not_block_the_lock(tmp_path):
+    """``faap train`` holds a flock on its run folder for hours: a lock in that folder (a stale
+    one too) never waits for it."""
+    import fcntl
+
+    fd = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        out = tmp_path / "m.json"
+        lock_path(out).write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
+        with OutputLock(out):
+            pass
+    finally:
+        os.close(fd)
