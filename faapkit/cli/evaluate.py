@@ -132,10 +132,8 @@ def check_best(run: Any, best: Path, accept_changed: bool) -> BestCheck:
     if selection and selection.get("epoch") is None:
         problem = f"{best} is there though {run.selection_path} chose no epoch"
     elif not isinstance(recorded, str) or not recorded:
-        where = (
-            f"{run.selection_path} records no checkpoint_sha256" if selection else f"{run.selection_path} is missing"
-        )
-        info(f"note: {where} (written before faapkit recorded it): {best} is evaluated unverified")
+        why = "records no checkpoint_sha256 (written before faapkit recorded it)" if selection else "is missing"
+        info(f"note: {run.selection_path} {why}: {best} is evaluated unverified")
         return BestCheck(chosen.chosen_by, split, "unverified (selection.json records no sha256)")
     else:
         actual = file_sha256(best)
