@@ -48,13 +48,18 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
-    """Atomically save a dict of tensors / plain Python values (loadable with weights_only=True)."""
+def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> str:
+    """Atomically save a dict of tensors / plain Python values (loadable with weights_only=True);
+    returns the sha256 of the bytes written (hashed from memory: no second read of the file)."""
+    import hashlib
+
     import torch
 
     buffer = io.BytesIO()
     torch.save(dict(payload), buffer)
-    atomic_write_bytes(path, buffer.getvalue())  # a failed write is one line naming the file
+    data = buffer.getvalue()
+    atomic_write_bytes(path, data)  # a failed write is one line naming the file
+    return hashlib.sha256(data).hexdigest()
 
 
 def load_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:

@@ -53,6 +53,9 @@ class RunRecord(BaseModel):
     also_at: list[str] | None = None  # other files holding this same evaluation (copies)
     seed: int | None = None  # the run's train.seed
     config_key: str | None = None  # its config without train.seed: runs that differ only in seed share it
+    # what faap compare's checks of a faapkit metrics file found (None: not a metrics file it checks)
+    flags: list[str] | None = None  # short names: edited, gap, outside-ci, parent-gone, unverified
+    flag_note: str | None = None  # each flag with why (the stderr line)
     # research eval files
     eval_batch_size: int | None = None
     baseline_from: str | None = None

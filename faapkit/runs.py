@@ -22,6 +22,53 @@ from faapkit.run_records import RunRecord, as_record, train_only_records
 from faapkit.train.selection import DEFAULT_RULE, SelectRule
 
 
+class LeftOut(str):
+    """A metrics file ``faap compare`` read and refused (its numbers are not numbers, or it is
+    another run's): the line said on stderr, never a row."""
+
+
+def check_metrics(f: Path, m: dict[str, Any], run_id: str | None) -> tuple[str | None, list[tuple[str, str]]]:
+    """Why the metrics file ``f`` (JSON ``m``) of the run with ``run_id`` (``None``: a loose file,
+    checked against the run folder it records, if that is still there) is refused, else ``None``;
+    and its flags (:func:`faapkit.artifacts.integrity.consistency_flags`, and ``parent-gone`` for
+    a rescore whose metrics or detections are gone)."""
+    from faapkit.artifacts.integrity import bad_number, consistency_flags
+
+    bad = bad_number(m)
+    if bad:
+        return f"{bad}: left out", []
+    recorded = m.get("run_id")
+    if run_id is None and isinstance(m.get("run"), str) and (Path(m["run"]) / "run.json").is_file():
+        try:
+            run_id = json.loads((Path(m["run"]) / "run.json").read_text()).get("run_id")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            run_id = None
+    if isinstance(recorded, str) and isinstance(run_id, str) and recorded != run_id:
+        return (
+            f"it evaluated run {recorded}, not this folder's run {run_id} (copied from another run?): left out",
+            [],
+        )
+    flags = consistency_flags(m)
+    gone = _parent_gone(f, m)
+    return None, flags + ([("parent-gone", gone)] if gone else [])
+
+
+def _parent_gone(f: Path, m: dict[str, Any]) -> str | None:
+    """For a rescore: what it was scored from that is gone (its metrics file, found where it
+    was or beside it, or a detections file it references)."""
+    source = (m.get("rescored_from") or {}).get("metrics") if isinstance(m.get("rescored_from"), dict) else None
+    if not isinstance(source, str):
+        return None
+    if not Path(source).is_file() and not (f.parent / Path(source).name).is_file():
+        return f"the metrics it was rescored from ({source}) are gone: its numbers can no longer be checked"
+    refs = m.get("detections")
+    for setting, ref in sorted(refs.items()) if isinstance(refs, dict) else []:
+        name = ref.get("file") if isinstance(ref, dict) else None
+        if isinstance(name, str) and not (f.parent / name).is_file():
+            return f"the {setting} detections it scored ({f.parent / name}) are gone: it can no longer be checked"
+    return None
+
+
 def read_metrics_file(f: Path) -> tuple[dict[str, Any] | None, str | None]:
     """A faapkit metrics file's JSON, or ``None`` and why it is not one faapkit reads."""
     try:
@@ -101,13 +148,17 @@ def read_native(path: Path, unreadable: list[str] | None = None) -> list[RunReco
     selection = run.read_selection() or {}
     records: list[RunRecord] = []
     seen = set()
+    run_id = manifest.get("run_id") if isinstance(manifest.get("run_id"), str) else None
     for f in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
         m, why = read_metrics_file(f)
-        if m is None:
-            (unreadable if unreadable is not None else []).append(f"{f} ({why})")
+        refused, flags = check_metrics(f, m, run_id) if m is not None else (None, [])
+        if m is None or refused:
+            (unreadable if unreadable is not None else []).append(
+                LeftOut(f"{f}: {refused}") if refused else f"{f} ({why})"
+            )
             continue
         seen.add(m.get("epoch"))
-        records.append(metrics_record(f, m, label, manifest, log, selection.get("epoch")))
+        records.append(_flagged(metrics_record(f, m, label, manifest, log, selection.get("epoch")), flags))
     trained = train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
     for rec in trained:
         rec.dataset_fingerprint, rec.dataset_split, rec.dataset_root = dataset, data.get("split"), data.get("root")
@@ -130,7 +181,7 @@ def seed_and_config_key(config: Any) -> tuple[int | None, str | None]:
     return (seed if isinstance(seed, int) and not isinstance(seed, bool) else None), key
 
 
-def read_loose(path: Path) -> list[RunRecord] | None:
+def read_loose(path: Path, unreadable: list[str] | None = None) -> list[RunRecord] | None:
     """A faapkit metrics file outside a run's ``eval/`` (``faap eval --out FILE``, a loose
     checkpoint's ``<ckpt>.eval/``) as one record; ``None`` if it is not one. It belongs to the run
     it records, else to its checkpoint, so that a checkpoint's val and test evaluations are one
@@ -138,12 +189,23 @@ def read_loose(path: Path) -> list[RunRecord] | None:
     m, _ = read_metrics_file(path)
     if m is None:
         return None
+    refused, flags = check_metrics(path, m, None)
+    if refused:  # said in ``unreadable``, never a row
+        (unreadable if unreadable is not None else []).append(LeftOut(f"{path}: {refused}"))
+        return []
     owner = m.get("run") or m.get("checkpoint") or str(path)
     owner = str(owner) if isinstance(owner, str) else str(path)
     selected = (m.get("selection") or {}).get("epoch") if isinstance(m.get("selection"), dict) else None
     record = metrics_record(path, m, Path(owner).name, {}, {}, selected)
     record.run_path = owner
-    return [record]
+    return [_flagged(record, flags)]
+
+
+def _flagged(record: RunRecord, flags: list[tuple[str, str]]) -> RunRecord:
+    """``record`` with its metrics file's flags (an empty list: checked, nothing to say)."""
+    record.flags = [flag for flag, _ in flags]
+    record.flag_note = "; ".join(f"{flag}: {why}" for flag, why in flags) or None
+    return record
 
 
 NOT_METRICS = frozenset({"config.json", "dataset_layout.json", "run.json", "selection.json", "seeds.json"})
@@ -164,7 +226,11 @@ def discover(paths: list[Path], pm: Any) -> tuple[list[RunRecord], list[str]]:
         return [as_record(item, p) for item in pm.hook.faap_read_run(path=p) or []]
 
     def offer(p: Path) -> None:
-        found = (read_loose(p) if p.suffix == ".json" else None) or ask(p)
+        loose = read_loose(p, unreadable) if p.suffix == ".json" else None
+        if loose is not None:  # a faapkit metrics file (a refused one is noted in unreadable)
+            records.extend(loose)
+            return
+        found = ask(p)
         if found:
             records.extend(found)
         elif p.suffix == ".json" and p.name not in NOT_METRICS:
@@ -335,6 +401,8 @@ def summarize(record: RunRecord) -> dict[str, Any]:
         row["iou_thresholds"] = record.iou_thresholds
     if record.also_at:
         row["also_at"] = record.also_at
+    if record.flags is not None:  # a faapkit metrics file, checked (an empty list: nothing found)
+        row["flags"] = record.flags
     row["setting"] = "perturbed" if record.perturbed else ("baseline" if record.baseline else "train only")
     if setting:
         groups = list(setting)

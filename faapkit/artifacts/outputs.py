@@ -124,3 +124,24 @@ def check_writable_folder(path: Path, option: str) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise FaapError(f"{option} {path}: cannot write in {parent}: {exc.strerror or exc}") from None
+
+
+def ensure_folder(path: Path, option: str, *, create: bool = True) -> None:
+    """The folder of a default output path (``RUN/eval``), made if missing (``create``; else the
+    nearest existing folder above it is tried), and able to take a new file: a folder that is a
+    file, a parent that is a file, or a read-only folder is one line naming ``path``, said before
+    any work (:func:`check_writable_folder`)."""
+    parent = path.absolute().parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FaapError(f"{option} {path}: {existing} is a file, not a folder")
+    if not create:
+        check_writable_folder(existing / path.name, option)
+        return
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FaapError(f"{option} {path}: cannot create folder {parent}: {exc.strerror or exc}") from None
+    check_writable_folder(path, option)

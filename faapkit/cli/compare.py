@@ -173,11 +173,14 @@ def _records(paths: list[Path], pm: Any, outputs: dict[str, Path | None]) -> lis
     left out; copies merged), each assigned its dataset and baseline; what is unreadable or left
     out is said on stderr. ``outputs`` (``--csv``/``--plot``) may not name a file being read."""
     from faapkit.run_datasets import assign_datasets
-    from faapkit.runs import discover, drop_rescores, fill_baselines, merge_copies
+    from faapkit.runs import LeftOut, discover, drop_rescores, fill_baselines, merge_copies
 
     records, unreadable = discover(paths, pm)
     for u in unreadable:
-        warn(f"not a run or metrics file any plugin reads: {u}")
+        warn(u if isinstance(u, LeftOut) else f"not a run or metrics file any plugin reads: {u}")
+    for r in records:
+        if r.flag_note:  # one line per flagged file; the row's flags column names the flags
+            warn(f"{r.path}: flagged {r.flag_note}")
     if not records:
         raise FaapError("no runs found under " + ", ".join(str(p) for p in paths))
     read = {Path(str(r.path)).absolute() for r in records if r.path}

@@ -114,7 +114,15 @@ def columns(rows: list[dict[str, Any]]) -> list[Col]:
         Col("AP_share_closed", "share closed", _share, 1),
         Col(names["AP_share_ci"], f"share {level}CI", lambda r: fmt_ci(r.get("AP_share_ci")), 5),
         Col("AR_gap", "AR gap", _value("AR_gap", True), 3),
+        # what faap compare's checks found in a row's metrics file (each file's is also one line
+        # on stderr, so a narrow terminal may leave the column out with the settings)
+        *([Col("flags", "flags", _flags, 2)] if any(r.get("flags") for r in rows) else []),
     ]
+
+
+def _flags(r: dict[str, Any]) -> str:
+    flags = r.get("flags")
+    return ",".join(map(str, flags)) if isinstance(flags, list) and flags else "-"
 
 
 def _evaluated_epsilons(rows: list[dict[str, Any]]) -> set[Any]:

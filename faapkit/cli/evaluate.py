@@ -28,12 +28,19 @@ class Target:
     config: dict[str, Any] = field(default_factory=dict)
     chosen_by: str = "none"
     trained_on: str | None = None  # the dataset root the run recorded (its embedded benchmark's cache folder)
+    run_id: str | None = None  # the run's id (run.json), recorded in the metrics
+    chosen_on: str | None = None  # the split the run chose this checkpoint on (a verified best.pt)
+    check: str | None = None  # how best.pt was checked against selection.json (recorded in the metrics)
 
 
-def resolve_target(target: Path | None, epoch: int | None) -> Target:
-    """A run folder gives ``checkpoints/best.pt`` if there is one (chosen on val), else the
-    checkpoint with the highest stored global_step (never the newest file: a copy resets file
-    times); ``--epoch N`` gives ``epoch_N``. A checkpoint path is used as given."""
+CHANGED_BEST = "--accept-changed-best"
+
+
+def resolve_target(target: Path | None, epoch: int | None, accept_changed_best: bool = False) -> Target:
+    """A run folder gives ``checkpoints/best.pt`` if there is one (chosen on val, checked against
+    the sha256 ``selection.json`` recorded), else the checkpoint with the highest stored
+    global_step (never the newest file: a copy resets file times); ``--epoch N`` gives
+    ``epoch_N``. A checkpoint path is used as given (a run's ``best.pt`` is checked alike)."""
     from faapkit.artifacts.rundir import RunDir
 
     if target is None:
@@ -45,62 +52,119 @@ def resolve_target(target: Path | None, epoch: int | None) -> Target:
     target = target.absolute()
     if target.is_dir():
         run = RunDir(target)
-        config, root = _recorded(run)
+        recorded = _recorded(run)
         if epoch is not None:
             path = run.epoch_checkpoint(epoch)
             if not path.is_file():
                 raise FaapError(f"{target} has no checkpoint of epoch {epoch} (no {path.name})")
-            return Target(path, target, config, f"--epoch {epoch}", root)
-        return _unchosen_target(run, target, config, root)
+            return Target(path, target, *recorded[:1], f"--epoch {epoch}", *recorded[1:])
+        return _unchosen_target(run, target, recorded, accept_changed_best)
     if epoch is not None:
         raise ConfigError("--epoch chooses within a run folder; it cannot be combined with a checkpoint path")
     run = RunDir(target.parent.parent)
     if target.parent.name == "checkpoints" and run.exists():
-        config, root = _recorded(run)
-        return Target(target, run.path, config, "given", root)
+        config, root, run_id = _recorded(run)
+        if target.name != "best.pt":
+            return Target(target, run.path, config, "given", root, run_id)
+        check = check_best(run, target, accept_changed_best)
+        return Target(target, run.path, config, "given", root, run_id, check.chosen_on, check.note)
     return Target(target, None, {}, "given")
 
 
-def _unchosen_target(run: Any, target: Path, config: dict[str, Any], root: str | None) -> Target:
-    """A run folder without ``--epoch``: ``best.pt``, else its highest step (warned when the
-    selection chose another or none)."""
+def _unchosen_target(run: Any, target: Path, recorded: tuple[Any, ...], accept_changed: bool) -> Target:
+    """A run folder without ``--epoch``: ``best.pt`` (checked against ``selection.json``), else
+    its highest step when the run chose none. A ``best.pt`` that is gone although the selection
+    chose an epoch is refused: the highest step is not what the run chose."""
     from faapkit.artifacts.checkpoint import latest_checkpoint
 
+    config, root, run_id = recorded
     best = run.checkpoints / "best.pt"
     selection = run.read_selection() or {}
     if best.is_file():
-        return Target(best, target, config, f"best.pt (chosen on {selection.get('split', 'val')})", root)
+        check = check_best(run, best, accept_changed)
+        return Target(best, target, config, check.chosen_by, root, run_id, check.chosen_on, check.note)
+    if selection.get("epoch") is not None:
+        raise FaapError(_missing_best(run, best, selection["epoch"]))
     last = latest_checkpoint(run.checkpoint_files())
     if last is None:
         raise FaapError(f"{target} has no checkpoint yet (the run stopped before its first one)")
-    if selection.get("epoch") is not None:
-        warn(
-            f"{target}: its selection chose epoch {selection['epoch']} but best.pt is missing; "
-            f"evaluating the highest step, {last.name}, which may not be the chosen checkpoint"
-        )
-        return Target(last, target, config, "highest global_step (best.pt missing)", root)
     if selection:
         warn(
             f"{target}: no validated epoch met the selection rule ({selection.get('description', '')}); "
             f"evaluating the highest step, {last.name}, which the rule did not choose"
         )
-        return Target(last, target, config, "highest global_step (no epoch met the val rule)", root)
-    return Target(last, target, config, "highest global_step", root)
+        return Target(last, target, config, "highest global_step (no epoch met the val rule)", root, run_id)
+    return Target(last, target, config, "highest global_step", root, run_id)
 
 
-def _recorded(run: Any) -> tuple[dict[str, Any], str | None]:
-    """A run folder's config and the dataset root it trained on, from its manifest."""
+def _missing_best(run: Any, best: Path, epoch: Any) -> str:
+    kept = isinstance(epoch, int) and run.epoch_checkpoint(epoch).is_file()
+    hint = (
+        f"evaluate that epoch's checkpoint with --epoch {epoch}"
+        if kept
+        else "its epoch checkpoint is not kept either; evaluate another checkpoint by path or --epoch, "
+        "knowing the run did not choose it"
+    )
+    return f"{best} is missing though {run.selection_path} chose epoch {epoch}; {hint}"
+
+
+@dataclass(frozen=True)
+class BestCheck:
+    """What :func:`check_best` found: the label of the checkpoint, the split it was chosen on
+    (``None`` when it is not the chosen one) and the check recorded in the metrics."""
+
+    chosen_by: str
+    chosen_on: str | None
+    note: str
+
+
+def check_best(run: Any, best: Path, accept_changed: bool) -> BestCheck:
+    """``best.pt`` against the ``checkpoint_sha256`` its run's ``selection.json`` recorded when
+    it wrote it (streamed once). A file that differs, or a ``best.pt`` although the selection chose
+    no epoch, is refused unless ``accept_changed`` (then labelled as not the chosen checkpoint).
+    A selection from before the hash was recorded passes, said in one note line."""
+    from faapkit.artifacts.integrity import file_sha256
+
+    selection = run.read_selection() or {}
+    split = str(selection.get("split", "val"))
+    chosen = BestCheck(f"best.pt (chosen on {split})", split, "sha256 matches selection.json")
+    recorded = selection.get("checkpoint_sha256")
+    if selection and selection.get("epoch") is None:
+        problem = f"{best} is there though {run.selection_path} chose no epoch"
+    elif not isinstance(recorded, str) or not recorded:
+        why = "records no checkpoint_sha256 (written before faapkit recorded it)" if selection else "is missing"
+        info(f"note: {run.selection_path} {why}: {best} is evaluated unverified")
+        return BestCheck(chosen.chosen_by, split, "unverified (selection.json records no sha256)")
+    else:
+        actual = file_sha256(best)
+        if actual == recorded:
+            return chosen
+        problem = (
+            f"{best} has sha256 {actual[:12]}, not the {recorded[:12]} that {run.selection_path} recorded "
+            f"for epoch {selection.get('epoch')} (replaced since the run chose it?)"
+        )
+    if not accept_changed:
+        raise FaapError(
+            f"{problem}; evaluate it anyway with {CHANGED_BEST} (labelled as not the chosen checkpoint), "
+            "or another checkpoint with --epoch"
+        )
+    warn(f"{problem}; evaluated as {CHANGED_BEST} asks, labelled as not the checkpoint chosen on {split}")
+    return BestCheck(
+        f"best.pt (not the checkpoint selection.json chose on {split}: {CHANGED_BEST})",
+        None,
+        "differs from selection.json",
+    )
+
+
+def _recorded(run: Any) -> tuple[dict[str, Any], str | None, str | None]:
+    """A run folder's config, the dataset root it trained on and its run id, from its manifest."""
     manifest = run.read_manifest()
-    return manifest.get("config", {}), (manifest.get("dataset") or {}).get("root")
-
-
-def selection_split(tgt: Target) -> str | None:
-    """The split a run chose ``tgt.checkpoint`` on, when it was chosen by the val rule."""
-    if tgt.run_dir is None or tgt.checkpoint is None or tgt.checkpoint.name != "best.pt":
-        return None
-    from faapkit.artifacts.rundir import RunDir
-
-    return (RunDir(tgt.run_dir).read_selection() or {}).get("split")
+    run_id = manifest.get("run_id")
+    return (
+        manifest.get("config", {}),
+        (manifest.get("dataset") or {}).get("root"),
+        run_id if isinstance(run_id, str) else None,
+    )
 
 
 def output_path(
@@ -190,6 +254,13 @@ def evaluate(
         typer.Option(help="metrics.json path (default: <run>/eval/<what was evaluated>.json, or next to a checkpoint)"),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="replace an existing metrics file")] = False,
+    accept_changed_best: Annotated[
+        bool,
+        typer.Option(
+            CHANGED_BEST,
+            help="evaluate a run's best.pt whose sha256 differs from selection.json's (labelled as not chosen on val)",
+        ),
+    ] = False,
     on_invalid: Annotated[
         str | None,
         typer.Option(help="fail | skip: images with invalid annotations, sizes or modes (default: the run's)"),
@@ -221,7 +292,7 @@ def evaluate(
         given = {
             "TARGET": target, "--epoch": epoch, "--epsilon": epsilon, "--split-by": split_by,
             "--detector": detector, "--detector-checkpoint": detector_checkpoint, "--limit-images": limit_images,
-            "--workers": workers,
+            "--workers": workers, CHANGED_BEST: accept_changed_best or None,
             "--on-invalid": on_invalid, "--no-cache": no_cache or None, "--nproc": nproc if nproc > 1 else None,
         }  # fmt: skip
         pair = (disadvantaged, advantaged)  # the gap's groups: a choice of scoring, not of inference
@@ -235,6 +306,7 @@ def evaluate(
     opts = _Inference(
         target, epoch, split_by, data, detector, detector_checkpoint, epsilon, disadvantaged, advantaged,
         device, limit_images, no_cache, workers, out, force, on_invalid, quiet, json_, tuple(sizes),
+        accept_changed_best,
     )  # fmt: skip
     _evaluate_target(state(ctx).registries, opts, layers)
 
@@ -336,6 +408,7 @@ class _Inference:
     quiet: bool
     json_: bool
     sizes: tuple[tuple[str, dict[str, Any]], ...] = ()  # the input size's layers (data.min_size, max_size)
+    accept_changed_best: bool = False  # evaluate a best.pt that differs from selection.json's, labelled so
 
 
 def _rescore(
@@ -363,13 +436,15 @@ def _rescore(
 
 
 def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]], show: bool = True) -> dict[str, Any] | None:
-    """Resolve the target, settings, data and detector; refuse a taken output; infer, score, write
-    (and print, unless not ``show``). The result, or ``None`` on a non-zero rank."""
+    """Resolve the target, settings, data and detector; take the output's lock and refuse a taken
+    output; infer, score, write (and print, unless not ``show``). The result, or ``None`` on a
+    non-zero rank."""
     from faapkit.cli import eval_settings
-    from faapkit.distributed import setup_process, shutdown
-    from faapkit.evaluate.evaluator import evaluate_with_detections, load_eval_split
+    from faapkit.distributed import setup_process
+    from faapkit.evaluate.evaluator import load_eval_split
 
     tgt = _checked_target(o)
+    _check_folder(tgt, o.out)  # a folder that cannot take the result is said before any work
     run_config = tgt.config
     run_eval = eval_settings.run_layer(run_config.get("eval", {}))
     settings, sources = eval_settings.resolve([("the run's config", run_eval), *layers])
@@ -385,33 +460,100 @@ def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]], show: bool
     det = _checked_detector(detector, o, tgt, dev)
     split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid)
     path = output_path(tgt, o.out, split, attr, dcfg.limit_images, _tags(o, det, split_data, settings))
-    chosen_on = selection_split(tgt)
-    if chosen_on == split and dist_info.is_main:
-        warn(f"the checkpoint was chosen on '{split}', the split being reported: its numbers are optimistic")
-        tgt = Target(tgt.checkpoint, tgt.run_dir, tgt.config, f"{tgt.chosen_by}; chosen on the reported split")
     settings_out = ["baseline", *(["perturbed"] if tgt.checkpoint is not None else [])]
     det_paths = _detection_paths(path, settings_out, settings.save_detections)
-    if path is not None and not o.force and dist_info.is_main:
-        _refuse_taken([path, *det_paths])
-    if dist_info.is_main:
-        for line in split_data.warnings():
-            warn(line)
-    same_attr = attr == dcfg.split_by
-    pair = _reference_pair(split_data, o.disadvantaged, o.advantaged, dcfg if same_attr else None, bool(run_config))
-    from faapkit.cli.eval_progress import EvalProgress
+    resolved = _Resolved(tgt, settings, sources, dcfg, det, dev, dist_info, split_data, input_size, settings_out)
+    lock = _claim(path, det_paths, o.force) if dist_info.is_main else None
+    try:
+        return _infer_and_write(reg, o, resolved, (path, det_paths, lock), show)
+    finally:
+        if lock is not None:
+            lock.release()
 
-    reporter = EvalProgress(enabled=not o.quiet and not o.json_ and dist_info.is_main)
-    req = _request(o, tgt, split_data, det, dev, settings, dcfg, pair, reg, reporter)
+
+@dataclass(frozen=True)
+class _Resolved:
+    """What :func:`_evaluate` resolved before any inference."""
+
+    tgt: Target
+    settings: Any
+    sources: dict[str, str]
+    dcfg: Any
+    det: Any
+    dev: Any
+    dist_info: Any
+    split_data: Any
+    input_size: dict[str, Any]
+    settings_out: list[str]
+
+
+def _check_folder(tgt: Target, out: Path | None) -> None:
+    """The folder the default output goes into (``RUN/eval``, ``<checkpoint>.eval``), made if
+    missing and able to take a file; ``--out`` was checked by :func:`check_out`."""
+    if out is not None or tgt.checkpoint is None:
+        return
+    from faapkit.artifacts.outputs import ensure_folder
+
+    path = output_path(tgt, None, "<split>", "<attribute>", None, [])
+    assert path is not None
+    ensure_folder(path, "faap eval's output", create=False)
+
+
+def _claim(path: Path | None, det_paths: list[Path], force: bool) -> Any:
+    """The output's lock (``<output>.lock``), taken before any inference: of two evaluations
+    started together one writes, the other is refused naming the holder. Under it, a result that
+    is there already is refused without ``force``."""
+    if path is None:
+        return None
+    from faapkit.artifacts.output_lock import OutputLock
+    from faapkit.artifacts.outputs import ensure_folder
+
+    ensure_folder(path, "faap eval's output")  # RUN/eval made now, when the work is about to start
+    lock = OutputLock(path, note=warn).acquire()
+    try:
+        if not force:
+            _refuse_taken([path, *det_paths])
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _infer_and_write(
+    reg: Any, o: _Inference, r: _Resolved, output: tuple[Path | None, list[Path], Any], show: bool
+) -> dict[str, Any] | None:
+    """Infer and score what :func:`_evaluate` resolved, write ``output`` (``(path, detection
+    paths, lock)``) and print."""
+    from dataclasses import replace
+
+    from faapkit.cli.eval_progress import EvalProgress
+    from faapkit.distributed import shutdown
+    from faapkit.evaluate.evaluator import evaluate_with_detections
+
+    tgt, split, is_main = r.tgt, r.settings.split, r.dist_info.is_main
+    path, det_paths, lock = output
+    if tgt.chosen_on == split and is_main:
+        warn(f"the checkpoint was chosen on '{split}', the split being reported: its numbers are optimistic")
+        tgt = replace(tgt, chosen_by=f"{tgt.chosen_by}; chosen on the reported split")
+    if is_main:
+        for line in r.split_data.warnings():
+            warn(line)
+    same_attr = r.split_data.split_by == r.dcfg.split_by
+    pair = _reference_pair(r.split_data, o.disadvantaged, o.advantaged, r.dcfg if same_attr else None, bool(tgt.config))
+    reporter = EvalProgress(enabled=not o.quiet and not o.json_ and is_main)
+    req = _request(o, tgt, r.split_data, r.det, r.dev, r.settings, r.dcfg, pair, reg, reporter)
     try:
         with reporter:
             result, dets = evaluate_with_detections(req)
     finally:
-        shutdown(dist_info)
+        shutdown(r.dist_info)
     if not result:
         return None  # non-zero ranks
-    _annotate(result, tgt, dcfg, settings, sources, input_size)
+    _annotate(result, tgt, r.dcfg, r.settings, r.sources, r.input_size)
     if path is not None:
-        _write(path, result, settings_out, det_paths, dets, o.force)
+        if lock is not None:
+            lock.check_unchanged(o.force)  # written meanwhile by a process that ignored the lock
+        _write(path, result, r.settings_out, det_paths, dets, o.force)
     if show:
         _show(result, json_=o.json_)
     return result
@@ -425,7 +567,7 @@ def _checked_target(o: _Inference) -> Target:
     if o.epsilon is not None and not 0 < o.epsilon <= 1:
         raise FaapError(f"--epsilon must be in (0, 1], got {o.epsilon}")
     check_device(o.device, "--device")
-    tgt = resolve_target(o.target, o.epoch)
+    tgt = resolve_target(o.target, o.epoch, o.accept_changed_best)
     if tgt.run_dir is not None and tgt.checkpoint is not None:
         from faapkit.cli.eval_guards import check_belongs
 
@@ -456,9 +598,14 @@ def _annotate(
     evaluation settings and where each setting came from (``input_size``: the images' resize,
     ``{"min_size", "max_size", "source"}``)."""
     result["checkpoint_choice"] = tgt.chosen_by
+    if tgt.check is not None:  # best.pt against the sha256 its run's selection.json recorded
+        result["checkpoint_check"] = tgt.check
+        if tgt.chosen_on is None and "selection" in result:  # not the chosen file: its record is not the run's
+            result["selection_in_checkpoint"] = result.pop("selection")
     result["input_size"] = dict(input_size)
     if tgt.run_dir is not None:
         result["run"] = str(tgt.run_dir)
+        result["run_id"] = tgt.run_id
     result["dataset"].update(
         limit_images=dcfg.limit_images, on_corrupt=dcfg.on_corrupt, on_invalid=dcfg.on_invalid, split=settings.split
     )
@@ -601,13 +748,26 @@ def _write(
     force: bool,
 ) -> None:
     """First each setting's detections (none when they are not kept), then the metrics that
-    reference them; with ``force``, the rescores of the result it replaced are removed."""
+    reference them, with the hash of their numbers (``numbers_sha256``); with ``force``, the
+    rescores of the result it replaced are removed. A write that fails removes the detections
+    it wrote: no detections are left without the metrics that reference them."""
+    from faapkit.artifacts.integrity import numbers_sha256
     from faapkit.evaluate import detections as saved
     from faapkit.io import atomic_write_text
 
-    if det_paths:
-        result["detections"] = {s: saved.save(p, s, dets[s]) for s, p in zip(settings_out, det_paths, strict=True)}
-    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    written: list[Path] = []
+    try:
+        if det_paths:
+            result["detections"] = {}
+            for setting, p in zip(settings_out, det_paths, strict=True):
+                result["detections"][setting] = saved.save(p, setting, dets[setting])
+                written.append(p)
+        result["numbers_sha256"] = numbers_sha256(result)
+        atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
     info(f"metrics written to {path}")
     for stale in _rescores_of(path) if force else []:
         stale.unlink(missing_ok=True)  # they scored the detections this evaluation replaced

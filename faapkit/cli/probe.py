@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from faapkit.cli._console import info, out_console, print_json
+from faapkit.cli._console import info, out_console, print_json, warn
 from faapkit.cli._context import state
 from faapkit.cli._options import JsonOpt, check_bootstrap
 from faapkit.errors import ConfigError
@@ -52,39 +53,49 @@ def headroom(
         from faapkit.artifacts.outputs import check_output
 
         check_output(out, "--out", force=force, replaceable=_not_a_report)
-    from faapkit.config import DEFAULT_DETECTOR
+    from faapkit.artifacts.output_lock import OutputLock
 
-    spec = state(ctx).registries.detectors.get(detector or DEFAULT_DETECTOR)
-    _, dev = setup_process(device, key="--device")
-    root = data or embedded_dataset_for(spec, detector_checkpoint)
-    det = load_detector(spec, detector_checkpoint, device=dev)
-    split_data = load_eval_split(root, split, split_by, "auto", limit_images, "fail")
-    for flag, group in (("--disadvantaged", disadvantaged), ("--advantaged", advantaged)):
-        if group not in split_data.groups:
-            raise ConfigError(
-                f"{flag} '{group}' is not a group of '{split_by}' in split '{split}' "
-                f"(groups: {', '.join(split_data.groups)})"
-            )
-    req = HeadroomRequest(
-        data=split_data,
-        detector=det,
-        device=dev,
-        epsilon=epsilon,
-        steps=steps,
-        step_size=step_size,
-        bootstrap=bootstrap,
-        disadvantaged=disadvantaged,
-        advantaged=advantaged,
-    )
-    info(f"oracle: {steps} signed-gradient steps of {step_size} per image, |delta| <= {epsilon} (an upper bound)")
-    result = probe_headroom(req)
-    if out is not None:
-        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
-        info(f"report written to {out}")
+    # one probe per report: a second one into the same --out is refused before any work
+    with OutputLock(out, note=warn) if out is not None else contextlib.nullcontext() as lock:
+        from faapkit.config import DEFAULT_DETECTOR
+
+        spec = state(ctx).registries.detectors.get(detector or DEFAULT_DETECTOR)
+        _, dev = setup_process(device, key="--device")
+        root = data or embedded_dataset_for(spec, detector_checkpoint)
+        det = load_detector(spec, detector_checkpoint, device=dev)
+        split_data = load_eval_split(root, split, split_by, "auto", limit_images, "fail")
+        _check_groups(split_data, disadvantaged, advantaged)
+        req = HeadroomRequest(
+            data=split_data,
+            detector=det,
+            device=dev,
+            epsilon=epsilon,
+            steps=steps,
+            step_size=step_size,
+            bootstrap=bootstrap,
+            disadvantaged=disadvantaged,
+            advantaged=advantaged,
+        )
+        info(f"oracle: {steps} signed-gradient steps of {step_size} per image, |delta| <= {epsilon} (an upper bound)")
+        result = probe_headroom(req)
+        if isinstance(lock, OutputLock):
+            lock.check_unchanged(force)  # written meanwhile by a process that ignored the lock
+            atomic_write_text(lock.output, json.dumps(result, indent=2) + "\n")
+            info(f"report written to {out}")
     if json_:
         print_json(result)
     else:
         out_console.print(headroom_table(result))
+
+
+def _check_groups(split_data: Any, disadvantaged: str, advantaged: str) -> None:
+    """The named groups are groups of the split (named by option)."""
+    for flag, group in (("--disadvantaged", disadvantaged), ("--advantaged", advantaged)):
+        if group not in split_data.groups:
+            raise ConfigError(
+                f"{flag} '{group}' is not a group of '{split_data.split_by}' in split '{split_data.split}' "
+                f"(groups: {', '.join(split_data.groups)})"
+            )
 
 
 def _check_options(

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from faapkit.cli._console import info
+from faapkit.artifacts.integrity import numbers_sha256
+from faapkit.cli._console import info, warn
 from faapkit.errors import ConfigError, FaapError
 
 
@@ -92,10 +93,6 @@ def rescore_metrics(
     ``--advantaged``; ``None`` = the recorded one) picks the gap's groups: every image is
     perturbed alike, so another pair needs no inference. ``sizes``: the command's layers of
     ``data.min_size`` / ``data.max_size``, refused unless they are the recorded input size."""
-    from faapkit.cli.eval_progress import EvalProgress
-    from faapkit.evaluate.cocoeval import make_coco
-    from faapkit.evaluate.evaluator import MIN_BOOTSTRAP_IMAGES
-    from faapkit.evaluate.scoring import score
     from faapkit.io import atomic_write_text
 
     path = path.absolute()
@@ -110,8 +107,34 @@ def rescore_metrics(
         from faapkit.cli.eval_guards import check_out
 
         check_out(target, force=force)
-    if target.exists() and not force:
-        raise FaapError(f"{target} already holds a rescore with these settings; pass --force to replace it")
+    from faapkit.artifacts.output_lock import OutputLock
+
+    with OutputLock(target, note=warn) as lock:  # of two rescores into one file, one writes
+        if target.exists() and not force:
+            raise FaapError(f"{target} already holds a rescore with these settings; pass --force to replace it")
+        result = _score(path, metrics, data, cfg, sources, target, ref, progress)
+        lock.check_unchanged(force)  # written meanwhile by a process that ignored the lock
+        atomic_write_text(target, json.dumps(result, indent=2) + "\n")
+    info(f"rescored metrics written to {target}")
+    return result
+
+
+def _score(
+    path: Path,
+    metrics: dict[str, Any],
+    data: Path | None,
+    cfg: Any,
+    sources: dict[str, str],
+    target: Path,
+    ref: tuple[str, str] | None,
+    progress: bool,
+) -> dict[str, Any]:
+    """Verify the split and the saved detections, score them and build the rescored metrics."""
+    from faapkit.cli.eval_progress import EvalProgress
+    from faapkit.evaluate.cocoeval import make_coco
+    from faapkit.evaluate.evaluator import MIN_BOOTSTRAP_IMAGES
+    from faapkit.evaluate.scoring import score
+
     split = _same_split(path, metrics, data)
     dets = _saved_detections(path, metrics, split)
     group_images = {g: [r.image_id for r in split.records if r.group == g] for g in split.groups}
@@ -138,8 +161,7 @@ def rescore_metrics(
         )
     result = _rescored(metrics, scored, cfg, sources, path, target, ref)
     result["timing_s"]["total"] = round(time.perf_counter() - started, 3)
-    atomic_write_text(target, json.dumps(result, indent=2) + "\n")
-    info(f"rescored metrics written to {target}")
+    result["numbers_sha256"] = numbers_sha256(result)
     return result
 
 

@@ -62,6 +62,14 @@ RESUMABLE_KEYS = {
 }
 
 
+def _kept_sha256(previous: dict[str, Any] | None, epoch: int) -> str | None:
+    """The ``checkpoint_sha256`` the previous ``selection.json`` recorded for ``best.pt`` of
+    ``epoch`` (``None`` when it chose another epoch or recorded none: an older run)."""
+    previous = previous or {}
+    digest = previous.get("checkpoint_sha256")
+    return digest if previous.get("epoch") == epoch and isinstance(digest, str) else None
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -737,8 +745,12 @@ class Trainer:
             "validated_epochs": [r["epoch"] for r in log if r.get("val")],
         }
         if chosen is not None and chosen["epoch"] == row["epoch"]:
-            save_checkpoint(self.run.checkpoints / "best.pt", {**payload, "selection": selection})
-        if chosen is None:
+            digest = save_checkpoint(self.run.checkpoints / "best.pt", {**payload, "selection": selection})
+            selection["checkpoint_sha256"] = digest  # faap eval checks best.pt against it
+        elif chosen is not None:  # best.pt stays the earlier epoch's: its recorded hash stays too
+            selection["checkpoint_sha256"] = _kept_sha256(self.run.read_selection(), chosen["epoch"])
+        else:
+            selection["checkpoint_sha256"] = None
             (self.run.checkpoints / "best.pt").unlink(missing_ok=True)
         self.run.write_selection(selection)
 

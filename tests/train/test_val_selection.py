@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from faapkit.artifacts.integrity import file_sha256
 from faapkit.config import resolve_config
 from faapkit.io import load_checkpoint
 from faapkit.runs import select_on_val
@@ -25,6 +26,8 @@ def test_best_checkpoint_is_the_val_rule_choice(registries, tmp_path, synth_root
     assert selection["epoch"] == min(gaps, key=lambda e: (abs(gaps[e]), e))
     best = load_checkpoint(trainer.run.checkpoints / "best.pt")
     assert best["epoch"] == selection["epoch"] and best["selection"]["epoch"] == selection["epoch"]
+    # the file it chose, by content: faap eval refuses a best.pt replaced since (issue 28)
+    assert selection["checkpoint_sha256"] == file_sha256(trainer.run.checkpoints / "best.pt")
     last = load_checkpoint(trainer.run.checkpoints / "last.pt")
     assert last["epoch"] == 2 and last["generator_spec"]["name"] == "detector-aware"
 
@@ -37,7 +40,24 @@ def test_no_epoch_meeting_the_guard_means_no_best(registries, tmp_path, synth_ro
     trainer.validator.baseline["AP"]["male"] = 2.0  # no perturbed epoch can reach it
     trainer.fit()
     assert trainer.run.read_selection()["epoch"] is None
+    assert trainer.run.read_selection()["checkpoint_sha256"] is None
     assert not (trainer.run.checkpoints / "best.pt").exists()
+
+
+KEPT = {
+    "same epoch, recorded": ({"epoch": 2, "checkpoint_sha256": "ab"}, 2, "ab"),
+    "another epoch": ({"epoch": 1, "checkpoint_sha256": "ab"}, 2, None),
+    "older run, none recorded": ({"epoch": 2}, 2, None),
+    "no selection yet": (None, 2, None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KEPT))
+def test_a_kept_best_keeps_its_recorded_hash_only_for_its_own_epoch(case):
+    from faapkit.train.trainer import _kept_sha256
+
+    previous, epoch, expected = KEPT[case]
+    assert _kept_sha256(previous, epoch) == expected
 
 
 def test_a_dataset_without_val_trains_without_selection_and_says_so(registries, tmp_path):
