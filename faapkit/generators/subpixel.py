@@ -88,8 +88,8 @@ class DetectorAwareGenerator(SubPixelGenerator):
 
     The detector's backbone features ``(B, C, H/s, W/s)`` of the input (no gradient) are
     normalised per position (RMS over channels: their scale varies by orders of magnitude between
-    positions, and unnormalised they saturate the ``tanh`` bound within a few steps), resized to
-    1/4 resolution and projected by a zero-initialised 1x1 convolution onto the generator's
+    positions, and unnormalised they saturate the ``tanh`` bound within a few steps), projected by
+    a zero-initialised 1x1 convolution and resized to 1/4 resolution onto the generator's
     features. Why (docs/effect-diagnosis.md, section 7): from pixels alone a small generator
     cannot tell a faint figure's outline from background texture of the same contrast, so what
     it learns is mostly an image-independent pattern that helps every group alike; the detector's
@@ -113,4 +113,8 @@ class DetectorAwareGenerator(SubPixelGenerator):
         return features * torch.rsqrt(features.pow(2).mean(1, keepdim=True) + 1e-6)
 
     def project_context(self, clean_context: Tensor, size: tuple[int, int]) -> Tensor:
-        return self.context_proj(F.interpolate(clean_context, size=size, mode="bilinear", align_corners=False))  # type: ignore[no-any-return]
+        # projected at the detector's stride, then resized: the same as resizing first (a 1x1
+        # convolution commutes with a bilinear resize, whose weights sum to 1) without resizing
+        # C channels to 1/4 resolution (2048 for a ResNet-50 DETR: ~0.5 GB per 800 px image)
+        projected = self.context_proj(clean_context)
+        return F.interpolate(projected, size=size, mode="bilinear", align_corners=False)

@@ -104,3 +104,23 @@ def test_detector_aware_generator_reads_the_real_detector_and_saves_only_its_own
     )
     with pytest.raises(CheckpointError, match="feedbeef"):
         detector_for_generator(path, registries)
+
+
+def test_detector_aware_context_is_kept_or_computed_alike_and_projected_before_the_resize(registries, tiny_detector):
+    """A kept ``clean_context`` gives the delta computed from scratch; projecting the detector's
+    features before resizing them gives what resizing first would (the 1x1 convolution and the
+    bilinear resize commute), so the cheaper order changes no result beyond rounding."""
+    import torch.nn.functional as F
+
+    gen = registries.generators.get("detector-aware").build(epsilon=0.09, detector=tiny_detector, channels=8)
+    torch.manual_seed(0)
+    for p in gen.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    x = torch.randn(2, 3, 98, 130)  # not a multiple of 4: the context is of the padded image
+    context = gen.clean_context(x)
+    assert context.shape[:2] == (2, tiny_detector.image_feature_dim)
+    assert torch.equal(gen(x, clean_context=context), gen(x))
+    size = (25, 33)
+    resized_first = gen.context_proj(F.interpolate(context, size=size, mode="bilinear", align_corners=False))
+    assert torch.allclose(gen.project_context(context, size), resized_first, atol=1e-5)
+    assert SubPixelGenerator(channels=8).clean_context(x) is None
