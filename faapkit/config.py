@@ -22,8 +22,8 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from faapkit.errors import ConfigError, UnknownNameError
-from faapkit.registry import Registries
-from faapkit.specs import VersionSpec
+from faapkit.plugins.registry import Registries
+from faapkit.plugins.specs import VersionSpec
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

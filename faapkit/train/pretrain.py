@@ -28,7 +28,7 @@ from faapkit.detr.misc import NestedTensor
 from faapkit.evaluate.cocoeval import evaluate_groups, make_coco
 from faapkit.evaluate.inference import autocast_for, detect, make_eval_loader
 from faapkit.io import atomic_write_text, save_checkpoint
-from faapkit.specs import DetectorSpec
+from faapkit.plugins.specs import DetectorSpec
 
 
 @dataclass(frozen=True)
