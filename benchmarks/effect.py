@@ -27,7 +27,7 @@ from faapkit.config import FaapConfig, resolve_config
 from faapkit.data.coco import load_split
 from faapkit.data.synth import embedded_dataset
 from faapkit.detr.frozen import load_detector
-from faapkit.registry import Registries
+from faapkit.plugins.registry import Registries
 from faapkit.train.trainer import Trainer
 from faapkit.train.validation import Validator
 

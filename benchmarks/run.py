@@ -32,7 +32,7 @@ from faapkit.config import resolve_config
 from faapkit.data.batching import Batch
 from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.plugins import make_plugin_manager
-from faapkit.registry import Registries
+from faapkit.plugins.registry import Registries
 from faapkit.train.trainer import Trainer
 
 REG = Registries.from_plugin_manager(make_plugin_manager())

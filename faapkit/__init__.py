@@ -4,7 +4,7 @@ Importing this package is cheap: it never imports torch. Heavy parts (``faapkit.
 ``faapkit.train``, ``faapkit.evaluate``, ``faapkit.data``) are imported by the commands that need them.
 """
 
-from faapkit.hookspecs import hookimpl
+from faapkit.plugins.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "hookimpl"]

@@ -2,7 +2,9 @@
 
 Built-in plugins (``faap_plugins``) and third-party ones (``examples/faap-example-plugin``) use
 this module and nothing else of faapkit, so what a plugin depends on is stated here and kept
-stable. Importing it never imports torch: the loss-strategy parts (``LossStrategy``,
+stable. It is the public face of the plugin machinery (``faapkit.plugins``, internal: plugins
+never import it) and of the engine parts a plugin builds on, each re-exported from where it is
+defined. Importing it never imports torch: the loss-strategy parts (``LossStrategy``,
 ``LossInputs``, ``LossOutput`` and the loss helpers) are loaded on first attribute access, i.e.
 inside a loss factory, when torch is needed anyway.
 
@@ -25,9 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from faapkit.hookspecs import hookimpl
-from faapkit.run_records import RunRecord
-from faapkit.specs import (
+from faapkit.plugins.hookspecs import hookimpl
+from faapkit.plugins.specs import (
     DetectorParts,
     DetectorSpec,
     GeneratorSpec,
@@ -37,6 +38,7 @@ from faapkit.specs import (
     ScheduleSpec,
     VersionSpec,
 )
+from faapkit.run_records import RunRecord
 
 if TYPE_CHECKING:
     from faapkit.detr.build import detr_parts

@@ -20,9 +20,6 @@ _RESNET_COMMON = {
 # upstream DETR's input size (datasets/coco.py): evaluation at 800 px on the short side, long side
 # at most 1333; training draws the short side from 480..800 in steps of 32
 UPSTREAM_MIN, UPSTREAM_MAX, UPSTREAM_SCALES = 800, 1333, tuple(range(480, 801, 32))
-# the tiny detectors' (the embedded benchmark's 128 px images, as they were trained)
-TINY_MIN, TINY_MAX, TINY_SCALES = 128, 213, (112, 120, 128, 136, 144)
-
 _TINY = {
     "backbone": "tinyconv",
     "hidden_dim": 128,
@@ -34,6 +31,21 @@ _TINY = {
     "num_classes": 2,
     "dilation": False,
 }
+
+
+def _tiny(name: str, *, benchmark: str, description: str, trained_unpadded: bool = False) -> DetectorSpec:
+    """A tiny detector of the embedded benchmark: ``_TINY``'s architecture at DetectorSpec's default
+    input size (the benchmark's 128 px images, as it was trained), its weights shipped with faapkit
+    under its name."""
+    return DetectorSpec(
+        name=name,
+        factory=BUILD,
+        arch=dict(_TINY),
+        weights=f"faapkit:weights/{name}.pth",
+        trained_unpadded=trained_unpadded,
+        benchmark=benchmark,
+        description=description,
+    )
 
 
 @hookimpl
@@ -82,43 +94,25 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
         )
     )
     register(
-        DetectorSpec(
-            name="detr-synth-tiny",
-            factory=BUILD,
-            arch=dict(_TINY),
-            min_size=TINY_MIN,
-            max_size=TINY_MAX,
-            train_scales=TINY_SCALES,
-            weights="faapkit:weights/detr-synth-tiny.pth",
+        _tiny(
+            "detr-synth-tiny",
             benchmark="v1",
             description="tiny DETR (stride-16 conv backbone) trained on the embedded synthetic benchmark",
         )
     )
     register(
-        DetectorSpec(
-            name="detr-synth-tiny-v2",
-            factory=BUILD,
-            arch=dict(_TINY),
-            min_size=TINY_MIN,
-            max_size=TINY_MAX,
-            train_scales=TINY_SCALES,
-            weights="faapkit:weights/detr-synth-tiny-v2.pth",
-            trained_unpadded=True,
+        _tiny(
+            "detr-synth-tiny-v2",
             benchmark="v2",
+            trained_unpadded=True,
             description="the tiny DETR trained unpadded on the stronger-bias benchmark (faap data synth --bias v2)",
         )
     )
     register(
-        DetectorSpec(
-            name="detr-synth-tiny-v3",
-            factory=BUILD,
-            arch=dict(_TINY),
-            min_size=TINY_MIN,
-            max_size=TINY_MAX,
-            train_scales=TINY_SCALES,
-            weights="faapkit:weights/detr-synth-tiny-v3.pth",
-            trained_unpadded=True,
+        _tiny(
+            "detr-synth-tiny-v3",
             benchmark="v3",
+            trained_unpadded=True,
             description="the default: detr-synth-tiny-v2 trained to the end of its schedule, on benchmark v3 "
             "(v2's images, val as large as test)",
         )

@@ -31,7 +31,7 @@ def pm():
 
 @pytest.fixture
 def registries(pm):
-    from faapkit.registry import Registries
+    from faapkit.plugins.registry import Registries
 
     return Registries.from_plugin_manager(pm)
 
@@ -48,7 +48,7 @@ def synth_root() -> Path:
 def tiny_detector():
     from faapkit.detr.frozen import load_detector
     from faapkit.plugins import make_plugin_manager
-    from faapkit.registry import Registries
+    from faapkit.plugins.registry import Registries
 
     reg = Registries.from_plugin_manager(make_plugin_manager())
     return load_detector(reg.detectors.get("detr-synth-tiny"))
@@ -104,7 +104,7 @@ def one_step_4th_run(base: Path, *extra: str) -> Path:
     from faapkit.config import resolve_config
     from faapkit.data.synth import SynthSpec, write_synthetic
     from faapkit.plugins import make_plugin_manager
-    from faapkit.registry import Registries
+    from faapkit.plugins.registry import Registries
     from faapkit.train.trainer import Trainer
 
     registries = Registries.from_plugin_manager(make_plugin_manager())

@@ -27,7 +27,8 @@ LAYERS: list[set[str]] = [
     {"faapkit.artifacts", "faapkit.distributed"},
     {"faapkit.data"},
     {"faapkit.detr"},
-    {"faapkit.config", "faapkit.registry", "faapkit.plugins", "faapkit.hookspecs", "faapkit.specs", "faapkit"},
+    {"faapkit.config", "faapkit"},
+    {"faapkit.plugins"},
     {"faapkit.io", "faapkit.errors", "faapkit.fairness"},
 ]
 

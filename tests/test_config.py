@@ -43,3 +43,26 @@ def test_shape_buckets_follow_the_detector_unless_set(registries):
     # tests/train/test_pretrain_buckets.py); one that is not there records nothing (the loader refuses it)
     other = [*v2, "detector.checkpoint=/nonexistent/weights.pth"]
     assert not resolve_config(reg, version="level-up", overrides=other).data.shape_buckets
+
+
+def test_the_names_and_sizes_the_core_defaults_to_are_the_registered_ones(registries):
+    """Each default is defined once: the core names the built-in plugin's tiny detectors and default
+    version (faapkit.config.defaults), and their input size is DetectorSpec's default. This holds
+    the two sides of the plugin boundary together."""
+    from faapkit.config import DataConfig
+    from faapkit.config.defaults import DEFAULT_DETECTOR, DEFAULT_VERSION, TINY_DETECTORS
+    from faapkit.plugins.specs import EMBEDDED_MAX_SIZE, EMBEDDED_MIN_SIZE, EMBEDDED_TRAIN_SCALES
+    from faapkit.train.pretrain import PRESETS
+
+    size = (EMBEDDED_MIN_SIZE, EMBEDDED_MAX_SIZE, EMBEDDED_TRAIN_SCALES)
+    assert size == (128, 213, (112, 120, 128, 136, 144))
+    for bias, name in TINY_DETECTORS.items():
+        spec = registries.detectors.get(name)
+        assert (spec.name, spec.benchmark, spec.weights) == (name, bias, f"faapkit:weights/{name}.pth")
+        assert (spec.min_size, spec.max_size, spec.train_scales) == size
+    assert DEFAULT_DETECTOR in registries.detectors and DEFAULT_VERSION in registries.versions
+    data = DataConfig()
+    assert (data.min_size, data.max_size, tuple(data.train_scales)) == size
+    for preset in PRESETS.values():
+        assert TINY_DETECTORS[preset.bias] == preset.detector and preset.init in {None, *TINY_DETECTORS.values()}
+        assert (preset.min_size, preset.max_size, preset.scales) == size

@@ -16,8 +16,8 @@ from faapkit import hookimpl
 from faapkit.config import resolve_config
 from faapkit.errors import ConfigError
 from faapkit.plugins import make_plugin_manager
-from faapkit.registry import Registries
-from faapkit.specs import VersionSpec
+from faapkit.plugins.registry import Registries
+from faapkit.plugins.specs import VersionSpec
 from tests.conftest import faap_in_process, one_error
 
 BOM = b"\xef\xbb\xbf"

@@ -9,7 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     from faapkit.plugins import FaapPluginManager
-    from faapkit.registry import Registries
+    from faapkit.plugins.registry import Registries
 
 
 @dataclass
@@ -44,7 +44,7 @@ class AppState:
     @property
     def registries(self) -> Registries:
         if self._registries is None:
-            from faapkit.registry import Registries
+            from faapkit.plugins.registry import Registries
 
             self._registries = Registries.from_plugin_manager(self.pm)
         return self._registries

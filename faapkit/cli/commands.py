@@ -17,7 +17,7 @@ from faapkit.errors import ConfigError, FaapError, Interrupted
 
 if TYPE_CHECKING:
     from faapkit.config import FaapConfig
-    from faapkit.registry import Registries
+    from faapkit.plugins.registry import Registries
 
 
 def train(

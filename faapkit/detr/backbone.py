@@ -19,7 +19,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from faapkit.detr.misc import NestedTensor, mask_to_feature
 from faapkit.detr.position_encoding import PositionEmbeddingSine
 from faapkit.errors import ConfigError
-from faapkit.specs import resolve_factory
+from faapkit.plugins.specs import resolve_factory
 
 BodyFactory = Callable[[bool], tuple[nn.Module, int]]
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")

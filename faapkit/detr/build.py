@@ -20,10 +20,10 @@ from faapkit.detr.position_encoding import PositionEmbeddingSine
 from faapkit.detr.transformer import Transformer
 from faapkit.errors import CheckpointError
 from faapkit.io import is_safetensors, load_checkpoint
-from faapkit.specs import DetectorParts
+from faapkit.plugins.specs import DetectorParts
 
 if TYPE_CHECKING:
-    from faapkit.specs import DetectorSpec
+    from faapkit.plugins.specs import DetectorSpec
 
 
 def build_detr(

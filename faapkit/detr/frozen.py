@@ -11,7 +11,7 @@ from faapkit.detr.build import file_sha256, load_state_strict, packaged_path, re
 from faapkit.detr.matcher import Indices
 from faapkit.detr.misc import NestedTensor
 from faapkit.errors import CheckpointError, ConfigError
-from faapkit.specs import DetectorParts, DetectorSpec
+from faapkit.plugins.specs import DetectorParts, DetectorSpec
 
 Outputs = dict[str, object]
 

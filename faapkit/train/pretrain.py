@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from faapkit.config.defaults import TINY_DETECTORS
 from faapkit.data.batching import collate, eval_batches
 from faapkit.data.coco import GroupedDetectionDataset, load_split
 from faapkit.data.synth import embedded_dataset
@@ -28,21 +29,21 @@ from faapkit.detr.misc import NestedTensor
 from faapkit.evaluate.cocoeval import evaluate_groups, make_coco
 from faapkit.evaluate.inference import autocast_for, detect, make_eval_loader
 from faapkit.io import atomic_write_text, save_checkpoint
-from faapkit.specs import DetectorSpec
+from faapkit.plugins.specs import EMBEDDED_MAX_SIZE, EMBEDDED_MIN_SIZE, EMBEDDED_TRAIN_SCALES, DetectorSpec
 
 
 @dataclass(frozen=True)
 class PretrainPreset:
-    detector: str = "detr-synth-tiny"
+    detector: str = TINY_DETECTORS["v1"]
     epochs: int = 300
     batch_size: int = 64
     lr: float = 2e-4
     weight_decay: float = 1e-4
     max_norm: float = 0.1
     lr_drop_fraction: float = 0.75
-    scales: tuple[int, ...] = (112, 120, 128, 136, 144)
-    min_size: int = 128
-    max_size: int = 213
+    scales: tuple[int, ...] = EMBEDDED_TRAIN_SCALES
+    min_size: int = EMBEDDED_MIN_SIZE
+    max_size: int = EMBEDDED_MAX_SIZE
     seed: int = 0
     data_seed: int = 0
     shape_buckets: bool = False  # batches of one resized shape: the detector never sees padding
@@ -59,15 +60,15 @@ class PretrainPreset:
 PRESETS = {
     "synth-tiny": PretrainPreset(),
     "synth-tiny-unpadded": PretrainPreset(shape_buckets=True),
-    "synth-tiny-v2": PretrainPreset(detector="detr-synth-tiny-v2", shape_buckets=True, bias="v2"),
+    "synth-tiny-v2": PretrainPreset(detector=TINY_DETECTORS["v2"], shape_buckets=True, bias="v2"),
     # the default detector: detr-synth-tiny-v2's 200-epoch schedule run to its end (it was stopped at
     # epoch 150, the learning-rate drop) on the same train images; v3 differs from v2 in its val split only
     "synth-tiny-v3": PretrainPreset(
-        detector="detr-synth-tiny-v3",
+        detector=TINY_DETECTORS["v3"],
         epochs=200,
         shape_buckets=True,
         bias="v3",
-        init="detr-synth-tiny-v2",
+        init=TINY_DETECTORS["v2"],
         start_epoch=150,
     ),
 }

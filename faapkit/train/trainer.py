@@ -40,8 +40,8 @@ from faapkit.evaluate.inference import autocast_for
 from faapkit.generators.perturb import apply_perturbation, compile_generator
 from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.losses.base import LossInputs, LossOutput, LossStrategy
-from faapkit.registry import Registries
-from faapkit.specs import DetectorSpec
+from faapkit.plugins.registry import Registries
+from faapkit.plugins.specs import DetectorSpec
 from faapkit.train.augment import color_jitter
 from faapkit.train.loggers import ScalarLog
 from faapkit.train.meters import Meters

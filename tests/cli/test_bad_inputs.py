@@ -35,7 +35,7 @@ def world(tmp_path_factory, synth_root):
     code, _, err = run_cli("train", "--version", "4th", "--out", str(run), *QUICK)
     assert code == 0, err
     from faapkit.plugins import make_plugin_manager
-    from faapkit.registry import Registries
+    from faapkit.plugins.registry import Registries
 
     r18 = Registries.from_plugin_manager(make_plugin_manager()).detectors.get("detr-r18-d64")
     model = r18.build().model
@@ -48,7 +48,7 @@ def world(tmp_path_factory, synth_root):
         "nanplugin",
         """
         from faapkit import hookimpl
-        from faapkit.specs import LossSpec, VersionSpec
+        from faapkit.plugins.specs import LossSpec, VersionSpec
 
         def build():
             from faapkit.losses.base import LossOutput, LossStrategy

@@ -12,7 +12,7 @@ from faapkit.config import resolve_config
 from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.plugins import make_plugin_manager
-from faapkit.registry import Registries
+from faapkit.plugins.registry import Registries
 from faapkit.train.trainer import Trainer
 from tests.conftest import faap_in_process
 

@@ -12,7 +12,7 @@ import pytest
 
 from faapkit.cli import main
 from faapkit.plugins import make_plugin_manager
-from faapkit.registry import Registries
+from faapkit.plugins.registry import Registries
 from tests.conftest import compare_json, faap_in_process, one_error, one_step_4th_run
 
 faap = faap_in_process

@@ -14,7 +14,7 @@ from faapkit.cli import main
 from faapkit.cli.eval_table import _width, tables
 from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.plugins import make_plugin_manager
-from faapkit.registry import Registries
+from faapkit.plugins.registry import Registries
 from tests.conftest import faap_in_process, one_error, one_step_4th_run
 
 faap = faap_in_process

@@ -44,7 +44,7 @@ def test_a_run_on_an_embedded_benchmark_is_evaluated_on_that_benchmark(tmp_path,
     import faapkit.data.synth as synth
     from faapkit.cli.evaluate import _run_data
     from faapkit.plugins import make_plugin_manager
-    from faapkit.registry import Registries
+    from faapkit.plugins.registry import Registries
 
     asked: list[tuple] = []
     monkeypatch.setattr(synth, "embedded_dataset", lambda *a: asked.append(a) or tmp_path / "coco")

@@ -17,7 +17,7 @@ from faapkit.config import resolve_config
 from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.errors import ConfigError
 from faapkit.plugins import make_plugin_manager
-from faapkit.registry import Registries
+from faapkit.plugins.registry import Registries
 from tests.conftest import faap_in_process, one_error
 
 faap = faap_in_process

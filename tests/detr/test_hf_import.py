@@ -25,7 +25,7 @@ from faapkit.detr.frozen import load_detector
 from faapkit.detr.hf import hf_to_upstream, is_hf_detr
 from faapkit.errors import CheckpointError
 from faapkit.io import checkpoint_training, is_safetensors
-from faapkit.specs import DetectorSpec
+from faapkit.plugins.specs import DetectorSpec
 
 # the architecture both sides are built with (a small ResNet-18 DETR)
 ARCH = {

@@ -8,7 +8,7 @@ import inspect
 import re
 from pathlib import Path
 
-from faapkit import hookspecs
+from faapkit.plugins import hookspecs
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "plugin-hooks.md"
 DOTTED = re.compile(r"\bfaapkit(?:\.[A-Za-z_][A-Za-z0-9_]*)+")

@@ -10,11 +10,11 @@ from pathlib import Path
 import pluggy
 import pytest
 
-from faapkit import hookimpl, hookspecs
+from faapkit import hookimpl
 from faapkit.errors import ConfigError, DuplicateNameError, UnknownNameError
-from faapkit.plugins import make_plugin_manager
-from faapkit.registry import Registries
-from faapkit.specs import DetectorSpec, GeneratorSpec, HeadSpec, LoggerSpec, LossSpec, ScheduleSpec, VersionSpec
+from faapkit.plugins import hookspecs, make_plugin_manager
+from faapkit.plugins.registry import Registries
+from faapkit.plugins.specs import DetectorSpec, GeneratorSpec, HeadSpec, LoggerSpec, LossSpec, ScheduleSpec, VersionSpec
 
 HOOKS = sorted(n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("faap_"))
 
@@ -213,7 +213,7 @@ def test_hook_faap_register_detectors(registries):
     import torch
 
     from faapkit.detr.frozen import load_detector
-    from faapkit.specs import DetectorParts
+    from faapkit.plugins.specs import DetectorParts
 
     assert {"detr-r50", "detr-r101", "detr-synth-tiny"} <= set(registries.detectors)
     arch = {"hidden_dim": 32, "nheads": 2, "enc_layers": 1, "dec_layers": 1, "dim_feedforward": 64}

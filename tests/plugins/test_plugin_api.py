@@ -37,6 +37,31 @@ def test_builtin_version_plugins_use_the_public_api_alone():
         assert faapkit_imports(path) == {"faapkit.plugin_api"}, path.name
 
 
+# The one built-in plugin that reaches past the public API: the research folders' reader wraps
+# faapkit.legacy. No other import of faapkit's internals is allowed in, here or elsewhere.
+BEYOND_THE_API = {"legacy_runs.py": {"faapkit.legacy"}}
+
+
+def test_every_builtin_plugin_uses_the_public_api_alone():
+    modules = sorted((REPO / "plugins").glob("*.py"))
+    assert len(modules) >= 9
+    for path in modules:
+        allowed = {"faapkit.plugin_api", *BEYOND_THE_API.get(path.name, set())}
+        assert faapkit_imports(path) <= allowed, path.name
+
+
+def test_the_machinery_builds_no_plugin_manager_on_import():
+    code = (
+        "import gc, sys, faapkit, faapkit.plugin_api, faapkit.plugins\n"
+        "from faapkit.plugins import FaapPluginManager\n"
+        "assert not [o for o in gc.get_objects() if isinstance(o, FaapPluginManager)], 'a manager at import'\n"
+        "assert 'faap_plugins' not in sys.modules, 'a plugin was loaded at import'\n"
+        "print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
 def test_importing_the_api_does_not_import_torch():
     code = "import sys, faapkit.plugin_api\nassert 'torch' not in sys.modules, 'plugin_api imported torch'\nprint('ok')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -9,7 +9,7 @@ import torch
 from faapkit.config import resolve_config
 from faapkit.distributed import shutdown
 from faapkit.plugins import make_plugin_manager
-from faapkit.registry import Registries
+from faapkit.plugins.registry import Registries
 from faapkit.train.trainer import Trainer
 
 out = Path(sys.argv[1])

@@ -13,7 +13,7 @@ import pytest
 from faapkit.config import resolve_config
 from faapkit.errors import ConfigError
 from faapkit.plugins import make_plugin_manager
-from faapkit.registry import Registries
+from faapkit.plugins.registry import Registries
 from faapkit.train.trainer import Trainer
 
 REG = Registries.from_plugin_manager(make_plugin_manager())

@@ -19,7 +19,7 @@ from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.errors import CheckpointError, ConfigError, FaapError
 from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.plugins import make_plugin_manager
-from faapkit.registry import Registries
+from faapkit.plugins.registry import Registries
 from faapkit.train.trainer import Trainer
 
 REG = Registries.from_plugin_manager(make_plugin_manager())

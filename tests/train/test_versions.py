@@ -11,7 +11,7 @@ from faapkit.config import resolve_config
 from faapkit.generators.perturb import PerturbationGenerator
 from faapkit.io import load_checkpoint
 from faapkit.plugins import make_plugin_manager
-from faapkit.registry import Registries
+from faapkit.plugins.registry import Registries
 from faapkit.train.trainer import Trainer
 
 REG = Registries.from_plugin_manager(make_plugin_manager())

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from faapkit.specs import (
+    from faapkit.plugins.specs import (
         DetectorSpec,
         GeneratorSpec,
         HeadSpec,
@@ -63,7 +63,7 @@ def faap_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
 
 @hookspec
 def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
-    """Register detectors: ``factory(**arch)`` returns a ``faapkit.specs.DetectorParts`` (model,
+    """Register detectors: ``factory(**arch)`` returns a ``faapkit.plugin_api.DetectorParts`` (model,
     set criterion, postprocess); every detector faapkit uses is built by its spec's factory, then
     frozen and loaded with the configured checkpoint or the spec's packaged ``weights``."""
 

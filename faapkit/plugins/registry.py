@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from faapkit.errors import ConfigError, DuplicateNameError, UnknownNameError
-from faapkit.specs import (
+from faapkit.plugins.specs import (
     DetectorSpec,
     GeneratorSpec,
     HeadSpec,

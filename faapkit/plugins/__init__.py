@@ -1,5 +1,9 @@
-"""Plugin manager factory. Built-in and third-party plugins both come from the ``faap``
-entry-point group; nothing is registered at import time.
+"""The plugin machinery: hook declarations (``hookspecs``), the spec records plugins register
+(``specs``), the registries they fill (``registry``) and, here, the plugin manager factory. Plugins
+themselves import none of this directly: ``faapkit.plugin_api`` is their public face.
+
+Built-in and third-party plugins both come from the ``faap`` entry-point group; nothing is
+registered at import time, and a manager exists only once ``make_plugin_manager`` builds one.
 
 - ``FAAP_DISABLE_PLUGIN_AUTOLOAD=1`` skips third-party entry points (built-ins still load).
 - ``blocked`` (CLI ``--disable-plugin NAME``) blocks any plugin by its entry-point name.
@@ -16,8 +20,8 @@ from dataclasses import dataclass, field
 
 import pluggy
 
-from faapkit import hookspecs
 from faapkit.errors import ConfigError
+from faapkit.plugins import hookspecs
 
 ENTRY_POINT_GROUP = "faap"
 BUILTIN_DISTRIBUTION = "faapkit"

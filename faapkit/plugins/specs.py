@@ -17,6 +17,14 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
 
+# The input size of the embedded benchmark's 128 px images, at which its tiny detectors were trained:
+# the default of every DetectorSpec (hence of data.min_size, data.max_size and data.train_scales) and
+# of detector pretraining. Upstream DETR's is 800 / 1333 / 480..800.
+EMBEDDED_MIN_SIZE = 128
+EMBEDDED_MAX_SIZE = 213
+EMBEDDED_TRAIN_SCALES: tuple[int, ...] = (112, 120, 128, 136, 144)
+
+
 class NoOptions(BaseModel):
     """Options model of a component that takes none."""
 
@@ -175,9 +183,9 @@ class DetectorSpec(ComponentSpec):
     weights: str | None = None
     trained_unpadded: bool = False
     benchmark: str | None = None
-    min_size: int = 128
-    max_size: int = 213
-    train_scales: tuple[int, ...] = (112, 120, 128, 136, 144)
+    min_size: int = EMBEDDED_MIN_SIZE
+    max_size: int = EMBEDDED_MAX_SIZE
+    train_scales: tuple[int, ...] = EMBEDDED_TRAIN_SCALES
 
     def __post_init__(self) -> None:
         sizes = (self.min_size, self.max_size, *self.train_scales)
