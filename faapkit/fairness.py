@@ -1,7 +1,7 @@
 """The fairness rules, one home for each: which pair a gap compares, the gap, the ratio.
 
 Torch- and numpy-free, so ``faap eval`` (``evaluate/scoring.py``), the validation during training and
-``faap compare`` (``faapkit/runs.py``) compute every gap and ratio with the same code.
+``faap compare`` (``faapkit/compare/``) compute every gap and ratio with the same code.
 
 * gap (difference): ``advantaged - disadvantaged`` for a reference pair, else ``max - min``;
 * ratio: ``disadvantaged / advantaged`` for a reference pair, else ``min / max``; ``None`` when

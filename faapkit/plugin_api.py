@@ -13,7 +13,8 @@ inside a loss factory, when torch is needed anyway.
   ``LoggerSpec``); the hooks themselves are documented in ``docs/plugin-hooks.md``;
 - detectors: ``DetectorParts`` (what a ``DetectorSpec`` factory returns) and ``detr_parts``
   (the built-in DETR factory, ``**arch -> DetectorParts``, to wrap or extend);
-- runs: ``RunRecord``, what a ``faap_read_run`` reader returns (plain dicts with its keys work too);
+- runs: ``RunRecord``, what a ``faap_read_run`` reader returns (plain dicts with its keys work too),
+  and ``train_only_records`` (one record per logged epoch no metrics file covers);
 - options: ``Options``, the strict base every component's options model derives from;
 - losses: ``LossStrategy`` (subclass it), ``LossInputs`` (what the engine hands it: features
   ``(B, Q, D)``, logits ``(B, Q, C+1)``, groups ``(B,)``, the batch's DETR loss, ...),
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from faapkit.compare.records import RunRecord, train_only_records
 from faapkit.plugins.hookspecs import hookimpl
 from faapkit.plugins.specs import (
     DetectorParts,
@@ -38,7 +40,6 @@ from faapkit.plugins.specs import (
     ScheduleSpec,
     VersionSpec,
 )
-from faapkit.run_records import RunRecord
 
 if TYPE_CHECKING:
     from faapkit.detr.build import detr_parts
@@ -100,5 +101,6 @@ __all__ = [
     "info_nce",
     "matched_scores",
     "self_similarity",
+    "train_only_records",
     "wasserstein_1d_asymmetric",
 ]

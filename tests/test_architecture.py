@@ -20,7 +20,7 @@ Edges = dict[str, dict[str, list[str]]]  # node -> imported node -> ["file:line"
 # The drawing of docs/architecture.md, top to bottom: a node may import its own layer and below.
 LAYERS: list[set[str]] = [
     {"faapkit.cli", "faapkit.__main__"},
-    {"faapkit.runs", "faapkit.legacy", "faapkit.run_records", "faapkit.run_datasets", "faapkit.plugin_api"},
+    {"faapkit.compare", "faapkit.plugin_api"},
     {"faapkit.train"},
     {"faapkit.evaluate"},
     {"faapkit.losses", "faapkit.generators"},

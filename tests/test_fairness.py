@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from faapkit.compare.reading import _gap
 from faapkit.errors import DataError
 from faapkit.fairness import gap, gap_if_known, ratio, reference_groups
-from faapkit.runs import _gap
 
 
 def test_named_pair_gap_and_ratio():

@@ -1,6 +1,6 @@
 """``faap compare DIR...``: runs side by side (faapkit runs and the research scripts' folders).
 
-Every run folder and loose metrics file under the paths is found (``faapkit.runs.discover``).
+Every run folder and loose metrics file under the paths is found (``faapkit.compare.discover``).
 Epochs with a train log but no evaluation are one summary row per run unless ``--all-epochs``.
 Tables go to stdout only when it is a terminal; in a pipe the rows are TSV (``compare_output``).
 """
@@ -20,7 +20,7 @@ from faapkit.cli._context import state
 from faapkit.cli._options import JsonOpt
 
 if TYPE_CHECKING:
-    from faapkit.run_records import RunRecord
+    from faapkit.compare.records import RunRecord
 from faapkit.errors import FaapError
 
 SORT_KEYS = {
@@ -72,9 +72,9 @@ def compare(
     json_: JsonOpt = False,
 ) -> None:
     """Put many runs side by side: per-group AP/AR, gaps with CIs, change vs baseline, significance."""
-    from faapkit.runs import summarize
+    from faapkit.compare.reading import summarize
 
-    _check_options((sort, metric, select_rule), format_, all_epochs, evaluated_only, csv_out, plot, force)
+    _check_options((sort, metric, select_rule), format_, all_epochs, evaluated_only, csv_out, plot, force, ctx)
     rows = [summarize(r) for r in _records(paths, state(ctx).pm, {"--csv": csv_out, "--plot": plot})]
     from faapkit.cli.compare_output import ci_levels, pct
 
@@ -125,7 +125,7 @@ def compare(
 
 def _best_per_run(rows: list[dict[str, Any]], metric: str, rule: str) -> list[dict[str, Any]]:
     """Each run at its epoch chosen on val by ``rule``, reported on the other splits."""
-    from faapkit.runs import select_on_val
+    from faapkit.compare.reading import select_on_val
 
     rows, notes = select_on_val(rows, metric, rule=rule)  # type: ignore[arg-type]
     for note in notes:
@@ -143,6 +143,7 @@ def _check_options(
     csv_out: Path | None,
     plot: Path | None,
     force: bool,
+    ctx: typer.Context,
 ) -> None:
     """Refuse contradictory options and unwritable outputs before any run is read (``choices``:
     ``--sort``, ``--metric``, ``--select-rule``)."""
@@ -159,6 +160,9 @@ def _check_options(
         raise FaapError(f"--csv and --plot both name {csv_out}: the plot would replace the CSV; give two files")
     from faapkit.artifacts.outputs import check_output
 
+    def _run_artefact(target: Path) -> str | None:
+        return run_artefact(target, state(ctx).pm)  # the plugins are loaded only if a file is there
+
     if csv_out is not None:
         check_output(csv_out, "--csv", force=force, replaceable=_run_artefact)
     if plot is not None:
@@ -172,8 +176,8 @@ def _records(paths: list[Path], pm: Any, outputs: dict[str, Path | None]) -> lis
     """Every record under the paths (a rescore beside its evaluation, or of changed detections,
     left out; copies merged), each assigned its dataset and baseline; what is unreadable or left
     out is said on stderr. ``outputs`` (``--csv``/``--plot``) may not name a file being read."""
-    from faapkit.run_datasets import assign_datasets
-    from faapkit.runs import LeftOut, discover, drop_rescores, fill_baselines, merge_copies
+    from faapkit.compare.datasets import assign_datasets
+    from faapkit.compare.reading import LeftOut, discover, drop_rescores, fill_baselines, merge_copies
 
     records, unreadable = discover(paths, pm)
     for u in unreadable:
@@ -292,7 +296,7 @@ def _sort(rows: list[dict[str, Any]], key: str) -> None:
     )
 
 
-def _run_artefact(target: Path) -> str | None:
+def run_artefact(target: Path, pm: Any) -> str | None:
     """Why an existing ``target`` is part of a run or an evaluation, which a --csv or --plot must
     never replace, else ``None``."""
     from faapkit.artifacts.outputs import protected_kind, run_folder_of
@@ -306,10 +310,10 @@ def _run_artefact(target: Path) -> str | None:
     if folder is not None:
         return f"is a file of the run {folder}"
     if target.suffix == ".json":
-        from faapkit.legacy import read_eval_file
-        from faapkit.runs import read_metrics_file
+        from faapkit.compare.reading import read_metrics_file
 
-        if read_metrics_file(target)[0] is not None or read_eval_file(target) is not None:
+        # a faapkit metrics file, or one a faap_read_run reader reads (built-in: the research scripts')
+        if read_metrics_file(target)[0] is not None or pm.hook.faap_read_run(path=target):
             return "is a metrics file"
     return None
 

@@ -86,13 +86,13 @@ def faap_register_commands(register: Callable[[str, Any, str], None]) -> None:
 
 
 @hookspec(firstresult=True)
-def faap_read_run(path: Path) -> list[Any] | None:  # RunRecord or dict: run_records sits above this layer
+def faap_read_run(path: Path) -> list[Any] | None:  # RunRecord or dict: faapkit.compare sits above this layer
     """Read a run folder or metrics file written by another tool.
 
     Return a list of records or ``None`` when the path is not in a format this plugin
-    understands. A record is a ``faapkit.run_records.RunRecord`` for one (run, epoch, split), or
+    understands. A record is a ``faapkit.plugin_api.RunRecord`` for one (run, epoch, split), or
     a plain dict with its keys (validated into one; a bad value is one error naming the key), as
-    ``faapkit.run_records.train_only_records`` and ``faapkit.legacy.read_eval_file`` build them:
+    ``faapkit.plugin_api.train_only_records`` and the built-in ``faap_plugins.legacy_runs.read_eval_file`` build them:
     ``run``, ``path``, ``source``, ``version``, ``epoch``, ``split``, ``dataset``, ``epsilon``,
     ``perturbed`` and ``baseline`` (``{group: {"AP": ..., "AR": ..., ...}}`` or ``None``), and
     optionally ``reference``, ``is_baseline_only``, ``train`` (the epoch's training-log row).

@@ -48,9 +48,9 @@ def test_every_cited_faapkit_name_exists():
 
 
 def test_the_checker_catches_a_wrong_name():
-    assert resolves("faapkit.run_records.train_only_records")
-    assert resolves("faapkit.run_records.RunRecord")
-    assert not resolves("faapkit.runs.NoSuchRecord")
+    assert resolves("faapkit.plugin_api.train_only_records")
+    assert resolves("faapkit.compare.records.RunRecord")
+    assert not resolves("faapkit.compare.NoSuchRecord")
     assert not resolves("faapkit.no_such_module.thing")
 
 

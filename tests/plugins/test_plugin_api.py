@@ -37,17 +37,11 @@ def test_builtin_version_plugins_use_the_public_api_alone():
         assert faapkit_imports(path) == {"faapkit.plugin_api"}, path.name
 
 
-# The one built-in plugin that reaches past the public API: the research folders' reader wraps
-# faapkit.legacy. No other import of faapkit's internals is allowed in, here or elsewhere.
-BEYOND_THE_API = {"legacy_runs.py": {"faapkit.legacy"}}
-
-
 def test_every_builtin_plugin_uses_the_public_api_alone():
     modules = sorted((REPO / "plugins").glob("*.py"))
     assert len(modules) >= 9
     for path in modules:
-        allowed = {"faapkit.plugin_api", *BEYOND_THE_API.get(path.name, set())}
-        assert faapkit_imports(path) <= allowed, path.name
+        assert faapkit_imports(path) <= {"faapkit.plugin_api"}, path.name
 
 
 def test_the_machinery_builds_no_plugin_manager_on_import():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from faapkit.artifacts.integrity import file_sha256
+from faapkit.compare.reading import select_on_val
 from faapkit.config import resolve_config
 from faapkit.io import load_checkpoint
-from faapkit.runs import select_on_val
 from faapkit.train.trainer import Trainer
 
 FAST = ["train.batch_size=4", "data.limit_images=24", "train.epochs=3", "train.steps_per_epoch=2"]

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from faapkit.artifacts.rundir import RunDir
+from faapkit.compare.records import RunRecord, as_record, train_only_records
 from faapkit.fairness import gap_if_known, overshoot, share_closed
-from faapkit.run_records import RunRecord, as_record, train_only_records
 from faapkit.train.selection import DEFAULT_RULE, SelectRule
 
 

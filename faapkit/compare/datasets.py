@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from faapkit.run_records import RunRecord
+from faapkit.compare.records import RunRecord
 
 Node = tuple[str, str]  # (split, fingerprint)
 
