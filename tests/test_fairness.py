@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from faapkit.compare.reading import _gap
+from faapkit.compare.rows import _gap
 from faapkit.errors import DataError
 from faapkit.fairness import gap, gap_if_known, ratio, reference_groups
 

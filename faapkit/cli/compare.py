@@ -11,16 +11,13 @@ import csv
 import io
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from faapkit.cli._console import out_console, print_json, warn
 from faapkit.cli._context import state
 from faapkit.cli._options import JsonOpt
-
-if TYPE_CHECKING:
-    from faapkit.compare.records import RunRecord
 from faapkit.errors import FaapError
 
 SORT_KEYS = {
@@ -31,7 +28,6 @@ SORT_KEYS = {
     "epoch": "epoch",
     "run": "run",
 }
-LOG_ONLY = "not evaluated"
 FORMATS = ("auto", "table", "tsv")
 
 
@@ -72,25 +68,20 @@ def compare(
     json_: JsonOpt = False,
 ) -> None:
     """Put many runs side by side: per-group AP/AR, gaps with CIs, change vs baseline, significance."""
-    from faapkit.compare.reading import summarize
+    from faapkit.compare import arrange, ci_levels, gather, seed_sets, summarize
 
     _check_options((sort, metric, select_rule), format_, all_epochs, evaluated_only, csv_out, plot, force, ctx)
-    rows = [summarize(r) for r in _records(paths, state(ctx).pm, {"--csv": csv_out, "--plot": plot})]
-    from faapkit.cli.compare_output import ci_levels, pct
+    records = gather(paths, state(ctx).pm, {"--csv": csv_out, "--plot": plot}, warn)
+    rows = [summarize(r) for r in records]
+    from faapkit.cli.compare_output import pct
 
     if len(ci_levels(rows)) > 1:
         warn(
             f"these rows' CIs were computed at different CI levels ({', '.join(map(pct, ci_levels(rows)))}); "
             "each row's level is in the 'CI level' column"
         )
-    logged = [r for r in rows if r["setting"] == "train only"]
-    rows = [r for r in rows if r["setting"] != "train only"]
-    if best_per_run:
-        rows = _best_per_run(rows, SORT_KEYS[metric], select_rule)
-    elif all_epochs:
-        rows += logged
-    summaries = [] if best_per_run or all_epochs else _log_summaries(logged)
-    _sort(rows, SORT_KEYS[sort])
+    best = (SORT_KEYS[metric], select_rule) if best_per_run else None
+    rows, summaries = arrange(rows, SORT_KEYS[sort], best_per_run=best, all_epochs=all_epochs, say=warn)  # type: ignore[arg-type]
     datasets = sorted({str(r.get("dataset")) for r in rows + summaries})
     if csv_out is not None:
         _write_csv(csv_out, rows + summaries)  # what the table shows
@@ -98,41 +89,24 @@ def compare(
         from faapkit.cli.compare_plot import plot_gaps
 
         plot_gaps(plot, rows)
-    from faapkit.cli.compare_output import ci_levels as levels
-    from faapkit.evaluate.across_seeds import seed_groups
-
-    seed_sets = seed_groups(rows, (levels(rows) or [0.95])[0])
+    sets = seed_sets(rows)
     if json_:
         print_json(
-            {"rows": rows, "datasets": datasets, "log_only": [_plain(s) for s in summaries], "across_seeds": seed_sets}
+            {"rows": rows, "datasets": datasets, "log_only": [_plain(s) for s in summaries], "across_seeds": sets}
         )
         return
     if across_seeds:
-        if not seed_sets:
+        if not sets:
             raise FaapError("--across-seeds: no two runs here differ in train.seed alone (and are evaluated alike)")
         from faapkit.cli.compare_output import print_seed_sets
 
-        print_seed_sets(
-            seed_sets, out_console, tsv_out=format_ == "tsv" or (format_ == "auto" and not sys.stdout.isatty())
-        )
+        print_seed_sets(sets, out_console, tsv_out=format_ == "tsv" or (format_ == "auto" and not sys.stdout.isatty()))
         return
     _print(rows, summaries, mix_datasets, format_)
-    if seed_sets and (format_ == "table" or (format_ == "auto" and sys.stdout.isatty())):
+    if sets and (format_ == "table" or (format_ == "auto" and sys.stdout.isatty())):
         from faapkit.cli.compare_output import print_seed_sets
 
-        print_seed_sets(seed_sets, out_console, tsv_out=False)
-
-
-def _best_per_run(rows: list[dict[str, Any]], metric: str, rule: str) -> list[dict[str, Any]]:
-    """Each run at its epoch chosen on val by ``rule``, reported on the other splits."""
-    from faapkit.compare.reading import select_on_val
-
-    rows, notes = select_on_val(rows, metric, rule=rule)  # type: ignore[arg-type]
-    for note in notes:
-        warn(note)
-    if not rows:
-        raise FaapError("--best-per-run: no run has an epoch chosen on val and evaluated on another split")
-    return rows
+        print_seed_sets(sets, out_console, tsv_out=False)
 
 
 def _check_options(
@@ -161,6 +135,8 @@ def _check_options(
     from faapkit.artifacts.outputs import check_output
 
     def _run_artefact(target: Path) -> str | None:
+        from faapkit.compare import run_artefact
+
         return run_artefact(target, state(ctx).pm)  # the plugins are loaded only if a file is there
 
     if csv_out is not None:
@@ -172,41 +148,11 @@ def _check_options(
         check_output(plot, "--plot", force=force, replaceable=_run_artefact, suffixes=formats, what="a figure")
 
 
-def _records(paths: list[Path], pm: Any, outputs: dict[str, Path | None]) -> list[RunRecord]:
-    """Every record under the paths (a rescore beside its evaluation, or of changed detections,
-    left out; copies merged), each assigned its dataset and baseline; what is unreadable or left
-    out is said on stderr. ``outputs`` (``--csv``/``--plot``) may not name a file being read."""
-    from faapkit.compare.datasets import assign_datasets
-    from faapkit.compare.reading import LeftOut, discover, drop_rescores, fill_baselines, merge_copies
-
-    records, unreadable = discover(paths, pm)
-    for u in unreadable:
-        warn(u if isinstance(u, LeftOut) else f"not a run or metrics file any plugin reads: {u}")
-    for r in records:
-        if r.flag_note:  # one line per flagged file; the row's flags column names the flags
-            warn(f"{r.path}: flagged {r.flag_note}")
-    if not records:
-        raise FaapError("no runs found under " + ", ".join(str(p) for p in paths))
-    read = {Path(str(r.path)).absolute() for r in records if r.path}
-    for option, target in outputs.items():
-        if target is not None and target.absolute() in read:
-            raise FaapError(f"{option} {target} is a metrics file being compared: never replaced; name another file")
-    records, rescores = drop_rescores(records)
-    for note in rescores:
-        warn(note)
-    records, copies = merge_copies(records)
-    for note in copies:
-        warn(note)
-    for note in assign_datasets(records):
-        warn(note)
-    fill_baselines(records)
-    return records
-
-
 def _print(rows: list[dict[str, Any]], summaries: list[dict[str, Any]], mix: bool, format_: str) -> None:
     """One table per dataset, each followed by its runs' epochs never evaluated; runs never
     evaluated at all in a table of their own; or all of it as TSV."""
     from faapkit.cli.compare_output import fitted_table, print_table, summary_table, tsv
+    from faapkit.compare import LOG_ONLY
 
     measured = sorted({str(r.get("dataset")) for r in rows})
     if len(measured) > 1 and not mix:
@@ -244,78 +190,8 @@ def _print(rows: list[dict[str, Any]], summaries: list[dict[str, Any]], mix: boo
         )
 
 
-def _log_summaries(logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (run, dataset) for its epochs with a train log and no evaluation."""
-    by_run: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in logged:
-        by_run.setdefault((str(r.get("run")), str(r.get("dataset"))), []).append(r)
-    out = []
-    for (run, _), mine in sorted(by_run.items()):
-        epochs = sorted(int(r["epoch"]) for r in mine if r.get("epoch") is not None)
-        out.append(
-            {
-                "run": run,
-                "version": mine[0].get("version"),
-                "epoch": _ranges(epochs) if epochs else None,
-                "split": None,
-                "setting": LOG_ONLY,
-                "dataset": mine[0].get("dataset"),
-                "source": mine[0].get("source"),
-                "epochs_logged": epochs,
-            }
-        )
-    return out
-
-
 def _plain(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: summary[k] for k in ("run", "version", "dataset", "source", "epochs_logged")}
-
-
-def _ranges(epochs: list[int]) -> str:
-    """``[0, 1, 2, 5, 7, 8]`` -> ``0-2,5,7-8``."""
-    parts: list[str] = []
-    start = prev = epochs[0]
-    for e in [*epochs[1:], None]:
-        if e is not None and e == prev + 1:
-            prev = e
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if e is not None:
-            start = prev = e
-    return ",".join(parts)
-
-
-def _sort(rows: list[dict[str, Any]], key: str) -> None:
-    rows.sort(
-        key=lambda r: (
-            r.get(key) is None,
-            r.get(key) if r.get(key) is not None else 0,
-            str(r.get("run")),
-            r.get("epoch") if isinstance(r.get("epoch"), int) else -1,
-        )
-    )
-
-
-def run_artefact(target: Path, pm: Any) -> str | None:
-    """Why an existing ``target`` is part of a run or an evaluation, which a --csv or --plot must
-    never replace, else ``None``."""
-    from faapkit.artifacts.outputs import protected_kind, run_folder_of
-
-    if not target.is_file():
-        return None
-    kind = protected_kind(target)
-    if kind is not None:
-        return f"is {kind}"
-    folder = run_folder_of(target)
-    if folder is not None:
-        return f"is a file of the run {folder}"
-    if target.suffix == ".json":
-        from faapkit.compare.reading import read_metrics_file
-
-        # a faapkit metrics file, or one a faap_read_run reader reads (built-in: the research scripts')
-        if read_metrics_file(target)[0] is not None or pm.hook.faap_read_run(path=target):
-            return "is a metrics file"
-    return None
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

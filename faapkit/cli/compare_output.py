@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from faapkit.compare.rows import ci_levels
+
 NOT_GROUPS = frozenset(
     {
         "gap",
@@ -70,11 +72,6 @@ def groups_of(rows: list[dict[str, Any]]) -> list[str]:
 def pct(level: Any) -> str:
     """``0.9`` -> ``90%``, ``0.975`` -> ``97.5%``."""
     return f"{100 * level:.10g}%" if isinstance(level, int | float) else "-"
-
-
-def ci_levels(rows: list[dict[str, Any]]) -> list[float]:
-    """The CI levels of the rows that have a CI (a row without one has none to say)."""
-    return sorted({r["ci_level"] for r in rows if r.get("ci_level") is not None})
 
 
 def ci_names(rows: list[dict[str, Any]]) -> dict[str, str]:

@@ -22,7 +22,7 @@ def check_out(out: Path, *, force: bool) -> None:
 
 def not_metrics(path: Path) -> str | None:
     """Why an existing ``path`` may not be replaced by metrics: it is no metrics file."""
-    from faapkit.compare.reading import read_metrics_file
+    from faapkit.compare import read_metrics_file
 
     return None if read_metrics_file(path)[0] is not None else "is no faap eval metrics file"
 

@@ -125,7 +125,7 @@ def checkpoint(path: Path, json_: JsonOpt = False) -> None:
 @app.command("run")
 def run(ctx: typer.Context, path: Path, json_: JsonOpt = False) -> None:
     """A run folder: manifest, epochs logged, checkpoints, metrics."""
-    from faapkit.compare.reading import describe_run
+    from faapkit.compare import describe_run
 
     info = describe_run(path, state(ctx).pm)
     if json_:

@@ -111,7 +111,7 @@ def test_seeds_evaluated_at_another_epsilon_or_on_other_groups_are_not_one_confi
 def test_evaluations_at_two_epsilons_with_equal_numbers_are_two_rows():
     """A larger --epsilon the generator never reaches gives the same numbers; it was merged away
     as 'the same evaluation' of the other epsilon."""
-    from faapkit.compare.reading import merge_copies
+    from faapkit.compare import merge_copies
     from faapkit.compare.records import RunRecord
 
     m = {"female": {"AP": 0.5}, "male": {"AP": 0.8}}

@@ -170,9 +170,11 @@ def test_csv_and_plot_never_write_over_a_run_artefact_even_with_force(tmp_path):
         tmp_path / "x.dets.json.gz",
     ]
     before = {t: t.read_bytes() for t in targets}
-    from faapkit.cli.compare import _run_artefact
+    from faapkit.compare import run_artefact
+    from faapkit.plugins import make_plugin_manager
 
-    assert all(_run_artefact(t) for t in targets) and _run_artefact(tmp_path / "nothing-there.csv") is None
+    pm = make_plugin_manager()  # the research metrics file is the built-in reader's
+    assert all(run_artefact(t, pm) for t in targets) and run_artefact(tmp_path / "nothing-there.csv", pm) is None
     for option, target in (("--csv", targets[0]), ("--plot", targets[3]), ("--csv", targets[4]), ("--plot", loose)):
         code, _, err = run_cli("compare", str(run), str(legacy), str(loose), option, str(target), "--force")
         lines = err.strip().splitlines()

@@ -306,7 +306,7 @@ def test_hook_faap_read_run(pm, tmp_path):
     mine.mkdir()
     assert _with(P()).hook.faap_read_run(path=mine) == [{"run": "x", "epoch": 1}]
     # compare reads a plugin's plain dicts as typed records, and names a bad key in one error
-    from faapkit.compare.reading import discover
+    from faapkit.compare import discover
     from faapkit.compare.records import RunRecord
     from faapkit.errors import FaapError
 

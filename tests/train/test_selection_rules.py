@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from faapkit.compare.reading import select_on_val
+from faapkit.compare import select_on_val
 from faapkit.train.selection import RECORDED, choose, describe_rule, rule_from_record, select_epoch
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from faapkit.artifacts.integrity import file_sha256
-from faapkit.compare.reading import select_on_val
+from faapkit.compare import select_on_val
 from faapkit.config import resolve_config
 from faapkit.io import load_checkpoint
 from faapkit.train.trainer import Trainer
