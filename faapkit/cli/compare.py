@@ -122,8 +122,12 @@ def _check_options(
     """Refuse contradictory options and unwritable outputs before any run is read (``choices``:
     ``--sort``, ``--metric``, ``--select-rule``)."""
     sort, metric, rule = choices
-    if rule not in ("parity", "largest_lift"):
-        raise FaapError(f"--select-rule must be parity or largest_lift, not {rule!r}")
+    from typing import get_args
+
+    from faapkit.train.selection import SelectRule
+
+    if rule not in get_args(SelectRule):
+        raise FaapError(f"--select-rule must be {' or '.join(get_args(SelectRule))}, not {rule!r}")
     if sort not in SORT_KEYS or metric not in ("ap_gap", "ar_gap"):
         raise FaapError(f"--sort must be one of {', '.join(SORT_KEYS)} and --metric ap_gap or ar_gap")
     if format_ not in FORMATS:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from faapkit.config.defaults import DEFAULT_MAX_ADVANTAGED_DROP
 from faapkit.errors import FaapError
 from faapkit.train.selection import DEFAULT_RULE, SelectRule, choose
 
@@ -14,7 +15,7 @@ from faapkit.train.selection import DEFAULT_RULE, SelectRule, choose
 def select_on_val(
     rows: list[dict[str, Any]],
     metric: str = "AP_gap",
-    max_advantaged_drop: float = 0.005,
+    max_advantaged_drop: float = DEFAULT_MAX_ADVANTAGED_DROP,
     rule: SelectRule = DEFAULT_RULE,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Each run's rows at the epoch chosen on its **val** rows, reported on every other split.

@@ -14,6 +14,9 @@ from typing import Any
 # the version a run trains when nothing names one
 DEFAULT_VERSION = "4th"
 
+# the checkpoint-selection guard: how much val AP the advantaged group may lose (train.selection)
+DEFAULT_MAX_ADVANTAGED_DROP = 0.005
+
 # the tiny detectors of the embedded benchmark, by the benchmark bias each was trained on
 # (faapkit.data.synth.BIASES): v1 is history, v2 a stronger bias, v3 v2's images with a larger val split
 TINY_DETECTORS: dict[str, str] = {"v1": "detr-synth-tiny", "v2": "detr-synth-tiny-v2", "v3": "detr-synth-tiny-v3"}

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from faapkit.config.defaults import DEFAULT_DETECTOR
+from faapkit.config.defaults import DEFAULT_DETECTOR, DEFAULT_MAX_ADVANTAGED_DROP
 from faapkit.errors import ConfigError
 from faapkit.plugins.specs import EMBEDDED_MAX_SIZE, EMBEDDED_MIN_SIZE, EMBEDDED_TRAIN_SCALES
 
@@ -135,7 +135,10 @@ class TrainConfig(Section):
     )
     val_limit_images: int | None = Field(default=None, gt=0, description="validate on the first N images only")
     select_max_advantaged_drop: float = Field(
-        default=0.005, ge=0, le=1, description="best.pt: the advantaged group's val AP may fall at most this much"
+        default=DEFAULT_MAX_ADVANTAGED_DROP,
+        ge=0,
+        le=1,
+        description="best.pt: the advantaged group's val AP may fall at most this much",
     )
     select_rule: Literal["parity", "largest_lift"] = Field(
         default="parity",
