@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from faapkit.artifacts.rundir import RunDir
 from faapkit.fairness import gap_if_known, overshoot, share_closed
 from faapkit.run_records import RunRecord, as_record, train_only_records
@@ -116,6 +118,7 @@ def metrics_record(
             "iou_thresholds": iou if isinstance(iou, list) else None,
             "rescored_from": (m.get("rescored_from") or {}).get("metrics"),
             "stale": stale_detections(f, m) if m.get("rescored_from") else None,
+            "evaluated_run_id": m.get("run_id") if isinstance(m.get("run_id"), str) else None,
         }
     )
 
@@ -152,13 +155,16 @@ def read_native(path: Path, unreadable: list[str] | None = None) -> list[RunReco
     for f in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
         m, why = read_metrics_file(f)
         refused, flags = check_metrics(f, m, run_id) if m is not None else (None, [])
-        if m is None or refused:
+        record, malformed = (
+            _record_or_why(f, m, label, manifest, log, selection.get("epoch")) if m and not refused else (None, None)
+        )
+        if record is None:
             (unreadable if unreadable is not None else []).append(
-                LeftOut(f"{f}: {refused}") if refused else f"{f} ({why})"
+                LeftOut(f"{f}: {refused or malformed}") if refused or malformed else f"{f} ({why})"
             )
             continue
-        seen.add(m.get("epoch"))
-        records.append(_flagged(metrics_record(f, m, label, manifest, log, selection.get("epoch")), flags))
+        seen.add(record.epoch)
+        records.append(_flagged(record, flags))
     trained = train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
     for rec in trained:
         rec.dataset_fingerprint, rec.dataset_split, rec.dataset_root = dataset, data.get("split"), data.get("root")
@@ -196,9 +202,29 @@ def read_loose(path: Path, unreadable: list[str] | None = None) -> list[RunRecor
     owner = m.get("run") or m.get("checkpoint") or str(path)
     owner = str(owner) if isinstance(owner, str) else str(path)
     selected = (m.get("selection") or {}).get("epoch") if isinstance(m.get("selection"), dict) else None
-    record = metrics_record(path, m, Path(owner).name, {}, {}, selected)
+    record, malformed = _record_or_why(path, m, Path(owner).name, {}, {}, selected)
+    if record is None:
+        (unreadable if unreadable is not None else []).append(LeftOut(f"{path}: {malformed}"))
+        return []
     record.run_path = owner
     return [_flagged(record, flags)]
+
+
+def _record_or_why(
+    f: Path, m: dict[str, Any], label: str, manifest: dict[str, Any], log: dict[int, dict[str, Any]], selected: Any
+) -> tuple[RunRecord | None, str | None]:
+    """:func:`metrics_record`, or ``None`` and why the file's fields cannot make one (an
+    ``epoch`` that is text, a ``reference`` or group that is not a mapping: edited by hand), so
+    that one malformed file is one line naming it and key, never an error that hides the rest."""
+    try:
+        return metrics_record(f, m, label, manifest, log, selected), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(record)"
+        got = json.dumps(first.get("input"), default=str)[:40]
+        return None, f"its '{key}' is {got}: {first['msg'].lower()}; left out"
+    except (AttributeError, TypeError) as exc:
+        return None, f"a field is not what faap eval writes ({exc}); left out"
 
 
 def _flagged(record: RunRecord, flags: list[tuple[str, str]]) -> RunRecord:
@@ -316,7 +342,7 @@ def merge_copies(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
                 notes += [note] if note not in notes else []
                 r.run = first.run
     kept: list[RunRecord] = []
-    seen: dict[str, RunRecord] = {}
+    seen: dict[str, list[RunRecord]] = {}  # content key -> the distinct runs' records holding it
     copied_from: dict[str, set[str]] = {}  # run path -> labels its duplicated evaluations were kept under
     own: dict[str, int] = {}  # run path -> its evaluations kept as rows
     for r in order:
@@ -324,13 +350,13 @@ def merge_copies(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
         if not (r.perturbed or r.baseline):
             kept.append(r)
             continue
-        key = _content_key(r)
-        if key in seen:
-            seen[key].also_at = [*(seen[key].also_at or []), str(r.path)]
-            notes.append(f"{r.path}: the same evaluation as {seen[key].path}; shown once")
-            copied_from.setdefault(where, set()).add(str(seen[key].run))
+        same = next((s for s in seen.get(_content_key(r), []) if _one_run(s, r)), None)
+        if same is not None:
+            same.also_at = [*(same.also_at or []), str(r.path)]
+            notes.append(f"{r.path}: the same evaluation as {same.path}; shown once")
+            copied_from.setdefault(where, set()).add(str(same.run))
             continue
-        seen[key] = r
+        seen.setdefault(_content_key(r), []).append(r)
         own[where] = own.get(where, 0) + 1
         kept.append(r)
     for where, labels in copied_from.items():
@@ -352,10 +378,22 @@ def merge_copies(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
     return out, notes
 
 
-def _copy_order(r: RunRecord) -> tuple[bool, str]:
-    """Which copy is kept: one inside its run folder before a loose file, then by path."""
+def _one_run(a: RunRecord, b: RunRecord) -> bool:
+    """Whether two records of equal numbers can be one evaluation: not when they name two runs
+    (two seeds, or the same command run twice, can give equal numbers; each is a sample and
+    counts)."""
+    ids = {r.run_id or r.evaluated_run_id for r in (a, b)}
+    return None in ids or len(ids) == 1
+
+
+BAD_FLAGS = frozenset({"edited", "gap", "outside-ci"})  # a copy with these is not the one kept
+
+
+def _copy_order(r: RunRecord) -> tuple[bool, bool, str]:
+    """Which copy is kept: one whose numbers passed the checks before an edited one, one inside
+    its run folder before a loose file, then by path."""
     path, run = os.path.abspath(str(r.path)), os.path.abspath(str(r.run_path or r.path))
-    return (not (path == run or path.startswith(run + os.sep)), path)
+    return (bool(BAD_FLAGS & set(r.flags or [])), not (path == run or path.startswith(run + os.sep)), path)
 
 
 def _content_key(r: RunRecord) -> str:

@@ -174,6 +174,38 @@ def test_a_file_of_another_run_or_with_values_that_are_not_numbers_is_left_out_b
     assert [r["split"] for r in rows if r["setting"] != "train only"] == ["val"]
 
 
+MALFORMED = {
+    "an epoch in words": (lambda m: _set(m, "zero", "epoch"), "its 'epoch' is \"zero\""),
+    "a reference that is a name": (lambda m: _set(m, "male", "reference"), "its 'reference' is \"male\""),
+    "a group that is null": (lambda m: _set(m, None, "metrics", "perturbed", "female"), "its 'perturbed.female'"),
+    "a bootstrap that is a list": (lambda m: _set(m, [1], "bootstrap"), "its 'bootstrap' is [1]"),
+    "a dataset that is a name": (lambda m: _set(m, "coco", "dataset"), "a field is not what faap eval writes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+@pytest.mark.parametrize("loose", [False, True])
+def test_a_file_with_a_malformed_field_is_left_out_by_name_and_the_rest_is_shown(tmp_path, case, loose):
+    """Such a file stopped the whole compare with 'error: ValidationError: ... (unexpected)',
+    naming neither the file nor hiding only it."""
+    change, says = MALFORMED[case]
+    m = metrics()
+    change(m)
+    m["numbers_sha256"] = numbers_sha256(m)
+    f = make_run(tmp_path, m)
+    clean = metrics()
+    clean["split"] = "val"
+    clean["numbers_sha256"] = numbers_sha256(clean)
+    make_run(tmp_path, clean, "val_gender_best.json")
+    if loose:
+        f = f.rename(tmp_path / "loose.json")
+    code, out, err = run_cli("compare", str(tmp_path), "--json")
+    assert code == 0 and "unexpected" not in err and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if str(f) in line]
+    assert len(lines) == 1 and "left out" in lines[0] and says in lines[0], err
+    assert [r["split"] for r in json.loads(out)["rows"] if r["setting"] != "train only"] == ["val"]
+
+
 def test_a_loose_copy_of_another_run_s_file_is_left_out(tmp_path, capsys):
     """A loose metrics file records its run folder; when that folder is now another run, it is
     not that run's evaluation."""
