@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -131,6 +133,12 @@ def check_best(run: Any, best: Path, accept_changed: bool) -> BestCheck:
     recorded = selection.get("checkpoint_sha256")
     if selection and selection.get("epoch") is None:
         problem = f"{best} is there though {run.selection_path} chose no epoch"
+    elif "checkpoint_sha256" in selection and not _is_sha256(recorded):
+        # the trainer writes a hash, or null only when it chose no epoch: anything else was edited
+        problem = (
+            f"{run.selection_path} records checkpoint_sha256 {json.dumps(recorded)[:20]} for epoch "
+            f"{selection.get('epoch')}, not a sha256 (edited?): {best} cannot be checked against it"
+        )
     elif not isinstance(recorded, str) or not recorded:
         why = "records no checkpoint_sha256 (written before faapkit recorded it)" if selection else "is missing"
         info(f"note: {run.selection_path} {why}: {best} is evaluated unverified")
@@ -154,6 +162,10 @@ def check_best(run: Any, best: Path, accept_changed: bool) -> BestCheck:
         None,
         "differs from selection.json",
     )
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _recorded(run: Any) -> tuple[dict[str, Any], str | None, str | None]:
@@ -191,8 +203,14 @@ def _check_options(
     workers: int | None,
     nproc: int,
     on_invalid: str | None,
+    epsilon: float | None = None,
+    epoch: int | None = None,
 ) -> None:
     """Refuse impossible option values before any work (typer would accept them)."""
+    if epsilon is not None and not 0 < epsilon <= 1:  # NaN too
+        raise ConfigError(f"--epsilon must be in (0, 1], got {epsilon}")
+    if epoch is not None and epoch < 0:
+        raise ConfigError(f"--epoch must be at least 0, got {epoch}")
     for name, value, least in (
         ("--batch-size", batch_size, 1),
         ("--bootstrap", bootstrap, 0),
@@ -269,7 +287,7 @@ def evaluate(
     json_: JsonOpt = False,
 ) -> None:
     """Per-group and overall COCO AP/AR of baseline and perturbed inputs, gaps, ratios and CIs."""
-    _check_options(batch_size, bootstrap, limit_images, workers, nproc, on_invalid)
+    _check_options(batch_size, bootstrap, limit_images, workers, nproc, on_invalid, epsilon, epoch)
     if out is not None and rescore is None:  # found before inference, not when the metrics are written
         from faapkit.cli.eval_guards import check_out
 
@@ -361,15 +379,13 @@ def _evaluate_seeds(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> N
             f"{o.target}: {', '.join(missing)} not trained to the end; continue with faap train --resume {o.target}"
         )
     rows, results = [], {}
+    for seed, run in runs:  # every seed's checkpoint and output, before the first seed's inference
+        with _seed_taken(seed, o.target):
+            _preflight_seed(replace(o, target=run), layers)
     for seed, run in runs:
         info(f"seed {seed}: faap eval {run}")
-        try:
+        with _seed_taken(seed, o.target):
             result = _evaluate(reg, replace(o, target=run, json_=False, quiet=True), layers, show=False)
-        except ResultTaken as exc:  # its hint names --out, which a seed set refuses
-            raise FaapError(
-                f"seed {seed}: {exc.path} already holds an evaluation of the same checkpoint and settings; "
-                f"pass --force to replace every seed's, or compare them as they are with faap compare {o.target}"
-            ) from None
         if result is None:
             return  # non-zero ranks
         results[str(seed)] = result
@@ -383,6 +399,43 @@ def _evaluate_seeds(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> N
     from faapkit.cli.eval_table import show_seeds
 
     show_seeds(rows, summary, out_console)
+
+
+@contextlib.contextmanager
+def _seed_taken(seed: int, seed_set: Path) -> Iterator[None]:
+    """A seed's result there already, said for the set (the single run's hint names --out, which a
+    seed set refuses)."""
+    try:
+        yield
+    except ResultTaken as exc:
+        raise FaapError(
+            f"seed {seed}: {exc.path} already holds an evaluation of the same checkpoint and settings; "
+            f"pass --force to replace every seed's, or compare them as they are with faap compare {seed_set}"
+        ) from None
+
+
+def _preflight_seed(o: _Inference, layers: list[tuple[str, Any]]) -> None:
+    """What :func:`_evaluate` would refuse of one seed's run without loading data or detector: its
+    checkpoint (``best.pt`` against ``selection.json``), the folder its metrics go into, and,
+    without ``--force``, a metrics file there already (its name needs no data or detector unless
+    ``--data`` or ``--detector-checkpoint`` add theirs; then the seed's own check still refuses
+    it, before its inference)."""
+    from faapkit.cli import eval_settings
+    from faapkit.config import DataConfig, validate_model
+
+    tgt = _checked_target(o)
+    _check_folder(tgt, None)
+    if o.force or o.data is not None or o.detector_checkpoint is not None:
+        return
+    settings, _ = eval_settings.resolve(
+        [("the run's config", eval_settings.run_layer(tgt.config.get("eval", {}))), *layers]
+    )
+    dcfg = validate_model(DataConfig, {**tgt.config.get("data", {}), "limit_images": o.limit_images}, prefix="data")
+    path = output_path(
+        tgt, None, settings.split, o.split_by or dcfg.split_by, o.limit_images, _tags(o, None, None, settings)
+    )
+    if path is not None:
+        _refuse_taken([path])
 
 
 @dataclass(frozen=True)
@@ -565,7 +618,7 @@ def _checked_target(o: _Inference) -> Target:
     from faapkit.config import check_device
 
     if o.epsilon is not None and not 0 < o.epsilon <= 1:
-        raise FaapError(f"--epsilon must be in (0, 1], got {o.epsilon}")
+        raise ConfigError(f"--epsilon must be in (0, 1], got {o.epsilon}")
     check_device(o.device, "--device")
     tgt = resolve_target(o.target, o.epoch, o.accept_changed_best)
     if tgt.run_dir is not None and tgt.checkpoint is not None:

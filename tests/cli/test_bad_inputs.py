@@ -189,7 +189,10 @@ CASES = {
         2,
         "the config differs in train.lr",
     ),
-    "eval epsilon above 1": (lambda w: ["eval", str(w["run"]), "--epsilon", "2"], 1, "--epsilon must be in (0, 1]"),
+    # option values, refused before any work as configuration errors (exit 2; --epsilon was 1)
+    "eval epsilon above 1": (lambda w: ["eval", str(w["run"]), "--epsilon", "2"], 2, "--epsilon must be in (0, 1]"),
+    "eval epsilon 0": (lambda w: ["eval", str(w["run"]), "--epsilon", "0"], 2, "--epsilon must be in (0, 1]"),
+    "eval epoch -1": (lambda w: ["eval", str(w["run"]), "--epoch", "-1"], 2, "--epoch must be at least 0, got -1"),
     "eval of a detector checkpoint": (
         lambda w: ["eval", str(w["base"] / "r18.pth")],
         1,

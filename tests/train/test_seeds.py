@@ -120,6 +120,7 @@ def test_eval_of_a_set_again_names_force_not_the_out_it_refuses(tmp_path, capsys
         raise evaluate.ResultTaken(taken)
 
     monkeypatch.setattr(seedset, "seed_state", lambda run: "done")
+    monkeypatch.setattr(evaluate, "_preflight_seed", lambda o, layers: None)
     monkeypatch.setattr(evaluate, "_evaluate", refuse)
     code, _, err = faap_in_process(capsys, "eval", str(parent))
     error = err[err.index("error: ") :]  # after the 'seed 0: faap eval ...' progress line
@@ -137,3 +138,55 @@ def test_compare_reads_a_seed_set_without_calling_its_manifest_unreadable(tmp_pa
     shutil.move(tmp_path / "set2" / "seeds.json", tmp_path / "set" / "seeds.json")
     got, err = compare_json(str(tmp_path / "set"))
     assert got["rows"] and "seeds.json" not in err
+
+
+@pytest.fixture(scope="module")
+def one_step_run(tmp_path_factory) -> Path:
+    from tests.conftest import one_step_4th_run
+
+    return one_step_4th_run(tmp_path_factory.mktemp("one-step"))
+
+
+def _set_of(parent: Path, run: Path, seeds: tuple[int, ...]) -> None:
+    """A seed set whose seeds are copies of ``run`` (each recording its own seed)."""
+    import shutil
+
+    seedset.prepare(parent, seedset.SeedSet("4th", seeds), resume=False)
+    for s in seeds:
+        shutil.copytree(run, parent / f"seed-{s}")
+        manifest = json.loads((parent / f"seed-{s}" / "run.json").read_text())
+        manifest["config"]["train"]["seed"] = s
+        (parent / f"seed-{s}" / "run.json").write_text(json.dumps(manifest))
+
+
+def _changed_best(seed_run: Path) -> None:
+    import shutil
+
+    shutil.copy(seed_run / "checkpoints" / "last.pt", seed_run / "checkpoints" / "best.pt")
+    selection = {"rule": "guarded_parity", "split": "val", "epoch": 0, "checkpoint_sha256": "0" * 64}
+    (seed_run / "selection.json").write_text(json.dumps(selection))
+
+
+LATE_REFUSALS = {
+    "seed 1 evaluated already": ([], "seed 1: ", "already holds an evaluation"),
+    "seed 1's best.pt changed since its run chose it": (["--force"], "seed-1/checkpoints/best.pt has sha256", ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LATE_REFUSALS))
+def test_eval_of_a_set_refuses_a_later_seed_before_evaluating_the_first(tmp_path, capsys, one_step_run, case):
+    """Seed 0 was evaluated (and, with --force, its earlier result replaced) before seed 1's taken
+    result or changed best.pt was refused: a refusal after work, leaving the set half evaluated."""
+    from tests.conftest import faap_in_process
+
+    flags, says, also = LATE_REFUSALS[case]
+    parent = tmp_path / "set"
+    _set_of(parent, one_step_run, (0, 1))
+    if "evaluated" in case:
+        code, _, err = faap_in_process(capsys, "eval", str(parent / "seed-1"), "--bootstrap", "0", "--device", "cpu")
+        assert code == 0, err
+    else:
+        _changed_best(parent / "seed-1")
+    code, _, err = faap_in_process(capsys, "eval", str(parent), "--bootstrap", "0", "--device", "cpu", *flags)
+    assert code == 1 and says in err and also in err, err
+    assert "seed 0: faap eval" not in err and not (parent / "seed-0" / "eval").exists()
