@@ -366,13 +366,14 @@ def _evaluate_seeds(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> N
     from dataclasses import replace
 
     from faapkit.evaluate.across_seeds import aggregate, seed_row
-    from faapkit.train.seeds import seed_runs, seed_state
+    from faapkit.train.seeds import read_seed_set, seed_runs, seed_state
 
     assert o.target is not None
     if o.out is not None:
         raise ConfigError(f"{o.target} is a seed set: each seed's metrics go to its own run folder; drop --out")
     runs = seed_runs(o.target)
-    states = {s: seed_state(r) for s, r in runs}  # each run's manifest and log read once
+    version = read_seed_set(o.target).version
+    states = {s: seed_state(r, s, version) for s, r in runs}  # each run's manifest and log read once
     missing = [f"seed {s} ({state})" for s, state in states.items() if state != "done"]
     if missing:
         raise FaapError(

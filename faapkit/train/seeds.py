@@ -147,9 +147,11 @@ def _describe(s: SeedSet) -> str:
     return f"'{s.version}' seeds {','.join(map(str, s.seeds))}{extra}"
 
 
-def seed_state(run: Path) -> str:
+def seed_state(run: Path, seed: int | None = None, version: str | None = None) -> str:
     """``done`` (trained to its schedule's end), ``partial`` (a run to resume; one that stopped
-    before its first checkpoint resumes by starting afresh) or ``new``."""
+    before its first checkpoint resumes by starting afresh) or ``new``. With ``seed`` (and the
+    set's ``version``), a run folder there that records another seed or version is refused: it is
+    not this seed's run (edited, or moved in by hand), and counting it would report it as one."""
     from faapkit.artifacts.rundir import RunDir
 
     rd = RunDir(run)
@@ -157,6 +159,12 @@ def seed_state(run: Path) -> str:
         return "new"
     manifest = rd.read_manifest()
     train = (manifest.get("config") or {}).get("train") or {}
+    if seed is not None and (train.get("seed") != seed or (version is not None and manifest.get("version") != version)):
+        raise FaapError(
+            f"{run} records the run of seed {train.get('seed')!r}, version {manifest.get('version')!r}, "
+            f"not seed {seed} of this '{version}' set: move it out (or restore it) and run faap train --resume "
+            f"{run.parent}"
+        )
     epochs, max_steps = train.get("epochs"), train.get("max_steps")
     log = rd.read_log()
     if log and isinstance(epochs, int) and max(int(r["epoch"]) for r in log) >= epochs - 1:
@@ -193,9 +201,10 @@ def run_seeds(
     file and does not stop the others; the call fails at the end if any did."""
     todo: list[tuple[int, Path, str]] = []
     outcome: dict[int, str] = {}
+    states = {seed: seed_state(seed_folder(parent, seed), seed, s.version) for seed in s.seeds}  # all, before any
     for seed in s.seeds:
         run = seed_folder(parent, seed)
-        state = seed_state(run)
+        state = states[seed]
         if state == "done":
             outcome[seed] = "done before"
             continue

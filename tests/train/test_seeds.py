@@ -119,7 +119,7 @@ def test_eval_of_a_set_again_names_force_not_the_out_it_refuses(tmp_path, capsys
     def refuse(*args, **kwargs):
         raise evaluate.ResultTaken(taken)
 
-    monkeypatch.setattr(seedset, "seed_state", lambda run: "done")
+    monkeypatch.setattr(seedset, "seed_state", lambda run, *args: "done")
     monkeypatch.setattr(evaluate, "_preflight_seed", lambda o, layers: None)
     monkeypatch.setattr(evaluate, "_evaluate", refuse)
     code, _, err = faap_in_process(capsys, "eval", str(parent))
@@ -190,3 +190,32 @@ def test_eval_of_a_set_refuses_a_later_seed_before_evaluating_the_first(tmp_path
     code, _, err = faap_in_process(capsys, "eval", str(parent), "--bootstrap", "0", "--device", "cpu", *flags)
     assert code == 1 and says in err and also in err, err
     assert "seed 0: faap eval" not in err and not (parent / "seed-0" / "eval").exists()
+
+
+EDITED_SEED = {
+    "another seed": (("config", "train", "seed"), 7, "records the run of seed 7, version '4th', not seed 1"),
+    "another version": (("version",), "2nd", "records the run of seed 1, version '2nd', not seed 1 of this '4th' set"),
+}
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+@pytest.mark.parametrize("case", sorted(EDITED_SEED))
+def test_a_seed_folder_holding_another_run_is_refused(tmp_path, capsys, one_step_run, case, command):
+    """seed-1/run.json edited to seed 7 was taken as seed 1 'done': faap eval SEEDSET reported it
+    as seed 1 and compare as a seed 7 of the set."""
+    from tests.conftest import faap_in_process, one_error
+
+    keys, value, says = EDITED_SEED[case]
+    parent = tmp_path / "set"
+    _set_of(parent, one_step_run, (0, 1))
+    manifest = json.loads((parent / "seed-1" / "run.json").read_text())
+    inner = manifest
+    for key in keys[:-1]:
+        inner = inner[key]
+    inner[keys[-1]] = value
+    (parent / "seed-1" / "run.json").write_text(json.dumps(manifest))
+    args = ["train", "--resume", str(parent)] if command == "train" else ["eval", str(parent), "--device", "cpu"]
+    code, _, err = faap_in_process(capsys, *args)
+    error = err[err.index("error: ") :]  # after the 'seed set ...' line of train
+    one_error(error, 1, code, f"{parent / 'seed-1'} {says}")
+    assert not (parent / "seed-0" / "eval").exists() and not (parent / "seed-0.log").exists()
