@@ -101,6 +101,8 @@ class OutputLock:
                     self.note(
                         f"took over the stale lock {self.path} of pid {holder.get('pid')} "
                         f"(no such process on {host}: killed while writing?)"
+                        if holder
+                        else f"took over the stale lock {self.path}: unreadable and untouched for over a minute"
                     )
                 break
         else:

@@ -187,7 +187,9 @@ def seeds_summary(summary: dict[str, Any]) -> list[str]:
         lines.append(f"{what}: median {s['median']:+.3f}, range {s['min']:+.3f} .. {s['max']:+.3f}{ci}")
         if s.get("predict"):
             lo, hi = s["predict"]
-            lines.append(f"  one more run (another seed or machine) is expected in [{lo:+.3f}, {hi:+.3f}] ({level} prediction interval)")
+            lines.append(
+                f"  one more run (another seed or machine) is expected in [{lo:+.3f}, {hi:+.3f}] ({level} prediction interval)"
+            )
     adv = summary["advantaged_change"]
     if adv["n"]:
         lines.append(
