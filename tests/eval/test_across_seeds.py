@@ -182,3 +182,21 @@ def test_of_two_copies_the_one_whose_numbers_pass_the_checks_is_kept():
     edited = clean.model_copy(update={"run": "a", "path": "a/eval/x.json", "run_path": "a", "flags": ["edited"]})
     kept, _ = merge_copies([edited, clean])
     assert [r.path for r in kept if r.perturbed] == ["b/eval/x.json"] and kept[0].flags is None
+
+
+@pytest.mark.parametrize("n_seeds", [2, 3])
+def test_eval_of_a_seed_set_in_a_pipe_still_says_the_spread(capsys, n_seeds):
+    """Off a terminal, faap eval SEEDSET printed the per-seed TSV only: the median, the t-CI across
+    seeds and the prediction interval of one more run were nowhere but in --json."""
+    import io
+
+    from rich.console import Console
+
+    from faapkit.cli.eval_table import SEED_COLUMNS, show_seeds
+
+    rows = [_seed(s, -0.02 * (s + 1), [-0.05, 0.01]) for s in range(n_seeds)]
+    show_seeds(rows, aggregate(rows), Console(file=io.StringIO(), force_terminal=False))
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].split("\t")[: len(SEED_COLUMNS)] == list(SEED_COLUMNS) and len(lines) == 1 + n_seeds
+    assert "prediction interval" in err and "t-CI across seeds" in err and f"of {n_seeds} seeds" in err
