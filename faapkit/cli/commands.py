@@ -129,10 +129,11 @@ def _train_seeds(
         wanted = seedset.SeedSet(
             resolved.version, tuple(chosen), str(config.absolute()) if config else None, tuple(shared)
         )
+    created = not seedset.is_seed_set(parent)
     held = seedset.prepare(parent, wanted, resume=resume is not None)
     info(f"seed set {parent}: version {held.version}, seeds {', '.join(map(str, held.seeds))}, {jobs} at a time")
     try:
-        outcome = seedset.run_seeds(parent, held, jobs=jobs, extra=extra, log=info)
+        outcome = seedset.run_seeds(parent, held, jobs=jobs, extra=extra, log=info, created=created)
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted: each seed stopped keeps its last checkpoint; continue with faap train --resume {parent}"

@@ -219,3 +219,24 @@ def test_a_seed_folder_holding_another_run_is_refused(tmp_path, capsys, one_step
     error = err[err.index("error: ") :]  # after the 'seed set ...' line of train
     one_error(error, 1, code, f"{parent / 'seed-1'} {says}")
     assert not (parent / "seed-0" / "eval").exists() and not (parent / "seed-0.log").exists()
+
+
+SETUP_REFUSALS = {
+    "settings that cannot train": (["--set", "train.batch_size=1"], 2, "train.batch_size=1 cannot train"),
+    "a dataset root that is not there": (["--set", "data.root='/nonexistent-faap'"], 1, "dataset root not found"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SETUP_REFUSALS))
+def test_a_set_whose_settings_cannot_train_stops_at_the_first_seed_and_leaves_no_folder(tmp_path, case):
+    """Every seed was started and refused in turn (each loading the data), the command exited 1
+    even for a configuration error, and seeds.json and the logs stayed: the corrected command then
+    found a folder 'holding the seed set' of the bad settings and was refused."""
+    extra, code_expected, says = SETUP_REFUSALS[case]
+    parent = tmp_path / "set"
+    env = {"FAAP_CACHE_DIR": os.environ["FAAP_CACHE_DIR"]}
+    code, _, err = run_cli("train", "--version", "4th", "--seeds", "0-2", "--out", str(parent), *extra, env=env)
+    assert code == code_expected and "Traceback" not in err, err
+    (error,) = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert "1 of 3 seeds refused before training; 2 not started" in error and says in error, err
+    assert f"{parent} removed again (nothing was trained)" in error and not parent.exists()
