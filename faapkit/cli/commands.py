@@ -51,6 +51,8 @@ def train(
             overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    if nproc < 1:  # 0 trained as one process; faap eval refuses it
+        raise ConfigError(f"--nproc must be at least 1, got {nproc}")
     from faapkit.train.seeds import is_seed_set
 
     if seeds is not None or (resume is not None and is_seed_set(resume)):
