@@ -40,6 +40,8 @@ def check_metrics(f: Path, m: dict[str, Any], run_id: str | None) -> tuple[str |
     if bad:
         return f"{bad}: left out", []
     recorded = m.get("run_id")
+    if recorded is not None and not isinstance(recorded, str):  # faap eval writes the run's id or null
+        return f"its run_id is {json.dumps(recorded)[:40]}, not a run id (edited?): left out", []
     if run_id is None and isinstance(m.get("run"), str) and (Path(m["run"]) / "run.json").is_file():
         try:
             run_id = json.loads((Path(m["run"]) / "run.json").read_text()).get("run_id")

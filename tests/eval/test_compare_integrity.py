@@ -146,6 +146,8 @@ def list_as_ap(m: dict[str, Any]) -> None:
 
 LEFT_OUT = {
     "copied from another run": (another_run, "it evaluated run 20261201-111111-bbbbbb, not this folder's run"),
+    # a run_id edited to a number was not compared with the folder's: the file was shown, unflagged
+    "a run id that is a number": (lambda m: _set(m, 12345, "run_id"), "its run_id is 12345, not a run id"),
     "NaN": (nan_value, "metrics.perturbed.male.AP is NaN, not a finite number"),
     "a string": (string_value, 'metrics.perturbed.male.AP is "0.49", not a finite number'),
     "an infinity": (infinite_gap, "gaps.AR.perturbed is Infinity, not a finite number"),
