@@ -147,6 +147,9 @@ def list_as_ap(m: dict[str, Any]) -> None:
 LEFT_OUT = {
     "copied from another run": (another_run, "it evaluated run 20261201-111111-bbbbbb, not this folder's run"),
     # a run_id edited to a number was not compared with the folder's: the file was shown, unflagged
+    # an AP of 1e308 passed as a finite number: the row showed a gap of -1e308 and a share of -inf
+    "an AP above 1": (lambda m: _set(m, 1e308, "metrics", "perturbed", "male", "AP"), "AP is 1e+308, not an AP or AR"),
+    "an AR below 0": (lambda m: _set(m, -0.5, "metrics", "baseline", "female", "AR"), "AR is -0.5, not an AP or AR"),
     "a run id that is a number": (lambda m: _set(m, 12345, "run_id"), "its run_id is 12345, not a run id"),
     "NaN": (nan_value, "metrics.perturbed.male.AP is NaN, not a finite number"),
     "a string": (string_value, 'metrics.perturbed.male.AP is "0.49", not a finite number'),
