@@ -240,3 +240,32 @@ def test_a_set_whose_settings_cannot_train_stops_at_the_first_seed_and_leaves_no
     (error,) = [line for line in err.splitlines() if line.startswith("error: ")]
     assert "1 of 3 seeds refused before training; 2 not started" in error and says in error, err
     assert f"{parent} removed again (nothing was trained)" in error and not parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda seed_run: None, "done; 0 evaluation(s)"),
+        (lambda seed_run: __import__("shutil").rmtree(seed_run), "new; 0 evaluation(s)"),
+        (lambda seed_run: (seed_run / "train_log.jsonl").write_text(""), "partial"),
+        (
+            lambda seed_run: (seed_run / "run.json").write_text(
+                (seed_run / "run.json").read_text().replace('"seed": 1', '"seed": 7')
+            ),
+            "refused: ",
+        ),
+    ],
+)
+def test_inspect_run_of_a_seed_set_says_each_seed_s_state(tmp_path, capsys, one_step_run, change, says):
+    """faap inspect run SEEDSET showed the set as one run of N records, naming neither the set nor
+    which seed was trained, cut short or not that seed's run."""
+    from tests.conftest import faap_in_process
+
+    parent = tmp_path / "set"
+    _set_of(parent, one_step_run, (0, 1))
+    change(parent / "seed-1")
+    code, out, err = faap_in_process(capsys, "inspect", "run", str(parent), "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["format"] == "faapkit seed set" and got["seeds"] == [0, 1] and got["version"] == "4th"
+    assert got["seed 0"].startswith("done") and got["seed 1"].startswith(says)
