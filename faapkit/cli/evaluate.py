@@ -433,7 +433,7 @@ def _preflight_seed(o: _Inference, layers: list[tuple[str, Any]]) -> None:
     )
     dcfg = validate_model(DataConfig, {**tgt.config.get("data", {}), "limit_images": o.limit_images}, prefix="data")
     path = output_path(
-        tgt, None, settings.split, o.split_by or dcfg.split_by, o.limit_images, _tags(o, None, None, settings)
+        tgt, None, settings.split, o.split_by or dcfg.split_by, o.limit_images, _tags(o, None, None, settings, dcfg)
     )
     if path is not None:
         _refuse_taken([path])
@@ -513,7 +513,7 @@ def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]], show: bool
     dist_info, dev = setup_process(o.device, key="--device")
     det = _checked_detector(detector, o, tgt, dev)
     split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid)
-    path = output_path(tgt, o.out, split, attr, dcfg.limit_images, _tags(o, det, split_data, settings))
+    path = output_path(tgt, o.out, split, attr, dcfg.limit_images, _tags(o, det, split_data, settings, dcfg))
     settings_out = ["baseline", *(["perturbed"] if tgt.checkpoint is not None else [])]
     det_paths = _detection_paths(path, settings_out, settings.save_detections)
     resolved = _Resolved(tgt, settings, sources, dcfg, det, dev, dist_info, split_data, input_size, settings_out)
@@ -629,11 +629,13 @@ def _checked_target(o: _Inference) -> Target:
     return tgt
 
 
-def _tags(o: _Inference, det: Any, split_data: Any, settings: Any) -> list[str]:
-    """What the metrics file name adds for each override of the run's evaluation."""
+def _tags(o: _Inference, det: Any, split_data: Any, settings: Any, dcfg: Any = None) -> list[str]:
+    """What the metrics file name adds for each override of the run's evaluation (``dcfg``: the
+    run's data config, whose pair of groups a ``--disadvantaged``/``--advantaged`` may change)."""
     from faapkit.cli import eval_settings
 
     tags = [f"eps{o.epsilon:g}"] if o.epsilon is not None else []
+    tags += _pair_tag(o, dcfg)
     tags += [f"det-{o.detector}"] if o.detector else []
     tags += [f"detckpt-{_short_hash(det.sha256)}"] if o.detector_checkpoint else []
     tags += [f"data-{split_data.fingerprint[:8]}"] if o.data else []
@@ -643,6 +645,22 @@ def _tags(o: _Inference, det: Any, split_data: Any, settings: Any) -> list[str]:
         sizes.update(layer)
     tags += [f"{key.removesuffix('_size')}{sizes[key]}" for key in eval_settings.SIZE_KEYS if key in sizes]
     return tags
+
+
+def _pair_tag(o: _Inference, dcfg: Any) -> list[str]:
+    """``ref-<disadvantaged>-<advantaged>`` (as ``--rescore`` names it) when the options change the
+    gap's groups from the run's: the same name held the other pair's evaluation, so that one was
+    refused as 'the same checkpoint and settings', and replaced by another gap with --force."""
+    import re
+
+    if o.disadvantaged is None and o.advantaged is None:
+        return []
+    same_attr = dcfg is not None and (o.split_by is None or o.split_by == dcfg.split_by)
+    default = (dcfg.disadvantaged, dcfg.advantaged) if same_attr else (None, None)
+    pair = (o.disadvantaged or default[0], o.advantaged or default[1])
+    if pair == default:
+        return []
+    return ["ref-" + "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(g)) for g in pair)]
 
 
 def _annotate(
