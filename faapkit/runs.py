@@ -115,7 +115,8 @@ def metrics_record(
             "baseline": metrics.get("baseline"),
             "bootstrap": m.get("bootstrap"),
             "train": log.get(epoch) if isinstance(epoch, int) else None,
-            "selected_epoch": selected,
+            # a best.pt evaluated with --accept-changed-best is not the checkpoint the run chose
+            "selected_epoch": None if m.get("checkpoint_check") == "differs from selection.json" else selected,
             # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
             "iou_thresholds": iou if isinstance(iou, list) else None,
             "rescored_from": (m.get("rescored_from") or {}).get("metrics"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -91,9 +92,10 @@ def _unchosen_target(run: Any, target: Path, recorded: tuple[Any, ...], accept_c
     if last is None:
         raise FaapError(f"{target} has no checkpoint yet (the run stopped before its first one)")
     if selection:
-        warn(
+        _target_note(
+            warn,
             f"{target}: no validated epoch met the selection rule ({selection.get('description', '')}); "
-            f"evaluating the highest step, {last.name}, which the rule did not choose"
+            f"evaluating the highest step, {last.name}, which the rule did not choose",
         )
         return Target(last, target, config, "highest global_step (no epoch met the val rule)", root, run_id)
     return Target(last, target, config, "highest global_step", root, run_id)
@@ -141,7 +143,7 @@ def check_best(run: Any, best: Path, accept_changed: bool) -> BestCheck:
         )
     elif not isinstance(recorded, str) or not recorded:
         why = "records no checkpoint_sha256 (written before faapkit recorded it)" if selection else "is missing"
-        info(f"note: {run.selection_path} {why}: {best} is evaluated unverified")
+        _target_note(info, f"note: {run.selection_path} {why}: {best} is evaluated unverified")
         return BestCheck(chosen.chosen_by, split, "unverified (selection.json records no sha256)")
     else:
         actual = file_sha256(best)
@@ -156,7 +158,7 @@ def check_best(run: Any, best: Path, accept_changed: bool) -> BestCheck:
             f"{problem}; evaluate it anyway with {CHANGED_BEST} (labelled as not the chosen checkpoint), "
             "or another checkpoint with --epoch"
         )
-    warn(f"{problem}; evaluated as {CHANGED_BEST} asks, labelled as not the checkpoint chosen on {split}")
+    _target_note(warn, f"{problem}; evaluated as {CHANGED_BEST} asks, labelled as not the checkpoint chosen on {split}")
     return BestCheck(
         f"best.pt (not the checkpoint selection.json chose on {split}: {CHANGED_BEST})",
         None,
@@ -402,6 +404,16 @@ def _evaluate_seeds(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> N
     show_seeds(rows, summary, out_console)
 
 
+_PREFLIGHT = contextvars.ContextVar("faap_eval_preflight", default=False)
+
+
+def _target_note(say: Any, line: str) -> None:
+    """A note about the checkpoint chosen, said once: not by a seed set's check before inference,
+    which resolves every seed's target again when it evaluates it."""
+    if not _PREFLIGHT.get():
+        say(line)
+
+
 @contextlib.contextmanager
 def _seed_taken(seed: int, seed_set: Path) -> Iterator[None]:
     """A seed's result there already, said for the set (the single run's hint names --out, which a
@@ -424,7 +436,11 @@ def _preflight_seed(o: _Inference, layers: list[tuple[str, Any]]) -> None:
     from faapkit.cli import eval_settings
     from faapkit.config import DataConfig, validate_model
 
-    tgt = _checked_target(o)
+    token = _PREFLIGHT.set(True)
+    try:
+        tgt = _checked_target(o)
+    finally:
+        _PREFLIGHT.reset(token)
     _check_folder(tgt, None)
     if o.force or o.data is not None or o.detector_checkpoint is not None:
         return

@@ -275,3 +275,21 @@ def test_compare_of_checked_files_stays_torch_free(tmp_path):
 
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("check", "selected"),
+    [("sha256 matches selection.json", 0), ("differs from selection.json", None), (None, 0)],
+)
+def test_a_best_pt_evaluated_although_changed_is_not_shown_as_the_chosen_epoch(tmp_path, check, selected):
+    """An evaluation made with --accept-changed-best was read as the run's epoch chosen on val, so
+    compare put it in the across-seeds row 'chosen on val' among seeds whose best.pt was verified."""
+    m = metrics()
+    if check is not None:
+        m["checkpoint_check"] = check
+    f = make_run(tmp_path, m)
+    (f.parents[1] / "selection.json").write_text(json.dumps({"epoch": 0, "split": "val"}))
+    code, out, err = run_cli("compare", str(tmp_path), "--json")
+    assert code == 0, err
+    (row,) = [r for r in json.loads(out)["rows"] if r["setting"] != "train only"]
+    assert row["selected_epoch"] == selected

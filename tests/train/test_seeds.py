@@ -269,3 +269,17 @@ def test_inspect_run_of_a_seed_set_says_each_seed_s_state(tmp_path, capsys, one_
     got = json.loads(out)
     assert got["format"] == "faapkit seed set" and got["seeds"] == [0, 1] and got["version"] == "4th"
     assert got["seed 0"].startswith("done") and got["seed 1"].startswith(says)
+
+
+@pytest.mark.parametrize("accept", [True])
+def test_eval_of_a_set_says_a_seed_s_checkpoint_note_once(tmp_path, capsys, one_step_run, accept):
+    """The check of every seed before inference said each seed's best.pt warning a second time."""
+    from tests.conftest import faap_in_process
+
+    parent = tmp_path / "set"
+    _set_of(parent, one_step_run, (0, 1))
+    _changed_best(parent / "seed-1")
+    flags = ["--accept-changed-best"] if accept else []
+    code, _, err = faap_in_process(capsys, "eval", str(parent), "--bootstrap", "0", "--device", "cpu", *flags)
+    assert code == 0, err
+    assert " ".join(err.split()).count("seed-1/checkpoints/best.pt has sha256") == 1, err
