@@ -131,7 +131,14 @@ def _train_seeds(
         wanted = seedset.SeedSet(
             resolved.version, tuple(chosen), str(config.absolute()) if config else None, tuple(shared)
         )
+    from faapkit.artifacts.rundir import RunDir
+
     created = not seedset.is_seed_set(parent)
+    if not created or (resume is None and (not parent.exists() or (parent.is_dir() and not any(parent.iterdir())))):
+        # one `faap train --seeds` per set at a time (as per run folder): a second, started together,
+        # would train the same seeds into the same folders (refused there, one by one) and could
+        # take back a set the first is setting up
+        RunDir(parent).lock()
     held = seedset.prepare(parent, wanted, resume=resume is not None)
     info(f"seed set {parent}: version {held.version}, seeds {', '.join(map(str, held.seeds))}, {jobs} at a time")
     try:

@@ -283,3 +283,30 @@ def test_eval_of_a_set_says_a_seed_s_checkpoint_note_once(tmp_path, capsys, one_
     code, _, err = faap_in_process(capsys, "eval", str(parent), "--bootstrap", "0", "--device", "cpu", *flags)
     assert code == 0, err
     assert " ".join(err.split()).count("seed-1/checkpoints/best.pt has sha256") == 1, err
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_second_train_of_one_seed_set_is_refused_while_the_first_runs(tmp_path, resume):
+    """Two `faap train --seeds` into one folder both ran: each started the same seeds (refused one
+    by one in the seed folders), and a set refused in setup could take back the folder the other
+    was setting up. The set's folder has one writer, as a run folder does."""
+    import subprocess
+    import sys
+
+    parent = tmp_path / "set"
+    seedset.prepare(parent, seedset.SeedSet("4th", (0, 1)), resume=False)
+    holder = subprocess.Popen(  # another faap process holding the set's folder
+        [sys.executable, "-c", "import sys,time; from faapkit.artifacts.rundir import RunDir; "
+         f"RunDir({str(parent)!r}).lock(); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        args = ["--resume", str(parent)] if resume else ["--version", "4th", "--seeds", "0-1", "--out", str(parent)]
+        code, _, err = run_cli("train", *args)
+    finally:
+        holder.kill()
+        holder.wait()
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 1 and len(lines) == 1 and "is in use by another faap process" in lines[0], err
+    assert sorted(p.name for p in parent.iterdir()) == ["seeds.json"]
