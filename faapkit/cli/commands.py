@@ -49,10 +49,7 @@ def train(
     ):
         if value is not None:
             overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    if nproc < 1:  # 0 trained as one process; faap eval refuses it
-        raise ConfigError(f"--nproc must be at least 1, got {nproc}")
+    _check_counts(jobs, nproc)
     from faapkit.train.seeds import is_seed_set
 
     if seeds is not None or (resume is not None and is_seed_set(resume)):
@@ -92,6 +89,12 @@ def train(
     shutdown(trainer.dist)
     if is_main:
         _report_done(trainer.run.read_selection(), summary, run_dir, json_)
+
+
+def _check_counts(jobs: int, nproc: int) -> None:
+    for option, count in (("--jobs", jobs), ("--nproc", nproc)):  # --nproc 0 trained as one process
+        if count < 1:
+            raise ConfigError(f"{option} must be at least 1, got {count}")
 
 
 def _train_seeds(

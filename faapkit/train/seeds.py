@@ -187,6 +187,7 @@ def train_command(s: SeedSet, seed: int, run: Path, state: str, extra: Sequence[
     return cmd
 
 
+# long: one scheduler: the launch loop and the reaping of its children share their bookkeeping
 def run_seeds(
     parent: Path,
     s: SeedSet,
@@ -262,16 +263,26 @@ def run_seeds(
             if running:
                 time.sleep(0.5)
     if failed:
-        error = ConfigError if codes and all(c == 2 for c in codes) else FaapError  # exit 2 as the seeds'
         skipped = len([seed for seed, _, _ in todo if seed not in outcome])
-        rest = f"; {skipped} not started" if skipped else ""
-        if created and remove_if_nothing_trained(parent):
-            raise error(
-                f"{len(failed)} of {len(s.seeds)} seeds refused before training{rest}: {'; '.join(reasons)}; "
-                f"{parent} removed again (nothing was trained)"
-            )
-        raise error(f"{len(failed)} of {len(s.seeds)} seeds failed{rest}: {'; '.join(failed)}")
+        _raise_failed(parent, s, (failed, reasons, codes), skipped, created)
     return outcome
+
+
+def _raise_failed(
+    parent: Path, s: SeedSet, failures: tuple[list[str], list[str], list[int]], skipped: int, created: bool
+) -> None:
+    """The error of a set whose seeds failed (``failures``: each with its log, each without, the
+    exit codes): exit 2 when every seed's was a configuration error; a set this call ``created``
+    in which nothing was trained is removed again and said so."""
+    failed, reasons, codes = failures
+    error = ConfigError if codes and all(c == 2 for c in codes) else FaapError
+    rest = f"; {skipped} not started" if skipped else ""
+    if created and remove_if_nothing_trained(parent):
+        raise error(
+            f"{len(failed)} of {len(s.seeds)} seeds refused before training{rest}: {'; '.join(reasons)}; "
+            f"{parent} removed again (nothing was trained)"
+        )
+    raise error(f"{len(failed)} of {len(s.seeds)} seeds failed{rest}: {'; '.join(failed)}")
 
 
 def remove_if_nothing_trained(parent: Path) -> bool:
