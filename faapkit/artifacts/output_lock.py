@@ -94,6 +94,11 @@ class OutputLock:
             if self._create(record):
                 break
             holder = self._read_holder()
+            for _ in range(20):  # created this instant, not yet filled: its writer fills it at once
+                if holder or not self.path.exists():
+                    break
+                time.sleep(0.01)
+                holder = self._read_holder()
             if not self._stale(holder, host):
                 raise FaapError(self._busy(holder))
             if self._take_over(record, host):
