@@ -80,7 +80,11 @@ def bad_number(metrics: Mapping[str, Any]) -> str | None:
         if key not in metrics:
             continue
         for where, value in _leaves(metrics[key], key, lists=key == "bootstrap"):
-            if value is None or _is_number(value):
+            if value is None:
+                continue
+            if _is_number(value):
+                if key == "metrics" and not (0 <= value <= 1 or value == -1):  # COCO stats: [0, 1], -1 for none
+                    return f"{where} is {value:.6g}, not an AP or AR (in [0, 1])"
                 continue
             if isinstance(value, str) and where.startswith(TEXT_LEAVES):
                 continue

@@ -94,6 +94,11 @@ class OutputLock:
             if self._create(record):
                 break
             holder = self._read_holder()
+            for _ in range(20):  # created this instant, not yet filled: its writer fills it at once
+                if holder or not self.path.exists():
+                    break
+                time.sleep(0.01)
+                holder = self._read_holder()
             if not self._stale(holder, host):
                 raise FaapError(self._busy(holder))
             if self._take_over(record, host):
@@ -101,6 +106,8 @@ class OutputLock:
                     self.note(
                         f"took over the stale lock {self.path} of pid {holder.get('pid')} "
                         f"(no such process on {host}: killed while writing?)"
+                        if holder
+                        else f"took over the stale lock {self.path}: unreadable and untouched for over a minute"
                     )
                 break
         else:

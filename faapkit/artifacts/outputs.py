@@ -41,6 +41,8 @@ def protected_kind(path: Path, *, weights: bool = False) -> str | None:
         return "a run's record"
     if path.name.endswith(DETECTIONS_SUFFIX):
         return "saved detections"
+    if path.name.endswith(".lock"):  # another output's lock (<output>.lock): a result there would block it
+        return "a writer's lock file"
     if path.suffix.lower() in CHECKPOINT_SUFFIXES and not weights:
         return "a checkpoint or detector weights"
     if path.absolute().parent == PACKAGED_WEIGHTS:

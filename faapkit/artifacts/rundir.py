@@ -44,6 +44,8 @@ class RunDir:
         if held is not None:
             os.close(held)
         fresh = not self.path.exists()
+        if self.path.exists() and not self.path.is_dir():  # mkdir would say 'File exists'
+            raise FaapError(f"output folder {self.path} is a file; name a folder (new, or a run to --resume)")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDONLY)

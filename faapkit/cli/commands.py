@@ -49,8 +49,7 @@ def train(
     ):
         if value is not None:
             overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    _check_counts(jobs, nproc)
     from faapkit.train.seeds import is_seed_set
 
     if seeds is not None or (resume is not None and is_seed_set(resume)):
@@ -92,6 +91,12 @@ def train(
         _report_done(trainer.run.read_selection(), summary, run_dir, json_)
 
 
+def _check_counts(jobs: int, nproc: int) -> None:
+    for option, count in (("--jobs", jobs), ("--nproc", nproc)):  # --nproc 0 trained as one process
+        if count < 1:
+            raise ConfigError(f"{option} must be at least 1, got {count}")
+
+
 def _train_seeds(
     registries: Registries,
     version: str | None,
@@ -129,10 +134,18 @@ def _train_seeds(
         wanted = seedset.SeedSet(
             resolved.version, tuple(chosen), str(config.absolute()) if config else None, tuple(shared)
         )
+    from faapkit.artifacts.rundir import RunDir
+
+    created = not seedset.is_seed_set(parent)
+    if not created or (resume is None and (not parent.exists() or (parent.is_dir() and not any(parent.iterdir())))):
+        # one `faap train --seeds` per set at a time (as per run folder): a second, started together,
+        # would train the same seeds into the same folders (refused there, one by one) and could
+        # take back a set the first is setting up
+        RunDir(parent).lock()
     held = seedset.prepare(parent, wanted, resume=resume is not None)
     info(f"seed set {parent}: version {held.version}, seeds {', '.join(map(str, held.seeds))}, {jobs} at a time")
     try:
-        outcome = seedset.run_seeds(parent, held, jobs=jobs, extra=extra, log=info)
+        outcome = seedset.run_seeds(parent, held, jobs=jobs, extra=extra, log=info, created=created)
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted: each seed stopped keeps its last checkpoint; continue with faap train --resume {parent}"

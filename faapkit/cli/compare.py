@@ -18,7 +18,7 @@ import typer
 from faapkit.cli._console import out_console, print_json, warn
 from faapkit.cli._context import state
 from faapkit.cli._options import JsonOpt
-from faapkit.errors import FaapError
+from faapkit.errors import ConfigError, FaapError
 
 SORT_KEYS = {
     "ap_gap": "AP_gap",
@@ -126,14 +126,17 @@ def _check_options(
 
     from faapkit.train.selection import SelectRule
 
+    # option values: configuration errors (exit 2), like every other command's
     if rule not in get_args(SelectRule):
-        raise FaapError(f"--select-rule must be {' or '.join(get_args(SelectRule))}, not {rule!r}")
-    if sort not in SORT_KEYS or metric not in ("ap_gap", "ar_gap"):
-        raise FaapError(f"--sort must be one of {', '.join(SORT_KEYS)} and --metric ap_gap or ar_gap")
+        raise ConfigError(f"--select-rule must be {' or '.join(get_args(SelectRule))}, not {rule!r}")
+    if sort not in SORT_KEYS:
+        raise ConfigError(f"--sort must be one of {', '.join(SORT_KEYS)}, not {sort!r}")
+    if metric not in ("ap_gap", "ar_gap"):
+        raise ConfigError(f"--metric must be ap_gap or ar_gap, not {metric!r}")
     if format_ not in FORMATS:
-        raise FaapError(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
     if all_epochs and evaluated_only:
-        raise FaapError("--all-epochs and --evaluated-only contradict each other: give one")
+        raise ConfigError("--all-epochs and --evaluated-only contradict each other: give one")
     if csv_out is not None and plot is not None and csv_out.absolute().resolve() == plot.absolute().resolve():
         raise FaapError(f"--csv and --plot both name {csv_out}: the plot would replace the CSV; give two files")
     from faapkit.artifacts.outputs import check_output

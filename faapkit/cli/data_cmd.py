@@ -26,9 +26,13 @@ def synth(
 ) -> None:
     """Write the synthetic biased benchmark (both layouts) to OUT."""
     from faapkit.data.synth import DEFAULT_BIAS, SynthSpec, write_synthetic
-    from faapkit.errors import DataError
+    from faapkit.errors import ConfigError, DataError
 
     bias = bias or DEFAULT_BIAS
+    if seed < 0:
+        raise ConfigError(f"--seed must be at least 0, got {seed}")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} is a file; give a folder (new, or holding this benchmark)")
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise DataError(f"{out} exists and is not empty; choose a new folder")
     existed = (out / "manifest.json").is_file()

@@ -15,6 +15,8 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
+from faapkit.cli._console import info
+
 SHOWN = ("AP", "AP50", "AR")
 
 
@@ -219,6 +221,8 @@ def show_seeds(rows: list[dict[str, Any]], summary: dict[str, Any] | None, conso
                 "\t".join("" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in values) + "\n"
             )
         sys.stdout.flush()
+        for line in seeds_summary(summary) if summary else []:  # the spread: on stderr, the TSV stays rows
+            info(line)
         return
     t = Table(title="AP gap per seed (test)", box=None, padding=(0, 1, 0, 0), pad_edge=False)
     for h in ("seed", "epoch", "gap before", "gap after", "change [CI]", "share closed [CI]", "adv. change"):

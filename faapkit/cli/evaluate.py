@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -89,9 +92,10 @@ def _unchosen_target(run: Any, target: Path, recorded: tuple[Any, ...], accept_c
     if last is None:
         raise FaapError(f"{target} has no checkpoint yet (the run stopped before its first one)")
     if selection:
-        warn(
+        _target_note(
+            warn,
             f"{target}: no validated epoch met the selection rule ({selection.get('description', '')}); "
-            f"evaluating the highest step, {last.name}, which the rule did not choose"
+            f"evaluating the highest step, {last.name}, which the rule did not choose",
         )
         return Target(last, target, config, "highest global_step (no epoch met the val rule)", root, run_id)
     return Target(last, target, config, "highest global_step", root, run_id)
@@ -131,9 +135,15 @@ def check_best(run: Any, best: Path, accept_changed: bool) -> BestCheck:
     recorded = selection.get("checkpoint_sha256")
     if selection and selection.get("epoch") is None:
         problem = f"{best} is there though {run.selection_path} chose no epoch"
+    elif "checkpoint_sha256" in selection and not _is_sha256(recorded):
+        # the trainer writes a hash, or null only when it chose no epoch: anything else was edited
+        problem = (
+            f"{run.selection_path} records checkpoint_sha256 {json.dumps(recorded)[:20]} for epoch "
+            f"{selection.get('epoch')}, not a sha256 (edited?): {best} cannot be checked against it"
+        )
     elif not isinstance(recorded, str) or not recorded:
         why = "records no checkpoint_sha256 (written before faapkit recorded it)" if selection else "is missing"
-        info(f"note: {run.selection_path} {why}: {best} is evaluated unverified")
+        _target_note(info, f"note: {run.selection_path} {why}: {best} is evaluated unverified")
         return BestCheck(chosen.chosen_by, split, "unverified (selection.json records no sha256)")
     else:
         actual = file_sha256(best)
@@ -148,12 +158,16 @@ def check_best(run: Any, best: Path, accept_changed: bool) -> BestCheck:
             f"{problem}; evaluate it anyway with {CHANGED_BEST} (labelled as not the chosen checkpoint), "
             "or another checkpoint with --epoch"
         )
-    warn(f"{problem}; evaluated as {CHANGED_BEST} asks, labelled as not the checkpoint chosen on {split}")
+    _target_note(warn, f"{problem}; evaluated as {CHANGED_BEST} asks, labelled as not the checkpoint chosen on {split}")
     return BestCheck(
         f"best.pt (not the checkpoint selection.json chose on {split}: {CHANGED_BEST})",
         None,
         "differs from selection.json",
     )
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _recorded(run: Any) -> tuple[dict[str, Any], str | None, str | None]:
@@ -191,8 +205,14 @@ def _check_options(
     workers: int | None,
     nproc: int,
     on_invalid: str | None,
+    epsilon: float | None = None,
+    epoch: int | None = None,
 ) -> None:
     """Refuse impossible option values before any work (typer would accept them)."""
+    if epsilon is not None and not 0 < epsilon <= 1:  # NaN too
+        raise ConfigError(f"--epsilon must be in (0, 1], got {epsilon}")
+    if epoch is not None and epoch < 0:
+        raise ConfigError(f"--epoch must be at least 0, got {epoch}")
     for name, value, least in (
         ("--batch-size", batch_size, 1),
         ("--bootstrap", bootstrap, 0),
@@ -269,7 +289,7 @@ def evaluate(
     json_: JsonOpt = False,
 ) -> None:
     """Per-group and overall COCO AP/AR of baseline and perturbed inputs, gaps, ratios and CIs."""
-    _check_options(batch_size, bootstrap, limit_images, workers, nproc, on_invalid)
+    _check_options(batch_size, bootstrap, limit_images, workers, nproc, on_invalid, epsilon, epoch)
     if out is not None and rescore is None:  # found before inference, not when the metrics are written
         from faapkit.cli.eval_guards import check_out
 
@@ -348,28 +368,27 @@ def _evaluate_seeds(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> N
     from dataclasses import replace
 
     from faapkit.evaluate.across_seeds import aggregate, seed_row
-    from faapkit.train.seeds import seed_runs, seed_state
+    from faapkit.train.seeds import read_seed_set, seed_runs, seed_state
 
     assert o.target is not None
     if o.out is not None:
         raise ConfigError(f"{o.target} is a seed set: each seed's metrics go to its own run folder; drop --out")
     runs = seed_runs(o.target)
-    states = {s: seed_state(r) for s, r in runs}  # each run's manifest and log read once
+    version = read_seed_set(o.target).version
+    states = {s: seed_state(r, s, version) for s, r in runs}  # each run's manifest and log read once
     missing = [f"seed {s} ({state})" for s, state in states.items() if state != "done"]
     if missing:
         raise FaapError(
             f"{o.target}: {', '.join(missing)} not trained to the end; continue with faap train --resume {o.target}"
         )
     rows, results = [], {}
+    for seed, run in runs:  # every seed's checkpoint and output, before the first seed's inference
+        with _seed_taken(seed, o.target):
+            _preflight_seed(replace(o, target=run), layers)
     for seed, run in runs:
         info(f"seed {seed}: faap eval {run}")
-        try:
+        with _seed_taken(seed, o.target):
             result = _evaluate(reg, replace(o, target=run, json_=False, quiet=True), layers, show=False)
-        except ResultTaken as exc:  # its hint names --out, which a seed set refuses
-            raise FaapError(
-                f"seed {seed}: {exc.path} already holds an evaluation of the same checkpoint and settings; "
-                f"pass --force to replace every seed's, or compare them as they are with faap compare {o.target}"
-            ) from None
         if result is None:
             return  # non-zero ranks
         results[str(seed)] = result
@@ -383,6 +402,57 @@ def _evaluate_seeds(reg: Any, o: _Inference, layers: list[tuple[str, Any]]) -> N
     from faapkit.cli.eval_table import show_seeds
 
     show_seeds(rows, summary, out_console)
+
+
+_PREFLIGHT = contextvars.ContextVar("faap_eval_preflight", default=False)
+
+
+def _target_note(say: Any, line: str) -> None:
+    """A note about the checkpoint chosen, said once: not by a seed set's check before inference,
+    which resolves every seed's target again when it evaluates it."""
+    if not _PREFLIGHT.get():
+        say(line)
+
+
+@contextlib.contextmanager
+def _seed_taken(seed: int, seed_set: Path) -> Iterator[None]:
+    """A seed's result there already, said for the set (the single run's hint names --out, which a
+    seed set refuses)."""
+    try:
+        yield
+    except ResultTaken as exc:
+        raise FaapError(
+            f"seed {seed}: {exc.path} already holds an evaluation of the same checkpoint and settings; "
+            f"pass --force to replace every seed's, or compare them as they are with faap compare {seed_set}"
+        ) from None
+
+
+def _preflight_seed(o: _Inference, layers: list[tuple[str, Any]]) -> None:
+    """What :func:`_evaluate` would refuse of one seed's run without loading data or detector: its
+    checkpoint (``best.pt`` against ``selection.json``), the folder its metrics go into, and,
+    without ``--force``, a metrics file there already (its name needs no data or detector unless
+    ``--data`` or ``--detector-checkpoint`` add theirs; then the seed's own check still refuses
+    it, before its inference)."""
+    from faapkit.cli import eval_settings
+    from faapkit.config import DataConfig, validate_model
+
+    token = _PREFLIGHT.set(True)
+    try:
+        tgt = _checked_target(o)
+    finally:
+        _PREFLIGHT.reset(token)
+    _check_folder(tgt, None)
+    if o.force or o.data is not None or o.detector_checkpoint is not None:
+        return
+    settings, _ = eval_settings.resolve(
+        [("the run's config", eval_settings.run_layer(tgt.config.get("eval", {}))), *layers]
+    )
+    dcfg = validate_model(DataConfig, {**tgt.config.get("data", {}), "limit_images": o.limit_images}, prefix="data")
+    path = output_path(
+        tgt, None, settings.split, o.split_by or dcfg.split_by, o.limit_images, _tags(o, None, None, settings, dcfg)
+    )
+    if path is not None:
+        _refuse_taken([path])
 
 
 @dataclass(frozen=True)
@@ -459,7 +529,7 @@ def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]], show: bool
     dist_info, dev = setup_process(o.device, key="--device")
     det = _checked_detector(detector, o, tgt, dev)
     split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid)
-    path = output_path(tgt, o.out, split, attr, dcfg.limit_images, _tags(o, det, split_data, settings))
+    path = output_path(tgt, o.out, split, attr, dcfg.limit_images, _tags(o, det, split_data, settings, dcfg))
     settings_out = ["baseline", *(["perturbed"] if tgt.checkpoint is not None else [])]
     det_paths = _detection_paths(path, settings_out, settings.save_detections)
     resolved = _Resolved(tgt, settings, sources, dcfg, det, dev, dist_info, split_data, input_size, settings_out)
@@ -565,7 +635,7 @@ def _checked_target(o: _Inference) -> Target:
     from faapkit.config import check_device
 
     if o.epsilon is not None and not 0 < o.epsilon <= 1:
-        raise FaapError(f"--epsilon must be in (0, 1], got {o.epsilon}")
+        raise ConfigError(f"--epsilon must be in (0, 1], got {o.epsilon}")
     check_device(o.device, "--device")
     tgt = resolve_target(o.target, o.epoch, o.accept_changed_best)
     if tgt.run_dir is not None and tgt.checkpoint is not None:
@@ -575,11 +645,13 @@ def _checked_target(o: _Inference) -> Target:
     return tgt
 
 
-def _tags(o: _Inference, det: Any, split_data: Any, settings: Any) -> list[str]:
-    """What the metrics file name adds for each override of the run's evaluation."""
+def _tags(o: _Inference, det: Any, split_data: Any, settings: Any, dcfg: Any = None) -> list[str]:
+    """What the metrics file name adds for each override of the run's evaluation (``dcfg``: the
+    run's data config, whose pair of groups a ``--disadvantaged``/``--advantaged`` may change)."""
     from faapkit.cli import eval_settings
 
     tags = [f"eps{o.epsilon:g}"] if o.epsilon is not None else []
+    tags += _pair_tag(o, dcfg)
     tags += [f"det-{o.detector}"] if o.detector else []
     tags += [f"detckpt-{_short_hash(det.sha256)}"] if o.detector_checkpoint else []
     tags += [f"data-{split_data.fingerprint[:8]}"] if o.data else []
@@ -589,6 +661,22 @@ def _tags(o: _Inference, det: Any, split_data: Any, settings: Any) -> list[str]:
         sizes.update(layer)
     tags += [f"{key.removesuffix('_size')}{sizes[key]}" for key in eval_settings.SIZE_KEYS if key in sizes]
     return tags
+
+
+def _pair_tag(o: _Inference, dcfg: Any) -> list[str]:
+    """``ref-<disadvantaged>-<advantaged>`` (as ``--rescore`` names it) when the options change the
+    gap's groups from the run's: the same name held the other pair's evaluation, so that one was
+    refused as 'the same checkpoint and settings', and replaced by another gap with --force."""
+    import re
+
+    if o.disadvantaged is None and o.advantaged is None:
+        return []
+    same_attr = dcfg is not None and (o.split_by is None or o.split_by == dcfg.split_by)
+    default = (dcfg.disadvantaged, dcfg.advantaged) if same_attr else (None, None)
+    pair = (o.disadvantaged or default[0], o.advantaged or default[1])
+    if pair == default:
+        return []
+    return ["ref-" + "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(g)) for g in pair)]
 
 
 def _annotate(

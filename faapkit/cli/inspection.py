@@ -124,10 +124,11 @@ def checkpoint(path: Path, json_: JsonOpt = False) -> None:
 
 @app.command("run")
 def run(ctx: typer.Context, path: Path, json_: JsonOpt = False) -> None:
-    """A run folder: manifest, epochs logged, checkpoints, metrics."""
+    """A run folder: manifest, epochs logged, checkpoints, metrics (a seed set: each seed's state)."""
     from faapkit.compare import describe_run
+    from faapkit.train.seeds import is_seed_set
 
-    info = describe_run(path, state(ctx).pm)
+    info = _describe_seed_set(path) if is_seed_set(path) else describe_run(path, state(ctx).pm)
     if json_:
         print_json(info)
         return
@@ -137,6 +138,29 @@ def run(ctx: typer.Context, path: Path, json_: JsonOpt = False) -> None:
     for key, value in info.items():
         table.add_row(key, str(value))
     out_console.print(table)
+
+
+def _describe_seed_set(path: Path) -> dict[str, Any]:
+    """A ``--seeds`` folder: what the set is and where each seed stands (``done``, ``partial``,
+    ``new``, or why its folder is not that seed's run), with its evaluations; it was shown as one
+    run of N records, saying neither."""
+    from faapkit.errors import FaapError
+    from faapkit.train.seeds import read_seed_set, seed_folder, seed_state
+
+    s = read_seed_set(path)
+    info: dict[str, Any] = {"path": str(path), "format": "faapkit seed set", "version": s.version}
+    info |= {"seeds": list(s.seeds), "config": s.config, "overrides": list(s.overrides)}
+    for seed in s.seeds:
+        run = seed_folder(path, seed)
+        try:
+            where = seed_state(run, seed, s.version)
+        except FaapError as exc:
+            where = f"refused: {exc}"
+        evaluated = sorted(p.name for p in (run / "eval").glob("*.json")) if (run / "eval").is_dir() else []
+        info[f"seed {seed}"] = f"{where}; {len(evaluated)} evaluation(s)" + (
+            f": {', '.join(evaluated)}" if evaluated else ""
+        )
+    return info
 
 
 @app.command("perturbation")

@@ -25,6 +25,8 @@ from faapkit.errors import ConfigError, FaapError
 
 
 def read_metrics(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise FaapError(f"--rescore {path} is a folder; name the metrics JSON of the evaluation to rescore")
     if not path.is_file():
         raise FaapError(f"not found: {path}")
     try:

@@ -60,7 +60,7 @@ def merge_copies(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
                 notes += [note] if note not in notes else []
                 r.run = first.run
     kept: list[RunRecord] = []
-    seen: dict[str, RunRecord] = {}
+    seen: dict[str, list[RunRecord]] = {}  # content key -> the distinct runs' records holding it
     copied_from: dict[str, set[str]] = {}  # run path -> labels its duplicated evaluations were kept under
     own: dict[str, int] = {}  # run path -> its evaluations kept as rows
     for r in order:
@@ -68,13 +68,13 @@ def merge_copies(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
         if not (r.perturbed or r.baseline):
             kept.append(r)
             continue
-        key = _content_key(r)
-        if key in seen:
-            seen[key].also_at = [*(seen[key].also_at or []), str(r.path)]
-            notes.append(f"{r.path}: the same evaluation as {seen[key].path}; shown once")
-            copied_from.setdefault(where, set()).add(str(seen[key].run))
+        same = next((s for s in seen.get(_content_key(r), []) if _one_run(s, r)), None)
+        if same is not None:
+            same.also_at = [*(same.also_at or []), str(r.path)]
+            notes.append(f"{r.path}: the same evaluation as {same.path}; shown once")
+            copied_from.setdefault(where, set()).add(str(same.run))
             continue
-        seen[key] = r
+        seen.setdefault(_content_key(r), []).append(r)
         own[where] = own.get(where, 0) + 1
         kept.append(r)
     for where, labels in copied_from.items():
@@ -96,10 +96,22 @@ def merge_copies(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
     return out, notes
 
 
-def _copy_order(r: RunRecord) -> tuple[bool, str]:
-    """Which copy is kept: one inside its run folder before a loose file, then by path."""
+def _one_run(a: RunRecord, b: RunRecord) -> bool:
+    """Whether two records of equal numbers can be one evaluation: not when they name two runs
+    (two seeds, or the same command run twice, can give equal numbers; each is a sample and
+    counts)."""
+    ids = {r.run_id or r.evaluated_run_id for r in (a, b)}
+    return None in ids or len(ids) == 1
+
+
+BAD_FLAGS = frozenset({"edited", "gap", "outside-ci"})  # a copy with these is not the one kept
+
+
+def _copy_order(r: RunRecord) -> tuple[bool, bool, str]:
+    """Which copy is kept: one whose numbers passed the checks before an edited one, one inside
+    its run folder before a loose file, then by path."""
     path, run = os.path.abspath(str(r.path)), os.path.abspath(str(r.run_path or r.path))
-    return (not (path == run or path.startswith(run + os.sep)), path)
+    return (bool(BAD_FLAGS & set(r.flags or [])), not (path == run or path.startswith(run + os.sep)), path)
 
 
 def _content_key(r: RunRecord) -> str:

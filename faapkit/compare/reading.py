@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from faapkit.artifacts.rundir import RunDir
 from faapkit.compare.records import RunRecord, train_only_records
 
@@ -32,6 +34,8 @@ def check_metrics(f: Path, m: dict[str, Any], run_id: str | None) -> tuple[str |
     if bad:
         return f"{bad}: left out", []
     recorded = m.get("run_id")
+    if recorded is not None and not isinstance(recorded, str):  # faap eval writes the run's id or null
+        return f"its run_id is {json.dumps(recorded)[:40]}, not a run id (edited?): left out", []
     if run_id is None and isinstance(m.get("run"), str) and (Path(m["run"]) / "run.json").is_file():
         try:
             run_id = json.loads((Path(m["run"]) / "run.json").read_text()).get("run_id")
@@ -105,11 +109,13 @@ def metrics_record(
             "baseline": metrics.get("baseline"),
             "bootstrap": m.get("bootstrap"),
             "train": log.get(epoch) if isinstance(epoch, int) else None,
-            "selected_epoch": selected,
+            # a best.pt evaluated with --accept-changed-best is not the checkpoint the run chose
+            "selected_epoch": None if m.get("checkpoint_check") == "differs from selection.json" else selected,
             # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
             "iou_thresholds": iou if isinstance(iou, list) else None,
             "rescored_from": (m.get("rescored_from") or {}).get("metrics"),
             "stale": stale_detections(f, m) if m.get("rescored_from") else None,
+            "evaluated_run_id": m.get("run_id") if isinstance(m.get("run_id"), str) else None,
         }
     )
 
@@ -146,13 +152,16 @@ def read_native(path: Path, unreadable: list[str] | None = None) -> list[RunReco
     for f in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
         m, why = read_metrics_file(f)
         refused, flags = check_metrics(f, m, run_id) if m is not None else (None, [])
-        if m is None or refused:
+        record, malformed = (
+            _record_or_why(f, m, label, manifest, log, selection.get("epoch")) if m and not refused else (None, None)
+        )
+        if record is None:
             (unreadable if unreadable is not None else []).append(
-                LeftOut(f"{f}: {refused}") if refused else f"{f} ({why})"
+                LeftOut(f"{f}: {refused or malformed}") if refused or malformed else f"{f} ({why})"
             )
             continue
-        seen.add(m.get("epoch"))
-        records.append(_flagged(metrics_record(f, m, label, manifest, log, selection.get("epoch")), flags))
+        seen.add(record.epoch)
+        records.append(_flagged(record, flags))
     trained = train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
     for rec in trained:
         rec.dataset_fingerprint, rec.dataset_split, rec.dataset_root = dataset, data.get("split"), data.get("root")
@@ -190,9 +199,29 @@ def read_loose(path: Path, unreadable: list[str] | None = None) -> list[RunRecor
     owner = m.get("run") or m.get("checkpoint") or str(path)
     owner = str(owner) if isinstance(owner, str) else str(path)
     selected = (m.get("selection") or {}).get("epoch") if isinstance(m.get("selection"), dict) else None
-    record = metrics_record(path, m, Path(owner).name, {}, {}, selected)
+    record, malformed = _record_or_why(path, m, Path(owner).name, {}, {}, selected)
+    if record is None:
+        (unreadable if unreadable is not None else []).append(LeftOut(f"{path}: {malformed}"))
+        return []
     record.run_path = owner
     return [_flagged(record, flags)]
+
+
+def _record_or_why(
+    f: Path, m: dict[str, Any], label: str, manifest: dict[str, Any], log: dict[int, dict[str, Any]], selected: Any
+) -> tuple[RunRecord | None, str | None]:
+    """:func:`metrics_record`, or ``None`` and why the file's fields cannot make one (an
+    ``epoch`` that is text, a ``reference`` or group that is not a mapping: edited by hand), so
+    that one malformed file is one line naming it and key, never an error that hides the rest."""
+    try:
+        return metrics_record(f, m, label, manifest, log, selected), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(record)"
+        got = json.dumps(first.get("input"), default=str)[:40]
+        return None, f"its '{key}' is {got}: {first['msg'].lower()}; left out"
+    except (AttributeError, TypeError) as exc:
+        return None, f"a field is not what faap eval writes ({exc}); left out"
 
 
 def _flagged(record: RunRecord, flags: list[tuple[str, str]]) -> RunRecord:

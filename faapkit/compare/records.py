@@ -50,6 +50,7 @@ class RunRecord(BaseModel):
     rescored_from: str | None = None
     stale: str | None = None  # a rescore whose detections changed since: why (compare leaves it out)
     run_id: str | None = None  # the run's id from run.json: copied run folders are one run
+    evaluated_run_id: str | None = None  # the run id a faapkit metrics file records (loose files too)
     also_at: list[str] | None = None  # other files holding this same evaluation (copies)
     seed: int | None = None  # the run's train.seed
     config_key: str | None = None  # its config without train.seed: runs that differ only in seed share it

@@ -147,9 +147,11 @@ def _describe(s: SeedSet) -> str:
     return f"'{s.version}' seeds {','.join(map(str, s.seeds))}{extra}"
 
 
-def seed_state(run: Path) -> str:
+def seed_state(run: Path, seed: int | None = None, version: str | None = None) -> str:
     """``done`` (trained to its schedule's end), ``partial`` (a run to resume; one that stopped
-    before its first checkpoint resumes by starting afresh) or ``new``."""
+    before its first checkpoint resumes by starting afresh) or ``new``. With ``seed`` (and the
+    set's ``version``), a run folder there that records another seed or version is refused: it is
+    not this seed's run (edited, or moved in by hand), and counting it would report it as one."""
     from faapkit.artifacts.rundir import RunDir
 
     rd = RunDir(run)
@@ -157,6 +159,12 @@ def seed_state(run: Path) -> str:
         return "new"
     manifest = rd.read_manifest()
     train = (manifest.get("config") or {}).get("train") or {}
+    if seed is not None and (train.get("seed") != seed or (version is not None and manifest.get("version") != version)):
+        raise FaapError(
+            f"{run} records the run of seed {train.get('seed')!r}, version {manifest.get('version')!r}, "
+            f"not seed {seed} of this '{version}' set: move it out (or restore it) and run faap train --resume "
+            f"{run.parent}"
+        )
     epochs, max_steps = train.get("epochs"), train.get("max_steps")
     log = rd.read_log()
     if log and isinstance(epochs, int) and max(int(r["epoch"]) for r in log) >= epochs - 1:
@@ -179,6 +187,7 @@ def train_command(s: SeedSet, seed: int, run: Path, state: str, extra: Sequence[
     return cmd
 
 
+# long: one scheduler: the launch loop and the reaping of its children share their bookkeeping
 def run_seeds(
     parent: Path,
     s: SeedSet,
@@ -186,16 +195,21 @@ def run_seeds(
     jobs: int = 1,
     extra: Sequence[str] = (),
     log: Callable[[str], None] = print,
+    created: bool = False,
 ) -> dict[int, str]:
     """Train every seed of ``s`` not yet done, ``jobs`` processes at a time; ``{seed: outcome}``.
 
     Each process gets ``cores // jobs`` torch threads. A seed that fails is reported with its log
-    file and does not stop the others; the call fails at the end if any did."""
+    file and does not stop the others; the call fails at the end if any did (exit 2 when every
+    failure was a configuration error). A seed refused during setup stops the set from starting
+    more (they differ only in seed), and a set this call ``created`` in which nothing was trained
+    is removed again."""
     todo: list[tuple[int, Path, str]] = []
     outcome: dict[int, str] = {}
+    states = {seed: seed_state(seed_folder(parent, seed), seed, s.version) for seed in s.seeds}  # all, before any
     for seed in s.seeds:
         run = seed_folder(parent, seed)
-        state = seed_state(run)
+        state = states[seed]
         if state == "done":
             outcome[seed] = "done before"
             continue
@@ -204,6 +218,9 @@ def run_seeds(
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "FAAP_SEED_SET": str(parent)}
     running: list[tuple[int, subprocess.Popen[bytes], Path, float]] = []
     failed: list[str] = []
+    codes: list[int] = []
+    reasons: list[str] = []  # what each failed seed said, without its log
+    refused: list[int] = []  # seeds refused in setup (no run.json): the shared settings cannot train
 
     def reap() -> None:
         for item in list(running):
@@ -218,16 +235,23 @@ def run_seeds(
                 log(f"seed {seed}: trained in {took:.0f} s")
             else:
                 why = _last_error(logfile)
+                codes.append(code)
+                if not (seed_folder(parent, seed) / "run.json").is_file():
+                    refused.append(seed)
                 outcome[seed] = f"failed (exit {code})"
+                reasons.append(f"seed {seed} ({why or f'exit {code}'})")
                 failed.append(f"seed {seed} ({why or f'exit {code}'}; log {logfile})")
                 log(f"seed {seed}: failed with exit {code}: {why or 'see ' + str(logfile)}")
 
     with _children_stop_with_us(running, log):
         for seed, run, state in todo:
-            while len(running) >= max(1, jobs):
+            while len(running) >= max(1, jobs) and not refused:
                 reap()
                 if len(running) >= max(1, jobs):
                     time.sleep(0.5)
+            if refused:  # the seeds differ only in train.seed: the next would be refused alike
+                log(f"seed {seed}: not started (seed {refused[0]} was refused before training)")
+                continue
             logfile = parent / f"seed-{seed}.log"
             cmd = train_command(s, seed, run, state, extra)
             log(f"seed {seed}: {'resuming' if state == 'partial' else 'training'} into {run}")
@@ -239,8 +263,42 @@ def run_seeds(
             if running:
                 time.sleep(0.5)
     if failed:
-        raise FaapError(f"{len(failed)} of {len(s.seeds)} seeds failed: {'; '.join(failed)}")
+        skipped = len([seed for seed, _, _ in todo if seed not in outcome])
+        _raise_failed(parent, s, (failed, reasons, codes), skipped, created)
     return outcome
+
+
+def _raise_failed(
+    parent: Path, s: SeedSet, failures: tuple[list[str], list[str], list[int]], skipped: int, created: bool
+) -> None:
+    """The error of a set whose seeds failed (``failures``: each with its log, each without, the
+    exit codes): exit 2 when every seed's was a configuration error; a set this call ``created``
+    in which nothing was trained is removed again and said so."""
+    failed, reasons, codes = failures
+    error = ConfigError if codes and all(c == 2 for c in codes) else FaapError
+    rest = f"; {skipped} not started" if skipped else ""
+    if created and remove_if_nothing_trained(parent):
+        raise error(
+            f"{len(failed)} of {len(s.seeds)} seeds refused before training{rest}: {'; '.join(reasons)}; "
+            f"{parent} removed again (nothing was trained)"
+        )
+    raise error(f"{len(failed)} of {len(s.seeds)} seeds failed{rest}: {'; '.join(failed)}")
+
+
+def remove_if_nothing_trained(parent: Path) -> bool:
+    """Remove a seed set this command created when no seed wrote a run (every seed started was
+    refused during setup): the corrected command can then use the same ``--out``, as for a single
+    run refused during setup. Only the set's own files are there to remove. Whether it did."""
+    import shutil
+
+    parent = Path(parent)
+    ours = {MANIFEST} | {f"seed-{s}.log" for s in read_seed_set(parent).seeds}
+    ours |= {f"seed-{s}" for s in read_seed_set(parent).seeds}
+    entries = list(parent.iterdir())
+    if any(e.name not in ours for e in entries) or any((e / "run.json").exists() for e in entries if e.is_dir()):
+        return False
+    shutil.rmtree(parent, ignore_errors=True)
+    return True
 
 
 @contextlib.contextmanager

@@ -183,13 +183,20 @@ CASES = {
         "checkpoint not found",
     ),
     "output dir not writable": (lambda w: ["train", "--out", str(w["base"] / "r18.pth" / "run")], 1, "not writable"),
+    # a file as the run folder said 'is not writable: File exists'
+    "output folder is a file": (lambda w: ["train", "--out", str(w["base"] / "r18.pth")], 1, "r18.pth is a file"),
+    # --nproc 0 trained as one process (faap eval refuses it)
+    "train --nproc 0": (lambda w: ["train", "--nproc", "0"], 2, "--nproc must be at least 1, got 0"),
     "existing run without --resume": (lambda w: ["train", "--out", str(w["run"])], 1, "already holds a run"),
     "resume with a different config": (
         lambda w: ["train", "--resume", str(w["run"]), "--set", "train.lr=0.5"],
         2,
         "the config differs in train.lr",
     ),
-    "eval epsilon above 1": (lambda w: ["eval", str(w["run"]), "--epsilon", "2"], 1, "--epsilon must be in (0, 1]"),
+    # option values, refused before any work as configuration errors (exit 2; --epsilon was 1)
+    "eval epsilon above 1": (lambda w: ["eval", str(w["run"]), "--epsilon", "2"], 2, "--epsilon must be in (0, 1]"),
+    "eval epsilon 0": (lambda w: ["eval", str(w["run"]), "--epsilon", "0"], 2, "--epsilon must be in (0, 1]"),
+    "eval epoch -1": (lambda w: ["eval", str(w["run"]), "--epoch", "-1"], 2, "--epoch must be at least 0, got -1"),
     "eval of a detector checkpoint": (
         lambda w: ["eval", str(w["base"] / "r18.pth")],
         1,

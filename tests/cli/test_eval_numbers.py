@@ -175,3 +175,31 @@ def test_a_checkpoint_of_another_run_dropped_into_the_run_is_refused(run, capsys
     finally:
         foreign.unlink()
     assert not (run / "x.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("pair", "written"),
+    [
+        (("--disadvantaged", "male", "--advantaged", "female"), "_ref-male-female"),  # another gap: its own file
+        (("--disadvantaged", "female", "--advantaged", "male"), None),  # the run's own pair: the same evaluation
+    ],
+)
+def test_an_evaluation_of_another_pair_of_groups_is_written_under_its_own_name(
+    run, evaluated, capsys, tmp_path, pair, written
+):
+    """The file name did not encode --disadvantaged/--advantaged: the run's evaluation was refused as
+    'the same checkpoint and settings', and with --force replaced by the other pair's gap."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    original = copy / "eval" / evaluated.name
+    before = original.read_bytes()
+    code, _, err = faap(capsys, "eval", str(copy), "--device", "cpu", "--quiet", "--bootstrap", "0", *pair)
+    if written is None:
+        one_error(err, 1, code, f"{original} already holds an evaluation")
+    else:
+        assert code == 0, err
+        other = json.loads(original.with_name(original.stem + written + ".json").read_text())
+        assert (other["reference"]["disadvantaged"], other["reference"]["advantaged"]) == pair[1::2]
+    assert original.read_bytes() == before

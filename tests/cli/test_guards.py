@@ -167,6 +167,15 @@ OPTIONS = {
     "perturbation --out x.xyz": (["inspect", "perturbation", "CKPT", "--out", "OUT/x.xyz"], "must end in one of .png"),
     "compare --plot x.xyz": (["compare", "RUN", "--plot", "OUT/x.xyz"], "a figure must end in one of"),
     "compare --plot without suffix": (["compare", "RUN", "--plot", "OUT/x"], "(it has none)"),
+    # compare's option values exited 1, and one message named --sort for a wrong --metric
+    "compare --metric bogus": (
+        ["compare", "RUN", "--metric", "bogus"],
+        "--metric must be ap_gap or ar_gap, not 'bogus'",
+    ),
+    "compare --sort bogus": (["compare", "RUN", "--sort", "bogus"], "--sort must be one of ap_gap"),
+    "compare --format bogus": (["compare", "RUN", "--format", "bogus"], "--format must be one of auto"),
+    "compare --select-rule bogus": (["compare", "RUN", "--select-rule", "bogus"], "--select-rule must be parity"),
+    "data synth --seed -1": (["data", "synth", "OUT/s", "--seed", "-1"], "--seed must be at least 0, got -1"),
 }
 
 
@@ -179,3 +188,34 @@ def test_bad_options_are_refused_by_name_before_any_work(run, capsys, tmp_path, 
     code, _, err = faap_in_process(capsys, *args)
     one_error(err, 2, code, says)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", sorted(WRITERS))
+def test_an_output_named_like_a_lock_is_refused(run, capsys, tmp_path, command):
+    """``--out x.json.lock`` was written: a later writer of x.json then took that result for a
+    lock held 'by pid ? on ?' and refused for ever."""
+    args, option = WRITERS[command]
+    out = tmp_path / "x.json.lock"
+    code, _, err = faap_in_process(capsys, *args(run, str(out)))
+    one_error(err, 1, code, f"{option} {out} names a writer's lock file")
+    assert not out.exists()
+
+
+WRONG_KIND = {
+    # a folder given for the metrics file said 'not found: FOLDER'
+    "--rescore of a folder": (lambda run, tmp: ["eval", "--rescore", str(run)], "is a folder; name the metrics JSON"),
+    # a file given as the benchmark's folder said 'NotADirectoryError ... (unexpected)'
+    "data synth onto a file": (
+        lambda run, tmp: ["data", "synth", str(run / "run.json")],
+        "run.json is a file; give a folder",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_KIND))
+def test_a_path_of_the_wrong_kind_is_named_as_such(run, capsys, tmp_path, case):
+    args, says = WRONG_KIND[case]
+    before = (run / "run.json").read_bytes()
+    code, _, err = faap_in_process(capsys, *args(run, tmp_path))
+    one_error(err, 1, code, says)
+    assert (run / "run.json").read_bytes() == before

@@ -125,9 +125,12 @@ def test_an_old_unreadable_lock_is_stale(tmp_path):
     out = tmp_path / "m.json"
     lock_path(out).write_text("")
     os.utime(lock_path(out), (1, 1))  # written long ago and never filled
-    with OutputLock(out):
+    notes: list[str] = []
+    with OutputLock(out, note=notes.append):
         pass
     assert not lock_path(out).exists()
+    # it said 'of pid None (no such process on HOST: killed while writing?)'
+    assert len(notes) == 1 and "unreadable and untouched for over a minute" in notes[0] and "None" not in notes[0]
 
 
 @pytest.mark.parametrize("force", [False, True])

@@ -132,3 +132,71 @@ def test_two_runs_of_one_seed_both_count():
     rows = [_row("a/seed-0", 0, -0.06), _row("b/seed-0", 0, -0.02), _row("a/seed-1", 1, -0.04)]
     (agg,) = seed_groups(rows)
     assert agg["seeds"] == [0, 0, 1] and agg["change"]["n"] == 3 and agg["change"]["median"] == -0.04
+
+
+@pytest.mark.parametrize(
+    ("ids", "rows"),
+    [
+        ((("run-1", None), ("run-2", None)), 2),  # two seeds' run folders with equal numbers
+        (((None, "run-1"), (None, "run-2")), 2),  # two loose files of two runs
+        ((("run-1", None), (None, "run-2")), 2),  # a run folder and a loose file of another run
+        ((("run-1", None), ("run-1", None)), 1),  # a copied run folder: one evaluation
+        ((("run-1", None), (None, "run-1")), 1),  # a file copied out of its run's eval/
+        (((None, None), ("run-2", None)), 1),  # an older file that names no run: a copy, as before
+    ],
+)
+def test_equal_numbers_of_two_runs_are_two_evaluations(ids, rows):
+    """Two seeds whose evaluations gave equal numbers (a generator that changed nothing on these
+    images) were merged as 'the same evaluation', so compare's across-seeds row counted 2 of 3
+    seeds while faap eval SEEDSET counted 3. Records of two run ids are two samples."""
+    from faapkit.compare.merging import merge_copies
+    from faapkit.compare.records import RunRecord
+
+    m = {"female": {"AP": 0.5}, "male": {"AP": 0.8}}
+    records = [
+        RunRecord(
+            run=f"seed-{i}",
+            path=f"s{i}/eval/x.json",
+            run_path=f"s{i}",
+            split="test",
+            epoch=0,
+            perturbed=m,
+            baseline=m,
+            run_id=run_id,
+            evaluated_run_id=evaluated,
+        )
+        for i, (run_id, evaluated) in enumerate(ids)
+    ]
+    kept, notes = merge_copies(records)
+    assert len([r for r in kept if r.perturbed]) == rows
+    assert bool(notes) == (rows == 1)
+
+
+def test_of_two_copies_the_one_whose_numbers_pass_the_checks_is_kept():
+    """A run copied, one copy's gaps then edited by hand: the row shown was the edited copy's."""
+    from faapkit.compare.merging import merge_copies
+    from faapkit.compare.records import RunRecord
+
+    m = {"female": {"AP": 0.5}, "male": {"AP": 0.8}}
+    clean = RunRecord(run="b", path="b/eval/x.json", run_path="b", split="test", epoch=0, perturbed=m, run_id="r")
+    edited = clean.model_copy(update={"run": "a", "path": "a/eval/x.json", "run_path": "a", "flags": ["edited"]})
+    kept, _ = merge_copies([edited, clean])
+    assert [r.path for r in kept if r.perturbed] == ["b/eval/x.json"] and kept[0].flags is None
+
+
+@pytest.mark.parametrize("n_seeds", [2, 3])
+def test_eval_of_a_seed_set_in_a_pipe_still_says_the_spread(capsys, n_seeds):
+    """Off a terminal, faap eval SEEDSET printed the per-seed TSV only: the median, the t-CI across
+    seeds and the prediction interval of one more run were nowhere but in --json."""
+    import io
+
+    from rich.console import Console
+
+    from faapkit.cli.eval_table import SEED_COLUMNS, show_seeds
+
+    rows = [_seed(s, -0.02 * (s + 1), [-0.05, 0.01]) for s in range(n_seeds)]
+    show_seeds(rows, aggregate(rows), Console(file=io.StringIO(), force_terminal=False))
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].split("\t")[: len(SEED_COLUMNS)] == list(SEED_COLUMNS) and len(lines) == 1 + n_seeds
+    assert "prediction interval" in err and "t-CI across seeds" in err and f"of {n_seeds} seeds" in err

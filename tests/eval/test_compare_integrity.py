@@ -146,6 +146,11 @@ def list_as_ap(m: dict[str, Any]) -> None:
 
 LEFT_OUT = {
     "copied from another run": (another_run, "it evaluated run 20261201-111111-bbbbbb, not this folder's run"),
+    # a run_id edited to a number was not compared with the folder's: the file was shown, unflagged
+    # an AP of 1e308 passed as a finite number: the row showed a gap of -1e308 and a share of -inf
+    "an AP above 1": (lambda m: _set(m, 1e308, "metrics", "perturbed", "male", "AP"), "AP is 1e+308, not an AP or AR"),
+    "an AR below 0": (lambda m: _set(m, -0.5, "metrics", "baseline", "female", "AR"), "AR is -0.5, not an AP or AR"),
+    "a run id that is a number": (lambda m: _set(m, 12345, "run_id"), "its run_id is 12345, not a run id"),
     "NaN": (nan_value, "metrics.perturbed.male.AP is NaN, not a finite number"),
     "a string": (string_value, 'metrics.perturbed.male.AP is "0.49", not a finite number'),
     "an infinity": (infinite_gap, "gaps.AR.perturbed is Infinity, not a finite number"),
@@ -172,6 +177,38 @@ def test_a_file_of_another_run_or_with_values_that_are_not_numbers_is_left_out_b
         assert "nan" not in out.lower().replace("gender", "") and "inf" not in out.lower()
     rows = json.loads(run_cli("compare", str(tmp_path), "--json")[1])["rows"]
     assert [r["split"] for r in rows if r["setting"] != "train only"] == ["val"]
+
+
+MALFORMED = {
+    "an epoch in words": (lambda m: _set(m, "zero", "epoch"), "its 'epoch' is \"zero\""),
+    "a reference that is a name": (lambda m: _set(m, "male", "reference"), "its 'reference' is \"male\""),
+    "a group that is null": (lambda m: _set(m, None, "metrics", "perturbed", "female"), "its 'perturbed.female'"),
+    "a bootstrap that is a list": (lambda m: _set(m, [1], "bootstrap"), "its 'bootstrap' is [1]"),
+    "a dataset that is a name": (lambda m: _set(m, "coco", "dataset"), "a field is not what faap eval writes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+@pytest.mark.parametrize("loose", [False, True])
+def test_a_file_with_a_malformed_field_is_left_out_by_name_and_the_rest_is_shown(tmp_path, case, loose):
+    """Such a file stopped the whole compare with 'error: ValidationError: ... (unexpected)',
+    naming neither the file nor hiding only it."""
+    change, says = MALFORMED[case]
+    m = metrics()
+    change(m)
+    m["numbers_sha256"] = numbers_sha256(m)
+    f = make_run(tmp_path, m)
+    clean = metrics()
+    clean["split"] = "val"
+    clean["numbers_sha256"] = numbers_sha256(clean)
+    make_run(tmp_path, clean, "val_gender_best.json")
+    if loose:
+        f = f.rename(tmp_path / "loose.json")
+    code, out, err = run_cli("compare", str(tmp_path), "--json")
+    assert code == 0 and "unexpected" not in err and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if str(f) in line]
+    assert len(lines) == 1 and "left out" in lines[0] and says in lines[0], err
+    assert [r["split"] for r in json.loads(out)["rows"] if r["setting"] != "train only"] == ["val"]
 
 
 def test_a_loose_copy_of_another_run_s_file_is_left_out(tmp_path, capsys):
@@ -238,3 +275,21 @@ def test_compare_of_checked_files_stays_torch_free(tmp_path):
 
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("check", "selected"),
+    [("sha256 matches selection.json", 0), ("differs from selection.json", None), (None, 0)],
+)
+def test_a_best_pt_evaluated_although_changed_is_not_shown_as_the_chosen_epoch(tmp_path, check, selected):
+    """An evaluation made with --accept-changed-best was read as the run's epoch chosen on val, so
+    compare put it in the across-seeds row 'chosen on val' among seeds whose best.pt was verified."""
+    m = metrics()
+    if check is not None:
+        m["checkpoint_check"] = check
+    f = make_run(tmp_path, m)
+    (f.parents[1] / "selection.json").write_text(json.dumps({"epoch": 0, "split": "val"}))
+    code, out, err = run_cli("compare", str(tmp_path), "--json")
+    assert code == 0, err
+    (row,) = [r for r in json.loads(out)["rows"] if r["setting"] != "train only"]
+    assert row["selected_epoch"] == selected

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -125,9 +126,23 @@ def _replace_best(best: Path) -> None:
     save_checkpoint(best, {**load_checkpoint(best), "global_step": 7})
 
 
+def _edit_recorded_hash(value: object) -> Callable[[Path], None]:
+    """selection.json's checkpoint_sha256 edited by hand: it was read as 'a run from before the
+    hash was recorded' and best.pt evaluated unverified, with a note that said so."""
+
+    def edit(best: Path) -> None:
+        path = best.parents[1] / "selection.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "checkpoint_sha256": value}))
+
+    return edit
+
+
 REFUSED_BEST = {
     "replaced": (_replace_best, "best.pt has sha256"),
     "missing": (lambda best: best.unlink(), "best.pt is missing though"),
+    "hash edited to a number": (_edit_recorded_hash(12), "records checkpoint_sha256 12 for epoch 0, not a sha256"),
+    "hash edited to null": (_edit_recorded_hash(None), "records checkpoint_sha256 null for epoch 0, not a sha256"),
+    "hash edited to a short text": (_edit_recorded_hash("abc"), 'records checkpoint_sha256 "abc" for epoch 0'),
 }
 
 

@@ -119,7 +119,8 @@ def test_eval_of_a_set_again_names_force_not_the_out_it_refuses(tmp_path, capsys
     def refuse(*args, **kwargs):
         raise evaluate.ResultTaken(taken)
 
-    monkeypatch.setattr(seedset, "seed_state", lambda run: "done")
+    monkeypatch.setattr(seedset, "seed_state", lambda run, *args: "done")
+    monkeypatch.setattr(evaluate, "_preflight_seed", lambda o, layers: None)
     monkeypatch.setattr(evaluate, "_evaluate", refuse)
     code, _, err = faap_in_process(capsys, "eval", str(parent))
     error = err[err.index("error: ") :]  # after the 'seed 0: faap eval ...' progress line
@@ -137,3 +138,175 @@ def test_compare_reads_a_seed_set_without_calling_its_manifest_unreadable(tmp_pa
     shutil.move(tmp_path / "set2" / "seeds.json", tmp_path / "set" / "seeds.json")
     got, err = compare_json(str(tmp_path / "set"))
     assert got["rows"] and "seeds.json" not in err
+
+
+@pytest.fixture(scope="module")
+def one_step_run(tmp_path_factory) -> Path:
+    from tests.conftest import one_step_4th_run
+
+    return one_step_4th_run(tmp_path_factory.mktemp("one-step"))
+
+
+def _set_of(parent: Path, run: Path, seeds: tuple[int, ...]) -> None:
+    """A seed set whose seeds are copies of ``run`` (each recording its own seed)."""
+    import shutil
+
+    seedset.prepare(parent, seedset.SeedSet("4th", seeds), resume=False)
+    for s in seeds:
+        shutil.copytree(run, parent / f"seed-{s}")
+        manifest = json.loads((parent / f"seed-{s}" / "run.json").read_text())
+        manifest["config"]["train"]["seed"] = s
+        (parent / f"seed-{s}" / "run.json").write_text(json.dumps(manifest))
+
+
+def _changed_best(seed_run: Path) -> None:
+    import shutil
+
+    shutil.copy(seed_run / "checkpoints" / "last.pt", seed_run / "checkpoints" / "best.pt")
+    selection = {"rule": "guarded_parity", "split": "val", "epoch": 0, "checkpoint_sha256": "0" * 64}
+    (seed_run / "selection.json").write_text(json.dumps(selection))
+
+
+LATE_REFUSALS = {
+    "seed 1 evaluated already": ([], "seed 1: ", "already holds an evaluation"),
+    "seed 1's best.pt changed since its run chose it": (["--force"], "seed-1/checkpoints/best.pt has sha256", ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LATE_REFUSALS))
+def test_eval_of_a_set_refuses_a_later_seed_before_evaluating_the_first(tmp_path, capsys, one_step_run, case):
+    """Seed 0 was evaluated (and, with --force, its earlier result replaced) before seed 1's taken
+    result or changed best.pt was refused: a refusal after work, leaving the set half evaluated."""
+    from tests.conftest import faap_in_process
+
+    flags, says, also = LATE_REFUSALS[case]
+    parent = tmp_path / "set"
+    _set_of(parent, one_step_run, (0, 1))
+    if "evaluated" in case:
+        code, _, err = faap_in_process(capsys, "eval", str(parent / "seed-1"), "--bootstrap", "0", "--device", "cpu")
+        assert code == 0, err
+    else:
+        _changed_best(parent / "seed-1")
+    code, _, err = faap_in_process(capsys, "eval", str(parent), "--bootstrap", "0", "--device", "cpu", *flags)
+    assert code == 1 and says in err and also in err, err
+    assert "seed 0: faap eval" not in err and not (parent / "seed-0" / "eval").exists()
+
+
+EDITED_SEED = {
+    "another seed": (("config", "train", "seed"), 7, "records the run of seed 7, version '4th', not seed 1"),
+    "another version": (("version",), "2nd", "records the run of seed 1, version '2nd', not seed 1 of this '4th' set"),
+}
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+@pytest.mark.parametrize("case", sorted(EDITED_SEED))
+def test_a_seed_folder_holding_another_run_is_refused(tmp_path, capsys, one_step_run, case, command):
+    """seed-1/run.json edited to seed 7 was taken as seed 1 'done': faap eval SEEDSET reported it
+    as seed 1 and compare as a seed 7 of the set."""
+    from tests.conftest import faap_in_process, one_error
+
+    keys, value, says = EDITED_SEED[case]
+    parent = tmp_path / "set"
+    _set_of(parent, one_step_run, (0, 1))
+    manifest = json.loads((parent / "seed-1" / "run.json").read_text())
+    inner = manifest
+    for key in keys[:-1]:
+        inner = inner[key]
+    inner[keys[-1]] = value
+    (parent / "seed-1" / "run.json").write_text(json.dumps(manifest))
+    args = ["train", "--resume", str(parent)] if command == "train" else ["eval", str(parent), "--device", "cpu"]
+    code, _, err = faap_in_process(capsys, *args)
+    error = err[err.index("error: ") :]  # after the 'seed set ...' line of train
+    one_error(error, 1, code, f"{parent / 'seed-1'} {says}")
+    assert not (parent / "seed-0" / "eval").exists() and not (parent / "seed-0.log").exists()
+
+
+SETUP_REFUSALS = {
+    "settings that cannot train": (["--set", "train.batch_size=1"], 2, "train.batch_size=1 cannot train"),
+    "a dataset root that is not there": (["--set", "data.root='/nonexistent-faap'"], 1, "dataset root not found"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SETUP_REFUSALS))
+def test_a_set_whose_settings_cannot_train_stops_at_the_first_seed_and_leaves_no_folder(tmp_path, case):
+    """Every seed was started and refused in turn (each loading the data), the command exited 1
+    even for a configuration error, and seeds.json and the logs stayed: the corrected command then
+    found a folder 'holding the seed set' of the bad settings and was refused."""
+    extra, code_expected, says = SETUP_REFUSALS[case]
+    parent = tmp_path / "set"
+    env = {"FAAP_CACHE_DIR": os.environ["FAAP_CACHE_DIR"]}
+    code, _, err = run_cli("train", "--version", "4th", "--seeds", "0-2", "--out", str(parent), *extra, env=env)
+    assert code == code_expected and "Traceback" not in err, err
+    (error,) = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert "1 of 3 seeds refused before training; 2 not started" in error and says in error, err
+    assert f"{parent} removed again (nothing was trained)" in error and not parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda seed_run: None, "done; 0 evaluation(s)"),
+        (lambda seed_run: __import__("shutil").rmtree(seed_run), "new; 0 evaluation(s)"),
+        (lambda seed_run: (seed_run / "train_log.jsonl").write_text(""), "partial"),
+        (
+            lambda seed_run: (seed_run / "run.json").write_text(
+                (seed_run / "run.json").read_text().replace('"seed": 1', '"seed": 7')
+            ),
+            "refused: ",
+        ),
+    ],
+)
+def test_inspect_run_of_a_seed_set_says_each_seed_s_state(tmp_path, capsys, one_step_run, change, says):
+    """faap inspect run SEEDSET showed the set as one run of N records, naming neither the set nor
+    which seed was trained, cut short or not that seed's run."""
+    from tests.conftest import faap_in_process
+
+    parent = tmp_path / "set"
+    _set_of(parent, one_step_run, (0, 1))
+    change(parent / "seed-1")
+    code, out, err = faap_in_process(capsys, "inspect", "run", str(parent), "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["format"] == "faapkit seed set" and got["seeds"] == [0, 1] and got["version"] == "4th"
+    assert got["seed 0"].startswith("done") and got["seed 1"].startswith(says)
+
+
+@pytest.mark.parametrize("accept", [True])
+def test_eval_of_a_set_says_a_seed_s_checkpoint_note_once(tmp_path, capsys, one_step_run, accept):
+    """The check of every seed before inference said each seed's best.pt warning a second time."""
+    from tests.conftest import faap_in_process
+
+    parent = tmp_path / "set"
+    _set_of(parent, one_step_run, (0, 1))
+    _changed_best(parent / "seed-1")
+    flags = ["--accept-changed-best"] if accept else []
+    code, _, err = faap_in_process(capsys, "eval", str(parent), "--bootstrap", "0", "--device", "cpu", *flags)
+    assert code == 0, err
+    assert " ".join(err.split()).count("seed-1/checkpoints/best.pt has sha256") == 1, err
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_second_train_of_one_seed_set_is_refused_while_the_first_runs(tmp_path, resume):
+    """Two `faap train --seeds` into one folder both ran: each started the same seeds (refused one
+    by one in the seed folders), and a set refused in setup could take back the folder the other
+    was setting up. The set's folder has one writer, as a run folder does."""
+    import subprocess
+    import sys
+
+    parent = tmp_path / "set"
+    seedset.prepare(parent, seedset.SeedSet("4th", (0, 1)), resume=False)
+    holder = subprocess.Popen(  # another faap process holding the set's folder
+        [sys.executable, "-c", "import sys,time; from faapkit.artifacts.rundir import RunDir; "
+         f"RunDir({str(parent)!r}).lock(); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        args = ["--resume", str(parent)] if resume else ["--version", "4th", "--seeds", "0-1", "--out", str(parent)]
+        code, _, err = run_cli("train", *args)
+    finally:
+        holder.kill()
+        holder.wait()
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 1 and len(lines) == 1 and "is in use by another faap process" in lines[0], err
+    assert sorted(p.name for p in parent.iterdir()) == ["seeds.json"]

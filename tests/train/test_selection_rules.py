@@ -71,4 +71,4 @@ def test_compare_rows_carry_the_share_closed_of_a_010_metrics_file_and_refuse_an
     assert row["AP_share_closed"] == pytest.approx(1 - abs(after) / abs(before))
     assert row["AP_overshoot"] == (before * after < 0)
     code, out, err = faap_in_process(capsys, "compare", str(run), "--best-per-run", "--select-rule", "nearest")
-    one_error(err, 1, code, "--select-rule must be parity or largest_lift")
+    one_error(err, 2, code, "--select-rule must be parity or largest_lift")
