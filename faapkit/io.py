@@ -22,6 +22,12 @@ from typing import Any
 from faapkit.errors import CheckpointError, FaapError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace ``path`` by ``data`` atomically, creating its folder if needed. A file-system
     failure (disk full, read-only folder, a file where a folder should be) is one
@@ -29,6 +35,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # mkstemp makes the file private (0600); results are shared like any file the user writes
+        os.fchmod(fd, 0o666 & ~_umask())
     except OSError as exc:
         raise FaapError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:

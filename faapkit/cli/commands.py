@@ -175,6 +175,13 @@ def _resolve_run(
 
     if out is not None and out.absolute() != resume.absolute():
         raise ConfigError(f"--out {out} and --resume {resume} name different run folders: give one")
+    seed_runs = sorted(p.parent.name for p in resume.glob("seed-*/run.json"))
+    if seed_runs and not (resume / "run.json").exists():
+        named = ", ".join(seed_runs[:3]) + (", ..." if len(seed_runs) > 3 else "")
+        raise FaapError(
+            f"cannot resume {resume}: it holds seed runs ({named}) but no seeds.json; "
+            f"resume one of them with --resume {resume / seed_runs[0]}"
+        )
     manifest = RunDir(resume).read_manifest()
     base_version = manifest["version"]
     if version is not None and registries.versions.get(version).name != base_version:  # an alias is the same

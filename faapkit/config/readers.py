@@ -62,6 +62,8 @@ def _yaml_loader() -> type:
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a TOML (``.toml``), YAML (``.yaml``/``.yml``) or JSON (``.json``) config file, each with
     its own parser, into a dict."""
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder: name the TOML, YAML or JSON file in it")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     suffix = path.suffix.lower()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pluggy
@@ -80,7 +80,7 @@ def make_plugin_manager(
     *,
     autoload: bool | None = None,
     blocked: Sequence[str] = (),
-    extra_plugins: Iterable[tuple[str, object]] = (),
+    extra_plugins: Sequence[tuple[str, object]] = (),
 ) -> FaapPluginManager:
     """Build a fresh plugin manager.
 
@@ -92,10 +92,17 @@ def make_plugin_manager(
         autoload = autoload_enabled()
     pm = FaapPluginManager()
     pm.add_hookspecs(hookspecs)
+    sources = _entry_points()
+    known = {s.entry_point.name for s in sources} | {name for name, _ in extra_plugins}
+    unknown = [name for name in blocked if name not in known]
+    if unknown:  # a misspelled name would leave the plugin it meant running
+        raise ConfigError(
+            f"--disable-plugin {unknown[0]!r}: no plugin has that name; known: {', '.join(sorted(known))}"
+        )
     for name in blocked:
         pm.set_blocked(name)
         pm.blocked_names.add(name)
-    for source in _entry_points():
+    for source in sources:
         ep = source.entry_point
         if not source.builtin and not autoload:
             continue
