@@ -107,17 +107,23 @@ def _check_replace(path: Path, option: str, force: bool, replaceable: Replaceabl
         raise FaapError(f"{option} {path} exists and {why}: never replaced, not even with --force; name another file")
 
 
+def _nearest_existing_folder(path: Path, option: str) -> Path:
+    """The nearest existing folder at or above ``path``'s parent; one that is a file is refused."""
+    existing = path.absolute().parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FaapError(f"{option} {path}: {existing} is a file, not a folder")
+    return existing
+
+
 def check_writable_folder(path: Path, option: str) -> None:
     """The folder ``path`` goes into exists and takes a new file: tried by creating and removing
     an empty temporary file, so a read-only folder or file system is said now, naming the path,
     not after the work. A missing folder is refused rather than made: a mistyped folder would
     otherwise be created silently and the result looked for elsewhere."""
     parent = path.absolute().parent
-    existing = parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise FaapError(f"{option} {path}: {existing} is a file, not a folder")
+    existing = _nearest_existing_folder(path, option)
     if existing != parent:
         raise FaapError(f"{option} {path}: folder {parent} does not exist")
     try:
@@ -134,11 +140,7 @@ def ensure_folder(path: Path, option: str, *, create: bool = True) -> None:
     file, a parent that is a file, or a read-only folder is one line naming ``path``, said before
     any work (:func:`check_writable_folder`)."""
     parent = path.absolute().parent
-    existing = parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise FaapError(f"{option} {path}: {existing} is a file, not a folder")
+    existing = _nearest_existing_folder(path, option)
     if not create:
         check_writable_folder(existing / path.name, option)
         return
