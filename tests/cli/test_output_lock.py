@@ -54,7 +54,8 @@ def test_threads_racing_for_one_output_give_one_holder(tmp_path, writers):
     assert not lock_path(out).exists()
 
 
-HOLD = """
+# a child process that takes the lock of argv[1] and says "ok", or prints the refusal and exits 1
+ACQUIRE = """
 import sys, time
 from faapkit.artifacts.output_lock import OutputLock
 from faapkit.errors import FaapError
@@ -65,9 +66,8 @@ except FaapError as exc:
     sys.exit(1)
 print("ok")
 sys.stdout.flush()
-time.sleep(float(sys.argv[2]))
-lock.release()
 """
+HOLD = ACQUIRE + "time.sleep(float(sys.argv[2]))\nlock.release()\n"
 
 
 def test_two_processes_racing_for_one_output_give_one_success_and_one_clear_refusal(tmp_path):
@@ -175,20 +175,7 @@ def test_probe_headroom_into_a_report_being_written_is_refused_before_any_work(t
     assert not out.exists()
 
 
-STALE_RACE = """
-import sys
-from faapkit.artifacts.output_lock import OutputLock
-from faapkit.errors import FaapError
-try:
-    lock = OutputLock(sys.argv[1]).acquire()
-except FaapError as exc:
-    print("error: " + str(exc))
-    sys.exit(1)
-print("ok")
-sys.stdout.flush()
-sys.stdin.read()  # held until the test closes stdin
-lock.release()
-"""
+STALE_RACE = ACQUIRE + "sys.stdin.read()  # held until the test closes stdin\nlock.release()\n"
 
 
 @pytest.mark.parametrize("writers", [2, 3])
