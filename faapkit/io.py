@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)  # never a half-written temporary left beside the target
+        if isinstance(exc, OSError):
+            raise FaapError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+
+
+def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path`` with the same suffix (a figure or image
+    writer picks its format from it), then rename it over ``path``; a failure removes it and is
+    one :class:`FaapError` naming ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise FaapError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise

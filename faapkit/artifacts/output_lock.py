@@ -20,6 +20,7 @@ Torch-free.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -148,10 +149,15 @@ class OutputLock:
             raise FaapError(
                 f"cannot write {self.output}: cannot create {self.path.name}: {exc.strerror or exc}"
             ) from None
+        data = record.encode()
         try:
-            os.write(fd, record.encode())
-        finally:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, "No space left on device (the lock was written in part)")
+        except OSError as exc:  # a full disk: no half-written lock left to block the next writer
             os.close(fd)
+            self.path.unlink(missing_ok=True)
+            raise FaapError(f"cannot write {self.output}: {exc.strerror or exc}") from None
+        os.close(fd)
         return True
 
     def _read_holder(self) -> dict[str, Any]:

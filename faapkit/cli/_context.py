@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from faapkit.artifacts.output_lock import OutputLock
     from faapkit.plugins import FaapPluginManager
     from faapkit.plugins.registry import Registries
 
@@ -55,3 +58,15 @@ def state(ctx: typer.Context) -> AppState:
     if not isinstance(root.obj, AppState):
         root.obj = AppState()
     return root.obj
+
+
+def lock_output(ctx: typer.Context, output: Path) -> OutputLock:
+    """Take ``output``'s lock (``faapkit.artifacts.output_lock``) before the command's work and
+    hold it until the command ends, however it ends: of two commands writing one result, one is
+    refused before it starts."""
+    from faapkit.artifacts.output_lock import OutputLock
+    from faapkit.cli._console import warn
+
+    lock = OutputLock(output, note=warn).acquire()
+    ctx.call_on_close(lock.release)
+    return lock

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from faapkit.cli._console import out_console, print_json, warn
-from faapkit.cli._context import state
+from faapkit.cli._context import lock_output, state
 from faapkit.cli._options import JsonOpt
 from faapkit.errors import ConfigError, FaapError
 
@@ -71,6 +71,7 @@ def compare(
     from faapkit.compare import arrange, ci_levels, gather, seed_sets, summarize
 
     _check_options((sort, metric, select_rule), format_, all_epochs, evaluated_only, csv_out, plot, force, ctx)
+    locks = {option: lock_output(ctx, path) for option, path in (("--csv", csv_out), ("--plot", plot)) if path}
     records = gather(paths, state(ctx).pm, {"--csv": csv_out, "--plot": plot}, warn)
     rows = [summarize(r) for r in records]
     from faapkit.cli.compare_output import pct
@@ -83,6 +84,8 @@ def compare(
     best = (SORT_KEYS[metric], select_rule) if best_per_run else None
     rows, summaries = arrange(rows, SORT_KEYS[sort], best_per_run=best, all_epochs=all_epochs, say=warn)  # type: ignore[arg-type]
     datasets = sorted({str(r.get("dataset")) for r in rows + summaries})
+    for option, lock in locks.items():
+        lock.check_unchanged(force, option)
     if csv_out is not None:
         _write_csv(csv_out, rows + summaries)  # what the table shows
     if plot is not None:

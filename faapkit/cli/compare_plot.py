@@ -59,7 +59,9 @@ def plot_gaps(path: Path, rows: list[dict[str, Any]]) -> dict[str, list[str]]:
         ax.legend(fontsize=6)
         panels[split] = [str(line.get_label()) for line in ax.get_lines() if not line.get_label().startswith("_")]
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from faapkit.io import atomic_write_with
+
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)
     return panels
 

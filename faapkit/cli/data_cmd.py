@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from faapkit.cli._console import info, print_json
-from faapkit.cli._context import state
+from faapkit.cli._context import lock_output, state
 from faapkit.cli._options import JsonOpt
 
 data_app = typer.Typer(no_args_is_help=True)
@@ -17,6 +17,7 @@ detector_app = typer.Typer(no_args_is_help=True)
 
 @data_app.command("synth")
 def synth(
+    ctx: typer.Context,
     out: Path,
     seed: Annotated[int, typer.Option(help="generator seed; the same seed gives the same bytes")] = 0,
     bias: Annotated[
@@ -35,6 +36,11 @@ def synth(
         raise DataError(f"{out} is a file; give a folder (new, or holding this benchmark)")
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise DataError(f"{out} exists and is not empty; choose a new folder")
+    try:
+        out.absolute().parent.mkdir(parents=True, exist_ok=True)  # the lock lies beside the folder
+    except OSError as exc:
+        raise DataError(f"cannot create the folder of {out}: {exc.strerror or exc}") from None
+    lock_output(ctx, out)  # two writers of one benchmark folder: one is refused
     existed = (out / "manifest.json").is_file()
     write_synthetic(out, SynthSpec(seed=seed, bias=bias))  # refuses a folder holding another benchmark
     held = f"{out} already holds the synthetic benchmark of seed {seed}, bias {bias}"
@@ -74,6 +80,7 @@ def pretrain_cmd(
 
     check_device_available(device, "--device")
     _check_pretrain_out(out, force)
+    lock_output(ctx, out)  # one pretraining per weights file (its report beside it included)
     spec = state(ctx).registries.detectors.get(p.detector)
     report = pretrain(
         spec,

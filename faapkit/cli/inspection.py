@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from faapkit.cli._console import out_console, print_json
-from faapkit.cli._context import state
+from faapkit.cli._context import lock_output, state
 from faapkit.cli._options import JsonOpt
 
 app = typer.Typer(no_args_is_help=True)
@@ -189,12 +189,14 @@ def perturbation(
     from faapkit.generators.visualize import perturbation_grid
 
     _check_perturbation_options(images, epsilon, amplify, out, force)
+    lock = lock_output(ctx, out)
     registries = state(ctx).registries
     detector = detector_for_generator(ckpt, registries, detector_checkpoint)
     generator, meta = load_generator(ckpt, epsilon, torch.device("cpu"), registries.generators, detector=detector)
     split_data = load_split(data or embedded_dataset(), split, limit=max(2, images))
     ds = GroupedDetectionDataset(split_data, EvalTransform(*_trained_input_size(ckpt, registries)))
     tensors = [ds[i][0] for i in range(min(images, len(ds)))]
+    lock.check_unchanged(force, "--out")
     perturbation_grid(generator, tensors, out, amplify)
     info(f"wrote {out} ({len(tensors)} rows, epsilon {meta['epsilon']:.4f}, delta x{amplify:g})")
 

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from faapkit.generators.perturb import apply_perturbation, denormalize
+from faapkit.io import atomic_write_with
 
 
 def perturbation_grid(generator: torch.nn.Module, images: list[torch.Tensor], out: Path, amplify: float = 10.0) -> Path:
@@ -28,6 +29,6 @@ def perturbation_grid(generator: torch.nn.Module, images: list[torch.Tensor], ou
     for r in rows:
         canvas[:, y : y + r.shape[-2], : r.shape[-1]] = r
         y += r.shape[-2]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((canvas.permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(out)
+    image = Image.fromarray((canvas.permute(1, 2, 0).numpy() * 255).round().astype("uint8"))
+    atomic_write_with(out, image.save)
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -92,14 +93,27 @@ def test_a_folder_that_takes_no_file_is_said_before_any_work(run, capsys):
     one_error(err, 1, code, "--out /sys/faap-probe.json: cannot write in /sys")
 
 
-def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_old_one(run, tmp_path):
+# the size of an output lock's record here (pid, host, time), so a limit can let it through
+LOCK_RECORD = len(
+    json.dumps({"pid": 4194304, "host": socket.gethostname(), "since": "2026-01-01T00:00:00+0000"}) + "\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("limit", "says"),
+    [(LOCK_RECORD + 16, "File too large"), (16, "the lock was written in part")],
+    ids=["the-export-fails", "the-lock-fails"],
+)
+def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_old_one(run, tmp_path, limit, says):
     """A write that fails midway (the file-size limit stands in for a full disk: the same
-    failing write) is one line naming the file; the file it would replace is untouched."""
+    failing write) is one line naming the file; the file it would replace is untouched, and no
+    lock is left behind. With room for the output's lock but not the export, the export fails;
+    with none, the lock (taken before any run is read) fails."""
     out = tmp_path / "rows.csv"
     out.write_text("the earlier export\n")
 
     def small_files() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
@@ -110,7 +124,8 @@ def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_old_one(run, tmp_
         preexec_fn=small_files,
         timeout=300,
     )
-    one_error(proc.stderr, 1, proc.returncode, f"cannot write {out}: File too large")
+    one_error(proc.stderr, 1, proc.returncode, f"cannot write {out}: ")
+    assert says in proc.stderr
     assert out.read_text() == "the earlier export\n" and [p.name for p in tmp_path.iterdir()] == ["rows.csv"]
 
 

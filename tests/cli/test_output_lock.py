@@ -17,6 +17,7 @@ import pytest
 
 from faapkit.artifacts.output_lock import OutputLock, lock_path
 from faapkit.errors import FaapError
+from tests.conftest import faap_in_process, one_error
 
 
 def dead_pid() -> int:
@@ -205,3 +206,28 @@ def test_a_folder_held_by_faap_train_does_not_block_the_lock(tmp_path):
             pass
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("compare", "{runs}", "--csv", "{out}"),
+        ("compare", "{runs}", "--plot", "{out}"),
+        ("inspect", "perturbation", "{runs}/g.pt", "--out", "{out}"),
+        ("detector", "pretrain", "--epochs", "1", "--device", "cpu", "--out", "{out}"),
+        ("data", "synth", "{out}"),
+    ],
+    ids=["compare-csv", "compare-plot", "inspect-perturbation", "pretrain", "synth"],
+)
+def test_every_result_writer_is_refused_while_another_holds_its_output(command, capsys, tmp_path):
+    """The output lock guards every command's result, not eval's alone: a live holder is named and
+    nothing is read, trained or written."""
+    suffix = {"compare-csv": ".csv", "compare-plot": ".png", "inspect": ".png", "detector": ".pth", "data": ""}
+    kind = command[0] if command[0] != "compare" else f"compare-{command[2][2:]}"
+    out = tmp_path / f"result{suffix[kind]}"
+    (tmp_path / "runs").mkdir()
+    lock_path(out).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    args = [a.format(runs=tmp_path / "runs", out=out) for a in command]
+    code, _, err = faap_in_process(capsys, *args)
+    one_error(err, 1, code, f"{out} is being written by another faap process (pid {os.getpid()}")
+    assert not out.exists() and lock_path(out).exists()
