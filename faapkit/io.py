@@ -135,7 +135,7 @@ TRAINED_RECORD: dict[str, type] = {"preset": str, "shape_buckets": bool, "bias":
 
 def checkpoint_training(path: Path) -> dict[str, Any]:
     """How a ``faap detector pretrain`` file was trained (``{"preset", "shape_buckets", "bias"}``);
-    empty for other checkpoints (upstream DETR's, files written before 2026-12-01). A record that
+    empty for other checkpoints (upstream DETR's, files that record no training). A record that
     is there but malformed is refused, naming the file and the key: runs follow it, so a
     misread one would train or evaluate on the wrong batches or benchmark. A ``.safetensors``
     file (Hugging Face weights) holds tensors only, so it records none."""
