@@ -631,8 +631,7 @@ class Trainer:
 
     def embedded_root(self) -> Path:
         """The embedded benchmark a run without ``data.root`` trains on: a resumed run's own (the
-        one its manifest records, or ``v1`` for a manifest that records none), else the
-        one the detector was trained on."""
+        one its manifest records), else the one the detector was trained on."""
         recorded = self.resumed_manifest.get("dataset", {}).get("root")
         return embedded_dataset_for(
             self.detector_spec(), self.config.detector.checkpoint, recorded=Path(recorded) if recorded else None
