@@ -167,11 +167,18 @@ def seed_state(run: Path, seed: int | None = None, version: str | None = None) -
         )
     epochs, max_steps = train.get("epochs"), train.get("max_steps")
     log = rd.read_log()
-    if log and isinstance(epochs, int) and max(int(r["epoch"]) for r in log) >= epochs - 1:
-        return "done"
-    if max_steps is not None and log and any(int(r.get("global_step", 0)) >= max_steps for r in log):
-        return "done"
-    return "partial"
+    finished = bool(log) and (
+        (isinstance(epochs, int) and max(int(r["epoch"]) for r in log) >= epochs - 1)
+        or (max_steps is not None and any(int(r.get("global_step", 0)) >= max_steps for r in log))
+    )
+    kept = rd.checkpoint_files() or any((rd.checkpoints / name).is_file() for name in ("last.pt", "best.pt"))
+    if finished and not kept:
+        # trained, but nothing left to evaluate or resume from: counting it as done hides that
+        raise FaapError(
+            f"{run} finished training but its checkpoints are gone ({rd.checkpoints}): restore them, "
+            f"or move {run} out and run faap train --resume {run.parent} to train that seed again"
+        )
+    return "done" if finished else "partial"
 
 
 def train_command(s: SeedSet, seed: int, run: Path, state: str, extra: Sequence[str]) -> list[str]:

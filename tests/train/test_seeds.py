@@ -310,3 +310,20 @@ def test_a_second_train_of_one_seed_set_is_refused_while_the_first_runs(tmp_path
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert code == 1 and len(lines) == 1 and "is in use by another faap process" in lines[0], err
     assert sorted(p.name for p in parent.iterdir()) == ["seeds.json"]
+
+
+def test_a_finished_seed_whose_checkpoints_are_gone_is_not_counted_as_done(tmp_path):
+    """The hostile pass's R5: a seed's log says it finished, but nothing is left to evaluate or
+    resume from; the set says so, naming the folder, instead of counting it as done."""
+    import json
+
+    from faapkit.errors import FaapError
+
+    run = tmp_path / "set" / "seed-0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"version": "4th", "config": {"train": {"seed": 0, "epochs": 1}}}))
+    (run / "train_log.jsonl").write_text(json.dumps({"epoch": 0, "global_step": 10}) + "\n")
+    with pytest.raises(FaapError, match=r"seed-0 finished training but its checkpoints are gone"):
+        seedset.seed_state(run, 0, "4th")
+    (run / "checkpoints" / "last.pt").write_bytes(b"PK")
+    assert seedset.seed_state(run, 0, "4th") == "done"
