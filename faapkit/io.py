@@ -32,38 +32,38 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace ``path`` by ``data`` atomically, creating its folder if needed. A file-system
     failure (disk full, read-only folder, a file where a folder should be) is one
     :class:`FaapError` naming ``path``; the old file, if any, is left as it was."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        # mkstemp makes the file private (0600); results are shared like any file the user writes
-        os.fchmod(fd, 0o666 & ~_umask())
-    except OSError as exc:
-        raise FaapError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)  # never a half-written temporary left beside the target
-        if isinstance(exc, OSError):
-            raise FaapError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
+
+    atomic_write_with(path, write)
 
 
-def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` to a temporary file beside ``path`` with the same suffix (a figure or image
-    writer picks its format from it), then rename it over ``path``; a failure removes it and is
-    one :class:`FaapError` naming ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+def atomic_write_with(path: Path, write: Callable[[Path], None], *, keep_suffix: bool = False) -> None:
+    """``write(tmp)`` to a temporary ``.NAME.*.tmp`` beside ``path`` (the run folder's cleanup
+    finds these), then rename it over ``path``; a failure removes it and is one
+    :class:`FaapError` naming ``path``; the old file, if any, is left as it was. ``keep_suffix``
+    ends the temporary name with ``path``'s suffix too (a figure or image writer picks its
+    format from it)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp" + (path.suffix if keep_suffix else ""), dir=path.parent
+        )
+        os.close(fd)
+    except OSError as exc:
+        raise FaapError(f"cannot write {path}: {exc.strerror or exc}") from None
+    tmp = Path(name)
     try:
         write(tmp)
+        # mkstemp makes the file private (0600); results are shared like any file the user writes
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)  # never a half-written temporary left beside the target
         if isinstance(exc, OSError):
             raise FaapError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise

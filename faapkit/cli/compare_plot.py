@@ -61,7 +61,7 @@ def plot_gaps(path: Path, rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     fig.tight_layout()
     from faapkit.io import atomic_write_with
 
-    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120))
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120), keep_suffix=True)
     plt.close(fig)
     return panels
 

@@ -78,11 +78,18 @@ def detect_settings(
         for out, generator in zip(records, generators, strict=True):
             with autocast_for(device, amp):
                 x = images if generator is None else apply_perturbation(generator, images, batch.mask)[0]
-                outputs = detector(x, batch.mask)
-            out.extend(coco_records(detector.postprocess(outputs, sizes), image_ids))
+                out.extend(batch_records(detector, x, batch.mask, sizes, image_ids))
         if on_batch is not None:
             on_batch(len(image_ids))
     return records
+
+
+def batch_records(
+    detector: FrozenDetector, images: torch.Tensor, mask: torch.Tensor, sizes: torch.Tensor, image_ids: list[int]
+) -> list[dict[str, Any]]:
+    """The detector's COCO records of one batch ``images (B, 3, H, W)`` with ``mask (B, H, W)``,
+    boxes in the original ``sizes (B, 2)`` pixels."""
+    return coco_records(detector.postprocess(detector(images, mask), sizes), image_ids)
 
 
 def coco_records(results: list[dict[str, torch.Tensor]], image_ids: list[int]) -> list[dict[str, Any]]:

@@ -30,5 +30,5 @@ def perturbation_grid(generator: torch.nn.Module, images: list[torch.Tensor], ou
         canvas[:, y : y + r.shape[-2], : r.shape[-1]] = r
         y += r.shape[-2]
     image = Image.fromarray((canvas.permute(1, 2, 0).numpy() * 255).round().astype("uint8"))
-    atomic_write_with(out, image.save)
+    atomic_write_with(out, image.save, keep_suffix=True)
     return out

@@ -25,7 +25,7 @@ from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, require_gro
 from faapkit.data.transforms import EvalTransform
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.evaluate.cocoeval import evaluate_groups, make_coco
-from faapkit.evaluate.inference import coco_records, make_eval_loader
+from faapkit.evaluate.inference import batch_records, make_eval_loader
 from faapkit.fairness import gap
 from faapkit.generators.perturb import apply_perturbation
 
@@ -101,10 +101,9 @@ class Validator:
             images = batch.images
             if generator is not None:
                 images = apply_perturbation(generator, images, batch.mask, context)[0]
-            outputs = self.detector(images, batch.mask)
             sizes = torch.stack([t["orig_size"] for t in batch.targets])
             image_ids = [int(t["image_id"]) for t in batch.targets]
-            records.extend(coco_records(self.detector.postprocess(outputs, sizes), image_ids))
+            records.extend(batch_records(self.detector, images, batch.mask, sizes, image_ids))
         return records
 
     def _batches(self, generator: nn.Module | None) -> Iterator[tuple[Batch, Tensor | None]]:
