@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +75,15 @@ def compare_json(*args: str) -> tuple[dict, str]:
     code, out, err = run_cli("compare", *args, "--json")
     assert code == 0, err
     return json.loads(out), err
+
+
+def a_run_manifest(**changes: Any) -> dict[str, Any]:
+    """A complete ``run.json`` (the committed 0.1.0 run's) with ``changes``; a ``dataset`` change
+    updates that section's keys, every other one replaces the key."""
+    manifest: dict[str, Any] = json.loads(fixture_path("native_runs", "level-up-tiny", "run.json").read_text())
+    for key, value in changes.items():
+        manifest[key] = {**manifest[key], **value} if key == "dataset" else value
+    return manifest
 
 
 def fixture_path(*parts: str) -> Path:

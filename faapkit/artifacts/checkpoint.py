@@ -1,5 +1,6 @@
 """What faapkit's training checkpoints hold: their format tag, training position, generator
-weights and a summary for ``faap inspect checkpoint``.
+weights and a summary for ``faap inspect checkpoint``; a training checkpoint written and read
+through its typed payload (:class:`~faapkit.artifacts.records.CheckpointPayload`).
 
 Writing and safe reading of the files themselves is :mod:`faapkit.io` (``save_checkpoint``,
 ``load_checkpoint``, the atomic writers).
@@ -13,12 +14,33 @@ from typing import Any
 
 import torch
 
+from faapkit.artifacts.records import CHECKPOINT_FORMAT, CheckpointPayload, checkpoint_payload
 from faapkit.errors import CheckpointError
-from faapkit.io import load_checkpoint, training_record
+from faapkit.io import load_checkpoint, save_checkpoint, training_record
 
-__all__ = ["FORMAT", "describe_checkpoint", "generator_state", "latest_checkpoint", "training_position"]
+__all__ = [
+    "FORMAT",
+    "describe_checkpoint",
+    "generator_state",
+    "latest_checkpoint",
+    "read_training_checkpoint",
+    "save_training_checkpoint",
+    "training_position",
+]
 
-FORMAT = "faapkit.checkpoint/1"
+FORMAT = CHECKPOINT_FORMAT
+
+
+def save_training_checkpoint(path: Path, payload: CheckpointPayload | Mapping[str, Any]) -> str:
+    """``payload``, validated, saved as ``path``; the sha256 of the bytes written."""
+    record = payload if isinstance(payload, CheckpointPayload) else checkpoint_payload(payload, path)
+    return save_checkpoint(path, record.saved())
+
+
+def read_training_checkpoint(path: Path) -> CheckpointPayload:
+    """The training checkpoint at ``path``; another file (a research checkpoint, a detector's
+    weights) or one missing a key is refused in one line naming the file and the key."""
+    return checkpoint_payload(load_checkpoint(path), path)
 
 
 def training_position(path: Path) -> tuple[int, bool]:

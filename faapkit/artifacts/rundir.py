@@ -1,4 +1,5 @@
-"""The run folder: ``run.json`` manifest, ``train_log.jsonl`` and ``checkpoints/``.
+"""The run folder: ``run.json`` manifest (a :class:`~faapkit.artifacts.records.RunManifest`),
+``train_log.jsonl`` and ``checkpoints/``.
 
 Every file is replaced atomically. ``train_log.jsonl`` is rewritten whole on each epoch, keeping
 only epochs before the one being written, so a resumed run never duplicates an epoch (P17).
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from faapkit.artifacts.records import RunManifest, read_run_manifest, write_run_manifest
 from faapkit.errors import FaapError
 from faapkit.io import atomic_write_text
 
@@ -98,7 +100,8 @@ class RunDir:
     def exists(self) -> bool:
         return self.manifest_path.is_file()
 
-    def read_manifest(self) -> dict[str, Any]:
+    def manifest(self) -> RunManifest:
+        """The run's ``run.json``, validated (:func:`faapkit.artifacts.records.run_manifest`)."""
         if not self.path.is_dir():
             raise FaapError(f"run folder not found: {self.path}")
         if not self.manifest_path.is_file():
@@ -106,16 +109,14 @@ class RunDir:
                 f"{self.path} is not a faapkit run folder (no run.json; a run that failed before its "
                 f"manifest was written holds nothing: start it with faap train --out {self.path})"
             )
-        try:
-            data = json.loads(self.manifest_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FaapError(f"{self.manifest_path} is corrupt: {exc}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("version"), str):
-            raise FaapError(f"{self.manifest_path} is not a faapkit run manifest (no 'version')")
-        return data
+        return read_run_manifest(self.manifest_path)
 
-    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
-        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
+    def read_manifest(self) -> dict[str, Any]:
+        """:meth:`manifest` as the JSON object ``run.json`` holds."""
+        return self.manifest().dump()
+
+    def write_manifest(self, manifest: RunManifest | Mapping[str, Any]) -> None:
+        write_run_manifest(self.manifest_path, manifest)
 
     def write_selection(self, selection: Mapping[str, Any]) -> None:
         atomic_write_text(self.selection_path, json.dumps(selection, indent=2, default=str) + "\n")

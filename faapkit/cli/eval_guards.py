@@ -22,9 +22,9 @@ def check_out(out: Path, *, force: bool) -> None:
 
 def not_metrics(path: Path) -> str | None:
     """Why an existing ``path`` may not be replaced by metrics: it is no metrics file."""
-    from faapkit.compare import read_metrics_file
+    from faapkit.artifacts.records import is_metrics_file
 
-    return None if read_metrics_file(path)[0] is not None else "is no faap eval metrics file"
+    return None if is_metrics_file(path) else "is no faap eval metrics file"
 
 
 def check_belongs(checkpoint: Path, run_dir: Path) -> None:

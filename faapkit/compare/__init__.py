@@ -19,7 +19,7 @@ from faapkit.compare.datasets import assign_datasets
 from faapkit.compare.discovery import describe_run, discover
 from faapkit.compare.gather import gather, run_artefact
 from faapkit.compare.merging import drop_rescores, fill_baselines, merge_copies
-from faapkit.compare.reading import LeftOut, read_metrics_file
+from faapkit.compare.reading import LeftOut
 from faapkit.compare.records import RunRecord, as_record, train_only_records
 from faapkit.compare.rows import LOG_ONLY, arrange, ci_levels, seed_sets, summarize
 from faapkit.compare.selection import select_on_val
@@ -38,7 +38,6 @@ __all__ = [
     "fill_baselines",
     "gather",
     "merge_copies",
-    "read_metrics_file",
     "run_artefact",
     "seed_sets",
     "select_on_val",

@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from faapkit.artifacts.records import MetricsFileError, read_metrics_file
 from faapkit.artifacts.rundir import RunDir
-from faapkit.compare.reading import read_loose, read_metrics_file, read_native, stale_detections
+from faapkit.compare.reading import read_loose, read_native, stale_detections
 from faapkit.compare.records import RunRecord, as_record
 
 NOT_METRICS = frozenset({"config.json", "dataset_layout.json", "run.json", "selection.json", "seeds.json"})
@@ -100,8 +101,11 @@ def _stale_rescores(folder: Path) -> dict[str, str]:
     """Each rescore in ``folder`` whose detections changed since it was scored, and why."""
     out = {}
     for f in sorted(folder.glob("*_rescored*.json")) if folder.is_dir() else []:
-        m, _ = read_metrics_file(f)
-        why = stale_detections(f, m) if m is not None and m.get("rescored_from") else None
+        try:
+            m = read_metrics_file(f)
+        except MetricsFileError:
+            continue
+        why = stale_detections(f, m.dump()) if m.rescored_from else None
         if why:
             out[f.name] = why
     return out
@@ -110,15 +114,15 @@ def _stale_rescores(folder: Path) -> dict[str, str]:
 def describe_run(path: Path, pm: Any) -> dict[str, Any]:
     if (path / "run.json").is_file():
         run = RunDir(path)
-        manifest = run.read_manifest()
+        manifest = run.manifest()
         log = run.read_log()
         return {
             "path": str(path),
-            "format": manifest.get("format"),
-            "version": manifest.get("version"),
-            "created_at": manifest.get("created_at"),
-            "dataset": manifest.get("dataset", {}).get("fingerprint"),
-            "detector": manifest.get("detector", {}).get("name"),
+            "format": manifest.format,
+            "version": manifest.version,
+            "created_at": manifest.created_at,
+            "dataset": manifest.dataset.fingerprint,
+            "detector": manifest.detector.name,
             "epochs_logged": [r["epoch"] for r in log],
             "checkpoints": [p.name for p in run.checkpoint_files()],
             "evaluations": sorted(p.name for p in (path / "eval").glob("*.json")) if (path / "eval").is_dir() else [],

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from faapkit.artifacts.records import is_metrics_file
 from faapkit.compare.datasets import assign_datasets
 from faapkit.compare.discovery import discover
 from faapkit.compare.merging import drop_rescores, fill_baselines, merge_copies
-from faapkit.compare.reading import LeftOut, read_metrics_file
+from faapkit.compare.reading import LeftOut
 from faapkit.compare.records import RunRecord
 from faapkit.errors import FaapError
 
@@ -60,6 +61,6 @@ def run_artefact(target: Path, pm: Any) -> str | None:
     if folder is not None:
         return f"is a file of the run {folder}"
     # a faapkit metrics file, or one a faap_read_run reader reads (built-in: the research scripts')
-    if target.suffix == ".json" and (read_metrics_file(target)[0] is not None or pm.hook.faap_read_run(path=target)):
+    if target.suffix == ".json" and (is_metrics_file(target) or pm.hook.faap_read_run(path=target)):
         return "is a metrics file"
     return None

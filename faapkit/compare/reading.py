@@ -14,8 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from faapkit.artifacts.records import MetricsFile, MetricsFileError, RunManifest, read_metrics_file, read_run_manifest
 from faapkit.artifacts.rundir import RunDir
 from faapkit.compare.records import RunRecord, train_only_records
+from faapkit.errors import FaapError
 
 
 class LeftOut(str):
@@ -38,8 +40,8 @@ def check_metrics(f: Path, m: dict[str, Any], run_id: str | None) -> tuple[str |
         return f"its run_id is {json.dumps(recorded)[:40]}, not a run id (edited?): left out", []
     if run_id is None and isinstance(m.get("run"), str) and (Path(m["run"]) / "run.json").is_file():
         try:
-            run_id = json.loads((Path(m["run"]) / "run.json").read_text()).get("run_id")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            run_id = read_run_manifest(Path(m["run"]) / "run.json").run_id
+        except FaapError:  # no longer a run faapkit reads: nothing to check against
             run_id = None
     if isinstance(recorded, str) and isinstance(run_id, str) and recorded != run_id:
         return (
@@ -67,55 +69,48 @@ def _parent_gone(f: Path, m: dict[str, Any]) -> str | None:
     return None
 
 
-def read_metrics_file(f: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """A faapkit metrics file's JSON, or ``None`` and why it is not one faapkit reads."""
-    try:
-        m = json.loads(f.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"not JSON: {exc}"
-    if not isinstance(m, dict) or m.get("schema") != "faapkit.metrics/1":
-        return None, "not a faap eval metrics file"
-    if not isinstance(m.get("metrics"), dict) or not all(isinstance(v, dict) for v in m["metrics"].values()):
-        return None, "no per-setting 'metrics'"
-    return m, None
-
-
 def metrics_record(
-    f: Path, m: dict[str, Any], label: str, manifest: dict[str, Any], log: dict[int, dict[str, Any]], selected: Any
+    f: Path,
+    m: MetricsFile,
+    label: str,
+    manifest: RunManifest | None,
+    log: dict[int, dict[str, Any]],
+    selected: Any,
 ) -> RunRecord:
-    """The record of one faapkit metrics file ``f`` (JSON ``m``) of run ``label``; ``manifest``
-    (the run's ``run.json``, empty for a loose file) fills what the file does not say."""
-    data = manifest.get("dataset", {})
-    epoch = m.get("epoch")
-    metrics = m["metrics"]
-    iou = (m.get("eval") or {}).get("iou_thresholds")
+    """The record of one faapkit metrics file ``f`` of run ``label``; ``manifest`` (the run's
+    ``run.json``, ``None`` for a loose file) fills what the file does not say."""
+    trained = manifest.dataset if manifest is not None else None
+    data = m.dataset.dump() if m.dataset is not None else {}
+    fingerprint = data.get("fingerprint", trained.fingerprint if trained else None)
+    iou = m.eval.iou_thresholds if m.eval is not None else None
+    run_id = (m.model_extra or {}).get("run_id")
     return RunRecord.model_validate(
         {
             "run": label,
             "path": str(f),
             "source": "faapkit",
-            "version": manifest.get("version", m.get("version")),
-            "epoch": epoch,
-            "split": m.get("split"),
-            "split_by": m.get("split_by"),
-            "dataset": m.get("dataset", {}).get("fingerprint", data.get("fingerprint")),
+            "version": manifest.version if manifest is not None else m.version,
+            "epoch": m.epoch,
+            "split": m.split,
+            "split_by": m.split_by,
+            "dataset": fingerprint,
             # which split of which root the fingerprint is of: run_datasets joins a run's splits
-            "dataset_fingerprint": m.get("dataset", {}).get("fingerprint", data.get("fingerprint")),
-            "dataset_split": m.get("split"),
-            "dataset_root": m.get("dataset", {}).get("root", data.get("root")),
-            "epsilon": m.get("epsilon"),
-            "reference": m.get("reference"),
-            "perturbed": metrics.get("perturbed"),
-            "baseline": metrics.get("baseline"),
-            "bootstrap": m.get("bootstrap"),
-            "train": log.get(epoch) if isinstance(epoch, int) else None,
+            "dataset_fingerprint": fingerprint,
+            "dataset_split": m.split,
+            "dataset_root": data.get("root", trained.root if trained else None),
+            "epsilon": m.epsilon,
+            "reference": m.reference.dump() if m.reference is not None else None,
+            "perturbed": m.metrics.get("perturbed"),
+            "baseline": m.metrics.get("baseline"),
+            "bootstrap": m.bootstrap,
+            "train": log.get(m.epoch) if m.epoch is not None else None,
             # a best.pt evaluated with --accept-changed-best is not the checkpoint the run chose
-            "selected_epoch": None if m.get("checkpoint_check") == "differs from selection.json" else selected,
+            "selected_epoch": None if m.checkpoint_check == "differs from selection.json" else selected,
             # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
             "iou_thresholds": iou if isinstance(iou, list) else None,
-            "rescored_from": (m.get("rescored_from") or {}).get("metrics"),
-            "stale": stale_detections(f, m) if m.get("rescored_from") else None,
-            "evaluated_run_id": m.get("run_id") if isinstance(m.get("run_id"), str) else None,
+            "rescored_from": (m.rescored_from or {}).get("metrics"),
+            "stale": stale_detections(f, m.dump()) if m.rescored_from else None,
+            "evaluated_run_id": run_id if isinstance(run_id, str) else None,
         }
     )
 
@@ -140,38 +135,55 @@ def read_native(path: Path, unreadable: list[str] | None = None) -> list[RunReco
     """The records of a faapkit run folder; an ``eval/*.json`` that is not a metrics file faapkit
     reads is named in ``unreadable`` and left out (one bad file never hides the rest)."""
     run = RunDir(path)
-    manifest = run.read_manifest()
+    manifest = run.manifest()
     label = path.name
-    data = manifest.get("dataset", {})
-    dataset = data.get("fingerprint")
+    data = manifest.dataset
     log = {int(r["epoch"]): r for r in run.read_log()}
     selection = run.read_selection() or {}
     records: list[RunRecord] = []
     seen = set()
-    run_id = manifest.get("run_id") if isinstance(manifest.get("run_id"), str) else None
     for f in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
-        m, why = read_metrics_file(f)
-        refused, flags = check_metrics(f, m, run_id) if m is not None else (None, [])
-        record, malformed = (
-            _record_or_why(f, m, label, manifest, log, selection.get("epoch")) if m and not refused else (None, None)
-        )
+        record, why = _checked(f, label, manifest, log, selection.get("epoch"))
         if record is None:
-            (unreadable if unreadable is not None else []).append(
-                LeftOut(f"{f}: {refused or malformed}") if refused or malformed else f"{f} ({why})"
-            )
+            (unreadable if unreadable is not None else []).append(why or f"{f}")
             continue
         seen.add(record.epoch)
-        records.append(_flagged(record, flags))
-    trained = train_only_records(label, path, "faapkit train log", manifest.get("version"), dataset, log, seen)
+        records.append(record)
+    trained = train_only_records(label, path, "faapkit train log", manifest.version, data.fingerprint, log, seen)
     for rec in trained:
-        rec.dataset_fingerprint, rec.dataset_split, rec.dataset_root = dataset, data.get("split"), data.get("root")
+        rec.dataset_fingerprint, rec.dataset_split, rec.dataset_root = data.fingerprint, data.split, data.root
     records += trained
-    seed, key = seed_and_config_key(manifest.get("config"))
+    seed, key = seed_and_config_key(manifest.config)
     for rec in records:
         rec.run_path = str(path)
-        rec.run_id = manifest.get("run_id")
+        rec.run_id = manifest.run_id
         rec.seed, rec.config_key = seed, key
     return records
+
+
+def _checked(
+    f: Path, label: str, manifest: RunManifest | None, log: dict[int, dict[str, Any]], selected: Any
+) -> tuple[RunRecord | None, str | None]:
+    """The record of the metrics file ``f`` with its flags, or ``None`` and the line that says
+    why not: ``f (why)`` for a file that is no metrics file, a :class:`LeftOut` for one that is
+    refused (its numbers are not numbers, another run's, a malformed field)."""
+    try:
+        m = read_metrics_file(f)
+    except MetricsFileError as exc:
+        return None, f"{f} ({exc.detail})" if exc.not_metrics else LeftOut(f"{f}: {exc.detail}; left out")
+    refused, flags = check_metrics(f, m.dump(), manifest.run_id if manifest is not None else None)
+    if refused:
+        return None, LeftOut(f"{f}: {refused}")
+    if manifest is None:  # a loose file: of the run it records, else of its checkpoint
+        owner = m.run or m.checkpoint or str(f)
+        label = Path(owner).name
+        selected = (m.selection or {}).get("epoch")
+    record, malformed = _record_or_why(f, m, label, manifest, log, selected)
+    if record is None:
+        return None, LeftOut(f"{f}: {malformed}")
+    if manifest is None:
+        record.run_path = owner
+    return _flagged(record, flags), None
 
 
 def seed_and_config_key(config: Any) -> tuple[int | None, str | None]:
@@ -189,26 +201,22 @@ def read_loose(path: Path, unreadable: list[str] | None = None) -> list[RunRecor
     checkpoint's ``<ckpt>.eval/``) as one record; ``None`` if it is not one. It belongs to the run
     it records, else to its checkpoint, so that a checkpoint's val and test evaluations are one
     run (``--best-per-run`` chooses on one and reports the other)."""
-    m, _ = read_metrics_file(path)
-    if m is None:
+    record, why = _checked(path, "", None, {}, None)
+    if record is None and not isinstance(why, LeftOut):
         return None
-    refused, flags = check_metrics(path, m, None)
-    if refused:  # said in ``unreadable``, never a row
-        (unreadable if unreadable is not None else []).append(LeftOut(f"{path}: {refused}"))
+    if record is None:  # said in ``unreadable``, never a row
+        (unreadable if unreadable is not None else []).append(why or str(path))
         return []
-    owner = m.get("run") or m.get("checkpoint") or str(path)
-    owner = str(owner) if isinstance(owner, str) else str(path)
-    selected = (m.get("selection") or {}).get("epoch") if isinstance(m.get("selection"), dict) else None
-    record, malformed = _record_or_why(path, m, Path(owner).name, {}, {}, selected)
-    if record is None:
-        (unreadable if unreadable is not None else []).append(LeftOut(f"{path}: {malformed}"))
-        return []
-    record.run_path = owner
-    return [_flagged(record, flags)]
+    return [record]
 
 
 def _record_or_why(
-    f: Path, m: dict[str, Any], label: str, manifest: dict[str, Any], log: dict[int, dict[str, Any]], selected: Any
+    f: Path,
+    m: MetricsFile,
+    label: str,
+    manifest: RunManifest | None,
+    log: dict[int, dict[str, Any]],
+    selected: Any,
 ) -> tuple[RunRecord | None, str | None]:
     """:func:`metrics_record`, or ``None`` and why the file's fields cannot make one (an
     ``epoch`` that is text, a ``reference`` or group that is not a mapping: edited by hand), so

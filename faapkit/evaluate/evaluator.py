@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from faapkit import __version__
 from faapkit.artifacts.checkpoint import generator_state
+from faapkit.artifacts.records import METRICS_FORMAT
 from faapkit.config import EvalConfig
 from faapkit.data.batching import eval_batches, loader_workers
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, load_split
@@ -58,7 +59,7 @@ __all__ = [
     "score",
 ]
 
-SCHEMA = "faapkit.metrics/1"
+SCHEMA = METRICS_FORMAT
 # Resampling fewer images than this per group gives a CI of (nearly) zero width that looks precise.
 MIN_BOOTSTRAP_IMAGES = 2
 CACHE_FORMAT = 1

@@ -26,7 +26,13 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from faapkit import __version__
-from faapkit.artifacts.checkpoint import FORMAT, latest_checkpoint
+from faapkit.artifacts.checkpoint import (
+    FORMAT,
+    CheckpointPayload,
+    latest_checkpoint,
+    read_training_checkpoint,
+    save_training_checkpoint,
+)
 from faapkit.artifacts.rundir import RunDir
 from faapkit.config import FaapConfig
 from faapkit.data.batching import BalancedGroupSampler, ShapeBucketError, collate, loader_workers
@@ -38,7 +44,6 @@ from faapkit.distributed import any_true, barrier, broadcast_buffers, setup_proc
 from faapkit.errors import CheckpointError, ConfigError, FaapError, TrainingError
 from faapkit.evaluate.inference import autocast_for
 from faapkit.generators.perturb import apply_perturbation, compile_generator
-from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.losses.base import LossInputs, LossOutput, LossStrategy
 from faapkit.plugins.registry import Registries
 from faapkit.plugins.specs import DetectorSpec
@@ -496,7 +501,7 @@ class Trainer:
         if payload is None:
             payload = self._payload(complete)  # on every process: it gathers the loggers' window
         if self.dist.is_main:
-            save_checkpoint(path, payload)
+            save_training_checkpoint(path, payload)
         barrier(self.dist)
         return path
 
@@ -504,61 +509,53 @@ class Trainer:
         path = latest_checkpoint(self.run.checkpoint_files())
         if path is None:
             raise FaapError(f"{self.run.path} has no checkpoint to resume from")
-        ckpt = load_checkpoint(path)
+        ckpt = read_training_checkpoint(path)
         self._check_resumable(ckpt, path)
         try:
-            self.generator.load_state_dict(ckpt["generator"])
+            self.generator.load_state_dict(ckpt.generator)
             if self.head is not None:
-                self.head.load_state_dict(ckpt["head"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.strategy.load_state_dict(ckpt["strategy"])
+                self.head.load_state_dict(ckpt.head)
+            self.optimizer.load_state_dict(ckpt.optimizer)
+            self.strategy.load_state_dict(ckpt.strategy)
         except (KeyError, RuntimeError, ValueError) as exc:
             first = " ".join(str(exc).split())[:160]
             raise CheckpointError(f"cannot resume from {path}: its state does not fit this run ({first})") from None
-        restore_rng(ckpt["rng"])
+        restore_rng(ckpt.rng)
         st = self.state
-        st.global_step = int(ckpt["global_step"])
-        if ckpt["epoch_complete"]:
-            st.epoch, st.position = int(ckpt["epoch"]) + 1, 0
+        st.global_step = ckpt.global_step
+        if ckpt.epoch_complete:
+            st.epoch, st.position = ckpt.epoch + 1, 0
         else:
-            st.epoch, st.position = int(ckpt["epoch"]), int(ckpt["position"])
-            st.meters.load_state_dict(ckpt["meters"])
-            st.skips.update(ckpt["skips"])
-            st.nonfinite = int(ckpt["nonfinite"])
-        self.scalars.load_window(ckpt.get("log_window") or {})  # checkpoints before loggers have none
+            st.epoch, st.position = ckpt.epoch, ckpt.position
+            st.meters.load_state_dict(ckpt.meters)
+            st.skips.update(ckpt.skips)
+            st.nonfinite = ckpt.nonfinite
+        self.scalars.load_window(ckpt.log_window)
         if self.dist.is_main:
             self.run.truncate_log(st.epoch)
             self.run.remove_partial_writes()
 
-    def _check_resumable(self, ckpt: dict[str, Any], path: Path) -> None:
+    def _check_resumable(self, ckpt: CheckpointPayload, path: Path) -> None:
         """The checkpoint must come from this run: version, detector weights, dataset content and
         generator width; each mismatch is named (continuing from foreign weights is silent)."""
         manifest = self.resumed_manifest
-        if ckpt.get("format") != FORMAT:
-            raise CheckpointError(f"{path} is not a faapkit training checkpoint (format {ckpt.get('format')!r})")
         problems = []
-        if ckpt.get("version") != self.config.version:
-            problems.append(f"version '{ckpt.get('version')}' (this run: '{self.config.version}')")
-        sha = (ckpt.get("detector") or {}).get("sha256")
+        if ckpt.version != self.config.version:
+            problems.append(f"version '{ckpt.version}' (this run: '{self.config.version}')")
+        sha = ckpt.detector.sha256
         if sha != self.detector.sha256:
             problems.append(f"detector weights {str(sha)[:12]} (now: {str(self.detector.sha256)[:12]})")
         generator = dict(self.config.generator)
-        stored_generator = ckpt.get("generator_spec")
-        if stored_generator is not None and stored_generator != generator:
-            problems.append(f"generator {stored_generator} (this run: {generator})")
-        elif stored_generator is None and ckpt.get("base_channels") not in (None, generator.get("base_channels")):
-            problems.append(f"generator.base_channels {ckpt.get('base_channels')}")
-        # runs written before run ids used another fingerprint recipe: only their checkpoints' count
-        stored = manifest.get("dataset", {}).get("fingerprint") if manifest.get("run_id") else None
-        fingerprints = {str(f) for f in (ckpt.get("dataset_fingerprint"), stored) if f is not None}
-        if fingerprints and fingerprints != {self.data.fingerprint}:
+        if ckpt.generator_spec != generator:
+            problems.append(f"generator {ckpt.generator_spec} (this run: {generator})")
+        fingerprints = {ckpt.dataset_fingerprint, manifest["dataset"]["fingerprint"]}
+        if fingerprints != {self.data.fingerprint}:
             problems.append(
                 f"dataset fingerprint {', '.join(sorted(fingerprints))} (the data now: {self.data.fingerprint}; "
                 "images or annotations changed)"
             )
-        run_id = manifest.get("run_id")
-        if run_id and ckpt.get("run_id") not in (None, run_id):
-            problems.append(f"run id {ckpt.get('run_id')} (this folder's run: {run_id}; copied from another run?)")
+        if ckpt.run_id != manifest["run_id"]:
+            problems.append(f"run id {ckpt.run_id} (this folder's run: {manifest['run_id']}; copied from another run?)")
         if problems:
             raise CheckpointError(f"cannot resume from {path}: it differs in {'; '.join(problems)}")
 
@@ -712,7 +709,7 @@ class Trainer:
         if (st.epoch + 1) % self.config.train.save_every == 0 or last_epoch:
             self._save(complete=True, payload=payload)
         if self.dist.is_main:
-            save_checkpoint(self.run.checkpoints / "last.pt", payload)
+            save_training_checkpoint(self.run.checkpoints / "last.pt", payload)
             if "val" in row:
                 self._update_best(row, payload)
         if self.reporter:
@@ -744,7 +741,7 @@ class Trainer:
             "validated_epochs": [r["epoch"] for r in log if r.get("val")],
         }
         if chosen is not None and chosen["epoch"] == row["epoch"]:
-            digest = save_checkpoint(self.run.checkpoints / "best.pt", {**payload, "selection": selection})
+            digest = save_training_checkpoint(self.run.checkpoints / "best.pt", {**payload, "selection": selection})
             selection["checkpoint_sha256"] = digest  # faap eval checks best.pt against it
         elif chosen is not None:  # best.pt stays the earlier epoch's: its recorded hash stays too
             selection["checkpoint_sha256"] = _kept_sha256(self.run.read_selection(), chosen["epoch"])

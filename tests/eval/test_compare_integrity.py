@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from faapkit.artifacts.integrity import numbers_sha256
-from tests.conftest import faap_in_process, run_cli
+from tests.conftest import a_run_manifest, faap_in_process, run_cli
 
 RUN_ID = "20261202-000000-aaaaaa"
 
@@ -57,7 +57,7 @@ def metrics(run_id: str = RUN_ID) -> dict[str, Any]:
 def make_run(root: Path, m: dict[str, Any], name: str = "test_gender_best.json") -> Path:
     run = root / "run"
     (run / "eval").mkdir(parents=True, exist_ok=True)
-    manifest = {"version": "4th", "run_id": RUN_ID, "dataset": {"fingerprint": "f" * 16, "root": "/data"}}
+    manifest = a_run_manifest(version="4th", run_id=RUN_ID, dataset={"fingerprint": "f" * 16, "root": "/data"})
     (run / "run.json").write_text(json.dumps(manifest))
     (run / "eval" / name).write_text(json.dumps(m))
     return run / "eval" / name
@@ -184,7 +184,7 @@ MALFORMED = {
     "a reference that is a name": (lambda m: _set(m, "male", "reference"), "its 'reference' is \"male\""),
     "a group that is null": (lambda m: _set(m, None, "metrics", "perturbed", "female"), "its 'perturbed.female'"),
     "a bootstrap that is a list": (lambda m: _set(m, [1], "bootstrap"), "its 'bootstrap' is [1]"),
-    "a dataset that is a name": (lambda m: _set(m, "coco", "dataset"), "a field is not what faap eval writes"),
+    "a dataset that is a name": (lambda m: _set(m, "coco", "dataset"), "its 'dataset' is \"coco\""),
 }
 
 

@@ -318,10 +318,11 @@ def test_a_finished_seed_whose_checkpoints_are_gone_is_not_counted_as_done(tmp_p
     import json
 
     from faapkit.errors import FaapError
+    from tests.conftest import a_run_manifest
 
     run = tmp_path / "set" / "seed-0"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "run.json").write_text(json.dumps({"version": "4th", "config": {"train": {"seed": 0, "epochs": 1}}}))
+    (run / "run.json").write_text(json.dumps(a_run_manifest(version="4th", config={"train": {"seed": 0, "epochs": 1}})))
     (run / "train_log.jsonl").write_text(json.dumps({"epoch": 0, "global_step": 10}) + "\n")
     with pytest.raises(FaapError, match=r"seed-0 finished training but its checkpoints are gone"):
         seedset.seed_state(run, 0, "4th")
