@@ -24,14 +24,21 @@ def synth(
         str | None,
         typer.Option(help="v3 (the default: detr-synth-tiny-v3's), v2 (v3 with a smaller val split), v1 (history)"),
     ] = None,
+    mixed: Annotated[
+        bool, typer.Option("--mixed", help="images of both groups, groups on each person's box (FACET-style)")
+    ] = False,
+    images: Annotated[int | None, typer.Option(help="--mixed: images per split (default: the bias's)")] = None,
 ) -> None:
-    """Write the synthetic biased benchmark (both layouts) to OUT."""
+    """Write the synthetic biased benchmark (both layouts; --mixed: the attributes layout) to OUT."""
     from faapkit.data.synth import DEFAULT_BIAS, SynthSpec, write_synthetic
+    from faapkit.data.synth_mixed import MixedSpec, write_mixed
     from faapkit.errors import ConfigError, DataError
 
     bias = bias or DEFAULT_BIAS
     if seed < 0:
         raise ConfigError(f"--seed must be at least 0, got {seed}")
+    if images is not None and (not mixed or images < 1):
+        raise ConfigError(f"--images takes at least 1 and goes with --mixed, got {images}")
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} is a file; give a folder (new, or holding this benchmark)")
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
@@ -42,10 +49,14 @@ def synth(
         raise DataError(f"cannot create the folder of {out}: {exc.strerror or exc}") from None
     lock_output(ctx, out)  # two writers of one benchmark folder: one is refused
     existed = (out / "manifest.json").is_file()
-    write_synthetic(out, SynthSpec(seed=seed, bias=bias))  # refuses a folder holding another benchmark
-    held = f"{out} already holds the synthetic benchmark of seed {seed}, bias {bias}"
-    done = held if existed else "wrote synthetic benchmark"
-    info(f"{done} (layouts: {out / 'coco'}, {out / 'research'})")
+    if mixed:  # each refuses a folder holding another benchmark
+        write_mixed(out, MixedSpec(seed=seed, bias=bias, images=images))
+    else:
+        write_synthetic(out, SynthSpec(seed=seed, bias=bias))
+    held = f"{out} already holds the {'mixed ' * mixed}synthetic benchmark of seed {seed}, bias {bias}"
+    done = held if existed else f"wrote {'mixed-group ' * mixed}synthetic benchmark"
+    layouts = [out / "coco"] if mixed else [out / "coco", out / "research"]
+    info(f"{done} (layouts: {', '.join(map(str, layouts))})")
 
 
 @detector_app.command("pretrain")

@@ -528,7 +528,9 @@ def _evaluate(reg: Any, o: _Inference, layers: list[tuple[str, Any]], show: bool
         raise ConfigError(f"--disadvantaged and --advantaged are both '{o.advantaged}': the gap needs two groups")
     dist_info, dev = setup_process(o.device, key="--device")
     det = _checked_detector(detector, o, tgt, dev)
-    split_data = load_eval_split(root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid)
+    split_data = load_eval_split(
+        root, split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid, dcfg.group_level
+    )
     path = output_path(tgt, o.out, split, attr, dcfg.limit_images, _tags(o, det, split_data, settings, dcfg))
     settings_out = ["baseline", *(["perturbed"] if tgt.checkpoint is not None else [])]
     det_paths = _detection_paths(path, settings_out, settings.save_detections)

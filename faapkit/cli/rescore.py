@@ -139,7 +139,7 @@ def _score(
 
     split = _same_split(path, metrics, data)
     dets = _saved_detections(path, metrics, split)
-    group_images = {g: [r.image_id for r in split.records if r.group == g] for g in split.groups}
+    group_images = split.group_images()
     if cfg.bootstrap and min(len(ids) for ids in group_images.values()) < MIN_BOOTSTRAP_IMAGES:
         raise FaapError(f"a group of {path.name} has fewer than {MIN_BOOTSTRAP_IMAGES} images: use --bootstrap 0")
     for role, group in zip(("--disadvantaged", "--advantaged"), ref or (), strict=False):
@@ -273,6 +273,7 @@ def _same_split(path: Path, metrics: dict[str, Any], data: Path | None) -> Any:
         ds.get("limit_images"),
         str(ds.get("on_corrupt", "fail")),
         str(ds.get("on_invalid", "fail")),
+        str(metrics.get("group_level", "image")),
     )
     if split.fingerprint != ds.get("fingerprint"):
         raise FaapError(

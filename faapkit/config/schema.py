@@ -41,6 +41,10 @@ class DataConfig(Section):
     root: PathField | None = Field(default=None, description="dataset root; empty = embedded synthetic benchmark")
     layout: Literal["auto", "research", "attributes"] = "auto"
     split_by: str = Field(default="gender", description="image attribute that defines the groups")
+    group_level: Literal["auto", "image", "box"] = Field(
+        default="auto",
+        description="whose split_by attribute: image, box (FACET: each person), auto = image if images carry it",
+    )
     disadvantaged: str = Field(default="female", description="group the fairness loss pulls up (anchors)")
     advantaged: str = Field(default="male", description="reference group (detached targets)")
     train_split: str = "train"

@@ -4,7 +4,9 @@ Layouts (``layout="auto"`` picks by what exists under ``root``):
 - ``research``: ``ROOT/{women,men}_split/{split}/`` + ``gender_{women,men}_{split}.json``; the group
   is the folder (attribute ``gender``), image ids are renumbered to be unique across folders;
 - ``attributes``: ``ROOT/annotations/instances_{split}.json`` (or ``ROOT/{split}.json``) with images in
-  ``ROOT/images/{split}/`` (or ``ROOT/{split}/``), each ``images[i]["attributes"][ATTR]`` naming a group.
+  ``ROOT/images/{split}/`` (or ``ROOT/{split}/``), each ``images[i]["attributes"][ATTR]`` naming a group,
+  or each box's ``annotations[i]["attributes"][ATTR]`` (box-level groups, as FACET stores them:
+  :mod:`faapkit.data.box_groups`; ``group_level`` chooses).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from faapkit.data.box_groups import box_group, check_box_groups, choose_level
 from faapkit.data.validate import (
     KIND_TEXT,
     FileCheck,
@@ -48,7 +51,9 @@ GENDER_ALIASES = {
 class ImageRecord:
     """One image. ``image_id`` is faapkit's (1.. in reading order, unique across a split's
     annotation files); ``source_id`` is the id its annotation file (``source``, a file name)
-    gives it, which saved detections carry (:meth:`DatasetSplit.dataset_ids`)."""
+    gives it, which saved detections carry (:meth:`DatasetSplit.dataset_ids`). With box-level
+    groups, ``box_groups`` are the groups of its boxes (sorted; each annotation holds its own as
+    ``"group"``) and ``group`` joins them with ``+`` (``female+male``: a mixed image)."""
 
     image_id: int
     path: Path
@@ -58,6 +63,12 @@ class ImageRecord:
     annotations: tuple[dict[str, Any], ...]
     source_id: int | str | None = None
     source: str = ""
+    box_groups: tuple[str, ...] = ()
+
+    @property
+    def held(self) -> tuple[str, ...]:
+        """The groups this image is scored in: its boxes' (box level), else its own."""
+        return self.box_groups or (self.group,)
 
 
 @dataclass
@@ -75,6 +86,7 @@ class DatasetSplit:
     skipped_corrupt: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # images/annotations left out, per problem
     skipped_examples: dict[str, str] = field(default_factory=dict)  # the first of each problem
+    group_level: str = "image"  # "box": groups from each box's attribute (faapkit.data.box_groups)
 
     def warnings(self) -> list[str]:
         """One line per kind of problem left out under ``on_invalid``/``on_corrupt = "skip"``."""
@@ -98,7 +110,19 @@ class DatasetSplit:
         return ids if len(set(ids.values())) == len(ids) else None
 
     def group_counts(self) -> dict[str, int]:
-        counts = Counter(r.group for r in self.records)
+        """Images per group (box level: the images holding at least one box of the group)."""
+        counts = Counter(g for r in self.records for g in r.held)
+        return {g: counts.get(g, 0) for g in self.groups}
+
+    def group_images(self) -> dict[str, list[int]]:
+        """Each group's image ids (faapkit's): the images a group is scored on."""
+        return {g: [r.image_id for r in self.records if g in r.held] for g in self.groups}
+
+    def group_boxes(self) -> dict[str, int]:
+        """Ground-truth boxes per group: of its images (image level), its own (box level)."""
+        if self.group_level != "box":
+            return {g: sum(len(r.annotations) for r in self.records if r.group == g) for g in self.groups}
+        counts = Counter(a.get("group") for r in self.records for a in r.annotations)
         return {g: counts.get(g, 0) for g in self.groups}
 
 
@@ -202,16 +226,21 @@ def load_split(
     on_corrupt: str = "fail",
     on_invalid: str = "fail",
     verify_images: bool = True,
+    group_level: str = "auto",
 ) -> DatasetSplit:
     """Read one split, validate it in one pass (see :mod:`faapkit.data.validate`) and return its
     records and merged ground truth. Per-image problems are refused (``on_invalid="fail"``) or the
-    images are left out and counted in ``DatasetSplit.skipped`` (``"skip"``)."""
+    images are left out and counted in ``DatasetSplit.skipped`` (``"skip"``). ``group_level``
+    (``auto | image | box``) says whether images or boxes carry the groups
+    (:mod:`faapkit.data.box_groups`)."""
     root = Path(root).absolute()
     chosen = detect_layout(root) if layout == "auto" else layout
+    if chosen == "research" and group_level == "box":
+        raise DataError(f"{root}: the research layout's groups are its folders (image level), not data.group_level box")
     sources = _research_sources(root, split, split_by) if chosen == "research" else _attributes_sources(root, split)
     skipped: Counter[str] = Counter()
     examples: dict[str, str] = {}
-    records = _read_records(sources, split, split_by, on_invalid, skipped, examples)
+    records, level = _read_records(sources, split, split_by, on_invalid, skipped, examples, group_level)
     if limit:
         records = _limit_round_robin(records, limit)
     missing_files = [r.path for r in records if not r.path.is_file()]
@@ -220,7 +249,7 @@ def load_split(
             f"{len(missing_files)} image file(s) listed in the annotations are missing (first: {missing_files[0]})"
         )
     records, digests, corrupt = _check_files(records, on_corrupt, on_invalid, skipped, examples, verify_images)
-    groups = sorted({r.group for r in records})
+    groups = sorted({g for r in records for g in r.held})
     if not records:
         left_out = f" ({sum(skipped.values())} left out as invalid)" if skipped else ""
         raise DataError(f"split '{split}' of {root} has no images{left_out}")
@@ -231,12 +260,13 @@ def load_split(
         split_by,
         chosen,
         records,
-        _merged_ground_truth(records, categories),
+        _merged_ground_truth(records, categories, level),
         groups,
         _fingerprint(sources, split, records, digests),
         corrupt,
         dict(skipped),
         examples,
+        level,
     )
 
 
@@ -247,44 +277,68 @@ def _read_records(
     on_invalid: str,
     skipped: Counter[str],
     examples: dict[str, str],
-) -> list[ImageRecord]:
+    group_level: str = "auto",
+) -> tuple[list[ImageRecord], str]:
     """Every valid image of the sources with its annotations, ids renumbered 1.. across sources
-    (each record keeps its file's own id as ``source_id``); invalid ones refused, or left out and
-    counted in ``skipped`` with ``on_invalid="skip"``."""
+    (each record keeps its file's own id as ``source_id``), and the level the groups were read at;
+    invalid images refused, or left out and counted in ``skipped`` with ``on_invalid="skip"``."""
     records: list[ImageRecord] = []
     seen_attrs: set[str] = set()
-    for coco, ann_path, img_dir, fixed_group in sources:
-        check_structure(coco, ann_path)
-        for img in coco["images"]:
-            if isinstance(img.get("attributes"), dict):
-                seen_attrs.update(img["attributes"])
-        issues = check_annotations(coco, None if fixed_group is not None else split_by, ann_path)
-        if fixed_group is None and issues.counts["missing attribute"] == len(coco["images"]) and coco["images"]:
-            present = ", ".join(sorted(seen_attrs)) or "none"
-            raise DataError(f"no image in split '{split}' has attribute '{split_by}' (attributes present: {present})")
+    level = "image"
+    for src in sources:
+        check_structure(src.coco, src.path)
+        level = "image" if src.group is not None else choose_level(src.coco, src.path, split_by, group_level)
+        issues = _source_issues(src, split, split_by, level, seen_attrs)
         if issues.counts:
             if on_invalid != "skip":
-                raise DataError(
-                    f"{ann_path}: {issues.describe(split_by)}",
-                    hint=SKIP_HINT,
-                )
+                raise DataError(f"{src.path}: {issues.describe(split_by)}", hint=SKIP_HINT)
             _count(skipped, examples, issues)
         by_image: dict[Any, list[dict[str, Any]]] = {}
-        for a in coco["annotations"]:
+        for a in src.coco["annotations"]:
             by_image.setdefault(a["image_id"], []).append(a)
-        for img in coco["images"]:
-            if img["id"] in issues.images:
-                continue
-            group = fixed_group if fixed_group is not None else str(img["attributes"][split_by])
-            if fixed_group is None and split_by == "gender":
-                group = GENDER_ALIASES.get(group.lower(), group)
-            next_id = len(records) + 1
-            anns = tuple({**a, "image_id": next_id, "area": _area(a)} for a in by_image.get(img["id"], []))
-            size = int(img["width"]), int(img["height"])
-            records.append(
-                ImageRecord(next_id, img_dir / img["file_name"], *size, group, anns, img["id"], ann_path.name)
-            )
-    return records
+        for img in src.coco["images"]:
+            if img["id"] not in issues.images:
+                records.append(_record(src, img, by_image.get(img["id"], []), len(records) + 1, split_by, level))
+    return records, level
+
+
+def _source_issues(src: _Source, split: str, split_by: str, level: str, seen_attrs: set[str]) -> Issues:
+    """The per-image problems of one annotation file; a file where no image carries an image-level
+    attribute is refused outright."""
+    coco = src.coco
+    for img in coco["images"]:
+        if isinstance(img.get("attributes"), dict):
+            seen_attrs.update(img["attributes"])
+    if level == "box":
+        issues = check_annotations(coco, None, src.path)
+        check_box_groups(coco, split_by, issues)
+        return issues
+    issues = check_annotations(coco, None if src.group is not None else split_by, src.path)
+    if src.group is None and issues.counts["missing attribute"] == len(coco["images"]) and coco["images"]:
+        present = ", ".join(sorted(seen_attrs)) or "none"
+        raise DataError(f"no image in split '{split}' has attribute '{split_by}' (attributes present: {present})")
+    return issues
+
+
+def _record(
+    src: _Source, img: dict[str, Any], anns: list[dict[str, Any]], image_id: int, split_by: str, level: str
+) -> ImageRecord:
+    """One image's record, its annotations renumbered to ``image_id`` (and, at box level, each
+    given its ``"group"``)."""
+    size = int(img["width"]), int(img["height"])
+    where = (image_id, src.images / img["file_name"], *size)
+    if level == "box":
+        tagged = []
+        for a in anns:
+            group = box_group(a, split_by, GENDER_ALIASES)
+            tagged.append({**a, "image_id": image_id, "area": _area(a), **({} if group is None else {"group": group})})
+        held = tuple(sorted({a["group"] for a in tagged if "group" in a and not a.get("iscrowd", 0)}))
+        return ImageRecord(*where, "+".join(held), tuple(tagged), img["id"], src.path.name, held)
+    group = src.group if src.group is not None else str(img["attributes"][split_by])
+    if src.group is None and split_by == "gender":
+        group = GENDER_ALIASES.get(group.lower(), group)
+    renumbered = tuple({**a, "image_id": image_id, "area": _area(a)} for a in anns)
+    return ImageRecord(*where, group, renumbered, img["id"], src.path.name)
 
 
 def _fingerprint(sources: list[_Source], split: str, records: list[ImageRecord], digests: dict[int, str]) -> str:
@@ -299,9 +353,10 @@ def _fingerprint(sources: list[_Source], split: str, records: list[ImageRecord],
     return digest.hexdigest()[:16]
 
 
-def _merged_ground_truth(records: list[ImageRecord], categories: list[Any]) -> dict[str, Any]:
+def _merged_ground_truth(records: list[ImageRecord], categories: list[Any], level: str = "image") -> dict[str, Any]:
     """One COCO ground truth over the records (annotation ids renumbered 1..), each image tagged
-    with its group."""
+    with its group; box-level groups add ``"group_level": "box"`` (each box holds its group), which
+    tells :mod:`faapkit.evaluate.cocoeval` to score them so."""
     merged_images: list[dict[str, Any]] = []
     merged_anns: list[dict[str, Any]] = []
     for r in records:
@@ -310,7 +365,8 @@ def _merged_ground_truth(records: list[ImageRecord], categories: list[Any]) -> d
         )
         for a in r.annotations:
             merged_anns.append({**a, "id": len(merged_anns) + 1})
-    return {"images": merged_images, "annotations": merged_anns, "categories": categories}
+    merged = {"images": merged_images, "annotations": merged_anns, "categories": categories}
+    return {**merged, "group_level": "box"} if level == "box" else merged
 
 
 def _area(ann: dict[str, Any]) -> float:
@@ -377,6 +433,13 @@ def _limit_round_robin(records: list[ImageRecord], limit: int) -> list[ImageReco
 
 
 def require_groups(split: DatasetSplit, needed: list[str]) -> None:
+    """The training split (and the one validated during training) holds the pair. Training reads
+    one group per image, so box-level groups are refused here, before any training work."""
+    if split.group_level == "box":
+        raise DataError(
+            f"split '{split.split}' of {split.root} has its '{split.split_by}' groups on boxes (data.group_level "
+            "box): training takes one group per image; box-level groups are for faap eval only"
+        )
     counts = split.group_counts()
     for g in needed:
         if counts.get(g, 0) == 0:

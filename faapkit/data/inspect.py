@@ -21,7 +21,8 @@ def _stats(values: list[float]) -> str:
 
 
 def dataset_summary(root: Path, split_by: str = "gender") -> dict[str, Any]:
-    """Per split and group: images, boxes, boxes per image, image sizes (min/median/max)."""
+    """Per split and group: images, boxes, boxes per image, image sizes (min/median/max). With
+    box-level groups a group's images are those holding one of its boxes, its boxes its own."""
     layout = detect_layout(root)
     if layout == "attributes" and (root / "coco").is_dir() and not (root / "annotations").is_dir():
         root = root / "coco"
@@ -37,17 +38,18 @@ def dataset_summary(root: Path, split_by: str = "gender") -> dict[str, Any]:
         found = True
         groups: dict[str, Any] = {}
         for g in data.groups:
-            recs = [r for r in data.records if r.group == g]
-            boxes = sum(len(r.annotations) for r in recs)
+            recs = [r for r in data.records if g in r.held]  # box level: the images holding a g box
+            anns = [a for r in recs for a in r.annotations if data.group_level != "box" or a.get("group") == g]
+            boxes = len(anns)
             groups[g] = {
                 "images": len(recs),
                 "boxes": boxes,
                 "boxes_per_image": round(boxes / len(recs), 3) if recs else 0.0,
                 "width_min_med_max": _stats([r.width for r in recs]),
                 "height_min_med_max": _stats([r.height for r in recs]),
-                "box_area_min_med_max": _stats([a.get("area", 0.0) for r in recs for a in r.annotations]),
+                "box_area_min_med_max": _stats([a.get("area", 0.0) for a in anns]),
             }
-        summary["splits"][split] = {"fingerprint": data.fingerprint, "groups": groups}
+        summary["splits"][split] = {"fingerprint": data.fingerprint, "group_level": data.group_level, "groups": groups}
     if not found:
         raise DataError(f"no split ({', '.join(SPLITS)}) found under {root}")
     return summary

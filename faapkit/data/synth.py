@@ -38,6 +38,8 @@ SPLITS: dict[str, tuple[int, int]] = {"train": (900, 300), "val": (120, 120), "t
 BIAS_SPLITS: dict[str, dict[str, tuple[int, int]]] = {"v3": {**SPLITS, "val": (250, 250)}}
 SIZES = [(96, 128), (128, 128), (128, 160), (112, 144), (160, 128)]  # (h, w) pool; few shapes = few eval buckets
 AGES = ("young", "adult", "senior")
+# ``age`` tints a figure's colour
+TINTS = {"young": np.array([0.0, 0.08, 0.0]), "adult": np.zeros(3), "senior": np.array([0.05, 0.05, 0.05])}
 # per bias: each group's figure contrast and opacity (lower opacity lets the background texture through)
 BIASES: dict[str, dict[str, dict[str, float]]] = {
     "v1": {"contrast": {"male": 1.0, "female": 0.30}, "opacity": {"male": 0.9, "female": 0.6}},
@@ -106,9 +108,11 @@ def _draw_person(
     region[shape] = color * opacity + region[shape] * (1 - opacity)
 
 
-def _boxes(rng: np.random.Generator, h: int, w: int) -> list[tuple[int, int, int, int]]:
+def _boxes(rng: np.random.Generator, h: int, w: int, count: int | None = None) -> list[tuple[int, int, int, int]]:
+    """Up to ``count`` (default: 1..3, drawn) boxes ``(x, y, w, h)`` that barely overlap; a box that
+    finds no place in 20 tries is left out."""
     boxes: list[tuple[int, int, int, int]] = []
-    for _ in range(int(rng.integers(1, 4))):
+    for _ in range(int(rng.integers(1, 4)) if count is None else count):
         for _attempt in range(20):
             bh = int(rng.integers(int(0.35 * h), int(0.75 * h)))
             bw = max(8, int(bh * rng.uniform(0.4, 0.6)))
@@ -137,7 +141,7 @@ def render_image(
     h, w = SIZES[int(rng.integers(0, len(SIZES)))]
     img = _background(rng, h, w)
     age = AGES[int(rng.integers(0, len(AGES)))]
-    tint = {"young": np.array([0.0, 0.08, 0.0]), "adult": np.zeros(3), "senior": np.array([0.05, 0.05, 0.05])}[age]
+    tint = TINTS[age]
     boxes = _boxes(rng, h, w)
     for box in boxes:
         _draw_person(img, rng, box, strength["contrast"][gender], strength["opacity"][gender], tint)
@@ -166,6 +170,12 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
         **BIASES[spec.bias],
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return publish(tmp, out)
+
+
+def publish(tmp: Path, out: Path) -> Path:
+    """Rename a benchmark built in ``tmp`` to ``out`` (an empty ``out`` is replaced); a concurrent
+    writer that finished first wins."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists() and not any(out.iterdir()):
         out.rmdir()

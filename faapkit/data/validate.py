@@ -40,6 +40,9 @@ KIND_TEXT = {
     "unknown image": "annotation(s) whose image_id is not in 'images'",
     "missing attribute": "image(s) lack attribute '{attr}'",
     "null attribute": "image(s) have attribute '{attr}' null or empty",
+    "missing box attribute": "image(s) with boxes lacking attribute '{attr}'",
+    "bad box attribute": "image(s) with a box whose attribute '{attr}' is null, empty or not a string/number",
+    "no group box": "image(s) without a box carrying attribute '{attr}' (box-level groups)",
     "size mismatch": "image(s) whose width/height in the JSON differ from the image file",
     "unsupported mode": "image(s) in an unsupported pixel mode",
 }

@@ -4,6 +4,15 @@
 truth in that area range, or ``AP50``/``AP75`` when ``iou_thrs`` lacks 0.5/0.75) is reported as
 ``None``, never averaged (research P24). ``iou_thrs`` (None = COCO's 0.50:0.05:0.95) is the set
 of IoU thresholds AP and AR average over.
+
+Box-level groups (the ground truth's ``"group_level": "box"``, each box holding its ``"group"``:
+:mod:`faapkit.data.box_groups`) are scored as FACET and COCO practice do: group g on the images
+holding at least one g box, the other groups' boxes there being ignore regions. A detection that
+matches one of them (IoU at the threshold, COCO's one-to-one matching, which prefers boxes that
+are not ignored) counts as neither a true nor a false positive, and those boxes are no misses
+(:class:`GroupCOCOeval`). ``iscrowd`` is not used for this: a crowd region's IoU is the
+detection's overlap with it (intersection over the detection's area) and it may absorb any number
+of detections, which would change what counts as a match.
 """
 
 from __future__ import annotations
@@ -72,6 +81,30 @@ def load_results(coco_gt: COCO, detections: Sequence[Mapping[str, Any]]) -> COCO
         return coco_gt.loadRes([dict(d) for d in detections])
 
 
+def box_level(coco_gt: COCO) -> bool:
+    """Whether the ground truth's groups are its boxes' (see the module)."""
+    return bool(coco_gt.dataset.get("group_level") == "box")
+
+
+class GroupCOCOeval(COCOeval):
+    """``COCOeval`` (bbox) of one box-level ``group`` (``None``: every box counts): after
+    ``_prepare`` (which sets each box's ``ignore`` from ``iscrowd``), the boxes of other groups get
+    ``ignore = 1``, so ``evaluateImg`` matches detections to them last and drops those matches and
+    the boxes themselves from the counts. The flagged boxes are copies: the ground truth's own
+    annotations stay as they are for the next evaluation."""
+
+    def __init__(self, coco_gt: COCO, coco_dt: COCO, group: str | None = None) -> None:
+        super().__init__(coco_gt, coco_dt, "bbox")
+        self.group = group
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        if self.group is None:
+            return
+        for key, gts in self._gts.items():
+            self._gts[key] = [g if g.get("group", self.group) == self.group else {**g, "ignore": 1} for g in gts]
+
+
 def _params(ev: COCOeval, img_ids: Sequence[int], iou_thrs: Sequence[float] | None) -> None:
     ev.params.imgIds = sorted(int(i) for i in img_ids)
     if iou_thrs is not None:  # None keeps pycocotools' own array, bit for bit
@@ -79,10 +112,15 @@ def _params(ev: COCOeval, img_ids: Sequence[int], iou_thrs: Sequence[float] | No
 
 
 def run_cocoeval(
-    coco_gt: COCO, coco_dt: COCO, img_ids: Sequence[int], iou_thrs: Sequence[float] | None = None
+    coco_gt: COCO,
+    coco_dt: COCO,
+    img_ids: Sequence[int],
+    iou_thrs: Sequence[float] | None = None,
+    group: str | None = None,
 ) -> COCOeval:
-    """evaluate + accumulate + summarize on ``img_ids`` (quietly)."""
-    ev = COCOeval(coco_gt, coco_dt, "bbox")
+    """evaluate + accumulate + summarize on ``img_ids`` (quietly); with a box-level ``group``,
+    the other groups' boxes are ignore regions (:class:`GroupCOCOeval`)."""
+    ev = GroupCOCOeval(coco_gt, coco_dt, group)
     _params(ev, img_ids, iou_thrs)
     with contextlib.redirect_stdout(io.StringIO()):
         ev.evaluate()
@@ -102,9 +140,20 @@ def evaluate_groups(
     iou_thrs: Sequence[float] | None = None,
 ) -> dict[str, dict[str, float | None]]:
     """COCO metrics per group from the same detections: one ``COCOeval`` per group restricted to
-    that group's image ids (identical to evaluating each group alone)."""
+    that group's image ids (identical to evaluating each group alone; box-level groups with the
+    other groups' boxes ignored)."""
     coco_dt = load_results(coco_gt, detections)
-    return {g: stats_dict(run_cocoeval(coco_gt, coco_dt, ids, iou_thrs).stats) for g, ids in group_images.items()}
+    return _per_group(coco_gt, coco_dt, group_images, iou_thrs)
+
+
+def _per_group(
+    coco_gt: COCO, coco_dt: COCO, group_images: Mapping[str, Sequence[int]], iou_thrs: Sequence[float] | None
+) -> dict[str, dict[str, float | None]]:
+    by_box = box_level(coco_gt)
+    return {
+        g: stats_dict(run_cocoeval(coco_gt, coco_dt, ids, iou_thrs, g if by_box else None).stats)
+        for g, ids in group_images.items()
+    }
 
 
 def evaluate_split(
@@ -114,10 +163,10 @@ def evaluate_split(
     iou_thrs: Sequence[float] | None = None,
 ) -> tuple[dict[str, dict[str, float | None]], dict[str, float | None]]:
     """Per-group metrics and the overall ones: one ``COCOeval`` over every image of the split
-    (all groups together), as the split would be scored without groups."""
+    (all groups together, every box counted), as the split would be scored without groups."""
     coco_dt = load_results(coco_gt, detections)
-    per = {g: stats_dict(run_cocoeval(coco_gt, coco_dt, ids, iou_thrs).stats) for g, ids in group_images.items()}
-    every = [i for ids in group_images.values() for i in ids]
+    per = _per_group(coco_gt, coco_dt, group_images, iou_thrs)
+    every = sorted({i for ids in group_images.values() for i in ids})  # a mixed image once
     return per, stats_dict(run_cocoeval(coco_gt, coco_dt, every, iou_thrs).stats)
 
 
@@ -126,10 +175,12 @@ def per_image_eval(
     detections: Sequence[Mapping[str, Any]],
     img_ids: Sequence[int],
     iou_thrs: Sequence[float] | None = None,
+    group: str | None = None,
 ) -> COCOeval:
     """One ``evaluate()`` over all images for area 'all' only (an image's match records do not
-    depend on the other area ranges); its ``evalImgs`` feed :class:`PerImageRecords`."""
-    ev = COCOeval(coco_gt, load_results(coco_gt, detections), "bbox")
+    depend on the other area ranges); its ``evalImgs`` feed :class:`PerImageRecords`. With a
+    box-level ``group``, the other groups' boxes are ignore regions (:class:`GroupCOCOeval`)."""
+    ev = GroupCOCOeval(coco_gt, load_results(coco_gt, detections), group)
     _params(ev, img_ids, iou_thrs)
     ev.params.areaRng, ev.params.areaRngLbl = ev.params.areaRng[:1], ev.params.areaRngLbl[:1]
     with contextlib.redirect_stdout(io.StringIO()):

@@ -290,7 +290,7 @@ def check_groups(req: EvalRequest) -> tuple[tuple[str, str] | None, dict[str, li
             f"split '{data.split}' has a single group for '{data.split_by}' ({groups[0]}): nothing to compare"
         )
     ref = reference_groups(groups, req.disadvantaged, req.advantaged)
-    group_images = {g: [r.image_id for r in data.records if r.group == g] for g in groups}
+    group_images = data.group_images()
     if req.bootstrap > 0:
         small = {g: len(ids) for g, ids in group_images.items() if len(ids) < MIN_BOOTSTRAP_IMAGES}
         if small:
@@ -357,10 +357,8 @@ def report(
         "faapkit": __version__,
         "split": data.split,
         "split_by": data.split_by,
-        "groups": {
-            g: {"images": len(ids), "boxes": sum(len(r.annotations) for r in data.records if r.group == g)}
-            for g, ids in group_images.items()
-        },
+        "group_level": data.group_level,
+        "groups": {g: {"images": len(ids), "boxes": data.group_boxes()[g]} for g, ids in group_images.items()},
         "reference": reference_entry(ref),
         "checkpoint": str(req.checkpoint.absolute()) if req.checkpoint else None,
         **inferred.generator,
@@ -403,10 +401,24 @@ def reference_entry(ref: tuple[str, str] | None) -> dict[str, Any]:
 
 
 def load_eval_split(
-    root: Path, split: str, split_by: str, layout: str, limit: int | None, on_corrupt: str, on_invalid: str = "fail"
+    root: Path,
+    split: str,
+    split_by: str,
+    layout: str,
+    limit: int | None,
+    on_corrupt: str,
+    on_invalid: str = "fail",
+    group_level: str = "auto",
 ) -> DatasetSplit:
     data = load_split(
-        root, split, split_by=split_by, layout=layout, limit=limit, on_corrupt=on_corrupt, on_invalid=on_invalid
+        root,
+        split,
+        split_by=split_by,
+        layout=layout,
+        limit=limit,
+        on_corrupt=on_corrupt,
+        on_invalid=on_invalid,
+        group_level=group_level,
     )
     if len(data.groups) < 2:
         raise ConfigError(f"split '{split}' has only group {data.groups} for '{split_by}'")

@@ -119,6 +119,8 @@ def probe_headroom(req: HeadroomRequest) -> dict[str, Any]:
     data = req.data
     if len(data.groups) < 2:
         raise ConfigError(f"split '{data.split}' has a single group for '{data.split_by}': nothing to compare")
+    if data.group_level == "box":  # the oracle lifts whole images, which a mixed image cannot be
+        raise ConfigError(f"split '{data.split}' has box-level '{data.split_by}' groups: the probe needs image-level")
     ref = reference_groups(data.groups, req.disadvantaged, req.advantaged)
     group_images = {g: [r.image_id for r in data.records if r.group == g] for g in data.groups}
     clean, oracle = clean_and_oracle_detections(req)

@@ -10,7 +10,12 @@ with a named reference pair):
   denominator is 0.
 
 The bootstrap resamples images within each group (stratified), with the same draws for every
-setting (paired); an overall resample is the union of its groups' resamples.
+setting (paired); an overall resample is the union of its groups' resamples. With box-level
+groups an image may hold several groups; the strata are then the sets of groups an image holds
+(``female``, ``female+male``, ``male``): each stratum is resampled once per resample, and a mixed
+image drawn there is scored in each of its groups in that same resample (so the groups share
+those draws, as the settings do). With image-level groups the strata are the groups and the draws
+are those of a plain group-stratified bootstrap.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from faapkit.evaluate.cocoeval import PerImageRecords, evaluate_split, per_image_eval
+from faapkit.evaluate.cocoeval import PerImageRecords, box_level, evaluate_split, per_image_eval
 from faapkit.fairness import gap, overshoot, ratio, share_closed
 
 # stats with CIs (when the IoU thresholds include 0.5 / 0.75 for AP50 / AP75): the all-area,
@@ -111,53 +116,111 @@ def bootstrap(
     every entry, ``overall`` and ``overall_deltas`` CIs, ``ratios`` CIs (``None`` where some
     resample's denominator is 0) and ``stats``. The draws are the same either way, so the entries
     of the plain bootstrap are bit-identical in the full one."""
-    all_ids = sorted(i for ids in group_images.values() for i in ids)
-    records = {
-        name: PerImageRecords(per_image_eval(coco_gt, dets, all_ids, iou_thrs)) for name, dets in settings.items()
-    }
-    pos = next(iter(records.values())).position()
-    group_pos = {g: np.array([pos[i] for i in ids]) for g, ids in group_images.items()}
+    group_records, every_records = _records(coco_gt, settings, group_images, iou_thrs, full)
+    strata = _strata(group_images)
     rng = np.random.default_rng(seed)
-    # one draw per group, shared by every setting (paired) and by the overall resample
-    draws = {g: rng.integers(0, len(p), size=(resamples, len(p))) for g, p in group_pos.items()}
+    # one draw per stratum, shared by every setting (paired), every group holding the stratum and
+    # the overall resample
+    draws = [rng.integers(0, len(ids), size=(resamples, len(ids))) for _, ids in strata]
     stats = reported_stats(iou_thrs) if full else ["AP", "AR"]
-    total = resamples * len(records) * (len(group_pos) + int(full))
+    total = resamples * len(settings) * (len(group_images) + int(full))
 
     def tick(rows: int) -> None:
         if progress is not None:
             progress("bootstrap", rows, total)
 
-    samples: dict[str, dict[str, dict[str, np.ndarray]]] = {name: {g: {} for g in group_pos} for name in records}
-    for g, p in group_pos.items():
-        for name, rec in records.items():
-            got = rec.resample_stats(p, draws[g], progress=tick)
+    samples: dict[str, dict[str, dict[str, np.ndarray]]] = {name: {} for name in settings}
+    for g in group_images:
+        ids, draw = _joined(strata, draws, g)
+        for name in settings:
+            rec = group_records[name][g]
+            pos = rec.position()
+            got = rec.resample_stats(np.array([pos[i] for i in ids]), draw, progress=tick)
             samples[name][g] = {m: got[m] for m in stats}
     ci = _percentile_ci(confidence)
+    strata_text = "the groups an image holds" if box_level(coco_gt) else "group"
     out: dict[str, Any] = {
         "resamples": resamples,
         "seed": seed,
         "confidence": confidence,
-        "method": "paired group-stratified image bootstrap, percentile CIs",
-        "groups": {name: {g: {m: ci(v) for m, v in s.items()} for g, s in samples[name].items()} for name in records},
-        "gaps": {m: _gap_entry({name: _gap_samples(samples[name], m, ref) for name in records}, ci) for m in stats},
+        "method": f"paired {strata_text}-stratified image bootstrap, percentile CIs",
+        "groups": {name: {g: {m: ci(v) for m, v in s.items()} for g, s in samples[name].items()} for name in settings},
+        "gaps": {m: _gap_entry({name: _gap_samples(samples[name], m, ref) for name in settings}, ci) for m in stats},
     }
-    if "perturbed" in records:
+    if "perturbed" in settings:
         out["deltas"] = {
-            g: {m: ci(samples["perturbed"][g][m] - samples["baseline"][g][m]) for m in stats} for g in group_pos
+            g: {m: ci(samples["perturbed"][g][m] - samples["baseline"][g][m]) for m in stats} for g in group_images
         }
     if not full:
         return out
     out["stats"] = stats
     out["ratios"] = {m: _ratio_entry(samples, m, ref, ci) for m in stats}
-    # an overall resample: every group's resample together (the stratified draw of the split)
-    offsets = np.cumsum([0] + [len(p) for p in group_pos.values()])[:-1]
-    every_pos = np.concatenate(list(group_pos.values()))
-    every_draw = np.concatenate([draws[g] + off for g, off in zip(group_pos, offsets, strict=True)], axis=1)
-    overall = {name: rec.resample_stats(every_pos, every_draw, progress=tick) for name, rec in records.items()}
+    # an overall resample: every stratum's resample together (the stratified draw of the split)
+    every_ids, every_draw = _joined(strata, draws, None)
+    overall = {
+        name: rec.resample_stats(np.array([rec.position()[i] for i in every_ids]), every_draw, progress=tick)
+        for name, rec in every_records.items()
+    }
     out["overall"] = {name: {m: ci(s[m]) for m in stats} for name, s in overall.items()}
-    if "perturbed" in records:
+    if "perturbed" in settings:
         out["overall_deltas"] = {m: ci(overall["perturbed"][m] - overall["baseline"][m]) for m in stats}
     return out
+
+
+def _records(
+    coco_gt: Any,
+    settings: dict[str, list[dict[str, Any]]],
+    group_images: dict[str, list[int]],
+    iou_thrs: Sequence[float] | None,
+    full: bool,
+) -> tuple[dict[str, dict[str, PerImageRecords]], dict[str, PerImageRecords]]:
+    """Per setting, each group's per-image match records and the overall ones (box level: only
+    when ``full``). At image level one ``evaluate()`` over every image serves all of them (an
+    image's records do not depend on the others); box-level groups need one per group, the other
+    groups' boxes ignored there."""
+    all_ids = sorted({i for ids in group_images.values() for i in ids})
+    by_box = box_level(coco_gt)
+    every = {
+        name: PerImageRecords(per_image_eval(coco_gt, dets, all_ids, iou_thrs))
+        for name, dets in settings.items()
+        if full or not by_box
+    }
+    if not by_box:
+        return {name: dict.fromkeys(group_images, rec) for name, rec in every.items()}, every
+    per_group = {
+        name: {g: PerImageRecords(per_image_eval(coco_gt, dets, ids, iou_thrs, g)) for g, ids in group_images.items()}
+        for name, dets in settings.items()
+    }
+    return per_group, every
+
+
+def _strata(group_images: dict[str, list[int]]) -> list[tuple[tuple[str, ...], list[int]]]:
+    """The images by the groups that hold them (``(groups, image ids)``), in order of first
+    appearance: at image level one stratum per group, its images in the group's order."""
+    held: dict[int, list[str]] = {}
+    for g, ids in group_images.items():
+        for i in ids:
+            held.setdefault(i, []).append(g)
+    strata: dict[tuple[str, ...], list[int]] = {}
+    for g, ids in group_images.items():
+        for i in ids:
+            if held[i][0] == g:  # each image once, under the first group holding it
+                strata.setdefault(tuple(held[i]), []).append(i)
+    return list(strata.items())
+
+
+def _joined(
+    strata: list[tuple[tuple[str, ...], list[int]]], draws: list[np.ndarray], group: str | None
+) -> tuple[list[int], np.ndarray]:
+    """The image ids of the strata that hold ``group`` (``None``: every stratum) and their draws
+    side by side ``(resamples, images)``, each stratum's indices shifted to its place."""
+    ids: list[int] = []
+    parts: list[np.ndarray] = []
+    for (held, s_ids), draw in zip(strata, draws, strict=True):
+        if group is None or group in held:
+            parts.append(draw + len(ids))
+            ids.extend(s_ids)
+    return ids, np.concatenate(parts, axis=1)
 
 
 CI = Callable[[np.ndarray], list[float]]

@@ -1,0 +1,157 @@
+"""Box-level groups (FACET-style: the protected attribute on each person's box): the mixed-group
+synthetic benchmark, the choice of level, and bad box data refused in one line naming the file,
+the image or annotation and the key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faapkit.data.coco import load_split, require_groups
+from faapkit.data.synth import SynthSpec, write_synthetic
+from faapkit.data.synth_mixed import MixedSpec, write_mixed
+from faapkit.errors import DataError
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(root).as_posix().encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory) -> Path:
+    return write_mixed(tmp_path_factory.mktemp("mixed") / "m", MixedSpec(seed=5, images=6)) / "coco"
+
+
+@pytest.fixture
+def data(mixed, tmp_path) -> Path:
+    dst = tmp_path / "coco"
+    shutil.copytree(mixed, dst)
+    return dst
+
+
+def _edit(root: Path, fn: Callable[[dict[str, Any]], None]) -> Path:
+    path = root / "annotations" / "instances_test.json"
+    coco = json.loads(path.read_text())
+    fn(coco)
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def test_mixed_synth_is_deterministic_per_seed_and_holds_mixed_images(mixed, tmp_path):
+    again = write_mixed(tmp_path / "again", MixedSpec(seed=5, images=6)) / "coco"
+    other = write_mixed(tmp_path / "other", MixedSpec(seed=6, images=6)) / "coco"
+    assert _digest(again) == _digest(mixed) != _digest(other)
+    coco = json.loads((mixed / "annotations" / "instances_test.json").read_text())
+    assert not any("attributes" in img for img in coco["images"])  # on the boxes only
+    assert all(set(a["attributes"]) == {"gender", "age"} for a in coco["annotations"])
+    split = load_split(mixed, "test")
+    assert split.group_level == "box" and split.groups == ["female", "male"]
+    kinds = [r.held for r in split.records]
+    assert kinds.count(("female", "male")) == 2 and kinds.count(("female",)) == kinds.count(("male",)) == 2
+    assert split.group_counts() == {"female": 4, "male": 4}
+    assert sum(split.group_boxes().values()) == len(coco["annotations"])
+    assert split.coco_gt["group_level"] == "box" and all("group" in a for a in split.coco_gt["annotations"])
+
+
+def test_mixed_synth_keeps_its_folder_and_refuses_another(mixed, tmp_path):
+    out = write_mixed(tmp_path / "m", MixedSpec(seed=1, images=3))
+    assert write_mixed(out, MixedSpec(seed=1, images=3)) == out
+    with pytest.raises(DataError, match="already holds the mixed benchmark of another seed"):
+        write_mixed(out, MixedSpec(seed=2, images=3))
+
+
+def test_one_group_per_image_reads_the_same_at_either_level(tmp_path):
+    image_level = write_synthetic(tmp_path / "s", SynthSpec(seed=3, splits=(("test", 3, 3),))) / "coco"
+    box_level = tmp_path / "box"
+    shutil.copytree(image_level, box_level)
+
+    def to_boxes(coco: dict[str, Any]) -> None:
+        attrs = {img["id"]: img.pop("attributes") for img in coco["images"]}
+        for a in coco["annotations"]:
+            a["attributes"] = attrs[a["image_id"]]
+
+    _edit(box_level, to_boxes)
+    a, b = load_split(image_level, "test"), load_split(box_level, "test")
+    assert (a.group_level, b.group_level) == ("image", "box")
+    assert a.groups == b.groups and a.group_images() == b.group_images() and a.group_boxes() == b.group_boxes()
+    assert [r.group for r in a.records] == [r.group for r in b.records]
+
+
+def _drop_attr(ann: int) -> Callable[[dict[str, Any]], None]:
+    return lambda c: c["annotations"][ann]["attributes"].pop("gender")
+
+
+def _set_attr(ann: int, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda c: c["annotations"][ann]["attributes"].__setitem__("gender", value)
+
+
+def _no_boxes(coco: dict[str, Any]) -> None:
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] != 2]
+
+
+# case -> (mutation, words of the refusal, kind counted under skip)
+BAD_BOXES = {
+    "some boxes lack the attribute": (_drop_attr(0), "1 of its 3 boxes lack it, first annotation 1", "missing box"),
+    "null attribute": (_set_attr(1, None), "annotation 2 of image 1 'test_00001.jpg': None", "bad box attribute"),
+    "empty attribute": (_set_attr(1, " "), "annotation 2 of image 1", "bad box attribute"),
+    "a list, not a value": (_set_attr(1, ["f"]), "['f']", "bad box attribute"),
+    "image without boxes": (_no_boxes, "image 2 'test_00002.jpg' has no (non-crowd) box", "no group box"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BOXES))
+def test_bad_box_groups_are_refused_or_skipped(case, data):
+    mutate, words, kind = BAD_BOXES[case]
+    path = _edit(data, mutate)
+    with pytest.raises(DataError) as err:
+        load_split(data, "test")
+    line = err.value.one_line()
+    assert "\n" not in line and str(path) in line and words in line and "'gender'" in line, line
+    split = load_split(data, "test", on_invalid="skip")
+    assert sum(split.skipped.values()) == 1 and next(iter(split.skipped)).startswith(kind)
+    assert len(split.records) == 5
+
+
+def test_crowd_boxes_need_no_attribute(data):
+    def crowd(coco: dict[str, Any]) -> None:
+        coco["annotations"][0]["iscrowd"] = 1
+        del coco["annotations"][0]["attributes"]
+
+    _edit(data, crowd)
+    split = load_split(data, "test")
+    assert "group" not in split.records[0].annotations[0]
+
+
+def test_the_level_is_chosen_or_refused(data, tmp_path):
+    def both(coco: dict[str, Any]) -> None:
+        for img in coco["images"]:
+            img["attributes"] = {"gender": "female"}
+
+    path = _edit(data, both)
+    with pytest.raises(DataError) as err:
+        load_split(data, "test")
+    line = err.value.one_line()
+    assert str(path) in line and "both images and boxes carry attribute 'gender'" in line
+    assert "data.group_level = image or box" in line
+    assert load_split(data, "test", group_level="image").groups == ["female"]
+    assert load_split(data, "test", group_level="box").group_level == "box"
+    image_level = write_synthetic(tmp_path / "s", SynthSpec(seed=3, splits=(("test", 1, 1),)))
+    with pytest.raises(DataError, match="data.group_level is box but no box has attribute 'gender'"):
+        load_split(image_level / "coco", "test", group_level="box")
+    with pytest.raises(DataError, match="research layout's groups are its folders"):
+        load_split(image_level / "research", "test", group_level="box")
+
+
+def test_training_refuses_box_level_groups(mixed):
+    with pytest.raises(DataError, match="training takes one group per image"):
+        require_groups(load_split(mixed, "test"), ["female", "male"])
