@@ -13,14 +13,3 @@ SetOpt = Annotated[
     list[str] | None, typer.Option("--set", "-s", help="override a config value: key.path=value (repeatable)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
-
-
-MIN_RESAMPLES = 10
-
-
-def check_bootstrap(resamples: int) -> None:
-    """0 (no CIs) or enough resamples for a percentile interval to mean something."""
-    from faapkit.errors import ConfigError
-
-    if resamples != 0 and resamples < MIN_RESAMPLES:
-        raise ConfigError(f"--bootstrap must be 0 (no CIs) or at least {MIN_RESAMPLES}, got {resamples}")

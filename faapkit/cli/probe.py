@@ -12,7 +12,7 @@ from rich.table import Table
 
 from faapkit.cli._console import info, out_console, print_json, warn
 from faapkit.cli._context import state
-from faapkit.cli._options import JsonOpt, check_bootstrap
+from faapkit.cli._options import JsonOpt
 from faapkit.errors import ConfigError
 
 probe_app = typer.Typer(no_args_is_help=True)
@@ -45,6 +45,7 @@ def headroom(
     from faapkit.distributed import setup_process
     from faapkit.evaluate.evaluator import load_eval_split
     from faapkit.evaluate.headroom import HeadroomRequest, probe_headroom
+    from faapkit.evaluate.settings import check_bootstrap
     from faapkit.io import atomic_write_text
 
     _check_options(epsilon, steps, step_size, limit_images, (disadvantaged, advantaged), device)

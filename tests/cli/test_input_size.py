@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from faapkit.cli import eval_settings
 from faapkit.config import resolve_config
 from faapkit.data.synth import SynthSpec, write_synthetic
-from faapkit.errors import ConfigError
 from faapkit.plugins import make_plugin_manager
 from faapkit.plugins.registry import Registries
 from tests.conftest import faap_in_process, one_error
@@ -45,40 +43,6 @@ def test_training_sizes_set_by_the_user_or_stored_by_a_run_win():
     stored["data"].update(min_size=128, max_size=213)  # a run trained before sizes followed the detector
     resumed = resolve_config(REG, version="4th", base=stored)
     assert (resumed.data.min_size, resumed.data.max_size) == (128, 213)  # it keeps what it trained with
-
-
-def test_eval_sizes_layer_over_the_detectors():
-    r50 = REG.detectors.get("detr-r50")
-    assert eval_settings.resolve_sizes(r50, {}, []) == {
-        "min_size": 800,
-        "max_size": 1333,
-        "source": "detector 'detr-r50'",
-    }
-    stored = {"min_size": 128, "max_size": 213, "root": None}
-    assert eval_settings.resolve_sizes(r50, stored, [])["source"] == "the run's config"
-    got = eval_settings.resolve_sizes(
-        r50, stored, [("--config c.toml", {"max_size": 999}), ("--set", {"min_size": 600})]
-    )
-    assert got == {
-        "min_size": 600,
-        "max_size": 999,
-        "source": "min_size: --set; max_size: --config c.toml",
-    }
-    with pytest.raises(ConfigError, match=r"invalid value for 'data.min_size'.*\(--set\)"):
-        eval_settings.resolve_sizes(r50, {}, [("--set", {"min_size": 0})])
-
-
-def test_eval_reads_the_sizes_of_set_and_config(tmp_path, capsys):
-    assert eval_settings.set_layers(["data.min_size=800", "eval.seed=3"]) == ({"seed": 3}, {"min_size": 800})
-    with pytest.raises(ConfigError, match="faap eval --set takes eval.<key>=value, data.min_size or data.max_size"):
-        eval_settings.set_layers(["data.root='x'"])
-    cfg = tmp_path / "c.toml"
-    cfg.write_text("[eval]\nseed = 4\n[data]\nmin_size = 800\nmax_size = 1333\nroot = 'x'\n")
-    assert eval_settings.file_layers(cfg) == ({"seed": 4}, {"min_size": 800, "max_size": 1333})
-    assert "not data.root" in capsys.readouterr().err  # a [data] key eval does not read is named
-    cfg.write_text("[data]\nmin_sise = 800\n")
-    with pytest.raises(ConfigError, match="unknown key 'data.min_sise'"):
-        eval_settings.file_layers(cfg)
 
 
 @pytest.fixture(scope="module")

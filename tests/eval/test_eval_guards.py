@@ -251,16 +251,17 @@ def test_an_output_folder_that_cannot_take_the_file_is_one_line_before_any_infer
 
 
 def test_a_failed_write_leaves_no_detections_without_their_metrics(tmp_path, monkeypatch):
-    from faapkit.cli import evaluate
     from faapkit.errors import FaapError
+    from faapkit.evaluate import outputs
+    from faapkit.evaluate.host import Silent
 
-    def full_disk(path: Path, text: str) -> None:
+    def full_disk(path: Path, metrics: object) -> None:
         raise FaapError(f"cannot write {path}: No space left on device")
 
-    monkeypatch.setattr("faapkit.io.atomic_write_text", full_disk)
+    monkeypatch.setattr("faapkit.artifacts.records.write_metrics_file", full_disk)
     path = tmp_path / "m.json"
     dets = [tmp_path / "m.baseline.dets.json.gz"]
     result = {"metrics": {"baseline": {"a": {"AP": 0.5}}}}
     with pytest.raises(FaapError, match="No space left"):
-        evaluate._write(path, result, ["baseline"], dets, {"baseline": []}, force=False)
+        outputs.write(path, result, ["baseline"], dets, {"baseline": []}, force=False, say=Silent())
     assert list(tmp_path.iterdir()) == []

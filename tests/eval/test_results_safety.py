@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from faapkit.cli.evaluate import resolve_target
 from faapkit.config import resolve_config
 from faapkit.data.synth import SynthSpec, write_synthetic
+from faapkit.evaluate.targets import resolve_target
 from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.plugins import make_plugin_manager
 from faapkit.plugins.registry import Registries

@@ -1,30 +1,49 @@
-"""What ``faap eval`` refuses before any inference because the result would be misfiled: an
-``--out`` that is a run's own record (or anything but a metrics file), and a checkpoint in a
-run folder that another run wrote (its numbers would be listed as this run's, under this run's
-version)."""
+"""What ``faap eval`` refuses before any inference: impossible option values, results that would
+be misfiled (an ``--out`` that is a run's own record or anything but a metrics file, a
+checkpoint in a run folder that another run wrote: its numbers would be listed as this run's,
+under this run's version) and a generator evaluated against other detector weights than it was
+trained against, unasked."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from faapkit.errors import FaapError
+from faapkit.errors import ConfigError, FaapError
+from faapkit.evaluate.request import EvalCommand
 
 
-def check_out(out: Path, *, force: bool) -> None:
+def check_options(cmd: EvalCommand) -> None:
+    """Refuse impossible option values before any work (typer would accept them)."""
+    from faapkit.evaluate.settings import check_bootstrap
+
+    if cmd.epsilon is not None and not 0 < cmd.epsilon <= 1:  # NaN too
+        raise ConfigError(f"--epsilon must be in (0, 1], got {cmd.epsilon}")
+    if cmd.epoch is not None and cmd.epoch < 0:
+        raise ConfigError(f"--epoch must be at least 0, got {cmd.epoch}")
+    for name, value, least in (
+        ("--batch-size", cmd.batch_size, 1),
+        ("--bootstrap", cmd.bootstrap, 0),
+        ("--limit-images", cmd.limit_images, 1),
+        ("--workers", cmd.workers, 0),
+        ("--nproc", cmd.nproc, 1),
+    ):
+        if value is not None and value < least:
+            raise ConfigError(f"{name} must be at least {least}, got {value}")
+    if cmd.bootstrap is not None:
+        check_bootstrap(cmd.bootstrap)
+    if cmd.on_invalid not in (None, "fail", "skip"):
+        raise ConfigError(f"--on-invalid must be fail or skip, got {cmd.on_invalid!r}")
+
+
+def check_out(out: Path, *, force: bool, not_metrics: Callable[[Path], str | None]) -> None:
     """Refuse an ``--out`` that is, or would pass for, a run's record, a checkpoint or saved
     detections, that cannot be written, that exists without ``--force``, or that exists and is no
-    faapkit metrics file: ``--force`` replaces a result, never a run artefact
-    (:func:`faapkit.artifacts.outputs.check_output`, shared by every command)."""
+    faapkit metrics file (``not_metrics`` says why not): ``--force`` replaces a result, never a
+    run artefact (:func:`faapkit.artifacts.outputs.check_output`, shared by every command)."""
     from faapkit.artifacts.outputs import check_output
 
     check_output(out, "--out", force=force, replaceable=not_metrics)
-
-
-def not_metrics(path: Path) -> str | None:
-    """Why an existing ``path`` may not be replaced by metrics: it is no metrics file."""
-    from faapkit.artifacts.records import is_metrics_file
-
-    return None if is_metrics_file(path) else "is no faap eval metrics file"
 
 
 def check_belongs(checkpoint: Path, run_dir: Path) -> None:

@@ -8,13 +8,21 @@ detector's (``DetectorSpec.min_size``/``max_size``): ``detector < the run's [dat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from faapkit.cli._console import warn
-from faapkit.cli._options import MIN_RESAMPLES
 from faapkit.errors import ConfigError
+from faapkit.evaluate.host import Notes
+
+if TYPE_CHECKING:
+    from faapkit.evaluate.request import EvalCommand
+
+Layers = list[tuple[str, dict[str, Any]]]  # (where the layer came from, its settings), lowest first
+
+# the fewest bootstrap resamples a percentile interval means something with (0: no CIs)
+MIN_RESAMPLES = 10
 
 # settings a rescore cannot change: they decide the detections themselves
 INFERENCE_KEYS = ("split", "batch_size", "amp", "channels_last")
@@ -22,7 +30,13 @@ INFERENCE_KEYS = ("split", "batch_size", "amp", "channels_last")
 SIZE_KEYS = ("min_size", "max_size")
 
 
-def file_layers(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def check_bootstrap(resamples: int) -> None:
+    """0 (no CIs) or enough resamples for a percentile interval to mean something."""
+    if resamples != 0 and resamples < MIN_RESAMPLES:
+        raise ConfigError(f"--bootstrap must be 0 (no CIs) or at least {MIN_RESAMPLES}, got {resamples}")
+
+
+def file_layers(path: Path, say: Notes) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``[eval]`` section of a config file and its ``data.min_size`` / ``data.max_size``;
     its other (valid) sections and keys do not apply to eval and are named in a warning."""
     from faapkit.config import DataConfig, FaapConfig, read_config_file
@@ -45,7 +59,7 @@ def file_layers(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     others = sorted(k for k in raw if k not in ("eval", "version", "data"))
     others += sorted(f"data.{k}" for k in data if k not in SIZE_KEYS)
     if others:
-        warn(
+        say.warn(
             f"{path}: faap eval reads only its [eval] section and data.min_size / data.max_size "
             f"(not {', '.join(others)})"
         )
@@ -75,7 +89,7 @@ def set_layer(items: list[str]) -> dict[str, Any]:
 
 
 def resolve_sizes(
-    detector: Any, run_data: Mapping[str, Any], layers: list[tuple[str, Mapping[str, Any]]]
+    detector: Any, run_data: Mapping[str, Any], layers: Sequence[tuple[str, Mapping[str, Any]]]
 ) -> dict[str, Any]:
     """``{"min_size", "max_size", "source"}``: ``detector``'s (a ``DetectorSpec``) under the run's
     stored ``[data]`` (a run evaluates at what it trained with) and the command's ``layers``; each
@@ -96,7 +110,7 @@ def resolve_sizes(
 def _apply_layers(
     model: Any,
     section: str,
-    layers: list[tuple[str, Mapping[str, Any]]],
+    layers: Sequence[tuple[str, Mapping[str, Any]]],
     values: dict[str, Any],
     sources: dict[str, str],
 ) -> None:
@@ -167,3 +181,39 @@ def iou_tag(cfg: Any) -> list[str]:
     if cfg.iou_thresholds is None:
         return []
     return ["iou" + "-".join(f"{t:g}" for t in cfg.iou_thresholds)]
+
+
+@dataclass(frozen=True)
+class CommandLayers:
+    """The command's layers over the run's settings, lowest first: those of ``[eval]``
+    (``--config``, ``--set``, one per flag) and those of the input size (``data.min_size`` /
+    ``data.max_size`` from ``--config`` and ``--set``)."""
+
+    eval: Layers
+    sizes: Layers
+
+
+def command_layers(cmd: EvalCommand, say: Notes) -> CommandLayers:
+    """The :class:`CommandLayers` of ``cmd``'s ``--config``, ``--set`` and flags."""
+    layers: Layers = []
+    sizes: Layers = []
+    if cmd.config is not None:
+        own, size = file_layers(cmd.config, say)
+        layers.append((f"--config {cmd.config}", own))
+        sizes += [(f"--config {cmd.config}", size)] if size else []
+    if cmd.set_:
+        own, size = set_layers(list(cmd.set_))
+        layers.append(("--set", own))
+        sizes += [("--set", size)] if size else []
+    flags = flag_layer(
+        split=cmd.split,
+        batch_size=cmd.batch_size,
+        bootstrap=cmd.bootstrap,
+        seed=cmd.seed,
+        confidence=cmd.confidence,
+        iou=list(cmd.iou) if cmd.iou is not None else None,
+        amp=cmd.amp,
+        channels_last=cmd.channels_last,
+        save_detections=cmd.save_detections,
+    )
+    return CommandLayers(layers + flag_layers(flags), sizes)

@@ -15,16 +15,36 @@ import hashlib
 import json
 import os
 import time
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from faapkit.artifacts.integrity import numbers_sha256
-from faapkit.cli._console import info, warn
+from faapkit.artifacts.records import METRICS_FORMAT, metrics_file, write_metrics_file
 from faapkit.errors import ConfigError, FaapError
+from faapkit.evaluate.host import Host, Progress
+from faapkit.evaluate.request import EvalCommand
+from faapkit.evaluate.settings import CommandLayers
+from faapkit.evaluate.targets import CHANGED_BEST
+
+
+def refuse_inference_options(cmd: EvalCommand) -> None:
+    """Every option that needs a new inference, refused: a rescore reads the saved detections."""
+    given = {
+        "TARGET": cmd.target, "--epoch": cmd.epoch, "--epsilon": cmd.epsilon, "--split-by": cmd.split_by,
+        "--detector": cmd.detector, "--detector-checkpoint": cmd.detector_checkpoint,
+        "--limit-images": cmd.limit_images, "--workers": cmd.workers, CHANGED_BEST: cmd.accept_changed_best or None,
+        "--on-invalid": cmd.on_invalid, "--no-cache": cmd.no_cache or None,
+        "--nproc": cmd.nproc if cmd.nproc > 1 else None,
+    }  # fmt: skip
+    for name, value in given.items():
+        if value is not None:
+            raise ConfigError(f"--rescore scores the saved detections again; {name} needs a new inference")
 
 
 def read_metrics(path: Path) -> dict[str, Any]:
+    """The metrics file to rescore, refused in one line unless it is one with saved detections."""
     if path.is_dir():
         raise FaapError(f"--rescore {path} is a folder; name the metrics JSON of the evaluation to rescore")
     if not path.is_file():
@@ -33,8 +53,9 @@ def read_metrics(path: Path) -> dict[str, Any]:
         metrics = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FaapError(f"{path}: not a JSON file ({exc})") from None
-    if not isinstance(metrics, dict) or not str(metrics.get("schema", "")).startswith("faapkit.metrics/"):
-        raise FaapError(f"{path}: not a faap eval metrics file (no faapkit.metrics schema)")
+    if not isinstance(metrics, dict) or metrics.get("schema") != METRICS_FORMAT:
+        raise FaapError(f"{path}: not a faap eval metrics file (no {METRICS_FORMAT} schema)")
+    metrics_file(metrics, path)
     if not metrics.get("detections"):
         raise FaapError(
             f"{path}: no saved detections (evaluated by an older faapkit, with eval.save_detections = false, "
@@ -81,62 +102,52 @@ def output_for(path: Path, metrics: dict[str, Any], cfg: Any, ref: tuple[str, st
     return path.with_name("_".join([path.stem, "rescored", *tags]) + ".json")
 
 
-def rescore_metrics(
-    path: Path,
-    layers: list[tuple[str, Any]],
-    data: Path | None,
-    out: Path | None,
-    force: bool,
-    progress: bool,
-    pair: tuple[str | None, str | None] = (None, None),
-    sizes: list[tuple[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Verify, score and write; returns the new metrics. ``pair`` (``--disadvantaged``,
-    ``--advantaged``; ``None`` = the recorded one) picks the gap's groups: every image is
-    perturbed alike, so another pair needs no inference. ``sizes``: the command's layers of
-    ``data.min_size`` / ``data.max_size``, refused unless they are the recorded input size."""
-    from faapkit.io import atomic_write_text
+def rescore_metrics(cmd: EvalCommand, layers: CommandLayers, host: Host) -> dict[str, Any]:
+    """Verify, score and write ``cmd.rescore``'s detections again; returns the new metrics.
+    ``cmd.pair`` (``None`` = the recorded one) picks the gap's groups: every image is perturbed
+    alike, so another pair needs no inference. ``layers.sizes`` (``data.min_size`` /
+    ``data.max_size``) are refused unless they are the recorded input size."""
+    from faapkit.evaluate.guards import check_out
 
-    path = path.absolute()
+    assert cmd.rescore is not None
+    path, out, force = cmd.rescore.absolute(), cmd.out, cmd.force
     metrics = read_metrics(path)
-    cfg, sources = _settings(path, metrics, layers)
-    _same_input_size(path, metrics, sizes or [])
-    ref = _pair(pair, metrics.get("reference") or {})
+    cfg, sources = _settings(path, metrics, layers.eval)
+    _same_input_size(path, metrics, layers.sizes)
+    ref = _pair(cmd.pair, metrics.get("reference") or {})
     target = out.absolute() if out is not None else output_for(path, metrics, cfg, ref)
     if target == path:
         raise FaapError(f"--rescore would write over the file it rescores ({path}); pass another --out")
     if out is not None:
-        from faapkit.cli.eval_guards import check_out
-
-        check_out(target, force=force)
+        check_out(target, force=force, not_metrics=host.not_metrics)
     from faapkit.artifacts.output_lock import OutputLock
 
-    with OutputLock(target, note=warn) as lock:  # of two rescores into one file, one writes
+    with OutputLock(target, note=host.warn) as lock:  # of two rescores into one file, one writes
         if target.exists() and not force:
             raise FaapError(f"{target} already holds a rescore with these settings; pass --force to replace it")
-        result = _score(path, metrics, data, cfg, sources, target, ref, progress)
+        result = _score(path, metrics, (cmd.data, target), cfg, sources, ref, host.progress(cmd.progress))
         lock.check_unchanged(force)  # written meanwhile by a process that ignored the lock
-        atomic_write_text(target, json.dumps(result, indent=2) + "\n")
-    info(f"rescored metrics written to {target}")
+        write_metrics_file(target, result)
+    host.info(f"rescored metrics written to {target}")
     return result
 
 
 def _score(
     path: Path,
     metrics: dict[str, Any],
-    data: Path | None,
+    where: tuple[Path | None, Path],
     cfg: Any,
     sources: dict[str, str],
-    target: Path,
     ref: tuple[str, str] | None,
-    progress: bool,
+    shown: AbstractContextManager[Progress],
 ) -> dict[str, Any]:
-    """Verify the split and the saved detections, score them and build the rescored metrics."""
-    from faapkit.cli.eval_progress import EvalProgress
+    """Verify the split and the saved detections, score them and build the rescored metrics
+    (``where``: ``--data`` and the file they go to; ``shown``: the progress display)."""
     from faapkit.evaluate.cocoeval import make_coco
     from faapkit.evaluate.evaluator import MIN_BOOTSTRAP_IMAGES
     from faapkit.evaluate.scoring import score
 
+    data, target = where
     split = _same_split(path, metrics, data)
     dets = _saved_detections(path, metrics, split)
     group_images = split.group_images()
@@ -149,7 +160,7 @@ def _score(
                 f"(groups: {', '.join(split.groups)})"
             )
     started = time.perf_counter()
-    with EvalProgress(enabled=progress) as reporter:
+    with shown as reporter:
         scored = score(
             make_coco(split.coco_gt),
             dets,
@@ -169,11 +180,11 @@ def _score(
 
 def _settings(path: Path, metrics: dict[str, Any], layers: list[tuple[str, Any]]) -> tuple[Any, dict[str, str]]:
     """The recorded settings under the command's layers; one that changes the detections is refused."""
-    from faapkit.cli import eval_settings
+    from faapkit.evaluate.settings import INFERENCE_KEYS, resolve
 
     recorded = metrics.get("eval_config") or {}
-    cfg, sources = eval_settings.resolve([(f"the settings recorded in {path.name}", recorded), *layers])
-    for key in eval_settings.INFERENCE_KEYS:
+    cfg, sources = resolve([(f"the settings recorded in {path.name}", recorded), *layers])
+    for key in INFERENCE_KEYS:
         if getattr(cfg, key) != recorded.get(key):
             raise ConfigError(
                 f"eval.{key} = {getattr(cfg, key)!r} ({sources[key]}) changes the detections; --rescore keeps the "

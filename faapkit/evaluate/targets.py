@@ -1,0 +1,177 @@
+"""Which checkpoint ``faap eval`` evaluates: a run folder's ``best.pt`` (checked against the
+sha256 its ``selection.json`` recorded), its ``--epoch N`` or highest-step checkpoint, or a
+checkpoint path as given; torch-free."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faapkit.errors import ConfigError, FaapError
+from faapkit.evaluate.host import Notes, Silent
+
+
+@dataclass(frozen=True)
+class Target:
+    """What ``faap eval`` evaluates: a checkpoint (None: baseline only), the run it belongs to
+    (None: a loose checkpoint), the run's config and how the checkpoint was chosen."""
+
+    checkpoint: Path | None = None
+    run_dir: Path | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    chosen_by: str = "none"
+    trained_on: str | None = None  # the dataset root the run recorded (its embedded benchmark's cache folder)
+    run_id: str | None = None  # the run's id (run.json), recorded in the metrics
+    chosen_on: str | None = None  # the split the run chose this checkpoint on (a verified best.pt)
+    check: str | None = None  # how best.pt was checked against selection.json (recorded in the metrics)
+
+
+CHANGED_BEST = "--accept-changed-best"
+
+
+def resolve_target(
+    target: Path | None, epoch: int | None, accept_changed_best: bool = False, say: Notes | None = None
+) -> Target:
+    """A run folder gives ``checkpoints/best.pt`` if there is one (chosen on val, checked against
+    the sha256 ``selection.json`` recorded), else the checkpoint with the highest stored
+    global_step (never the newest file: a copy resets file times); ``--epoch N`` gives
+    ``epoch_N``. A checkpoint path is used as given (a run's ``best.pt`` is checked alike). Notes
+    about the choice go to ``say`` (none without)."""
+    from faapkit.artifacts.rundir import RunDir
+
+    say = say or Silent()
+
+    if target is None:
+        if epoch is not None:
+            raise ConfigError("--epoch needs a run folder to choose from")
+        return Target()
+    if not target.exists():
+        raise FaapError(f"not found: {target}")
+    target = target.absolute()
+    if target.is_dir():
+        run = RunDir(target)
+        recorded = _recorded(run)
+        if epoch is not None:
+            path = run.epoch_checkpoint(epoch)
+            if not path.is_file():
+                raise FaapError(f"{target} has no checkpoint of epoch {epoch} (no {path.name})")
+            return Target(path, target, *recorded[:1], f"--epoch {epoch}", *recorded[1:])
+        return _unchosen_target(run, target, recorded, accept_changed_best, say)
+    if epoch is not None:
+        raise ConfigError("--epoch chooses within a run folder; it cannot be combined with a checkpoint path")
+    run = RunDir(target.parent.parent)
+    if target.parent.name == "checkpoints" and run.exists():
+        config, root, run_id = _recorded(run)
+        if target.name != "best.pt":
+            return Target(target, run.path, config, "given", root, run_id)
+        check = check_best(run, target, accept_changed_best, say)
+        return Target(target, run.path, config, "given", root, run_id, check.chosen_on, check.note)
+    return Target(target, None, {}, "given")
+
+
+def _unchosen_target(run: Any, target: Path, recorded: tuple[Any, ...], accept_changed: bool, say: Notes) -> Target:
+    """A run folder without ``--epoch``: ``best.pt`` (checked against ``selection.json``), else
+    its highest step when the run chose none. A ``best.pt`` that is gone although the selection
+    chose an epoch is refused: the highest step is not what the run chose."""
+    from faapkit.artifacts.checkpoint import latest_checkpoint
+
+    config, root, run_id = recorded
+    best = run.checkpoints / "best.pt"
+    selection = run.read_selection() or {}
+    if best.is_file():
+        check = check_best(run, best, accept_changed, say)
+        return Target(best, target, config, check.chosen_by, root, run_id, check.chosen_on, check.note)
+    if selection.get("epoch") is not None:
+        raise FaapError(_missing_best(run, best, selection["epoch"]))
+    last = latest_checkpoint(run.checkpoint_files())
+    if last is None:
+        raise FaapError(f"{target} has no checkpoint yet (the run stopped before its first one)")
+    if selection:
+        say.warn(
+            f"{target}: no validated epoch met the selection rule ({selection.get('description', '')}); "
+            f"evaluating the highest step, {last.name}, which the rule did not choose",
+        )
+        return Target(last, target, config, "highest global_step (no epoch met the val rule)", root, run_id)
+    return Target(last, target, config, "highest global_step", root, run_id)
+
+
+def _missing_best(run: Any, best: Path, epoch: Any) -> str:
+    kept = isinstance(epoch, int) and run.epoch_checkpoint(epoch).is_file()
+    hint = (
+        f"evaluate that epoch's checkpoint with --epoch {epoch}"
+        if kept
+        else "its epoch checkpoint is not kept either; evaluate another checkpoint by path or --epoch, "
+        "knowing the run did not choose it"
+    )
+    return f"{best} is missing though {run.selection_path} chose epoch {epoch}; {hint}"
+
+
+@dataclass(frozen=True)
+class BestCheck:
+    """What :func:`check_best` found: the label of the checkpoint, the split it was chosen on
+    (``None`` when it is not the chosen one) and the check recorded in the metrics."""
+
+    chosen_by: str
+    chosen_on: str | None
+    note: str
+
+
+def check_best(run: Any, best: Path, accept_changed: bool, say: Notes) -> BestCheck:
+    """``best.pt`` against the ``checkpoint_sha256`` its run's ``selection.json`` recorded when
+    it wrote it (streamed once). A file that differs, or a ``best.pt`` although the selection chose
+    no epoch, is refused unless ``accept_changed`` (then labelled as not the chosen checkpoint).
+    A selection from before the hash was recorded passes, said in one note line."""
+    from faapkit.artifacts.integrity import file_sha256
+
+    selection = run.read_selection() or {}
+    split = str(selection.get("split", "val"))
+    chosen = BestCheck(f"best.pt (chosen on {split})", split, "sha256 matches selection.json")
+    recorded = selection.get("checkpoint_sha256")
+    if selection and selection.get("epoch") is None:
+        problem = f"{best} is there though {run.selection_path} chose no epoch"
+    elif "checkpoint_sha256" in selection and not _is_sha256(recorded):
+        # the trainer writes a hash, or null only when it chose no epoch: anything else was edited
+        problem = (
+            f"{run.selection_path} records checkpoint_sha256 {json.dumps(recorded)[:20]} for epoch "
+            f"{selection.get('epoch')}, not a sha256 (edited?): {best} cannot be checked against it"
+        )
+    elif not isinstance(recorded, str) or not recorded:
+        why = "records no checkpoint_sha256 (written before faapkit recorded it)" if selection else "is missing"
+        say.info(f"note: {run.selection_path} {why}: {best} is evaluated unverified")
+        return BestCheck(chosen.chosen_by, split, "unverified (selection.json records no sha256)")
+    else:
+        actual = file_sha256(best)
+        if actual == recorded:
+            return chosen
+        problem = (
+            f"{best} has sha256 {actual[:12]}, not the {recorded[:12]} that {run.selection_path} recorded "
+            f"for epoch {selection.get('epoch')} (replaced since the run chose it?)"
+        )
+    if not accept_changed:
+        raise FaapError(
+            f"{problem}; evaluate it anyway with {CHANGED_BEST} (labelled as not the chosen checkpoint), "
+            "or another checkpoint with --epoch"
+        )
+    say.warn(f"{problem}; evaluated as {CHANGED_BEST} asks, labelled as not the checkpoint chosen on {split}")
+    return BestCheck(
+        f"best.pt (not the checkpoint selection.json chose on {split}: {CHANGED_BEST})",
+        None,
+        "differs from selection.json",
+    )
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _recorded(run: Any) -> tuple[dict[str, Any], str | None, str | None]:
+    """A run folder's config, the dataset root it trained on and its run id, from its manifest."""
+    manifest = run.read_manifest()
+    run_id = manifest.get("run_id")
+    return (
+        manifest.get("config", {}),
+        (manifest.get("dataset") or {}).get("root"),
+        run_id if isinstance(run_id, str) else None,
+    )
