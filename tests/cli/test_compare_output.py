@@ -12,8 +12,8 @@ import sys
 from rich.console import Console
 from rich.progress import Progress
 
-from faapkit.compare.columns import fmt, fmt_ci
 from faapkit.cli.progress import TrainReporter, epoch_line
+from faapkit.compare.columns import fmt, fmt_ci
 from tests.conftest import run_cli
 from tests.eval.test_compare_discovery import research_root
 
