@@ -65,14 +65,12 @@ def _list_registered_versions(command: Any, args: list[str]) -> None:
     targets = [c for c in _subcommands(command) if any(p.name == "version" for p in c.params)]
     if not targets or not {c.name for c in targets} & set(args):
         return
+    from faapkit.plugins.providers import version_names
+
     try:
-        versions = AppState(blocked=blocked_plugins(args)).registries.versions
+        names = version_names(AppState(blocked=blocked_plugins(args)).registries)
     except FaapError:
         return  # the command itself reports a broken plugin set
-    names = [
-        name + (f" (alias {', '.join(spec.aliases)})" if spec.aliases else "")
-        for name, spec in sorted(versions.entries.items())
-    ]
     for sub in targets:
         for param in sub.params:
             if param.name == "version":
