@@ -1,9 +1,8 @@
-"""How ``faap compare`` prints its rows as tables that fit the terminal (the columns, and the TSV
-printed when stdout is not a terminal, are ``faapkit.compare.columns``).
+"""How ``faap compare`` prints its rows: Rich tables that fit the terminal, or TSV in a pipe.
 
-A number is never folded across lines nor cut: number columns do not wrap, and when the table
-is wider than the terminal the least needed columns are left out (and named on stderr) until it
-fits; only the run name, which is text, may wrap. A CI is one cell, ``[lo,hi]``, on one line.
+The columns and the TSV are ``faapkit.compare.columns``; which columns fit a width, and how wide
+each is, ``faapkit.compare.layout``: a number is never folded across lines nor cut, only the run
+name may wrap, and the columns left out are named on stderr.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from faapkit.cli._console import out_console, warn
 from faapkit.compare.columns import (
     SEED_SET_COLUMNS,
     Col,
-    columns,
     fmt,
     pct,
     seed_cells,
@@ -28,6 +26,7 @@ from faapkit.compare.columns import (
     tables,
     tsv,
 )
+from faapkit.compare.layout import column_widths, fit, needed_width
 
 
 def print_rows(rows: list[dict[str, Any]], summaries: list[dict[str, Any]], mix: bool, piped: bool) -> None:
@@ -59,65 +58,33 @@ def print_rows(rows: list[dict[str, Any]], summaries: list[dict[str, Any]], mix:
         )
 
 
-RUN_MIN = 20  # the run name wraps below its length, never below this
-
-
 def fitted_table(rows: list[dict[str, Any]], title: str, console: Console) -> tuple[Table, list[str], int]:
-    """The table with as many columns as fit ``console.width``; returns it, the headers left out
-    and the width it needs.
-
-    A text column whose value is the same on every row (all ``test``, all ``perturbed``) moves
-    into the title, which costs no width."""
-    cols = columns(rows)
-    same = []
-    measured = [r for r in rows if r.get("setting") != "not evaluated"]  # whose "-" says nothing
-    for c in [c for c in cols if c.key in ("version", "split", "setting")]:
-        # a summary row's "-" split says nothing, its setting says it was never evaluated
-        values = {c.cell(r) for r in (rows if c.key == "setting" else measured)}
-        if len(values) == 1 and len(rows) > 1:
-            cols.remove(c)
-            value = values.pop()
-            if value != "-":
-                same.append(f"{c.header} {value}")
-    cols = [c for c in cols if c.text or any(c.cell(r) != "-" for r in rows)]  # an empty column says nothing
-    title = f"{title} ({len(rows)} rows{'; ' + ', '.join(same) if same else ''})"
-    dropped: list[str] = []
-    while True:
-        table, needed = _table(rows, title, cols)
-        optional = [c for c in cols if c.priority]
-        if needed <= console.width or not optional:
-            # too wide even with the essential columns only: drawn wider than the terminal
-            # (which then wraps lines) rather than squeezed into cut numbers
-            return table, dropped, needed
-        worst = max(c.priority for c in optional)  # a priority's columns go together (every group's AP)
-        dropped += [c.header for c in cols if c.priority == worst]
-        cols = [c for c in cols if c.priority != worst]
+    """The table with as many columns as fit ``console.width`` (``faapkit.compare.layout.fit``);
+    returns it, the headers left out and the width it needs."""
+    title, cols, dropped = fit(rows, title, console.width)
+    table, needed = _table(rows, title, cols)
+    return table, dropped, needed
 
 
 def _table(rows: list[dict[str, Any]], title: str, cols: list[Col]) -> tuple[Table, int]:
-    """The table, and the width it needs with the run name wrapped at ``RUN_MIN``.
+    """The table, and the width it needs with the run name wrapped as far as it may.
 
-    Number columns have a fixed width (their widest cell or header word; a header wraps between
-    words), so Rich can never shrink one below its numbers; only the run column flexes."""
+    Number columns get a fixed width, so Rich can never shrink one below its numbers; only the
+    run column flexes."""
     table = Table(
         title=title, box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True, pad_edge=False, title_justify="left"
     )
-    cells = [[c.cell(r) for c in cols] for r in rows]
-    needed = 2 * (len(cols) - 1)  # two spaces between columns
-    for i, c in enumerate(cols):
+    spans = column_widths(rows, cols)
+    for c, (least, widest) in zip(cols, spans, strict=True):
         if c.text:
-            full = max([len(c.header)] + [len(row[i]) for row in cells])
-            needed += min(full, RUN_MIN)
-            table.add_column(c.header, overflow="fold", min_width=min(full, RUN_MIN), max_width=full)
+            table.add_column(c.header, overflow="fold", min_width=least, max_width=widest)
         else:
-            natural = max([len(w) for w in c.header.split()] + [len(row[i]) for row in cells])
-            needed += natural
             # the header wraps between its words; the cells never wrap
             header = Text(c.header, no_wrap=False, overflow="fold", justify="right")
-            table.add_column(header, justify="right", no_wrap=True, width=natural)
-    for row in cells:
-        table.add_row(*row)
-    return table, needed
+            table.add_column(header, justify="right", no_wrap=True, width=least)
+    for r in rows:
+        table.add_row(*(c.cell(r) for c in cols))
+    return table, needed_width(spans)
 
 
 def summary_table(summaries: list[dict[str, Any]], title: str) -> Table:

@@ -15,6 +15,7 @@ One module per job, behind this one:
 - ``selection``: ``--best-per-run``, by the trainer's rule (``faapkit.train.selection.choose``);
 - ``options``: the option values and outputs refused before any run is read;
 - ``columns``: the rows as text: the table's columns, TSV, CSV, the across-seeds cells;
+- ``layout``: which columns a table shows at a terminal width, and how wide each is;
 - ``plot``: ``--plot``, the AP gap per epoch (matplotlib, imported only there).
 """
 
