@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -85,16 +85,7 @@ def checkpoint(path: Path, json_: JsonOpt = False) -> None:
     """What a faapkit or research checkpoint contains."""
     from faapkit.artifacts.checkpoint import describe_checkpoint
 
-    info = describe_checkpoint(path)
-    if json_:
-        print_json(info)
-        return
-    table = Table(title=str(path))
-    table.add_column("key")
-    table.add_column("content", overflow="fold")
-    for key, value in info.items():
-        table.add_row(key, str(value))
-    out_console.print(table)
+    _print_fields(describe_checkpoint(path), str(path), ("key", "content"), json_)
 
 
 @app.command("run")
@@ -104,12 +95,17 @@ def run(ctx: typer.Context, path: Path, json_: JsonOpt = False) -> None:
     from faapkit.train.seeds import describe_seed_set, is_seed_set
 
     info = describe_seed_set(path) if is_seed_set(path) else describe_run(path, state(ctx).pm)
+    _print_fields(info, str(path), ("field", "value"), json_)
+
+
+def _print_fields(info: dict[str, Any], title: str, headers: tuple[str, str], json_: bool) -> None:
+    """A description as JSON, or as a two-column table of its fields."""
     if json_:
         print_json(info)
         return
-    table = Table(title=str(path))
-    table.add_column("field")
-    table.add_column("value", overflow="fold")
+    table = Table(title=title)
+    table.add_column(headers[0])
+    table.add_column(headers[1], overflow="fold")
     for key, value in info.items():
         table.add_row(key, str(value))
     out_console.print(table)
