@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -15,7 +13,6 @@ from faapkit import __version__
 from faapkit.cli import commands, compare, config_cmd, data_cmd, evaluate, inspection, probe
 from faapkit.cli._console import err_console
 from faapkit.cli._context import AppState
-from faapkit.cli._launch import LAUNCH_DIR_ENV
 from faapkit.cli._plugin_commands import add_plugin_commands, blocked_plugins, requested_command
 from faapkit.errors import FaapError
 
@@ -68,14 +65,12 @@ def _list_registered_versions(command: Any, args: list[str]) -> None:
     targets = [c for c in _subcommands(command) if any(p.name == "version" for p in c.params)]
     if not targets or not {c.name for c in targets} & set(args):
         return
+    from faapkit.plugins.providers import version_names
+
     try:
-        versions = AppState(blocked=blocked_plugins(args)).registries.versions
+        names = version_names(AppState(blocked=blocked_plugins(args)).registries)
     except FaapError:
         return  # the command itself reports a broken plugin set
-    names = [
-        name + (f" (alias {', '.join(spec.aliases)})" if spec.aliases else "")
-        for name, spec in sorted(versions.entries.items())
-    ]
     for sub in targets:
         for param in sub.params:
             if param.name == "version":
@@ -120,9 +115,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _report_error(line: str, exit_code: int) -> NoReturn:
     """Print the error line and exit; under ``--nproc`` also leave both where the launcher looks."""
+    from faapkit.train.launch import leave_rank_error
+
     err_console.print(line, markup=False, highlight=False, soft_wrap=True)
-    launch_dir = os.environ.get(LAUNCH_DIR_ENV)
-    if launch_dir:
-        with contextlib.suppress(OSError):
-            (Path(launch_dir) / f"error-rank{os.environ.get('RANK', '0')}.txt").write_text(f"{exit_code} {line}\n")
+    leave_rank_error(line, exit_code)
     sys.exit(exit_code)

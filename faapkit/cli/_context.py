@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -31,18 +31,6 @@ class AppState:
             for name, error in self._pm.load_errors:
                 warn(f"plugin '{name}' failed to load and was skipped: {error}")
         return self._pm
-
-    def provider(self, registry: Any, name: str) -> dict[str, Any]:
-        """Who provides ``name`` in ``registry``: the plugin and its distribution (the one lookup
-        behind `faap inspect plugins` and the providers a run records)."""
-        plugin = registry.providers[name]
-        info = self.pm.info.get(plugin)
-        return {
-            "plugin": plugin,
-            "distribution": info.distribution if info else "?",
-            "distribution_version": info.version if info else "?",
-            "builtin": bool(info and info.builtin),
-        }
 
     @property
     def registries(self) -> Registries:

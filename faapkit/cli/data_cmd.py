@@ -30,23 +30,14 @@ def synth(
     images: Annotated[int | None, typer.Option(help="--mixed: images per split (default: the bias's)")] = None,
 ) -> None:
     """Write the synthetic biased benchmark (both layouts; --mixed: the attributes layout) to OUT."""
-    from faapkit.data.synth import DEFAULT_BIAS, SynthSpec, write_synthetic
+    from faapkit.data.synth import DEFAULT_BIAS, SynthSpec, check_synth_out, write_synthetic
     from faapkit.data.synth_mixed import MixedSpec, write_mixed
-    from faapkit.errors import ConfigError, DataError
+    from faapkit.errors import ConfigError
 
     bias = bias or DEFAULT_BIAS
-    if seed < 0:
-        raise ConfigError(f"--seed must be at least 0, got {seed}")
     if images is not None and (not mixed or images < 1):
         raise ConfigError(f"--images takes at least 1 and goes with --mixed, got {images}")
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out} is a file; give a folder (new, or holding this benchmark)")
-    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
-        raise DataError(f"{out} exists and is not empty; choose a new folder")
-    try:
-        out.absolute().parent.mkdir(parents=True, exist_ok=True)  # the lock lies beside the folder
-    except OSError as exc:
-        raise DataError(f"cannot create the folder of {out}: {exc.strerror or exc}") from None
+    check_synth_out(out, seed)  # also makes the folder above OUT: the lock lies beside it
     lock_output(ctx, out)  # two writers of one benchmark folder: one is refused
     existed = (out / "manifest.json").is_file()
     if mixed:  # each refuses a folder holding another benchmark
@@ -78,19 +69,13 @@ def pretrain_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Train the tiny detector on the embedded benchmark (reproduces the shipped weights)."""
-    from faapkit.errors import ConfigError
-    from faapkit.train.pretrain import PRESETS, pretrain
-
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset '{preset}'; known: {', '.join(PRESETS)}")
-    p = PRESETS[preset]
-    _check_schedule(p.epochs, p.start_epoch, epochs, stop_after)
-    if workers < 0:
-        raise ConfigError(f"--workers must be at least 0, got {workers}")
     from faapkit.distributed import check_device_available
+    from faapkit.train.pretrain import pretrain
+    from faapkit.train.pretrain_checks import check_pretrain_options, check_pretrain_out
 
+    p = check_pretrain_options(preset, epochs, stop_after, workers)
     check_device_available(device, "--device")
-    _check_pretrain_out(out, force)
+    check_pretrain_out(out, force)
     lock_output(ctx, out)  # one pretraining per weights file (its report beside it included)
     spec = state(ctx).registries.detectors.get(p.detector)
     report = pretrain(
@@ -112,82 +97,3 @@ def pretrain_cmd(
             f"saved {out}; test AP per group: "
             + ", ".join(f"{g}={m['AP']:.3f}" for g, m in report["test_baseline_trained_device"].items())
         )
-
-
-def _check_schedule(preset_epochs: int, start_epoch: int, epochs: int | None, stop_after: int | None) -> None:
-    """``--epochs`` and ``--stop-after`` give a schedule with at least one epoch to train: both
-    at least 1 (0 is not "unset": it would start the preset's full schedule), the stop within
-    the schedule, and both past the epoch a preset that continues a schedule starts from."""
-    from faapkit.errors import ConfigError
-
-    for option, value in (("--epochs", epochs), ("--stop-after", stop_after)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{option} must be at least 1, got {value}")
-    total = preset_epochs if epochs is None else epochs
-    given = f"--epochs {epochs}" if epochs is not None else f"the preset's {total} epochs"
-    if stop_after is not None and stop_after > total:
-        raise ConfigError(f"--stop-after {stop_after} is past the end of the schedule ({given}): give at most {total}")
-    for option, value in (("--epochs", total), ("--stop-after", stop_after)):
-        if value is not None and value <= start_epoch:
-            raise ConfigError(
-                f"{option} {value}: this preset continues its schedule from epoch {start_epoch}; "
-                f"give more than {start_epoch}"
-            )
-
-
-def _check_pretrain_out(out: Path, force: bool) -> None:
-    """The weights, their report (``.json``) and their snapshot (``.partial.pth``) may be
-    written: a ``.pth``/``.pt`` name outside any run folder, in a writable folder; existing ones
-    are replaced only with ``--force`` and only when they are earlier detector weights and
-    pretrain reports (never a run's checkpoint, a generator or another JSON)."""
-    from faapkit.artifacts.outputs import check_output, run_folder_of
-    from faapkit.errors import FaapError
-
-    folder = run_folder_of(out)
-    if folder is not None:
-        raise FaapError(f"--out {out} lies in the run folder {folder}: write detector weights outside run folders")
-    # a .pth/.pt name, so that the report (the .json beside it) is never the weights themselves
-    for path, option in ((out, "--out"), (out.with_suffix(".partial.pth"), f"--out {out}: its snapshot")):
-        check_output(
-            path,
-            option,
-            force=force,
-            replaceable=_not_weights,
-            weights=True,
-            suffixes=(".pth", ".pt"),
-            what="detector weights",
-        )
-    check_output(out.with_suffix(".json"), f"--out {out}: its report", force=force, replaceable=_not_report)
-
-
-def _not_weights(path: Path) -> str | None:
-    """Why an existing ``path`` may not be replaced by pretrained weights: it holds none (a
-    generator checkpoint, another torch file, no torch file at all)."""
-    import torch
-
-    from faapkit.errors import CheckpointError
-    from faapkit.io import load_checkpoint
-
-    try:
-        held = load_checkpoint(path, mmap=True)
-    except CheckpointError:
-        return "is no torch weights file"
-    if "generator" in held:
-        return "is a generator checkpoint"
-    state = held.get("model", held)
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        return "holds no detector weights"
-    return None
-
-
-def _not_report(path: Path) -> str | None:
-    """Why an existing ``path`` may not be replaced by a pretrain report: it is none."""
-    import json
-
-    try:
-        held = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        held = None
-    if isinstance(held, dict) and {"detector", "preset", "command"} <= set(held):
-        return None
-    return "is no faap detector pretrain report"

@@ -13,10 +13,8 @@ from rich.table import Table
 from faapkit.cli._console import info, out_console, print_json, warn
 from faapkit.cli._context import state
 from faapkit.cli._options import JsonOpt
-from faapkit.errors import ConfigError
 
 probe_app = typer.Typer(no_args_is_help=True)
-HEADROOM_SCHEMA = "faapkit.headroom/1"  # what faapkit.evaluate.headroom writes (imported there with torch)
 
 
 @probe_app.command("headroom")
@@ -45,15 +43,16 @@ def headroom(
     from faapkit.distributed import setup_process
     from faapkit.evaluate.evaluator import load_eval_split
     from faapkit.evaluate.headroom import HeadroomRequest, probe_headroom
+    from faapkit.evaluate.headroom_checks import check_groups, check_options, not_a_report
     from faapkit.evaluate.settings import check_bootstrap
     from faapkit.io import atomic_write_text
 
-    _check_options(epsilon, steps, step_size, limit_images, (disadvantaged, advantaged), device)
+    check_options(epsilon, steps, step_size, limit_images, (disadvantaged, advantaged), device)
     check_bootstrap(bootstrap)
     if out is not None:
         from faapkit.artifacts.outputs import check_output
 
-        check_output(out, "--out", force=force, replaceable=_not_a_report)
+        check_output(out, "--out", force=force, replaceable=not_a_report)
     from faapkit.artifacts.output_lock import OutputLock
 
     # one probe per report: a second one into the same --out is refused before any work
@@ -65,7 +64,7 @@ def headroom(
         root = data or embedded_dataset_for(spec, detector_checkpoint)
         det = load_detector(spec, detector_checkpoint, device=dev)
         split_data = load_eval_split(root, split, split_by, "auto", limit_images, "fail")
-        _check_groups(split_data, disadvantaged, advantaged)
+        check_groups(split_data, disadvantaged, advantaged)
         req = HeadroomRequest(
             data=split_data,
             detector=det,
@@ -87,45 +86,6 @@ def headroom(
         print_json(result)
     else:
         out_console.print(headroom_table(result))
-
-
-def _check_groups(split_data: Any, disadvantaged: str, advantaged: str) -> None:
-    """The named groups are groups of the split (named by option)."""
-    for flag, group in (("--disadvantaged", disadvantaged), ("--advantaged", advantaged)):
-        if group not in split_data.groups:
-            raise ConfigError(
-                f"{flag} '{group}' is not a group of '{split_data.split_by}' in split '{split_data.split}' "
-                f"(groups: {', '.join(split_data.groups)})"
-            )
-
-
-def _check_options(
-    epsilon: float, steps: int, step_size: float, limit_images: int | None, pair: tuple[str, str], device: str
-) -> None:
-    """Refuse option values that cannot run, naming the option, before any data or detector is
-    loaded (the probe itself refuses them too, later and without the option's name)."""
-    from faapkit.distributed import check_device_available
-
-    if not 0 < epsilon <= 1:
-        raise ConfigError(f"--epsilon must be in (0, 1], got {epsilon}")
-    if steps < 1:
-        raise ConfigError(f"--steps must be at least 1, got {steps}")
-    if not 0 < step_size <= epsilon:
-        raise ConfigError(f"--step-size must be in (0, --epsilon={epsilon}], got {step_size}")
-    if limit_images is not None and limit_images < 2:
-        raise ConfigError(f"--limit-images must be at least 2, got {limit_images}")
-    if pair[0] == pair[1]:
-        raise ConfigError(f"--disadvantaged and --advantaged are both '{pair[1]}': the gap needs two groups")
-    check_device_available(device, "--device")
-
-
-def _not_a_report(path: Path) -> str | None:
-    """Why an existing ``path`` may not be replaced by a headroom report: it is none."""
-    try:
-        schema = json.loads(path.read_text(encoding="utf-8")).get("schema")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        schema = None
-    return None if schema == HEADROOM_SCHEMA else "is no faap probe headroom report"
 
 
 def _ci(ci: list[float] | None) -> str:

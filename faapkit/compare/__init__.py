@@ -12,7 +12,11 @@ One module per job, behind this one:
 - ``datasets``: which records were measured on one dataset (fingerprints per split);
 - ``gather``: the above in order, from paths to records; which files an output must not replace;
 - ``rows``: one flat row per record (gaps by ``faapkit.fairness``), which rows are shown, seed sets;
-- ``selection``: ``--best-per-run``, by the trainer's rule (``faapkit.train.selection.choose``).
+- ``selection``: ``--best-per-run``, by the trainer's rule (``faapkit.train.selection.choose``);
+- ``options``: the option values and outputs refused before any run is read;
+- ``columns``: the rows as text: the table's columns, TSV, CSV, the across-seeds cells;
+- ``layout``: which columns a table shows at a terminal width, and how wide each is;
+- ``plot``: ``--plot``, the AP gap per epoch (matplotlib, imported only there).
 """
 
 from faapkit.compare.datasets import assign_datasets

@@ -269,6 +269,24 @@ def _check_same_benchmark(out: Path, spec: SynthSpec) -> None:
         )
 
 
+def check_synth_out(out: Path, seed: int) -> None:
+    """``faap data synth``'s ``--seed`` and ``OUT`` before anything is written: a folder that is
+    new, empty or holding a benchmark (:func:`write_synthetic` then refuses another one). The
+    folder above ``OUT`` is created, so that the output lock can lie beside ``OUT``."""
+    from faapkit.errors import ConfigError
+
+    if seed < 0:
+        raise ConfigError(f"--seed must be at least 0, got {seed}")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} is a file; give a folder (new, or holding this benchmark)")
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise DataError(f"{out} exists and is not empty; choose a new folder")
+    try:
+        out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the folder of {out}: {exc.strerror or exc}") from None
+
+
 def manifest_bias(manifest: dict[str, Any]) -> str:
     """The bias a benchmark's manifest records; manifests written before biases had names hold
     the contrast and opacity only (those of ``v1``)."""

@@ -347,3 +347,23 @@ def _last_error(logfile: Path) -> str | None:
         return None
     errors = [line for line in lines if line.startswith("error: ")]
     return errors[-1].removeprefix("error: ") if errors else None
+
+
+def describe_seed_set(path: Path) -> dict[str, Any]:
+    """What ``faap inspect run`` says of a ``--seeds`` folder: what the set is and where each seed
+    stands (``done``, ``partial``, ``new``, or why its folder is not that seed's run), with its
+    evaluations."""
+    s = read_seed_set(path)
+    info: dict[str, Any] = {"path": str(path), "format": "faapkit seed set", "version": s.version}
+    info |= {"seeds": list(s.seeds), "config": s.config, "overrides": list(s.overrides)}
+    for seed in s.seeds:
+        run = seed_folder(path, seed)
+        try:
+            where = seed_state(run, seed, s.version)
+        except FaapError as exc:
+            where = f"refused: {exc}"
+        evaluated = sorted(p.name for p in (run / "eval").glob("*.json")) if (run / "eval").is_dir() else []
+        info[f"seed {seed}"] = f"{where}; {len(evaluated)} evaluation(s)" + (
+            f": {', '.join(evaluated)}" if evaluated else ""
+        )
+    return info

@@ -12,8 +12,8 @@ import sys
 from rich.console import Console
 from rich.progress import Progress
 
-from faapkit.cli.compare_output import fmt, fmt_ci
 from faapkit.cli.progress import TrainReporter, epoch_line
+from faapkit.compare.columns import fmt, fmt_ci
 from tests.conftest import run_cli
 from tests.eval.test_compare_discovery import research_root
 
@@ -98,7 +98,7 @@ def test_compare_on_a_terminal_is_a_table_that_fits(tmp_path):
 
 
 def test_plot_one_panel_per_split_and_refusals(tmp_path):
-    from faapkit.cli.compare_plot import plot_gaps
+    from faapkit.compare.plot import plot_gaps
 
     root = research_root(tmp_path)
     code, out, _ = run_cli("compare", str(root), "--json")

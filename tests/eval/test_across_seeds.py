@@ -120,7 +120,7 @@ def test_evaluations_at_two_epsilons_with_equal_numbers_are_two_rows():
     assert len(kept) == 2 and not notes
     kept, notes = merge_copies([a, a.model_copy(update={"path": "c.json"})])
     assert len(kept) == 1 and notes  # a copy is still one row
-    from faapkit.cli.compare_output import tsv
+    from faapkit.compare.columns import tsv
 
     assert "epsilon" not in tsv([{"run": "r", "epsilon": 0.05}, {"run": "r", "setting": "train only"}], False)
     table = tsv([{"run": "r", "epsilon": 0.05}, {"run": "r", "epsilon": 0.1}], False).splitlines()

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from faapkit import hookimpl
-from faapkit.cli._plugin_commands import plugin_commands, requested_command
+from faapkit.cli._plugin_commands import requested_command
 from faapkit.errors import ConfigError
 from faapkit.plugins import make_plugin_manager
+from faapkit.plugins.commands import plugin_commands
 from tests.conftest import run_cli
 
 EXTERNAL = Path(__file__).resolve().parent / "external"
