@@ -328,6 +328,7 @@ def headline(metrics: Mapping[str, Any], prefix: str) -> dict[str, float]:
 def log_evaluation(run_dir: Path, metrics_path: Path, figures: Iterable[Path] = ()) -> list[str]:
     """Add an evaluation of ``run_dir`` (its ``faap eval`` metrics JSON) and ``figures`` to every
     tracker run ``RUN/trackers.json`` names; returns their names (none when the run used no tracker).
+    A tracker's failure is one ``FaapError`` (the metrics file is already written: a caller warns).
 
     MLflow: artifacts ``eval/<file>`` and ``figures/<file>``, the :func:`headline` numbers as
     metrics at the evaluated checkpoint's step. W&B: the files as run files, the numbers in the
@@ -342,12 +343,17 @@ def log_evaluation(run_dir: Path, metrics_path: Path, figures: Iterable[Path] = 
     files = [Path(f) for f in figures]
     done = []
     for name, entry in read_trackers(run_dir).items():
-        if name == "mlflow":
-            _mlflow_evaluation(entry, metrics_path, files, numbers, step)
-        elif name == "wandb":
-            _wandb_evaluation(entry, metrics_path, files, numbers)
-        else:
-            continue
+        try:
+            if name == "mlflow":
+                _mlflow_evaluation(entry, metrics_path, files, numbers, step)
+            elif name == "wandb":
+                _wandb_evaluation(entry, metrics_path, files, numbers)
+            else:
+                continue
+        except FaapError:
+            raise
+        except Exception as exc:  # the tracker's own error (unreachable server, deleted run): one line
+            raise FaapError(f"cannot log {metrics_path} to the run's {name} run: {exc}") from None
         done.append(name)
     return done
 

@@ -287,3 +287,16 @@ def test_trackers_file_is_written_atomically_and_read_back(tmp_path):
 
     with pytest.raises(FaapError, match="not a trackers file"):
         read_trackers(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.logger_options.wandb.mode='cloud'", "train.logger_options.wandb.mode"),
+        ("train.logger_options.mlflow.experiment=''", "train.logger_options.mlflow.experiment"),
+        ("train.logger_options.mlflow.tracking_url='file:/x'", "train.logger_options.mlflow.tracking_url"),
+    ],
+)
+def test_tracker_options_are_validated(override, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(REG, version="level-up", overrides=["train.loggers=['mlflow', 'wandb']", override])
