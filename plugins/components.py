@@ -2,6 +2,7 @@
 run may use. Registered once, named by versions (loggers by ``train.loggers``)."""
 
 from collections.abc import Callable
+from typing import Literal
 
 from faap_plugins.options import Options
 from pydantic import Field
@@ -12,6 +13,7 @@ SCHED = "faapkit.train.schedules"
 HEADS = "faapkit.losses.heads"
 GENERATORS = "faapkit.generators"
 LOGGERS = "faapkit.train.loggers"
+TRACKERS = "faapkit.train.trackers"
 
 
 class UNetOptions(Options):
@@ -62,6 +64,24 @@ class WarmupCosineOptions(Options):
 
 class TensorBoardOptions(Options):
     flush_secs: int = Field(30, gt=0, description="seconds between flushes of the event file (closing flushes too)")
+
+
+class MLflowOptions(Options):
+    tracking_uri: str | None = Field(None, description="tracking server or store (default: MLFLOW_TRACKING_URI)")
+    experiment: str = Field("faapkit", min_length=1, description="experiment name (created when missing)")
+    run_name: str | None = Field(None, description="default: the run folder's name")
+    tags: dict[str, str] = Field(default_factory=dict, description="extra tags on the MLflow run")
+
+
+class WandbOptions(Options):
+    project: str = Field("faapkit", min_length=1)
+    entity: str | None = Field(None, description="team or user (default: the API key's)")
+    mode: Literal["online", "offline", "disabled"] | None = Field(
+        None, description="default: WANDB_MODE, else online only when an API key is set up"
+    )
+    dir: str | None = Field(None, description="where wandb writes (default: WANDB_DIR, else the run folder)")
+    run_name: str | None = Field(None, description="default: the run folder's name")
+    tags: list[str] = Field(default_factory=list)
 
 
 class MLPHeadOptions(Options):
@@ -206,5 +226,21 @@ def faap_register_loggers(register: Callable[[LoggerSpec], None]) -> None:
             factory=f"{LOGGERS}:TensorBoardLogger",
             options=TensorBoardOptions,
             description="TensorBoard event files in RUN/tb/ (needs the 'tensorboard' extra)",
+        )
+    )
+    register(
+        LoggerSpec(
+            name="mlflow",
+            factory=f"{TRACKERS}:MLflowLogger",
+            options=MLflowOptions,
+            description="an MLflow run: resolved config, train/val scalars, evaluations (needs the 'mlflow' extra)",
+        )
+    )
+    register(
+        LoggerSpec(
+            name="wandb",
+            factory=f"{TRACKERS}:WandbLogger",
+            options=WandbOptions,
+            description="a Weights & Biases run, offline without an API key (needs the 'wandb' extra)",
         )
     )

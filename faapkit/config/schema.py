@@ -129,7 +129,10 @@ class TrainConfig(Section):
     log_every: int = Field(default=10, gt=0, description="write train scalars to train.loggers every N steps")
     loggers: list[str] = Field(
         default_factory=lambda: ["csv"],
-        description="scalar writers: csv (RUN/metrics.csv), tensorboard (RUN/tb/, the 'tensorboard' extra)",
+        description=(
+            "scalar writers: csv (RUN/metrics.csv), tensorboard (RUN/tb/, the 'tensorboard' extra), "
+            "mlflow and wandb (trackers, their extras)"
+        ),
     )
     logger_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="options per logger, e.g. tensorboard.flush_secs"
