@@ -148,6 +148,15 @@ class CliHost:
 
         return None if is_metrics_file(path) else "is no faap eval metrics file"
 
+    def evaluation_written(self, run_dir: Path, path: Path) -> None:
+        from faapkit.errors import FaapError
+        from faapkit.train.trackers import log_evaluation
+
+        try:
+            log_evaluation(run_dir, path)
+        except FaapError as exc:
+            warn(f"evaluation written, not logged to the run's tracker: {exc}")
+
     def is_seed_set(self, path: Path) -> bool:
         from faapkit.train.seeds import is_seed_set
 

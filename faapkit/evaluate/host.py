@@ -47,6 +47,11 @@ class Host(Notes, Protocol):
         """Why an existing ``path`` may not be replaced by metrics (``None``: it is a metrics file)."""
         ...
 
+    def evaluation_written(self, run_dir: Path, path: Path) -> None:
+        """The metrics of an evaluation of ``run_dir`` are written to ``path``: hand them on (to
+        the run's experiment trackers; a tracker's failure is a warning, the file stays)."""
+        ...
+
     def is_seed_set(self, path: Path) -> bool:
         """Whether ``path`` is a seed set's parent folder (``faap train --seeds``)."""
         ...

@@ -124,6 +124,8 @@ def _infer_and_write(
         if lock is not None:
             lock.check_unchanged(cmd.force)  # written meanwhile by a process that ignored the lock
         outputs.write(path, result, r.settings_out, det_paths, dets, cmd.force, host)
+        if tgt.run_dir is not None:
+            host.evaluation_written(tgt.run_dir, path)
     return result
 
 

@@ -300,3 +300,36 @@ def test_trackers_file_is_written_atomically_and_read_back(tmp_path):
 def test_tracker_options_are_validated(override, message):
     with pytest.raises(ConfigError, match=message):
         resolve_config(REG, version="level-up", overrides=["train.loggers=['mlflow', 'wandb']", override])
+
+
+def test_faap_eval_of_a_tracked_run_logs_its_metrics_file(mlflow_run, evaluated):
+    """``faap eval RUN`` hands the metrics file it wrote to the run's trackers (after the
+    hand-logged evaluation above, so that test sees only its own file)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true", "WANDB_MODE": "offline"}
+    cmd = [sys.executable, "-m", "faapkit", "eval", str(mlflow_run), "--limit-images", "8", "--bootstrap", "0"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    written = mlflow_run / "eval" / "test_gender_best_first8.json"
+    assert written.is_file()
+    client, run_id = _client(mlflow_run)
+    assert f"eval/{written.name}" in {a.path for a in client.list_artifacts(run_id, "eval")}
+    prefix = f"eval/{written.stem}"
+    result = json.loads(written.read_text())
+    history = client.get_metric_history(run_id, f"{prefix}/AP/perturbed/female")
+    assert [m.value for m in history] == [result["metrics"]["perturbed"]["female"]["AP"]]
+
+
+def test_a_broken_trackers_file_is_a_warning_after_the_metrics_are_written(tmp_path, capsys):
+    from faapkit.cli._context import AppState
+    from faapkit.cli.evaluate import CliHost
+
+    (tmp_path / TRACKERS_FILE).write_text("{not json")
+    metrics = tmp_path / EVAL_JSON.name
+    metrics.write_bytes(EVAL_JSON.read_bytes())
+    CliHost(AppState()).evaluation_written(tmp_path, metrics)
+    err = capsys.readouterr().err
+    assert "evaluation written, not logged to the run's tracker" in err and TRACKERS_FILE in err
