@@ -19,7 +19,10 @@ inside a loss factory, when torch is needed anyway.
 - losses: ``LossStrategy`` (subclass it), ``LossInputs`` (what the engine hands it: features
   ``(B, Q, D)``, logits ``(B, Q, C+1)``, groups ``(B,)``, the batch's DETR loss, ...),
   ``LossOutput``; helpers ``image_scores`` ``(B, Q, C+1) -> (B,)``, ``matched_scores``,
-  ``wasserstein_1d_asymmetric``, ``info_nce``, ``self_similarity``.
+  ``wasserstein_1d_asymmetric``, ``info_nce``, ``self_similarity``, ``count_groups``,
+  ``score_terms`` (logged group means of image scores), ``need_anchors_and_targets`` (a skip rule);
+- distributed: ``DistInfo`` and ``average_gradients``, for a loss that trains a module of its own
+  (the 7th's discriminator) and keeps its replicas identical under torchrun.
 """
 
 from __future__ import annotations
@@ -43,11 +46,14 @@ from faapkit.plugins.specs import (
 
 if TYPE_CHECKING:
     from faapkit.detr.build import detr_parts
-    from faapkit.losses.base import LossInputs, LossOutput, LossStrategy
+    from faapkit.distributed import DistInfo, average_gradients
+    from faapkit.losses.base import LossInputs, LossOutput, LossStrategy, count_groups
     from faapkit.losses.common import (
         image_scores,
         info_nce,
         matched_scores,
+        need_anchors_and_targets,
+        score_terms,
         self_similarity,
         wasserstein_1d_asymmetric,
     )
@@ -63,11 +69,16 @@ _LAZY = {
     "LossStrategy": "faapkit.losses.base",
     "LossInputs": "faapkit.losses.base",
     "LossOutput": "faapkit.losses.base",
+    "count_groups": "faapkit.losses.base",
     "image_scores": "faapkit.losses.common",
     "matched_scores": "faapkit.losses.common",
     "wasserstein_1d_asymmetric": "faapkit.losses.common",
     "info_nce": "faapkit.losses.common",
     "self_similarity": "faapkit.losses.common",
+    "score_terms": "faapkit.losses.common",
+    "need_anchors_and_targets": "faapkit.losses.common",
+    "DistInfo": "faapkit.distributed",
+    "average_gradients": "faapkit.distributed",
     "detr_parts": "faapkit.detr.build",
 }
 
@@ -84,6 +95,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DetectorParts",
     "DetectorSpec",
+    "DistInfo",
     "GeneratorSpec",
     "HeadSpec",
     "LoggerSpec",
@@ -95,11 +107,15 @@ __all__ = [
     "RunRecord",
     "ScheduleSpec",
     "VersionSpec",
+    "average_gradients",
+    "count_groups",
     "detr_parts",
     "hookimpl",
     "image_scores",
     "info_nce",
     "matched_scores",
+    "need_anchors_and_targets",
+    "score_terms",
     "self_similarity",
     "train_only_records",
     "wasserstein_1d_asymmetric",

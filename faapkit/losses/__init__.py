@@ -1,2 +1,3 @@
-"""Loss strategies of the method versions, the pieces they share, the engine-loss contract
-(``base``) and the trainable heads on decoder features they use (``heads``)."""
+"""The engine-loss contract (``base``: ``LossInputs``, ``LossOutput``, ``LossStrategy``), the loss
+pieces the method versions share (``common``) and the trainable heads on decoder features they use
+(``heads``). Each version's own loss is in its plugin package (``plugins/v*/loss.py``)."""

@@ -1,4 +1,5 @@
-"""Loss pieces shared by several versions (pinned to the research code by golden tests)."""
+"""Loss pieces shared by several versions (pinned to the research code by golden tests); each
+version's own loss is in its plugin (`plugins/v*/loss.py`), built on these."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from faapkit.detr.matcher import Indices
+from faapkit.losses.base import count_groups
 
 
 def image_scores(pred_logits: Tensor, top_k: int) -> Tensor:
@@ -64,3 +66,19 @@ def info_nce(positives: Tensor, negatives: Tensor) -> Tensor:
     """Multi-positive InfoNCE per anchor row: ``-(LSE(pos) - LSE(pos ++ neg))``, averaged over rows.
     ``positives (N, P)``, ``negatives (N, K)`` (rows may hold -inf)."""
     return -(torch.logsumexp(positives, 1) - torch.logsumexp(torch.cat([positives, negatives], 1), 1)).mean()
+
+
+def score_terms(s: Tensor, d: Tensor, a: Tensor) -> dict[str, Tensor]:
+    """Logged terms of image scores ``s (B,)`` (detached): each group's mean and their gap (nan
+    for a group absent from the batch); ``d``/``a`` index the disadvantaged/advantaged images."""
+    s = s.detach()
+    s_d = s[d].mean() if len(d) else s.new_tensor(float("nan"))
+    s_a = s[a].mean() if len(a) else s.new_tensor(float("nan"))
+    return {"score_dis": s_d, "score_adv": s_a, "score_gap": s_a - s_d}
+
+
+def need_anchors_and_targets(groups: Tensor) -> str | None:
+    """Skip rule of an InfoNCE with disadvantaged anchors and advantaged targets (3rd, 4th): it
+    needs two disadvantaged anchors and one advantaged target."""
+    n_d, n_a = count_groups(groups)
+    return "fewer than 2 disadvantaged or no advantaged image" if n_d < 2 or n_a < 1 else None

@@ -123,7 +123,7 @@ def test_hook_faap_register_losses():
     class P:
         @hookimpl
         def faap_register_losses(self, register):
-            register(LossSpec(name="my_loss", factory="faapkit.losses.contrastive:AnchorAlignedInfoNCE"))
+            register(LossSpec(name="my_loss", factory="faap_plugins.v4th.loss:AnchorAlignedInfoNCE"))
 
     reg = Registries.from_plugin_manager(_with(P()))
     assert reg.losses.provider("my_loss") == "testplugin"

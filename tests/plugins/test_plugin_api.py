@@ -31,17 +31,49 @@ def test_the_example_plugin_uses_the_public_api_alone():
 
 
 def test_builtin_version_plugins_use_the_public_api_alone():
-    versions = sorted((REPO / "plugins").glob("v*.py"))
+    """A version is one package: its registration (``__init__``) and its loss (``loss.py``)."""
+    versions = sorted(p for p in (REPO / "plugins").glob("v*") if p.is_dir())
     assert len(versions) >= 6
-    for path in versions:
-        assert faapkit_imports(path) == {"faapkit.plugin_api"}, path.name
+    for folder in versions:
+        assert {p.name for p in folder.glob("*.py")} == {"__init__.py", "loss.py"}, folder.name
+        for path in folder.glob("*.py"):
+            assert faapkit_imports(path) == {"faapkit.plugin_api"}, f"{folder.name}/{path.name}"
 
 
 def test_every_builtin_plugin_uses_the_public_api_alone():
-    modules = sorted((REPO / "plugins").glob("*.py"))
-    assert len(modules) >= 9
+    modules = sorted((REPO / "plugins").rglob("*.py"))
+    assert len(modules) >= 15
     for path in modules:
         assert faapkit_imports(path) <= {"faapkit.plugin_api"}, path.name
+
+
+def test_registering_a_version_imports_no_loss_and_no_torch():
+    """The version packages' ``__init__`` name their loss by string: loading every plugin (what
+    ``faap --help`` does) imports no ``loss.py`` and no torch."""
+    code = (
+        "import sys\n"
+        "from faapkit.plugins import make_plugin_manager\n"
+        "from faapkit.plugins.registry import Registries\n"
+        "Registries.from_plugin_manager(make_plugin_manager())\n"
+        "assert 'faap_plugins.v1st' in sys.modules, 'the version plugins were not loaded'\n"
+        "assert not [m for m in sys.modules if m.startswith('faap_plugins.') and m.endswith('.loss')]\n"
+        "assert 'torch' not in sys.modules, 'registering imported torch'\n"
+        "print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_every_version_s_loss_factory_resolves():
+    from faapkit.plugins import make_plugin_manager
+    from faapkit.plugins.registry import Registries
+    from faapkit.plugins.specs import resolve_factory
+
+    registries = Registries.from_plugin_manager(make_plugin_manager())
+    for name in ("1st", "2nd", "3rd", "4th", "7th", "level-up"):
+        spec = registries.losses.get(registries.versions.get(name).loss)
+        assert isinstance(spec.factory, str) and spec.factory.startswith("faap_plugins.")
+        assert issubclass(resolve_factory(spec.factory), api.LossStrategy), name
 
 
 def test_the_machinery_builds_no_plugin_manager_on_import():

@@ -54,10 +54,10 @@ KEPT = {
 
 @pytest.mark.parametrize("case", sorted(KEPT))
 def test_a_kept_best_keeps_its_recorded_hash_only_for_its_own_epoch(case):
-    from faapkit.train.trainer import _kept_sha256
+    from faapkit.train.best import kept_sha256
 
     previous, epoch, expected = KEPT[case]
-    assert _kept_sha256(previous, epoch) == expected
+    assert kept_sha256(previous, epoch) == expected
 
 
 def test_a_dataset_without_val_trains_without_selection_and_says_so(registries, tmp_path):

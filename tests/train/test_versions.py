@@ -138,7 +138,7 @@ def test_a_run_written_before_a_config_key_existed_resumes(tmp_path, synth_root)
 def test_a_run_without_a_dataset_trains_on_its_detectors_benchmark(tmp_path, synth_root, monkeypatch):
     """No ``data.root``: the embedded benchmark the detector was trained on, so the ``v2`` detector
     is not trained against (and its run then evaluated on) the default benchmark's images."""
-    import faapkit.train.trainer as trainer_module
+    import faapkit.train.parts as parts_module
 
     asked: list[str | None] = []
 
@@ -146,7 +146,7 @@ def test_a_run_without_a_dataset_trains_on_its_detectors_benchmark(tmp_path, syn
         asked.append(spec.benchmark)
         return synth_root
 
-    monkeypatch.setattr(trainer_module, "embedded_dataset_for", embedded_for)
+    monkeypatch.setattr(parts_module, "embedded_dataset_for", embedded_for)
     overrides = ["train.batch_size=4", "data.limit_images=20", "train.epochs=1", "train.steps_per_epoch=1"]
     for detector, name in (("detr-synth-tiny", "a"), ("detr-synth-tiny-v2", "b")):
         cfg = resolve_config(REG, version="level-up", overrides=[*overrides, f"detector.name={detector}"])
@@ -157,12 +157,12 @@ def test_a_run_without_a_dataset_trains_on_its_detectors_benchmark(tmp_path, syn
 def test_a_run_resumes_on_the_benchmark_it_recorded(tmp_path, synth_root, monkeypatch):
     """A run made before the embedded data followed the detector (here: the v2 detector on v1's
     images) resumes on the images it recorded, not on its detector's benchmark."""
-    import faapkit.train.trainer as trainer_module
+    import faapkit.train.parts as parts_module
 
     overrides = ["train.batch_size=4", "data.limit_images=20", "train.epochs=2", "train.steps_per_epoch=1"]
     overrides.append("detector.name=detr-synth-tiny-v2")
     with monkeypatch.context() as patch:
-        patch.setattr(trainer_module, "embedded_dataset_for", lambda spec, checkpoint, recorded=None: synth_root)
+        patch.setattr(parts_module, "embedded_dataset_for", lambda spec, checkpoint, recorded=None: synth_root)
         part = Trainer(
             resolve_config(REG, version="level-up", overrides=[*overrides, "train.max_steps=1"]), REG, tmp_path / "r"
         )

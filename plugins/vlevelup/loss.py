@@ -1,4 +1,5 @@
-"""Level-up: lower the disadvantaged group's detection loss, leave the advantaged group unharmed.
+"""The level-up version's loss: lower the disadvantaged group's detection loss, leave the
+advantaged group unharmed.
 
 ``total = L_det(disadvantaged images)
         + advantaged_weight * L_det(advantaged images)
@@ -14,7 +15,7 @@ advantaged group share in gains instead.
 
 from __future__ import annotations
 
-from faapkit.losses.base import LossInputs, LossOutput, LossStrategy
+from faapkit.plugin_api import LossInputs, LossOutput, LossStrategy
 
 
 class LevelUpDetection(LossStrategy):

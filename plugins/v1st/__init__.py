@@ -22,7 +22,7 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
             name="infonce_cross_group",
-            factory="faapkit.losses.contrastive:CrossGroupInfoNCE",
+            factory="faap_plugins.v1st.loss:CrossGroupInfoNCE",
             options=CrossGroupInfoNCEOptions,
             description="bidirectional cross-group InfoNCE + matched-score Wasserstein + detection",
         )

@@ -25,7 +25,7 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
             name="levelup_detection",
-            factory="faapkit.losses.levelup:LevelUpDetection",
+            factory="faap_plugins.vlevelup.loss:LevelUpDetection",
             options=LevelUpOptions,
             description="disadvantaged-group DETR loss + keep the advantaged images unperturbed",
         )

@@ -1,4 +1,5 @@
-"""7th (baseline): adversarial game against a group discriminator on decoder features."""
+"""The 7th version's loss (baseline): an adversarial game against a group discriminator on decoder
+features ``(B, Q, D)``, plus one-way Wasserstein alignment of matched scores and detection."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from faapkit.distributed import DistInfo, average_gradients
-from faapkit.losses.base import LossInputs, LossOutput, LossStrategy
-from faapkit.losses.common import matched_scores, wasserstein_1d_asymmetric
+from faapkit.plugin_api import (
+    DistInfo,
+    LossInputs,
+    LossOutput,
+    LossStrategy,
+    average_gradients,
+    matched_scores,
+    wasserstein_1d_asymmetric,
+)
 
 
 def discriminator_labels(groups: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
             name="wgan_gd",
-            factory="faapkit.losses.adversarial:AdversarialGroupLoss",
+            factory="faap_plugins.v7th.loss:AdversarialGroupLoss",
             options=AdversarialOptions,
             description="group discriminator game + matched-score Wasserstein + detection",
         )

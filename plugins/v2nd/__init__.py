@@ -25,7 +25,7 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
             name="infonce_score_split",
-            factory="faapkit.losses.contrastive:ScoreSplitInfoNCE",
+            factory="faap_plugins.v2nd.loss:ScoreSplitInfoNCE",
             options=ScoreSplitOptions,
             description="low/high detection-score InfoNCE (disjoint rank split) + Wasserstein + detection",
         )

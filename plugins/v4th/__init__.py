@@ -22,7 +22,7 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
             name="infonce_anchor_aligned",
-            factory="faapkit.losses.contrastive:AnchorAlignedInfoNCE",
+            factory="faap_plugins.v4th.loss:AnchorAlignedInfoNCE",
             options=AnchorAlignedOptions,
             description="disadvantaged->advantaged InfoNCE (targets detached) + feature-mean alignment",
         )

@@ -23,7 +23,7 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
             name="infonce_group_aware",
-            factory="faapkit.losses.contrastive:GroupAwareInfoNCE",
+            factory="faap_plugins.v3rd.loss:GroupAwareInfoNCE",
             options=GroupAwareOptions,
             description="adaptive-weight group InfoNCE + image-score Wasserstein + detection",
         )

@@ -1,0 +1,49 @@
+"""``checkpoints/best.pt`` and ``selection.json``: after each validated epoch, the run's choice
+among its validated epochs by the ``train.select_*`` rule (:mod:`faapkit.train.selection`), and
+the checkpoint of that epoch with the hash ``faap eval`` checks it against."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faapkit.artifacts.checkpoint import save_training_checkpoint
+from faapkit.artifacts.rundir import RunDir
+from faapkit.config import FaapConfig
+from faapkit.train.selection import RECORDED, describe_rule, select_epoch
+
+
+def kept_sha256(previous: dict[str, Any] | None, epoch: int) -> str | None:
+    """The ``checkpoint_sha256`` the previous ``selection.json`` recorded for ``best.pt`` of
+    ``epoch`` (``None`` when it chose another epoch or recorded none: an older run)."""
+    previous = previous or {}
+    digest = previous.get("checkpoint_sha256")
+    return digest if previous.get("epoch") == epoch and isinstance(digest, str) else None
+
+
+def update_best(
+    run: RunDir, config: FaapConfig, baseline: dict[str, Any], row: dict[str, Any], payload: dict[str, Any]
+) -> None:
+    """Keep ``best.pt`` and ``selection.json`` at the epoch the val rule prefers, given the epoch
+    ``row`` just logged, its checkpoint ``payload`` and the unperturbed val ``baseline``."""
+    drop, rule = config.train.select_max_advantaged_drop, config.train.select_rule
+    log = run.read_log()
+    chosen = select_epoch(log, baseline["AP"][baseline["advantaged"]], drop, rule)
+    selection = {
+        "rule": RECORDED[rule],
+        "description": describe_rule(drop, rule),
+        "max_advantaged_drop": drop,
+        "split": config.data.val_split,
+        "val_baseline": baseline,
+        "epoch": chosen["epoch"] if chosen else None,
+        "val": chosen["val"] if chosen else None,
+        "validated_epochs": [r["epoch"] for r in log if r.get("val")],
+    }
+    if chosen is not None and chosen["epoch"] == row["epoch"]:
+        digest = save_training_checkpoint(run.checkpoints / "best.pt", {**payload, "selection": selection})
+        selection["checkpoint_sha256"] = digest  # faap eval checks best.pt against it
+    elif chosen is not None:  # best.pt stays the earlier epoch's: its recorded hash stays too
+        selection["checkpoint_sha256"] = kept_sha256(run.read_selection(), chosen["epoch"])
+    else:
+        selection["checkpoint_sha256"] = None
+        (run.checkpoints / "best.pt").unlink(missing_ok=True)
+    run.write_selection(selection)
