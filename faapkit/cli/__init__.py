@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _report_error(line: str, exit_code: int) -> NoReturn:
     """Print the error line and exit; under ``--nproc`` also leave both where the launcher looks."""
-    from faapkit.train.launch import leave_rank_error
+    from faapkit.distributed.launch import leave_rank_error
 
     err_console.print(line, markup=False, highlight=False, soft_wrap=True)
     leave_rank_error(line, exit_code)

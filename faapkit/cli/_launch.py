@@ -1,5 +1,5 @@
 """``--nproc N``: re-run the current command under torchrun with N processes (DDP), through
-``faapkit.train.launch``. A failed rank ends the command the way a single process would: one
+``faapkit.distributed.launch``. A failed rank ends the command the way a single process would: one
 ``error:`` line and its exit status, not torchrun's traceback and failure report."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from faapkit.cli._console import err_console, info
 
 
 def launch_torchrun(nproc: int) -> None:
-    from faapkit.train.launch import RankFailed, run_ranks
+    from faapkit.distributed.launch import RankFailed, run_ranks
 
     try:
         run_ranks(nproc, sys.argv[1:], info)

@@ -79,7 +79,7 @@ def test_rank0_stopped_by_another_rank_prints_that_ranks_error(monkeypatch, caps
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
     from faapkit.cli._launch import launch_torchrun
-    from faapkit.train.launch import LAUNCH_DIR_ENV
+    from faapkit.distributed.launch import LAUNCH_DIR_ENV
 
     def fake_run(args):
         assert args.nproc_per_node == "2" and args.training_script == "faapkit"

@@ -1,5 +1,5 @@
 """Where ``faap train`` starts (``faapkit.train.start``) and how a failed ``--nproc`` rank is
-reported (``faapkit.train.launch``), without training."""
+reported (``faapkit.distributed.launch``), without training."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from faapkit.distributed import launch
 from faapkit.errors import ConfigError, FaapError
-from faapkit.train import launch
 from faapkit.train.start import check_counts, plan_seed_set, resolve_run, with_shortcuts
 
 
