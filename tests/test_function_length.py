@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "faapkit"
 # the engine (train, evaluate and what they build on) and the commands
-CHECKED = ["train", "evaluate", "generators", "losses", "artifacts", "data", "cli", "distributed.py"]
+CHECKED = ["train", "evaluate", "generators", "losses", "artifacts", "data", "cli", "distributed"]
 LIMIT = 50
 MARKER = re.compile(r"^\s*#\s*long:\s*(.*?)\s*$")
 
