@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +23,7 @@ class FrozenDetector(nn.Module):
 
     - ``forward(images (B,3,H,W), mask (B,H,W))`` -> outputs with ``pred_logits (B,Q,C+1)``,
       ``pred_boxes (B,Q,4)`` and, where the detector has them, ``features (B,Q,D)`` and ``aux_outputs``;
-    - ``detection_loss(outputs, targets)`` -> ``(total, terms, indices)``;
+    - ``detection_loss(outputs, targets, counted=None)`` -> ``(total, terms, indices)``;
     - ``postprocess(outputs, sizes (B,2))`` -> per-image scores/labels/boxes.
     """
 
@@ -99,9 +101,21 @@ class FrozenDetector(nn.Module):
         return self.model(NestedTensor(images, mask))
 
     def detection_loss(
-        self, outputs: Outputs, targets: list[dict[str, Tensor]]
+        self, outputs: Outputs, targets: list[dict[str, Tensor]], counted: list[Tensor] | None = None
     ) -> tuple[Tensor, dict[str, Tensor], Indices]:
-        terms, indices = self.criterion(outputs, targets)
+        """``counted`` (one boolean ``(T_i,)`` per image) restricts the loss to those targets under
+        the same matching (:mod:`faapkit.detr.criterion`); a criterion that cannot is refused."""
+        if counted is None:
+            terms, indices = self.criterion(outputs, targets)
+        else:
+            call = self.criterion.forward if isinstance(self.criterion, nn.Module) else self.criterion
+            if "counted" not in inspect.signature(call).parameters:
+                raise ConfigError(
+                    f"detector '{self.name}': its criterion takes no 'counted' targets, so it cannot give one "
+                    "group's loss of box-level groups (faapkit.detr.criterion.SetCriterion can)"
+                )
+            restricting: Any = self.criterion  # DetectorCriterion's optional keyword (checked above)
+            terms, indices = restricting(outputs, targets, counted=counted)
         return self.criterion.total(terms), terms, indices
 
     def postprocess(self, outputs: Outputs, sizes: Tensor) -> list[dict[str, Tensor]]:

@@ -4,6 +4,12 @@ The engine runs one generator call and one detector forward on the full batch, c
 set loss once (explicit normalisation, research P12) and hands everything to the strategy. Groups
 are integers: 0 = disadvantaged (anchors), 1 = advantaged (reference), -1 = any other group; no
 strategy knows what the attribute is called.
+
+With box-level groups (each person's box holds the attribute, so an image may hold both groups)
+every target also carries its boxes' groups, ``targets[i]["groups"] (T_i,)`` with the same 0 / 1 /
+-1, and ``groups (B,)`` is each image's sampling key: 0 when it holds a disadvantaged box, 1 when
+every box is advantaged, -1 otherwise (``faapkit.data.coco.GroupedDetectionDataset``). A strategy
+reads one group's loss with :meth:`LossInputs.detection_of_group`.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ class LossInputs:
     weighted DETR loss of the batch and ``indices`` its final-layer Hungarian matching; ``delta``
     is the generator's output ``(B, 3, H, W)`` (zero outside each image's valid region) and
     ``epsilon`` its current bound;
-    ``detection_of(rows)`` computes the DETR set loss of a subset of the batch (on demand: it
-    matches again, so only strategies that need per-group losses pay for it)."""
+    ``detection_of(rows, group=None)`` computes the DETR set loss of a subset of the batch (on
+    demand: it matches again, so only strategies that need per-group losses pay for it); with a
+    ``group`` (box-level data), the loss of that group's boxes only (:meth:`detection_of_group`)."""
 
     outputs: dict[str, Any]
     targets: list[dict[str, Tensor]]
@@ -37,7 +44,7 @@ class LossInputs:
     head: nn.Module | None
     delta: Tensor | None = None
     epsilon: float | None = None
-    detection_of: Callable[[Tensor], Tensor] | None = None
+    detection_of: Callable[..., Tensor] | None = None
 
     @property
     def features(self) -> Tensor:
@@ -51,6 +58,30 @@ class LossInputs:
 
     def index(self, group: int) -> Tensor:
         return torch.nonzero(self.groups == group, as_tuple=False).flatten()
+
+    @property
+    def box_level(self) -> bool:
+        """Whether the targets carry their boxes' groups (box-level data, see the module)."""
+        return bool(self.targets) and all("groups" in t for t in self.targets)
+
+    def holding(self, group: int) -> Tensor:
+        """The rows whose targets hold a box of ``group`` (box-level data), ``(n,)``."""
+        held = torch.stack([(t["groups"] == group).any() for t in self.targets])
+        return torch.nonzero(held, as_tuple=False).flatten().to(self.groups.device)
+
+    def detection_of_group(self, group: int) -> Tensor:
+        """The DETR set loss of ``group``'s boxes over the images holding them (box-level data):
+        every box of those images takes part in the Hungarian matching, as in the whole loss; the
+        class and box terms count the queries matched to ``group``'s boxes, the unmatched queries'
+        no-object term is shared, the queries matched to other groups' boxes count for nothing
+        (:mod:`faapkit.detr.criterion`). A zero (with its graph) when no image holds one, e.g.
+        when a random crop cut them all out."""
+        if self.detection_of is None:
+            raise ConfigError("this loss needs the engine's per-subset detection loss")
+        rows = self.holding(group)
+        if not len(rows):
+            return self.logits.sum() * 0.0
+        return self.detection_of(rows, group)
 
 
 @dataclass

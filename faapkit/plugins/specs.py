@@ -129,7 +129,10 @@ class ScheduleSpec(ComponentSpec):
 class DetectorCriterion(Protocol):
     """The set loss of a detector: ``criterion(outputs, targets) -> (terms, indices)`` with
     ``terms`` unweighted scalar losses by name and ``indices`` the matching, one ``(query_idx,
-    target_idx)`` pair of index tensors per image; ``total(terms)`` is their weighted sum."""
+    target_idx)`` pair of index tensors per image; ``total(terms)`` is their weighted sum. Training
+    on box-level groups also calls it with ``counted=`` (one boolean ``(T_i,)`` per image: the
+    targets whose class and box terms count, under the same matching; see
+    ``faapkit.detr.criterion``); a criterion without that keyword trains image-level groups only."""
 
     def __call__(
         self, outputs: dict[str, Any], targets: list[dict[str, Tensor]], /
