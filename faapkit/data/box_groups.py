@@ -6,11 +6,14 @@ when some image carries the attribute, else box; refused when images and boxes b
 since the two define different groups). At box level an image belongs to every group one of its
 boxes belongs to, so an image of several people can belong to several groups. Crowd boxes
 (``iscrowd``) need no attribute and make an image belong to no group: COCO scoring ignores them
-for every group anyway. How such groups are scored: :mod:`faapkit.evaluate.cocoeval`.
+for every group anyway. How such groups are scored: :mod:`faapkit.evaluate.cocoeval`; how
+training reads them: :class:`faapkit.data.coco.GroupedDetectionDataset` (:func:`pair_ids`,
+:func:`sampling_key`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,3 +95,18 @@ def box_group(ann: dict[str, Any], attr: str, aliases: dict[str, str]) -> str | 
         return None
     group = str(ann["attributes"][attr])
     return aliases.get(group.lower(), group) if attr == "gender" else group
+
+
+def pair_ids(anns: Sequence[dict[str, Any]], pair: Sequence[str]) -> list[int]:
+    """Each box's group as training numbers it: 0 for ``pair[0]`` (disadvantaged), 1 for
+    ``pair[1]`` (advantaged), -1 for any other group (or none)."""
+    return [pair.index(a["group"]) if a.get("group") in pair[:2] else -1 for a in anns]
+
+
+def sampling_key(held: Sequence[str], pair: Sequence[str]) -> int:
+    """An image's group for the training sampler, from the groups its boxes hold: 0 when it holds
+    a box of ``pair[0]`` (mixed images included: that is where those boxes are), 1 when all its
+    boxes are of ``pair[1]``, -1 otherwise."""
+    if pair and pair[0] in held:
+        return 0
+    return 1 if len(pair) > 1 and tuple(held) == (pair[1],) else -1

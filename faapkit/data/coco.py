@@ -23,7 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from faapkit.data.box_groups import box_group, check_box_groups, choose_level
+from faapkit.data.box_groups import box_group, check_box_groups, choose_level, pair_ids, sampling_key
 from faapkit.data.validate import (
     KIND_TEXT,
     FileCheck,
@@ -433,13 +433,8 @@ def _limit_round_robin(records: list[ImageRecord], limit: int) -> list[ImageReco
 
 
 def require_groups(split: DatasetSplit, needed: list[str]) -> None:
-    """The training split (and the one validated during training) holds the pair. Training reads
-    one group per image, so box-level groups are refused here, before any training work."""
-    if split.group_level == "box":
-        raise DataError(
-            f"split '{split.split}' of {split.root} has its '{split.split_by}' groups on boxes (data.group_level "
-            "box): training takes one group per image; box-level groups are for faap eval only"
-        )
+    """The training split (and the one validated during training) holds the pair (box level: a
+    box of each); whether the version trains on box-level groups is ``VersionSpec.group_levels``."""
     counts = split.group_counts()
     for g in needed:
         if counts.get(g, 0) == 0:
@@ -451,7 +446,8 @@ def require_groups(split: DatasetSplit, needed: list[str]) -> None:
 
 class GroupedDetectionDataset(Dataset):
     """Items ``(image (3,H,W), target, group_index)``. Indexed by ``(index, sample_seed)`` so random
-    augmentation is a function of the sampler's seed, not of worker scheduling (exact resume)."""
+    augmentation is a function of the sampler's seed, not of worker scheduling (exact resume). Box-level
+    groups add ``target["groups"] (T,)``, each box's (``pair_ids``); ``group_index`` is ``sampling_key``'s."""
 
     def __init__(self, split: DatasetSplit, transform: Any, groups: list[str] | None = None) -> None:
         self.split = split
@@ -459,12 +455,16 @@ class GroupedDetectionDataset(Dataset):
         self.transform = transform
         self.groups = groups or split.groups
         self.group_index = {g: i for i, g in enumerate(self.groups)}
+        self.box_level = box = split.group_level == "box"
+        index = self.group_index
+        self.keys = [sampling_key(r.held, self.groups) if box else index.get(r.group, -1) for r in self.records]
 
     def __len__(self) -> int:
         return len(self.records)
 
     def record_groups(self) -> list[int]:
-        return [self.group_index.get(r.group, -1) for r in self.records]
+        """Each image's group index (box level: its sampling key, see the class)."""
+        return list(self.keys)
 
     def __getitem__(
         self, key: int | tuple[int, int] | tuple[int, int, int]
@@ -492,6 +492,8 @@ class GroupedDetectionDataset(Dataset):
             "iscrowd": torch.zeros(int(keep.sum()), dtype=torch.int64),
             "orig_size": torch.tensor([image.size[1], image.size[0]]),
         }
+        if self.box_level:
+            target["groups"] = torch.tensor(pair_ids(anns, self.groups), dtype=torch.int64)[keep]
         extra = {"scale": fixed[0]} if fixed else {}
         tensor, target = self.transform(image, target, random.Random(seed), **extra)
-        return tensor, target, self.group_index.get(r.group, -1)
+        return tensor, target, self.keys[index]

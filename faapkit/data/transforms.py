@@ -69,6 +69,8 @@ def crop(
     boxes = boxes.reshape(-1, 4)
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     target.update(boxes=boxes[keep], labels=target["labels"][keep], area=area[keep], iscrowd=target["iscrowd"][keep])
+    if "groups" in target:  # box-level groups: each box's (faapkit.data.coco.GroupedDetectionDataset)
+        target["groups"] = target["groups"][keep]
     return image.crop((left, top, left + width, top + height)), target
 
 

@@ -244,6 +244,10 @@ class VersionSpec:
 
     ``aliases`` are other names ``--version`` accepts; a run records ``name``. A name or alias
     that another plugin already claimed is refused at registration, naming both plugins.
+
+    ``group_levels`` are the levels of groups (``data.group_level``) the version trains on:
+    ``"image"`` (one group per image) and, where its loss reads each box's group
+    (``LossInputs.detection_of_group``), ``"box"``; training refuses data of another level.
     """
 
     name: str
@@ -254,3 +258,4 @@ class VersionSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     aliases: tuple[str, ...] = ()
+    group_levels: tuple[str, ...] = ("image",)

@@ -26,7 +26,7 @@ from faapkit.data.synth import embedded_dataset_for
 from faapkit.data.transforms import TrainTransform
 from faapkit.detr.frozen import FrozenDetector, load_detector
 from faapkit.distributed import DistInfo
-from faapkit.errors import ConfigError, FaapError
+from faapkit.errors import ConfigError, DataError, FaapError
 from faapkit.losses.base import LossStrategy
 from faapkit.plugins.registry import Registries
 from faapkit.plugins.specs import DetectorSpec, VersionSpec
@@ -79,9 +79,24 @@ class PartBuilders:
             limit=cfg.data.limit_images,
             on_corrupt=cfg.data.on_corrupt,
             on_invalid=cfg.data.on_invalid,
+            group_level=cfg.data.group_level,
         )
+        self._check_group_level(data)
         require_groups(data, [cfg.data.disadvantaged, cfg.data.advantaged])
         return data
+
+    def _check_group_level(self, data: DatasetSplit) -> None:
+        """The version trains on the level of the data's groups (``VersionSpec.group_levels``)."""
+        if data.group_level in self.version.group_levels:
+            return
+        versions = self.registries.versions.entries.values()
+        able = sorted(v.name for v in versions if data.group_level in v.group_levels)
+        why = "takes one group per image" if data.group_level == "box" else "takes each box's group"
+        raise ConfigError(
+            f"version '{self.version.name}' {why}, and split '{data.split}' of {data.root} has its "
+            f"'{data.split_by}' groups on {'boxes' if data.group_level == 'box' else 'images'} "
+            f"(data.group_level {data.group_level}); versions that train on them: {', '.join(able) or 'none'}"
+        )
 
     def build_dataset(self) -> GroupedDetectionDataset:
         """Training images and targets; group ids 0 = disadvantaged, 1 = advantaged, 2.. = others."""
@@ -112,6 +127,7 @@ class PartBuilders:
         elif cfg.data.disadvantaged_share is not None:
             weights = [cfg.data.disadvantaged_share, 1.0 - cfg.data.disadvantaged_share]
         binary = [g if g in (0, 1) else -1 for g in self.dataset.record_groups()]
+        self._check_sampled(binary)
         shapes = [(r.height, r.width) for r in self.data.records] if cfg.data.shape_buckets else None
         why = "data.shape_buckets (on: set, or following a detector trained unpadded)"
         try:
@@ -134,6 +150,19 @@ class PartBuilders:
                 "never drawn; set data.shape_buckets=false to train on every image"
             )
         return sampler
+
+    def _check_sampled(self, binary: list[int]) -> None:
+        """Both sampling keys have images. Image level: ``require_groups`` saw to it; box level, an
+        image holding a disadvantaged box is drawn as disadvantaged, so the advantaged group needs
+        images of advantaged people only (``faapkit.data.box_groups.sampling_key``)."""
+        cfg = self.config
+        for key, group, what in ((0, cfg.data.disadvantaged, "a box"), (1, cfg.data.advantaged, "only boxes")):
+            if key not in binary:
+                raise DataError(
+                    f"no image of split '{self.data.split}' holds {what} of group '{group}', which the training "
+                    f"sampler draws as the {('disadvantaged', 'advantaged')[key]} group (box-level groups: an image "
+                    "holding a disadvantaged box is drawn as disadvantaged)"
+                )
 
     def build_loader(self) -> DataLoader:
         """Collated batches in the sampler's order."""
@@ -250,6 +279,7 @@ class PartBuilders:
                 layout=cfg.data.layout,
                 limit=cfg.train.val_limit_images or cfg.data.limit_images,
                 on_corrupt=cfg.data.on_corrupt,
+                group_level=cfg.data.group_level,
             )
         except FaapError as exc:
             raise ConfigError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -325,10 +326,19 @@ class Trainer(PartBuilders):
             self.head_for_loss,
             delta=delta,
             epsilon=float(self.generator.epsilon),
-            detection_of=lambda rows: self.detector.detection_loss(
-                subset_outputs(outputs, rows), [batch.targets[i] for i in rows.tolist()]
-            )[0],
+            detection_of=self._detection_of(outputs, batch.targets),
         )
+
+    def _detection_of(self, outputs: dict[str, Any], targets: list[dict[str, Tensor]]) -> Callable[..., Tensor]:
+        """``LossInputs.detection_of``: the DETR set loss of batch rows ``rows``, of the boxes of
+        ``group`` only when one is given (box-level data: ``targets[i]["groups"]``)."""
+
+        def detection_of(rows: Tensor, group: int | None = None) -> Tensor:
+            picked = [targets[i] for i in rows.tolist()]
+            counted = None if group is None else [t["groups"] == group for t in picked]
+            return self.detector.detection_loss(subset_outputs(outputs, rows), picked, counted)[0]
+
+        return detection_of
 
     def _optimizer_step(self, total: Tensor) -> bool:
         """Backward, clip and step; False (and counted) when the loss or gradient norm is not finite."""

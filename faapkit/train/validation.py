@@ -1,6 +1,7 @@
 """Validation during training: per-group AP on the val split, for checkpoint selection only.
 
-Cheap settings: no bootstrap, shape-bucketed batches, fp32, only the two groups' COCOeval. The
+Cheap settings: no bootstrap, shape-bucketed batches, fp32, only the two groups' COCOeval (of
+box-level groups as ``faap eval`` scores them). The
 unperturbed baseline is scored once, on first use; every validated epoch scores the generator in
 eval mode and returns ``{"AP": {group: ap}, "AR": {...}, "gap_AP": adv - dis, "advantaged",
 "disadvantaged"}``.
@@ -57,7 +58,10 @@ class Validator:
         self.disadvantaged, self.advantaged = disadvantaged, advantaged
         self.dataset = GroupedDetectionDataset(data, EvalTransform(min_size, max_size))
         self.batches = eval_batches(data.records, batch_size, min_size, max_size)
-        self.group_images = {g: [r.image_id for r in data.records if r.group == g] for g in (disadvantaged, advantaged)}
+        # box-level groups: each group on the images holding its boxes, the other groups' boxes
+        # ignored there (faapkit.evaluate.cocoeval), as faap eval scores them
+        images = data.group_images()
+        self.group_images = {g: images[g] for g in (disadvantaged, advantaged)}
         self.coco_gt = make_coco(data.coco_gt)
         self.cache_bytes = cache_bytes
         self._kept: list[tuple[Batch, Tensor | None]] = []

@@ -62,5 +62,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
                 },
             },
             description="lift the disadvantaged group's detection, leave the advantaged group's images alone",
+            # per-person groups: its loss is the disadvantaged boxes' (loss.py)
+            group_levels=("image", "box"),
         )
     )

@@ -11,6 +11,12 @@ is already detected well). The last term is the guard: the generator is pushed t
 advantaged group's images as they are, so what it learns is specific to the group that needs it,
 and the advantaged group's AP cannot be bought down. ``advantaged_weight`` (0 by default) lets the
 advantaged group share in gains instead.
+
+Box-level groups (an image may hold people of both groups): ``L_det(disadvantaged)`` is the loss of
+the disadvantaged people's boxes over every image holding one, under the whole loss's matching, the
+unmatched queries' no-object term shared (``LossInputs.detection_of_group``); likewise the
+advantaged term. The keep term applies to the images holding advantaged people only (group 1): a
+mixed image is where the disadvantaged boxes are.
 """
 
 from __future__ import annotations
@@ -32,15 +38,16 @@ class LevelUpDetection(LossStrategy):
         if x.detection_of is None or x.delta is None or not x.epsilon:
             raise RuntimeError("level-up needs the engine's per-subset detection loss, delta and epsilon")
         dis, adv = x.index(0), x.index(1)
-        loss_dis = x.detection_of(dis)
+        by_box = x.box_level
+        loss_dis = x.detection_of_group(0) if by_box else x.detection_of(dis)
         total = loss_dis
         terms = {"loss_det_dis": loss_dis.detach()}
         if len(adv):
             keep = (x.delta[adv].float() / x.epsilon).pow(2).mean()
             total = total + self.keep_weight * keep
             terms["keep_adv"] = keep.detach()
-            if self.advantaged_weight > 0:
-                loss_adv = x.detection_of(adv)
-                total = total + self.advantaged_weight * loss_adv
-                terms["loss_det_adv"] = loss_adv.detach()
+        if self.advantaged_weight > 0 and len(x.holding(1) if by_box else adv):
+            loss_adv = x.detection_of_group(1) if by_box else x.detection_of(adv)
+            total = total + self.advantaged_weight * loss_adv
+            terms["loss_det_adv"] = loss_adv.detach()
         return LossOutput(total, terms)

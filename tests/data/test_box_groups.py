@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from PIL import Image
 
-from faapkit.data.coco import load_split, require_groups
+from faapkit.data.box_groups import pair_ids, sampling_key
+from faapkit.data.coco import GroupedDetectionDataset, load_split, require_groups
 from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.data.synth_mixed import MixedSpec, write_mixed
+from faapkit.data.transforms import TrainTransform, crop
 from faapkit.errors import DataError
 
 
@@ -152,6 +156,33 @@ def test_the_level_is_chosen_or_refused(data, tmp_path):
         load_split(image_level / "research", "test", group_level="box")
 
 
-def test_training_refuses_box_level_groups(mixed):
-    with pytest.raises(DataError, match="training takes one group per image"):
-        require_groups(load_split(mixed, "test"), ["female", "male"])
+def test_training_reads_each_boxs_group(mixed, tmp_path):
+    """Training data of box-level groups: each target's boxes carry their group (0 female, 1 male,
+    -1 other), and the sampler keys an image 0 when it holds a female box, 1 when it holds male
+    boxes only; a random crop drops a box's group with the box."""
+    split = load_split(mixed, "test")
+    require_groups(split, ["female", "male"])  # box-level groups train (VersionSpec.group_levels decides)
+    ds = GroupedDetectionDataset(split, TrainTransform([96], 160, crop_prob=0.0), groups=["female", "male"])
+    keys = ds.record_groups()
+    for i, r in enumerate(split.records):
+        assert keys[i] == (0 if "female" in r.held else 1)
+        _, target, key = ds[i, 0]
+        assert key == keys[i] and target["groups"].dtype == torch.int64
+        assert target["groups"].tolist() == [0 if a["group"] == "female" else 1 for a in r.annotations]
+    assert set(keys) == {0, 1} and any(len(r.held) == 2 for r in split.records)
+    anns = [{"group": "female"}, {"group": "male"}, {"group": "other"}, {}]
+    assert pair_ids(anns, ["female", "male", "other"]) == [0, 1, -1, -1]
+    assert sampling_key(("male", "other"), ["female", "male"]) == -1
+    assert sampling_key(("female", "male"), ["female", "male"]) == 0
+    target = {
+        "boxes": torch.tensor([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0]]),
+        "labels": torch.tensor([1, 1]),
+        "area": torch.tensor([100.0, 100.0]),
+        "iscrowd": torch.tensor([0, 0]),
+        "groups": torch.tensor([0, 1]),
+    }
+    _, cropped = crop(Image.new("RGB", (64, 64)), target, 0, 0, 20, 20)
+    assert cropped["groups"].tolist() == [0]
+    image_root = write_synthetic(tmp_path / "s", SynthSpec(seed=3, splits=(("test", 1, 1),))) / "coco"
+    image_level = GroupedDetectionDataset(load_split(image_root, "test"), TrainTransform([96], 160, crop_prob=0.0))
+    assert "groups" not in image_level[0, 0][1] and sorted(image_level.record_groups()) == [0, 1]

@@ -1,0 +1,68 @@
+"""Training on box-level groups (each person's box holds the attribute): `level-up` trains on the
+mixed benchmark end to end and validates with box-level scoring; the versions that take one group
+per image refuse such data before training, in one line naming the version."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from faapkit.config import resolve_config
+from faapkit.data.synth_mixed import MixedSpec, write_mixed
+from faapkit.errors import ConfigError
+from faapkit.plugins import make_plugin_manager
+from faapkit.plugins.registry import Registries
+from faapkit.train.trainer import Trainer
+
+REG = Registries.from_plugin_manager(make_plugin_manager())
+FAST = ["train.batch_size=4", "train.epochs=2", "train.steps_per_epoch=2", "train.val_every=1"]
+ONE_GROUP_PER_IMAGE = sorted(v for v in REG.versions if "box" not in REG.versions.get(v).group_levels)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory) -> Path:
+    return write_mixed(tmp_path_factory.mktemp("mixed") / "m", MixedSpec(seed=1, images=12)) / "coco"
+
+
+def test_which_versions_train_on_box_level_groups():
+    assert [v for v in REG.versions if v not in ONE_GROUP_PER_IMAGE] == ["level-up"]
+    assert {"1st", "2nd", "3rd", "4th", "7th"} <= set(ONE_GROUP_PER_IMAGE)
+
+
+def test_level_up_trains_on_box_level_groups(mixed, tmp_path):
+    extra = ["loss.advantaged_weight=0.5", "loss.keep_weight=1.0", "data.disadvantaged_share=0.5"]
+    cfg = resolve_config(REG, version="level-up", overrides=[f"data.root={mixed}", *FAST, *extra])
+    trainer = Trainer(cfg, REG, tmp_path / "run")
+    trainer.setup()
+    assert trainer.data.group_level == "box" and trainer.validator is not None
+    g0 = {k: v.clone() for k, v in trainer.generator.state_dict().items() if v.is_floating_point()}
+    summary = trainer.fit()
+    assert summary["global_step"] == 4 and summary["epochs_done"] == 2
+    log = trainer.run.read_log()
+    for row in log:
+        for key in ("total", "loss_det_dis", "loss_det_adv", "keep_adv"):
+            assert math.isfinite(row[key]), (key, row)
+        val = row["val"]
+        assert set(val["AP"]) == {"female", "male"} and math.isfinite(val["gap_AP"])
+    # validation scores each group on the images holding its boxes (mixed ones in both)
+    held = trainer.validator.group_images
+    assert set(held["female"]) & set(held["male"])
+    state = trainer.generator.state_dict()
+    assert any(not torch.equal(v, state[k]) for k, v in g0.items()), "generator did not change"
+    assert (trainer.run.path / "checkpoints" / "best.pt").is_file()
+
+
+@pytest.mark.parametrize("version", ONE_GROUP_PER_IMAGE)
+def test_one_group_per_image_versions_refuse_box_level_groups(version, mixed, tmp_path):
+    cfg = resolve_config(REG, version=version, overrides=[f"data.root={mixed}", *FAST])
+    trainer = Trainer(cfg, REG, tmp_path / "run")
+    with pytest.raises(ConfigError) as err:
+        trainer.setup()
+    line = err.value.one_line()
+    assert "\n" not in line
+    assert f"version '{version}' takes one group per image" in line
+    assert "groups on boxes" in line and "versions that train on them: level-up" in line
+    assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
