@@ -178,11 +178,11 @@ class CheckpointPayload(Record):
 
     format: Literal["faapkit.checkpoint/1"]
     version: str
-    epoch: int
+    epoch: int = Field(ge=0)
     epoch_complete: bool
-    position: int  # batches of ``epoch`` done (0 at an epoch's end)
-    global_step: int
-    epsilon: float
+    position: int = Field(ge=0)  # batches of ``epoch`` done (0 at an epoch's end)
+    global_step: int = Field(ge=0)
+    epsilon: float = Field(gt=0, le=1, allow_inf_nan=False)  # the L-inf bound the generator was trained at
     generator_spec: dict[str, Any]  # the config's ``generator`` section
     base_channels: int | None = None  # the U-Net's width, under the key the research code reads
     generator: StateDict

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False, soft_wrap=True)
@@ -20,8 +21,9 @@ def print_json(data: Any) -> None:
 
 def warn(message: str) -> None:
     # soft wrap: the terminal folds a long warning, no newline lands inside a path to copy
-    err_console.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+    # the message is text, never markup: "pip install 'faapkit[mlflow]'" keeps its brackets
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def info(message: str) -> None:
-    err_console.print(message)
+    err_console.print(message, markup=False)

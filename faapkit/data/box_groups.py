@@ -51,7 +51,7 @@ def choose_level(coco: dict[str, Any], path: Path, attr: str, requested: str) ->
     if on_boxes and any(carries(img, attr) for img in coco["images"]):
         raise DataError(
             f"{path}: both images and boxes carry attribute '{attr}', which define different groups; "
-            f"{LEVEL_HINT} (faap eval: the run's [data] setting)"
+            f"{LEVEL_HINT} (faap eval: --set data.group_level=box, or the run's [data] setting)"
         )
     return "box" if on_boxes else "image"
 

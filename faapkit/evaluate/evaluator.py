@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from faapkit import __version__
 from faapkit.artifacts.checkpoint import generator_state
-from faapkit.artifacts.records import METRICS_FORMAT
+from faapkit.artifacts.records import METRICS_FORMAT, checkpoint_payload
 from faapkit.config import EvalConfig
 from faapkit.data.batching import eval_batches, loader_workers
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, load_split
@@ -126,6 +126,11 @@ def detector_for_generator(path: Path, registries: Any, checkpoint: Path | None 
     return detector
 
 
+# keys only a faapkit training checkpoint holds (the research scripts' hold epoch, generator,
+# proj_head, opt_g and args; a bare generator file holds weights only)
+TRAINING_MARKERS = ("format", "run_id", "global_step")
+
+
 def load_generator(
     path: Path, epsilon: float | None, device: torch.device, generators: Any = None, detector: Any = None
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -133,10 +138,14 @@ def load_generator(
     Checkpoints name their generator (``generator_spec``); research ones hold the U-Net.
     ``detector`` is handed to generators that read it (``GeneratorSpec.uses_detector``)."""
     ckpt = load_checkpoint(path)
+    if any(key in ckpt for key in TRAINING_MARKERS):  # written by faap train: all of it must hold
+        checkpoint_payload(ckpt, path)
     try:
         state, stored_eps = generator_state(ckpt)
     except CheckpointError:
         raise CheckpointError(f"{path} does not hold perturbation-generator weights") from None
+    if "epsilon" in ckpt and (stored_eps is None or not 0 < stored_eps <= 1):  # NaN fails too
+        raise CheckpointError(f"{path}: its 'epsilon' is {ckpt['epsilon']!r}, not a bound in (0, 1]")
     eps = epsilon if epsilon is not None else stored_eps
     if eps is None:
         raise CheckpointError(f"{path} does not store epsilon (research checkpoint); pass --epsilon")

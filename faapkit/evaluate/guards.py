@@ -47,16 +47,17 @@ def check_out(out: Path, *, force: bool, not_metrics: Callable[[Path], str | Non
 
 
 def check_belongs(checkpoint: Path, run_dir: Path) -> None:
-    """Refuse a checkpoint of ``run_dir`` whose stored run id or version is not the run's (one
-    dropped in from another run). A checkpoint that stores neither (older faapkit) passes."""
+    """Refuse a checkpoint of ``run_dir`` that is no whole training checkpoint (format, keys and
+    their types: before any inference), or whose run id or version is not the run's (one dropped
+    in from another run)."""
+    from faapkit.artifacts.checkpoint import read_training_checkpoint
     from faapkit.artifacts.rundir import RunDir
-    from faapkit.io import load_checkpoint
 
-    manifest = RunDir(run_dir).read_manifest()
-    ckpt = load_checkpoint(checkpoint, mmap=True)
+    manifest = RunDir(run_dir).manifest()
+    ckpt = read_training_checkpoint(checkpoint)
     for key, what in (("run_id", "run id"), ("version", "version")):
-        mine, stored = manifest.get(key), ckpt.get(key)
-        if mine and stored and stored != mine:
+        mine, stored = getattr(manifest, key), getattr(ckpt, key)
+        if stored != mine:
             raise FaapError(
                 f"{checkpoint} was written with {what} {stored}, not by the run of {run_dir} ({what} {mine}): "
                 "copied from another run? evaluate it from its own run folder, or copy it out of this one"

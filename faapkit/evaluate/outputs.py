@@ -64,6 +64,7 @@ def tags(cmd: EvalCommand, sizes: Layers, det: Any, split_data: Any, settings: A
     for _, layer in sizes:  # the input size the command set (min800, max1333): other detections
         given.update(layer)
     found += [f"{key.removesuffix('_size')}{given[key]}" for key in SIZE_KEYS if key in given]
+    found += [f"groups-{given['group_level']}"] if "group_level" in given else []
     return found
 
 

@@ -76,6 +76,7 @@ def _check_keys(path: Path, metrics: dict[str, Any]) -> None:
         and all(isinstance(ref, dict) for ref in dets.values()),
         "split": isinstance(metrics.get("split"), str),
         "split_by": isinstance(metrics.get("split_by"), str),
+        "groups": isinstance(metrics.get("groups"), dict) and bool(metrics["groups"]),
         "dataset.root": isinstance(ds, dict) and isinstance(ds.get("root"), str),
         "dataset.fingerprint": isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str),
         "eval_config": isinstance(metrics.get("eval_config", {}), dict),

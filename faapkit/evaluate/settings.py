@@ -28,6 +28,8 @@ MIN_RESAMPLES = 10
 INFERENCE_KEYS = ("split", "batch_size", "amp", "channels_last")
 # the [data] settings faap eval reads: the input size (they decide the detections too)
 SIZE_KEYS = ("min_size", "max_size")
+# ... and which level a dataset's groups are read at, for data holding them on images and boxes
+DATA_KEYS = (*SIZE_KEYS, "group_level")
 
 
 def check_bootstrap(resamples: int) -> None:
@@ -57,13 +59,13 @@ def file_layers(path: Path, say: Notes) -> tuple[dict[str, Any], dict[str, Any]]
             f"unknown key 'data.{wrong[0]}' in {path}; valid keys here: {', '.join(sorted(DataConfig.model_fields))}"
         )
     others = sorted(k for k in raw if k not in ("eval", "version", "data"))
-    others += sorted(f"data.{k}" for k in data if k not in SIZE_KEYS)
+    others += sorted(f"data.{k}" for k in data if k not in DATA_KEYS)
     if others:
         say.warn(
-            f"{path}: faap eval reads only its [eval] section and data.min_size / data.max_size "
-            f"(not {', '.join(others)})"
+            f"{path}: faap eval reads only its [eval] section and data.min_size / data.max_size / "
+            f"data.group_level (not {', '.join(others)})"
         )
-    return dict(section), {k: data[k] for k in SIZE_KEYS if k in data}
+    return dict(section), {k: data[k] for k in DATA_KEYS if k in data}
 
 
 def set_layers(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -76,10 +78,13 @@ def set_layers(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         path, value = parse_override(item)
         if len(path) == 2 and path[0] == "eval":
             layer[path[1]] = value
-        elif len(path) == 2 and path[0] == "data" and path[1] in SIZE_KEYS:
+        elif len(path) == 2 and path[0] == "data" and path[1] in DATA_KEYS:
             sizes[path[1]] = value
         else:
-            raise ConfigError(f"faap eval --set takes eval.<key>=value, data.min_size or data.max_size, got {item!r}")
+            raise ConfigError(
+                f"faap eval --set takes eval.<key>=value, data.min_size or data.max_size or data.group_level, "
+                f"got {item!r}"
+            )
     return layer, sizes
 
 
@@ -101,10 +106,22 @@ def resolve_sizes(
     values: dict[str, Any] = {"min_size": detector.min_size, "max_size": detector.max_size}
     sources = dict.fromkeys(SIZE_KEYS, f"detector '{detector.name}'")
     stored = {k: run_data[k] for k in SIZE_KEYS if k in run_data}
-    _apply_layers(DataConfig, "data", [("the run's config", stored), *layers], values, sources)
+    size_layers = [(origin, {k: v for k, v in layer.items() if k in SIZE_KEYS}) for origin, layer in layers]
+    _apply_layers(DataConfig, "data", [("the run's config", stored), *size_layers], values, sources)
     same = sources["min_size"] == sources["max_size"]
     source = sources["min_size"] if same else "; ".join(f"{k}: {sources[k]}" for k in SIZE_KEYS)
     return {**values, "source": source}
+
+
+def group_level_of(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> str | None:
+    """The ``data.group_level`` the command's ``layers`` set (the last one wins), checked; ``None``
+    when none did (the run's, else ``auto``)."""
+    from faapkit.config import DataConfig
+
+    levels = [(origin, {k: v for k, v in layer.items() if k == "group_level"}) for origin, layer in layers]
+    chosen: dict[str, Any] = {}
+    _apply_layers(DataConfig, "data", levels, chosen, {})
+    return chosen.get("group_level")
 
 
 def _apply_layers(

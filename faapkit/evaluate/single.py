@@ -71,6 +71,8 @@ def evaluate_one(cmd: EvalCommand, layers: CommandLayers, reg: Registries, host:
     dcfg, root = inputs.run_data(
         run_config, cmd.data, cmd.limit_images, cmd.on_invalid, tgt.trained_on, detector, input_size
     )
+    if (group_level := layering.group_level_of(layers.sizes)) is not None:
+        dcfg = dcfg.model_copy(update={"group_level": group_level})
     attr = cmd.split_by or dcfg.split_by
     if cmd.disadvantaged is not None and cmd.disadvantaged == cmd.advantaged:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{cmd.advantaged}': the gap needs two groups")

@@ -121,6 +121,26 @@ def _mlflow_key(name: str) -> str:
     return _MLFLOW_KEY.sub("_", name)
 
 
+def _check_file_store(tracking_uri: str | None) -> None:
+    """A local store (``file:`` URI or a plain path) must be, or be creatable in, a writable
+    folder: refused by name before the run folder is made, not after."""
+    if tracking_uri is None or ("://" in tracking_uri and not tracking_uri.startswith("file:")):
+        return
+    from urllib.parse import unquote, urlparse
+
+    path = Path(unquote(urlparse(tracking_uri).path)) if tracking_uri.startswith("file:") else Path(tracking_uri)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    why = None
+    if existing is None or not existing.is_dir():
+        why = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        why = f"{existing} is not writable"
+    if why:
+        raise ConfigError(
+            f"train.logger_options.mlflow.tracking_uri={tracking_uri!r} cannot hold an MLflow store: {why}"
+        )
+
+
 class MLflowLogger:
     """One MLflow run per faapkit run, in ``experiment`` at ``tracking_uri`` (else
     ``MLFLOW_TRACKING_URI``, else MLflow's default)."""
@@ -134,6 +154,7 @@ class MLflowLogger:
         tags: Mapping[str, str] | None = None,
     ) -> None:
         _require("mlflow")  # checked when the trainer is set up
+        _check_file_store(tracking_uri)
         self.run_dir = Path(run_dir)
         self.tracking_uri = tracking_uri
         self.experiment = experiment
@@ -143,6 +164,17 @@ class MLflowLogger:
         self._client: Any = None
 
     def open(self, start_step: int) -> None:
+        try:
+            self._open(start_step)
+        except FaapError:
+            raise
+        except Exception as exc:  # any store failure: one line naming the setting, not a traceback
+            raise FaapError(
+                f"MLflow at train.logger_options.mlflow.tracking_uri={self.tracking_uri!r} cannot take this run: "
+                f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            ) from None
+
+    def _open(self, start_step: int) -> None:
         from mlflow.tracking import MlflowClient
 
         self._client = MlflowClient(tracking_uri=self.tracking_uri)
@@ -364,6 +396,10 @@ def _mlflow_evaluation(
     _require("mlflow", f"the run is tracked in MLflow (run {entry.get('run_id')}) but")
     from mlflow.tracking import MlflowClient
 
+    # the metrics file is written already: a server that does not answer costs seconds, not
+    # MLflow's default minutes of retries (the user's own settings win)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     client = MlflowClient(tracking_uri=entry["tracking_uri"])
     client.log_artifact(entry["run_id"], str(metrics_path), "eval")
     for figure in figures:
@@ -376,6 +412,9 @@ def _wandb_evaluation(
 ) -> None:
     wandb = _require("wandb", f"the run is tracked in W&B (run {entry.get('id')}) but")
     where = {k: entry.get(k) for k in ("project", "entity", "mode", "dir")}
+    # a mode training took from WANDB_MODE is recorded as None: decide it again now, as training
+    # did (offline unless asked for or logged in), never wandb's own default
+    where["mode"] = _wandb_mode(where["mode"])
     run = _wandb_init(wandb, where, run_id=entry["id"])
     try:
         run.save(str(metrics_path), base_path=str(metrics_path.parent.parent), policy="now")

@@ -132,3 +132,13 @@ def test_inspect_plugins_names_the_provider_of_every_kind():
     assert by_name[("generator", "subpixel")]["plugin"] == "components"
     assert by_name[("version", "level-up")]["plugin"] == "level_up"
     assert all(r["distribution"] == "faapkit" and r["builtin"] for r in rows)
+
+
+def test_notes_and_warnings_print_their_text_not_markup(capsys):
+    """A hint such as ``pip install 'faapkit[mlflow]'`` keeps its brackets on stderr."""
+    from faapkit.cli._console import info, warn
+
+    warn("not installed (pip install 'faapkit[mlflow]')")
+    info("reads only its [eval] section")
+    err = capsys.readouterr().err
+    assert "pip install 'faapkit[mlflow]'" in err and "its [eval] section" in err

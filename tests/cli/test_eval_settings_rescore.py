@@ -156,6 +156,7 @@ def test_rescore_refuses_an_edited_metrics_file_naming_the_key(evaluated, capsys
         (swapped, "holds the perturbed detections, not the baseline ones"),
         ({**m, "detections": ["x"]}, "'detections'"),
         ({k: v for k, v in m.items() if k != "split"}, "'split'"),
+        ({k: v for k, v in m.items() if k != "groups"}, "'groups'"),
         ({**m, "dataset": {k: v for k, v in m["dataset"].items() if k != "root"}}, "'dataset.root'"),
     ):
         edited = evaluated.parent / "edited.json"

@@ -265,3 +265,55 @@ def test_a_failed_write_leaves_no_detections_without_their_metrics(tmp_path, mon
     with pytest.raises(FaapError, match="No space left"):
         outputs.write(path, result, ["baseline"], dets, {"baseline": []}, force=False, say=Silent())
     assert list(tmp_path.iterdir()) == []
+
+
+def _edit_checkpoint(path: Path, **changes: object) -> None:
+    import torch
+
+    ckpt = torch.load(path, weights_only=True)
+    for key, value in changes.items():
+        if value is _DROP:
+            ckpt.pop(key)
+        else:
+            ckpt[key] = value
+    torch.save(ckpt, path)
+
+
+_DROP = object()
+BAD_CHECKPOINTS = {
+    "epsilon NaN": ({"epsilon": float("nan")}, "'epsilon'"),
+    "epsilon above 1": ({"epsilon": 5.0}, "'epsilon'"),
+    "epsilon negative": ({"epsilon": -0.05}, "'epsilon'"),
+    "another format": ({"format": "faapkit.checkpoint/9"}, "format"),
+    "no format": ({"format": _DROP}, "format"),
+    "no optimizer": ({"optimizer": _DROP}, "optimizer"),
+    "global_step a word": ({"global_step": "four"}, "global_step"),
+    "negative epoch": ({"epoch": -3}, "epoch"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CHECKPOINTS))
+def test_a_run_checkpoint_that_is_not_whole_is_refused_before_any_inference(run, capsys, monkeypatch, case):
+    """A checkpoint in a run folder is a training checkpoint: every key and its type is checked
+    (an epsilon out of (0, 1] or NaN would give numbers of no perturbation that was trained)."""
+    changes, says = BAD_CHECKPOINTS[case]
+    ckpt = run / "checkpoints" / "epoch_0000.pt"
+    _edit_checkpoint(ckpt, **changes)
+    monkeypatch.setattr("faapkit.evaluate.evaluator.evaluate_with_detections", _no_inference)
+    code, _, err = faap_in_process(capsys, "eval", str(run), "--epoch", "0", *EVAL)
+    one_error(err, 1, code, says)
+    assert str(ckpt) in err
+    assert not (run / "eval").exists()
+
+
+def test_a_loose_checkpoint_with_a_nan_epsilon_is_refused_by_name(run, tmp_path):
+    import torch
+
+    from faapkit.errors import CheckpointError
+    from faapkit.evaluate.evaluator import load_generator
+
+    loose = tmp_path / "gen.pt"
+    ckpt = torch.load(run / "checkpoints" / "epoch_0000.pt", weights_only=True)
+    torch.save({"generator": ckpt["generator"], "epsilon": float("nan")}, loose)  # no training keys
+    with pytest.raises(CheckpointError, match=r"gen.pt: its 'epsilon' is nan, not a bound in \(0, 1\]"):
+        load_generator(loose, None, torch.device("cpu"))

@@ -48,7 +48,9 @@ def test_eval_sizes_layer_over_the_detectors():
 def test_eval_reads_the_sizes_of_set_and_config(tmp_path):
     notes = Said()
     assert settings.set_layers(["data.min_size=800", "eval.seed=3"]) == ({"seed": 3}, {"min_size": 800})
-    with pytest.raises(ConfigError, match="faap eval --set takes eval.<key>=value, data.min_size or data.max_size"):
+    with pytest.raises(
+        ConfigError, match="faap eval --set takes eval.<key>=value, data.min_size or data.max_size or data.group_level"
+    ):
         settings.set_layers(["data.root='x'"])
     cfg = tmp_path / "c.toml"
     cfg.write_text("[eval]\nseed = 4\n[data]\nmin_size = 800\nmax_size = 1333\nroot = 'x'\n")
@@ -57,3 +59,21 @@ def test_eval_reads_the_sizes_of_set_and_config(tmp_path):
     cfg.write_text("[data]\nmin_sise = 800\n")
     with pytest.raises(ConfigError, match="unknown key 'data.min_sise'"):
         settings.file_layers(cfg, notes)
+
+
+def test_the_group_level_is_an_eval_setting_of_data_too(tmp_path):
+    """A dataset whose images and boxes both carry the attribute is evaluated without a run:
+    ``--set data.group_level=box`` (or ``[data]`` of ``--config``) chooses, checked by name."""
+    from faapkit.evaluate.host import Silent
+    from faapkit.evaluate.settings import file_layers, group_level_of, set_layers
+
+    _, data = set_layers(["data.group_level=box"])
+    assert group_level_of([("--set", data)]) == "box"
+    config = tmp_path / "c.toml"
+    config.write_text('[data]\ngroup_level = "image"\n')
+    _, from_file = file_layers(config, Silent())
+    assert group_level_of([("--config", from_file), ("--set", data)]) == "box"
+    assert group_level_of([("--config", from_file)]) == "image"
+    assert group_level_of([]) is None
+    with pytest.raises(ConfigError, match=r"data.group_level.*\(--set\)"):
+        group_level_of([("--set", set_layers(["data.group_level=pixel"])[1])])
