@@ -12,6 +12,9 @@ from faapkit.train.pretrain import evaluate_detector
 REPORT = Path(faapkit.__file__).parent / "weights" / "detr-synth-tiny.json"
 
 
+# the history detectors (v1, v2) are checked in the slow session (`nox -s slow`): the default
+# suite checks the default detector, which every run and quick start uses
+@pytest.mark.slow
 def test_reproduces_reported_baseline(tiny_detector):
     """``detr-synth-tiny``, the first default, on its benchmark (v1)."""
     from faapkit.data.synth import embedded_dataset
@@ -28,6 +31,7 @@ def test_reproduces_reported_baseline(tiny_detector):
     assert gap > 0.03
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("split", ["val", "test"])
 def test_the_stronger_bias_variant_has_a_clear_gap_on_every_split(registries, tmp_path_factory, split):
     """``detr-synth-tiny-v2`` on the v2 benchmark: the reported baselines, and an AP gap of at
