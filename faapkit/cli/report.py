@@ -24,15 +24,11 @@ def report(
     """One Markdown page with figures: per-group AP/AR with CIs, gap and share closed, training
     curves and the perturbation panel."""
     from faapkit.cli._console import info
-    from faapkit.errors import ConfigError
-    from faapkit.report import prepare, write_report
+    from faapkit.report import PanelOptions, prepare, write_report
 
-    if images < 1 or not 0 <= score <= 1 or not amplify > 0:
-        raise ConfigError("--images must be >= 1, --score in [0, 1] and --amplify > 0")
+    options = PanelOptions(images, score, amplify) if panel else None  # refused before any reading
     folder = out or run / "report"
     runs = prepare(run, folder, result, force)
     lock_output(ctx, folder / "report.md")
     registries = state(ctx).registries if panel else None
-    path = write_report(run, registries=registries, out=folder, result=result, force=force, panel=panel,
-                        per_group=images, score=score, amplify=amplify, runs=runs)
-    info(f"wrote {path} and its figures")
+    info(f"wrote {write_report(run, runs, folder, registries, options)} and its figures")

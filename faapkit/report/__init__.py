@@ -9,14 +9,17 @@ The page and the number figures are torch-free (:mod:`faapkit.report.figures`,
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from faapkit.errors import ConfigError
 from faapkit.report.inputs import RunInputs, read_target
 
 OUTPUTS = ("report.md", "forest.png", "forest.pdf", "curves.png", "curves.pdf", "panel.png", "panel.pdf")
 
-__all__ = ["OUTPUTS", "RunInputs", "check_outputs", "prepare", "write_report"]
+__all__ = ["OUTPUTS", "PanelOptions", "RunInputs", "check_outputs", "prepare", "write_report"]
 
 
 def check_outputs(folder: Path, force: bool) -> None:
@@ -37,24 +40,34 @@ def prepare(target: Path, out: Path | None = None, result: Path | None = None, f
     return runs
 
 
+@dataclass(frozen=True)
+class PanelOptions:
+    """The perturbation panel: ``per_group`` images per group, detections with a score of at
+    least ``score``, the delta times ``amplify``; refused in one line when they cannot be drawn."""
+
+    per_group: int = 2
+    score: float = 0.5
+    amplify: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.per_group < 1 or not 0 <= self.score <= 1 or not (math.isfinite(self.amplify) and self.amplify > 0):
+            raise ConfigError("--images must be at least 1, --score in [0, 1] and --amplify a positive number")
+
+
 def write_report(
     target: Path,
-    *,
-    registries: Any = None,
+    runs: list[RunInputs] | None = None,
     out: Path | None = None,
+    registries: Any = None,
+    panel: PanelOptions | None = PanelOptions(),
+    *,
     result: Path | None = None,
     force: bool = False,
-    panel: bool = True,
-    per_group: int = 2,
-    score: float = 0.5,
-    amplify: float = 10.0,
-    runs: list[RunInputs] | None = None,
 ) -> Path:
     """Write the page and its figures for ``target`` (a run or a seed set) into ``out``
-    (default ``target/report``) and return the page's path. ``panel``: draw the perturbation
-    panel (needs ``registries`` and torch) of ``per_group`` images per group, detections with
-    a score of at least ``score``, the delta times ``amplify``. ``runs``: what :func:`prepare`
-    returned (read and checked already)."""
+    (default ``target/report``) and return the page's path. ``runs``: what :func:`prepare`
+    returned (read and checked already). ``panel``: draw the perturbation panel (needs
+    ``registries`` and torch), or not (``None``)."""
     from faapkit.io import atomic_write_text
     from faapkit.report.figures import curve_series, forest_rows, plot_curves, plot_forest
     from faapkit.report.page import page
@@ -67,27 +80,30 @@ def write_report(
     plot_forest(folder / "forest", forest_rows(runs), about)
     plot_curves(folder / "curves", curve_series(runs), about)
     figures = {"forest": "forest.png", "curves": "curves.png"}
-    note = None
-    if panel:
-        note = _panel(folder, runs[0], registries, per_group, score, amplify)
+    note = "No perturbation panel (--no-panel)."
+    if panel is not None:
+        note = _panel(folder, runs[0], registries, panel)
         figures["panel"] = "panel.png"
-    else:
-        note = "No perturbation panel (--no-panel)."
     path = folder / "report.md"
     atomic_write_text(path, page(runs, title, figures, note))
     return path
 
 
-def _panel(folder: Path, r: RunInputs, registries: Any, per_group: int, score: float, amplify: float) -> str:
-    from faapkit.report.panel import plot_panel, panel_rows
+def _panel(folder: Path, r: RunInputs, registries: Any, opts: PanelOptions) -> str:
+    per_group, score, amplify = opts.per_group, opts.score, opts.amplify
+    from faapkit.report.panel import panel_rows, plot_panel
 
     rows = panel_rows(r, registries, per_group=per_group, score=score, amplify=amplify)
     eps = r.result.get("epsilon")
     who = f"{r.run.name}" + ("" if r.seed is None else f" (seed {r.seed})")
-    title = (f"{who}: {r.result.get('split')} split by {r.result.get('split_by')}, epsilon {eps}, "
-             f"delta amplified x{amplify:g}")
+    title = (
+        f"{who}: {r.result.get('split')} split by {r.result.get('split_by')}, epsilon {eps}, "
+        f"delta amplified x{amplify:g}"
+    )
     plot_panel(folder / "panel", rows, title, score, amplify)
-    return (f"Perturbation panel ({who}, epoch {r.result.get('epoch')}): {per_group} image(s) per group of the "
-            f"{r.result.get('split')} split at the evaluated input size; green: ground truth, blue: detections on "
-            f"the clean image, red: on the perturbed image (score >= {score:g}); last column: "
-            f"0.5 + {amplify:g} x (perturbed - clean), mid grey is no change. epsilon {eps}.")
+    return (
+        f"Perturbation panel ({who}, epoch {r.result.get('epoch')}): {per_group} image(s) per group of the "
+        f"{r.result.get('split')} split at the evaluated input size; green: ground truth, blue: detections on "
+        f"the clean image, red: on the perturbed image (score >= {score:g}); last column: "
+        f"0.5 + {amplify:g} x (perturbed - clean), mid grey is no change. epsilon {eps}."
+    )

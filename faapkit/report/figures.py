@@ -39,7 +39,9 @@ def forest_rows(runs: list[RunInputs]) -> list[dict[str, Any]]:
                 out.append(_row("gap", f"{prefix}{m} gap", s, gap[s], gci.get(s)))
             if gap.get("share_closed") is not None:
                 out.append(
-                    _row("share closed", f"{prefix}{m} gap", "share closed", gap["share_closed"], gci.get("share_closed"))
+                    _row(
+                        "share closed", f"{prefix}{m} gap", "share closed", gap["share_closed"], gci.get("share_closed")
+                    )
                 )
     return out
 
@@ -64,8 +66,9 @@ def plot_forest(stem: Path, rows: list[dict[str, Any]], title: str) -> list[Path
     labels = {p: list(dict.fromkeys(r["label"] for r in rows if r["panel"] == p)) for p in panels}
     height = 1.4 + 0.32 * max(len(v) for v in labels.values())
     widths = [3 if p == "groups" else 2 for p in panels]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 1.5, height), squeeze=False,
-                             gridspec_kw={"width_ratios": widths})
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.4 * len(panels) + 1.5, height), squeeze=False, gridspec_kw={"width_ratios": widths}
+    )
     for ax, panel in zip(axes[0], panels, strict=True):
         _forest_panel(ax, panel, [r for r in rows if r["panel"] == panel], labels[panel])
     handles, names = axes[0][0].get_legend_handles_labels()
@@ -80,14 +83,26 @@ def _forest_panel(ax: Any, panel: str, rows: list[dict[str, Any]], labels: list[
     for r in rows:
         y = len(labels) - 1 - labels.index(r["label"]) + offsets[r["setting"]]
         lo, hi = r["ci"] if r["ci"] else (r["value"], r["value"])
-        ax.errorbar([r["value"]], [y], xerr=[[r["value"] - lo], [hi - r["value"]]], fmt="o", ms=4, capsize=2,
-                    color=COLOURS[r["setting"]], label=r["setting"] + (" (95% CI)" if r["ci"] else ""))
+        ax.errorbar(
+            [r["value"]],
+            [y],
+            xerr=[[r["value"] - lo], [hi - r["value"]]],
+            fmt="o",
+            ms=4,
+            capsize=2,
+            color=COLOURS[r["setting"]],
+            label=r["setting"] + (" (95% CI)" if r["ci"] else ""),
+        )
     ax.set_yticks(range(len(labels)), labels[::-1], fontsize=8)
     ax.set_ylim(-0.6, len(labels) - 0.4)
     ax.grid(axis="x", lw=0.4, color="0.85")
     if panel != "groups":
         ax.axvline(0.0, color="0.5", lw=0.7)
-    what = {"groups": "per-group AP / AR", "gap": "gap (advantaged - disadvantaged)", "share closed": "share of gap closed"}
+    what = {
+        "groups": "per-group AP / AR",
+        "gap": "gap (advantaged - disadvantaged)",
+        "share closed": "share of gap closed",
+    }
     ax.set_title(what[panel], fontsize=9)
     # one legend entry per setting, not one per point
     seen: set[str] = set()
@@ -110,8 +125,11 @@ def curve_series(runs: list[RunInputs]) -> dict[str, Any]:
             for k, v in row.items():
                 if (k == "total" or k.startswith("loss_")) and isinstance(v, int | float) and math.isfinite(v):
                     losses.setdefault(k, []).append((row["epoch"], float(v)))
-        val = [(row["epoch"], float(row["val"]["gap_AP"])) for row in r.log if isinstance(row.get("val"), dict)
-               and isinstance(row["val"].get("gap_AP"), int | float)]
+        val = [
+            (row["epoch"], float(row["val"]["gap_AP"]))
+            for row in r.log
+            if isinstance(row.get("val"), dict) and isinstance(row["val"].get("gap_AP"), int | float)
+        ]
         sel = r.selection or {}
         out["run" if r.seed is None else f"seed {r.seed}"] = {
             "losses": losses,
@@ -131,20 +149,37 @@ def plot_curves(stem: Path, series: dict[str, Any], title: str) -> list[Path]:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     several = len(series) > 1
     for i, (name, s) in enumerate(series.items()):
-        for j, (loss, pts) in enumerate(sorted(s["losses"].items())):
+        for j, (loss, pts) in enumerate(_distinct(s["losses"])):
             colour = f"C{i % 10}" if several else f"C{j % 10}"
             label = f"{name} {loss}" if several else loss
-            left.plot(*zip(*pts, strict=True), lw=1, color=colour, label=label, ls="-" if j == 0 or not several else ":")
+            left.plot(
+                *zip(*pts, strict=True), lw=1, color=colour, label=label, ls="-" if j == 0 or not several else ":"
+            )
         if s["val_gap"]:
-            right.plot(*zip(*s["val_gap"], strict=True), marker="o", ms=3, color=f"C{i % 10}",
-                       label=f"{name} perturbed" if several else "perturbed (val)")
+            right.plot(
+                *zip(*s["val_gap"], strict=True),
+                marker="o",
+                ms=3,
+                color=f"C{i % 10}",
+                label=f"{name} perturbed" if several else "perturbed (val)",
+            )
         if s["val_baseline"] is not None:
-            right.axhline(s["val_baseline"], color=f"C{i % 10}", ls="--", lw=0.9,
-                          label=f"{name} unperturbed" if several else "unperturbed (val)")
+            right.axhline(
+                s["val_baseline"],
+                color=f"C{i % 10}",
+                ls="--",
+                lw=0.9,
+                label=f"{name} unperturbed" if several else "unperturbed (val)",
+            )
         for ax in (left, right):
             if s["chosen"] is not None:
-                ax.axvline(s["chosen"], color=f"C{i % 10}" if several else "0.3", ls=":", lw=1,
-                           label=(f"{name} chosen epoch {s['chosen']}" if several else f"chosen epoch {s['chosen']}"))
+                ax.axvline(
+                    s["chosen"],
+                    color=f"C{i % 10}" if several else "0.3",
+                    ls=":",
+                    lw=1,
+                    label=(f"{name} chosen epoch {s['chosen']}" if several else f"chosen epoch {s['chosen']}"),
+                )
     left.set(title="training losses", xlabel="epoch", ylabel="loss")
     right.set(title="val AP gap per validation", xlabel="epoch", ylabel="AP gap (adv - dis)")
     if not any(s["val_gap"] for s in series.values()):
@@ -156,6 +191,15 @@ def plot_curves(stem: Path, series: dict[str, Any], title: str) -> list[Path]:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return save(fig, stem)
+
+
+def _distinct(losses: dict[str, list[tuple[int, float]]]) -> list[tuple[str, list[tuple[int, float]]]]:
+    """One line per distinct series: columns with the same values (``total`` = ``loss_det`` for a
+    single-term loss) share one line whose label names them all, instead of hiding each other."""
+    merged: dict[tuple[tuple[int, float], ...], list[str]] = {}
+    for name, pts in sorted(losses.items()):
+        merged.setdefault(tuple(pts), []).append(name)
+    return [(" = ".join(names), list(pts)) for pts, names in merged.items()]
 
 
 def save(fig: Any, stem: Path) -> list[Path]:

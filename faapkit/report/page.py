@@ -29,11 +29,20 @@ def page(runs: list[RunInputs], title: str, figures: dict[str, str], panel_note:
         lines += _seed_section(runs)
     for r in runs:
         lines += _run_section(r, len(runs) > 1)
-    lines += ["## Figures", "", "Per-group AP and AR before (grey) and after (red) the perturbation, the gap and the "
-              f"share of the gap closed, with {_level(first)} paired bootstrap CIs:", "",
-              f"![forest plot]({figures['forest']})", "",
-              "Training: losses per epoch, the val AP gap at each validation (dashed: unperturbed), the epoch "
-              "chosen on val (dotted):", "", f"![training curves]({figures['curves']})", ""]
+    lines += [
+        "## Figures",
+        "",
+        "Per-group AP and AR before (grey) and after (red) the perturbation, the gap and the "
+        f"share of the gap closed, with {_level(first)} paired bootstrap CIs:",
+        "",
+        f"![forest plot]({figures['forest']})",
+        "",
+        "Training: losses per epoch, the val AP gap at each validation (dashed: unperturbed), the epoch "
+        "chosen on val (dotted):",
+        "",
+        f"![training curves]({figures['curves']})",
+        "",
+    ]
     if "panel" in figures:
         lines += [str(panel_note), "", f"![perturbation panel]({figures['panel']})", ""]
     elif panel_note:
@@ -57,8 +66,11 @@ def _about(runs: list[RunInputs]) -> list[str]:
         f"- epsilon {res.get('epsilon')}, detector `{(res.get('detector') or {}).get('name')}`, input size "
         f"{(res.get('input_size') or {}).get('min_size')} / {(res.get('input_size') or {}).get('max_size')}",
         f"- bootstrap: {boot.get('resamples', 0)} resamples, {boot.get('method', 'none')}",
-        *(f"- {_who(r)}: `{r.result_path}` ({r.result.get('checkpoint_choice') or r.result.get('checkpoint')}, "
-          f"epoch {r.result.get('epoch')})" for r in runs),
+        *(
+            f"- {_who(r)}: `{r.result_path}` ({r.result.get('checkpoint_choice') or r.result.get('checkpoint')}, "
+            f"epoch {r.result.get('epoch')})"
+            for r in runs
+        ),
     ]
 
 
@@ -68,20 +80,30 @@ def _who(r: RunInputs) -> str:
 
 def _run_section(r: RunInputs, several: bool) -> list[str]:
     res, boot = r.result, r.result.get("bootstrap") or {}
-    lines = [f"## {'Seed ' + str(r.seed) if several else 'Result'}", "",
-             "| row | baseline | perturbed | change |", "|---|---|---|---|"]
+    lines = [
+        f"## {'Seed ' + str(r.seed) if several else 'Result'}",
+        "",
+        "| row | baseline | perturbed | change |",
+        "|---|---|---|---|",
+    ]
     for m in (m for m in METRICS if m in (res.get("gaps") or {})):
         for g in groups_of(res):
             cells = [_cell(res["metrics"][s][g][m], _get(boot, "groups", s, g, m)) for s in SETTINGS]
             change = _cell((res.get("deltas") or {}).get(g, {}).get(m), _get(boot, "deltas", g, m), True)
             lines.append(f"| {g} {m} | {cells[0]} | {cells[1]} | {change} |")
         gap, gci = res["gaps"][m], _get(boot, "gaps", m) or {}
-        sig = "" if gci.get("significant") is None else (" (significant)" if gci["significant"] else " (not significant)")
-        lines.append(f"| {m} gap | {_cell(gap['baseline'], gci.get('baseline'), True)} | "
-                     f"{_cell(gap['perturbed'], gci.get('perturbed'), True)} | "
-                     f"{_cell(gap['change'], gci.get('change'), True)}{sig} |")
+        sig = (
+            "" if gci.get("significant") is None else (" (significant)" if gci["significant"] else " (not significant)")
+        )
+        lines.append(
+            f"| {m} gap | {_cell(gap['baseline'], gci.get('baseline'), True)} | "
+            f"{_cell(gap['perturbed'], gci.get('perturbed'), True)} | "
+            f"{_cell(gap['change'], gci.get('change'), True)}{sig} |"
+        )
         over = " (overshoot: the gap reversed)" if gap.get("overshoot") else ""
-        lines.append(f"| {m} share closed | | | {_cell(gap.get('share_closed'), gci.get('share_closed'), True)}{over} |")
+        lines.append(
+            f"| {m} share closed | | | {_cell(gap.get('share_closed'), gci.get('share_closed'), True)}{over} |"
+        )
     return [*lines, ""]
 
 

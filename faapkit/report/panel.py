@@ -69,9 +69,16 @@ def panel_rows(r: RunInputs, registries: Any, *, per_group: int, score: float, a
     ds_info, size = res.get("dataset") or {}, res.get("input_size") or {}
     sizes = int(size.get("min_size") or detector.input_size[0]), int(size.get("max_size") or detector.input_size[1])
     level = str(((_run_config(r).get("data") or {}).get("group_level")) or "auto")
-    split = load_eval_split(Path(str(ds_info.get("root"))), str(res["split"]), str(res["split_by"]),
-                            str(ds_info.get("layout") or "auto"), None,
-                            str(ds_info.get("on_corrupt") or "fail"), str(ds_info.get("on_invalid") or "fail"), level)
+    split = load_eval_split(
+        Path(str(ds_info.get("root"))),
+        str(res["split"]),
+        str(res["split_by"]),
+        str(ds_info.get("layout") or "auto"),
+        None,
+        str(ds_info.get("on_corrupt") or "fail"),
+        str(ds_info.get("on_invalid") or "fail"),
+        level,
+    )
     ds = GroupedDetectionDataset(split, EvalTransform(*sizes))
     index = {rec.image_id: i for i, rec in enumerate(split.records)}
     rows = []
@@ -111,8 +118,16 @@ def _models(r: RunInputs, registries: Any) -> tuple[Any, Any]:
     return detector.eval(), generator.eval()
 
 
-def _row(detector: Any, generator: Any, image: Any, target: dict[str, Any], score: float, amplify: float,
-         group: str, image_id: Any) -> PanelRow:
+def _row(
+    detector: Any,
+    generator: Any,
+    image: Any,
+    target: dict[str, Any],
+    score: float,
+    amplify: float,
+    group: str,
+    image_id: Any,
+) -> PanelRow:
     """Detect on the clean and the perturbed ``image (3, H, W)``; draw the four pictures."""
     import torch
     from torchvision.ops import box_convert
@@ -130,8 +145,12 @@ def _row(detector: Any, generator: Any, image: Any, target: dict[str, Any], scor
     gt = box_convert(target["boxes"], "cxcywh", "xyxy") * torch.tensor([w, h, w, h])
     clean01, pert01 = denormalize(x)[0].clamp(0, 1), denormalize(perturbed)[0].clamp(0, 1)
     delta01 = (0.5 + amplify * (pert01 - clean01)).clamp(0, 1)
-    pictures = [_boxes(clean01, gt, GT), _boxes(clean01, found[0], CLEAN), _boxes(pert01, found[1], PERTURBED),
-                _boxes(delta01, None, "")]
+    pictures = [
+        _boxes(clean01, gt, GT),
+        _boxes(clean01, found[0], CLEAN),
+        _boxes(pert01, found[1], PERTURBED),
+        _boxes(delta01, None, ""),
+    ]
     return PanelRow(group, image_id, pictures, [len(gt), len(found[0]), len(found[1])])
 
 
@@ -167,7 +186,8 @@ def plot_panel(stem: Path, rows: list[PanelRow], title: str, caption_score: floa
             if i == 0:
                 ax.set_title(heads[j], fontsize=9)
             if j < 3:
-                what = "boxes" if j == 0 else f"boxes, score >= {caption_score:g}"
+                what = "box" if row.boxes[j] == 1 else "boxes"
+                what += "" if j == 0 else f", score >= {caption_score:g}"
                 ax.set_xlabel(f"{row.boxes[j]} {what}", fontsize=7)
         axes[i][0].set_ylabel(f"{row.group}\nimage {row.image_id}", fontsize=8)
     fig.suptitle(title, fontsize=9)
