@@ -142,51 +142,41 @@ def curve_series(runs: list[RunInputs]) -> dict[str, Any]:
 
 def plot_curves(stem: Path, series: dict[str, Any], title: str) -> list[Path]:
     """Losses per epoch (left) and the val AP gap per validation (right), the chosen epoch a
-    dotted line and the unperturbed val gap a dashed one; write ``stem``.png and .pdf."""
+    dotted line and the unperturbed val gap a dashed one; write ``stem``.png and .pdf. A seed
+    set draws each seed's total loss only, in the seed's colour (every column of every seed
+    would be a legend nobody reads)."""
     from faapkit.compare.plot import pyplot
 
     plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.0))
     several = len(series) > 1
     for i, (name, s) in enumerate(series.items()):
-        for j, (loss, pts) in enumerate(_distinct(s["losses"])):
-            colour = f"C{i % 10}" if several else f"C{j % 10}"
-            label = f"{name} {loss}" if several else loss
-            left.plot(
-                *zip(*pts, strict=True), lw=1, color=colour, label=label, ls="-" if j == 0 or not several else ":"
-            )
+        colour = f"C{i % 10}"
+        losses = _distinct(s["losses"])
+        if several:
+            losses = [(n, pts) for n, pts in losses if "total" in n.split(" = ")][:1]
+        for j, (loss, pts) in enumerate(losses):
+            label = f"{name} ({loss})" if several else loss
+            left.plot(*zip(*pts, strict=True), lw=1, color=colour if several else f"C{j % 10}", label=label)
         if s["val_gap"]:
-            right.plot(
-                *zip(*s["val_gap"], strict=True),
-                marker="o",
-                ms=3,
-                color=f"C{i % 10}",
-                label=f"{name} perturbed" if several else "perturbed (val)",
-            )
+            label = name if several else "perturbed (val)"
+            right.plot(*zip(*s["val_gap"], strict=True), marker="o", ms=3, color=colour, label=label)
         if s["val_baseline"] is not None:
-            right.axhline(
-                s["val_baseline"],
-                color=f"C{i % 10}",
-                ls="--",
-                lw=0.9,
-                label=f"{name} unperturbed" if several else "unperturbed (val)",
-            )
+            label = "unperturbed (val)" if i == 0 else "_"
+            right.axhline(s["val_baseline"], color="0.4" if several else colour, ls="--", lw=0.9, label=label)
         for ax in (left, right):
             if s["chosen"] is not None:
-                ax.axvline(
-                    s["chosen"],
-                    color=f"C{i % 10}" if several else "0.3",
-                    ls=":",
-                    lw=1,
-                    label=(f"{name} chosen epoch {s['chosen']}" if several else f"chosen epoch {s['chosen']}"),
+                label = (
+                    "chosen epochs" if several and i == 0 else (f"chosen epoch {s['chosen']}" if not several else "_")
                 )
+                ax.axvline(s["chosen"], color=colour if several else "0.3", ls=":", lw=1, label=label)
     left.set(title="training losses", xlabel="epoch", ylabel="loss")
     right.set(title="val AP gap per validation", xlabel="epoch", ylabel="AP gap (adv - dis)")
     if not any(s["val_gap"] for s in series.values()):
         right.text(0.5, 0.5, "no validation during training", ha="center", va="center", transform=right.transAxes)
     for ax in (left, right):
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
         ax.grid(lw=0.4, color="0.9")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
