@@ -20,6 +20,7 @@ Edges = dict[str, dict[str, list[str]]]  # node -> imported node -> ["file:line"
 # The drawing of docs/architecture.md, top to bottom: a node may import its own layer and below.
 LAYERS: list[set[str]] = [
     {"faapkit.cli", "faapkit.__main__"},
+    {"faapkit.report"},
     {"faapkit.compare", "faapkit.plugin_api"},
     {"faapkit.train"},
     {"faapkit.evaluate"},

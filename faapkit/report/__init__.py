@@ -1,0 +1,109 @@
+"""``faap report RUN``: one Markdown page of a run or a seed set with its figures, in
+``RUN/report/``: ``report.md``, ``forest`` (per-group AP / AR, gaps, share closed, with CIs),
+``curves`` (training losses, val gap, chosen epoch) and ``panel`` (ground truth and detections
+before and after the perturbation), each as PNG and PDF.
+
+The page and the number figures are torch-free (:mod:`faapkit.report.figures`,
+:mod:`faapkit.report.page`); only the panel loads the detector and the generator
+(:mod:`faapkit.report.panel`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from faapkit.errors import ConfigError
+from faapkit.report.inputs import RunInputs, read_target
+
+OUTPUTS = ("report.md", "forest.png", "forest.pdf", "curves.png", "curves.pdf", "panel.png", "panel.pdf")
+
+__all__ = ["OUTPUTS", "PanelOptions", "RunInputs", "check_outputs", "prepare", "write_report"]
+
+
+def check_outputs(folder: Path, force: bool) -> None:
+    """Refuse, before any work, a report folder that cannot take the files or already holds a
+    report (without ``force``): :func:`faapkit.artifacts.outputs.check_output` per file."""
+    from faapkit.artifacts.outputs import check_output, ensure_folder
+
+    ensure_folder(folder / OUTPUTS[0], "--out")
+    for name in OUTPUTS:
+        check_output(folder / name, "--out", force=force)
+
+
+def prepare(target: Path, out: Path | None = None, result: Path | None = None, force: bool = False) -> list[RunInputs]:
+    """Read what the report shows and check its folder (default ``target/report``, made if
+    missing) before any drawing: a target without an evaluation is refused in one line."""
+    runs = read_target(target, result)
+    check_outputs(out or target / "report", force)
+    return runs
+
+
+@dataclass(frozen=True)
+class PanelOptions:
+    """The perturbation panel: ``per_group`` images per group, detections with a score of at
+    least ``score``, the delta times ``amplify``; refused in one line when they cannot be drawn."""
+
+    per_group: int = 2
+    score: float = 0.5
+    amplify: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.per_group < 1 or not 0 <= self.score <= 1 or not (math.isfinite(self.amplify) and self.amplify > 0):
+            raise ConfigError("--images must be at least 1, --score in [0, 1] and --amplify a positive number")
+
+
+def write_report(
+    target: Path,
+    runs: list[RunInputs] | None = None,
+    out: Path | None = None,
+    registries: Any = None,
+    panel: PanelOptions | None = PanelOptions(),
+    *,
+    result: Path | None = None,
+    force: bool = False,
+) -> Path:
+    """Write the page and its figures for ``target`` (a run or a seed set) into ``out``
+    (default ``target/report``) and return the page's path. ``runs``: what :func:`prepare`
+    returned (read and checked already). ``panel``: draw the perturbation panel (needs
+    ``registries`` and torch), or not (``None``)."""
+    from faapkit.io import atomic_write_text
+    from faapkit.report.figures import curve_series, forest_rows, plot_curves, plot_forest
+    from faapkit.report.page import page
+
+    runs = runs or prepare(target, out, result, force)
+    folder = out or target / "report"
+    title = f"faap report: {target.absolute().name}"
+    res = runs[0].result
+    about = f"{title} ({res.get('split')} split, {res.get('split_by')}, epsilon {res.get('epsilon')})"
+    plot_forest(folder / "forest", forest_rows(runs), about)
+    plot_curves(folder / "curves", curve_series(runs), about)
+    figures = {"forest": "forest.png", "curves": "curves.png"}
+    note = "No perturbation panel (--no-panel)."
+    if panel is not None:
+        note = _panel(folder, runs[0], registries, panel)
+        figures["panel"] = "panel.png"
+    path = folder / "report.md"
+    atomic_write_text(path, page(runs, title, figures, note))
+    return path
+
+
+def _panel(folder: Path, r: RunInputs, registries: Any, opts: PanelOptions) -> str:
+    per_group, score, amplify = opts.per_group, opts.score, opts.amplify
+    from faapkit.report.panel import panel_rows, plot_panel
+
+    rows = panel_rows(r, registries, per_group=per_group, score=score, amplify=amplify)
+    eps = r.result.get("epsilon")
+    who = f"{r.run.name}" + ("" if r.seed is None else f" (seed {r.seed})")
+    title = (
+        f"{who}: {r.result.get('split')} split by {r.result.get('split_by')}, epsilon {eps}, "
+        f"delta amplified x{amplify:g}"
+    )
+    plot_panel(folder / "panel", rows, title, score, amplify)
+    return (
+        f"Perturbation panel ({who}, epoch {r.result.get('epoch')}): {per_group} image(s) per group of the "
+        f"{r.result.get('split')} split at the evaluated input size; green: ground truth, blue: detections on "
+        f"the clean image, red: on the perturbed image (score >= {score:g}); last column: "
+        f"0.5 + {amplify:g} x (perturbed - clean), mid grey is no change. epsilon {eps}."
+    )
