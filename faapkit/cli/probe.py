@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from faapkit.cli._console import info, out_console, print_json, warn
+from faapkit.cli._console import out_console, print_json
 from faapkit.cli._context import state
 from faapkit.cli._options import JsonOpt
 
@@ -38,50 +36,15 @@ def headroom(
     json_: JsonOpt = False,
 ) -> None:
     """Oracle bound (per-image PGD with ground truth, never a method): per-group AP lift and gap."""
-    from faapkit.data.synth import embedded_dataset_for
-    from faapkit.detr.frozen import load_detector
-    from faapkit.distributed import setup_process
-    from faapkit.evaluate.evaluator import load_eval_split
-    from faapkit.evaluate.headroom import HeadroomRequest, probe_headroom
-    from faapkit.evaluate.headroom_checks import check_groups, check_options, not_a_report
-    from faapkit.evaluate.settings import check_bootstrap
-    from faapkit.io import atomic_write_text
+    from faapkit.cli.evaluate import CliHost
+    from faapkit.evaluate.headroom_command import ProbeCommand, run_probe
 
-    check_options(epsilon, steps, step_size, limit_images, (disadvantaged, advantaged), device)
-    check_bootstrap(bootstrap)
-    if out is not None:
-        from faapkit.artifacts.outputs import check_output
-
-        check_output(out, "--out", force=force, replaceable=not_a_report)
-    from faapkit.artifacts.output_lock import OutputLock
-
-    # one probe per report: a second one into the same --out is refused before any work
-    with OutputLock(out, note=warn) if out is not None else contextlib.nullcontext() as lock:
-        from faapkit.config import DEFAULT_DETECTOR
-
-        spec = state(ctx).registries.detectors.get(detector or DEFAULT_DETECTOR)
-        _, dev = setup_process(device, key="--device")
-        root = data or embedded_dataset_for(spec, detector_checkpoint)
-        det = load_detector(spec, detector_checkpoint, device=dev)
-        split_data = load_eval_split(root, split, split_by, "auto", limit_images, "fail")
-        check_groups(split_data, disadvantaged, advantaged)
-        req = HeadroomRequest(
-            data=split_data,
-            detector=det,
-            device=dev,
-            epsilon=epsilon,
-            steps=steps,
-            step_size=step_size,
-            bootstrap=bootstrap,
-            disadvantaged=disadvantaged,
-            advantaged=advantaged,
-        )
-        info(f"oracle: {steps} signed-gradient steps of {step_size} per image, |delta| <= {epsilon} (an upper bound)")
-        result = probe_headroom(req)
-        if isinstance(lock, OutputLock):
-            lock.check_unchanged(force)  # written meanwhile by a process that ignored the lock
-            atomic_write_text(lock.output, json.dumps(result, indent=2) + "\n")
-            info(f"report written to {out}")
+    cmd = ProbeCommand(
+        split, split_by, data, detector, detector_checkpoint, epsilon, steps, step_size, disadvantaged, advantaged,
+        limit_images, bootstrap, device, out, force,
+    )  # fmt: skip
+    app = state(ctx)
+    result = run_probe(cmd, app.registries.detectors, CliHost(app))  # a detector is looked up after the checks
     if json_:
         print_json(result)
     else:
