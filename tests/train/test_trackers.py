@@ -335,23 +335,12 @@ def test_a_broken_trackers_file_is_a_warning_after_the_metrics_are_written(tmp_p
     assert "evaluation written, not logged to the run's tracker" in err and TRACKERS_FILE in err
 
 
-@pytest.mark.parametrize("where", ["a file", "unwritable"])
-def test_a_local_store_that_cannot_be_made_is_refused_when_the_logger_is_built(tmp_path, where):
+def test_a_local_store_that_cannot_be_made_is_refused_when_the_logger_is_built(tmp_path):
     """Refused before the run folder exists (the logger is built at setup), naming the setting."""
     pytest.importorskip("mlflow")
-    import os
-
     from faapkit.train.trackers import MLflowLogger
 
-    if where == "a file":
-        blocker = tmp_path / "afile"
-        blocker.write_text("x")
-        uri = f"file:{blocker}/store"
-    else:
-        if os.geteuid() == 0:
-            pytest.skip("root writes anywhere")
-        locked = tmp_path / "locked"
-        locked.mkdir(mode=0o500)
-        uri = f"file:{locked}/store"
-    with pytest.raises(ConfigError, match=r"train.logger_options.mlflow.tracking_uri=.*cannot hold an MLflow store"):
-        MLflowLogger(tmp_path / "run", tracking_uri=uri)
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match=r"tracking_uri=.*cannot hold an MLflow store: .*afile is not a folder"):
+        MLflowLogger(tmp_path / "run", tracking_uri=f"file:{blocker}/store")
