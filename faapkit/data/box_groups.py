@@ -110,3 +110,17 @@ def sampling_key(held: Sequence[str], pair: Sequence[str]) -> int:
     if pair and pair[0] in held:
         return 0
     return 1 if len(pair) > 1 and tuple(held) == (pair[1],) else -1
+
+
+def no_attribute(path: Path, split: str, attr: str, image_attrs: set[str], coco: dict[str, Any]) -> DataError:
+    """The refusal of a split where neither images nor boxes carry ``attr``, naming the
+    attributes that are there, on images and on boxes."""
+    on_boxes = {
+        k for a in coco.get("annotations", []) if isinstance(a.get("attributes"), dict) for k in a["attributes"]
+    }
+    present = ", ".join(sorted(image_attrs)) or "none"
+    if on_boxes:
+        present += f"; on boxes: {', '.join(sorted(on_boxes))}"
+    return DataError(
+        f"{path}: no image or box in split '{split}' has attribute '{attr}' (attributes present: {present})"
+    )

@@ -23,7 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from faapkit.data.box_groups import box_group, check_box_groups, choose_level, pair_ids, sampling_key
+from faapkit.data.box_groups import box_group, check_box_groups, choose_level, no_attribute, pair_ids, sampling_key
 from faapkit.data.validate import (
     KIND_TEXT,
     FileCheck,
@@ -315,8 +315,7 @@ def _source_issues(src: _Source, split: str, split_by: str, level: str, seen_att
         return issues
     issues = check_annotations(coco, None if src.group is not None else split_by, src.path)
     if src.group is None and issues.counts["missing attribute"] == len(coco["images"]) and coco["images"]:
-        present = ", ".join(sorted(seen_attrs)) or "none"
-        raise DataError(f"no image in split '{split}' has attribute '{split_by}' (attributes present: {present})")
+        raise no_attribute(src.path, split, split_by, seen_attrs, coco)
     return issues
 
 

@@ -186,3 +186,14 @@ def test_training_reads_each_boxs_group(mixed, tmp_path):
     image_root = write_synthetic(tmp_path / "s", SynthSpec(seed=3, splits=(("test", 1, 1),))) / "coco"
     image_level = GroupedDetectionDataset(load_split(image_root, "test"), TrainTransform([96], 160, crop_prob=0.0))
     assert "groups" not in image_level[0, 0][1] and sorted(image_level.record_groups()) == [0, 1]
+
+
+def test_an_attribute_on_neither_level_is_refused_naming_both_levels_attributes(tmp_path):
+    from faapkit.data.box_groups import no_attribute
+
+    coco = {"annotations": [{"attributes": {"gender": "female", "age": "young"}}, {"id": 2}]}
+    err = no_attribute(tmp_path / "instances_test.json", "test", "skin", set(), coco)
+    assert str(err) == (
+        f"{tmp_path / 'instances_test.json'}: no image or box in split 'test' has attribute 'skin' "
+        "(attributes present: none; on boxes: age, gender)"
+    )

@@ -201,7 +201,7 @@ def test_missing_attribute(small):
     ann.write_text(json.dumps(data))
     with pytest.raises(DataError, match=r"instances_test.json: 1 image\(s\) lack attribute 'gender' \(first: image 1"):
         load_split(small / "coco", "test")
-    with pytest.raises(DataError, match="no image in split 'test' has attribute 'skin'.*age, gender"):
+    with pytest.raises(DataError, match="no image or box in split 'test' has attribute 'skin'.*age, gender"):
         load_split(small / "coco", "test", split_by="skin")
 
 

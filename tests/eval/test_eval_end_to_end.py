@@ -47,4 +47,4 @@ def test_eval_error_lines(tmp_path):
     code, _, err = run_cli("eval", str(tmp_path / "missing"))
     assert code == 1 and err.startswith("error: not found")
     code, _, err = run_cli("eval", "--split-by", "height", "--limit-images", "10")
-    assert code == 1 and "no image in split 'test' has attribute 'height'" in err and "Traceback" not in err
+    assert code == 1 and "no image or box in split 'test' has attribute 'height'" in err and "Traceback" not in err
