@@ -50,11 +50,13 @@ def check_belongs(checkpoint: Path, run_dir: Path) -> None:
     """Refuse a checkpoint of ``run_dir`` that is no whole training checkpoint (format, keys and
     their types: before any inference), or whose run id or version is not the run's (one dropped
     in from another run)."""
-    from faapkit.artifacts.checkpoint import read_training_checkpoint
+    from faapkit.artifacts.records import checkpoint_payload
     from faapkit.artifacts.rundir import RunDir
+    from faapkit.io import load_checkpoint
 
     manifest = RunDir(run_dir).manifest()
-    ckpt = read_training_checkpoint(checkpoint)
+    # memory-mapped: the check reads the keys, the weights are loaded once, by the evaluation
+    ckpt = checkpoint_payload(load_checkpoint(checkpoint, mmap=True), checkpoint)
     for key, what in (("run_id", "run id"), ("version", "version")):
         mine, stored = getattr(manifest, key), getattr(ckpt, key)
         if stored != mine:
