@@ -10,6 +10,7 @@ to swap a part (``build_detector`` returning a given detector, say).
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +111,12 @@ class PartBuilders:
 
     def default_steps_per_epoch(self) -> int:
         """The research sampler's epoch: 2 x the larger group's images, with replacement, in
-        batches of ``train.batch_size`` on every process."""
+        batches of ``train.batch_size`` on every process. The groups are the sampler's pools
+        (box level: a mixed image is in the disadvantaged pool only, see ``sampling_key``), so a
+        mixed image counts once."""
         cfg = self.config
-        counts = [self.data.group_counts()[g] for g in (cfg.data.disadvantaged, cfg.data.advantaged)]
-        draws = 2 * max(counts)
+        pools = Counter(self.dataset.record_groups())
+        draws = 2 * max(pools.get(0, 0), pools.get(1, 0))
         return max(1, draws // (cfg.train.batch_size * self.dist.world_size))
 
     def build_sampler(self) -> BalancedGroupSampler:

@@ -4,7 +4,9 @@ per image refuse such data before training, in one line naming the version."""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,33 @@ def test_one_group_per_image_versions_refuse_box_level_groups(version, mixed, tm
     assert f"version '{version}' takes one group per image" in line
     assert "groups on boxes" in line and "versions that train on them: level-up" in line
     assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
+
+
+def _fewer_female_only_images(coco: Path, out: Path, keep: int) -> Path:
+    """A copy of ``coco`` whose train split keeps ``keep`` of its female-only images (so the
+    advantaged group holds more images than the disadvantaged one only through mixed images)."""
+    shutil.copytree(coco, out)
+    path = out / "annotations" / "instances_train.json"
+    data = json.loads(path.read_text())
+    genders: dict[int, set[str]] = {}
+    for a in data["annotations"]:
+        genders.setdefault(a["image_id"], set()).add(a["attributes"]["gender"])
+    female_only = [i for i, g in genders.items() if g == {"female"}]
+    dropped = set(female_only[keep:])
+    data["images"] = [im for im in data["images"] if im["id"] not in dropped]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] not in dropped]
+    path.write_text(json.dumps(data))
+    return out
+
+
+def test_default_epoch_counts_a_mixed_image_once(mixed, tmp_path):
+    root = _fewer_female_only_images(mixed, tmp_path / "coco", keep=1)
+    cfg = resolve_config(REG, version="level-up", overrides=[f"data.root={root}", "train.batch_size=2"])
+    trainer = Trainer(cfg, REG, tmp_path / "run")
+    trainer.setup()
+    pools = trainer.dataset.record_groups()
+    held = trainer.data.group_counts()
+    # female pool: the female-only and mixed images; male pool: the male-only ones
+    assert pools.count(0) == 1 + sum(1 for r in trainer.data.records if len(r.held) > 1)
+    assert held["male"] > max(pools.count(0), pools.count(1))  # counting held images would overdraw
+    assert trainer.steps_per_epoch == 2 * max(pools.count(0), pools.count(1)) // 2
