@@ -11,6 +11,7 @@ from faapkit.data.coco import detect_layout, load_split
 from faapkit.errors import DataError
 
 SPLITS = ("train", "val", "test")
+LEVEL_NAMES = {"image": "per image", "box": "per person"}
 
 
 def _stats(values: list[float]) -> str:
@@ -57,12 +58,13 @@ def dataset_summary(root: Path, split_by: str = "gender") -> dict[str, Any]:
 
 def summary_table(summary: dict[str, Any]) -> Table:
     table = Table(title=f"{summary['root']} ({summary['layout']} layout, groups by {summary['split_by']})")
-    for col in ("split", "group", "images", "boxes", "boxes/img", "width", "height", "box area"):
-        table.add_column(col, justify="left" if col in ("split", "group") else "right")
+    for col in ("split", "level", "group", "images", "boxes", "boxes/img", "width", "height", "box area"):
+        table.add_column(col, justify="left" if col in ("split", "level", "group") else "right")
     for split, info in summary["splits"].items():
         for g, s in info["groups"].items():
             table.add_row(
                 split,
+                LEVEL_NAMES[info["group_level"]],
                 g,
                 str(s["images"]),
                 str(s["boxes"]),
@@ -71,5 +73,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
                 s["height_min_med_max"],
                 s["box_area_min_med_max"],
             )
-    table.caption = "sizes: min/median/max"
+    caption = "sizes: min/median/max"
+    if any(info["group_level"] == "box" for info in summary["splits"].values()):
+        caption += "; per person: a group's images hold one of its boxes (mixed images count in each group)"
+    table.caption = caption
     return table

@@ -197,3 +197,19 @@ def test_an_attribute_on_neither_level_is_refused_naming_both_levels_attributes(
         f"{tmp_path / 'instances_test.json'}: no image or box in split 'test' has attribute 'skin' "
         "(attributes present: none; on boxes: age, gender)"
     )
+
+
+def test_inspect_dataset_names_each_splits_level(mixed, tmp_path):
+    from typer.testing import CliRunner
+
+    from faapkit.cli import app
+
+    per_image = write_synthetic(tmp_path / "s", SynthSpec(seed=0, splits=(("train", 2, 2), ("val", 2, 2)))) / "coco"
+    runner = CliRunner()
+    box = runner.invoke(app, ["inspect", "dataset", str(mixed), "--json"])
+    image = runner.invoke(app, ["inspect", "dataset", str(per_image), "--json"])
+    assert box.exit_code == 0 and image.exit_code == 0, (box.output, image.output)
+    assert {s["group_level"] for s in json.loads(box.output)["splits"].values()} == {"box"}
+    assert {s["group_level"] for s in json.loads(image.output)["splits"].values()} == {"image"}
+    table = runner.invoke(app, ["inspect", "dataset", str(mixed)], env={"COLUMNS": "240"})
+    assert table.exit_code == 0 and "per person" in table.output and "mixed images count in each group" in table.output
