@@ -111,6 +111,15 @@ def clean_and_oracle_detections(req: HeadroomRequest) -> tuple[list[dict[str, An
     return clean, oracle
 
 
+def refuse_box_level(data: DatasetSplit) -> None:
+    """The probe lifts whole images, which a mixed image (people of both groups) cannot be."""
+    if data.group_level == "box":
+        raise ConfigError(
+            f"{data.root}: split '{data.split}' has box-level '{data.split_by}' groups (on each person's box); "
+            "the probe lifts whole images, so it needs one group per image"
+        )
+
+
 def probe_headroom(req: HeadroomRequest) -> dict[str, Any]:
     """Per-group AP/AR clean vs oracle with paired bootstrap CIs, and the gap when only the
     disadvantaged group gets its oracle (the most any generator could close the gap)."""
@@ -119,8 +128,7 @@ def probe_headroom(req: HeadroomRequest) -> dict[str, Any]:
     data = req.data
     if len(data.groups) < 2:
         raise ConfigError(f"split '{data.split}' has a single group for '{data.split_by}': nothing to compare")
-    if data.group_level == "box":  # the oracle lifts whole images, which a mixed image cannot be
-        raise ConfigError(f"split '{data.split}' has box-level '{data.split_by}' groups: the probe needs image-level")
+    refuse_box_level(data)
     ref = reference_groups(data.groups, req.disadvantaged, req.advantaged)
     group_images = {g: [r.image_id for r in data.records if r.group == g] for g in data.groups}
     clean, oracle = clean_and_oracle_detections(req)

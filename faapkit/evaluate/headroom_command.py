@@ -65,7 +65,7 @@ def _probe(cmd: ProbeCommand, detectors: Any, say: Notes) -> dict[str, Any]:
     from faapkit.detr.frozen import load_detector
     from faapkit.distributed import setup_process
     from faapkit.evaluate.evaluator import load_eval_split
-    from faapkit.evaluate.headroom import HeadroomRequest, probe_headroom
+    from faapkit.evaluate.headroom import HeadroomRequest, probe_headroom, refuse_box_level
     from faapkit.evaluate.headroom_checks import check_groups
 
     spec = detectors.get(cmd.detector or DEFAULT_DETECTOR)
@@ -74,6 +74,7 @@ def _probe(cmd: ProbeCommand, detectors: Any, say: Notes) -> dict[str, Any]:
     det = load_detector(spec, cmd.detector_checkpoint, device=dev)
     split_data = load_eval_split(root, cmd.split, cmd.split_by, "auto", cmd.limit_images, "fail")
     check_groups(split_data, cmd.disadvantaged, cmd.advantaged)
+    refuse_box_level(split_data)
     req = HeadroomRequest(
         data=split_data, detector=det, device=dev, epsilon=cmd.epsilon, steps=cmd.steps, step_size=cmd.step_size,
         bootstrap=cmd.bootstrap, disadvantaged=cmd.disadvantaged, advantaged=cmd.advantaged,

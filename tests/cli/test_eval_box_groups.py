@@ -55,3 +55,10 @@ def test_a_group_no_box_holds_is_refused(mixed, tmp_path, capsys):
 def test_synth_images_go_with_mixed_only(tmp_path, capsys):
     code, _, err = faap(capsys, "data", "synth", str(tmp_path / "s"), "--images", "3")
     one_error(err, 2, code, "--images takes at least 1 and goes with --mixed")
+
+
+def test_the_probe_refuses_box_level_groups_naming_the_dataset(mixed, tmp_path, capsys):
+    args = ["probe", "headroom", "--data", str(mixed), "--detector", "detr-synth-tiny-v3", "--device", "cpu"]
+    code, _, err = faap(capsys, *args, "--out", str(tmp_path / "p.json"), "--steps", "1", "--bootstrap", "0")
+    one_error(err, 2, code, f"{mixed}: split 'test' has box-level 'gender' groups (on each person's box)")
+    assert not (tmp_path / "p.json").exists()
