@@ -138,9 +138,10 @@ class RunDataset(Record):
     layout: str
     split: str
     fingerprint: str
-    groups: dict[str, int]  # images per group
+    groups: dict[str, int]  # images per group (box level: the images holding one of its boxes)
     skipped: dict[str, int]  # images/annotations left out, per problem
     skipped_corrupt: int
+    group_level: Literal["image", "box"] | None = None  # what data.group_level "auto" resolved to
 
 
 class DetectorRecord(Record):

@@ -134,6 +134,7 @@ def run_manifest(
             "groups": data.group_counts(),
             "skipped": data.skipped,
             "skipped_corrupt": len(data.skipped_corrupt),
+            "group_level": data.group_level,
         },
         "detector": {"name": detector.name, "checkpoint": detector.checkpoint, "sha256": detector.sha256},
         "steps_per_epoch": steps_per_epoch,

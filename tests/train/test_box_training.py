@@ -55,6 +55,7 @@ def test_level_up_trains_on_box_level_groups(mixed, tmp_path):
     state = trainer.generator.state_dict()
     assert any(not torch.equal(v, state[k]) for k, v in g0.items()), "generator did not change"
     assert (trainer.run.path / "checkpoints" / "best.pt").is_file()
+    assert trainer.run.manifest().dataset.group_level == "box"  # what "auto" resolved to
 
 
 @pytest.mark.parametrize("version", ONE_GROUP_PER_IMAGE)

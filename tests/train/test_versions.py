@@ -128,7 +128,8 @@ def test_a_run_written_before_a_config_key_existed_resumes(tmp_path, synth_root)
     part.fit()
     manifest_path = tmp_path / "r" / "run.json"
     manifest = json.loads(manifest_path.read_text())
-    del manifest["config"]["data"]["shape_buckets"]
+    assert manifest["dataset"]["group_level"] == "image"  # what data.group_level "auto" resolved to
+    del manifest["config"]["data"]["shape_buckets"], manifest["dataset"]["group_level"]  # neither was recorded then
     manifest_path.write_text(json.dumps(manifest))
     resumed = Trainer(resolve_config(REG, version="4th", overrides=overrides), REG, tmp_path / "r", resume=True)
     resumed.setup()
