@@ -1,5 +1,6 @@
 """``faap train``: the options and the printing; where a run starts is ``faapkit.train.start``,
-the training itself ``faapkit.train.trainer`` and a seed set ``faapkit.train.seeds``."""
+the training itself ``faapkit.train.trainer``, a seed set ``faapkit.train.seeds`` and a SLURM job
+``faapkit.distributed.slurm``."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from faapkit.cli._console import info, print_json, warn
 from faapkit.cli._context import state
 from faapkit.cli._launch import launch_torchrun
 from faapkit.cli._options import ConfigOpt, JsonOpt, SetOpt, VersionOpt
-from faapkit.errors import ConfigError, Interrupted
+from faapkit.errors import Interrupted
 
 if TYPE_CHECKING:
-    from faapkit.plugins.registry import Registries
+    from faapkit.train.seeds import SeedSet
+    from faapkit.train.trainer import Trainer
 
 
 def train(
@@ -25,7 +27,9 @@ def train(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run folder (default runs/<version>-<time>)")] = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="continue the run in this folder")] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="continue the run in this folder; auto: the run in --out, else start it there")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="shortcut for --set train.epochs=N")] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after N optimiser steps in total")] = None,
     limit_images: Annotated[int | None, typer.Option(help="use only the first N images of the split")] = None,
@@ -35,48 +39,59 @@ def train(
         str | None, typer.Option(help="train one run per seed (0-4, 0,3,7) into OUT/seed-N; --resume OUT continues")
     ] = None,
     jobs: Annotated[int, typer.Option(help="with --seeds: seeds trained at once, each on cores/N threads")] = 1,
+    launcher: Annotated[str, typer.Option(help="local (this machine) | slurm (a submitit job, requeued)")] = "local",
+    nodes: Annotated[int | None, typer.Option(help="slurm: nodes (1)")] = None,
+    gpus_per_node: Annotated[int | None, typer.Option(help="slurm: GPUs per node (1)")] = None,
+    tasks_per_node: Annotated[int | None, typer.Option(help="slurm: processes per node (one per GPU)")] = None,
+    timeout: Annotated[int | None, typer.Option(help="slurm: the job's time limit in minutes")] = None,
+    partition: Annotated[str | None, typer.Option(help="slurm: partition")] = None,
+    slurm_folder: Annotated[Path | None, typer.Option(help="slurm: job logs (default RUN.slurm)")] = None,
     quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Train a perturbation generator with a method version (default: 4th on the embedded benchmark)."""
-    from faapkit.train.seeds import is_seed_set
-    from faapkit.train.start import check_counts, interrupted_message, resolve_run, with_shortcuts
+    from faapkit.distributed.slurm import slurm_options
+    from faapkit.train import start
 
     shortcuts = {"train.epochs": epochs, "train.max_steps": max_steps, "data.limit_images": limit_images}
-    overrides = with_shortcuts(set_ or [], {**shortcuts, "train.device": device})
-    check_counts(jobs, nproc)
+    overrides = start.with_shortcuts(set_ or [], {**shortcuts, "train.device": device})
+    start.check_counts(jobs, nproc)
+    slurm = slurm_options(
+        launcher, nproc=nproc, jobs=jobs, nodes=nodes, gpus_per_node=gpus_per_node, tasks_per_node=tasks_per_node,
+        timeout_min=timeout, partition=partition, folder=slurm_folder,
+    )  # fmt: skip
+    st = state(ctx)
+    if slurm is not None:
+        from faapkit.cli import main
 
-    if seeds is not None or (resume is not None and is_seed_set(resume)):
-        _train_seeds(state(ctx).registries, version, config, overrides, out, resume, seeds, jobs, nproc, json_)
+        job = start.submit_run(st.registries, st.blocked, slurm, version, config, overrides, out, resume, seeds, main)
+        if json_:
+            return print_json(job.as_json())
+        return info(f"submitted job {job.job_id} ({job.cluster}) training {job.run}; its logs in {job.folder}")
+    as_set, continued = start.seed_set_asked(seeds, resume, out, jobs)
+    if as_set:
+        kept = start.train_seed_set(st.registries, version, config, overrides, out, continued, seeds, jobs, nproc, info)
+        _report_seeds(*kept, json_)
         return
-    if jobs != 1:
-        raise ConfigError("--jobs runs several seeds at once: give --seeds")
     if nproc > 1:
         launch_torchrun(nproc)
         return
-    st = state(ctx)
-    registries: Registries = st.registries
-    resolved, run_dir = resolve_run(registries, version, config, overrides, out, resume)
+    resolved, run_dir, resuming = start.start_run(st.registries, version, config, overrides, out, resume)
     from faapkit.cli.progress import TrainReporter
     from faapkit.plugins.providers import version_providers
     from faapkit.train.trainer import Trainer
 
-    providers = version_providers(st.pm, registries, resolved.version)
+    providers = version_providers(st.pm, st.registries, resolved.version)
     is_main = int(os.environ.get("RANK", "0")) == 0
     reporter = TrainReporter(enabled=not quiet and is_main and not json_)
-    trainer = Trainer(resolved, registries, run_dir, resume=resume is not None, providers=providers, reporter=reporter)
+    trainer = Trainer(resolved, st.registries, run_dir, resume=resuming, providers=providers, reporter=reporter)
     trainer.setup()
     if is_main:
-        for line in [*trainer.data.warnings(), *trainer.notes]:
-            warn(line)
-        info(
-            f"run folder: {trainer.run.path}  version {resolved.version}  device {trainer.device}  "
-            f"steps/epoch {trainer.steps_per_epoch}  world size {trainer.dist.world_size}"
-        )
+        _report_start(trainer)
     try:
         summary = trainer.fit()
     except KeyboardInterrupt:
-        raise Interrupted(interrupted_message(trainer.run.path)) from None
+        raise Interrupted(start.interrupted_message(trainer.run.path)) from None
     finally:
         reporter.finish()  # a live progress bar left running would hide the error line
     from faapkit.distributed import shutdown
@@ -86,33 +101,17 @@ def train(
         _report_done(trainer.run.read_selection(), summary, run_dir, json_)
 
 
-def _train_seeds(
-    registries: Registries,
-    version: str | None,
-    config: Path | None,
-    overrides: list[str],
-    out: Path | None,
-    resume: Path | None,
-    seeds: str | None,
-    jobs: int,
-    nproc: int,
-    json_: bool,
-) -> None:
-    """``--seeds``: one run per seed under one parent folder (``faapkit.train.seeds``); the shared
-    configuration is resolved and checked before any seed starts (``faapkit.train.start``)."""
-    from faapkit.train.seeds import run_seeds
-    from faapkit.train.start import plan_seed_set, take_seed_set
+def _report_start(trainer: Trainer) -> None:
+    """What the data and setup warn of, then where the run trains and how."""
+    for line in [*trainer.data.warnings(), *trainer.notes]:
+        warn(line)
+    info(
+        f"run folder: {trainer.run.path}  version {trainer.config.version}  device {trainer.device}  "
+        f"steps/epoch {trainer.steps_per_epoch}  world size {trainer.dist.world_size}"
+    )
 
-    parent, wanted = plan_seed_set(registries, version, config, overrides, out, resume, seeds)
-    held, created = take_seed_set(parent, wanted, resume=resume is not None)
-    info(f"seed set {parent}: version {held.version}, seeds {', '.join(map(str, held.seeds))}, {jobs} at a time")
-    extra = ["--nproc", str(nproc)] if nproc > 1 else []
-    try:
-        outcome = run_seeds(parent, held, jobs=jobs, extra=extra, log=info, created=created)
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted: each seed stopped keeps its last checkpoint; continue with faap train --resume {parent}"
-        ) from None
+
+def _report_seeds(parent: Path, held: SeedSet, outcome: dict[int, str], json_: bool) -> None:
     if json_:
         print_json({"seed_set": str(parent), "version": held.version, "seeds": {str(k): v for k, v in outcome.items()}})
     else:

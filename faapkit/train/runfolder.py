@@ -65,7 +65,7 @@ def open_run_folder(run: RunDir, config: FaapConfig, *, resume: bool, is_main: b
     if is_main:
         run.lock()
     if resume:
-        return _resumable_manifest(run, config)
+        return resumable_manifest(run, config)
     if run.exists():
         if not run.checkpoint_files():
             raise FaapError(
@@ -84,7 +84,9 @@ def open_run_folder(run: RunDir, config: FaapConfig, *, resume: bool, is_main: b
     return {}
 
 
-def _resumable_manifest(run: RunDir, config: FaapConfig) -> dict[str, Any]:
+def resumable_manifest(run: RunDir, config: FaapConfig) -> dict[str, Any]:
+    """The manifest of the run in ``run`` when ``config`` may continue it: the same version and
+    config, ``RESUMABLE_KEYS`` aside; else a configuration error naming the keys that differ."""
     manifest = run.read_manifest()
     if manifest.get("version") != config.version:
         raise ConfigError(f"cannot resume {run.path}: it is a '{manifest.get('version')}' run, not '{config.version}'")

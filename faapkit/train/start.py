@@ -1,19 +1,24 @@
 """Where a ``faap train`` starts: the resolved configuration and run folder of a fresh or resumed
-run, the seed set a ``--seeds`` command trains (resolved and checked before any seed starts), and
+run, what ``--resume auto`` means for a folder (continue the run it holds, or start one in it), the
+seed set a ``--seeds`` command trains (resolved and checked before any seed starts) and trains, and
 what an interrupted run keeps. ``faapkit.cli.commands`` keeps the options and the printing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from faapkit.errors import ConfigError, FaapError
+from faapkit.errors import ConfigError, FaapError, Interrupted
 
 if TYPE_CHECKING:
     from faapkit.config import FaapConfig
+    from faapkit.distributed.slurm import SlurmOptions, Submitted
     from faapkit.plugins.registry import Registries
     from faapkit.train.seeds import SeedSet
+
+AUTO = "auto"  # --resume auto
 
 
 def with_shortcuts(overrides: list[str], shortcuts: dict[str, object]) -> list[str]:
@@ -75,6 +80,90 @@ def resolve_run(
     return resolved, resume
 
 
+def resume_folder(resume: str | None) -> Path | None:
+    """The folder ``--resume`` names: None for no ``--resume`` and for ``--resume auto``."""
+    return None if resume is None or resume == AUTO else Path(resume)
+
+
+def start_run(
+    registries: Registries,
+    version: str | None,
+    config: Path | None,
+    overrides: list[str],
+    out: Path | None,
+    resume: str | None,
+) -> tuple[FaapConfig, Path, bool]:
+    """The resolved config, the run folder and whether the run continues from its folder
+    (``--resume RUN``, or ``--resume auto`` finding a run there)."""
+    if resume == AUTO:
+        return resolve_auto(registries, version, config, overrides, out)
+    folder = resume_folder(resume)
+    resolved, run_dir = resolve_run(registries, version, config, overrides, out, folder)
+    return resolved, run_dir, folder is not None
+
+
+def resolve_auto(
+    registries: Registries, version: str | None, config: Path | None, overrides: list[str], out: Path | None
+) -> tuple[FaapConfig, Path, bool]:
+    """``--resume auto --out RUN``: continue the run RUN holds, from its last checkpoint, when its
+    version and config are the ones this command asks for (the keys ``--resume`` may change
+    aside); start one in RUN when it holds no run yet (missing, or holding only empty folders).
+    A folder holding anything else is refused, before any work.
+
+    Under several ranks each decides for itself before it joins the process group, so before
+    rank 0 has written anything into RUN: all ranks take the same decision."""
+    from faapkit.artifacts.rundir import RunDir
+    from faapkit.config import resolve_config
+
+    if out is None:
+        raise ConfigError("--resume auto needs --out RUN: the run folder to continue, or to start a run in")
+    run = RunDir(out)
+    if not run.exists():
+        _check_holds_nothing(out)
+    resolved = resolve_config(registries, version=version, file=config, overrides=overrides)
+    if not run.exists():
+        return resolved, out, False
+    from faapkit.train.runfolder import resumable_manifest
+
+    resumable_manifest(run, resolved)
+    return resolved, out, True
+
+
+def _check_holds_nothing(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise FaapError(f"--resume auto: {out} is a file; name a run folder (new, or a run to continue)")
+    found = next((p for p in sorted(out.rglob("*")) if not p.is_dir()), None) if out.is_dir() else None
+    if found is not None:
+        raise FaapError(
+            f"--resume auto: {out} is not a faapkit run folder (no run.json, but it holds "
+            f"{found.relative_to(out)}): choose another --out"
+        )
+
+
+def seed_set_asked(seeds: str | None, resume: str | None, out: Path | None, jobs: int = 1) -> tuple[bool, Path | None]:
+    """Whether the command trains a seed set, and the set it continues. ``--resume PARENT`` continues
+    the set there; ``--resume auto`` with ``--seeds`` is the ``--seeds`` command itself (re-run on
+    its folder it continues the set it started), without ``--seeds`` it continues the set in ``--out``.
+    ``--jobs`` (seeds trained at once) is refused for anything but a set."""
+    asked = _seed_set_asked(seeds, resume, out)
+    if jobs != 1 and not asked[0]:
+        raise ConfigError("--jobs runs several seeds at once: give --seeds")
+    return asked
+
+
+def _seed_set_asked(seeds: str | None, resume: str | None, out: Path | None) -> tuple[bool, Path | None]:
+    from faapkit.train.seeds import is_seed_set
+
+    if resume == AUTO:
+        if seeds is not None:
+            if out is None:
+                raise ConfigError("--resume auto needs --out PARENT: the seed set to continue, or to start")
+            return True, None
+        return (True, out) if out is not None and is_seed_set(out) else (False, None)
+    folder = resume_folder(resume)
+    return seeds is not None or (folder is not None and is_seed_set(folder)), folder
+
+
 def plan_seed_set(
     registries: Registries,
     version: str | None,
@@ -119,6 +208,90 @@ def take_seed_set(parent: Path, wanted: SeedSet, *, resume: bool) -> tuple[SeedS
         # take back a set the first is setting up
         RunDir(parent).lock()
     return seedset.prepare(parent, wanted, resume=resume), created
+
+
+def plan_submission(
+    registries: Registries,
+    version: str | None,
+    config: Path | None,
+    overrides: list[str],
+    out: Path | None,
+    resume: str | None,
+    seeds: str | None,
+) -> tuple[Path, bool]:
+    """``--launcher slurm``: the run folder the job trains, absolute, and whether the job's command
+    names it ``--out RUN --resume auto`` (a new run, or ``--resume auto``; a requeued job then
+    continues it) rather than ``--resume RUN``. Checked here as the job will check it, so that a
+    refusal comes before anything is queued."""
+    from faapkit.artifacts.rundir import RunDir
+
+    if seeds is not None:
+        raise ConfigError("--launcher slurm trains one run: submit one job per seed (--set train.seed=N)")
+    folder = resume_folder(resume)
+    if folder is not None:
+        from faapkit.train.runfolder import resumable_manifest
+
+        resolved, run_dir = resolve_run(registries, version, config, overrides, out, folder)
+        resumable_manifest(RunDir(run_dir), resolved)
+        return run_dir.absolute(), False
+    if resume is None and out is not None and RunDir(out).exists():
+        raise FaapError(f"{out} already holds a run; use --resume auto to continue it or choose another --out")
+    if out is None:
+        out = resolve_run(registries, version, config, overrides, None, None)[1]
+    resolve_auto(registries, version, config, overrides, out)
+    return out.absolute(), True
+
+
+def submit_run(
+    registries: Registries,
+    blocked: list[str],
+    slurm: SlurmOptions,
+    version: str | None,
+    config: Path | None,
+    overrides: list[str],
+    out: Path | None,
+    resume: str | None,
+    seeds: str | None,
+    entry: Callable[[list[str]], None],
+) -> Submitted:
+    """``--launcher slurm``: the run checked as the job will check it (:func:`plan_submission`),
+    then submitted as a job whose every task runs ``entry`` (the ``faap`` entry point) with the
+    command that trains it (``faapkit.distributed.slurm``); ``blocked``: the plugins ``--disable-plugin`` names."""
+    from faapkit.distributed.slurm import require_submitit, submit, train_argv
+
+    require_submitit()
+    run, auto = plan_submission(registries, version, config, overrides, out, resume, seeds)
+    argv = train_argv(run, auto=auto, version=version, config=config, overrides=overrides, blocked=blocked)
+    return submit(argv, entry, slurm, run)
+
+
+def train_seed_set(
+    registries: Registries,
+    version: str | None,
+    config: Path | None,
+    overrides: list[str],
+    out: Path | None,
+    resume: Path | None,
+    seeds: str | None,
+    jobs: int,
+    nproc: int,
+    log: Callable[[str], None],
+) -> tuple[Path, SeedSet, dict[int, str]]:
+    """``--seeds``: one run per seed under one parent folder (``faapkit.train.seeds``), the shared
+    configuration resolved and checked before any seed starts; the folder, the set and each seed's outcome."""
+    from faapkit.train.seeds import run_seeds
+
+    parent, wanted = plan_seed_set(registries, version, config, overrides, out, resume, seeds)
+    held, created = take_seed_set(parent, wanted, resume=resume is not None)
+    log(f"seed set {parent}: version {held.version}, seeds {', '.join(map(str, held.seeds))}, {jobs} at a time")
+    extra = ["--nproc", str(nproc)] if nproc > 1 else []
+    try:
+        outcome = run_seeds(parent, held, jobs=jobs, extra=extra, log=log, created=created)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: each seed stopped keeps its last checkpoint; continue with faap train --resume {parent}"
+        ) from None
+    return parent, held, outcome
 
 
 def interrupted_message(run_dir: Path) -> str:

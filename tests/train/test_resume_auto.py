@@ -1,0 +1,101 @@
+"""``faap train --resume auto --out RUN`` (``faapkit.train.start``): continue the run RUN holds, or
+start one in RUN when it holds none; a folder holding something else, or a run of another config,
+is refused before any work. What a requeued SLURM job relies on to continue by itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from faapkit.errors import ConfigError, FaapError
+from faapkit.train.seeds import SeedSet, prepare
+from faapkit.train.start import plan_submission, resolve_auto, seed_set_asked, start_run
+from tests.conftest import faap_in_process, one_error, one_step_4th_run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A one-step run and the overrides that asked for it (read back from its run.json)."""
+    run = one_step_4th_run(tmp_path_factory.mktemp("auto"))
+    stored = json.loads((run / "run.json").read_text())["config"]
+    overrides = [f"data.root='{stored['data']['root']}'", "train.batch_size=4", "train.epochs=1"]
+    overrides += ["train.steps_per_epoch=1", "train.val_every=0", "generator.base_channels=8"]
+    return run, overrides
+
+
+def test_a_missing_or_empty_folder_starts_a_fresh_run(tmp_path, registries):
+    resolved, run, resuming = resolve_auto(registries, "4th", None, ["train.epochs=2"], tmp_path / "new")
+    assert (run, resuming, resolved.train.epochs) == (tmp_path / "new", False, 2)
+    (tmp_path / "empty" / "checkpoints").mkdir(parents=True)  # a job stopped before run.json: nothing written
+    assert resolve_auto(registries, "4th", None, [], tmp_path / "empty")[2] is False
+    assert not (tmp_path / "new").exists()  # deciding writes nothing
+
+
+def test_a_folder_holding_a_run_continues_it(registries, trained):
+    run, overrides = trained
+    resolved, folder, resuming = resolve_auto(registries, "4th", None, overrides, run)
+    assert (folder, resuming, resolved.version) == (run, True, "4th")
+    # the keys --resume may change (device, max_steps, ...) may differ here too
+    assert resolve_auto(registries, "4th", None, [*overrides, "train.device='cpu'"], run)[2] is True
+
+
+@pytest.mark.parametrize(
+    ("version", "extra", "says"),
+    [
+        ("4th", ["train.lr=0.5"], "the config differs in train.lr"),
+        ("4th", ["train.epochs=3"], "the config differs in train.epochs"),
+        ("3rd", [], "it is a '4th' run, not '3rd'"),
+    ],
+)
+def test_a_run_of_another_config_is_refused(registries, trained, version, extra, says):
+    run, overrides = trained
+    with pytest.raises(ConfigError, match=says):
+        resolve_auto(registries, version, None, [*overrides, *extra], run)
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path, registries):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "ideas.txt").write_text("mine\n")
+    with pytest.raises(FaapError, match=r"not a faapkit run folder \(no run.json, but it holds ideas.txt\)"):
+        resolve_auto(registries, "4th", None, [], tmp_path / "notes")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FaapError, match="is a file"):
+        resolve_auto(registries, "4th", None, [], tmp_path / "file")
+    assert (tmp_path / "notes" / "ideas.txt").read_text() == "mine\n"
+
+
+def test_auto_needs_out_and_is_refused_in_one_line(capsys, registries):
+    with pytest.raises(ConfigError, match="--resume auto needs --out RUN"):
+        start_run(registries, "4th", None, [], None, "auto")
+    code, _, err = faap_in_process(capsys, "train", "--resume", "auto", "--max-steps", "1")
+    one_error(err, 2, code, "--resume auto needs --out RUN")
+
+
+def test_seed_sets_with_auto(tmp_path):
+    """With --seeds, auto is the --seeds command itself (re-run, it continues its set); without,
+    a seed set in --out is continued as --resume PARENT would."""
+    assert seed_set_asked("0-1", "auto", tmp_path / "set") == (True, None)
+    with pytest.raises(ConfigError, match="--resume auto needs --out PARENT"):
+        seed_set_asked("0-1", "auto", None)
+    assert seed_set_asked(None, "auto", tmp_path / "set") == (False, None)
+    prepare(tmp_path / "set", SeedSet("4th", (0, 1)), resume=False)
+    assert seed_set_asked(None, "auto", tmp_path / "set") == (True, tmp_path / "set")
+    assert seed_set_asked(None, str(tmp_path / "set"), None) == (True, tmp_path / "set")
+    with pytest.raises(ConfigError, match="--jobs runs several seeds at once"):
+        seed_set_asked(None, None, tmp_path / "one", jobs=2)
+
+
+def test_a_submission_is_checked_before_it_is_queued(tmp_path, registries, trained):
+    run, overrides = trained
+    with pytest.raises(ConfigError, match="submit one job per seed"):
+        plan_submission(registries, None, None, [], tmp_path / "x", None, "0-2")
+    with pytest.raises(FaapError, match="already holds a run; use --resume auto"):
+        plan_submission(registries, "4th", None, overrides, run, None, None)
+    assert plan_submission(registries, "4th", None, overrides, run, "auto", None) == (run.absolute(), True)
+    assert plan_submission(registries, None, None, [], None, str(run), None) == (run.absolute(), False)
+    with pytest.raises(ConfigError, match="the config differs in train.lr"):
+        plan_submission(registries, "4th", None, [*overrides, "train.lr=0.5"], run, "auto", None)
+    fresh = plan_submission(registries, "4th", None, [], tmp_path / "fresh", None, None)
+    assert fresh == ((tmp_path / "fresh").absolute(), True) and not (tmp_path / "fresh").exists()
