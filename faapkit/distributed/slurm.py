@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,15 @@ def rank_env(
     }
 
 
+def task_threads(environ: Mapping[str, str], tasks_on_node: int) -> str:
+    """Torch threads per task, unless ``OMP_NUM_THREADS`` is set: SLURM's CPUs per task, else this
+    node's cores shared among its tasks (torch would start one thread per core in every task)."""
+    given = environ.get("SLURM_CPUS_PER_TASK", "")
+    if given.isdigit() and int(given) > 0:
+        return given
+    return str(max(1, (os.cpu_count() or 1) // max(1, tasks_on_node)))
+
+
 def train_argv(
     run: Path,
     *,
@@ -184,16 +193,16 @@ class TrainJob:
         import submitit
 
         env = submitit.JobEnvironment()
-        os.environ.update(
-            rank_env(
-                global_rank=env.global_rank,
-                local_rank=env.local_rank,
-                num_tasks=env.num_tasks,
-                num_nodes=env.num_nodes,
-                hostnames=env.hostnames,
-                job_id=str(env.job_id),
-            )
+        ranks = rank_env(
+            global_rank=env.global_rank,
+            local_rank=env.local_rank,
+            num_tasks=env.num_tasks,
+            num_nodes=env.num_nodes,
+            hostnames=env.hostnames,
+            job_id=str(env.job_id),
         )
+        os.environ.update(ranks)
+        os.environ.setdefault("OMP_NUM_THREADS", task_threads(os.environ, int(ranks["LOCAL_WORLD_SIZE"])))
         try:
             self.entry(list(self.argv))
         except SystemExit as stop:

@@ -89,3 +89,11 @@ def test_without_submitit_the_extra_is_named_in_one_line(capsys, monkeypatch, tm
     )
     one_error(err, 2, code, "--launcher slurm needs submitit: pip install 'faapkit[slurm]'")
     assert not (tmp_path / "r").exists()
+
+
+def test_each_task_gets_its_share_of_the_cores(monkeypatch):
+    from faapkit.distributed.slurm import task_threads
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert task_threads({"SLURM_CPUS_PER_TASK": "6"}, 4) == "6"  # what SLURM allotted each task
+    assert task_threads({}, 4) == "4" and task_threads({"SLURM_CPUS_PER_TASK": ""}, 32) == "1"
