@@ -29,8 +29,8 @@ from faapkit.evaluate.coco_backend import BACKENDS, FASTER_COCO_EVAL, PYCOCOTOOL
 from faapkit.evaluate.cocoeval import STAT_KEYS, evaluate_split, make_coco
 from faapkit.evaluate.evaluator import EvalRequest, run_detections
 from faapkit.evaluate.scoring import score
-from faapkit.generators.perturb import PerturbationGenerator
 from faapkit.fairness import reference_groups
+from faapkit.generators.perturb import PerturbationGenerator
 from tests.conftest import faap_in_process, one_error
 
 AP_TOLERANCE = 1e-15  # see the module docstring
