@@ -41,12 +41,11 @@ def check_backend(name: str, origin: str = "eval.coco_backend") -> None:
 
 
 def fast_evaluator(backend: str, coco_gt: Any, coco_dt: Any, group: str | None) -> Any:
-    """``backend``'s bbox ``COCOeval`` of ``group`` on pycocotools ``COCO`` objects, printing
-    nothing: faster-coco-eval's (see ``FastGroupCOCOeval``); any other name is refused (the
-    pycocotools one is :class:`faapkit.evaluate.cocoeval.GroupCOCOeval`)."""
+    """faster-coco-eval's bbox ``COCOeval`` of ``group`` (see ``FastGroupCOCOeval``) on
+    pycocotools ``COCO`` objects, printing nothing; any other ``backend`` is refused (pycocotools'
+    is :class:`faapkit.evaluate.cocoeval.GroupCOCOeval`)."""
     if backend != FASTER_COCO_EVAL:
-        check_backend(backend, "coco backend")
-        raise ConfigError(f"{backend!r} is not faster-coco-eval")
+        raise ConfigError(f"not a faster COCO backend: {backend!r} (backends: {', '.join(BACKENDS)})")
     return _fast_class()(coco_gt, coco_dt, group)
 
 

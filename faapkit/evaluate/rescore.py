@@ -23,6 +23,7 @@ from typing import Any
 from faapkit.artifacts.integrity import numbers_sha256
 from faapkit.artifacts.records import METRICS_FORMAT, metrics_file, write_metrics_file
 from faapkit.errors import ConfigError, FaapError
+from faapkit.evaluate.coco_backend import PYCOCOTOOLS
 from faapkit.evaluate.host import Host, Progress
 from faapkit.evaluate.request import EvalCommand
 from faapkit.evaluate.settings import CommandLayers
@@ -100,7 +101,7 @@ def output_for(path: Path, metrics: dict[str, Any], cfg: Any, ref: tuple[str, st
             tags.append(f"{short}{getattr(cfg, key):g}")
     if cfg.iou_thresholds != before.get("iou_thresholds"):
         tags.append("iou" + ("-".join(f"{t:g}" for t in cfg.iou_thresholds) if cfg.iou_thresholds else "coco"))
-    if cfg.coco_backend != before.get("coco_backend", "pycocotools"):  # files before the setting: pycocotools
+    if cfg.coco_backend != before.get("coco_backend", PYCOCOTOOLS):  # files before the setting: pycocotools
         tags.append(cfg.coco_backend)
     return path.with_name("_".join([path.stem, "rescored", *tags]) + ".json")
 

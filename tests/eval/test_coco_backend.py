@@ -85,6 +85,10 @@ def test_the_backends_are_the_settings_choices():
 
     assert get_args(EvalConfig.model_fields["coco_backend"].annotation) == BACKENDS
     assert EvalConfig().coco_backend == PYCOCOTOOLS
+    from tests.eval.test_box_groups import BASE, GROUPS, _gt
+
+    with pytest.raises(ConfigError, match="not a faster COCO backend: 'pycocotool'"):
+        evaluate_split(make_coco(_gt()), BASE, GROUPS, None, "pycocotool")
 
 
 def test_image_level_groups_score_the_same(image_level):
