@@ -1,11 +1,12 @@
 """Benchmarks: ``python -m benchmarks.run [--device cpu|cuda]
-[--sections flops,detector,train,eval,bootstrap,effect] [--compile] [--repeats N]``.
+[--sections flops,detector,train,eval,bootstrap,effect,coco-backend] [--compile] [--repeats N]``.
 
 Every ratio is between numbers measured in the same run. The train section times the engine's own
 ``Trainer.train_step`` (sampling aside), the eval section times ``faapkit.evaluate.evaluator.evaluate``
 against a re-enactment of the research evaluation (four passes, DETR's ``CocoEvaluator``), the
 bootstrap section ``evaluator.bootstrap`` against the former per-resample loop, the effect section
-(``benchmarks/effect.py``) what each generator buys per second of level-up training. Sections
+(``benchmarks/effect.py``) what each generator buys per second of level-up training, the
+coco-backend section (``benchmarks/coco_backend.py``) pycocotools against faster-coco-eval. Sections
 that repeat show min / median / max over ``--repeats``.
 """
 
@@ -588,6 +589,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--effect-max-steps", type=int, default=None, help="cap on steps (quick checks only)")
     parser.add_argument("--effect-val-images", type=int, default=None, help="score on N val images (quick checks only)")
+    parser.add_argument("--coco-copies", type=int, default=8, help="coco-backend: the test split repeated N times")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -628,6 +630,13 @@ def main(argv: list[str] | None = None) -> None:
         )
         print_table(f"effect: level-up per generator, {budget} of training each, scored on val", rows)
         print_table("effect ratios, within each repeat", ratios)
+    if "coco-backend" in sections:  # not in the default sections: it needs the fast-coco extra
+        from benchmarks.coco_backend import section_coco_backend
+
+        print_table(
+            "COCO scoring: pycocotools vs faster-coco-eval, same detections (seconds: min / median / max)",
+            section_coco_backend(device, copies=args.coco_copies, repeat=args.repeats),
+        )
 
 
 if __name__ == "__main__":

@@ -165,7 +165,7 @@ class EvalConfig(Section):
     these defaults < the run's stored ``[eval]`` < ``--config`` < ``--set eval.k=v`` < flags, and
     records the result (``eval_config`` in the metrics JSON). ``--rescore`` starts from the
     recorded settings and may change only those that need no inference (bootstrap, seed,
-    confidence, iou_thresholds)."""
+    confidence, iou_thresholds, coco_backend)."""
 
     split: str = Field(default="test", description="split that faap eval reports")
     batch_size: int = Field(default=8, gt=0, description="eval batch size (images of one shape per batch)")
@@ -178,6 +178,10 @@ class EvalConfig(Section):
     amp: bool = Field(default=False, description="bf16 autocast on CUDA (AP differs slightly from fp32)")
     channels_last: bool = Field(default=True, description="NHWC convolutions (same AP up to rounding)")
     save_detections: bool = Field(default=True, description="keep each setting's detections next to the metrics")
+    coco_backend: Literal["pycocotools", "faster-coco-eval"] = Field(
+        default="pycocotools",
+        description="what computes the 12 COCO stats: faster-coco-eval (the fast-coco extra) is faster, same numbers",
+    )
 
     @field_validator("iou_thresholds", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""Per-group COCO evaluation with pycocotools from one set of detections.
+"""Per-group COCO evaluation with pycocotools (or faster-coco-eval for the 12 stats:
+:mod:`faapkit.evaluate.coco_backend`) from one set of detections.
 
 ``STAT_KEYS`` name ``COCOeval.stats[0..11]`` as the research JSON did. A value of -1 (no ground
 truth in that area range, or ``AP50``/``AP75`` when ``iou_thrs`` lacks 0.5/0.75) is reported as
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+from faapkit.evaluate.coco_backend import PYCOCOTOOLS, fast_evaluator
 
 STAT_KEYS = (
     "AP",
@@ -105,7 +108,7 @@ class GroupCOCOeval(COCOeval):
             self._gts[key] = [g if g.get("group", self.group) == self.group else {**g, "ignore": 1} for g in gts]
 
 
-def _params(ev: COCOeval, img_ids: Sequence[int], iou_thrs: Sequence[float] | None) -> None:
+def _params(ev: Any, img_ids: Sequence[int], iou_thrs: Sequence[float] | None) -> None:
     ev.params.imgIds = sorted(int(i) for i in img_ids)
     if iou_thrs is not None:  # None keeps pycocotools' own array, bit for bit
         ev.params.iouThrs = np.asarray(iou_thrs, dtype=float)
@@ -117,10 +120,15 @@ def run_cocoeval(
     img_ids: Sequence[int],
     iou_thrs: Sequence[float] | None = None,
     group: str | None = None,
-) -> COCOeval:
-    """evaluate + accumulate + summarize on ``img_ids`` (quietly); with a box-level ``group``,
-    the other groups' boxes are ignore regions (:class:`GroupCOCOeval`)."""
-    ev = GroupCOCOeval(coco_gt, coco_dt, group)
+    backend: str = PYCOCOTOOLS,
+) -> Any:
+    """evaluate + accumulate + summarize on ``img_ids`` (quietly) by ``backend``
+    (:mod:`faapkit.evaluate.coco_backend`); with a box-level ``group``, the other groups' boxes
+    are ignore regions (:class:`GroupCOCOeval`)."""
+    if backend == PYCOCOTOOLS:
+        ev = GroupCOCOeval(coco_gt, coco_dt, group)
+    else:
+        ev = fast_evaluator(backend, coco_gt, coco_dt, group)
     _params(ev, img_ids, iou_thrs)
     with contextlib.redirect_stdout(io.StringIO()):
         ev.evaluate()
@@ -138,20 +146,25 @@ def evaluate_groups(
     detections: Sequence[Mapping[str, Any]],
     group_images: Mapping[str, Sequence[int]],
     iou_thrs: Sequence[float] | None = None,
+    backend: str = PYCOCOTOOLS,
 ) -> dict[str, dict[str, float | None]]:
     """COCO metrics per group from the same detections: one ``COCOeval`` per group restricted to
     that group's image ids (identical to evaluating each group alone; box-level groups with the
     other groups' boxes ignored)."""
     coco_dt = load_results(coco_gt, detections)
-    return _per_group(coco_gt, coco_dt, group_images, iou_thrs)
+    return _per_group(coco_gt, coco_dt, group_images, iou_thrs, backend)
 
 
 def _per_group(
-    coco_gt: COCO, coco_dt: COCO, group_images: Mapping[str, Sequence[int]], iou_thrs: Sequence[float] | None
+    coco_gt: COCO,
+    coco_dt: COCO,
+    group_images: Mapping[str, Sequence[int]],
+    iou_thrs: Sequence[float] | None,
+    backend: str,
 ) -> dict[str, dict[str, float | None]]:
     by_box = box_level(coco_gt)
     return {
-        g: stats_dict(run_cocoeval(coco_gt, coco_dt, ids, iou_thrs, g if by_box else None).stats)
+        g: stats_dict(run_cocoeval(coco_gt, coco_dt, ids, iou_thrs, g if by_box else None, backend).stats)
         for g, ids in group_images.items()
     }
 
@@ -161,13 +174,14 @@ def evaluate_split(
     detections: Sequence[Mapping[str, Any]],
     group_images: Mapping[str, Sequence[int]],
     iou_thrs: Sequence[float] | None = None,
+    backend: str = PYCOCOTOOLS,
 ) -> tuple[dict[str, dict[str, float | None]], dict[str, float | None]]:
     """Per-group metrics and the overall ones: one ``COCOeval`` over every image of the split
     (all groups together, every box counted), as the split would be scored without groups."""
     coco_dt = load_results(coco_gt, detections)
-    per = _per_group(coco_gt, coco_dt, group_images, iou_thrs)
+    per = _per_group(coco_gt, coco_dt, group_images, iou_thrs, backend)
     every = sorted({i for ids in group_images.values() for i in ids})  # a mixed image once
-    return per, stats_dict(run_cocoeval(coco_gt, coco_dt, every, iou_thrs).stats)
+    return per, stats_dict(run_cocoeval(coco_gt, coco_dt, every, iou_thrs, None, backend).stats)
 
 
 def per_image_eval(
@@ -177,9 +191,11 @@ def per_image_eval(
     iou_thrs: Sequence[float] | None = None,
     group: str | None = None,
 ) -> COCOeval:
-    """One ``evaluate()`` over all images for area 'all' only (an image's match records do not
-    depend on the other area ranges); its ``evalImgs`` feed :class:`PerImageRecords`. With a
-    box-level ``group``, the other groups' boxes are ignore regions (:class:`GroupCOCOeval`)."""
+    """One pycocotools ``evaluate()`` over all images for area 'all' only (an image's match
+    records do not depend on the other area ranges); its ``evalImgs`` feed
+    :class:`PerImageRecords` whatever ``eval.coco_backend`` is (faster-coco-eval keeps them in
+    C++). With a box-level ``group``, the other groups' boxes are ignore regions
+    (:class:`GroupCOCOeval`)."""
     ev = GroupCOCOeval(coco_gt, load_results(coco_gt, detections), group)
     _params(ev, img_ids, iou_thrs)
     ev.params.areaRng, ev.params.areaRngLbl = ev.params.areaRng[:1], ev.params.areaRngLbl[:1]

@@ -86,6 +86,7 @@ class EvalRequest:
     seed: int = DEFAULTS.seed
     confidence: float = DEFAULTS.confidence
     iou_thresholds: Sequence[float] | None = DEFAULTS.iou_thresholds
+    coco_backend: str = DEFAULTS.coco_backend
     disadvantaged: str | None = None
     advantaged: str | None = None
     num_workers: int | None = None
@@ -274,6 +275,7 @@ def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str
         confidence=req.confidence,
         iou_thrs=req.iou_thresholds,
         progress=req.progress,
+        backend=req.coco_backend,
     )
     result = report(req, ref, group_images, inferred, dist_info.world_size)
     timing = scored.pop("timing_s")
@@ -393,6 +395,7 @@ def report(
             "channels_last": req.channels_last,
             "world_size": world_size,
             "iou_thresholds": list(req.iou_thresholds) if req.iou_thresholds is not None else "0.50:0.05:0.95",
+            "coco_backend": req.coco_backend,
         },
     }
 

@@ -1,6 +1,6 @@
 """``faap eval --rescore METRICS_JSON``: score an evaluation's saved detections again (another
-bootstrap size, seed, confidence level, set of IoU thresholds or pair of groups for the gap)
-without running the detector.
+bootstrap size, seed, confidence level, set of IoU thresholds, pair of groups for the gap or COCO
+backend) without running the detector.
 
 Refused, before any scoring, when a detections file is missing or its sha256 differs from the one
 the metrics file recorded, when the dataset's fingerprint differs from the recorded one, and when
@@ -23,6 +23,7 @@ from typing import Any
 from faapkit.artifacts.integrity import numbers_sha256
 from faapkit.artifacts.records import METRICS_FORMAT, metrics_file, write_metrics_file
 from faapkit.errors import ConfigError, FaapError
+from faapkit.evaluate.coco_backend import PYCOCOTOOLS
 from faapkit.evaluate.host import Host, Progress
 from faapkit.evaluate.request import EvalCommand
 from faapkit.evaluate.settings import CommandLayers
@@ -100,6 +101,8 @@ def output_for(path: Path, metrics: dict[str, Any], cfg: Any, ref: tuple[str, st
             tags.append(f"{short}{getattr(cfg, key):g}")
     if cfg.iou_thresholds != before.get("iou_thresholds"):
         tags.append("iou" + ("-".join(f"{t:g}" for t in cfg.iou_thresholds) if cfg.iou_thresholds else "coco"))
+    if cfg.coco_backend != before.get("coco_backend", PYCOCOTOOLS):  # files before the setting: pycocotools
+        tags.append(cfg.coco_backend)
     return path.with_name("_".join([path.stem, "rescored", *tags]) + ".json")
 
 
@@ -172,6 +175,7 @@ def _score(
             confidence=cfg.confidence,
             iou_thrs=cfg.iou_thresholds,
             progress=reporter,
+            backend=cfg.coco_backend,
         )
     result = _rescored(metrics, scored, cfg, sources, path, target, ref)
     result["timing_s"]["total"] = round(time.perf_counter() - started, 3)
@@ -240,7 +244,8 @@ def _rescored(
 
         result["reference"] = reference_entry(ref)
     result["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    result["eval"] = {**metrics.get("eval", {}), "iou_thresholds": cfg.iou_thresholds or "0.50:0.05:0.95"}
+    iou = cfg.iou_thresholds or "0.50:0.05:0.95"
+    result["eval"] = {**metrics.get("eval", {}), "iou_thresholds": iou, "coco_backend": cfg.coco_backend}
     result["eval_config"] = cfg.model_dump(mode="json")
     result["eval_config_sources"] = sources
     result["rescored_from"] = {"metrics": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from faapkit.evaluate.coco_backend import PYCOCOTOOLS
 from faapkit.evaluate.cocoeval import PerImageRecords, box_level, evaluate_split, per_image_eval
 from faapkit.fairness import gap, overshoot, ratio, share_closed
 
@@ -55,14 +56,17 @@ def score(
     confidence: float,
     iou_thrs: Sequence[float] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    backend: str = PYCOCOTOOLS,
 ) -> dict[str, Any]:
-    """``metrics`` (setting -> group -> 12 COCO stats), ``overall`` (setting -> stats), ``gaps``
-    and ``ratios`` (stat -> setting, and ``change`` = perturbed - baseline), ``deltas`` and
-    ``overall_deltas`` (perturbed - baseline), ``bootstrap`` (CIs of all of these) and timings."""
+    """``metrics`` (setting -> group -> 12 COCO stats, computed by ``backend``:
+    :mod:`faapkit.evaluate.coco_backend`), ``overall`` (setting -> stats), ``gaps`` and
+    ``ratios`` (stat -> setting, and ``change`` = perturbed - baseline), ``deltas`` and
+    ``overall_deltas`` (perturbed - baseline), ``bootstrap`` (CIs of all of these; from
+    pycocotools' per-image records with either backend) and timings."""
     t0 = time.perf_counter()
     metrics, overall = {}, {}
     for name, dets in settings.items():
-        metrics[name], overall[name] = evaluate_split(coco_gt, dets, group_images, iou_thrs)
+        metrics[name], overall[name] = evaluate_split(coco_gt, dets, group_images, iou_thrs, backend)
     t_coco = time.perf_counter() - t0
     stats = reported_stats(iou_thrs)
     out: dict[str, Any] = {"metrics": metrics, "overall": overall, "gaps": {}, "ratios": {}}

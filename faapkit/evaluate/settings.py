@@ -160,6 +160,9 @@ def resolve(layers: list[tuple[str, Mapping[str, Any]]]) -> tuple[Any, dict[str,
             f"eval.bootstrap must be 0 (no CIs) or at least {MIN_RESAMPLES}, got {cfg.bootstrap} "
             f"({sources['bootstrap']})"
         )
+    from faapkit.evaluate.coco_backend import check_backend
+
+    check_backend(cfg.coco_backend, sources["coco_backend"])
     return cfg, sources
 
 

@@ -150,6 +150,7 @@ def build_request(
         seed=r.settings.seed,
         confidence=r.settings.confidence,
         iou_thresholds=r.settings.iou_thresholds,
+        coco_backend=r.settings.coco_backend,
         disadvantaged=pair[0],
         advantaged=pair[1],
         cache=not cmd.no_cache,

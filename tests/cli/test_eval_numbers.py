@@ -120,6 +120,7 @@ def test_each_setting_names_its_real_source(run, capsys, tmp_path):
         "amp": "--no-amp",
         "channels_last": "default",
         "save_detections": "default",
+        "coco_backend": "default",
     }
     code, _, err = faap(capsys, "eval", str(run), "--device", "cpu", "--batch-size", "0")
     one_error(err, 2, code, "--batch-size")
