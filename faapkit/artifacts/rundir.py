@@ -153,9 +153,13 @@ class RunDir:
         if self.log_path.is_file():
             self._write_log([r for r in self.read_log() if int(r["epoch"]) < before_epoch])
 
-    def remove_partial_writes(self) -> list[str]:
+    def partial_writes(self) -> list[Path]:
         """Temporary files left by a process killed while writing (never read, safe to drop)."""
-        stale = [p for p in (*self.path.glob(".*.tmp"), *self.checkpoints.glob(".*.tmp"))]
+        return [*self.path.glob(".*.tmp"), *self.checkpoints.glob(".*.tmp")]
+
+    def remove_partial_writes(self) -> list[str]:
+        """Drop :meth:`partial_writes`; their names."""
+        stale = self.partial_writes()
         for p in stale:
             p.unlink(missing_ok=True)
         return [p.name for p in stale]

@@ -130,12 +130,19 @@ def resolve_auto(
 
 
 def _check_holds_nothing(out: Path) -> None:
+    """``out`` holds no file but what a run killed while writing its first file leaves (a fresh
+    start drops it): the job requeued after that kill must start the run, not be refused."""
+    from faapkit.artifacts.rundir import RunDir
+
     if out.exists() and not out.is_dir():
-        raise FaapError(f"--resume auto: {out} is a file; name a run folder (new, or a run to continue)")
-    found = next((p for p in sorted(out.rglob("*")) if not p.is_dir()), None) if out.is_dir() else None
+        raise FaapError(f"--out {out} is a file; name a run folder (new, or a run to continue)")
+    if not out.is_dir():
+        return
+    partial = set(RunDir(out).partial_writes())
+    found = next((p for p in sorted(out.rglob("*")) if not p.is_dir() and p.absolute() not in partial), None)
     if found is not None:
         raise FaapError(
-            f"--resume auto: {out} is not a faapkit run folder (no run.json, but it holds "
+            f"--out {out} is not a faapkit run folder (no run.json, but it holds "
             f"{found.relative_to(out)}): choose another --out"
         )
 

@@ -99,3 +99,17 @@ def test_a_submission_is_checked_before_it_is_queued(tmp_path, registries, train
         plan_submission(registries, "4th", None, [*overrides, "train.lr=0.5"], run, "auto", None)
     fresh = plan_submission(registries, "4th", None, [], tmp_path / "fresh", None, None)
     assert fresh == ((tmp_path / "fresh").absolute(), True) and not (tmp_path / "fresh").exists()
+
+
+def test_a_run_killed_while_writing_its_first_file_is_started(tmp_path, registries):
+    """A job killed (SIGKILL after SLURM's grace time) while writing run.json leaves only the
+    temporary file a fresh start drops: the requeued job's --resume auto starts the run there."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / ".run.json.k3x9.tmp").write_text('{"format": "faapkit.ru')
+    (run / "checkpoints" / ".epoch_0000.pt.q1.tmp").write_bytes(b"\0")
+    assert resolve_auto(registries, "4th", None, [], run)[1:] == (run, False)
+    (run / "checkpoints" / "notes.tmp").write_text("mine\n")  # not a partial write: someone's file
+    with pytest.raises(FaapError, match=r"--out .* is not a faapkit run folder .*holds checkpoints/notes.tmp"):
+        resolve_auto(registries, "4th", None, [], run)
+
