@@ -241,16 +241,19 @@ def submit(argv: Sequence[str], entry: Callable[[list[str]], None], options: Slu
     submitit = require_submitit()
     options.check()
     folder = (options.folder or run.parent / f"{run.name}.slurm").absolute()
-    cluster = os.environ.get(CLUSTER_ENV) or None
+    # named, never detected: submitit would fall back to its local executor where there is no
+    # SLURM, and train in the background of this (login) machine instead of refusing
+    chosen = os.environ.get(CLUSTER_ENV) or None
+    cluster = chosen or "slurm"
+    if cluster == "local" and options.nodes > 1:  # before the executor makes its folder
+        raise ConfigError(f"--nodes {options.nodes}: submitit's local executor runs one node")
     try:
         executor = submitit.AutoExecutor(
             folder=folder, cluster=cluster, slurm_max_num_timeout=MAX_TIMEOUTS, local_max_num_timeout=MAX_TIMEOUTS
         )
     except (RuntimeError, ValueError) as exc:
-        where = f"{CLUSTER_ENV}={cluster}" if cluster else "no SLURM here (srun not found)"
+        where = f"{CLUSTER_ENV}={chosen}" if chosen else f"no SLURM here (no srun; {CLUSTER_ENV}=local tries it)"
         raise FaapError(f"--launcher slurm cannot submit: {where}: {' '.join(str(exc).split())}") from None
-    if executor.cluster == "local" and options.nodes > 1:
-        raise ConfigError(f"--nodes {options.nodes}: submitit's local executor runs one node")
     executor.update_parameters(
         name=f"faap-{run.name}",
         nodes=options.nodes,

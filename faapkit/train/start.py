@@ -231,10 +231,19 @@ def plan_submission(
     continues it) rather than ``--resume RUN``. Checked here as the job will check it, so that a
     refusal comes before anything is queued."""
     from faapkit.artifacts.rundir import RunDir
+    from faapkit.train.seeds import is_seed_set
 
     if seeds is not None:
         raise ConfigError("--launcher slurm trains one run: submit one job per seed (--set train.seed=N)")
+    if resume == AUTO and out is None:  # else a fresh runs/<version>-<time> would be submitted
+        raise ConfigError("--resume auto needs --out RUN: the run folder to continue, or to start a run in")
     folder = resume_folder(resume)
+    named = folder if folder is not None else out
+    if named is not None and is_seed_set(named):  # the job's `--resume auto` would not take it
+        raise ConfigError(
+            f"--launcher slurm trains one run and {named} is a seed set: submit one job per seed "
+            f"(--resume {named / 'seed-N'} continues one)"
+        )
     if folder is not None:
         from faapkit.train.runfolder import resumable_manifest
 

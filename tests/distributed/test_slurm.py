@@ -97,3 +97,27 @@ def test_each_task_gets_its_share_of_the_cores(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     assert task_threads({"SLURM_CPUS_PER_TASK": "6"}, 4) == "6"  # what SLURM allotted each task
     assert task_threads({}, 4) == "4" and task_threads({"SLURM_CPUS_PER_TASK": ""}, 32) == "1"
+
+
+def test_without_slurm_the_job_is_refused_not_run_here(monkeypatch, tmp_path):
+    """Where there is no srun and FAAP_SUBMITIT_CLUSTER is unset, submitit's AutoExecutor would
+    fall back to its local executor and train in the background of this machine: refused."""
+    pytest.importorskip("submitit", reason="the slurm extra is not installed")
+    from faapkit.distributed.slurm import submit
+
+    monkeypatch.delenv("FAAP_SUBMITIT_CLUSTER", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))  # no srun, sbatch, or anything else
+    options = SlurmOptions(nodes=1, gpus_per_node=0, timeout_min=5)
+    with pytest.raises(FaapError, match=r"no SLURM here \(no srun; FAAP_SUBMITIT_CLUSTER=local tries it\)"):
+        submit(["train"], print, options, tmp_path / "run")
+    assert sorted(tmp_path.iterdir()) == []  # neither the run nor its RUN.slurm folder
+
+
+def test_local_executor_refuses_nodes_before_making_its_folder(monkeypatch, tmp_path):
+    pytest.importorskip("submitit", reason="the slurm extra is not installed")
+    from faapkit.distributed.slurm import submit
+
+    monkeypatch.setenv("FAAP_SUBMITIT_CLUSTER", "local")
+    with pytest.raises(ConfigError, match="--nodes 2: submitit's local executor runs one node"):
+        submit(["train"], print, SlurmOptions(nodes=2, gpus_per_node=0, timeout_min=5), tmp_path / "run")
+    assert sorted(tmp_path.iterdir()) == []

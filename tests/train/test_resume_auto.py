@@ -113,3 +113,13 @@ def test_a_run_killed_while_writing_its_first_file_is_started(tmp_path, registri
     with pytest.raises(FaapError, match=r"--out .* is not a faapkit run folder .*holds checkpoints/notes.tmp"):
         resolve_auto(registries, "4th", None, [], run)
 
+
+def test_a_submission_names_its_run_folder_and_trains_one_run(tmp_path, registries):
+    """--launcher slurm refuses what the job's `--resume auto` would refuse or misread: no --out
+    (it would submit a fresh runs/<version>-<time>), and a seed set (one job trains one run)."""
+    with pytest.raises(ConfigError, match="--resume auto needs --out RUN"):
+        plan_submission(registries, "4th", None, [], None, "auto", None)
+    prepare(tmp_path / "set", SeedSet("4th", (0, 1)), resume=False)
+    for out, resume in ((None, str(tmp_path / "set")), (tmp_path / "set", "auto"), (tmp_path / "set", None)):
+        with pytest.raises(ConfigError, match=r"trains one run and .*set is a seed set: submit one job per seed"):
+            plan_submission(registries, "4th", None, [], out, resume, None)
