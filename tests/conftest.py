@@ -82,7 +82,13 @@ def run_here(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
     import warnings
 
     from faapkit.cli import main
+    from faapkit.cli._console import err_console, out_console
 
+    consoles = (err_console, out_console)
+    widths = [c._width for c in consoles]  # a Console reads COLUMNS once, when it is made
+    if "COLUMNS" in (env or {}):
+        for console in consoles:
+            console.width = int((env or {})["COLUMNS"])
     extra = [p for p in (env or {}).get("PYTHONPATH", "").split(os.pathsep) if p]
     saved_env, saved_cwd, saved_path = dict(os.environ), os.getcwd(), list(sys.path)
     before = set(sys.modules)
@@ -107,6 +113,8 @@ def run_here(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
             if not issubclass(w.category, hidden):
                 err.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line))
     finally:
+        for console, width in zip(consoles, widths, strict=True):
+            console._width = width
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
@@ -122,7 +130,7 @@ def compare_json(*args: str) -> tuple[dict, str]:
     """``faap compare ARGS --json`` that must succeed: its parsed JSON and its stderr."""
     import json
 
-    code, out, err = run_cli("compare", *args, "--json")
+    code, out, err = run_here("compare", *args, "--json")
     assert code == 0, err
     return json.loads(out), err
 
