@@ -89,7 +89,10 @@ def run_here(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
     if "COLUMNS" in (env or {}):
         for console in consoles:
             console.width = int((env or {})["COLUMNS"])
-    extra = [p for p in (env or {}).get("PYTHONPATH", "").split(os.pathsep) if p]
+    # only folders new to sys.path: the modules dropped after the call are those imported from them
+    known = {os.path.abspath(p) for p in sys.path}
+    extra = [os.path.abspath(p) for p in (env or {}).get("PYTHONPATH", "").split(os.pathsep) if p]
+    extra = [p for p in dict.fromkeys(extra) if p not in known]
     saved_env, saved_cwd, saved_path = dict(os.environ), os.getcwd(), list(sys.path)
     before = set(sys.modules)
     out, err = io.StringIO(), io.StringIO()
@@ -121,7 +124,7 @@ def run_here(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
         sys.path[:] = saved_path
         for name in set(sys.modules) - before:
             file = getattr(sys.modules[name], "__file__", None) or ""
-            if any(file.startswith(p) for p in extra):
+            if any(file.startswith(p + os.sep) for p in extra):
                 del sys.modules[name]
     return code, out.getvalue(), err.getvalue()
 
