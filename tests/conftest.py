@@ -68,11 +68,72 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def run_here(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[int, str, str]:
+    """``faap ARGS`` in this process, as :func:`run_cli` sees it without its ~4 s interpreter and
+    torch start: exit code, stdout, stderr. ``env`` is set for the call only; a ``PYTHONPATH`` in it
+    goes on ``sys.path`` for the call and the modules imported from there are dropped after, so a
+    fake distribution there is discovered as a fresh process would. Warnings the CLI raises land in
+    stderr as Python's default filters would print them, so a stray one still breaks a one-line check.
+    Keep :func:`run_cli` where the process itself is under test (imports, signals, launchers)."""
+    import contextlib
+    import importlib
+    import io
+    import sys
+    import warnings
+
+    from faapkit.cli import main
+    from faapkit.cli._console import err_console, out_console
+
+    consoles = (err_console, out_console)
+    widths = [c._width for c in consoles]  # a Console reads COLUMNS once, when it is made
+    if "COLUMNS" in (env or {}):
+        for console in consoles:
+            console.width = int((env or {})["COLUMNS"])
+    # only folders new to sys.path: the modules dropped after the call are those imported from them
+    known = {os.path.abspath(p) for p in sys.path}
+    extra = [os.path.abspath(p) for p in (env or {}).get("PYTHONPATH", "").split(os.pathsep) if p]
+    extra = [p for p in dict.fromkeys(extra) if p not in known]
+    saved_env, saved_cwd, saved_path = dict(os.environ), os.getcwd(), list(sys.path)
+    before = set(sys.modules)
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.update(env or {})
+    sys.path[:0] = extra
+    importlib.invalidate_caches()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.resetwarnings()
+            warnings.simplefilter("default")
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    main(list(args))
+                    code = 0
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        hidden = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)  # by default
+        for w in caught:
+            if not issubclass(w.category, hidden):
+                err.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line))
+    finally:
+        for console, width in zip(consoles, widths, strict=True):
+            console._width = width
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.path[:] = saved_path
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None) or ""
+            if any(file.startswith(p + os.sep) for p in extra):
+                del sys.modules[name]
+    return code, out.getvalue(), err.getvalue()
+
+
 def compare_json(*args: str) -> tuple[dict, str]:
     """``faap compare ARGS --json`` that must succeed: its parsed JSON and its stderr."""
     import json
 
-    code, out, err = run_cli("compare", *args, "--json")
+    code, out, err = run_here("compare", *args, "--json")
     assert code == 0, err
     return json.loads(out), err
 

@@ -1,4 +1,5 @@
-"""The bad-input matrix: every case through the CLI, one clear line, non-zero exit, no traceback,
+"""The bad-input matrix: every case through the CLI (in this process; `faap` as a process is
+tested in test_cli_basics), one clear line, non-zero exit, no traceback,
 and no damage to an existing run folder."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from faapkit.data.synth import SynthSpec, write_synthetic
-from tests.conftest import run_cli
+from tests.conftest import run_here
 
 SMALL = SynthSpec(seed=5, splits=(("train", 8, 8), ("test", 6, 6)))
 QUICK = ["--max-steps", "1", "--set", "train.batch_size=4", "--quiet"]
@@ -32,7 +33,7 @@ def world(tmp_path_factory, synth_root):
     base = tmp_path_factory.mktemp("bad")
     data = write_synthetic(base / "data", SMALL) / "coco"
     run = base / "run"
-    code, _, err = run_cli("train", "--version", "4th", "--out", str(run), *QUICK)
+    code, _, err = run_here("train", "--version", "4th", "--out", str(run), *QUICK)
     assert code == 0, err
     from faapkit.plugins import make_plugin_manager
     from faapkit.plugins.registry import Registries
@@ -212,7 +213,7 @@ def test_bad_input(case, world):
     args = args_fn(world)
     if args[0] == "train" and "--out" not in args and "--resume" not in args:
         args += ["--out", str(world["base"] / f"out-{case.replace(' ', '-')}")]
-    code, out, err = run_cli(*args, *([] if args[0] != "train" else QUICK))
+    code, out, err = run_here(*args, *([] if args[0] != "train" else QUICK))
     assert code == code_expected, (case, code, err)
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert len(lines) == 1, err
@@ -224,7 +225,7 @@ def test_bad_input(case, world):
 def test_nan_loss_is_skipped_counted_and_aborts(world):
     out = world["base"] / "nan-run"
     env = {"PYTHONPATH": str(world["plugins"]), "FAAP_DISABLE_PLUGIN_AUTOLOAD": "0"}
-    code, _, err = run_cli(
+    code, _, err = run_here(
         "train",
         "--version",
         "nan-test",
@@ -244,7 +245,7 @@ def test_nan_loss_is_skipped_counted_and_aborts(world):
 def test_nan_steps_below_the_limit_are_counted(world):
     out = world["base"] / "nan-run-2"
     env = {"PYTHONPATH": str(world["plugins"]), "FAAP_DISABLE_PLUGIN_AUTOLOAD": "0"}
-    code, _, err = run_cli(
+    code, _, err = run_here(
         "train",
         "--version",
         "nan-test",
@@ -266,7 +267,7 @@ def test_nan_steps_below_the_limit_are_counted(world):
 
 def test_plugin_raising_at_import_is_a_counted_warning(world):
     env = {"PYTHONPATH": str(world["broken"]), "FAAP_DISABLE_PLUGIN_AUTOLOAD": "0"}
-    code, out, err = run_cli("inspect", "plugins", "--json", env=env)
+    code, out, err = run_here("inspect", "plugins", "--json", env=env)
     assert code == 0
     data = json.loads(out)
     assert data["load_errors"] == [
@@ -285,5 +286,5 @@ def test_malicious_generator_checkpoint_is_refused(world, tmp_path):
 
     path = tmp_path / "evil.pt"
     path.write_bytes(pickle.dumps({"generator": Evil()}))
-    code, out, err = run_cli("eval", str(path))
+    code, out, err = run_here("eval", str(path))
     assert code == 1 and "refusing to load" in err and "pwned" not in out + err

@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_here
 
 
 def test_help_does_not_import_torch():
@@ -46,13 +46,13 @@ def test_every_command_has_help():
         ["detector", "pretrain"],
         ["probe", "headroom"],
     ):
-        code, out, err = run_cli(*cmd, "--help")
+        code, out, err = run_here(*cmd, "--help")
         assert code == 0, (cmd, err)
         assert "Usage" in out
 
 
 def test_config_show_resolves_version_defaults():
-    code, out, err = run_cli("config", "show", "--version", "4th", "--json")
+    code, out, err = run_here("config", "show", "--version", "4th", "--json")
     assert code == 0, err
     cfg = json.loads(out)
     assert cfg["version"] == "4th"
@@ -62,55 +62,57 @@ def test_config_show_resolves_version_defaults():
 
 
 def test_config_show_toml_and_override():
-    code, out, _ = run_cli("config", "show", "--version", "1st", "--set", "train.lr=3e-4")
+    code, out, _ = run_here("config", "show", "--version", "1st", "--set", "train.lr=3e-4")
     assert code == 0
     assert "lr = 0.0003" in out and 'version = "1st"' in out
 
 
 def test_unknown_version_is_one_line_error():
+    """``python -m faapkit`` as its own process (the other tests here run it in-process): the
+    exit code and the one stderr line are the process's."""
     code, out, err = run_cli("config", "show", "--version", "9th")
     assert code == 2
     assert err.strip().count("\n") == 0 and "unknown version '9th'" in err and "Traceback" not in err
 
 
 def test_unknown_key_lists_valid_keys():
-    code, _, err = run_cli("config", "show", "--set", "train.nosuchkey=1")
+    code, _, err = run_here("config", "show", "--set", "train.nosuchkey=1")
     assert code == 2
     assert "unknown key 'train.nosuchkey'" in err and "batch_size" in err and "Traceback" not in err
 
 
 def test_wrong_type_is_rejected():
-    code, _, err = run_cli("config", "show", "--set", "train.epochs=many")
+    code, _, err = run_here("config", "show", "--set", "train.epochs=many")
     assert code == 2 and "train.epochs" in err
 
 
 def test_config_file_toml_and_yaml(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text('version = "3rd"\n[train]\nbatch_size = 6\n[loss]\nalpha = 0.5\n')
-    code, out, err = run_cli("config", "show", "--config", str(toml), "--json")
+    code, out, err = run_here("config", "show", "--config", str(toml), "--json")
     assert code == 0, err
     cfg = json.loads(out)
     assert cfg["version"] == "3rd" and cfg["train"]["batch_size"] == 6 and cfg["loss"]["alpha"] == 0.5
     yaml = tmp_path / "c.yaml"
     yaml.write_text("version: 2nd\nloss:\n  temperature: 0.2\n")
-    code, out, err = run_cli("config", "show", "--config", str(yaml), "--json")
+    code, out, err = run_here("config", "show", "--config", str(yaml), "--json")
     assert code == 0, err
     assert json.loads(out)["loss"]["temperature"] == 0.2
     bad = tmp_path / "bad.toml"
     bad.write_text("[loss]\nnot_an_option = 1\n")
-    code, _, err = run_cli("config", "show", "--version", "4th", "--config", str(bad))
+    code, _, err = run_here("config", "show", "--version", "4th", "--config", str(bad))
     assert code == 2 and "loss.not_an_option" in err
 
 
 def test_probe_headroom_writes_its_report_and_never_overwrites(tmp_path, synth_root):
     out = tmp_path / "headroom.json"
     args = ("probe", "headroom", "--split", "val", "--limit-images", "4", "--steps", "1", "--bootstrap", "20")
-    code, stdout, err = run_cli(*args, "--out", str(out), "--json")
+    code, stdout, err = run_here(*args, "--out", str(out), "--json")
     assert code == 0, err
     report = json.loads(out.read_text())
     assert report == json.loads(stdout) and report["oracle"]["steps"] == 1
     assert set(report["lift"]) == {"female", "male"} and "oracle" in err
-    code, _, err = run_cli(*args, "--out", str(out))
+    code, _, err = run_here(*args, "--out", str(out))
     assert code != 0 and "--force" in err and len(err.strip().splitlines()) == 1
     for bad, says in (
         (("--disadvantaged", "nope"), "not a group"),
@@ -118,12 +120,12 @@ def test_probe_headroom_writes_its_report_and_never_overwrites(tmp_path, synth_r
         (("--bootstrap", "1"), "at least 10"),
         (("--bootstrap", "-5"), "at least 10"),
     ):
-        code, _, err = run_cli(*args[:-2], *bad)
+        code, _, err = run_here(*args[:-2], *bad)
         assert code == 2 and says in err and len(err.strip().splitlines()) == 1, (bad, err)
 
 
 def test_inspect_plugins_names_the_provider_of_every_kind():
-    code, out, err = run_cli("inspect", "plugins", "--json")
+    code, out, err = run_here("inspect", "plugins", "--json")
     assert code == 0, err
     rows = json.loads(out)["components"]
     kinds = {r["kind"] for r in rows}

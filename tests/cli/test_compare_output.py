@@ -14,7 +14,7 @@ from rich.progress import Progress
 
 from faapkit.cli.progress import TrainReporter, epoch_line
 from faapkit.compare.columns import fmt, fmt_ci
-from tests.conftest import run_cli
+from tests.conftest import run_here
 from tests.eval.test_compare_discovery import research_root
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -42,10 +42,10 @@ def _assert_unfolded(text: str, numbers: list[str], width: int | None) -> None:
 
 def test_compare_at_80_columns_never_folds_a_number(tmp_path):
     root = research_root(tmp_path)
-    code, out, _ = run_cli("compare", str(root), "--json", "--mix-datasets")
+    code, out, _ = run_here("compare", str(root), "--json", "--mix-datasets")
     rows = json.loads(out)["rows"]
     assert any(r.get("AP_change_ci") for r in rows)  # the faapkit run's bootstrap CIs are among them
-    code, out, err = run_cli("compare", str(root), "--format", "table", "--mix-datasets", env={"COLUMNS": "80"})
+    code, out, err = run_here("compare", str(root), "--format", "table", "--mix-datasets", env={"COLUMNS": "80"})
     assert code == 0, err
     _assert_unfolded(out, _numbers(rows), 80)
     assert "left out at 80 columns" in err and "\t" not in out
@@ -53,9 +53,9 @@ def test_compare_at_80_columns_never_folds_a_number(tmp_path):
 
 def test_compare_in_a_pipe_is_tsv_one_line_per_row(tmp_path):
     root = research_root(tmp_path)
-    code, out, _ = run_cli("compare", str(root), "--json")
+    code, out, _ = run_here("compare", str(root), "--json")
     found = json.loads(out)
-    code, out, err = run_cli("compare", str(root), env={"COLUMNS": "80"})  # stdout is a pipe here
+    code, out, err = run_here("compare", str(root), env={"COLUMNS": "80"})  # stdout is not a terminal here
     assert code == 0, err
     lines = out.splitlines()
     header = lines[0].split("\t")
@@ -101,7 +101,7 @@ def test_plot_one_panel_per_split_and_refusals(tmp_path):
     from faapkit.compare.plot import plot_gaps
 
     root = research_root(tmp_path)
-    code, out, _ = run_cli("compare", str(root), "--json")
+    code, out, _ = run_here("compare", str(root), "--json")
     rows = json.loads(out)["rows"]
     panels = plot_gaps(tmp_path / "direct.png", rows)
     assert set(panels) == {"test", "val"}
@@ -111,10 +111,10 @@ def test_plot_one_panel_per_split_and_refusals(tmp_path):
     )  # one line per split: val and test are never one line
     assert any(label.endswith("baseline") for label in panels["test"])
     png = tmp_path / "gaps.png"
-    code, _, err = run_cli("compare", str(root), "--plot", str(png))
+    code, _, err = run_here("compare", str(root), "--plot", str(png))
     assert code == 0, err
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, out, err = run_cli("compare", str(root), "--plot", str(png))
+    code, out, err = run_here("compare", str(root), "--plot", str(png))
     assert code == 1 and out == "" and err.strip() == f"error: --plot {png} exists; pass --force to replace it"
     no_mpl = (
         "import sys; sys.modules['matplotlib'] = None\n"
@@ -138,7 +138,7 @@ def test_shell_completion_is_on_and_imports_no_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.split() == ["compare", "False"]
-    code_, out, _ = run_cli("--help", env={"COLUMNS": "120"})
+    code_, out, _ = run_here("--help", env={"COLUMNS": "120"})
     assert code_ == 0 and "--install-completion" in out
 
 

@@ -14,7 +14,7 @@ from faapkit.data.batching import BalancedGroupSampler, ShapeBucketError, eval_b
 from faapkit.data.coco import load_split, require_groups
 from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.errors import DataError
-from tests.conftest import run_cli
+from tests.conftest import run_here
 
 SMALL = SynthSpec(seed=3, splits=(("train", 6, 3), ("test", 4, 4)))
 
@@ -44,7 +44,7 @@ def test_another_seed_into_a_written_benchmark_is_refused(tmp_path):
     assert write_synthetic(root, SMALL) == root  # the same benchmark again: nothing to do
     with pytest.raises(DataError, match="seed 3.*seed 4"):
         write_synthetic(root, SynthSpec(seed=4, splits=SMALL.splits))
-    code, _, err = run_cli("data", "synth", str(root), "--seed", "5")
+    code, _, err = run_here("data", "synth", str(root), "--seed", "5")
     assert code != 0 and err.count("error:") == 1 and "seed 3" in err and "seed 5" in err
     assert _digest(root) == before
 
@@ -77,9 +77,9 @@ def test_another_bias_into_a_written_benchmark_is_refused(tmp_path):
     assert manifest["bias"] == "v2" and manifest["contrast"]["female"] == 0.2
     with pytest.raises(DataError, match="bias v2; seed 3, bias v3 needs another folder"):
         write_synthetic(root, SMALL)
-    code, _, err = run_cli("data", "synth", str(root), "--seed", "3")
+    code, _, err = run_here("data", "synth", str(root), "--seed", "3")
     assert code != 0 and err.count("error:") == 1 and "bias v2" in err
-    code, _, err = run_cli("data", "synth", str(tmp_path / "t"), "--bias", "v9")
+    code, _, err = run_here("data", "synth", str(tmp_path / "t"), "--bias", "v9")
     assert code != 0 and "unknown benchmark bias 'v9'" in err and "Traceback" not in err
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from tests.conftest import fixture_path, run_cli
+from tests.conftest import fixture_path, run_here
 
 NATIVE = "level-up-tiny"
 
@@ -24,7 +24,7 @@ def test_a_bad_eval_file_is_named_and_left_out(tmp_path):
     for name, content in bad.items():
         target = run / "eval" / name
         target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content)
-    code, out, err = run_cli("compare", str(run), "--json")
+    code, out, err = run_here("compare", str(run), "--json")
     assert code == 0, err
     assert sorted(r["split"] for r in json.loads(out)["rows"]) == ["test", "val"]
     for name in bad:
@@ -38,7 +38,7 @@ def test_a_corrupt_train_log_is_one_error_naming_file_and_line(tmp_path):
     with (run / "train_log.jsonl").open("a") as f:
         f.write('{"epoch": "x"}\n')
     lines = (run / "train_log.jsonl").read_text().count("\n")
-    code, _, err = run_cli("compare", str(run))
+    code, _, err = run_here("compare", str(run))
     assert code != 0 and err.count("error:") == 1 and f"train_log.jsonl line {lines}" in err, err
     assert "unexpected" not in err
 
@@ -48,9 +48,9 @@ def test_csv_and_plot_onto_one_file_or_a_folder_are_refused(tmp_path):
     folder as either is one error line, even with --force, and nothing is written."""
     run = fixture_path("native_runs", NATIVE)
     same = tmp_path / "out.png"
-    code, _, err = run_cli("compare", str(run), "--csv", str(same), "--plot", str(same))
+    code, _, err = run_here("compare", str(run), "--csv", str(same), "--plot", str(same))
     assert code != 0 and err.count("error:") == 1 and "--csv and --plot" in err, err
     assert not same.exists()
     (tmp_path / "d.csv").mkdir()
-    code, _, err = run_cli("compare", str(run), "--csv", str(tmp_path / "d.csv"), "--force")
+    code, _, err = run_here("compare", str(run), "--csv", str(tmp_path / "d.csv"), "--force")
     assert code != 0 and err.count("error:") == 1 and "is a folder" in err and "unexpected" not in err, err

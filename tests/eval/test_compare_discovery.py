@@ -8,7 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.conftest import compare_json, fixture_path, run_cli
+from tests.conftest import compare_json, fixture_path, run_here
 
 FIX5 = "faap_outputs_infonce_3rd_fix5_gpu_20260305"
 SCF = "faap_outputs_infonce_fix10gpu_scf_20260324"
@@ -93,7 +93,7 @@ def test_one_ordinary_run_is_one_dataset(tmp_path):
     found, err = compare_json(str(run))
     assert {r["split"] for r in found["rows"]} == {"val", "test"}
     assert found["datasets"] == ["synth-v1-seed0/coco"] and "different datasets" not in err
-    code, out, err = run_cli("compare", str(run), "--format", "table", env={"COLUMNS": "80"})
+    code, out, err = run_here("compare", str(run), "--format", "table", env={"COLUMNS": "80"})
     assert code == 0 and "different datasets" not in err
     assert out.count("(2 rows") == 1 and "dataset" not in out  # val and test, in one table
     assert "not evaluated (train log only" in out and "0,2" in out  # epochs 0 and 2: one summary row

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from faapkit.artifacts.integrity import numbers_sha256
-from tests.conftest import a_run_manifest, faap_in_process, run_cli
+from tests.conftest import a_run_manifest, faap_in_process, run_here
 
 RUN_ID = "20261202-000000-aaaaaa"
 
@@ -170,12 +170,12 @@ def test_a_file_of_another_run_or_with_values_that_are_not_numbers_is_left_out_b
     clean["numbers_sha256"] = numbers_sha256(clean)
     make_run(tmp_path, clean, "val_gender_best.json")
     for args in (["--json"], ["--format", "tsv"]):
-        code, out, err = run_cli("compare", str(tmp_path), *args)
+        code, out, err = run_here("compare", str(tmp_path), *args)
         assert code == 0 and "Traceback" not in err, err
         lines = [line for line in err.splitlines() if str(f) in line]
         assert len(lines) == 1 and "left out" in lines[0] and says in lines[0], err
         assert "nan" not in out.lower().replace("gender", "") and "inf" not in out.lower()
-    rows = json.loads(run_cli("compare", str(tmp_path), "--json")[1])["rows"]
+    rows = json.loads(run_here("compare", str(tmp_path), "--json")[1])["rows"]
     assert [r["split"] for r in rows if r["setting"] != "train only"] == ["val"]
 
 
@@ -204,7 +204,7 @@ def test_a_file_with_a_malformed_field_is_left_out_by_name_and_the_rest_is_shown
     make_run(tmp_path, clean, "val_gender_best.json")
     if loose:
         f = f.rename(tmp_path / "loose.json")
-    code, out, err = run_cli("compare", str(tmp_path), "--json")
+    code, out, err = run_here("compare", str(tmp_path), "--json")
     assert code == 0 and "unexpected" not in err and "Traceback" not in err, err
     lines = [line for line in err.splitlines() if str(f) in line]
     assert len(lines) == 1 and "left out" in lines[0] and says in lines[0], err
@@ -255,7 +255,7 @@ def test_flags_are_a_column_of_the_tsv_and_the_csv(tmp_path):
     m = metrics()
     edited(m)
     make_run(tmp_path, m)
-    code, out, err = run_cli("compare", str(tmp_path), "--format", "tsv", "--csv", str(tmp_path / "rows.csv"))
+    code, out, err = run_here("compare", str(tmp_path), "--format", "tsv", "--csv", str(tmp_path / "rows.csv"))
     assert code == 0, err
     header, row = out.splitlines()[:2]
     assert dict(zip(header.split("\t"), row.split("\t"), strict=True))["flags"] == "edited,gap"
@@ -289,7 +289,7 @@ def test_a_best_pt_evaluated_although_changed_is_not_shown_as_the_chosen_epoch(t
         m["checkpoint_check"] = check
     f = make_run(tmp_path, m)
     (f.parents[1] / "selection.json").write_text(json.dumps({"epoch": 0, "split": "val"}))
-    code, out, err = run_cli("compare", str(tmp_path), "--json")
+    code, out, err = run_here("compare", str(tmp_path), "--json")
     assert code == 0, err
     (row,) = [r for r in json.loads(out)["rows"] if r["setting"] != "train only"]
     assert row["selected_epoch"] == selected

@@ -2,13 +2,13 @@
 
 import json
 
-from tests.conftest import fixture_path, run_cli
+from tests.conftest import fixture_path, run_here
 
 FIX5 = "faap_outputs_infonce_3rd_fix5_gpu_20260305"
 
 
 def test_compare_reads_every_legacy_run_and_epoch():
-    code, out, err = run_cli("compare", str(fixture_path("legacy_runs")), "--json", "--all-epochs")
+    code, out, err = run_here("compare", str(fixture_path("legacy_runs")), "--json", "--all-epochs")
     assert code == 0, err
     rows = json.loads(out)["rows"]
     fix5 = [r for r in rows if r["run"] == FIX5]
@@ -25,17 +25,17 @@ def test_compare_reads_every_legacy_run_and_epoch():
 
 def test_mixed_datasets_are_never_one_table():
     legacy = fixture_path("legacy_runs")
-    code, out, err = run_cli("compare", str(legacy), "--format", "table", env={"COLUMNS": "250"})
+    code, out, err = run_here("compare", str(legacy), "--format", "table", env={"COLUMNS": "250"})
     assert code == 0
     assert "different datasets" in err
     assert "dataset faap_gan-v1" in out and "dataset faap_gan-v2" in out
-    code, out, _ = run_cli("compare", str(legacy), "--mix-datasets", "--json")
+    code, out, _ = run_here("compare", str(legacy), "--mix-datasets", "--json")
     assert code == 0 and json.loads(out)["rows"]
 
 
 def test_best_per_run_never_selects_on_the_reported_split():
     """The research runs were evaluated on test only: no epoch can be chosen honestly."""
-    code, out, err = run_cli("compare", str(fixture_path("legacy_runs")), "--mix-datasets", "--best-per-run")
+    code, out, err = run_here("compare", str(fixture_path("legacy_runs")), "--mix-datasets", "--best-per-run")
     assert code != 0 and out == ""
     assert "no val evaluation to select on" in err and err.strip().splitlines()[-1].startswith("error: --best-per-run")
 
@@ -46,7 +46,7 @@ def test_folder_name_with_space_and_csv(tmp_path):
     dst.mkdir()
     for f in ("config.json", "train_log.jsonl", "dataset_layout.json"):
         (dst / f).write_text((src / f).read_text())
-    code, out, err = run_cli("compare", str(tmp_path), "--json", "--csv", str(tmp_path / "rows.csv"))
+    code, out, err = run_here("compare", str(tmp_path), "--json", "--csv", str(tmp_path / "rows.csv"))
     assert code == 0, err
     found = json.loads(out)
     assert found["rows"] == []  # a train log, no evaluation: one summary, not a row per epoch
@@ -57,5 +57,5 @@ def test_folder_name_with_space_and_csv(tmp_path):
 
 
 def test_compare_nothing_found(tmp_path):
-    code, _, err = run_cli("compare", str(tmp_path))
+    code, _, err = run_here("compare", str(tmp_path))
     assert code == 1 and "no runs found" in err

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from tests.conftest import compare_json, fixture_path, run_cli
+from tests.conftest import compare_json, fixture_path, run_here
 
 NATIVE = "level-up-tiny"
 TEST = "test_gender_best_first16.json"
@@ -57,7 +57,7 @@ def test_an_out_file_of_a_run_is_that_runs_row_given_relative_paths(tmp_path):
     out = _metrics(TEST)
     out["run"], out["epoch"] = str(run), 0
     (tmp_path / "m.json").write_text(json.dumps(out))
-    code, stdout, err = run_cli("compare", NATIVE, "m.json", "--json", cwd=tmp_path)
+    code, stdout, err = run_here("compare", NATIVE, "m.json", "--json", cwd=tmp_path)
     assert code == 0, err
     rows = json.loads(stdout)["rows"]
     assert sorted((r["run"], r["epoch"], r["split"]) for r in rows) == [
@@ -118,13 +118,13 @@ def _run_at_level(tmp_path, confidence: float, name: str = NATIVE):
 
 def test_the_ci_header_says_the_level_the_cis_were_computed_at(tmp_path):
     run = _run_at_level(tmp_path, 0.9)
-    code, out, err = run_cli("compare", str(run), "--format", "table", env={"COLUMNS": "200"})
+    code, out, err = run_here("compare", str(run), "--format", "table", env={"COLUMNS": "200"})
     assert code == 0, err
     assert "90% CI" in out and "95%" not in out, out
-    code, out, err = run_cli("compare", str(run))  # TSV
+    code, out, err = run_here("compare", str(run))  # TSV
     header = out.splitlines()[0].split("\t")
     assert "AP_gap_ci90" in header and "AP_change_ci90" in header and not any("95" in h for h in header)
-    code, _, err = run_cli("compare", str(run), "--csv", str(tmp_path / "rows.csv"))
+    code, _, err = run_here("compare", str(run), "--csv", str(tmp_path / "rows.csv"))
     assert code == 0, err
     csv_header = (tmp_path / "rows.csv").read_text().splitlines()[0].split(",")
     assert "AP_gap_ci90" in csv_header and "AP_gap_ci" not in csv_header
@@ -139,11 +139,11 @@ def test_rows_at_different_ci_levels_never_share_one_level_in_a_header(tmp_path)
     manifest = json.loads((other / "run.json").read_text())
     manifest["run_id"] = "another0run0id00"
     (other / "run.json").write_text(json.dumps(manifest))
-    code, out, err = run_cli("compare", str(tmp_path), "--format", "table", env={"COLUMNS": "250"})
+    code, out, err = run_here("compare", str(tmp_path), "--format", "table", env={"COLUMNS": "250"})
     assert code == 0, err
     assert "90% CI" not in out and "99% CI" not in out and "95%" not in out, out
     assert "level" in out and "90%" in out and "99%" in out  # the "CI level" column
-    code, out, _ = run_cli("compare", str(tmp_path))
+    code, out, _ = run_here("compare", str(tmp_path))
     lines = [line.split("\t") for line in out.splitlines()]
     level = lines[0].index("ci_level")
     assert sorted({row[level] for row in lines[1:] if row[level] != "-"}) == ["90%", "99%"]
@@ -176,12 +176,12 @@ def test_csv_and_plot_never_write_over_a_run_artefact_even_with_force(tmp_path):
     pm = make_plugin_manager()  # the research metrics file is the built-in reader's
     assert all(run_artefact(t, pm) for t in targets) and run_artefact(tmp_path / "nothing-there.csv", pm) is None
     for option, target in (("--csv", targets[0]), ("--plot", targets[3]), ("--csv", targets[4]), ("--plot", loose)):
-        code, _, err = run_cli("compare", str(run), str(legacy), str(loose), option, str(target), "--force")
+        code, _, err = run_here("compare", str(run), str(legacy), str(loose), option, str(target), "--force")
         lines = err.strip().splitlines()
         assert code != 0 and lines[-1].startswith("error: ") and str(target) in lines[-1], (target, err)
         assert "not even with --force" in lines[-1] and "unexpected" not in err
     assert {t: t.read_bytes() for t in targets} == before
     # an ordinary file is still replaced with --force
     (tmp_path / "rows.csv").write_text("old")
-    code, _, err = run_cli("compare", str(run), "--csv", str(tmp_path / "rows.csv"), "--force")
+    code, _, err = run_here("compare", str(run), "--csv", str(tmp_path / "rows.csv"), "--force")
     assert code == 0 and (tmp_path / "rows.csv").read_text().startswith("run,"), err

@@ -9,7 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.conftest import compare_json, fixture_path, run_cli
+from tests.conftest import compare_json, fixture_path, run_here
 
 NATIVE = "level-up-tiny"
 
@@ -54,7 +54,7 @@ def test_other_iou_thresholds_get_their_own_table_and_val_choice(tmp_path):
     assert iou["AP_gap"] == 0.2 - 0.99
     assert iou["dataset"] != coco["dataset"] and "IoU 0.5" in iou["dataset"]
     assert by_split_epoch[("test", 1)]["dataset"] == coco["dataset"]
-    code, _, table_err = run_cli("compare", str(run))
+    code, _, table_err = run_here("compare", str(run))
     assert code == 0 and "not comparable" in table_err
     # --best-per-run chooses among COCO-IoU val rows for the COCO-IoU test row: the IoU-0.5 val
     # row's far smaller gap is another metric and must not pick epoch 0

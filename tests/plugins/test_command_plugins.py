@@ -16,7 +16,7 @@ from faapkit.cli._plugin_commands import requested_command
 from faapkit.errors import ConfigError
 from faapkit.plugins import make_plugin_manager
 from faapkit.plugins.commands import plugin_commands
-from tests.conftest import run_cli
+from tests.conftest import run_here
 
 EXTERNAL = Path(__file__).resolve().parent / "external"
 PLUGINS = {"hello": "faap-hello", "twin": "faap-hello-twin", "clash": "faap-clash"}
@@ -49,7 +49,7 @@ def test_help_lists_plugin_commands_without_importing_torch(tmp_path):
 
 
 def test_a_blocked_plugin_s_commands_are_gone(tmp_path):
-    code, _, err = run_cli("--disable-plugin", "hello", "hello", "greet", env=command_env(tmp_path / "site", "hello"))
+    code, _, err = run_here("--disable-plugin", "hello", "hello", "greet", env=command_env(tmp_path / "site", "hello"))
     assert code == 2 and "No such command 'hello'" in err
 
 
@@ -71,7 +71,7 @@ def test_a_blocked_plugin_s_commands_are_gone(tmp_path):
     ],
 )
 def test_a_command_name_claimed_twice_is_one_error_naming_both(tmp_path, plugins, args, expected):
-    code, out, err = run_cli(*args, env=command_env(tmp_path / "site", *plugins))
+    code, out, err = run_here(*args, env=command_env(tmp_path / "site", *plugins))
     assert code == 1 and err.strip() == expected and "Traceback" not in err and out == ""
 
 

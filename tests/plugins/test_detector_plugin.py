@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_here
 
 EXTERNAL = Path(__file__).resolve().parent / "external"
 
@@ -46,7 +46,7 @@ def wrapped_checkpoint(out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.slow
 def test_plugin_detector_trains_and_evaluates(tmp_path, synth_root, monkeypatch):
     env = plugin_env(tmp_path / "site")
-    code, out, err = run_cli("inspect", "plugins", "--json", env=env)
+    code, out, err = run_here("inspect", "plugins", "--json", env=env)
     assert code == 0, err
     rows = {r["name"]: r for r in json.loads(out)["components"]}
     row = rows["detr-first8"]
@@ -57,11 +57,11 @@ def test_plugin_detector_trains_and_evaluates(tmp_path, synth_root, monkeypatch)
     run = tmp_path / "run"
     # the version (by its alias) names the plugin's detector; the run records the canonical name
     args = ["train", "--version", "f8", "--out", str(run), "--max-steps", "2", "--quiet"]
-    code, _, err = run_cli(*args, "--set", f"detector.checkpoint={ckpt}", env=env)
+    code, _, err = run_here(*args, "--set", f"detector.checkpoint={ckpt}", env=env)
     assert code == 0, err
     manifest = json.loads((run / "run.json").read_text())
     assert manifest["version"] == "levelup-first8" and manifest["config"]["detector"]["name"] == "detr-first8"
-    code, out, err = run_cli("eval", str(run), "--limit-images", "40", "--bootstrap", "0", "--json", env=env)
+    code, out, err = run_here("eval", str(run), "--limit-images", "40", "--bootstrap", "0", "--json", env=env)
     assert code == 0, err
     metrics = json.loads(out)
     assert metrics["eval"]["detections_per_image"] == 8
@@ -71,15 +71,15 @@ def test_plugin_detector_trains_and_evaluates(tmp_path, synth_root, monkeypatch)
     assert set(Counter(d["image_id"] for d in dets).values()) == {8}
     assert 0.0 <= metrics["metrics"]["perturbed"]["male"]["AP"] <= 1.0
     # without the plugin the run's detector is unknown: one error line, no traceback
-    code, _, err = run_cli("eval", str(run), "--limit-images", "40", "--bootstrap", "0", "--force")
+    code, _, err = run_here("eval", str(run), "--limit-images", "40", "--bootstrap", "0", "--force")
     assert code == 2 and "unknown detector 'detr-first8'" in err and "Traceback" not in err
 
 
 def test_version_help_and_inspect_show_a_plugin_s_aliases(tmp_path):
     env = plugin_env(tmp_path / "site") | {"COLUMNS": "250"}
-    code, out, err = run_cli("train", "--help", env=env)
+    code, out, err = run_here("train", "--help", env=env)
     assert code == 0, err
     assert "levelup-first8 (alias f8)" in out
-    code, out, err = run_cli("inspect", "plugins", env=env)
+    code, out, err = run_here("inspect", "plugins", env=env)
     assert code == 0, err
     assert "levelup-first8 (alias f8)" in out

@@ -325,14 +325,14 @@ def test_hook_faap_read_run(pm, tmp_path):
 def test_hook_faap_register_commands(tmp_path):
     """A plugin found through a real ``.dist-info`` entry point adds a group and a one-function
     command (more in test_command_plugins.py)."""
-    from tests.conftest import run_cli
+    from tests.conftest import run_here
     from tests.plugins.test_command_plugins import command_env
 
     env = command_env(tmp_path / "site", "hello")
-    assert run_cli("hello", "greet", "--name", "ada", env=env)[:2] == (0, "hello ada\n")
-    assert run_cli("hello", "count", "3", env=env)[:2] == (0, "1 2 3\n")
-    assert run_cli("shout", "hi", env=env)[:2] == (0, "HI\n")
-    code, out, _ = run_cli("hello", "--help", env=env)
+    assert run_here("hello", "greet", "--name", "ada", env=env)[:2] == (0, "hello ada\n")
+    assert run_here("hello", "count", "3", env=env)[:2] == (0, "1 2 3\n")
+    assert run_here("shout", "hi", env=env)[:2] == (0, "HI\n")
+    code, out, _ = run_here("hello", "--help", env=env)
     assert code == 0 and "greet" in out and "count" in out
 
 

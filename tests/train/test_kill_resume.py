@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_here
 
 ARGS = [
     "--version",
@@ -79,9 +79,9 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path, synth_root):
     assert [r["epoch"] for r in _log(killed)] == [0, 1, 2]
     assert (killed / "metrics.csv").read_text() == (straight / "metrics.csv").read_text()
 
-    metrics = []
+    metrics = []  # both evaluated in this one process: only the runs differ
     for run in (straight, killed):
-        code, out, err = run_cli("eval", str(run), "--limit-images", "40", "--bootstrap", "0", "--json", "--no-cache")
+        code, out, err = run_here("eval", str(run), "--limit-images", "40", "--bootstrap", "0", "--json", "--no-cache")
         assert code == 0, err
         metrics.append(json.loads(out)["metrics"])
     assert metrics[0] == metrics[1]

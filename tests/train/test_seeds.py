@@ -11,7 +11,7 @@ import pytest
 
 from faapkit.errors import ConfigError, FaapError
 from faapkit.train import seeds as seedset
-from tests.conftest import run_cli
+from tests.conftest import run_here
 
 
 def test_parse_seeds():
@@ -65,7 +65,7 @@ def tiny_root(tmp_path_factory) -> Path:
 def test_seed_set_trains_resumes_evaluates_and_compares(tmp_path, tiny_root):
     parent = tmp_path / "set"
     env = {"FAAP_CACHE_DIR": os.environ["FAAP_CACHE_DIR"]}
-    code, _, err = run_cli("train", "--version", "4th", "--seeds", "0-1", "--jobs", "2", "--out", str(parent),
+    code, _, err = run_here("train", "--version", "4th", "--seeds", "0-1", "--jobs", "2", "--out", str(parent),
                            *_tiny_args(tiny_root), env=env)  # fmt: skip
     assert code == 0, err
     manifest = json.loads((parent / "seeds.json").read_text())
@@ -79,21 +79,21 @@ def test_seed_set_trains_resumes_evaluates_and_compares(tmp_path, tiny_root):
     import shutil
 
     shutil.rmtree(parent / "seed-1")
-    code, _, err = run_cli("train", "--resume", str(parent), env=env)
+    code, _, err = run_here("train", "--resume", str(parent), env=env)
     assert code == 0, err
     assert "seed 1: training into" in err and "seed 0: training" not in err
     assert (parent / "seed-0" / "run.json").stat().st_mtime_ns == kept
     assert seedset.seed_state(parent / "seed-1") == "done"
     # another set asked of the same folder is refused before work
-    code, _, err = run_cli("train", "--version", "4th", "--seeds", "0-2", "--out", str(parent), env=env)
+    code, _, err = run_here("train", "--version", "4th", "--seeds", "0-2", "--out", str(parent), env=env)
     assert code != 0 and "holds the seed set" in err
-    code, out, err = run_cli("eval", str(parent), "--json", env=env)
+    code, out, err = run_here("eval", str(parent), "--json", env=env)
     assert code == 0, err
     got = json.loads(out)
     assert [r["seed"] for r in got["seeds"]] == [0, 1] and got["aggregate"]["change"]["n"] == 2
     for s in (0, 1):
         assert list((parent / f"seed-{s}" / "eval").glob("test_*.json"))
-    code, out, err = run_cli("compare", str(parent), "--json", env=env)
+    code, out, err = run_here("compare", str(parent), "--json", env=env)
     assert code == 0, err
     (agg,) = json.loads(out)["across_seeds"]
     assert agg["run"] == "set" and agg["seeds"] == [0, 1] and agg["version"] == "4th"
@@ -103,7 +103,7 @@ def test_seed_set_trains_resumes_evaluates_and_compares(tmp_path, tiny_root):
 def test_eval_of_a_set_with_an_unfinished_seed_is_refused(tmp_path):
     parent = tmp_path / "set"
     seedset.prepare(parent, seedset.SeedSet("4th", (0, 1)), resume=False)
-    code, _, err = run_cli("eval", str(parent))
+    code, _, err = run_here("eval", str(parent))
     assert code != 0 and "seed 0 (new), seed 1 (new) not trained to the end" in err
 
 
@@ -236,7 +236,7 @@ def test_a_set_whose_settings_cannot_train_stops_at_the_first_seed_and_leaves_no
     extra, code_expected, says = SETUP_REFUSALS[case]
     parent = tmp_path / "set"
     env = {"FAAP_CACHE_DIR": os.environ["FAAP_CACHE_DIR"]}
-    code, _, err = run_cli("train", "--version", "4th", "--seeds", "0-2", "--out", str(parent), *extra, env=env)
+    code, _, err = run_here("train", "--version", "4th", "--seeds", "0-2", "--out", str(parent), *extra, env=env)
     assert code == code_expected and "Traceback" not in err, err
     (error,) = [line for line in err.splitlines() if line.startswith("error: ")]
     assert "1 of 3 seeds refused before training; 2 not started" in error and says in error, err
@@ -304,7 +304,7 @@ def test_a_second_train_of_one_seed_set_is_refused_while_the_first_runs(tmp_path
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         args = ["--resume", str(parent)] if resume else ["--version", "4th", "--seeds", "0-1", "--out", str(parent)]
-        code, _, err = run_cli("train", *args)
+        code, _, err = run_here("train", *args)
     finally:
         holder.kill()
         holder.wait()

@@ -305,14 +305,11 @@ def test_tracker_options_are_validated(override, message):
 def test_faap_eval_of_a_tracked_run_logs_its_metrics_file(mlflow_run, evaluated):
     """``faap eval RUN`` hands the metrics file it wrote to the run's trackers (after the
     hand-logged evaluation above, so that test sees only its own file)."""
-    import os
-    import subprocess
-    import sys
+    from tests.conftest import run_here
 
-    env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true", "WANDB_MODE": "offline"}
-    cmd = [sys.executable, "-m", "faapkit", "eval", str(mlflow_run), "--limit-images", "8", "--bootstrap", "0"]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr
+    env = {"MLFLOW_ALLOW_FILE_STORE": "true", "WANDB_MODE": "offline"}
+    code, _, err = run_here("eval", str(mlflow_run), "--limit-images", "8", "--bootstrap", "0", env=env)
+    assert code == 0, err
     written = mlflow_run / "eval" / "test_gender_best_first8.json"
     assert written.is_file()
     client, run_id = _client(mlflow_run)
