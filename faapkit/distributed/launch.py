@@ -30,6 +30,12 @@ class RankFailed(Exception):
         self.line = line
 
 
+def cores_per_process(processes: int) -> int:
+    """This machine's cores shared among ``processes`` processes (at least one each): the torch
+    threads each of them starts with, where one thread per core in every process would oversubscribe."""
+    return max(1, (os.cpu_count() or 1) // max(1, processes))
+
+
 def without_nproc(argv: list[str]) -> list[str]:
     """``argv`` minus ``--nproc N`` / ``--nproc=N`` (the children must not launch again)."""
     cleaned: list[str] = []
@@ -53,7 +59,7 @@ def run_ranks(nproc: int, argv: list[str], log: Callable[[str], None]) -> None:
     logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)  # its reports repeat the ranks' errors
     argv = without_nproc(argv)
     # share the cores instead of torchrun's default of one thread per process (and its warning)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or nproc) // nproc)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(cores_per_process(nproc)))
     log(f"launching {nproc} processes: torchrun --standalone -m faapkit " + " ".join(argv))
     with tempfile.TemporaryDirectory(prefix="faap-torchrun-") as tmp:
         os.environ[LAUNCH_DIR_ENV] = tmp  # where each rank leaves its error line

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from faapkit.distributed.launch import cores_per_process
 from faapkit.errors import ConfigError, FaapError
 
 EXTRA_HINT = "pip install 'faapkit[slurm]'"
@@ -144,7 +145,7 @@ def task_threads(environ: Mapping[str, str], tasks_on_node: int) -> str:
     given = environ.get("SLURM_CPUS_PER_TASK", "")
     if given.isdigit() and int(given) > 0:
         return given
-    return str(max(1, (os.cpu_count() or 1) // max(1, tasks_on_node)))
+    return str(cores_per_process(tasks_on_node))
 
 
 def train_argv(
