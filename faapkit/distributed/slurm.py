@@ -12,7 +12,7 @@ which asks for the same command again: the requeued job continues from the run's
 submitit is an optional extra (``pip install 'faapkit[slurm]'``), imported only when a job is
 submitted or run; ``FAAP_SUBMITIT_CLUSTER=local`` runs the same job through submitit's local
 executor (one node, tasks as processes of this machine) to try a submission without a cluster.
-torch is never imported here.
+This module needs no torch itself (the package `faapkit.distributed` imports it).
 """
 
 from __future__ import annotations
