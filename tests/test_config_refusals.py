@@ -14,6 +14,7 @@ REFUSED = {
     "nan epsilon": ("schedules.epsilon.peak=nan", "'schedules.epsilon.peak': nan is not a finite number"),
     "empty train_scales": ("data.train_scales=[]", "'data.train_scales'"),
     "zero train scale": ("data.train_scales=[0]", "'data.train_scales.0'"),
+    "misspelt train_scales sentinel": ("data.train_scales='evaluation'", "'data.train_scales'"),
     "all-zero group_weights": ("data.group_weights={female=0.0,male=0.0}", "data.group_weights must give both"),
     "negative group weight": ("data.group_weights={female=-1.0,male=1.0}", "'data.group_weights.female'"),
     "advantaged == disadvantaged": ("data.advantaged='female'", "are both 'female'"),

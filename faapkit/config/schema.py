@@ -21,6 +21,7 @@ PathField = Annotated[Path, Field(strict=False)]
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 PositiveInt = Annotated[int, Field(gt=0)]
 Weight = Annotated[float, Field(ge=0)]
+TRAIN_AT_EVAL_SCALE = "eval"
 
 
 def check_device(name: str, key: str = "train.device") -> str:
@@ -64,7 +65,7 @@ class DataConfig(Section):
     train_scales: list[PositiveInt] = Field(
         default_factory=lambda: list(EMBEDDED_TRAIN_SCALES),
         min_length=1,
-        description="short sides training draws from; default: the detector's (upstream DETR: 480..800)",
+        description="short sides training draws from; 'eval' = [min_size]; default: the detector's",
     )
     shape_buckets: bool = Field(
         default=False,
@@ -83,6 +84,16 @@ class DataConfig(Section):
         default="fail",
         description="images with invalid boxes/categories/attributes/sizes/modes: refuse, or leave out and count",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _train_at_eval_scale(cls, data: Any) -> Any:
+        """``train_scales: eval`` is the evaluation scale, whatever the detector's: ``[min_size]``
+        once ``min_size`` is known (set, or the detector's), so that a version can ask for it
+        without naming a size that suits one detector only."""
+        if isinstance(data, dict) and data.get("train_scales") == TRAIN_AT_EVAL_SCALE:
+            return {**data, "train_scales": [data.get("min_size", EMBEDDED_MIN_SIZE)]}
+        return data
 
     @model_validator(mode="after")
     def _distinct_groups(self) -> DataConfig:

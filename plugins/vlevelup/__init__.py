@@ -1,7 +1,8 @@
 """Version level-up: detection loss of the disadvantaged group alone, the advantaged group guarded,
 a sub-pixel generator that can express the high-frequency perturbations that move DETR's AP and
 that reads the frozen detector's features of the clean image (``detector-aware``), so that what it
-learns is specific to the images and regions that need it.
+learns is specific to the images and regions that need it. It trains at the detector's evaluation
+scale only (``data.train_scales: eval``), the best of six hypotheses screened for issue 25.
 
 Not a research version: faapkit's answer to the research versions' null result on the embedded
 benchmark (docs/effect-diagnosis.md gives the measurements behind each default).
@@ -48,7 +49,10 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
                     # epoch to epoch; decaying it settles the epochs the val rule chooses among
                     "lr": {"name": "warmup_cosine", "warmup": 2, "min_factor": 0.01},
                 },
-                "data": {"disadvantaged_share": 1.0},
+                # one scale, the detector's evaluation scale: the perturbation is tied to the pixel
+                # grid it is added on, and a generator trained across 112..144 px spends capacity on
+                # sizes it is never evaluated at (docs/effect-diagnosis.md 11: test share 12% -> 19%)
+                "data": {"disadvantaged_share": 1.0, "train_scales": "eval"},
                 "train": {
                     "lr": 1e-3,
                     "weight_decay": 0.0,

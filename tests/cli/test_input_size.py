@@ -45,6 +45,21 @@ def test_training_sizes_set_by_the_user_or_stored_by_a_run_win():
     assert (resumed.data.min_size, resumed.data.max_size) == (128, 213)  # it keeps what it trained with
 
 
+@pytest.mark.parametrize(("name", "sizes"), [("detr-r50", UPSTREAM), ("detr-synth-tiny-v3", TINY)])
+def test_train_scales_eval_is_the_detectors_eval_scale(name, sizes):
+    """``data.train_scales: eval`` means ``[min_size]`` for any detector: level-up asks for it by
+    default, and a size the user sets (here or in ``min_size``) is the one it follows."""
+    det = f"detector.name='{name}'"
+    for version in ("4th", "level-up"):
+        extra = ["data.train_scales='eval'"] if version == "4th" else []
+        assert resolve_config(REG, version=version, overrides=[det, *extra]).data.train_scales == [sizes[0]]
+    moved = resolve_config(REG, version="level-up", overrides=[det, "data.min_size=640"]).data
+    assert (moved.min_size, moved.train_scales) == (640, [640])
+    mine = resolve_config(REG, version="level-up", overrides=[det, "data.train_scales=[96, 160]"]).data
+    assert mine.train_scales == [96, 160]
+    assert resolve_config(REG, version="4th", overrides=[det]).data.train_scales == sizes[2]  # others: untouched
+
+
 @pytest.fixture(scope="module")
 def r18(tmp_path_factory) -> tuple[Path, Path]:
     """A 1 + 1 image test split and upstream-layout weights of ``detr-r18-d64`` (random, seeded)."""
