@@ -12,6 +12,12 @@
   where its last decoder layer looks, the cross-attention of each query (mean over heads) weighted
   by the query's confidence and summed over queries, ``(B, 1, h, w)`` scaled to mean 1 per image;
   both projected by a zero-initialised 1x1 convolution onto the generator's 1/4-resolution features.
+- generator ``refine-steps``: a learned optimiser at test time. The detector-aware generator's
+  delta is refined by ``steps`` signed-gradient steps on the perturbed image, each along two
+  ground-truth-free signals of the frozen detector (its confidence and its last two decoder
+  layers' box disagreement, as ``gradient-aware``), with learned step sizes per step and signal
+  (fractions of epsilon, zero at the start, either sign), clipped to ``|delta| <= epsilon``:
+  ``delta_{k+1} = clip(delta_k + eps * (a_k sign(g_conf) + b_k sign(g_unc)))``.
 - version ``level-up-hardbox``: level-up's loss plus a per-box term on the disadvantaged group's
   matched boxes, ``lambda * mean_i w_i * (L1_i + (1 - GIoU_i))`` with ``w_i = (1 - IoU_i)^gamma``
   (detached, normalised to mean 1): the worst-localised boxes weigh most.
@@ -31,6 +37,10 @@ from faapkit.plugin_api import GeneratorSpec, LossSpec, Options, VersionSpec, ho
 class GradOptions(Options):
     channels: int = Field(32, ge=2)
     tile: int = Field(16, gt=0)
+
+
+class RefineOptions(GradOptions):
+    steps: int = Field(2, ge=1, le=8)
 
 
 class HardBoxOptions(Options):
@@ -57,22 +67,7 @@ def build_gradient_aware(epsilon: float = 0.09, *, detector: Any, channels: int 
 
         def clean_context(self, x: torch.Tensor) -> torch.Tensor:
             """``(B, 6, H', W')``: the two RMS-normalised input gradients of the padded clean image."""
-            padded = _pad4(x).detach()
-            det = self._detector[0]
-            with torch.enable_grad():
-                xi = padded.clone().requires_grad_(True)
-                mask = torch.zeros(xi.shape[0], *xi.shape[-2:], dtype=torch.bool, device=xi.device)
-                out = det(xi, mask)
-                prob = out["pred_logits"].float().softmax(-1)[..., :-1].max(-1).values  # (B, Q)
-                conf = prob.sum()
-                g_conf = torch.autograd.grad(conf, xi, retain_graph=True)[0]
-                aux = out.get("aux_outputs") or []
-                if aux:
-                    prev = aux[-1]["pred_boxes"].float()
-                    unc = (prob.detach().unsqueeze(-1) * (out["pred_boxes"].float() - prev).abs()).sum()
-                    g_unc = torch.autograd.grad(unc, xi)[0]
-                else:
-                    g_unc = torch.zeros_like(g_conf)
+            g_conf, g_unc = _signal_gradients(self._detector[0], _pad4(x))
             grads = torch.cat([g_conf, g_unc], 1)
             rms = grads.flatten(2).pow(2).mean(-1).add(1e-20).rsqrt()  # (B, 6)
             return (grads * rms[..., None, None]).detach()
@@ -156,6 +151,47 @@ def build_encoder_aware(epsilon: float = 0.09, *, detector: Any, channels: int =
     return EncoderAwareGenerator()
 
 
+def _signal_gradients(detector: Any, image: Any) -> tuple[Any, Any]:
+    """Gradients ``(B, 3, H, W)`` of the detector's confidence ``sum_q max_c p(c|q)`` and of its
+    last two decoder layers' box disagreement ``sum_q p_q |b_L - b_{L-1}|_1`` at ``image``."""
+    import torch
+
+    with torch.enable_grad():
+        xi = image.detach().clone().requires_grad_(True)
+        mask = torch.zeros(xi.shape[0], *xi.shape[-2:], dtype=torch.bool, device=xi.device)
+        out = detector(xi, mask)
+        prob = out["pred_logits"].float().softmax(-1)[..., :-1].max(-1).values  # (B, Q)
+        g_conf = torch.autograd.grad(prob.sum(), xi, retain_graph=True)[0]
+        aux = out.get("aux_outputs") or []
+        if not aux:
+            return g_conf, torch.zeros_like(g_conf)
+        unc = (prob.detach().unsqueeze(-1) * (out["pred_boxes"].float() - aux[-1]["pred_boxes"].float()).abs()).sum()
+        return g_conf, torch.autograd.grad(unc, xi)[0]
+
+
+def build_refine(epsilon: float = 0.09, *, detector: Any, channels: int = 32, tile: int = 16, steps: int = 2) -> Any:
+    import torch
+    from torch import nn
+
+    from faapkit.generators.perturb import clamp_normalized
+    from faapkit.generators.subpixel import DetectorAwareGenerator
+
+    class RefineGenerator(DetectorAwareGenerator):
+        def __init__(self) -> None:
+            super().__init__(epsilon, detector=detector, channels=channels, tile=tile)
+            self.step_sizes = nn.Parameter(torch.zeros(steps, 2))  # (steps, [confidence, disagreement])
+
+        def forward(self, x: torch.Tensor, clean_context: torch.Tensor | None = None) -> torch.Tensor:
+            delta = super().forward(x, clean_context)
+            for a_b in self.step_sizes:
+                g_conf, g_unc = _signal_gradients(self._detector[0], clamp_normalized(x + delta))
+                step = a_b[0] * g_conf.sign() + a_b[1] * g_unc.sign()
+                delta = (delta + self.epsilon * step).clamp(-self.epsilon, self.epsilon)
+            return delta
+
+    return RefineGenerator()
+
+
 def build_hardbox(advantaged_weight: float, keep_weight: float, box_weight: float, gamma: float) -> Any:
     import torch
     from faap_plugins.vlevelup.loss import LevelUpDetection
@@ -200,6 +236,15 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
             options=GradOptions,
             uses_detector=True,
             description="detector-aware + input gradients of the detector's confidence and box disagreement",
+        )
+    )
+    register(
+        GeneratorSpec(
+            name="refine-steps",
+            factory=build_refine,
+            options=RefineOptions,
+            uses_detector=True,
+            description="detector-aware + learned signed-gradient steps on the detector's confidence, box disagreement",
         )
     )
     register(

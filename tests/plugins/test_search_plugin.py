@@ -84,3 +84,23 @@ def test_encoder_aware_generator_reads_memory_and_where_the_decoder_looks(monkey
     assert trainer.fit()["global_step"] == 2
     assert generator.memory_proj.weight.abs().sum() > 0, "the transformer's view stayed unused"
     assert generator(images).abs().max() <= generator.epsilon + 1e-6
+
+
+def test_refine_steps_generator_learns_its_test_time_steps(monkeypatch, tmp_path, synth_root):
+    reg = _registries(monkeypatch)
+    cfg = resolve_config(reg, version="level-up", overrides=[*FAST, "generator.name=refine-steps", "generator.steps=3"])
+    trainer = Trainer(cfg, reg, tmp_path / "run")
+    trainer.setup()
+    generator = trainer.generator
+    images = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():  # as evaluation calls it: the steps take their own gradients
+        first = generator(images)
+    assert generator.step_sizes.shape == (3, 2) and not generator.step_sizes.any()
+    assert trainer.fit()["global_step"] == 2
+    assert generator.step_sizes.abs().sum() > 0, "the step sizes stayed at zero"
+    with torch.no_grad():
+        generator.step_sizes.fill_(0.5)  # steps of half epsilon along sign(g_conf) + sign(g_unc)
+        base = type(generator).__mro__[1].forward(generator, images)
+        refined = generator(images)
+    assert refined.abs().max() <= generator.epsilon + 1e-6
+    assert not torch.allclose(refined, base) and first.shape == refined.shape

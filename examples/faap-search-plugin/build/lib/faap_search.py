@@ -1,0 +1,242 @@
+"""Issue 25's search hypotheses, registered through the ``faap`` entry-point group.
+
+- generator ``gradient-aware``: the detector-aware generator plus the gradient, with respect to
+  the clean input, of two ground-truth-free signals of the frozen detector: its confidence
+  ``sum_q max_c p(c|q)`` and the box disagreement between its last two decoder layers
+  ``sum_q p_q * |b_L - b_{L-1}|_1`` (p detached). Each ``(B, 3, H, W)`` map is divided by its
+  per-image RMS; the six channels reach the generator at full resolution (3x3 conv onto the
+  pre-tanh delta) and at 1/4 resolution (4x4 stride-4 conv onto its features), both zero-initialised.
+  The generator can thus learn a per-image step along directions the detector itself reveals.
+- generator ``encoder-aware``: the detector-aware generator plus what the detector's transformer
+  makes of the clean image: the encoder's memory ``(B, D, h, w)`` (RMS-normalised per position) and
+  where its last decoder layer looks, the cross-attention of each query (mean over heads) weighted
+  by the query's confidence and summed over queries, ``(B, 1, h, w)`` scaled to mean 1 per image;
+  both projected by a zero-initialised 1x1 convolution onto the generator's 1/4-resolution features.
+- version ``level-up-hardbox``: level-up's loss plus a per-box term on the disadvantaged group's
+  matched boxes, ``lambda * mean_i w_i * (L1_i + (1 - GIoU_i))`` with ``w_i = (1 - IoU_i)^gamma``
+  (detached, normalised to mean 1): the worst-localised boxes weigh most.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import Field
+
+from faapkit.plugin_api import GeneratorSpec, LossSpec, Options, VersionSpec, hookimpl
+
+
+class GradOptions(Options):
+    channels: int = Field(32, ge=2)
+    tile: int = Field(16, gt=0)
+
+
+class HardBoxOptions(Options):
+    advantaged_weight: float = Field(0.0, ge=0)
+    keep_weight: float = Field(0.0, ge=0)
+    box_weight: float = Field(1.0, ge=0)
+    gamma: float = Field(1.0, ge=0)
+
+
+def build_gradient_aware(epsilon: float = 0.09, *, detector: Any, channels: int = 32, tile: int = 16) -> Any:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from faapkit.generators.subpixel import DetectorAwareGenerator, _pad4
+
+    class GradientAwareGenerator(DetectorAwareGenerator):
+        def __init__(self) -> None:
+            super().__init__(epsilon, detector=detector, channels=channels, tile=tile)
+            self.grad_full = nn.Conv2d(6, 3, 3, 1, 1)
+            self.grad_quarter = nn.Conv2d(6, channels, 4, 4)
+            for p in (*self.grad_full.parameters(), *self.grad_quarter.parameters()):
+                nn.init.zeros_(p)
+
+        def clean_context(self, x: torch.Tensor) -> torch.Tensor:
+            """``(B, 6, H', W')``: the two RMS-normalised input gradients of the padded clean image."""
+            padded = _pad4(x).detach()
+            det = self._detector[0]
+            with torch.enable_grad():
+                xi = padded.clone().requires_grad_(True)
+                mask = torch.zeros(xi.shape[0], *xi.shape[-2:], dtype=torch.bool, device=xi.device)
+                out = det(xi, mask)
+                prob = out["pred_logits"].float().softmax(-1)[..., :-1].max(-1).values  # (B, Q)
+                conf = prob.sum()
+                g_conf = torch.autograd.grad(conf, xi, retain_graph=True)[0]
+                aux = out.get("aux_outputs") or []
+                if aux:
+                    prev = aux[-1]["pred_boxes"].float()
+                    unc = (prob.detach().unsqueeze(-1) * (out["pred_boxes"].float() - prev).abs()).sum()
+                    g_unc = torch.autograd.grad(unc, xi)[0]
+                else:
+                    g_unc = torch.zeros_like(g_conf)
+            grads = torch.cat([g_conf, g_unc], 1)
+            rms = grads.flatten(2).pow(2).mean(-1).add(1e-20).rsqrt()  # (B, 6)
+            return (grads * rms[..., None, None]).detach()
+
+        def forward(self, x: torch.Tensor, clean_context: torch.Tensor | None = None) -> torch.Tensor:
+            h, w = x.shape[-2:]
+            grads = self.clean_context(x) if clean_context is None else clean_context
+            padded = _pad4(x)
+            f = F.relu(self.down(F.relu(self.stem(padded))))
+            feats = DetectorAwareGenerator.clean_context(self, x)
+            f = f + self.project_context(feats, (f.shape[-2], f.shape[-1]))
+            f = f + self.grad_quarter(grads)[..., : f.shape[-2], : f.shape[-1]]
+            f = F.relu(self.mid1(f))
+            f = F.relu(self.mid2(f)) + f
+            f = F.relu(self.mid3(f)) + f
+            out = F.pixel_shuffle(self.head(f), 4)[..., :h, :w] + self.full(x)
+            out = out + self.grad_full(grads)[..., :h, :w]
+            t = self.tile.shape[-1]
+            out = out + self.tile.repeat(1, 1, -(-h // t), -(-w // t))[..., :h, :w]
+            return self.epsilon * torch.tanh(out)
+
+    return GradientAwareGenerator()
+
+
+def build_encoder_aware(epsilon: float = 0.09, *, detector: Any, channels: int = 32, tile: int = 16) -> Any:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from faapkit.detr.misc import NestedTensor
+    from faapkit.generators.subpixel import DetectorAwareGenerator, _pad4
+
+    model = detector.model
+    d_model = int(model.transformer.d_model)
+    backbone_channels = int(detector.image_feature_dim)
+
+    class EncoderAwareGenerator(DetectorAwareGenerator):
+        def __init__(self) -> None:
+            super().__init__(epsilon, detector=detector, channels=channels, tile=tile)
+            self.memory_proj = nn.Conv2d(d_model + 1, channels, 1)
+            for p in self.memory_proj.parameters():
+                nn.init.zeros_(p)
+
+        def clean_context(self, x: torch.Tensor) -> torch.Tensor:
+            """``(B, C + D + 1, h, w)``: backbone features, encoder memory, attended map."""
+            padded = _pad4(x)
+            mask = torch.zeros(padded.shape[0], *padded.shape[-2:], dtype=torch.bool, device=x.device)
+            last = model.transformer.decoder.layers[-1]
+            captured: dict[str, torch.Tensor] = {}
+            hook = last.norm1.register_forward_hook(lambda _m, _i, out: captured.__setitem__("tgt", out))
+            try:
+                with torch.no_grad():
+                    feats, pos = model.backbone(NestedTensor(padded, mask))
+                    src, src_mask = feats[-1].decompose()
+                    hs, memory = model.transformer(model.input_proj(src), src_mask, model.query_embed.weight, pos[-1])
+            finally:
+                hook.remove()
+            with torch.no_grad():
+                b, _, h, w = memory.shape
+                conf = model.class_embed(hs[-1]).float().softmax(-1)[..., :-1].max(-1).values  # (B, Q)
+                attn = last.multihead_attn
+                w_q, w_k, _ = attn.in_proj_weight.chunk(3)
+                b_q, b_k, _ = attn.in_proj_bias.chunk(3)
+                query = captured["tgt"] + model.query_embed.weight.unsqueeze(1)  # (Q, B, D)
+                key = memory.flatten(2).permute(2, 0, 1) + pos[-1].flatten(2).permute(2, 0, 1)  # (hw, B, D)
+                heads, dh = attn.num_heads, d_model // attn.num_heads
+                qh = F.linear(query, w_q, b_q).view(query.shape[0], b, heads, dh)
+                kh = F.linear(key, w_k, b_k).view(key.shape[0], b, heads, dh)
+                weights = torch.einsum("qbnd,kbnd->bnqk", qh, kh).div(dh**0.5).softmax(-1).mean(1)  # (B, Q, hw)
+                looked = (conf.unsqueeze(-1) * weights.float()).sum(1)  # (B, hw)
+                looked = looked / looked.mean(-1, keepdim=True).clamp_min(1e-12)
+                mem = memory * torch.rsqrt(memory.pow(2).mean(1, keepdim=True) + 1e-6)
+                own = DetectorAwareGenerator.clean_context(self, x)
+                return torch.cat([own, mem.to(x.dtype), looked.view(b, 1, h, w).to(x.dtype)], 1)
+
+        def project_context(self, clean_context: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+            own, rest = clean_context[:, :backbone_channels], clean_context[:, backbone_channels:]
+            projected = self.context_proj(own) + self.memory_proj(rest)
+            return F.interpolate(projected, size=size, mode="bilinear", align_corners=False)
+
+    return EncoderAwareGenerator()
+
+
+def build_hardbox(advantaged_weight: float, keep_weight: float, box_weight: float, gamma: float) -> Any:
+    import torch
+    from faap_plugins.vlevelup.loss import LevelUpDetection
+    from torchvision.ops import box_convert, box_iou, generalized_box_iou
+
+    from faapkit.plugin_api import LossInputs, LossOutput
+
+    class HardBox(LevelUpDetection):
+        def __call__(self, x: LossInputs) -> LossOutput:
+            base = super().__call__(x)
+            dis = set(x.index(0).tolist())
+            l1s, gious, ious = [], [], []
+            boxes = x.outputs["pred_boxes"]
+            for b, (q, t) in enumerate(x.indices):
+                if b not in dis or not len(q):
+                    continue
+                pred = boxes[b, q].float()
+                tgt = x.targets[b]["boxes"][t].float()
+                pxy, txy = box_convert(pred, "cxcywh", "xyxy"), box_convert(tgt, "cxcywh", "xyxy")
+                l1s.append((pred - tgt).abs().sum(-1))
+                gious.append(torch.diag(generalized_box_iou(pxy, txy)))
+                ious.append(torch.diag(box_iou(pxy, txy)).detach())
+            if not l1s:
+                return base
+            l1, giou, iou = torch.cat(l1s), torch.cat(gious), torch.cat(ious)
+            w = (1 - iou).clamp_min(0).pow(gamma)
+            w = w / w.mean().clamp_min(1e-6)
+            hard = (w * (l1 + 1 - giou)).mean()
+            terms = dict(base.terms)
+            terms["hard_box"] = hard.detach()
+            return LossOutput(base.total + box_weight * hard, terms)
+
+    return HardBox(advantaged_weight=advantaged_weight, keep_weight=keep_weight)
+
+
+@hookimpl
+def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
+    register(
+        GeneratorSpec(
+            name="gradient-aware",
+            factory=build_gradient_aware,
+            options=GradOptions,
+            uses_detector=True,
+            description="detector-aware + input gradients of the detector's confidence and box disagreement",
+        )
+    )
+    register(
+        GeneratorSpec(
+            name="encoder-aware",
+            factory=build_encoder_aware,
+            options=GradOptions,
+            uses_detector=True,
+            description="detector-aware + the encoder's memory and where the last decoder layer looks",
+        )
+    )
+
+
+@hookimpl
+def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
+    register(
+        LossSpec(
+            name="levelup_hardbox",
+            factory=build_hardbox,
+            options=HardBoxOptions,
+            description="level-up + IoU-weighted box term on the disadvantaged boxes",
+        )
+    )
+
+
+@hookimpl
+def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
+    from faap_plugins import vlevelup
+
+    captured: list[VersionSpec] = []
+    vlevelup.faap_register_versions(captured.append)
+    base = captured[0]
+    register(
+        dataclasses.replace(
+            base,
+            name="level-up-hardbox",
+            loss="levelup_hardbox",
+            description="level-up + IoU-weighted box term (issue 25 search)",
+        )
+    )
