@@ -55,6 +55,7 @@ def train(
 
     shortcuts = {"train.epochs": epochs, "train.max_steps": max_steps, "data.limit_images": limit_images}
     overrides = start.with_shortcuts(set_ or [], {**shortcuts, "train.device": device})
+    request = start.TrainRequest(version, config, tuple(overrides), out, resume, seeds)
     start.check_counts(jobs, nproc)
     slurm = slurm_options(
         launcher, nproc=nproc, jobs=jobs, nodes=nodes, gpus_per_node=gpus_per_node, tasks_per_node=tasks_per_node,
@@ -64,19 +65,19 @@ def train(
     if slurm is not None:
         from faapkit.cli import main
 
-        job = start.submit_run(st.registries, st.blocked, slurm, version, config, overrides, out, resume, seeds, main)
+        job = start.submit_run(st.registries, request, st.blocked, slurm, main)
         if json_:
             return print_json(job.as_json())
         return info(f"submitted job {job.job_id} ({job.cluster}) training {job.run}; its logs in {job.folder}")
-    as_set, continued = start.seed_set_asked(seeds, resume, out, jobs)
+    as_set, continued = start.seed_set_asked(request, jobs)
     if as_set:
-        kept = start.train_seed_set(st.registries, version, config, overrides, out, continued, seeds, jobs, nproc, info)
+        kept = start.train_seed_set(st.registries, request, continued, jobs=jobs, nproc=nproc, log=info)
         _report_seeds(*kept, json_)
         return
     if nproc > 1:
         launch_torchrun(nproc)
         return
-    resolved, run_dir, resuming = start.start_run(st.registries, version, config, overrides, out, resume)
+    resolved, run_dir, resuming = start.start_run(st.registries, request)
     from faapkit.cli.progress import TrainReporter
     from faapkit.plugins.providers import version_providers
     from faapkit.train.trainer import Trainer

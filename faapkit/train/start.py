@@ -6,6 +6,7 @@ what an interrupted run keeps. ``faapkit.cli.commands`` keeps the options and th
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,25 @@ if TYPE_CHECKING:
     from faapkit.train.seeds import SeedSet
 
 AUTO = "auto"  # --resume auto
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What a ``faap train`` command asks for, as given: ``--version``, ``--config``, the ``--set``
+    overrides (shortcut options included, :func:`with_shortcuts`), ``--out``, ``--resume`` (a run
+    folder, ``auto`` or None) and ``--seeds``. Nothing is resolved or read here."""
+
+    version: str | None = None
+    config: Path | None = None
+    overrides: tuple[str, ...] = ()
+    out: Path | None = None
+    resume: str | None = None
+    seeds: str | None = None
+
+    @property
+    def resume_folder(self) -> Path | None:
+        """The folder ``--resume`` names: None for no ``--resume`` and for ``--resume auto``."""
+        return None if self.resume is None or self.resume == AUTO else Path(self.resume)
 
 
 def with_shortcuts(overrides: list[str], shortcuts: dict[str, object]) -> list[str]:
@@ -39,18 +59,13 @@ def _stamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def resolve_run(
-    registries: Registries,
-    version: str | None,
-    config: Path | None,
-    overrides: list[str],
-    out: Path | None,
-    resume: Path | None,
-) -> tuple[FaapConfig, Path]:
+def resolve_run(registries: Registries, request: TrainRequest) -> tuple[FaapConfig, Path]:
     """The resolved config and the run folder: a resumed run's stored config and version under
     the file and ``--set`` overrides, or a fresh one (``runs/<version>-<time>`` unless ``--out``)."""
     from faapkit.config import resolve_config
 
+    version, config, overrides, out = request.version, request.config, list(request.overrides), request.out
+    resume = request.resume_folder
     if resume is None:
         resolved = resolve_config(registries, version=version, file=config, overrides=overrides)
         return resolved, out or Path("runs") / f"{resolved.version}-{_stamp()}"
@@ -80,31 +95,16 @@ def resolve_run(
     return resolved, resume
 
 
-def resume_folder(resume: str | None) -> Path | None:
-    """The folder ``--resume`` names: None for no ``--resume`` and for ``--resume auto``."""
-    return None if resume is None or resume == AUTO else Path(resume)
-
-
-def start_run(
-    registries: Registries,
-    version: str | None,
-    config: Path | None,
-    overrides: list[str],
-    out: Path | None,
-    resume: str | None,
-) -> tuple[FaapConfig, Path, bool]:
+def start_run(registries: Registries, request: TrainRequest) -> tuple[FaapConfig, Path, bool]:
     """The resolved config, the run folder and whether the run continues from its folder
     (``--resume RUN``, or ``--resume auto`` finding a run there)."""
-    if resume == AUTO:
-        return resolve_auto(registries, version, config, overrides, out)
-    folder = resume_folder(resume)
-    resolved, run_dir = resolve_run(registries, version, config, overrides, out, folder)
-    return resolved, run_dir, folder is not None
+    if request.resume == AUTO:
+        return resolve_auto(registries, request)
+    resolved, run_dir = resolve_run(registries, request)
+    return resolved, run_dir, request.resume_folder is not None
 
 
-def resolve_auto(
-    registries: Registries, version: str | None, config: Path | None, overrides: list[str], out: Path | None
-) -> tuple[FaapConfig, Path, bool]:
+def resolve_auto(registries: Registries, request: TrainRequest) -> tuple[FaapConfig, Path, bool]:
     """``--resume auto --out RUN``: continue the run RUN holds, from its last checkpoint, when its
     version and config are the ones this command asks for (the keys ``--resume`` may change
     aside); start one in RUN when it holds no run yet (missing, or holding only empty folders).
@@ -115,12 +115,15 @@ def resolve_auto(
     from faapkit.artifacts.rundir import RunDir
     from faapkit.config import resolve_config
 
+    out = request.out
     if out is None:
         raise ConfigError("--resume auto needs --out RUN: the run folder to continue, or to start a run in")
     run = RunDir(out)
     if not run.exists():
         _check_holds_nothing(out)
-    resolved = resolve_config(registries, version=version, file=config, overrides=overrides)
+    resolved = resolve_config(
+        registries, version=request.version, file=request.config, overrides=list(request.overrides)
+    )
     if not run.exists():
         return resolved, out, False
     from faapkit.train.runfolder import resumable_manifest
@@ -147,44 +150,41 @@ def _check_holds_nothing(out: Path) -> None:
         )
 
 
-def seed_set_asked(seeds: str | None, resume: str | None, out: Path | None, jobs: int = 1) -> tuple[bool, Path | None]:
+def seed_set_asked(request: TrainRequest, jobs: int = 1) -> tuple[bool, Path | None]:
     """Whether the command trains a seed set, and the set it continues. ``--resume PARENT`` continues
     the set there; ``--resume auto`` with ``--seeds`` is the ``--seeds`` command itself (re-run on
     its folder it continues the set it started), without ``--seeds`` it continues the set in ``--out``.
     ``--jobs`` (seeds trained at once) is refused for anything but a set."""
-    asked = _seed_set_asked(seeds, resume, out)
+    asked = _seed_set_asked(request)
     if jobs != 1 and not asked[0]:
         raise ConfigError("--jobs runs several seeds at once: give --seeds")
     return asked
 
 
-def _seed_set_asked(seeds: str | None, resume: str | None, out: Path | None) -> tuple[bool, Path | None]:
+def _seed_set_asked(request: TrainRequest) -> tuple[bool, Path | None]:
     from faapkit.train.seeds import is_seed_set
 
-    if resume == AUTO:
+    seeds, out = request.seeds, request.out
+    if request.resume == AUTO:
         if seeds is not None:
             if out is None:
                 raise ConfigError("--resume auto needs --out PARENT: the seed set to continue, or to start")
             return True, None
         return (True, out) if out is not None and is_seed_set(out) else (False, None)
-    folder = resume_folder(resume)
+    folder = request.resume_folder
     return seeds is not None or (folder is not None and is_seed_set(folder)), folder
 
 
-def plan_seed_set(
-    registries: Registries,
-    version: str | None,
-    config: Path | None,
-    overrides: list[str],
-    out: Path | None,
-    resume: Path | None,
-    seeds: str | None,
-) -> tuple[Path, SeedSet]:
+def plan_seed_set(registries: Registries, request: TrainRequest, resume: Path | None) -> tuple[Path, SeedSet]:
     """The parent folder and the set ``--seeds`` asks for (its shared configuration resolved and
-    checked here), or, with ``--resume``, the set the folder holds."""
+    checked here), or, with ``resume`` (the set :func:`seed_set_asked` found to continue), the set
+    the folder holds."""
     from faapkit.config import resolve_config
     from faapkit.train import seeds as seedset
 
+    version, config, overrides, out, seeds = (
+        request.version, request.config, list(request.overrides), request.out, request.seeds
+    )  # fmt: skip
     if resume is not None:
         if seeds is not None or version is not None or config is not None or overrides:
             raise ConfigError(
@@ -217,15 +217,7 @@ def take_seed_set(parent: Path, wanted: SeedSet, *, resume: bool) -> tuple[SeedS
     return seedset.prepare(parent, wanted, resume=resume), created
 
 
-def plan_submission(
-    registries: Registries,
-    version: str | None,
-    config: Path | None,
-    overrides: list[str],
-    out: Path | None,
-    resume: str | None,
-    seeds: str | None,
-) -> tuple[Path, bool]:
+def plan_submission(registries: Registries, request: TrainRequest) -> tuple[Path, bool]:
     """``--launcher slurm``: the run folder the job trains, absolute, and whether the job's command
     names it ``--out RUN --resume auto`` (a new run, or ``--resume auto``; a requeued job then
     continues it) rather than ``--resume RUN``. Checked here as the job will check it, so that a
@@ -233,11 +225,12 @@ def plan_submission(
     from faapkit.artifacts.rundir import RunDir
     from faapkit.train.seeds import is_seed_set
 
-    if seeds is not None:
+    out, resume = request.out, request.resume
+    if request.seeds is not None:
         raise ConfigError("--launcher slurm trains one run: submit one job per seed (--set train.seed=N)")
     if resume == AUTO and out is None:  # else a fresh runs/<version>-<time> would be submitted
         raise ConfigError("--resume auto needs --out RUN: the run folder to continue, or to start a run in")
-    folder = resume_folder(resume)
+    folder = request.resume_folder
     named = folder if folder is not None else out
     if named is not None and is_seed_set(named):  # the job's `--resume auto` would not take it
         raise ConfigError(
@@ -247,27 +240,22 @@ def plan_submission(
     if folder is not None:
         from faapkit.train.runfolder import resumable_manifest
 
-        resolved, run_dir = resolve_run(registries, version, config, overrides, out, folder)
+        resolved, run_dir = resolve_run(registries, request)
         resumable_manifest(RunDir(run_dir), resolved)
         return run_dir.absolute(), False
     if resume is None and out is not None and RunDir(out).exists():
         raise FaapError(f"{out} already holds a run; use --resume auto to continue it or choose another --out")
     if out is None:
-        out = resolve_run(registries, version, config, overrides, None, None)[1]
-    resolve_auto(registries, version, config, overrides, out)
+        out = resolve_run(registries, replace(request, resume=None))[1]
+    resolve_auto(registries, replace(request, out=out))
     return out.absolute(), True
 
 
 def submit_run(
     registries: Registries,
+    request: TrainRequest,
     blocked: list[str],
     slurm: SlurmOptions,
-    version: str | None,
-    config: Path | None,
-    overrides: list[str],
-    out: Path | None,
-    resume: str | None,
-    seeds: str | None,
     entry: Callable[[list[str]], None],
 ) -> Submitted:
     """``--launcher slurm``: the run checked as the job will check it (:func:`plan_submission`),
@@ -276,19 +264,23 @@ def submit_run(
     from faapkit.distributed.slurm import require_submitit, submit, train_argv
 
     require_submitit()
-    run, auto = plan_submission(registries, version, config, overrides, out, resume, seeds)
-    argv = train_argv(run, auto=auto, version=version, config=config, overrides=overrides, blocked=blocked)
+    run, auto = plan_submission(registries, request)
+    argv = train_argv(
+        run,
+        auto=auto,
+        version=request.version,
+        config=request.config,
+        overrides=list(request.overrides),
+        blocked=blocked,
+    )
     return submit(argv, entry, slurm, run)
 
 
 def train_seed_set(
     registries: Registries,
-    version: str | None,
-    config: Path | None,
-    overrides: list[str],
-    out: Path | None,
+    request: TrainRequest,
     resume: Path | None,
-    seeds: str | None,
+    *,
     jobs: int,
     nproc: int,
     log: Callable[[str], None],
@@ -297,7 +289,7 @@ def train_seed_set(
     configuration resolved and checked before any seed starts; the folder, the set and each seed's outcome."""
     from faapkit.train.seeds import run_seeds
 
-    parent, wanted = plan_seed_set(registries, version, config, overrides, out, resume, seeds)
+    parent, wanted = plan_seed_set(registries, request, resume)
     held, created = take_seed_set(parent, wanted, resume=resume is not None)
     log(f"seed set {parent}: version {held.version}, seeds {', '.join(map(str, held.seeds))}, {jobs} at a time")
     extra = ["--nproc", str(nproc)] if nproc > 1 else []

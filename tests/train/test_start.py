@@ -9,7 +9,7 @@ import pytest
 
 from faapkit.distributed import launch
 from faapkit.errors import ConfigError, FaapError
-from faapkit.train.start import check_counts, plan_seed_set, resolve_run, with_shortcuts
+from faapkit.train.start import TrainRequest, check_counts, plan_seed_set, resolve_run, with_shortcuts
 
 
 def test_shortcut_options_follow_the_set_overrides():
@@ -26,13 +26,13 @@ def test_process_counts_are_at_least_one(jobs, nproc, says):
 def test_resume_refusals_come_before_any_registry_is_read(tmp_path):
     run = tmp_path / "run"
     with pytest.raises(ConfigError, match="name different run folders"):
-        resolve_run(None, None, None, [], tmp_path / "other", run)  # type: ignore[arg-type]
+        resolve_run(None, TrainRequest(out=tmp_path / "other", resume=str(run)))  # type: ignore[arg-type]
     (run / "seed-0").mkdir(parents=True)
     (run / "seed-0" / "run.json").write_text("{}")
     with pytest.raises(FaapError, match=r"holds seed runs \(seed-0\) but no seeds.json"):
-        resolve_run(None, None, None, [], None, run)  # type: ignore[arg-type]
+        resolve_run(None, TrainRequest(resume=str(run)))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="give no --seeds, --version, --config or --set"):
-        plan_seed_set(None, None, None, [], None, run, "0-1")  # type: ignore[arg-type]
+        plan_seed_set(None, TrainRequest(resume=str(run), seeds="0-1"), run)  # type: ignore[arg-type]
 
 
 def _failed(**exitcodes: int) -> SimpleNamespace:
