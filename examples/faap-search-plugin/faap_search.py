@@ -156,7 +156,10 @@ def _signal_gradients(detector: Any, image: Any) -> tuple[Any, Any]:
     last two decoder layers' box disagreement ``sum_q p_q |b_L - b_{L-1}|_1`` at ``image``."""
     import torch
 
-    with torch.enable_grad():
+    # the caller may run under torch.inference_mode (serving code does), where enable_grad alone
+    # records nothing and the gradient fails naming "element 0"; the clone made outside inference
+    # mode is a normal tensor autograd can record on
+    with torch.inference_mode(False), torch.enable_grad():
         xi = image.detach().clone().requires_grad_(True)
         mask = torch.zeros(xi.shape[0], *xi.shape[-2:], dtype=torch.bool, device=xi.device)
         out = detector(xi, mask)

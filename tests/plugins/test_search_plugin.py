@@ -8,9 +8,11 @@ import importlib
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from faapkit.config import resolve_config
+from faapkit.detr.frozen import load_detector
 from faapkit.plugins import make_plugin_manager
 from faapkit.plugins.registry import Registries
 from faapkit.train.trainer import Trainer
@@ -104,3 +106,23 @@ def test_refine_steps_generator_learns_its_test_time_steps(monkeypatch, tmp_path
         refined = generator(images)
     assert refined.abs().max() <= generator.epsilon + 1e-6
     assert not torch.allclose(refined, base) and first.shape == refined.shape
+
+
+@pytest.mark.parametrize("name", ["gradient-aware", "refine-steps"])
+def test_signal_gradients_are_taken_under_inference_mode_too(monkeypatch, name):
+    """The generators that take the detector's input gradients at test time give the same delta
+    under ``torch.inference_mode`` (serving code) as under ``torch.no_grad`` (faap eval): an
+    inference-mode caller once got "element 0 of tensors does not require grad"."""
+    reg = _registries(monkeypatch)
+    detector = load_detector(reg.detectors.get("detr-synth-tiny-v3"))
+    generator = reg.generators.get(name).build(epsilon=0.09, detector=detector).eval()
+    with torch.no_grad():
+        for param in generator.parameters():  # trained-like weights: the gradient paths matter
+            param.copy_(torch.randn_like(param) * 0.1)
+    images = torch.rand(2, 3, 61, 83)  # not multiples of 4: the padded gradient path too
+    with torch.no_grad():
+        expected = generator(images)
+    with torch.inference_mode():
+        delta = generator(images)
+    assert delta.shape == images.shape and torch.isfinite(delta).all()
+    assert torch.equal(delta, expected)
