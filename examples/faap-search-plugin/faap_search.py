@@ -195,6 +195,24 @@ def build_refine(epsilon: float = 0.09, *, detector: Any, channels: int = 32, ti
     return RefineGenerator()
 
 
+def disadvantaged_matches(x: Any) -> list[tuple[int, Any, Any]]:
+    """``(image, queries (n,), targets (n,))`` of the matches (``x.indices``) to disadvantaged
+    boxes, images without one left out. On box-level data an image may hold people of both groups
+    (``targets[b]["groups"]``): only its disadvantaged people's boxes count, or the term would pull
+    the advantaged people's boxes up too."""
+    dis = set(x.index(0).tolist())
+    kept = []
+    for b, (q, t) in enumerate(x.indices):
+        if b not in dis:
+            continue
+        if x.box_level:
+            own = (x.targets[b]["groups"][t] == 0).to(q.device)
+            q, t = q[own], t[own]
+        if len(q):
+            kept.append((b, q, t))
+    return kept
+
+
 def build_hardbox(advantaged_weight: float, keep_weight: float, box_weight: float, gamma: float) -> Any:
     import torch
     from faap_plugins.vlevelup.loss import LevelUpDetection
@@ -205,12 +223,9 @@ def build_hardbox(advantaged_weight: float, keep_weight: float, box_weight: floa
     class HardBox(LevelUpDetection):
         def __call__(self, x: LossInputs) -> LossOutput:
             base = super().__call__(x)
-            dis = set(x.index(0).tolist())
             l1s, gious, ious = [], [], []
             boxes = x.outputs["pred_boxes"]
-            for b, (q, t) in enumerate(x.indices):
-                if b not in dis or not len(q):
-                    continue
+            for b, q, t in disadvantaged_matches(x):
                 pred = boxes[b, q].float()
                 tgt = x.targets[b]["boxes"][t].float()
                 pxy, txy = box_convert(pred, "cxcywh", "xyxy"), box_convert(tgt, "cxcywh", "xyxy")

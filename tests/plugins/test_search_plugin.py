@@ -126,3 +126,32 @@ def test_signal_gradients_are_taken_under_inference_mode_too(monkeypatch, name):
         delta = generator(images)
     assert delta.shape == images.shape and torch.isfinite(delta).all()
     assert torch.equal(delta, expected)
+
+
+def test_hard_box_term_counts_the_disadvantaged_peoples_boxes_only(monkeypatch):
+    """Box-level data (``faap data synth --mixed``): an image holding both groups contributes its
+    disadvantaged people's matched boxes to the hard-box term, never its advantaged people's."""
+    _registries(monkeypatch)
+    from faap_search import disadvantaged_matches
+
+    from faapkit.losses.base import LossInputs
+
+    targets = [
+        {"boxes": torch.rand(3, 4), "groups": torch.tensor([0, 1, 0])},  # both groups
+        {"boxes": torch.rand(1, 4), "groups": torch.tensor([1])},  # advantaged only
+        {"boxes": torch.rand(2, 4), "groups": torch.tensor([-1, 0])},
+    ]
+    indices = [
+        (torch.tensor([4, 7, 9]), torch.tensor([1, 0, 2])),
+        (torch.tensor([2]), torch.tensor([0])),
+        (torch.tensor([5, 6]), torch.tensor([0, 1])),
+    ]
+    x = LossInputs(
+        outputs={}, targets=targets, groups=torch.tensor([0, 1, 0]), detection=torch.zeros(()),
+        indices=indices, weights={}, head=None,
+    )  # fmt: skip
+    kept = [(b, q.tolist(), t.tolist()) for b, q, t in disadvantaged_matches(x)]
+    assert kept == [(0, [7, 9], [0, 2]), (2, [6], [1])]
+    for target in targets:  # image-level data: every matched box of a disadvantaged image
+        del target["groups"]
+    assert [(b, q.tolist()) for b, q, _ in disadvantaged_matches(x)] == [(0, [4, 7, 9]), (2, [5, 6])]
