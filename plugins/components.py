@@ -209,6 +209,15 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
             description="subpixel + the frozen detector's backbone features of the clean image",
         )
     )
+    register(
+        GeneratorSpec(
+            name="transformer-aware",
+            factory=f"{GENERATORS}.transformer_aware:TransformerAwareGenerator",
+            options=SubPixelOptions,
+            uses_detector=True,
+            description="detector-aware + the DETR encoder's memory and where its last decoder layer looks",
+        )
+    )
 
 
 @hookimpl

@@ -88,6 +88,32 @@ class FrozenDetector(nn.Module):
             features, _ = self._backbone()(NestedTensor(images, mask))
         return features[-1].tensors  # type: ignore[no-any-return]
 
+    @property
+    def transformer_dim(self) -> int:
+        """Channels D of :meth:`transformer_view`'s memory."""
+        transformer: Any = self._detr_model().transformer
+        return int(transformer.d_model)
+
+    def transformer_view(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Of ``images (B, 3, H, W)``: the backbone's features ``(B, C, h, w)`` (as
+        :meth:`image_features`), the encoder's memory ``(B, D, h, w)`` and where the last decoder
+        layer looks ``(B, 1, h, w)`` (:func:`faapkit.detr.views.transformer_view`), without gradient.
+        No padding mask: evaluation and validation batches are never padded."""
+        from faapkit.detr.views import transformer_view
+
+        mask = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device)
+        return transformer_view(self._detr_model(), images, mask)
+
+    def _detr_model(self) -> nn.Module:
+        parts = ("backbone", "input_proj", "query_embed", "class_embed", "transformer")
+        layers = getattr(getattr(getattr(self.model, "transformer", None), "decoder", None), "layers", None)
+        if any(not hasattr(self.model, p) for p in parts) or not layers:
+            raise ConfigError(
+                f"detector '{self.name}' is not a facebookresearch/detr DETR (backbone, input_proj, query_embed, "
+                "class_embed, transformer with decoder layers): a generator that reads its transformer cannot use it"
+            )
+        return self.model
+
     def _backbone(self) -> nn.Module:
         backbone = getattr(self.model, "backbone", None)
         if backbone is None or not hasattr(backbone, "num_channels"):

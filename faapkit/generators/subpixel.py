@@ -77,6 +77,11 @@ class SubPixelGenerator(nn.Module):
         raise NotImplementedError
 
 
+def rms_per_position(features: Tensor) -> Tensor:
+    """``(B, C, h, w)`` divided by its RMS over channels at each position."""
+    return features * torch.rsqrt(features.pow(2).mean(1, keepdim=True) + 1e-6)
+
+
 def _pad4(x: Tensor) -> Tensor:
     """``x (B, 3, H, W)`` zero-padded on the bottom and right to multiples of 4."""
     pad_h, pad_w = (-x.shape[-2]) % 4, (-x.shape[-1]) % 4
@@ -108,9 +113,7 @@ class DetectorAwareGenerator(SubPixelGenerator):
     def clean_context(self, x: Tensor) -> Tensor:
         """The detector's features of the padded clean image, RMS-normalised per position:
         ``(B, C, H'/s, W'/s)`` with ``H', W'`` rounded up to multiples of 4."""
-        padded = _pad4(x)
-        features = self._detector[0].image_features(padded).to(x.dtype)
-        return features * torch.rsqrt(features.pow(2).mean(1, keepdim=True) + 1e-6)
+        return rms_per_position(self._detector[0].image_features(_pad4(x)).to(x.dtype))
 
     def project_context(self, clean_context: Tensor, size: tuple[int, int]) -> Tensor:
         # projected at the detector's stride, then resized: the same as resizing first (a 1x1

@@ -1,8 +1,9 @@
 """Version level-up: detection loss of the disadvantaged group alone, the advantaged group guarded,
 a sub-pixel generator that can express the high-frequency perturbations that move DETR's AP and
-that reads the frozen detector's features of the clean image (``detector-aware``), so that what it
-learns is specific to the images and regions that need it. It trains at the detector's evaluation
-scale only (``data.train_scales: eval``), the best of six hypotheses screened for issue 25.
+that reads what the frozen detector makes of the clean image (``transformer-aware``: its backbone
+features, its encoder's memory and where its last decoder layer looks), so that what it learns is
+specific to the images and regions that need it. It trains at the detector's evaluation scale only
+(``data.train_scales: eval``). Both are the winners of the hypotheses screened for issue 25.
 
 Not a research version: faapkit's answer to the research versions' null result on the embedded
 benchmark (docs/effect-diagnosis.md gives the measurements behind each default).
@@ -40,7 +41,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
             name="level-up",
             loss="levelup_detection",
             head=None,
-            generator="detector-aware",
+            generator="transformer-aware",
             schedules={"epsilon": "constant", "lr": "warmup_cosine"},
             defaults={
                 "schedules": {

@@ -1,4 +1,4 @@
-"""A level-up run (detector-aware generator) through the CLI: faap eval rebuilds the generator with
+"""A level-up run (its generator reads the frozen detector) through the CLI: faap eval rebuilds the generator with
 the run's detector, and faap inspect perturbation hands it the detector its checkpoint records."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def run(tmp_path_factory) -> Path:
     overrides = [f"data.root='{root}'", "train.batch_size=4", "train.epochs=1", "train.steps_per_epoch=2"]
     overrides += ["train.val_every=0", "generator.channels=8", "eval.bootstrap=0"]
     cfg = resolve_config(REG, version="level-up", overrides=overrides)
-    assert cfg.generator["name"] == "detector-aware"
+    assert cfg.generator["name"] == "transformer-aware"
     trainer = Trainer(cfg, REG, base / "run")
     trainer.setup()
     trainer.fit()
@@ -40,7 +40,7 @@ def test_eval_and_perturbation_grid_use_the_recorded_detector(run, capsys, tmp_p
     code, out, err = faap(capsys, "eval", str(run), "--json", "--quiet")
     assert code == 0, err
     result = json.loads(out)
-    assert result["generator"] == "detector-aware"
+    assert result["generator"] == "transformer-aware"
     assert result["metrics"]["perturbed"] != result["metrics"]["baseline"] or result["epsilon"] > 0
     ckpt = sorted((run / "checkpoints").glob("epoch_*.pt"))[-1]
     png = tmp_path / "grid.png"

@@ -124,3 +124,26 @@ def test_detector_aware_context_is_kept_or_computed_alike_and_projected_before_t
     resized_first = gen.context_proj(F.interpolate(context, size=size, mode="bilinear", align_corners=False))
     assert torch.allclose(gen.project_context(context, size), resized_first, atol=1e-5)
     assert SubPixelGenerator(channels=8).clean_context(x) is None
+
+
+def test_transformer_aware_generator_reads_memory_and_attention_and_saves_only_its_own_weights(
+    registries, tiny_detector
+):
+    gen = registries.generators.get("transformer-aware").build(epsilon=0.09, detector=tiny_detector, channels=8)
+    x = torch.randn(2, 3, 98, 130)  # not a multiple of 4: the context is of the padded image
+    assert torch.equal(gen(x), torch.zeros_like(x)), "must start from delta = 0"
+    context = gen.clean_context(x)
+    c, d = tiny_detector.image_feature_dim, tiny_detector.transformer_dim
+    assert context.shape[:2] == (2, c + d + 1) and torch.isfinite(context).all()
+    assert torch.equal(context[:, :c], registries.generators.get("detector-aware").build(
+        epsilon=0.09, detector=tiny_detector, channels=8).clean_context(x))  # fmt: skip
+    assert not any(k.startswith(("_detector", "model.")) for k in gen.state_dict())
+    torch.manual_seed(0)
+    for p in gen.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    assert torch.equal(gen(x, clean_context=context), gen(x))
+    delta = gen(x)
+    assert 0 < delta.abs().max() <= 0.09 + 1e-7
+    delta.square().sum().backward()
+    assert gen.memory_proj.weight.grad is not None and gen.memory_proj.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in tiny_detector.parameters()), "the detector is never trained"
