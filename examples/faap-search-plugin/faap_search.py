@@ -1,4 +1,5 @@
-"""Issue 25's search hypotheses, registered through the ``faap`` entry-point group.
+"""Issue 25's search hypotheses, registered through the ``faap`` entry-point group (the winner of
+the search, the encoder-aware hypothesis, is built in as the ``transformer-aware`` generator).
 
 - generator ``gradient-aware``: the detector-aware generator plus the gradient, with respect to
   the clean input, of two ground-truth-free signals of the frozen detector: its confidence
@@ -7,11 +8,6 @@
   per-image RMS; the six channels reach the generator at full resolution (3x3 conv onto the
   pre-tanh delta) and at 1/4 resolution (4x4 stride-4 conv onto its features), both zero-initialised.
   The generator can thus learn a per-image step along directions the detector itself reveals.
-- generator ``encoder-aware``: the detector-aware generator plus what the detector's transformer
-  makes of the clean image: the encoder's memory ``(B, D, h, w)`` (RMS-normalised per position) and
-  where its last decoder layer looks, the cross-attention of each query (mean over heads) weighted
-  by the query's confidence and summed over queries, ``(B, 1, h, w)`` scaled to mean 1 per image;
-  both projected by a zero-initialised 1x1 convolution onto the generator's 1/4-resolution features.
 - generator ``refine-steps``: a learned optimiser at test time. The detector-aware generator's
   delta is refined by ``steps`` signed-gradient steps on the perturbed image, each along two
   ground-truth-free signals of the frozen detector (its confidence and its last two decoder
@@ -90,65 +86,6 @@ def build_gradient_aware(epsilon: float = 0.09, *, detector: Any, channels: int 
             return self.epsilon * torch.tanh(out)
 
     return GradientAwareGenerator()
-
-
-def build_encoder_aware(epsilon: float = 0.09, *, detector: Any, channels: int = 32, tile: int = 16) -> Any:
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    from faapkit.detr.misc import NestedTensor
-    from faapkit.generators.subpixel import DetectorAwareGenerator, _pad4
-
-    model = detector.model
-    d_model = int(model.transformer.d_model)
-    backbone_channels = int(detector.image_feature_dim)
-
-    class EncoderAwareGenerator(DetectorAwareGenerator):
-        def __init__(self) -> None:
-            super().__init__(epsilon, detector=detector, channels=channels, tile=tile)
-            self.memory_proj = nn.Conv2d(d_model + 1, channels, 1)
-            for p in self.memory_proj.parameters():
-                nn.init.zeros_(p)
-
-        def clean_context(self, x: torch.Tensor) -> torch.Tensor:
-            """``(B, C + D + 1, h, w)``: backbone features, encoder memory, attended map."""
-            padded = _pad4(x)
-            mask = torch.zeros(padded.shape[0], *padded.shape[-2:], dtype=torch.bool, device=x.device)
-            last = model.transformer.decoder.layers[-1]
-            captured: dict[str, torch.Tensor] = {}
-            hook = last.norm1.register_forward_hook(lambda _m, _i, out: captured.__setitem__("tgt", out))
-            try:
-                with torch.no_grad():
-                    feats, pos = model.backbone(NestedTensor(padded, mask))
-                    src, src_mask = feats[-1].decompose()
-                    hs, memory = model.transformer(model.input_proj(src), src_mask, model.query_embed.weight, pos[-1])
-            finally:
-                hook.remove()
-            with torch.no_grad():
-                b, _, h, w = memory.shape
-                conf = model.class_embed(hs[-1]).float().softmax(-1)[..., :-1].max(-1).values  # (B, Q)
-                attn = last.multihead_attn
-                w_q, w_k, _ = attn.in_proj_weight.chunk(3)
-                b_q, b_k, _ = attn.in_proj_bias.chunk(3)
-                query = captured["tgt"] + model.query_embed.weight.unsqueeze(1)  # (Q, B, D)
-                key = memory.flatten(2).permute(2, 0, 1) + pos[-1].flatten(2).permute(2, 0, 1)  # (hw, B, D)
-                heads, dh = attn.num_heads, d_model // attn.num_heads
-                qh = F.linear(query, w_q, b_q).view(query.shape[0], b, heads, dh)
-                kh = F.linear(key, w_k, b_k).view(key.shape[0], b, heads, dh)
-                weights = torch.einsum("qbnd,kbnd->bnqk", qh, kh).div(dh**0.5).softmax(-1).mean(1)  # (B, Q, hw)
-                looked = (conf.unsqueeze(-1) * weights.float()).sum(1)  # (B, hw)
-                looked = looked / looked.mean(-1, keepdim=True).clamp_min(1e-12)
-                mem = memory * torch.rsqrt(memory.pow(2).mean(1, keepdim=True) + 1e-6)
-                own = DetectorAwareGenerator.clean_context(self, x)
-                return torch.cat([own, mem.to(x.dtype), looked.view(b, 1, h, w).to(x.dtype)], 1)
-
-        def project_context(self, clean_context: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-            own, rest = clean_context[:, :backbone_channels], clean_context[:, backbone_channels:]
-            projected = self.context_proj(own) + self.memory_proj(rest)
-            return F.interpolate(projected, size=size, mode="bilinear", align_corners=False)
-
-    return EncoderAwareGenerator()
 
 
 def _signal_gradients(detector: Any, image: Any) -> tuple[Any, Any]:
@@ -263,15 +200,6 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
             options=RefineOptions,
             uses_detector=True,
             description="detector-aware + learned signed-gradient steps on the detector's confidence, box disagreement",
-        )
-    )
-    register(
-        GeneratorSpec(
-            name="encoder-aware",
-            factory=build_encoder_aware,
-            options=GradOptions,
-            uses_detector=True,
-            description="detector-aware + the encoder's memory and where the last decoder layer looks",
         )
     )
 

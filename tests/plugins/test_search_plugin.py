@@ -57,37 +57,6 @@ def test_hard_box_version_adds_its_box_term(monkeypatch, tmp_path, synth_root):
     assert row["total"] > row["loss_det_dis"]  # the box term is added on top of level-up's loss
 
 
-def test_encoder_aware_generator_reads_memory_and_where_the_decoder_looks(monkeypatch, tmp_path, synth_root):
-    reg = _registries(monkeypatch)
-    cfg = resolve_config(reg, version="level-up", overrides=[*FAST, "generator.name=encoder-aware"])
-    trainer = Trainer(cfg, reg, tmp_path / "run")
-    trainer.setup()
-    generator, model = trainer.generator, trainer.detector.model
-    images = torch.rand(2, 3, 64, 96)
-    context = generator.clean_context(images)
-    c, d = trainer.detector.image_feature_dim, model.transformer.d_model
-    assert context.shape[:2] == (2, c + d + 1) and torch.isfinite(context).all()
-    looked = context[:, -1].flatten(1)
-    assert torch.allclose(looked.mean(-1), torch.ones(2), atol=1e-4) and (looked >= 0).all()
-    # the map is the last decoder layer's cross-attention as PyTorch computes it (need_weights=True)
-    attn, seen = model.transformer.decoder.layers[-1].multihead_attn, {}
-    original = attn.forward
-
-    def keep_weights(*args, **kwargs):
-        seen["weights"] = original(*args, **{**kwargs, "need_weights": True})[1]  # (B, Q, hw), head mean
-        return seen["weights"], None
-
-    monkeypatch.setattr(attn, "forward", lambda *a, **k: (original(*a, **k)[0], keep_weights(*a, **k)[1]))
-    with torch.no_grad():
-        out = trainer.detector(images, torch.zeros(2, 64, 96, dtype=torch.bool))
-    conf = out["pred_logits"].softmax(-1)[..., :-1].max(-1).values
-    expected = (conf.unsqueeze(-1) * seen["weights"]).sum(1)
-    assert torch.allclose(looked, expected / expected.mean(-1, keepdim=True), atol=1e-4)
-    assert trainer.fit()["global_step"] == 2
-    assert generator.memory_proj.weight.abs().sum() > 0, "the transformer's view stayed unused"
-    assert generator(images).abs().max() <= generator.epsilon + 1e-6
-
-
 def test_refine_steps_generator_learns_its_test_time_steps(monkeypatch, tmp_path, synth_root):
     reg = _registries(monkeypatch)
     cfg = resolve_config(reg, version="level-up", overrides=[*FAST, "generator.name=refine-steps", "generator.steps=3"])
