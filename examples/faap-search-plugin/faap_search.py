@@ -8,8 +8,8 @@ the search, the encoder-aware hypothesis, is built in as the ``transformer-aware
   per-image RMS; the six channels reach the generator at full resolution (3x3 conv onto the
   pre-tanh delta) and at 1/4 resolution (4x4 stride-4 conv onto its features), both zero-initialised.
   The generator can thus learn a per-image step along directions the detector itself reveals.
-- generator ``refine-steps``: a learned optimiser at test time. The detector-aware generator's
-  delta is refined by ``steps`` signed-gradient steps on the perturbed image, each along two
+- generator ``refine-steps``: a learned optimiser at test time. The transformer-aware generator's
+  delta (``level-up``'s default) is refined by ``steps`` signed-gradient steps on the perturbed image, each along two
   ground-truth-free signals of the frozen detector (its confidence and its last two decoder
   layers' box disagreement, as ``gradient-aware``), with learned step sizes per step and signal
   (fractions of epsilon, zero at the start, either sign), clipped to ``|delta| <= epsilon``:
@@ -114,9 +114,9 @@ def build_refine(epsilon: float = 0.09, *, detector: Any, channels: int = 32, ti
     from torch import nn
 
     from faapkit.generators.perturb import clamp_normalized
-    from faapkit.generators.subpixel import DetectorAwareGenerator
+    from faapkit.generators.transformer_aware import TransformerAwareGenerator
 
-    class RefineGenerator(DetectorAwareGenerator):
+    class RefineGenerator(TransformerAwareGenerator):
         def __init__(self) -> None:
             super().__init__(epsilon, detector=detector, channels=channels, tile=tile)
             self.step_sizes = nn.Parameter(torch.zeros(steps, 2))  # (steps, [confidence, disagreement])
@@ -199,7 +199,7 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
             factory=build_refine,
             options=RefineOptions,
             uses_detector=True,
-            description="detector-aware + learned signed-gradient steps on the detector's confidence, box disagreement",
+            description="transformer-aware + learned signed-gradient steps on the detector's confidence, disagreement",
         )
     )
 
