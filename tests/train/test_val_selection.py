@@ -29,7 +29,7 @@ def test_best_checkpoint_is_the_val_rule_choice(registries, tmp_path, synth_root
     # the file it chose, by content: faap eval refuses a best.pt replaced since (issue 28)
     assert selection["checkpoint_sha256"] == file_sha256(trainer.run.checkpoints / "best.pt")
     last = load_checkpoint(trainer.run.checkpoints / "last.pt")
-    assert last["epoch"] == 2 and last["generator_spec"]["name"] == "detector-aware"
+    assert last["epoch"] == 2 and last["generator_spec"]["name"] == "transformer-aware"
 
 
 def test_no_epoch_meeting_the_guard_means_no_best(registries, tmp_path, synth_root):
