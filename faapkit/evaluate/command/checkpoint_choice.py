@@ -1,7 +1,8 @@
 """How ``faap eval RUN`` picks its checkpoint (:func:`resolve_target`): a run folder's
 ``best.pt``, chosen on val by the run and checked against the sha256 its ``selection.json``
-recorded; ``--epoch N`` gives that epoch's checkpoint; a run that chose no epoch gives its
-highest-step checkpoint (said in a warning); a checkpoint path is used as given (a run's
+recorded; ``--epoch N`` gives that epoch's checkpoint; a run without ``best.pt`` gives its
+highest-step checkpoint (with a warning when its selection rule chose no epoch; refused when the
+selection chose one whose ``best.pt`` is gone); a checkpoint path is used as given (a run's
 ``best.pt`` checked alike). A checkpoint inside a run folder must be that run's
 (:func:`check_belongs`). Torch-free."""
 
