@@ -1,0 +1,88 @@
+"""A perturbation exported by ``faap export``: the file (TorchScript or ONNX) and its sidecar JSON
+``FILE.json``, read back to run it (``faap eval --exported``, the parity check, the benchmarks).
+
+The sidecar says what the file is: ``format``, ``interface`` (``perturbation``: ``(N, 3, H, W)``
+in [0, 1] -> same; ``fair-detector``: -> ``boxes (N, Q, 4)``, ``scores (N, Q)``, ``labels (N, Q)``),
+the input convention, the accepted sizes, epsilon, the run, the checkpoint's sha256, the
+detector's fingerprint and the faapkit version that wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from faapkit.errors import FaapError
+
+SIDECAR_FORMAT = "faapkit-export/1"
+FORMATS = {"torchscript": ".ts", "onnx": ".onnx"}
+EXTRA_INSTALL = "pip install 'faapkit[export]'"
+ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
+
+
+def sidecar_path(file: Path) -> Path:
+    return file.with_name(file.name + ".json")
+
+
+def read_sidecar(file: Path) -> dict[str, Any]:
+    """The sidecar of an exported ``file``, refused in one line when missing or not one."""
+    path = sidecar_path(file)
+    if not file.is_file():
+        raise FaapError(f"not found: {file}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FaapError(f"{file} has no sidecar {path.name} (faap export writes one beside the file)") from None
+    except (OSError, ValueError) as exc:
+        raise FaapError(f"{path} is not readable JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("schema") != SIDECAR_FORMAT:
+        raise FaapError(f"{path} is not a faap export sidecar (schema {SIDECAR_FORMAT})")
+    if data.get("format") not in FORMATS:
+        raise FaapError(f"{path}: unknown format {data.get('format')!r} (known: {', '.join(FORMATS)})")
+    return data
+
+
+def missing_onnx_packages() -> list[str]:
+    """The packages of the ``export`` extra that are not installed (ONNX export and onnxruntime)."""
+    import importlib.util
+
+    return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+def check_accepted(sidecar: dict[str, Any], height: int, width: int, file: Path) -> None:
+    """Refuse an input size the exported file does not accept (its sidecar's ``accepted_sizes``:
+    ``"any"`` or a list of ``[H, W]``)."""
+    accepted = sidecar.get("accepted_sizes")
+    if accepted == "any" or [height, width] in (accepted or []):
+        return
+    raise FaapError(f"{file} does not accept {height}x{width} images (accepted: {accepted}); re-export at that size")
+
+
+def load_runner(file: Path, fmt: str) -> Callable[[Any], Any]:
+    """A callable on a float ``(N, 3, H, W)`` tensor giving the file's outputs as tensors (one
+    tensor, or a tuple for the fair detector), run on CPU by ``torch.jit.load`` or onnxruntime."""
+    import torch
+
+    if fmt == "torchscript":
+        module = torch.jit.load(str(file), map_location="cpu").eval()
+
+        def run_script(images: torch.Tensor) -> Any:
+            with torch.no_grad():
+                return module(images)
+
+        return run_script
+    missing = missing_onnx_packages()
+    if missing:
+        raise FaapError(f"running {file} needs {', '.join(missing)} (the export extra): {EXTRA_INSTALL}")
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def run_onnx(images: torch.Tensor) -> Any:
+        outs = [torch.from_numpy(o) for o in session.run(None, {name: images.detach().cpu().numpy()})]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    return run_onnx
