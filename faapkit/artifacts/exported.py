@@ -51,13 +51,16 @@ def missing_onnx_packages() -> list[str]:
     return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
 
 
-def check_accepted(sidecar: dict[str, Any], height: int, width: int, file: Path) -> None:
-    """Refuse an input size the exported file does not accept (its sidecar's ``accepted_sizes``:
-    ``"any"`` or a list of ``[H, W]``)."""
-    accepted = sidecar.get("accepted_sizes")
-    if accepted == "any" or [height, width] in (accepted or []):
-        return
-    raise FaapError(f"{file} does not accept {height}x{width} images (accepted: {accepted}); re-export at that size")
+def check_accepted(sidecar: dict[str, Any], batch: int, height: int, width: int, file: Path) -> None:
+    """Refuse an input the exported file does not accept: its sidecar's ``accepted_sizes``
+    (``"any"`` or a list of ``[H, W]``) and ``batch`` (``"any"`` or the one batch size traced)."""
+    accepted, batches = sidecar.get("accepted_sizes"), sidecar.get("batch", "any")
+    if accepted != "any" and [height, width] not in (accepted or []):
+        raise FaapError(
+            f"{file} does not accept {height}x{width} images (accepted: {accepted}); re-export at that size"
+        )
+    if batches != "any" and batch != batches:
+        raise FaapError(f"{file} takes batches of {batches} image(s), not {batch}")
 
 
 def load_runner(file: Path, fmt: str) -> Callable[[Any], Any]:
@@ -66,7 +69,11 @@ def load_runner(file: Path, fmt: str) -> Callable[[Any], Any]:
     import torch
 
     if fmt == "torchscript":
-        module = torch.jit.load(str(file), map_location="cpu").eval()
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's notice that TorchScript is frozen
+            module = torch.jit.load(str(file), map_location="cpu").eval()
 
         def run_script(images: torch.Tensor) -> Any:
             with torch.no_grad():

@@ -93,7 +93,7 @@ def export_run(req: ExportRequest) -> tuple[Path, dict[str, Any]]:
             "pixel-only generator (generator.name=subpixel)"
         )
     sizes = probe_sizes(info.min_size, info.max_size)
-    written, parity = write_checked(module, req.fmt, out, sizes)
+    written, parity = write_checked(module, req.fmt, out, sizes, batch=1 if req.with_detector else 2)
     sidecar = sidecar_of(info, req, written, sizes, parity)
     from faapkit.io import atomic_write_text
 
@@ -101,16 +101,17 @@ def export_run(req: ExportRequest) -> tuple[Path, dict[str, Any]]:
     return written, sidecar
 
 
-def write_checked(module: Any, fmt: str, out: Path, sizes: list[tuple[int, int]]) -> tuple[Path, float]:
-    """Export ``module`` traced at ``sizes[0]`` to a temporary file beside ``out``, check it at
-    every size against the eager module, then rename it to ``out``. Returns ``(out, max abs
-    difference)``; a file off by more than :data:`PARITY_TOLERANCE` is removed and refused."""
+def write_checked(module: Any, fmt: str, out: Path, sizes: list[tuple[int, int]], batch: int) -> tuple[Path, float]:
+    """Export ``module`` traced at ``sizes[0]`` (``batch`` images) to a temporary file beside
+    ``out``, check it at every size against the eager module, then rename it to ``out``. Returns
+    ``(out, max abs difference)``; a file off by more than :data:`PARITY_TOLERANCE` is removed
+    and refused."""
     fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp" + out.suffix, dir=out.parent)
     os.close(fd)
     tmp = Path(name)
     try:
-        trace_to(module, fmt, tmp, example_images(*sizes[0]))
-        worst = parity(module, tmp, fmt, sizes)
+        trace_to(module, fmt, tmp, example_images(*sizes[0], n=batch))
+        worst = parity(module, tmp, fmt, sizes, batch)
         if worst > PARITY_TOLERANCE:
             raise FaapError(
                 f"the {fmt} export differs from the eager module by {worst:.2e} (> {PARITY_TOLERANCE:g}) at "
@@ -162,7 +163,7 @@ def trace_to(module: Any, fmt: str, path: Path, example: Any) -> None:
         )
 
 
-def parity(module: Any, file: Path, fmt: str, sizes: list[tuple[int, int]]) -> float:
+def parity(module: Any, file: Path, fmt: str, sizes: list[tuple[int, int]], batch: int = 2) -> float:
     """The largest absolute difference between ``file``'s outputs and ``module``'s over images at
     every size (a fair detector's boxes are compared in units of the image's longer side)."""
     import torch
@@ -170,7 +171,7 @@ def parity(module: Any, file: Path, fmt: str, sizes: list[tuple[int, int]]) -> f
     run = load_runner(file, fmt)
     worst = 0.0
     for i, (h, w) in enumerate(sizes):
-        images = example_images(h, w, seed=i + 1)
+        images = example_images(h, w, n=batch, seed=i + 1)
         with torch.no_grad():
             eager = module(images)
         got = run(images)
@@ -197,6 +198,8 @@ def sidecar_of(info: Any, req: ExportRequest, out: Path, sizes: list[tuple[int, 
             else "perturbed images, same shape, float32 RGB in [0, 1]"
         ),
         "accepted_sizes": "any",
+        # the detector's post-processing returns one result per image, which a trace unrolls
+        "batch": 1 if req.with_detector else "any",
         "size_policy": (
             f"resize the short side to {info.min_size} (long side capped at {info.max_size}) before the file, "
             "as faap eval does: the perturbation was trained at that scale"
