@@ -18,7 +18,9 @@ def deploy_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def deploy_run(tmp_path_factory, deploy_data) -> Path:
-    """Two level-up steps with validation, so the run chose a best.pt (8-channel generator)."""
+    """Two level-up steps with validation, so the run chose a best.pt (8-channel generator); a
+    large learning rate so the perturbation is a few grey levels already (about 2 on average,
+    near the bound's 5), not lost in 8-bit rounding."""
     from faapkit.config import resolve_config
     from faapkit.plugins import make_plugin_manager
     from faapkit.plugins.registry import Registries
@@ -27,7 +29,7 @@ def deploy_run(tmp_path_factory, deploy_data) -> Path:
     reg = Registries.from_plugin_manager(make_plugin_manager())
     overrides = [f"data.root='{deploy_data}'", "train.batch_size=4", "train.epochs=1", "train.steps_per_epoch=2"]
     overrides += ["train.val_every=1", "train.select_max_advantaged_drop=1.0", "generator.channels=8"]
-    overrides += ["eval.bootstrap=0"]
+    overrides += ["eval.bootstrap=0", "train.lr=0.05"]
     cfg = resolve_config(reg, version="level-up", overrides=overrides)
     assert cfg.generator["name"] == "transformer-aware"
     folder = tmp_path_factory.mktemp("deploy-run") / "run"
