@@ -89,7 +89,65 @@ def load_runner(file: Path, fmt: str) -> Callable[[Any], Any]:
     name = session.get_inputs()[0].name
 
     def run_onnx(images: torch.Tensor) -> Any:
-        outs = [torch.from_numpy(o) for o in session.run(None, {name: images.detach().cpu().numpy()})]
+        outs = [torch.from_numpy(o) for o in session.run(None, {name: images.detach().cpu().contiguous().numpy()})]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     return run_onnx
+
+
+def exported_generator(file: Path) -> tuple[Any, dict[str, Any]]:
+    """An exported perturbation as ``faap eval`` runs a generator: a module mapping normalised
+    images ``(B, 3, H, W)`` to the delta that takes them to the file's output (so
+    :func:`faapkit.generators.perturb.apply_perturbation` gives the file's images), and the
+    metadata the metrics record. The file must be the one its sidecar describes (sha256)."""
+    import torch
+    from torch import nn
+
+    from faapkit.artifacts.integrity import file_sha256
+    from faapkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    sidecar = read_sidecar(file)
+    if sidecar.get("interface") != "perturbation":
+        raise FaapError(f"{file} is a {sidecar.get('interface')} export; faap eval --exported scores a perturbation")
+    if file_sha256(file) != sidecar.get("file_sha256"):
+        raise FaapError(f"{file} differs from the file its sidecar describes (sha256); export it again")
+    run = load_runner(file, str(sidecar["format"]))
+
+    class AsDelta(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+            std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+            out = run((x * std + mean).contiguous()).to(x.device, x.dtype)
+            return (out - mean) / std - x
+
+    exported = {k: sidecar.get(k) for k in ("format", "file_sha256", "checkpoint_sha256", "parity")}
+    meta: dict[str, Any] = {
+        "generator": sidecar.get("generator"),
+        "epsilon": sidecar.get("epsilon"),
+        "epsilon_source": "exported file",
+        "exported": {**exported, "file": str(file.absolute())},
+    }
+    return AsDelta(), meta
+
+
+def exported_source(file: Path) -> Path:
+    """The checkpoint an exported file was made from (its sidecar's), to evaluate its run."""
+    checkpoint = Path(str(read_sidecar(file).get("checkpoint")))
+    if not checkpoint.is_file():
+        raise FaapError(f"{file}: the checkpoint its sidecar names is gone ({checkpoint}); pass the run folder")
+    return checkpoint
+
+
+def check_exported_from(file: Path, checkpoint: Path | None) -> None:
+    """Refuse scoring ``file`` as the run of ``checkpoint`` unless it was exported from that very
+    file (the sidecar's checkpoint sha256): its numbers would be filed as another checkpoint's."""
+    from faapkit.artifacts.integrity import file_sha256
+
+    recorded = read_sidecar(file).get("checkpoint_sha256")
+    if checkpoint is None:
+        raise FaapError(f"--exported {file}: name the run it was exported from")
+    if file_sha256(checkpoint) != recorded:
+        raise FaapError(
+            f"--exported {file} was exported from a checkpoint with sha256 {str(recorded)[:12]}, not {checkpoint}; "
+            "name the run or checkpoint it came from"
+        )

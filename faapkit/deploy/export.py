@@ -75,12 +75,15 @@ def probe_sizes(min_size: int, max_size: int) -> list[tuple[int, int]]:
 
 def export_run(req: ExportRequest) -> tuple[Path, dict[str, Any]]:
     """Load, check, trace, verify and write: the file written and its sidecar."""
-    from faapkit.artifacts.outputs import check_output
+    from faapkit.artifacts.outputs import check_output, ensure_folder
     from faapkit.deploy.loading import chosen_checkpoint, load_fair_detector, load_perturbation
+    from faapkit.io import atomic_write_text
 
     check_request(req)
     target = chosen_checkpoint(req.run, req.epoch)
     out = req.out or default_out(target, req.fmt, req.with_detector)
+    if req.out is None:
+        ensure_folder(out, "--out")  # RUN/export, made on first use
     check_output(out, "--out", force=req.force, suffixes=(FORMATS[req.fmt],), what=f"a {req.fmt} export")
     check_output(sidecar_path(out), "--out's sidecar", force=req.force)
     load = load_fair_detector if req.with_detector else load_perturbation
@@ -95,8 +98,7 @@ def export_run(req: ExportRequest) -> tuple[Path, dict[str, Any]]:
     sizes = probe_sizes(info.min_size, info.max_size)
     written, parity = write_checked(module, req.fmt, out, sizes, batch=1 if req.with_detector else 2)
     sidecar = sidecar_of(info, req, written, sizes, parity)
-    from faapkit.io import atomic_write_text
-
+    sidecar["run"] = str(target.run_dir) if target.run_dir is not None else None
     atomic_write_text(sidecar_path(written), json.dumps(sidecar, indent=2) + "\n")
     return written, sidecar
 

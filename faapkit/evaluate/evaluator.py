@@ -95,6 +95,8 @@ class EvalRequest:
     cache: bool = True
     generators: Any = None  # the generator registry, for checkpoints of generators other than the U-Net
     progress: Progress | None = None
+    codec: Any = None  # faapkit.data.codecs.Codec: every setting's images pass through it before the detector
+    exported: Path | None = None  # a faap export file, scored in place of the checkpoint's generator
 
     @property
     def sizes(self) -> tuple[int, int]:
@@ -192,6 +194,7 @@ def _cache_key(req: EvalRequest) -> str:
         "max": req.sizes[1],
         "amp": req.bf16,
         "channels_last": req.channels_last,
+        **({"codec": str(req.codec)} if req.codec is not None else {}),
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -221,6 +224,7 @@ def run_detections(
         amp=req.amp,
         channels_last=req.channels_last,
         on_batch=on_batch,
+        codec=req.codec,
     )
     merged = []
     for setting in range(len(generators)):
@@ -337,7 +341,11 @@ def infer(req: EvalRequest, dist_info: DistInfo) -> Inferred:
     cached = base_dets is not None
     if base_dets is None:
         todo["baseline"] = None
-    if req.checkpoint is not None:
+    if req.exported is not None:  # the exported file stands in for the checkpoint's generator
+        from faapkit.artifacts.exported import exported_generator
+
+        todo["perturbed"], gen_meta = exported_generator(req.exported)
+    elif req.checkpoint is not None:
         todo["perturbed"], gen_meta = load_generator(
             req.checkpoint, req.epsilon, req.device, req.generators, detector=req.detector
         )
@@ -396,6 +404,7 @@ def report(
             "world_size": world_size,
             "iou_thresholds": list(req.iou_thresholds) if req.iou_thresholds is not None else "0.50:0.05:0.95",
             "coco_backend": req.coco_backend,
+            "codec": str(req.codec) if req.codec is not None else None,
         },
     }
 

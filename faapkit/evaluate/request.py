@@ -49,6 +49,8 @@ class EvalCommand:
     accept_changed_best: bool = False
     on_invalid: str | None = None
     progress: bool = True
+    codec: str | None = None  # png | jpeg:Q | webp:Q: every image passes through it before the detector
+    exported: Path | None = None  # a faap export file scored in place of the checkpoint's generator
 
     @property
     def pair(self) -> tuple[str | None, str | None]:

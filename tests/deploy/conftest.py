@@ -38,3 +38,34 @@ def deploy_run(tmp_path_factory, deploy_data) -> Path:
     trainer.fit()
     assert (folder / "checkpoints" / "best.pt").is_file()
     return folder
+
+
+def eval_json(*args: str) -> dict:
+    """``faap eval ARGS --json`` (no bootstrap unless asked, no baseline cache) that must succeed."""
+    import json
+
+    from tests.conftest import run_here
+
+    extra = [] if "--bootstrap" in args else ["--bootstrap", "0"]
+    code, out, err = run_here("eval", *args, *extra, "--json", "--quiet", "--no-cache")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture(scope="session")
+def run_metrics(deploy_run, tmp_path_factory) -> dict:
+    """``faap eval RUN`` on its test split: the numbers the deployed forms must reproduce."""
+    return eval_json(str(deploy_run), "--out", str(tmp_path_factory.mktemp("run-eval") / "m.json"))
+
+
+@pytest.fixture(scope="session")
+def exports(deploy_run, tmp_path_factory) -> dict[str, Path]:
+    """``faap export RUN`` in both formats (the perturbation): format -> file."""
+    from tests.conftest import run_here
+
+    folder = tmp_path_factory.mktemp("exports")
+    files = {"torchscript": folder / "p.ts", "onnx": folder / "p.onnx"}
+    for fmt, out in files.items():
+        code, _, err = run_here("export", str(deploy_run), "--format", fmt, "--out", str(out))
+        assert code == 0, err
+    return files

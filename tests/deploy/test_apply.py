@@ -10,16 +10,11 @@ import pytest
 from PIL import Image
 
 from tests.conftest import one_error, run_here
+from tests.deploy.conftest import eval_json
 
 # 8-bit rounding moves each pixel by at most half a grey level; on these 6 test images it moved
 # each group's AP by 0.0004 (the round-trip test prints it); this bound leaves room for other torch builds
 ROUNDING_AP = 0.005
-
-
-def _eval_json(*args: str) -> dict:
-    code, out, err = run_here("eval", *args, "--json", "--quiet", "--bootstrap", "0", "--no-cache")
-    assert code == 0, err
-    return json.loads(out)
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +25,10 @@ def applied(deploy_run, deploy_data, tmp_path_factory) -> Path:
     return out
 
 
-def test_applied_split_scores_as_the_runs_perturbed_setting(deploy_run, applied):
-    run = _eval_json(str(deploy_run), "--out", str(applied.parent / "run-eval.json"))
+def test_applied_split_scores_as_the_runs_perturbed_setting(deploy_run, applied, run_metrics):
+    run = run_metrics
     detector = run["detector"]["name"]
-    scored = _eval_json("--data", str(applied), "--detector", detector, "--out", str(applied.parent / "dst-eval.json"))
+    scored = eval_json("--data", str(applied), "--detector", detector, "--out", str(applied.parent / "dst-eval.json"))
     assert scored["dataset"]["images"] == run["dataset"]["images"] == 6
     assert run["metrics"]["perturbed"] != run["metrics"]["baseline"]  # the perturbation moves the numbers
     for group, metrics in run["metrics"]["perturbed"].items():

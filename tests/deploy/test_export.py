@@ -17,10 +17,8 @@ SUFFIX = {"torchscript": ".ts", "onnx": ".onnx"}
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-def test_export_matches_the_eager_perturbation_at_two_sizes(deploy_run, tmp_path, fmt):
-    out = tmp_path / f"p{SUFFIX[fmt]}"
-    code, _, err = run_here("export", str(deploy_run), "--format", fmt, "--out", str(out))
-    assert code == 0, err
+def test_export_matches_the_eager_perturbation_at_two_sizes(deploy_run, exports, fmt):
+    out = exports[fmt]
     sidecar = read_sidecar(out)
     eager = faapkit.load_perturbation(deploy_run)
     assert sidecar["format"] == fmt and sidecar["interface"] == "perturbation"
