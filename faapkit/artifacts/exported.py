@@ -115,6 +115,7 @@ def exported_generator(file: Path) -> tuple[Any, dict[str, Any]]:
 
     class AsDelta(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
+            check_accepted(sidecar, x.shape[0], x.shape[-2], x.shape[-1], file)
             mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
             std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
             out = run((x * std + mean).contiguous()).to(x.device, x.dtype)

@@ -20,7 +20,7 @@ def test_rows_pair_the_detector_alone_with_the_fair_detector_per_runtime_and_bat
     ]
     for r in rows:
         assert r["ratio"] == r["fair_ms"].median / r["detector_ms"].median > 0
-        assert (r["bound"] is None) == (r["generator"] == "subpixel")
+        assert (r["bound"] is None) == (r["generator"] == "subpixel" or r["runtime"] != "eager")
     assert "transformer-aware" in table(rows) and "torchscript" in table(rows)
 
 

@@ -60,3 +60,20 @@ def test_eval_exported_refuses_a_file_of_another_checkpoint(deploy_run, exports,
     epoch = str(deploy_run / "checkpoints" / "last.pt")
     code, _, err = run_here("eval", epoch, "--exported", str(exports["onnx"]), "--out", str(tmp_path / "m.json"))
     one_error(err, 1, code, "was exported from a checkpoint with sha256")
+
+
+def test_eval_exported_refuses_a_size_the_file_does_not_accept(deploy_run, exports, tmp_path):
+    import json
+    import shutil
+
+    from faapkit.artifacts.exported import check_accepted, sidecar_path
+
+    fixed = tmp_path / "fixed.onnx"  # a file whose sidecar accepts one size only
+    shutil.copy(exports["onnx"], fixed)
+    sidecar = json.loads(sidecar_path(exports["onnx"]).read_text())
+    sidecar_path(fixed).write_text(json.dumps({**sidecar, "accepted_sizes": [[128, 170]], "run": str(deploy_run)}))
+    code, _, err = run_here("eval", str(deploy_run), "--exported", str(fixed), "--out", str(tmp_path / "m.json"))
+    one_error(err, 1, code, "does not accept")
+    assert not (tmp_path / "m.json").exists()
+    with pytest.raises(Exception, match="batches of 1"):
+        check_accepted({**sidecar, "batch": 1}, 8, 128, 170, fixed)

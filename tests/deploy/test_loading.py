@@ -63,7 +63,7 @@ def test_fair_detector_gives_the_detections_faap_eval_scores(deploy_run, deploy_
     best = deploy_run / "checkpoints" / "best.pt"
     generator, _ = load_generator(best, None, torch.device("cpu"), reg.generators, detector=fair.detector)
     checked = 0
-    for index in range(4):
+    for index in range(2):
         item = dataset[index]
         image, target = item[0], item[1]
         h, w = image.shape[-2:]
@@ -79,7 +79,7 @@ def test_fair_detector_gives_the_detections_faap_eval_scores(deploy_run, deploy_
         xyxy = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1) * torch.tensor([w / ow, h / oh] * 2)
         assert torch.allclose(boxes[0], xyxy, atol=1e-3)
         checked += 1
-    assert checked == 4
+    assert checked == 2
 
 
 def test_a_seed_set_and_a_run_without_a_chosen_checkpoint_are_refused(deploy_run, tmp_path):
