@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"faapkit.cli", "faapkit.__main__"},
     {"faapkit.report"},
     {"faapkit.compare", "faapkit.plugin_api"},
+    {"faapkit.deploy"},
     {"faapkit.train"},
     {"faapkit.evaluate"},
     {"faapkit.losses", "faapkit.generators"},

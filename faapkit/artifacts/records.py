@@ -248,6 +248,7 @@ class EvalSettings(Record):
     channels_last: bool | None = None
     world_size: int | None = None
     iou_thresholds: list[Number] | str | None = None  # "0.50:0.05:0.95" or the thresholds
+    codec: str | None = None  # png | jpeg:Q | webp:Q the images went through before the detector
 
 
 class MetricsFile(Record):

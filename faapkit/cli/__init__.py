@@ -10,7 +10,7 @@ import typer
 import typer.main
 
 from faapkit import __version__
-from faapkit.cli import commands, compare, config_cmd, data_cmd, evaluate, inspection, probe, report
+from faapkit.cli import apply, commands, compare, config_cmd, data_cmd, evaluate, export, inspection, probe, report
 from faapkit.cli._console import err_console
 from faapkit.cli._context import AppState
 from faapkit.cli._plugin_commands import add_plugin_commands, blocked_plugins, requested_command
@@ -51,6 +51,8 @@ app.command("train")(commands.train)
 app.command("eval")(evaluate.evaluate)
 app.command("compare")(compare.compare)
 app.command("report")(report.report)
+app.command("export")(export.export)
+app.command("apply")(apply.apply)
 app.add_typer(inspection.app, name="inspect", help="Look into plugins, detectors, datasets, checkpoints, runs.")
 app.add_typer(config_cmd.app, name="config", help="Show resolved configurations.")
 app.add_typer(data_cmd.data_app, name="data", help="Generate the embedded synthetic benchmark.")

@@ -86,6 +86,12 @@ def evaluate(
     ] = None,
     quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
     json_: JsonOpt = False,
+    codec: Annotated[
+        str | None, typer.Option(help="png | jpeg:Q | webp:Q: baseline and perturbed images pass through it")
+    ] = None,
+    exported: Annotated[
+        Path | None, typer.Option(help="score this faap export file (its run, unless RUN is given)")
+    ] = None,
 ) -> None:
     """Per-group and overall COCO AP/AR of baseline and perturbed inputs, gaps, ratios and CIs."""
     from faapkit.evaluate.command import run_eval
@@ -99,6 +105,7 @@ def evaluate(
         device=device, limit_images=limit_images, no_cache=no_cache, workers=workers, amp=amp,
         channels_last=channels_last, save_detections=save_detections, nproc=nproc, out=out, force=force,
         accept_changed_best=accept_changed_best, on_invalid=on_invalid, progress=not quiet and not json_,
+        codec=codec, exported=exported,
     )  # fmt: skip
     outcome = run_eval(cmd, CliHost(state(ctx)))
     if outcome.seeds is not None:

@@ -100,6 +100,8 @@ def columns(rows: list[dict[str, Any]]) -> list[Col]:
         # one run evaluated at two epsilons is two rows that only this column tells apart
         *([Col("epsilon", "eps", _value("epsilon"), 2)] if len(_evaluated_epsilons(rows)) > 1 else []),
         Col("setting", "setting", lambda r: str(r.get("setting")), 2),
+        # a run evaluated after an image codec (faap eval --codec) is another row of the same run
+        *([Col("codec", "codec", _value("codec"), 2)] if any(r.get("codec") for r in rows) else []),
         *[Col(f"AP_{g}", f"AP {g}", _value(f"AP_{g}"), 1) for g in groups],
         *[Col(f"AR_{g}", f"AR {g}", _value(f"AR_{g}"), 4) for g in groups],
         Col("AP_gap", "AP gap", _value("AP_gap", True)),

@@ -108,6 +108,7 @@ def metrics_record(
             "selected_epoch": None if m.checkpoint_check == "differs from selection.json" else selected,
             # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
             "iou_thresholds": iou if isinstance(iou, list) else None,
+            "codec": m.eval.codec if m.eval is not None else None,
             "rescored_from": (m.rescored_from or {}).get("metrics"),
             "stale": stale_detections(f, m.dump()) if m.rescored_from else None,
             "evaluated_run_id": run_id if isinstance(run_id, str) else None,

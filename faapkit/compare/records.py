@@ -47,6 +47,7 @@ class RunRecord(BaseModel):
     bootstrap: dict[str, Any] | None = None
     selected_epoch: int | None = None
     iou_thresholds: list[float] | None = None  # None: COCO's 0.50:0.05:0.95
+    codec: str | None = None  # the image codec faap eval --codec put before the detector (None: none)
     rescored_from: str | None = None
     stale: str | None = None  # a rescore whose detections changed since: why (compare leaves it out)
     run_id: str | None = None  # the run's id from run.json: copied run folders are one run

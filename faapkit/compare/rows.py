@@ -30,6 +30,8 @@ def summarize(record: RunRecord) -> dict[str, Any]:
         row["gap_groups"] = [record.split_by, ref.get("disadvantaged"), ref.get("advantaged")]
     if record.iou_thresholds:
         row["iou_thresholds"] = record.iou_thresholds
+    if record.codec:
+        row["codec"] = record.codec
     if record.also_at:
         row["also_at"] = record.also_at
     if record.flags is not None:  # a faapkit metrics file, checked (an empty list: nothing found)

@@ -43,8 +43,8 @@ def resize(image: Image.Image, target: Target, size: int, max_size: int | None) 
     out = image.resize((nw, nh), Image.Resampling.BILINEAR)
     target = dict(target)
     if "boxes" in target:
-        scale = torch.tensor([nw / w, nh / h, nw / w, nh / h])
-        target["boxes"] = target["boxes"] * scale
+        target["boxes"] = target["boxes"] * torch.tensor([nw / w, nh / h, nw / w, nh / h])
+    if "area" in target:
         target["area"] = target["area"] * (nw / w) * (nh / h)
     target["size"] = torch.tensor([nh, nw])
     return out, target
@@ -98,21 +98,27 @@ class TrainTransform:
 
 
 class EvalTransform:
+    """Resize the short side to ``min_size`` (long side capped at ``max_size``) -> tensor ->
+    normalise. The target may be empty (an image without annotations, as ``faap apply`` reads):
+    only the keys it holds are transformed, and ``size`` is always set."""
+
     def __init__(self, min_size: int, max_size: int) -> None:
         self.min_size, self.max_size = min_size, max_size
 
     def __call__(
-        self, image: Image.Image, target: Target, rng: random.Random | None = None
+        self, image: Image.Image, target: Target | None = None, rng: random.Random | None = None
     ) -> tuple[torch.Tensor, Target]:
-        image, target = resize(image, target, self.min_size, self.max_size)
+        image, target = resize(image, target or {}, self.min_size, self.max_size)
         return to_normalized_tensor(image, target)
 
 
 def to_normalized_tensor(image: Image.Image, target: Target) -> tuple[torch.Tensor, Target]:
-    """PIL -> ImageNet-normalised ``(3, H, W)``; boxes -> normalised cxcywh."""
+    """PIL -> ImageNet-normalised ``(3, H, W)``; boxes (where the target has them) -> normalised cxcywh."""
     tensor = TF.normalize(TF.to_tensor(image), IMAGENET_MEAN, IMAGENET_STD)
     h, w = tensor.shape[-2:]
     target = dict(target)
-    target["boxes"] = box_convert(target["boxes"], "xyxy", "cxcywh") / torch.tensor([w, h, w, h], dtype=torch.float32)
+    if "boxes" in target:
+        scale = torch.tensor([w, h, w, h], dtype=torch.float32)
+        target["boxes"] = box_convert(target["boxes"], "xyxy", "cxcywh") / scale
     target["size"] = torch.tensor([h, w])
     return tensor, target

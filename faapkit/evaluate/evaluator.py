@@ -137,6 +137,7 @@ def _cache_key(req: EvalRequest) -> str:
         "max": req.sizes[1],
         "amp": req.bf16,
         "channels_last": req.eval_config.channels_last,
+        **({"codec": str(req.codec)} if req.codec is not None else {}),
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -166,6 +167,7 @@ def run_detections(
         amp=req.eval_config.amp,
         channels_last=req.eval_config.channels_last,
         on_batch=on_batch,
+        codec=req.codec,
     )
     merged = []
     for setting in range(len(generators)):
@@ -282,7 +284,11 @@ def infer(req: EvalRequest, dist_info: DistInfo) -> Inferred:
     cached = base_dets is not None
     if base_dets is None:
         todo["baseline"] = None
-    if req.checkpoint is not None:
+    if req.exported is not None:  # the exported file stands in for the checkpoint's generator
+        from faapkit.artifacts.exported import exported_generator
+
+        todo["perturbed"], gen_meta = exported_generator(req.exported)
+    elif req.checkpoint is not None:
         todo["perturbed"], gen_meta = load_generator(
             req.checkpoint, req.epsilon, req.device, req.generators, detector=req.detector
         )
@@ -341,6 +347,7 @@ def report(
             "world_size": world_size,
             "iou_thresholds": "0.50:0.05:0.95" if cfg.iou_thresholds is None else list(cfg.iou_thresholds),
             "coco_backend": cfg.coco_backend,
+            "codec": str(req.codec) if req.codec is not None else None,
         },
     }
 

@@ -70,6 +70,8 @@ class EvalCommand:
     accept_changed_best: bool = False
     on_invalid: str | None = None
     progress: bool = True
+    codec: str | None = None  # png | jpeg:Q | webp:Q: every image passes through it before the detector
+    exported: Path | None = None  # a faap export file scored in place of the checkpoint's generator
 
     @property
     def pair(self) -> tuple[str | None, str | None]:
@@ -120,6 +122,8 @@ class EvalRequest:
     cache: bool = True
     generators: Any = None  # the generator registry, for checkpoints of generators other than the U-Net
     progress: Progress | None = None
+    codec: Any = None  # faapkit.data.codecs.Codec: every setting's images pass through it before the detector
+    exported: Path | None = None  # a faap export file, scored in place of the checkpoint's generator
 
     @property
     def sizes(self) -> tuple[int, int]:

@@ -64,7 +64,9 @@ class SubPixelGenerator(nn.Module):
         f = F.relu(self.mid3(f)) + f
         out = F.pixel_shuffle(self.head(f), 4)[..., :h, :w] + self.full(x)
         t = self.tile.shape[-1]
-        out = out + self.tile.repeat(1, 1, -(-h // t), -(-w // t))[..., :h, :w]
+        # ceiling division on non-negative sizes only: ONNX exporters translate a floor division
+        # of a negative size as a truncation, and ``-(-h // t)`` came out one tile short
+        out = out + self.tile.repeat(1, 1, (h + t - 1) // t, (w + t - 1) // t)[..., :h, :w]
         return self.epsilon * torch.tanh(out)
 
     def clean_context(self, x: Tensor) -> Tensor | None:
@@ -84,7 +86,7 @@ def rms_per_position(features: Tensor) -> Tensor:
 
 def _pad4(x: Tensor) -> Tensor:
     """``x (B, 3, H, W)`` zero-padded on the bottom and right to multiples of 4."""
-    pad_h, pad_w = (-x.shape[-2]) % 4, (-x.shape[-1]) % 4
+    pad_h, pad_w = (4 - x.shape[-2] % 4) % 4, (4 - x.shape[-1] % 4) % 4  # non-negative operands: see forward
     return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
 
 

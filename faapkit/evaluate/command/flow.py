@@ -79,10 +79,27 @@ def checked_target(cmd: EvalCommand, say: Notes) -> Target:
     if cmd.epsilon is not None and not 0 < cmd.epsilon <= 1:
         raise ConfigError(f"--epsilon must be in (0, 1], got {cmd.epsilon}")
     check_device(cmd.device, "--device")
-    tgt = resolve_target(cmd.target, cmd.epoch, cmd.accept_changed_best, say)
+    if cmd.codec is not None:  # refused before any work
+        from faapkit.data.codecs import parse_codec
+
+        parse_codec(cmd.codec)
+    tgt = resolve_target(_target_of(cmd), cmd.epoch, cmd.accept_changed_best, say)
+    if cmd.exported is not None:
+        from faapkit.artifacts.exported import check_exported_from
+
+        check_exported_from(cmd.exported, tgt.checkpoint)
     if tgt.run_dir is not None and tgt.checkpoint is not None:
         check_belongs(tgt.checkpoint, tgt.run_dir)
     return tgt
+
+
+def _target_of(cmd: EvalCommand) -> Path | None:
+    """``--exported FILE`` scores FILE against the run it was exported from (RUN, else its sidecar's checkpoint)."""
+    if cmd.exported is None or cmd.target is not None:
+        return cmd.target
+    from faapkit.artifacts.exported import exported_source
+
+    return exported_source(cmd.exported)
 
 
 def evaluate_one(cmd: EvalCommand, layers: CommandLayers, reg: Registries, host: Host) -> dict[str, Any] | None:
@@ -184,7 +201,15 @@ def build_request(
         cache=not cmd.no_cache,
         generators=reg.generators,
         progress=progress,
+        codec=_codec(cmd.codec),
+        exported=cmd.exported,
     )
+
+
+def _codec(text: str | None) -> Any:
+    from faapkit.data.codecs import parse_codec
+
+    return None if text is None else parse_codec(text)
 
 
 def evaluate_seeds(cmd: EvalCommand, layers: CommandLayers, reg: Registries, host: Host) -> SeedsOutcome | None:

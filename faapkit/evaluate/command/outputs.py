@@ -82,6 +82,8 @@ def tags(cmd: EvalCommand, sizes: Layers, det: Any, split_data: Any, settings: A
         given.update(layer)
     found += [f"{key.removesuffix('_size')}{given[key]}" for key in SIZE_KEYS if key in given]
     found += [f"groups-{given['group_level']}"] if "group_level" in given else []
+    found += [f"codec-{cmd.codec.replace(':', '')}"] if cmd.codec else []
+    found += [f"exported-{cmd.exported.suffix.lstrip('.')}"] if cmd.exported else []
     return found
 
 
