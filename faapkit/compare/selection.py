@@ -48,9 +48,7 @@ def select_on_val(
         if epoch is None:
             validated = any(r.get("split") == "val" and r.get(metric) is not None for r in mine)
             why = (
-                "no val epoch narrowed the val gap within the guard"
-                if validated
-                else "no val evaluation to select on"
+                "no val epoch narrowed the val gap within the guard" if validated else "no val evaluation to select on"
             )
             notes.append(f"{run}: {why}; left out")
             continue

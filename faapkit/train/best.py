@@ -80,3 +80,20 @@ def selection_record(
         "eligible_epochs": eligible,
         "outcome": outcome,
     }
+
+
+def no_best_line(selection: dict[str, Any] | None) -> str | None:
+    """The one line that ends a run whose selection chose no epoch (``None`` when it chose one or
+    never validated): no best.pt, why, and the way on."""
+    if selection is None or selection.get("epoch") is not None:
+        return None
+    outcome = selection.get("outcome")
+    why = (
+        outcome.removeprefix("none: ")
+        if isinstance(outcome, str)
+        else f"no validated epoch met the selection rule ({selection.get('description', '')})"
+    )
+    return (
+        f"no best.pt: {why}; faap eval RUN refuses it, "
+        "faap eval RUN --epoch N evaluates a checkpoint the run did not choose, labelled so"
+    )

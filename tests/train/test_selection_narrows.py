@@ -62,3 +62,15 @@ def test_compare_leaves_out_a_run_whose_val_epochs_never_narrow_the_val_gap():
     kept, notes = select_on_val(rows, "AP_gap")
     assert [(r["run"], r["epoch"]) for r in kept] == [("mixed", 1)]
     assert notes == ["widens: no val epoch narrowed the val gap within the guard; left out"]
+
+
+def test_a_run_that_chose_nothing_ends_with_one_line_saying_why():
+    from faapkit.train.best import no_best_line
+
+    record = selection_record([_row(0, 0.213)], BASELINE, 0.005, "parity", "val")
+    line = no_best_line(record)
+    assert line is not None and "\n" not in line
+    assert line.startswith("no best.pt: no validated epoch narrowed the val gap within the guard")
+    assert "--epoch N" in line
+    chosen = selection_record([_row(0, 0.1)], BASELINE, 0.005, "parity", "val")
+    assert no_best_line(chosen) is None and no_best_line(None) is None
