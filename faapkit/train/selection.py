@@ -99,3 +99,18 @@ def guarded(
     """The validated rows whose advantaged group lost at most ``max_advantaged_drop`` val AP."""
     floor = baseline_advantaged_ap - max_advantaged_drop
     return [r for r in rows if r.get("val") and r["val"]["AP"][r["val"]["advantaged"]] >= floor]
+
+
+def former_choice_without_narrowing(selection: Mapping[str, Any]) -> str | None:
+    """For a ``selection.json`` written before eligibility asked for a narrower val gap (no
+    ``eligible_if``): why its chosen epoch is no choice by today's rule (its val gap did not narrow
+    the unperturbed one), else ``None``."""
+    if "eligible_if" in selection:
+        return None
+    try:
+        gap, base = float(selection["val"]["gap_AP"]), float(selection["val_baseline"]["gap_AP"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if narrows(gap, base):
+        return None
+    return f"its epoch's val AP gap {gap:+.4f} does not narrow the unperturbed {base:+.4f}, so it is no choice today"

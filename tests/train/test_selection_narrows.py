@@ -74,3 +74,21 @@ def test_a_run_that_chose_nothing_ends_with_one_line_saying_why():
     assert "--epoch N" in line
     chosen = selection_record([_row(0, 0.1)], BASELINE, 0.005, "parity", "val")
     assert no_best_line(chosen) is None and no_best_line(None) is None
+
+
+@pytest.mark.parametrize(("val_gap", "selected"), [(0.0654, 1), (0.0800, None)])
+def test_compare_shows_a_former_choice_as_chosen_only_if_it_narrowed_the_val_gap(tmp_path, capsys, val_gap, selected):
+    """The fixture's selection.json predates the eligibility record; its unperturbed val gap is 0.0739."""
+    import json
+    import shutil
+
+    from tests.conftest import faap_in_process, fixture_path
+
+    run = tmp_path / "run"
+    shutil.copytree(fixture_path("native_runs", "level-up-tiny"), run)
+    selection = json.loads((run / "selection.json").read_text())
+    selection["val"]["gap_AP"] = val_gap
+    (run / "selection.json").write_text(json.dumps(selection))
+    code, out, err = faap_in_process(capsys, "compare", str(run), "--json")
+    assert code == 0, err
+    assert {r["selected_epoch"] for r in json.loads(out)["rows"]} == {selected}

@@ -158,11 +158,12 @@ def check_best(run: Any, best: Path, accept_changed: bool, say: Notes) -> BestCh
     no epoch, is refused unless ``accept_changed`` (then labelled as not the chosen checkpoint).
     A selection from before the hash was recorded passes, said in one note line."""
     from faapkit.artifacts.integrity import file_sha256
+    from faapkit.train.selection import former_choice_without_narrowing
 
     selection = run.read_selection() or {}
     split = str(selection.get("split", "val"))
     label = f"best.pt (chosen on {split})"
-    widened = _chosen_without_narrowing(selection)
+    widened = former_choice_without_narrowing(selection)
     if widened is not None:
         say.warn(f"{run.selection_path}: {widened}; evaluated, labelled so")
         label = f"best.pt (chosen on {split} by the former rule; {widened})"
@@ -199,23 +200,6 @@ def check_best(run: Any, best: Path, accept_changed: bool, say: Notes) -> BestCh
         None,
         "differs from selection.json",
     )
-
-
-def _chosen_without_narrowing(selection: dict[str, Any]) -> str | None:
-    """For a ``selection.json`` written before eligibility asked for a narrower val gap (no
-    ``eligible_if``): what is wrong with its chosen epoch when its val gap did not narrow the
-    unperturbed one, else ``None``."""
-    from faapkit.train.selection import narrows
-
-    if "eligible_if" in selection:
-        return None
-    try:
-        gap, base = float(selection["val"]["gap_AP"]), float(selection["val_baseline"]["gap_AP"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if narrows(gap, base):
-        return None
-    return f"its epoch's val AP gap {gap:+.4f} does not narrow the unperturbed {base:+.4f}, so it is no choice today"
 
 
 def _is_sha256(value: Any) -> bool:
