@@ -18,7 +18,7 @@ from faapkit.artifacts.records import MetricsFile, MetricsFileError, RunManifest
 from faapkit.artifacts.rundir import RunDir
 from faapkit.compare.records import RunRecord, train_only_records
 from faapkit.errors import FaapError
-from faapkit.train.selection import former_choice_without_narrowing
+from faapkit.fairness import former_choice_without_narrowing
 
 
 class LeftOut(str):

@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from faapkit.fairness import narrows
+
 SelectRule = Literal["parity", "largest_lift"]
 DEFAULT_RULE: SelectRule = "parity"
 # the name a selection record carries; ``guarded_min_gap`` is the largest-lift rule's earlier name
@@ -56,12 +58,6 @@ def eligibility(max_advantaged_drop: float, baseline_gap: float | None = None) -
         f"epochs whose advantaged-group val AP is at most {max_advantaged_drop:g} below the unperturbed "
         f"val AP and whose |val AP gap| is below the |unperturbed val AP gap|{size} (a reversal counts by its size)"
     )
-
-
-def narrows(gap: float, baseline_gap: float | None) -> bool:
-    """Whether an epoch's val gap is strictly smaller in size than the unperturbed one (a gap of
-    +0.10 turned into -0.10 has not narrowed); never without a gap to narrow or one known."""
-    return baseline_gap is not None and abs(gap) < abs(baseline_gap)
 
 
 def rank(gap: float, rule: SelectRule) -> float:
@@ -99,18 +95,3 @@ def guarded(
     """The validated rows whose advantaged group lost at most ``max_advantaged_drop`` val AP."""
     floor = baseline_advantaged_ap - max_advantaged_drop
     return [r for r in rows if r.get("val") and r["val"]["AP"][r["val"]["advantaged"]] >= floor]
-
-
-def former_choice_without_narrowing(selection: Mapping[str, Any]) -> str | None:
-    """For a ``selection.json`` written before eligibility asked for a narrower val gap (no
-    ``eligible_if``): why its chosen epoch is no choice by today's rule (its val gap did not narrow
-    the unperturbed one), else ``None``."""
-    if "eligible_if" in selection:
-        return None
-    try:
-        gap, base = float(selection["val"]["gap_AP"]), float(selection["val_baseline"]["gap_AP"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if narrows(gap, base):
-        return None
-    return f"its epoch's val AP gap {gap:+.4f} does not narrow the unperturbed {base:+.4f}, so it is no choice today"

@@ -158,7 +158,7 @@ def check_best(run: Any, best: Path, accept_changed: bool, say: Notes) -> BestCh
     no epoch, is refused unless ``accept_changed`` (then labelled as not the chosen checkpoint).
     A selection from before the hash was recorded passes, said in one note line."""
     from faapkit.artifacts.integrity import file_sha256
-    from faapkit.train.selection import former_choice_without_narrowing
+    from faapkit.fairness import former_choice_without_narrowing
 
     selection = run.read_selection() or {}
     split = str(selection.get("split", "val"))
