@@ -152,9 +152,9 @@ def disadvantaged_matches(x: Any) -> list[tuple[int, Any, Any]]:
 
 def build_hardbox(advantaged_weight: float, keep_weight: float, box_weight: float, gamma: float) -> Any:
     import torch
-    from faap_plugins.vlevelup.loss import LevelUpDetection
     from torchvision.ops import box_convert, box_iou, generalized_box_iou
 
+    from faap_plugins.vlevelup.loss import LevelUpDetection
     from faapkit.plugin_api import LossInputs, LossOutput
 
     class HardBox(LevelUpDetection):

@@ -11,9 +11,9 @@ benchmark (docs/effect-diagnosis.md gives the measurements behind each default).
 
 from collections.abc import Callable
 
-from faap_plugins.options import Options
 from pydantic import Field
 
+from faap_plugins.options import Options
 from faapkit.plugin_api import LossSpec, VersionSpec, hookimpl
 
 
