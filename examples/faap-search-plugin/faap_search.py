@@ -154,7 +154,7 @@ def build_hardbox(advantaged_weight: float, keep_weight: float, box_weight: floa
     import torch
     from torchvision.ops import box_convert, box_iou, generalized_box_iou
 
-    from faap_plugins.vlevelup.loss import LevelUpDetection
+    from faap_plugins.level_up.loss import LevelUpDetection
     from faapkit.plugin_api import LossInputs, LossOutput
 
     class HardBox(LevelUpDetection):
@@ -208,7 +208,7 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
 def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
-            name="levelup_hardbox",
+            name="level_up_hardbox",
             factory=build_hardbox,
             options=HardBoxOptions,
             description="level-up + IoU-weighted box term on the disadvantaged boxes",
@@ -218,16 +218,16 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
 
 @hookimpl
 def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
-    from faap_plugins import vlevelup
+    from faap_plugins import level_up
 
     captured: list[VersionSpec] = []
-    vlevelup.faap_register_versions(captured.append)
+    level_up.faap_register_versions(captured.append)
     base = captured[0]
     register(
         dataclasses.replace(
             base,
             name="level-up-hardbox",
-            loss="levelup_hardbox",
+            loss="level_up_hardbox",
             description="level-up + IoU-weighted box term (issue 25 search)",
         )
     )

@@ -26,8 +26,8 @@ class LevelUpOptions(Options):
 def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
-            name="levelup_detection",
-            factory="faap_plugins.vlevelup.loss:LevelUpDetection",
+            name="level_up_detection",
+            factory="faap_plugins.level_up.loss:LevelUpDetection",
             options=LevelUpOptions,
             description="disadvantaged-group DETR loss + keep the advantaged images unperturbed",
         )
@@ -39,7 +39,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
     register(
         VersionSpec(
             name="level-up",
-            loss="levelup_detection",
+            loss="level_up_detection",
             head=None,
             generator="transformer-aware",
             schedules={"epsilon": "constant", "lr": "warmup_cosine"},
