@@ -34,7 +34,10 @@ def evaluate(
     ] = None,
     detector: Annotated[str | None, typer.Option(help="registered detector (default: the run's)")] = None,
     detector_checkpoint: Annotated[Path | None, typer.Option(help="detector weights")] = None,
-    epoch: Annotated[int | None, typer.Option(help="checkpoint epoch of a run folder (default: last)")] = None,
+    epoch: Annotated[
+        int | None,
+        typer.Option(help="checkpoint epoch of a run folder (default: best.pt, chosen on val; else the last)"),
+    ] = None,
     epsilon: Annotated[float | None, typer.Option(help="override the checkpoint's epsilon")] = None,
     disadvantaged: Annotated[str | None, typer.Option(help="disadvantaged group of a two-group gap")] = None,
     advantaged: Annotated[str | None, typer.Option(help="reference group of a two-group gap")] = None,
