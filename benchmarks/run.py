@@ -4,7 +4,7 @@
 Every ratio is between numbers measured in the same run. The train section times the engine's own
 ``Trainer.train_step`` (sampling aside), the eval section times ``faapkit.evaluate.evaluator.evaluate``
 against a re-enactment of the research evaluation (four passes, DETR's ``CocoEvaluator``), the
-bootstrap section ``evaluator.bootstrap`` against the former per-resample loop, the effect section
+bootstrap section ``scoring.bootstrap`` against the former per-resample loop, the effect section
 (``benchmarks/effect.py``) what each generator buys per second of level-up training, the
 coco-backend section (``benchmarks/coco_backend.py``) pycocotools against faster-coco-eval. Sections
 that repeat show min / median / max over ``--repeats``.
@@ -345,13 +345,15 @@ class ResearchCocoEvaluator:
 def section_eval(device: torch.device, r50_size: int, repeat: int = 3) -> list[dict[str, object]]:
     """Each approach ``repeat`` times, interleaved (min / median / max seconds; speed-ups within a
     repeat), with the largest AP difference from the reference over every repeat."""
+    from faapkit.config import EvalConfig
     from faapkit.data.batching import collate, eval_batches
     from faapkit.data.coco import GroupedDetectionDataset, load_split
     from faapkit.data.synth import embedded_dataset
     from faapkit.data.transforms import EvalTransform
     from faapkit.evaluate.cocoeval import evaluate_groups, make_coco
-    from faapkit.evaluate.evaluator import EvalRequest, evaluate
+    from faapkit.evaluate.evaluator import evaluate
     from faapkit.evaluate.inference import coco_records, detect, make_eval_loader
+    from faapkit.evaluate.requests import EvalRequest
     from faapkit.generators.perturb import ResearchUNetGenerator, clamp_normalized
     from faapkit.io import save_checkpoint
 
@@ -436,10 +438,9 @@ def section_eval(device: torch.device, r50_size: int, repeat: int = 3) -> list[d
             detector=det,
             device=device,
             checkpoint=ckpt,
-            batch_size=8,
+            eval_config=EvalConfig(batch_size=8, bootstrap=0),
             min_size=min_size,
             max_size=max_size,
-            bootstrap=0,
             num_workers=workers,
         )
 
@@ -497,7 +498,8 @@ def bootstrap_inputs(device: torch.device) -> tuple[Any, dict[str, list[dict[str
     from faapkit.data.synth import embedded_dataset
     from faapkit.distributed import DistInfo
     from faapkit.evaluate.cocoeval import make_coco
-    from faapkit.evaluate.evaluator import EvalRequest, run_detections
+    from faapkit.evaluate.evaluator import run_detections
+    from faapkit.evaluate.requests import EvalRequest
     from faapkit.fairness import reference_groups
     from faapkit.generators.perturb import ResearchUNetGenerator
 
@@ -513,10 +515,10 @@ def bootstrap_inputs(device: torch.device) -> tuple[Any, dict[str, list[dict[str
 
 
 def section_bootstrap(device: torch.device, resamples: int = 1000, repeat: int = 3) -> list[dict[str, object]]:
-    """``evaluator.bootstrap`` (vectorised over resamples) against the former per-resample loop
+    """``scoring.bootstrap`` (vectorised over resamples) against the former per-resample loop
     (``tests/eval/bootstrap_reference.py``) on the same detections, each timed ``repeat`` times
     (min / median / max), with the largest difference between their CIs."""
-    from faapkit.evaluate.evaluator import bootstrap
+    from faapkit.evaluate.scoring import bootstrap
     from tests.eval.bootstrap_reference import reference_bootstrap
 
     coco_gt, settings, group_images, ref = bootstrap_inputs(device)

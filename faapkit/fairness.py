@@ -1,16 +1,22 @@
-"""The fairness rules, one home for each: which pair a gap compares, the gap, the ratio.
+"""The fairness rules, one home for each: which pair a gap compares, the gap, the ratio, the
+share of the gap closed, and when a bootstrap CI of one of them exists.
 
-Torch- and numpy-free, so ``faap eval`` (``evaluate/scoring.py``), the validation during training and
-``faap compare`` (``faapkit/compare/``) compute every gap and ratio with the same code.
+Torch- and numpy-free, so ``faap eval`` (``evaluate/scoring.py``: its point estimates and every
+bootstrap resample), the validation during training and ``faap compare`` (``faapkit/compare/``)
+compute every gap, ratio and share with the same code: a change of rule changes an estimate and
+its CI together.
 
 * gap (difference): ``advantaged - disadvantaged`` for a reference pair, else ``max - min``;
 * ratio: ``disadvantaged / advantaged`` for a reference pair, else ``min / max``; ``None`` when
-  the denominator is 0.
+  the denominator is not positive;
+* share closed: ``1 - |gap after| / |gap before|``; ``None`` without a gap before;
+* a CI over bootstrap resamples: only when the rule is defined in every resample
+  (:func:`defined_in_every_resample`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from faapkit.errors import DataError
 
@@ -57,12 +63,13 @@ def gap_if_known(values: Mapping[str, float | None], ref: tuple[str, str] | None
 
 
 def ratio(values: Mapping[str, float | None], ref: tuple[str, str] | None) -> float | None:
-    """``disadvantaged / advantaged`` for a reference pair, else ``min / max``; None if that is 0."""
+    """``disadvantaged / advantaged`` for a reference pair, else ``min / max``; None if the
+    denominator is not positive (0; or a bootstrap resample's -1, no ground truth drawn)."""
     known = {g: v for g, v in values.items() if v is not None}
     if len(known) < len(values):
         gap(values, ref)  # the same refusal, naming the groups
     num, den = (known[ref[0]], known[ref[1]]) if ref is not None else (min(known.values()), max(known.values()))
-    return None if den == 0 else num / den
+    return None if den <= 0 else num / den
 
 
 def share_closed(before: float | None, after: float | None) -> float | None:
@@ -72,6 +79,19 @@ def share_closed(before: float | None, after: float | None) -> float | None:
     if before is None or after is None or before == 0:
         return None
     return 1.0 - abs(after) / abs(before)
+
+
+def defined_in_every_resample(values: Iterable[float | None]) -> list[float] | None:
+    """A rule's value in each paired bootstrap resample, or ``None`` when some resample has none (a
+    share closed where that resample's gap before is 0, a ratio over an advantaged AP of 0): a
+    percentile CI of only the resamples where the rule is defined would be conditioned on the draw,
+    so none is given rather than a narrower one."""
+    kept: list[float] = []
+    for v in values:
+        if v is None:
+            return None
+        kept.append(v)
+    return kept
 
 
 def overshoot(before: float | None, after: float | None) -> bool | None:

@@ -172,6 +172,23 @@ def test_relative_and_from_package_imports_are_resolved():
     assert {"faapkit.data", "faapkit.errors", "faapkit.io", "faapkit.hookimpl"} <= names
 
 
+def test_the_evaluate_library_never_imports_its_command_layer():
+    """``faapkit/evaluate/`` (the records, evaluator, scoring, COCO evaluation, inference) is the
+    library under ``faapkit/evaluate/command/`` (what ``faap eval`` resolves, refuses and writes):
+    the command layer imports the library, never the reverse."""
+    library, command = ROOT / "evaluate", ROOT / "evaluate" / "command"
+    seen: dict[bool, list[str]] = {True: [], False: []}  # in the command layer -> imports of it
+    for path in sorted(library.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for name, line in imported_modules(tree, module_name(path), path.name == "__init__.py"):
+            into = "command" if name.startswith("faapkit.evaluate.command") else "library"
+            if into == "command" or name.startswith("faapkit.evaluate."):
+                seen[command in path.parents].append(f"{path.relative_to(ROOT.parent)}:{line} -> {into}")
+    assert any(e.endswith("-> library") for e in seen[True]), "the command layer no longer uses the library"
+    upward = [e for e in seen[False] if e.endswith("-> command")]
+    assert not upward, f"the evaluate library imports its command layer: {upward}"
+
+
 # An issue reference in code: "issue 28", "issue #28", "#28" (not "&#28;", not a path or a URL's "/#28")
 ISSUE_REFERENCE = re.compile(r"\bissue ?#?\d+|(?<![&\w/])#\d+\b", re.IGNORECASE)
 

@@ -1,4 +1,5 @@
-"""The one gap/ratio rule used by eval, validation and compare."""
+"""The one gap/ratio/share rule used by eval (point estimates and bootstrap resamples), validation
+and compare."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from faapkit.compare.rows import _gap
 from faapkit.errors import DataError
-from faapkit.fairness import gap, gap_if_known, ratio, reference_groups
+from faapkit.fairness import defined_in_every_resample, gap, gap_if_known, ratio, reference_groups, share_closed
 
 
 def test_named_pair_gap_and_ratio():
@@ -40,3 +41,17 @@ def test_compare_never_puts_another_pair_in_place_of_the_named_one():
     setting["female"]["AP"] = 0.5
     assert _gap(setting, "AP", "male", "female") == pytest.approx(0.1)
     assert _gap(setting, "AP", None, None) == pytest.approx(0.4)
+
+
+def test_a_ratio_over_a_non_positive_denominator_is_none():
+    ref = ("female", "male")
+    assert ratio({"female": 0.3, "male": 0.0}, ref) is None
+    assert ratio({"female": 0.3, "male": -1.0}, ref) is None  # a resample that drew no ground truth
+    assert ratio({"female": 0.0, "male": 0.4}, ref) == 0.0
+
+
+def test_a_bootstrap_ci_needs_the_rule_in_every_resample():
+    shares = [share_closed(before, after) for before, after in ((0.1, 0.05), (0.2, 0.1))]
+    assert defined_in_every_resample(shares) == [0.5, 0.5]
+    assert defined_in_every_resample(share_closed(b, 0.01) for b in (0.1, 0.0)) is None  # a resample with no gap
+    assert defined_in_every_resample([]) == []

@@ -14,7 +14,7 @@ LABELS = {"inference": "inference (images)", "bootstrap": "bootstrap (resamples)
 
 
 class EvalProgress:
-    """``progress(phase, done, total)`` callback for :class:`faapkit.evaluate.evaluator.EvalRequest`;
+    """``progress(phase, done, total)`` callback for :class:`faapkit.evaluate.requests.EvalRequest`;
     one bar per phase, removed when the evaluation ends (stdout keeps only the results)."""
 
     def __init__(self, enabled: bool = True) -> None:

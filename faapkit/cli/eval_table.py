@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from faapkit.cli._console import info
-from faapkit.evaluate.result_rows import headings, rows, seed_tsv_lines, seeds_summary, tsv_lines
+from faapkit.evaluate.command.result_rows import headings, rows, seed_tsv_lines, seeds_summary, tsv_lines
 
 
 def _num(v: float, signed: bool, compact: bool) -> str:

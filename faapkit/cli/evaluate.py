@@ -1,7 +1,7 @@
 """``faap eval``: per-group COCO AP/AR for baseline and perturbed inputs, gaps and CIs.
 
-The options become one :class:`faapkit.evaluate.request.EvalCommand`;
-:func:`faapkit.evaluate.command.run_eval` does the work and this module prints what it returns.
+The options become one :class:`faapkit.evaluate.requests.EvalCommand`;
+:func:`faapkit.evaluate.command.flow.run_eval` does the work and this module prints what it returns.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import typer
 from faapkit.cli._console import info, out_console, print_json, warn
 from faapkit.cli._context import AppState, state
 from faapkit.cli._options import ConfigOpt, JsonOpt, SetOpt
-from faapkit.evaluate.targets import CHANGED_BEST
+from faapkit.evaluate.command.checkpoint_choice import CHANGED_BEST
 
 if TYPE_CHECKING:
-    from faapkit.evaluate.host import Progress
+    from faapkit.evaluate.requests import Progress
     from faapkit.plugins.registry import Registries
 
 
@@ -36,7 +36,9 @@ def evaluate(
     detector_checkpoint: Annotated[Path | None, typer.Option(help="detector weights")] = None,
     epoch: Annotated[
         int | None,
-        typer.Option(help="checkpoint epoch of a run folder (default: best.pt, chosen on val; else the last)"),
+        typer.Option(
+            help="checkpoint epoch of a run folder (default: the run's best.pt, chosen on val; else its highest step)"
+        ),
     ] = None,
     epsilon: Annotated[float | None, typer.Option(help="override the checkpoint's epsilon")] = None,
     disadvantaged: Annotated[str | None, typer.Option(help="disadvantaged group of a two-group gap")] = None,
@@ -87,7 +89,7 @@ def evaluate(
 ) -> None:
     """Per-group and overall COCO AP/AR of baseline and perturbed inputs, gaps, ratios and CIs."""
     from faapkit.evaluate.command import run_eval
-    from faapkit.evaluate.request import EvalCommand
+    from faapkit.evaluate.requests import EvalCommand
 
     cmd = EvalCommand(
         target=target, split=split, split_by=split_by, data=data, detector=detector,
@@ -121,8 +123,8 @@ def show(result: dict[str, Any], json_: bool) -> None:
 
 
 class CliHost:
-    """:class:`faapkit.evaluate.host.Host` on the console: notes on stderr, rich progress, the
-    plugins of this invocation, torchrun, compare's metrics check and train's seed sets."""
+    """:class:`faapkit.evaluate.command.host.Host` on the console: notes on stderr, rich progress, the
+    plugins of this invocation, torchrun and the run's trackers."""
 
     def __init__(self, app: AppState) -> None:
         self.app = app
@@ -146,11 +148,6 @@ class CliHost:
 
         launch_torchrun(nproc)
 
-    def not_metrics(self, path: Path) -> str | None:
-        from faapkit.artifacts.records import is_metrics_file
-
-        return None if is_metrics_file(path) else "is no faap eval metrics file"
-
     def evaluation_written(self, run_dir: Path, path: Path) -> None:
         from faapkit.errors import FaapError
         from faapkit.train.trackers import log_evaluation
@@ -159,15 +156,3 @@ class CliHost:
             log_evaluation(run_dir, path)
         except FaapError as exc:
             warn(f"evaluation written, not logged to the run's tracker: {exc}")
-
-    def is_seed_set(self, path: Path) -> bool:
-        from faapkit.train.seeds import is_seed_set
-
-        return is_seed_set(path)
-
-    def seed_states(self, path: Path) -> list[tuple[int, Path, str]]:
-        from faapkit.train.seeds import read_seed_set, seed_runs, seed_state
-
-        runs = seed_runs(path)
-        version = read_seed_set(path).version
-        return [(seed, run, seed_state(run, seed, version)) for seed, run in runs]

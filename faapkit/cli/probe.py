@@ -37,7 +37,7 @@ def headroom(
 ) -> None:
     """Oracle bound (per-image PGD with ground truth, never a method): per-group AP lift and gap."""
     from faapkit.cli.evaluate import CliHost
-    from faapkit.evaluate.headroom_command import ProbeCommand, run_probe
+    from faapkit.evaluate.command.probe import ProbeCommand, run_probe
 
     cmd = ProbeCommand(
         split, split_by, data, detector, detector_checkpoint, epsilon, steps, step_size, disadvantaged, advantaged,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,80 +30,26 @@ from pydantic import ValidationError
 from faapkit import __version__
 from faapkit.artifacts.checkpoint import generator_state
 from faapkit.artifacts.records import METRICS_FORMAT, checkpoint_payload
-from faapkit.config import EvalConfig
 from faapkit.data.batching import eval_batches, loader_workers
 from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, load_split
 from faapkit.data.synth import default_cache_dir
 from faapkit.data.transforms import EvalTransform
-from faapkit.detr.frozen import FrozenDetector, load_detector
+from faapkit.detr.frozen import load_detector
 from faapkit.distributed import DistInfo, gather_objects, init_from_env
 from faapkit.errors import CheckpointError, ConfigError, DataError
 from faapkit.evaluate.cocoeval import make_coco
 from faapkit.evaluate.detections import image_id_record, to_dataset_ids
 from faapkit.evaluate.inference import detect_settings, make_eval_loader
-from faapkit.evaluate.scoring import _sub, bootstrap, score
-from faapkit.fairness import gap, ratio, reference_groups
+from faapkit.evaluate.requests import EvalRequest
+from faapkit.evaluate.scoring import score
+from faapkit.fairness import reference_groups
 from faapkit.generators.perturb import ResearchUNetGenerator
 from faapkit.io import atomic_write_text, load_checkpoint
-
-__all__ = [
-    "EvalRequest",
-    "_sub",
-    "bootstrap",
-    "evaluate",
-    "evaluate_with_detections",
-    "gap",
-    "ratio",
-    "reference_groups",
-    "score",
-]
 
 SCHEMA = METRICS_FORMAT
 # Resampling fewer images than this per group gives a CI of (nearly) zero width that looks precise.
 MIN_BOOTSTRAP_IMAGES = 2
 CACHE_FORMAT = 1
-# the only source of evaluation defaults: faapkit.config.EvalConfig
-DEFAULTS = EvalConfig()
-# progress(phase, done, total): ``done`` more units of ``total`` in phase "inference" or "bootstrap"
-Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class EvalRequest:
-    """One evaluation; the settings of :class:`faapkit.config.EvalConfig` (defaults from it)
-    plus what identifies the data, detector and checkpoint."""
-
-    data: DatasetSplit
-    detector: FrozenDetector
-    device: torch.device
-    checkpoint: Path | None = None
-    epsilon: float | None = None
-    batch_size: int = DEFAULTS.batch_size
-    min_size: int | None = None  # None: the detector's (FrozenDetector.input_size)
-    max_size: int | None = None
-    bootstrap: int = DEFAULTS.bootstrap
-    seed: int = DEFAULTS.seed
-    confidence: float = DEFAULTS.confidence
-    iou_thresholds: Sequence[float] | None = DEFAULTS.iou_thresholds
-    coco_backend: str = DEFAULTS.coco_backend
-    disadvantaged: str | None = None
-    advantaged: str | None = None
-    num_workers: int | None = None
-    amp: bool = DEFAULTS.amp
-    channels_last: bool = DEFAULTS.channels_last
-    cache: bool = True
-    generators: Any = None  # the generator registry, for checkpoints of generators other than the U-Net
-    progress: Progress | None = None
-
-    @property
-    def sizes(self) -> tuple[int, int]:
-        """``(min_size, max_size)`` images are resized to: the given ones, else the detector's."""
-        return self.detector.sizes(self.min_size, self.max_size)
-
-    @property
-    def bf16(self) -> bool:
-        """Whether inference really runs in bf16 (``amp`` is ignored off CUDA)."""
-        return self.amp and self.device.type == "cuda"
 
 
 def detector_for_generator(path: Path, registries: Any, checkpoint: Path | None = None) -> Any:
@@ -191,7 +136,7 @@ def _cache_key(req: EvalRequest) -> str:
         "min": req.sizes[0],
         "max": req.sizes[1],
         "amp": req.bf16,
-        "channels_last": req.channels_last,
+        "channels_last": req.eval_config.channels_last,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -203,7 +148,7 @@ def run_detections(
     ds = GroupedDetectionDataset(req.data, EvalTransform(*req.sizes))
     batches = eval_batches(
         req.data.records,
-        req.batch_size,
+        req.eval_config.batch_size,
         *req.sizes,
         rank=dist_info.rank,
         world_size=dist_info.world_size,
@@ -218,8 +163,8 @@ def run_detections(
         loader,
         generators,
         device=req.device,
-        amp=req.amp,
-        channels_last=req.channels_last,
+        amp=req.eval_config.amp,
+        channels_last=req.eval_config.channels_last,
         on_batch=on_batch,
     )
     merged = []
@@ -270,12 +215,12 @@ def evaluate_with_detections(req: EvalRequest) -> tuple[dict[str, Any], dict[str
         inferred.settings,
         group_images,
         ref,
-        resamples=req.bootstrap,
-        seed=req.seed,
-        confidence=req.confidence,
-        iou_thrs=req.iou_thresholds,
+        resamples=req.eval_config.bootstrap,
+        seed=req.eval_config.seed,
+        confidence=req.eval_config.confidence,
+        iou_thrs=req.eval_config.iou_thresholds,
         progress=req.progress,
-        backend=req.coco_backend,
+        backend=req.eval_config.coco_backend,
     )
     result = report(req, ref, group_images, inferred, dist_info.world_size)
     timing = scored.pop("timing_s")
@@ -302,7 +247,7 @@ def check_groups(req: EvalRequest) -> tuple[tuple[str, str] | None, dict[str, li
         )
     ref = reference_groups(groups, req.disadvantaged, req.advantaged)
     group_images = data.group_images()
-    if req.bootstrap > 0:
+    if req.eval_config.bootstrap > 0:
         small = {g: len(ids) for g, ids in group_images.items() if len(ids) < MIN_BOOTSTRAP_IMAGES}
         if small:
             g, n = next(iter(small.items()))
@@ -361,7 +306,7 @@ def report(
     world_size: int,
 ) -> dict[str, Any]:
     """What was evaluated, on what, how: the metrics JSON without its scores and timing."""
-    data = req.data
+    data, cfg = req.data, req.eval_config
     return {
         "schema": SCHEMA,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -384,7 +329,7 @@ def report(
         },
         "image_ids": image_id_record(data),
         "eval": {
-            "batch_size": req.batch_size,
+            "batch_size": cfg.batch_size,
             "min_size": req.sizes[0],
             "max_size": req.sizes[1],
             "batching": "shape-bucketed (no padding)",
@@ -392,10 +337,10 @@ def report(
             "baseline_cached": inferred.baseline_cached,
             "settings_inferred": inferred.inferred,
             "amp": req.bf16,
-            "channels_last": req.channels_last,
+            "channels_last": cfg.channels_last,
             "world_size": world_size,
-            "iou_thresholds": list(req.iou_thresholds) if req.iou_thresholds is not None else "0.50:0.05:0.95",
-            "coco_backend": req.coco_backend,
+            "iou_thresholds": "0.50:0.05:0.95" if cfg.iou_thresholds is None else list(cfg.iou_thresholds),
+            "coco_backend": cfg.coco_backend,
         },
     }
 

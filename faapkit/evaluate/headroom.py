@@ -14,7 +14,6 @@ box count, which scales but never flips a gradient's sign.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,38 +25,13 @@ from faapkit.data.transforms import EvalTransform
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.errors import ConfigError
 from faapkit.evaluate.cocoeval import evaluate_groups, make_coco
-from faapkit.evaluate.evaluator import DEFAULTS, _sub, bootstrap
 from faapkit.evaluate.inference import coco_records, make_eval_loader
+from faapkit.evaluate.requests import HeadroomRequest
+from faapkit.evaluate.scoring import _sub, bootstrap
 from faapkit.fairness import gap, reference_groups
 from faapkit.generators.perturb import clamp_normalized
 
 SCHEMA = "faapkit.headroom/1"
-
-
-@dataclass
-class HeadroomRequest:
-    data: DatasetSplit
-    detector: FrozenDetector
-    device: torch.device
-    epsilon: float = 0.09
-    steps: int = 10
-    step_size: float = 0.005
-    batch_size: int = DEFAULTS.batch_size
-    min_size: int | None = None  # None: the detector's (FrozenDetector.input_size)
-    max_size: int | None = None
-    bootstrap: int = DEFAULTS.bootstrap
-    seed: int = DEFAULTS.seed
-    confidence: float = DEFAULTS.confidence
-    disadvantaged: str | None = None
-    advantaged: str | None = None
-
-    def check(self) -> None:
-        if not 0 < self.epsilon <= 1:
-            raise ConfigError(f"epsilon must be in (0, 1], got {self.epsilon}")
-        if self.steps < 1:
-            raise ConfigError(f"steps must be at least 1, got {self.steps}")
-        if not 0 < self.step_size <= self.epsilon:
-            raise ConfigError(f"step size must be in (0, epsilon={self.epsilon}], got {self.step_size}")
 
 
 def oracle_delta(
@@ -89,7 +63,7 @@ def clean_and_oracle_detections(req: HeadroomRequest) -> tuple[list[dict[str, An
     """COCO records of every image, clean and under its oracle perturbation (one data pass)."""
     input_size = req.detector.sizes(req.min_size, req.max_size)
     ds = GroupedDetectionDataset(req.data, EvalTransform(*input_size))
-    loader = make_eval_loader(ds, eval_batches(req.data.records, req.batch_size, *input_size))
+    loader = make_eval_loader(ds, eval_batches(req.data.records, req.eval_config.batch_size, *input_size))
     clean: list[dict[str, Any]] = []
     oracle: list[dict[str, Any]] = []
     for batch in loader:
@@ -148,7 +122,7 @@ def probe_headroom(req: HeadroomRequest) -> dict[str, Any]:
         "metrics": {"baseline": base, "oracle": lifted},
         "lift": {g: {m: _sub(lifted[g][m], base[g][m]) for m in ("AP", "AR", "AP50")} for g in data.groups},
     }
-    if req.bootstrap > 0:
+    if req.eval_config.bootstrap > 0:
         boot = _paired_bootstrap(req, coco_gt, clean, oracle, group_images, ref)
         result["lift_ci"] = boot.get("deltas", {})
         result["oracle_ci"] = boot["groups"]["perturbed"]
@@ -169,7 +143,8 @@ def _paired_bootstrap(
 ) -> dict[str, Any]:
     """The clean detections against ``perturbed`` ones, on the same resamples."""
     settings = {"baseline": clean, "perturbed": perturbed}
-    return bootstrap(coco_gt, settings, group_images, ref, req.bootstrap, req.seed, req.confidence)
+    cfg = req.eval_config
+    return bootstrap(coco_gt, settings, group_images, ref, cfg.bootstrap, cfg.seed, cfg.confidence)
 
 
 def _gap_entry(
@@ -194,6 +169,6 @@ def _gap_entry(
         "oracle_on_disadvantaged": gap({g: v["AP"] for g, v in mixed.items()}, ref),
     }
     entry["change"] = entry["oracle_on_disadvantaged"] - entry["baseline"]
-    if req.bootstrap > 0:
+    if req.eval_config.bootstrap > 0:
         entry["change_ci"] = _paired_bootstrap(req, coco_gt, clean, only_dis, group_images, ref)["gaps"]["AP"]["change"]
     return entry

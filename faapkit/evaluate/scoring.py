@@ -5,9 +5,9 @@ Everything here works from detections alone (no detector), so ``faap eval`` and
 with a named reference pair):
 
 * overall: one COCO evaluation over every image of the split, all groups together;
-* gap (difference): ``advantaged - disadvantaged``; without a named pair ``max - min``;
-* ratio: ``disadvantaged / advantaged``; without a named pair ``min / max``; ``None`` when the
-  denominator is 0.
+* gap, ratio and share closed: :mod:`faapkit.fairness`'s rules, applied to the point estimates
+  and to each bootstrap resample alike (a CI exists where the rule is defined in every resample:
+  :func:`faapkit.fairness.defined_in_every_resample`).
 
 The bootstrap resamples images within each group (stratified), with the same draws for every
 setting (paired); an overall resample is the union of its groups' resamples. With box-level
@@ -28,7 +28,7 @@ import numpy as np
 
 from faapkit.evaluate.coco_backend import PYCOCOTOOLS
 from faapkit.evaluate.cocoeval import PerImageRecords, box_level, evaluate_split, per_image_eval
-from faapkit.fairness import gap, overshoot, ratio, share_closed
+from faapkit.fairness import defined_in_every_resample, gap, overshoot, ratio, share_closed
 
 # stats with CIs (when the IoU thresholds include 0.5 / 0.75 for AP50 / AP75): the all-area,
 # 100-detection ones; the area- and maxDets-specific stats are point estimates only
@@ -255,36 +255,36 @@ def _change_entry(per_setting: dict[str, np.ndarray], ci: CI) -> dict[str, Any]:
 
 def _gap_entry(per_setting: dict[str, np.ndarray], ci: CI) -> dict[str, Any]:
     """A gap's entry (:func:`_change_entry`) and, with a perturbed setting, the CI of the share of
-    the gap closed, ``1 - |after| / |before|`` in every paired resample (``None`` when some
-    resample's baseline gap is 0: no share to bound there)."""
+    the gap closed (:func:`faapkit.fairness.share_closed` of every paired resample; ``None`` when
+    some resample has no share: :func:`faapkit.fairness.defined_in_every_resample`)."""
     entry = _change_entry(per_setting, ci)
     if "perturbed" in per_setting:
-        before, after = per_setting["baseline"], per_setting["perturbed"]
-        entry["share_closed"] = None if np.any(before == 0) else ci(1.0 - np.abs(after) / np.abs(before))
+        pairs = zip(per_setting["baseline"].tolist(), per_setting["perturbed"].tolist(), strict=True)
+        shares = defined_in_every_resample(share_closed(before, after) for before, after in pairs)
+        entry["share_closed"] = None if shares is None else ci(np.array(shares))
     return entry
 
 
+def _resamples(per_group: dict[str, dict[str, np.ndarray]], m: str) -> list[dict[str, float]]:
+    """Stat ``m`` of every group in each resample: one ``{group: value}`` per resample."""
+    columns = {g: s[m].tolist() for g, s in per_group.items()}
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
 def _gap_samples(per_group: dict[str, dict[str, np.ndarray]], m: str, ref: tuple[str, str] | None) -> np.ndarray:
-    """Stat ``m``'s gap in every resample ``(R,)``: advantaged - disadvantaged, else max - min."""
-    if ref is not None:
-        return per_group[ref[1]][m] - per_group[ref[0]][m]
-    stacked = np.stack([s[m] for s in per_group.values()])
-    return stacked.max(0) - stacked.min(0)  # type: ignore[no-any-return]
+    """Stat ``m``'s gap (:func:`faapkit.fairness.gap`) in every resample ``(R,)``."""
+    return np.array([gap(values, ref) for values in _resamples(per_group, m)])
 
 
 def _ratio_entry(
     samples: dict[str, dict[str, dict[str, np.ndarray]]], m: str, ref: tuple[str, str] | None, ci: CI
 ) -> dict[str, Any] | None:
-    """Stat ``m``'s ratio (disadvantaged / advantaged, else min / max) entry; None when some
-    resample of some setting has a denominator of 0 (no ratio to bound)."""
+    """Stat ``m``'s ratio (:func:`faapkit.fairness.ratio`) entry; ``None`` when some resample of
+    some setting has no ratio (:func:`faapkit.fairness.defined_in_every_resample`)."""
     per_ratio: dict[str, np.ndarray] = {}
     for name, per_group in samples.items():
-        if ref is not None:
-            num, den = per_group[ref[0]][m], per_group[ref[1]][m]
-        else:
-            stacked = np.stack([s[m] for s in per_group.values()])
-            num, den = stacked.min(0), stacked.max(0)
-        if np.any(den <= 0):
+        ratios = defined_in_every_resample(ratio(values, ref) for values in _resamples(per_group, m))
+        if ratios is None:
             return None
-        per_ratio[name] = num / den
+        per_ratio[name] = np.array(ratios)
     return _change_entry(per_ratio, ci)

@@ -97,7 +97,7 @@ def _selection(run: Path) -> dict[str, Any] | None:
 def read_target(target: Path, result: Path | None = None) -> list[RunInputs]:
     """One run, or each evaluated seed of a seed set (in the set's order); refused in one line
     when nothing there is evaluated."""
-    from faapkit.train.seeds import is_seed_set, seed_runs
+    from faapkit.artifacts.seedset import is_seed_set, seed_runs
 
     if not target.is_dir():
         raise FaapError(f"{target} is not a run folder or a seed set")

@@ -120,7 +120,7 @@ def _get(node: Any, *keys: str) -> Any:
 def _seed_section(runs: list[RunInputs]) -> list[str]:
     """Across seeds: the spread lines of ``faap eval SEEDSET`` over the seeds' AP gaps."""
     from faapkit.evaluate.across_seeds import aggregate, seed_row
-    from faapkit.evaluate.result_rows import seeds_summary
+    from faapkit.evaluate.command.result_rows import seeds_summary
 
     conf = float((runs[0].result.get("bootstrap") or {}).get("confidence") or 0.95)
     summary = aggregate([seed_row(int(r.seed or 0), r.result) for r in runs], conf)

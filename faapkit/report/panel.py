@@ -104,8 +104,8 @@ def _models(r: RunInputs, registries: Any) -> tuple[Any, Any]:
     import torch
 
     from faapkit.detr.frozen import load_detector
+    from faapkit.evaluate.command.settings import run_detector
     from faapkit.evaluate.evaluator import detector_for_generator, load_generator
-    from faapkit.evaluate.inputs import run_detector
 
     ckpt = checkpoint_of(r)
     name, weights = run_detector(_run_config(r), str((r.result.get("detector") or {}).get("name") or "") or None, None)

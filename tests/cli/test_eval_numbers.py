@@ -85,7 +85,7 @@ def test_force_removes_the_rescores_of_the_result_it_replaces(run, evaluated, ca
 
 def test_empty_iou_thresholds_are_cocos_as_the_description_says(evaluated, capsys, tmp_path):
     from faapkit.config import EvalConfig
-    from faapkit.evaluate.settings import resolve, set_layers
+    from faapkit.evaluate.command.settings import resolve, set_layers
 
     assert "empty = COCO's" in str(EvalConfig.model_fields["iou_thresholds"].description)
     cfg, sources = resolve([("--set", set_layers(["eval.iou_thresholds=[]"])[0])])

@@ -130,9 +130,9 @@ def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_old_one(run, tmp_
 
 
 def test_force_replaces_an_earlier_result_of_the_same_kind_only(tmp_path):
+    from faapkit.evaluate.command.probe import HEADROOM_SCHEMA
+    from faapkit.evaluate.command.probe import not_a_report as _not_a_report
     from faapkit.evaluate.headroom import SCHEMA
-    from faapkit.evaluate.headroom_checks import HEADROOM_SCHEMA
-    from faapkit.evaluate.headroom_checks import not_a_report as _not_a_report
     from faapkit.train.pretrain_checks import check_pretrain_out as _check_pretrain_out
 
     assert HEADROOM_SCHEMA == SCHEMA

@@ -193,7 +193,7 @@ def test_eval_of_a_seed_set_in_a_pipe_still_says_the_spread(capsys, n_seeds):
     from rich.console import Console
 
     from faapkit.cli.eval_table import show_seeds
-    from faapkit.evaluate.result_rows import SEED_COLUMNS
+    from faapkit.evaluate.command.result_rows import SEED_COLUMNS
 
     rows = [_seed(s, -0.02 * (s + 1), [-0.05, 0.01]) for s in range(n_seeds)]
     show_seeds(rows, aggregate(rows), Console(file=io.StringIO(), force_terminal=False))

@@ -13,7 +13,9 @@ import torch
 from faapkit.data.coco import load_split
 from faapkit.distributed import DistInfo
 from faapkit.evaluate.cocoeval import PerImageRecords, make_coco, per_image_eval
-from faapkit.evaluate.evaluator import EvalRequest, bootstrap, run_detections
+from faapkit.evaluate.evaluator import run_detections
+from faapkit.evaluate.requests import EvalRequest
+from faapkit.evaluate.scoring import bootstrap
 from faapkit.fairness import reference_groups
 from faapkit.generators.perturb import ResearchUNetGenerator
 from tests.eval.bootstrap_reference import (

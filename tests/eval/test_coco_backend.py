@@ -27,7 +27,8 @@ from faapkit.distributed import DistInfo
 from faapkit.errors import ConfigError
 from faapkit.evaluate.coco_backend import BACKENDS, FASTER_COCO_EVAL, PYCOCOTOOLS
 from faapkit.evaluate.cocoeval import STAT_KEYS, evaluate_split, make_coco
-from faapkit.evaluate.evaluator import EvalRequest, run_detections
+from faapkit.evaluate.evaluator import run_detections
+from faapkit.evaluate.requests import EvalRequest
 from faapkit.evaluate.scoring import score
 from faapkit.fairness import reference_groups
 from faapkit.generators.perturb import ResearchUNetGenerator
@@ -151,7 +152,7 @@ def test_score_and_its_bootstrap_are_the_same(image_level):
 
 
 def test_a_missing_package_is_refused_naming_the_extra(monkeypatch):
-    from faapkit.evaluate.settings import resolve
+    from faapkit.evaluate.command.settings import resolve
 
     monkeypatch.setitem(sys.modules, "faster_coco_eval", None)  # import faster_coco_eval -> ImportError
     with pytest.raises(ConfigError, match=r"\(--set\) needs the faster-coco-eval package: pip install 'faapkit\["):

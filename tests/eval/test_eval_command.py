@@ -1,4 +1,4 @@
-"""``faapkit.evaluate.command.run_eval`` with a fake host: the order of its refusals and what it
+"""``faapkit.evaluate.command.flow.run_eval`` with a fake host: the order of its refusals and what it
 asks the host for, torch-free and without a dataset."""
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ import pytest
 
 from faapkit.errors import ConfigError, FaapError
 from faapkit.evaluate.command import run_eval
-from faapkit.evaluate.request import EvalCommand, EvalOutcome
+from faapkit.evaluate.requests import EvalCommand, EvalOutcome
 
 
 class FakeHost:
-    """A :class:`faapkit.evaluate.host.Host` that records what it was asked."""
+    """A :class:`faapkit.evaluate.command.host.Host` that records what it was asked."""
 
-    def __init__(self, seed_set: bool = False, states: list[tuple[int, Path, str]] | None = None) -> None:
+    def __init__(self) -> None:
         self.said: list[str] = []
         self.asked: list[str] = []
-        self.seed_set, self.states = seed_set, states or []
 
     def info(self, message: str) -> None:
         self.said.append(message)
@@ -37,15 +36,28 @@ class FakeHost:
     def launch(self, nproc: int) -> None:
         self.asked.append(f"launch {nproc}")
 
-    def not_metrics(self, path: Path) -> str | None:
-        return "is no faap eval metrics file"
+    def evaluation_written(self, run_dir: Path, path: Path) -> None:
+        self.asked.append(f"written {path}")
 
-    def is_seed_set(self, path: Path) -> bool:
-        return self.seed_set
 
-    def seed_states(self, path: Path) -> list[tuple[int, Path, str]]:
-        self.asked.append("seed states")
-        return self.states
+@pytest.fixture
+def seed_set(tmp_path, monkeypatch):
+    """A seed set's folder (its seeds.json, as faap train --seeds writes it) whose seeds' states
+    are what the test sets in the returned list (read: 'seed states' in it)."""
+    from faapkit.evaluate.command import flow
+    from faapkit.train.seeds import SeedSet, prepare
+
+    parent = tmp_path / "set"
+    prepare(parent, SeedSet("level-up", (0, 1)), resume=False)
+    states: list[tuple[int, Path, str]] = []
+    asked: list[str] = []
+
+    def seed_states(path: Path) -> list[tuple[int, Path, str]]:
+        asked.append("seed states")
+        return states
+
+    monkeypatch.setattr(flow, "seed_states", seed_states)
+    return parent, states, asked
 
 
 def test_impossible_options_are_refused_first():
@@ -65,14 +77,15 @@ def test_several_processes_relaunch_without_loading_the_plugins():
     assert host.asked == ["launch 2"]
 
 
-def test_a_seed_set_refuses_out_before_reading_its_seeds(tmp_path):
-    host = FakeHost(seed_set=True)
+def test_a_seed_set_refuses_out_before_reading_its_seeds(seed_set):
+    parent, _, asked = seed_set
     with pytest.raises(ConfigError, match="is a seed set: each seed's metrics go to its own run folder; drop --out"):
-        run_eval(EvalCommand(target=tmp_path, out=tmp_path / "m.json", force=True), host)
-    assert "seed states" not in host.asked
+        run_eval(EvalCommand(target=parent, out=parent / "m.json", force=True), FakeHost())
+    assert "seed states" not in asked
 
 
-def test_a_seed_set_with_unfinished_seeds_is_refused_naming_them(tmp_path):
-    host = FakeHost(seed_set=True, states=[(0, tmp_path / "seed-0", "done"), (1, tmp_path / "seed-1", "new")])
+def test_a_seed_set_with_unfinished_seeds_is_refused_naming_them(seed_set):
+    parent, states, _ = seed_set
+    states += [(0, parent / "seed-0", "done"), (1, parent / "seed-1", "new")]
     with pytest.raises(FaapError, match=r"seed 1 \(new\) not trained to the end; continue with faap train --resume"):
-        run_eval(EvalCommand(target=tmp_path), host)
+        run_eval(EvalCommand(target=parent), FakeHost())

@@ -252,8 +252,8 @@ def test_an_output_folder_that_cannot_take_the_file_is_one_line_before_any_infer
 
 def test_a_failed_write_leaves_no_detections_without_their_metrics(tmp_path, monkeypatch):
     from faapkit.errors import FaapError
-    from faapkit.evaluate import outputs
-    from faapkit.evaluate.host import Silent
+    from faapkit.evaluate.command import outputs
+    from faapkit.evaluate.command.host import Silent
 
     def full_disk(path: Path, metrics: object) -> None:
         raise FaapError(f"cannot write {path}: No space left on device")

@@ -1,4 +1,4 @@
-"""What ``faap eval`` reads from the run it evaluates (:mod:`faapkit.evaluate.inputs`): the
+"""What ``faap eval`` reads from the run it evaluates (:mod:`faapkit.evaluate.command.settings`): the
 benchmark it trained on and its detector weights, named so the metrics mean the same anywhere."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ def test_a_run_on_an_embedded_benchmark_is_evaluated_on_that_benchmark(tmp_path,
     """A run on the embedded benchmark records its cache folder (seed and bias); its evaluation
     uses that benchmark, not whatever the default is when it is evaluated."""
     import faapkit.data.synth as synth
-    from faapkit.evaluate.inputs import run_data
+    from faapkit.evaluate.command.settings import run_data
     from faapkit.plugins import make_plugin_manager
     from faapkit.plugins.registry import Registries
 
@@ -29,7 +29,7 @@ def test_a_run_on_an_embedded_benchmark_is_evaluated_on_that_benchmark(tmp_path,
 
 def test_a_relative_detector_checkpoint_is_recorded_absolute(tmp_path, monkeypatch):
     """The metrics JSON names the detector file wherever it is later read from."""
-    from faapkit.evaluate.inputs import run_detector
+    from faapkit.evaluate.command.settings import run_detector
 
     monkeypatch.chdir(tmp_path)
     assert run_detector({}, None, Path("w.pth")) == ("detr-synth-tiny-v3", tmp_path / "w.pth")

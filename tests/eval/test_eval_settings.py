@@ -1,4 +1,4 @@
-"""``faap eval``'s settings (:mod:`faapkit.evaluate.settings`): the input size layered over the
+"""``faap eval``'s settings (:mod:`faapkit.evaluate.command.settings`): the input size layered over the
 detector's, and the ``[data]`` keys of ``--set`` and ``--config`` that eval reads."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from faapkit.errors import ConfigError
-from faapkit.evaluate import settings
+from faapkit.evaluate.command import settings
 from faapkit.plugins import make_plugin_manager
 from faapkit.plugins.registry import Registries
 
@@ -64,8 +64,8 @@ def test_eval_reads_the_sizes_of_set_and_config(tmp_path):
 def test_the_group_level_is_an_eval_setting_of_data_too(tmp_path):
     """A dataset whose images and boxes both carry the attribute is evaluated without a run:
     ``--set data.group_level=box`` (or ``[data]`` of ``--config``) chooses, checked by name."""
-    from faapkit.evaluate.host import Silent
-    from faapkit.evaluate.settings import file_layers, group_level_of, set_layers
+    from faapkit.evaluate.command.host import Silent
+    from faapkit.evaluate.command.settings import file_layers, group_level_of, set_layers
 
     _, data = set_layers(["data.group_level=box"])
     assert group_level_of([("--set", data)]) == "box"

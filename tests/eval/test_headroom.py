@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from faapkit.config import EvalConfig
 from faapkit.data.batching import eval_batches
 from faapkit.data.coco import GroupedDetectionDataset, load_split
 from faapkit.data.transforms import EvalTransform
 from faapkit.errors import ConfigError
-from faapkit.evaluate.headroom import HeadroomRequest, oracle_delta, probe_headroom
+from faapkit.evaluate.headroom import oracle_delta, probe_headroom
 from faapkit.evaluate.inference import make_eval_loader
+from faapkit.evaluate.requests import HeadroomRequest
 from faapkit.generators.perturb import clamp_normalized
 
 
@@ -43,7 +45,7 @@ def test_probe_reports_per_group_lift_with_cis_and_the_gap_bound(tiny_detector, 
         steps=2,
         step_size=0.02,
         epsilon=0.04,
-        bootstrap=50,
+        eval_config=EvalConfig(bootstrap=50),
         disadvantaged="female",
         advantaged="male",
     )

@@ -12,7 +12,7 @@ import pytest
 
 from faapkit.config import resolve_config
 from faapkit.data.synth import SynthSpec, write_synthetic
-from faapkit.evaluate.targets import resolve_target
+from faapkit.evaluate.command.checkpoint_choice import resolve_target
 from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.plugins import make_plugin_manager
 from faapkit.plugins.registry import Registries

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from faapkit.config import EvalConfig
 from faapkit.data.coco import load_split
 from faapkit.errors import FaapError
 from faapkit.evaluate import detections as saved
 from faapkit.evaluate.cocoeval import PerImageRecords, load_results, make_coco, per_image_eval, run_cocoeval
-from faapkit.evaluate.evaluator import EvalRequest, evaluate_with_detections
+from faapkit.evaluate.evaluator import evaluate_with_detections
+from faapkit.evaluate.requests import EvalRequest
 from faapkit.evaluate.scoring import bootstrap, reported_stats, score
 from tests.eval.test_bootstrap import _synthetic
 
@@ -103,7 +105,7 @@ def real(synth_root, tiny_detector):
         detector=tiny_detector,
         device=torch.device("cpu"),
         num_workers=0,
-        bootstrap=20,
+        eval_config=EvalConfig(bootstrap=20),
         cache=False,
         progress=lambda *a: calls.append(a),
     )

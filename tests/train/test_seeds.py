@@ -109,8 +109,9 @@ def test_eval_of_a_set_with_an_unfinished_seed_is_refused(tmp_path):
 
 def test_eval_of_a_set_again_names_force_not_the_out_it_refuses(tmp_path, capsys, monkeypatch):
     """A seed's metrics already there: the refusal said '--out to write elsewhere', which a seed set refuses."""
-    from faapkit.evaluate import seedset as evaluation
-    from faapkit.evaluate.outputs import ResultTaken
+    from faapkit.artifacts import seedset as seed_set_on_disk
+    from faapkit.evaluate.command import flow
+    from faapkit.evaluate.command.outputs import ResultTaken
     from tests.conftest import faap_in_process, one_error
 
     parent = tmp_path / "set"
@@ -120,9 +121,9 @@ def test_eval_of_a_set_again_names_force_not_the_out_it_refuses(tmp_path, capsys
     def refuse(*args, **kwargs):
         raise ResultTaken(taken)
 
-    monkeypatch.setattr(seedset, "seed_state", lambda run, *args: "done")
-    monkeypatch.setattr(evaluation, "preflight_seed", lambda cmd, layers: None)
-    monkeypatch.setattr(evaluation, "evaluate_one", refuse)
+    monkeypatch.setattr(seed_set_on_disk, "seed_state", lambda run, *args: "done")
+    monkeypatch.setattr(flow, "preflight_seed", lambda cmd, layers: None)
+    monkeypatch.setattr(flow, "evaluate_one", refuse)
     code, _, err = faap_in_process(capsys, "eval", str(parent))
     error = err[err.index("error: ") :]  # after the 'seed 0: faap eval ...' progress line
     one_error(error, 1, code, f"seed 0: {taken} already holds an evaluation")

@@ -24,10 +24,10 @@ from faapkit.artifacts.integrity import numbers_sha256
 from faapkit.artifacts.records import METRICS_FORMAT, metrics_file, write_metrics_file
 from faapkit.errors import ConfigError, FaapError
 from faapkit.evaluate.coco_backend import PYCOCOTOOLS
-from faapkit.evaluate.host import Host, Progress
-from faapkit.evaluate.request import EvalCommand
-from faapkit.evaluate.settings import CommandLayers
-from faapkit.evaluate.targets import CHANGED_BEST
+from faapkit.evaluate.command.checkpoint_choice import CHANGED_BEST
+from faapkit.evaluate.command.host import Host
+from faapkit.evaluate.command.settings import CommandLayers
+from faapkit.evaluate.requests import EvalCommand, Progress
 
 
 def refuse_inference_options(cmd: EvalCommand) -> None:
@@ -111,7 +111,7 @@ def rescore_metrics(cmd: EvalCommand, layers: CommandLayers, host: Host) -> dict
     ``cmd.pair`` (``None`` = the recorded one) picks the gap's groups: every image is perturbed
     alike, so another pair needs no inference. ``layers.sizes`` (``data.min_size`` /
     ``data.max_size``) are refused unless they are the recorded input size."""
-    from faapkit.evaluate.guards import check_out
+    from faapkit.evaluate.command.outputs import check_out
 
     assert cmd.rescore is not None
     path, out, force = cmd.rescore.absolute(), cmd.out, cmd.force
@@ -123,7 +123,7 @@ def rescore_metrics(cmd: EvalCommand, layers: CommandLayers, host: Host) -> dict
     if target == path:
         raise FaapError(f"--rescore would write over the file it rescores ({path}); pass another --out")
     if out is not None:
-        check_out(target, force=force, not_metrics=host.not_metrics)
+        check_out(target, force=force)
     from faapkit.artifacts.output_lock import OutputLock
 
     with OutputLock(target, note=host.warn) as lock:  # of two rescores into one file, one writes
@@ -185,7 +185,7 @@ def _score(
 
 def _settings(path: Path, metrics: dict[str, Any], layers: list[tuple[str, Any]]) -> tuple[Any, dict[str, str]]:
     """The recorded settings under the command's layers; one that changes the detections is refused."""
-    from faapkit.evaluate.settings import INFERENCE_KEYS, resolve
+    from faapkit.evaluate.command.settings import INFERENCE_KEYS, resolve
 
     recorded = metrics.get("eval_config") or {}
     cfg, sources = resolve([(f"the settings recorded in {path.name}", recorded), *layers])

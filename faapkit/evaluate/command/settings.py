@@ -1,10 +1,16 @@
-"""One source of ``faap eval`` settings: :class:`faapkit.config.EvalConfig`, layered
+"""What ``faap eval`` evaluates with: its options checked, its settings, the run's data and
+detector, and the gap's pair of groups.
+
+The settings have one source, :class:`faapkit.config.EvalConfig`, layered
 ``defaults < the run's [eval] (or, for --rescore, the rescored file's) < --config < --set < flags``.
 Each layer is validated as it is added, so an error names the key and the layer it came from.
 
 The input size (``data.min_size``, ``data.max_size``) is layered the same way from the
 detector's (``DetectorSpec.min_size``/``max_size``): ``detector < the run's [data] < --config
-(its [data]) < --set data.key=value`` (:func:`resolve_sizes`)."""
+(its [data]) < --set data.key=value`` (:func:`resolve_sizes`). The data config, dataset root,
+detector and pair are the run's under the command's options (:func:`run_data`,
+:func:`run_detector`, :func:`reference_pair`); :func:`annotate` records in the metrics what the
+evaluator does not know of them."""
 
 from __future__ import annotations
 
@@ -14,10 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faapkit.errors import ConfigError
-from faapkit.evaluate.host import Notes
+from faapkit.evaluate.command.host import Notes
 
 if TYPE_CHECKING:
-    from faapkit.evaluate.request import EvalCommand
+    from faapkit.config import DataConfig
+    from faapkit.evaluate.command.checkpoint_choice import Target
+    from faapkit.evaluate.requests import EvalCommand
 
 Layers = list[tuple[str, dict[str, Any]]]  # (where the layer came from, its settings), lowest first
 
@@ -36,6 +44,27 @@ def check_bootstrap(resamples: int) -> None:
     """0 (no CIs) or enough resamples for a percentile interval to mean something."""
     if resamples != 0 and resamples < MIN_RESAMPLES:
         raise ConfigError(f"--bootstrap must be 0 (no CIs) or at least {MIN_RESAMPLES}, got {resamples}")
+
+
+def check_options(cmd: EvalCommand) -> None:
+    """Refuse impossible option values before any work (typer would accept them)."""
+    if cmd.epsilon is not None and not 0 < cmd.epsilon <= 1:  # NaN too
+        raise ConfigError(f"--epsilon must be in (0, 1], got {cmd.epsilon}")
+    if cmd.epoch is not None and cmd.epoch < 0:
+        raise ConfigError(f"--epoch must be at least 0, got {cmd.epoch}")
+    for name, value, least in (
+        ("--batch-size", cmd.batch_size, 1),
+        ("--bootstrap", cmd.bootstrap, 0),
+        ("--limit-images", cmd.limit_images, 1),
+        ("--workers", cmd.workers, 0),
+        ("--nproc", cmd.nproc, 1),
+    ):
+        if value is not None and value < least:
+            raise ConfigError(f"{name} must be at least {least}, got {value}")
+    if cmd.bootstrap is not None:
+        check_bootstrap(cmd.bootstrap)
+    if cmd.on_invalid not in (None, "fail", "skip"):
+        raise ConfigError(f"--on-invalid must be fail or skip, got {cmd.on_invalid!r}")
 
 
 def file_layers(path: Path, say: Notes) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -232,3 +261,129 @@ def command_layers(cmd: EvalCommand, say: Notes) -> CommandLayers:
         save_detections=cmd.save_detections,
     )
     return CommandLayers(layers + flag_layers(flags), sizes)
+
+
+def run_data(
+    run_config: dict[str, Any],
+    data: Path | None,
+    limit_images: int | None,
+    on_invalid: str | None,
+    trained_on: str | None = None,
+    detector: tuple[Any, Path | None] = (None, None),
+    input_size: dict[str, Any] | None = None,
+) -> tuple[DataConfig, Path]:
+    """``(DataConfig, dataset root)``: the run's ``[data]`` (defaults without a run) with the
+    command's ``--limit-images``, ``--on-invalid`` and resolved ``input_size``
+    (:func:`resolve_sizes`); ``--data`` replaces the run's root. A run
+    on the embedded benchmark gets the one it trained on (``trained_on`` names its seed and bias),
+    not today's default; without either, the benchmark ``detector`` (``(DetectorSpec, checkpoint)``) was
+    trained on."""
+    from faapkit.config import DataConfig, validate_model
+    from faapkit.data.synth import embedded_dataset_for
+
+    stored = {**run_config.get("data", {}), "limit_images": limit_images}
+    stored.update({k: v for k, v in (input_size or {}).items() if k in ("min_size", "max_size")})
+    if on_invalid is not None:
+        stored["on_invalid"] = on_invalid
+    dcfg = validate_model(DataConfig, stored, prefix="data")
+    if data is None and dcfg.root is not None and not Path(dcfg.root).is_absolute():
+        raise ConfigError(
+            f"the run stores a relative data.root '{dcfg.root}' (faapkit before 0.2 did): it depends on the folder "
+            "faap runs in; pass --data with the dataset's path"
+        )
+    own = Path(dcfg.root) if dcfg.root else None
+    recorded = Path(trained_on) if trained_on else None
+    root = (data.absolute() if data else None) or own or embedded_dataset_for(*detector, recorded=recorded)
+    return dcfg, root
+
+
+def run_detector(
+    run_config: dict[str, Any], detector: str | None, detector_checkpoint: Path | None
+) -> tuple[str, Path | None]:
+    """The registered detector and weights to evaluate with: the options, else the run's (an
+    empty stored checkpoint means the shipped weights), else the shipped tiny DETR."""
+    stored = run_config.get("detector", {})
+    from faapkit.config import DEFAULT_DETECTOR
+
+    name = detector or stored.get("name", DEFAULT_DETECTOR)  # no run (a loose checkpoint): today's default
+    # absolute: the metrics JSON must name the same file wherever it is read from (a run's is stored so)
+    ckpt = detector_checkpoint.absolute() if detector_checkpoint else None
+    ckpt = ckpt or (Path(stored["checkpoint"]) if stored.get("checkpoint") else None)
+    return name, ckpt
+
+
+def reference_pair(
+    split: Any, disadvantaged: str | None, advantaged: str | None, dcfg: Any, from_run: bool
+) -> tuple[str | None, str | None]:
+    """The groups of the gap. Named ones (options, or the run's data config for the same attribute)
+    must exist in the split: falling back to other groups would report another gap silently.
+    Without a run, the defaults (female/male) apply only to a two-group split that has them."""
+    chosen: list[str | None] = []
+    for role, given in (("disadvantaged", disadvantaged), ("advantaged", advantaged)):
+        source, group = f"--{role}", given
+        if group is None and dcfg is not None:
+            source, group = f"the run's data.{role}", getattr(dcfg, role)
+            if not from_run:  # built-in defaults: only where they fit
+                group = group if group in split.groups and len(split.groups) == 2 else None
+        if group is not None and group not in split.groups:
+            raise ConfigError(
+                f"{source} '{group}' is not a group of '{split.split_by}' in split '{split.split}' "
+                f"(groups: {', '.join(split.groups)})"
+            )
+        chosen.append(group)
+    return chosen[0], chosen[1]
+
+
+def annotate(
+    result: dict[str, Any], tgt: Target, dcfg: Any, settings: Any, sources: dict[str, str], input_size: dict[str, Any]
+) -> None:
+    """What the evaluator does not know: how the checkpoint was chosen, the run, the data and
+    evaluation settings and where each setting came from (``input_size``: the images' resize,
+    ``{"min_size", "max_size", "source"}``)."""
+    result["checkpoint_choice"] = tgt.chosen_by
+    if tgt.check is not None:  # best.pt against the sha256 its run's selection.json recorded
+        result["checkpoint_check"] = tgt.check
+        if tgt.chosen_on is None and "selection" in result:  # not the chosen file: its record is not the run's
+            result["selection_in_checkpoint"] = result.pop("selection")
+    result["input_size"] = dict(input_size)
+    if tgt.run_dir is not None:
+        result["run"] = str(tgt.run_dir)
+        result["run_id"] = tgt.run_id
+    result["dataset"].update(
+        limit_images=dcfg.limit_images, on_corrupt=dcfg.on_corrupt, on_invalid=dcfg.on_invalid, split=settings.split
+    )
+    result["eval_config"] = settings.model_dump(mode="json")
+    result["eval_config_sources"] = sources
+
+
+def checked_detector(detector: tuple[Any, Path | None], named: bool, tgt: Target, dev: Any) -> Any:
+    """The detector to evaluate with (``(DetectorSpec, checkpoint)`` from :func:`run_detector`);
+    unless ``--detector``/``--detector-checkpoint`` name one (``named``), it must be the weights
+    the checkpoint's generator was trained against."""
+    from faapkit.detr.frozen import load_detector
+
+    det = load_detector(*detector, device=dev)
+    if tgt.checkpoint is not None and not named:
+        check_trained_against(tgt.checkpoint, det)
+    return det
+
+
+def check_trained_against(checkpoint: Path, detector: object) -> None:
+    """Refuse a generator trained against other detector weights than the ones about to
+    evaluate it, unless they were asked for (``--detector``/``--detector-checkpoint``): its
+    numbers would be filed as the run's although they measure a transfer to another detector
+    (e.g. a run's detector checkpoint replaced on disk since it trained). A checkpoint that
+    records no detector (research scripts) passes."""
+    from faapkit.errors import CheckpointError
+    from faapkit.io import load_checkpoint
+
+    stored = load_checkpoint(checkpoint, mmap=True).get("detector")
+    record: dict[str, object] = stored if isinstance(stored, dict) else {}
+    trained, now = record.get("sha256"), getattr(detector, "sha256", None)
+    if not trained or not now or trained == now:
+        return
+    raise CheckpointError(
+        f"{checkpoint}: its generator was trained against detector '{record.get('name')}' with weights "
+        f"{str(trained)[:12]}, not the {str(now)[:12]} loaded now; pass --detector-checkpoint with the weights it "
+        "was trained against, or name other weights explicitly to measure a transfer"
+    )

@@ -1,7 +1,7 @@
-"""Where ``faap eval`` writes and what it never overwrites unasked: the metrics file's name
-(it encodes what was evaluated, so different evaluations never share a file), its lock, the
-refusal of a result that is there already, and the write of the metrics with their saved
-detections; torch-free."""
+"""Where ``faap eval`` writes and what it never overwrites unasked: an ``--out`` that is no
+metrics file, the metrics file's name (it encodes what was evaluated, so different evaluations
+never share a file), its lock, the refusal of a result that is there already, and the write of
+the metrics with their saved detections; torch-free."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faapkit.errors import FaapError
-from faapkit.evaluate.host import Notes
+from faapkit.evaluate.command.host import Notes
 
 if TYPE_CHECKING:
     from faapkit.artifacts.output_lock import OutputLock
-    from faapkit.evaluate.request import EvalCommand
-    from faapkit.evaluate.settings import Layers
-    from faapkit.evaluate.targets import Target
+    from faapkit.evaluate.command.checkpoint_choice import Target
+    from faapkit.evaluate.command.settings import Layers
+    from faapkit.evaluate.requests import EvalCommand
 
 
 class ResultTaken(FaapError):
@@ -29,6 +29,23 @@ class ResultTaken(FaapError):
             "pass --force to replace it or --out to write elsewhere"
         )
         self.path = path
+
+
+def check_out(out: Path, *, force: bool) -> None:
+    """Refuse an ``--out`` that is, or would pass for, a run's record, a checkpoint or saved
+    detections, that cannot be written, that exists without ``--force``, or that exists and is no
+    faapkit metrics file: ``--force`` replaces a result, never a run artefact
+    (:func:`faapkit.artifacts.outputs.check_output`, shared by every command)."""
+    from faapkit.artifacts.outputs import check_output
+
+    check_output(out, "--out", force=force, replaceable=not_metrics)
+
+
+def not_metrics(path: Path) -> str | None:
+    """Why an existing ``path`` may not be replaced by metrics (``None``: it is a metrics file)."""
+    from faapkit.artifacts.records import is_metrics_file
+
+    return None if is_metrics_file(path) else "is no faap eval metrics file"
 
 
 def output_path(
@@ -52,7 +69,7 @@ def tags(cmd: EvalCommand, sizes: Layers, det: Any, split_data: Any, settings: A
     """What the metrics file name adds for each override of the run's evaluation (``sizes``: the
     command's input-size layers; ``dcfg``: the run's data config, whose pair of groups a
     ``--disadvantaged``/``--advantaged`` may change)."""
-    from faapkit.evaluate.settings import SIZE_KEYS, iou_tag
+    from faapkit.evaluate.command.settings import SIZE_KEYS, iou_tag
 
     found = [f"eps{cmd.epsilon:g}"] if cmd.epsilon is not None else []
     found += _pair_tag(cmd, dcfg)
@@ -99,7 +116,7 @@ def refuse_taken(paths: list[Path]) -> None:
 def check_folder(tgt: Target, out: Path | None) -> None:
     """The folder the default output goes into (``RUN/eval``, ``<checkpoint>.eval``), made if
     missing and able to take a file; ``--out`` was checked by
-    :func:`faapkit.evaluate.guards.check_out`."""
+    :func:`check_out`."""
     if out is not None or tgt.checkpoint is None:
         return
     from faapkit.artifacts.outputs import ensure_folder

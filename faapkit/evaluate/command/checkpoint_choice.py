@@ -1,6 +1,10 @@
-"""Which checkpoint ``faap eval`` evaluates: a run folder's ``best.pt`` (checked against the
-sha256 its ``selection.json`` recorded), its ``--epoch N`` or highest-step checkpoint, or a
-checkpoint path as given; torch-free."""
+"""How ``faap eval RUN`` picks its checkpoint (:func:`resolve_target`): a run folder's
+``best.pt``, chosen on val by the run and checked against the sha256 its ``selection.json``
+recorded; ``--epoch N`` gives that epoch's checkpoint; a run without ``best.pt`` gives its
+highest-step checkpoint (with a warning when its selection rule chose no epoch; refused when the
+selection chose one whose ``best.pt`` is gone); a checkpoint path is used as given (a run's
+``best.pt`` checked alike). A checkpoint inside a run folder must be that run's
+(:func:`check_belongs`). Torch-free."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from faapkit.errors import ConfigError, FaapError
-from faapkit.evaluate.host import Notes, Silent
+from faapkit.evaluate.command.host import Notes, Silent
 
 
 @dataclass(frozen=True)
@@ -175,3 +179,23 @@ def _recorded(run: Any) -> tuple[dict[str, Any], str | None, str | None]:
         (manifest.get("dataset") or {}).get("root"),
         run_id if isinstance(run_id, str) else None,
     )
+
+
+def check_belongs(checkpoint: Path, run_dir: Path) -> None:
+    """Refuse a checkpoint of ``run_dir`` that is no whole training checkpoint (format, keys and
+    their types: before any inference), or whose run id or version is not the run's (one dropped
+    in from another run)."""
+    from faapkit.artifacts.records import checkpoint_payload
+    from faapkit.artifacts.rundir import RunDir
+    from faapkit.io import load_checkpoint
+
+    manifest = RunDir(run_dir).manifest()
+    # memory-mapped: the check reads the keys, the weights are loaded once, by the evaluation
+    ckpt = checkpoint_payload(load_checkpoint(checkpoint, mmap=True), checkpoint)
+    for key, what in (("run_id", "run id"), ("version", "version")):
+        mine, stored = getattr(manifest, key), getattr(ckpt, key)
+        if stored != mine:
+            raise FaapError(
+                f"{checkpoint} was written with {what} {stored}, not by the run of {run_dir} ({what} {mine}): "
+                "copied from another run? evaluate it from its own run folder, or copy it out of this one"
+            )
