@@ -178,7 +178,9 @@ def check_targets(items: list[Item], src: Path, out: Path) -> None:
         if target == src_r or src_r in target.parents:
             raise FaapError(f"--out {out}: {item.name} would be written inside SRC ({src}); name a folder outside it")
         if target in seen:
-            first = seen[target].source.relative_to(src).as_posix() if seen[target].record is None else seen[target].name
+            first = (
+                seen[target].source.relative_to(src).as_posix() if seen[target].record is None else seen[target].name
+            )
             again = item.source.relative_to(src).as_posix() if item.record is None else item.name
             raise DataError(f"{src}: {first} and {again} would both be written as {item.name}; rename one")
         seen[target] = item

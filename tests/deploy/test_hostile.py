@@ -57,7 +57,11 @@ def test_a_coco_file_name_escaping_dst_is_refused(deploy_run, deploy_data, tmp_p
 
 @pytest.mark.parametrize(
     ("text", "says"),
-    [("{", "not valid JSON"), ('{"annotations": []}', "no 'images' list"), ('{"images": [{"id": 1}]}', "no 'file_name'")],
+    [
+        ("{", "not valid JSON"),
+        ('{"annotations": []}', "no 'images' list"),
+        ('{"images": [{"id": 1}]}', "no 'file_name'"),
+    ],
 )
 def test_a_broken_coco_file_is_named_in_one_line(deploy_run, deploy_data, tmp_path, text, says):
     root = tmp_path / "coco"
