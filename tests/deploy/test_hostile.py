@@ -150,3 +150,18 @@ def test_the_perturbation_refuses_tensors_it_would_turn_into_garbage(deploy_run)
         assert says in str(info.value)
     with torch.no_grad():
         assert torch.equal(perturb(x.double()), perturb(x).double())
+
+
+def test_a_replaced_best_pt_is_refused_naming_an_option_the_deploy_commands_take(deploy_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(deploy_run, run, ignore=shutil.ignore_patterns("eval", "export"))
+    best = run / "checkpoints" / "best.pt"
+    data = bytearray(best.read_bytes())
+    data[-100] ^= 1
+    best.write_bytes(bytes(data))
+    _image(tmp_path / "src" / "a.png")
+    apply = ("apply", str(run), str(tmp_path / "src"), "--out", str(tmp_path / "dst"))
+    for args in (("export", str(run), "--format", "torchscript"), apply):
+        code, _, err = run_here(*args)
+        one_error(err, 1, code, "name another checkpoint with --epoch N")
+        assert "--accept-changed-best" not in err
