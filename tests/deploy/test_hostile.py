@@ -165,3 +165,13 @@ def test_a_replaced_best_pt_is_refused_naming_an_option_the_deploy_commands_take
         code, _, err = run_here(*args)
         one_error(err, 1, code, "name another checkpoint with --epoch N")
         assert "--accept-changed-best" not in err
+
+
+def test_an_export_clears_the_temporary_file_a_killed_export_left(deploy_run, tmp_path):
+    out = tmp_path / "p [1].ts"
+    stale = tmp_path / ".p [1].ts.k1ll3d.tmp.ts"
+    stale.write_bytes(b"half an export")
+    (tmp_path / "keep.ts").write_bytes(b"not ours")
+    code, _, err = run_here("export", str(deploy_run), "--format", "torchscript", "--out", str(out))
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.ts", "p [1].ts", "p [1].ts.json"]
