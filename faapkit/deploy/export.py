@@ -85,7 +85,7 @@ def export_run(req: ExportRequest) -> tuple[Path, dict[str, Any]]:
     out = req.out or default_out(target, req.fmt, req.with_detector)
     if req.out is None:
         ensure_folder(out, "--out")  # RUN/export, made on first use
-    check_output(out, "--out", force=req.force, suffixes=(FORMATS[req.fmt],), what=f"{'an' if req.fmt == 'onnx' else 'a'} {req.fmt} export")
+    check_output(out, "--out", force=req.force, suffixes=(FORMATS[req.fmt],), what=f"the {req.fmt} export")
     check_output(sidecar_path(out), "--out's sidecar", force=req.force)
     load = load_fair_detector if req.with_detector else load_perturbation
     module = load(target.checkpoint if target.run_dir is None else req.run, epoch=req.epoch)
