@@ -41,5 +41,9 @@ def apply(
         manifest = apply_run(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
     kept = len(manifest["files"]) - manifest["written"]
     already = f", {kept} already written" if kept else ""
-    skipped = f"; {len(manifest['corrupt'])} unreadable left out (listed there)" if manifest["corrupt"] else ""
+    skipped = (
+        f"; {len(manifest['corrupt'])} left out as unreadable or unresizable (listed there)"
+        if manifest["corrupt"]
+        else ""
+    )
     info(f"wrote {manifest['written']} images{already} and {out / 'faap-apply.json'}{skipped}")
