@@ -1,4 +1,4 @@
-"""The ``effect`` section: what each generator buys per second of training (issue 14).
+"""The ``effect`` section: what each generator buys per second of training.
 
 For each generator, ``level-up`` is trained through the real engine (``Trainer.setup`` and
 ``Trainer.fit``, what ``faap train --version level-up --set generator.name=...`` runs) for the same

@@ -151,7 +151,7 @@ def section_flops(device: torch.device, r50_size: int) -> list[dict[str, object]
     """Arithmetic per image at the research resolution: why a step cannot get close to the floor."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from faapkit.generators.perturb import PerturbationGenerator
+    from faapkit.generators.perturb import ResearchUNetGenerator
 
     h, w = r50_size, round(r50_size * 1.36)
     x = torch.randn(1, 3, h, w, device=device)
@@ -172,7 +172,7 @@ def section_flops(device: torch.device, r50_size: int) -> list[dict[str, object]
         {"part": f"DETR-R50 fwd+bwd to input, {h}x{w} (floor)", "GFLOP/image": floor_gflop, "x floor": 1.0}
     ]
     for channels in (32, 16):
-        gen = PerturbationGenerator(channels).to(device)
+        gen = ResearchUNetGenerator(channels).to(device)
         g = count(lambda gen=gen: gen(x).sum().backward())
         rows.append({"part": f"generator {channels} ch fwd+bwd", "GFLOP/image": g, "x floor": g / floor_gflop})
         rows.append(
@@ -180,7 +180,7 @@ def section_flops(device: torch.device, r50_size: int) -> list[dict[str, object]
         )
     with torch.no_grad():
         det_fwd = count(lambda: det(x, mask))
-        gen_fwd = count(lambda: PerturbationGenerator(32).to(device).eval()(x))
+        gen_fwd = count(lambda: ResearchUNetGenerator(32).to(device).eval()(x))
     research, cached = gen_fwd + 2 * det_fwd, gen_fwd + det_fwd
     rows.append({"part": "eval, research (perturbed + baseline)", "GFLOP/image": research, "x floor": None})
     rows.append({"part": "eval, cached baseline (perturbed only)", "GFLOP/image": cached, "x floor": None})
@@ -246,12 +246,12 @@ def section_train(device: torch.device, r50_size: int, compile_: bool) -> list[d
         }
         for (bf16, cl), t in floors.items()
     ]
-    from faapkit.generators.perturb import PerturbationGenerator
+    from faapkit.generators.perturb import ResearchUNetGenerator
     from faapkit.generators.subpixel import SubPixelGenerator
 
     for gen_name, cl in [*(("unet 32", c) for c in CHANNELS_LAST), ("subpixel 32", False)]:
         fmt = torch.channels_last if cl else torch.contiguous_format
-        gen = (PerturbationGenerator(32) if gen_name.startswith("unet") else SubPixelGenerator()).to(
+        gen = (ResearchUNetGenerator(32) if gen_name.startswith("unet") else SubPixelGenerator()).to(
             device, memory_format=fmt
         )
         for p in gen.parameters():  # the subpixel head starts at zero; time a trained-like state
@@ -354,7 +354,7 @@ def section_eval(device: torch.device, r50_size: int, repeat: int = 3) -> list[d
     from faapkit.evaluate.evaluator import evaluate
     from faapkit.evaluate.inference import coco_records, detect, make_eval_loader
     from faapkit.evaluate.requests import EvalRequest
-    from faapkit.generators.perturb import PerturbationGenerator, clamp_normalized
+    from faapkit.generators.perturb import ResearchUNetGenerator, clamp_normalized
     from faapkit.io import save_checkpoint
 
     cuda = device.type == "cuda"
@@ -363,7 +363,7 @@ def section_eval(device: torch.device, r50_size: int, repeat: int = 3) -> list[d
     data = load_split(embedded_dataset(), "test")
     ds = GroupedDetectionDataset(data, EvalTransform(min_size, max_size))
     torch.manual_seed(0)
-    gen = PerturbationGenerator(32, epsilon=0.1).to(device).eval()
+    gen = ResearchUNetGenerator(32, epsilon=0.1).to(device).eval()
     groups = {g: [r.image_id for r in data.records if r.group == g] for g in data.groups}
     group_idx = {g: [i for i, r in enumerate(data.records) if r.group == g] for g in data.groups}
     workers = 4 if cuda else 0
@@ -501,12 +501,12 @@ def bootstrap_inputs(device: torch.device) -> tuple[Any, dict[str, list[dict[str
     from faapkit.evaluate.evaluator import run_detections
     from faapkit.evaluate.requests import EvalRequest
     from faapkit.fairness import reference_groups
-    from faapkit.generators.perturb import PerturbationGenerator
+    from faapkit.generators.perturb import ResearchUNetGenerator
 
     data = load_split(embedded_dataset(), "test")
     det = detector_for("detr-synth-tiny", device)
     torch.manual_seed(0)
-    gen = PerturbationGenerator(32, epsilon=0.1).to(device).eval()
+    gen = ResearchUNetGenerator(32, epsilon=0.1).to(device).eval()
     req = EvalRequest(data=data, detector=det, device=device, num_workers=0)
     base, pert = run_detections(req, [None, gen], DistInfo())
     group_images = {g: [r.image_id for r in data.records if r.group == g] for g in data.groups}

@@ -22,7 +22,14 @@ inside a loss factory, when torch is needed anyway.
   ``wasserstein_1d_asymmetric``, ``info_nce``, ``self_similarity``, ``count_groups``,
   ``score_terms`` (logged group means of image scores), ``need_anchors_and_targets`` (a skip rule);
 - distributed: ``DistInfo`` and ``average_gradients``, for a loss that trains a module of its own
-  (the 7th's discriminator) and keeps its replicas identical under torchrun.
+  (the 7th's discriminator) and keeps its replicas identical under torchrun;
+- building on the built-ins: ``VersionSpec(extends="level-up", ...)`` takes a registered version's
+  parts and defaults; ``LevelUpDetection`` (level-up's loss, subclass it and add a term to
+  ``super().__call__(x)``) and ``LevelUpOptions`` (its options, subclass them for yours); the
+  built-in generators ``ResearchUNetGenerator``, ``SubPixelGenerator``, ``DetectorAwareGenerator``
+  (its ``detector`` is the frozen detector it reads) and ``TransformerAwareGenerator``, with
+  ``pad_to_multiple_of_4`` (what the sub-pixel generators feed the detector) and
+  ``clamp_normalized`` (an image plus a delta, kept a valid image).
 """
 
 from __future__ import annotations
@@ -45,8 +52,13 @@ from faapkit.plugins.specs import (
 )
 
 if TYPE_CHECKING:
+    from faap_plugins.level_up import LevelUpOptions
+    from faap_plugins.level_up.loss import LevelUpDetection
     from faapkit.detr.build import detr_parts
     from faapkit.distributed import DistInfo, average_gradients
+    from faapkit.generators.perturb import ResearchUNetGenerator, clamp_normalized
+    from faapkit.generators.subpixel import DetectorAwareGenerator, SubPixelGenerator, pad_to_multiple_of_4
+    from faapkit.generators.transformer_aware import TransformerAwareGenerator
     from faapkit.losses.base import LossInputs, LossOutput, LossStrategy, count_groups
     from faapkit.losses.common import (
         image_scores,
@@ -80,6 +92,15 @@ _LAZY = {
     "DistInfo": "faapkit.distributed",
     "average_gradients": "faapkit.distributed",
     "detr_parts": "faapkit.detr.build",
+    "ResearchUNetGenerator": "faapkit.generators.perturb",
+    "clamp_normalized": "faapkit.generators.perturb",
+    "SubPixelGenerator": "faapkit.generators.subpixel",
+    "DetectorAwareGenerator": "faapkit.generators.subpixel",
+    "pad_to_multiple_of_4": "faapkit.generators.subpixel",
+    "TransformerAwareGenerator": "faapkit.generators.transformer_aware",
+    # the built-in level-up version's loss and options, for versions that add to them
+    "LevelUpDetection": "faap_plugins.level_up.loss",
+    "LevelUpOptions": "faap_plugins.level_up",
 }
 
 
@@ -93,21 +114,28 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DetectorAwareGenerator",
     "DetectorParts",
     "DetectorSpec",
     "DistInfo",
     "GeneratorSpec",
     "HeadSpec",
+    "LevelUpDetection",
+    "LevelUpOptions",
     "LoggerSpec",
     "LossInputs",
     "LossOutput",
     "LossSpec",
     "LossStrategy",
     "Options",
+    "ResearchUNetGenerator",
     "RunRecord",
     "ScheduleSpec",
+    "SubPixelGenerator",
+    "TransformerAwareGenerator",
     "VersionSpec",
     "average_gradients",
+    "clamp_normalized",
     "count_groups",
     "detr_parts",
     "hookimpl",
@@ -115,6 +143,7 @@ __all__ = [
     "info_nce",
     "matched_scores",
     "need_anchors_and_targets",
+    "pad_to_multiple_of_4",
     "score_terms",
     "self_similarity",
     "train_only_records",

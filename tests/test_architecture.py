@@ -9,6 +9,7 @@ the day somebody moves it to the top of the file.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from itertools import pairwise
 from pathlib import Path
@@ -187,3 +188,31 @@ def test_the_evaluate_library_never_imports_its_command_layer():
     assert any(e.endswith("-> library") for e in seen[True]), "the command layer no longer uses the library"
     upward = [e for e in seen[False] if e.endswith("-> command")]
     assert not upward, f"the evaluate library imports its command layer: {upward}"
+
+
+# An issue reference in code: "issue 28", "issue #28", "#28" (not "&#28;", not a path or a URL's "/#28")
+ISSUE_REFERENCE = re.compile(r"\bissue ?#?\d+|(?<![&\w/])#\d+\b", re.IGNORECASE)
+
+
+def issue_references(text: str) -> list[str]:
+    return ISSUE_REFERENCE.findall(text)
+
+
+def test_code_carries_no_issue_number():
+    """Why a line is as it is belongs in a comment; when and under which ticket belongs to git.
+    Docs may cite issues; code, comments and docstrings do not."""
+    repo = ROOT.parent
+    found = [
+        f"{path.relative_to(repo)}:{n}: {line.strip()}"
+        for folder in ("faapkit", "plugins", "examples", "benchmarks", "tests")
+        for path in sorted((repo / folder).rglob("*.py"))
+        if path != Path(__file__).resolve()
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if issue_references(line)
+    ]
+    assert not found, "issue numbers in code:\n" + "\n".join(found)
+
+
+def test_the_issue_number_check_sees_each_spelling():
+    assert issue_references("a fix (issue 28)") and issue_references("see Issue #7") and issue_references("# #12")
+    assert not issue_references("&#28; docs/effect-diagnosis.md#11 x#1f77b4 0.28 issues")

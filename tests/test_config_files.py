@@ -1,5 +1,5 @@
-"""Config files are read as written or refused by name (issue 28), and ``faap config show``
-writes TOML that reads back to the same configuration (issue 29 item 5). In-process ``faap``."""
+"""Config files are read as written or refused by name, and ``faap config show``
+writes TOML that reads back to the same configuration. In-process ``faap``."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def test_yaml_true_and_false_stay_booleans(capsys, tmp_path):
 
 
 def test_config_show_quotes_a_group_weight_key_with_spaces(capsys, tmp_path):
-    """Issue 29 item 5: ``skin 6-10 = 1.0`` was written bare, and the TOML did not parse."""
+    """A key such as ``skin 6-10`` is quoted, so ``skin 6-10 = 1.0`` is written as TOML that parses."""
     path = tmp_path / "c.json"
     weights = {"skin 6-10": 1.0, "skin 1-5": 2.0}
     path.write_text(

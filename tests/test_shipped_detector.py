@@ -35,7 +35,7 @@ def test_reproduces_reported_baseline(tiny_detector):
 @pytest.mark.parametrize("split", ["val", "test"])
 def test_the_stronger_bias_variant_has_a_clear_gap_on_every_split(registries, tmp_path_factory, split):
     """``detr-synth-tiny-v2`` on the v2 benchmark: the reported baselines, and an AP gap of at
-    least 0.08 on val and test whose bootstrap CI excludes 0 (issue 16)."""
+    least 0.08 on val and test whose bootstrap CI excludes 0."""
     from faapkit.data.synth import SynthSpec, write_synthetic
     from faapkit.detr.frozen import load_detector
 
@@ -66,7 +66,7 @@ def v3_eval_splits(tmp_path_factory) -> Path:
 
 def test_the_default_detector_has_a_gap_fit_for_selection(registries, v3_eval_splits):
     """``detr-synth-tiny-v3`` on the default benchmark: the reported baselines; an AP gap of at
-    least 0.08 on val and on test, each CI above 0, and each gap inside the other's CI (issue 24)."""
+    least 0.08 on val and on test, each CI above 0, and each gap inside the other's CI."""
     from faapkit.config import DEFAULT_DETECTOR
     from faapkit.data.synth import DEFAULT_BIAS
     from faapkit.detr.frozen import load_detector

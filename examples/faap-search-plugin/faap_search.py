@@ -1,5 +1,7 @@
-"""Issue 25's search hypotheses, registered through the ``faap`` entry-point group (the winner of
-the search, the encoder-aware hypothesis, is built in as the ``transformer-aware`` generator).
+"""The method search of docs/effect-diagnosis.md, registered through the ``faap`` entry-point group
+(the winner of the search, the encoder-aware hypothesis, is built in as the ``transformer-aware``
+generator). Built on ``faapkit.plugin_api`` alone: the built-in generators, level-up's loss and
+options, and ``VersionSpec(extends=...)``.
 
 - generator ``gradient-aware``: the detector-aware generator plus the gradient, with respect to
   the clean input, of two ground-truth-free signals of the frozen detector: its confidence
@@ -21,13 +23,12 @@ the search, the encoder-aware hypothesis, is built in as the ``transformer-aware
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field
 
-from faapkit.plugin_api import GeneratorSpec, LossSpec, Options, VersionSpec, hookimpl
+from faapkit.plugin_api import GeneratorSpec, LevelUpOptions, LossSpec, Options, VersionSpec, hookimpl
 
 
 class GradOptions(Options):
@@ -39,9 +40,7 @@ class RefineOptions(GradOptions):
     steps: int = Field(2, ge=1, le=8)
 
 
-class HardBoxOptions(Options):
-    advantaged_weight: float = Field(0.0, ge=0)
-    keep_weight: float = Field(0.0, ge=0)
+class HardBoxOptions(LevelUpOptions):
     box_weight: float = Field(1.0, ge=0)
     gamma: float = Field(1.0, ge=0)
 
@@ -51,7 +50,7 @@ def build_gradient_aware(epsilon: float = 0.09, *, detector: Any, channels: int 
     import torch.nn.functional as F
     from torch import nn
 
-    from faapkit.generators.subpixel import DetectorAwareGenerator, _pad4
+    from faapkit.plugin_api import DetectorAwareGenerator, pad_to_multiple_of_4
 
     class GradientAwareGenerator(DetectorAwareGenerator):
         def __init__(self) -> None:
@@ -63,7 +62,7 @@ def build_gradient_aware(epsilon: float = 0.09, *, detector: Any, channels: int 
 
         def clean_context(self, x: torch.Tensor) -> torch.Tensor:
             """``(B, 6, H', W')``: the two RMS-normalised input gradients of the padded clean image."""
-            g_conf, g_unc = _signal_gradients(self._detector[0], _pad4(x))
+            g_conf, g_unc = _signal_gradients(self.detector, pad_to_multiple_of_4(x))
             grads = torch.cat([g_conf, g_unc], 1)
             rms = grads.flatten(2).pow(2).mean(-1).add(1e-20).rsqrt()  # (B, 6)
             return (grads * rms[..., None, None]).detach()
@@ -71,7 +70,7 @@ def build_gradient_aware(epsilon: float = 0.09, *, detector: Any, channels: int 
         def forward(self, x: torch.Tensor, clean_context: torch.Tensor | None = None) -> torch.Tensor:
             h, w = x.shape[-2:]
             grads = self.clean_context(x) if clean_context is None else clean_context
-            padded = _pad4(x)
+            padded = pad_to_multiple_of_4(x)
             f = F.relu(self.down(F.relu(self.stem(padded))))
             feats = DetectorAwareGenerator.clean_context(self, x)
             f = f + self.project_context(feats, (f.shape[-2], f.shape[-1]))
@@ -113,8 +112,7 @@ def build_refine(epsilon: float = 0.09, *, detector: Any, channels: int = 32, ti
     import torch
     from torch import nn
 
-    from faapkit.generators.perturb import clamp_normalized
-    from faapkit.generators.transformer_aware import TransformerAwareGenerator
+    from faapkit.plugin_api import TransformerAwareGenerator, clamp_normalized
 
     class RefineGenerator(TransformerAwareGenerator):
         def __init__(self) -> None:
@@ -124,7 +122,7 @@ def build_refine(epsilon: float = 0.09, *, detector: Any, channels: int = 32, ti
         def forward(self, x: torch.Tensor, clean_context: torch.Tensor | None = None) -> torch.Tensor:
             delta = super().forward(x, clean_context)
             for a_b in self.step_sizes:
-                g_conf, g_unc = _signal_gradients(self._detector[0], clamp_normalized(x + delta))
+                g_conf, g_unc = _signal_gradients(self.detector, clamp_normalized(x + delta))
                 step = a_b[0] * g_conf.sign() + a_b[1] * g_unc.sign()
                 delta = (delta + self.epsilon * step).clamp(-self.epsilon, self.epsilon)
             return delta
@@ -152,10 +150,9 @@ def disadvantaged_matches(x: Any) -> list[tuple[int, Any, Any]]:
 
 def build_hardbox(advantaged_weight: float, keep_weight: float, box_weight: float, gamma: float) -> Any:
     import torch
-    from faap_plugins.vlevelup.loss import LevelUpDetection
     from torchvision.ops import box_convert, box_iou, generalized_box_iou
 
-    from faapkit.plugin_api import LossInputs, LossOutput
+    from faapkit.plugin_api import LevelUpDetection, LossInputs, LossOutput
 
     class HardBox(LevelUpDetection):
         def __call__(self, x: LossInputs) -> LossOutput:
@@ -208,7 +205,7 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
 def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
-            name="levelup_hardbox",
+            name="level_up_hardbox",
             factory=build_hardbox,
             options=HardBoxOptions,
             description="level-up + IoU-weighted box term on the disadvantaged boxes",
@@ -218,16 +215,11 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
 
 @hookimpl
 def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
-    from faap_plugins import vlevelup
-
-    captured: list[VersionSpec] = []
-    vlevelup.faap_register_versions(captured.append)
-    base = captured[0]
     register(
-        dataclasses.replace(
-            base,
+        VersionSpec(
             name="level-up-hardbox",
-            loss="levelup_hardbox",
-            description="level-up + IoU-weighted box term (issue 25 search)",
+            extends="level-up",  # its generator, schedules, group levels and defaults
+            loss="level_up_hardbox",
+            description="level-up + IoU-weighted box term on the disadvantaged boxes",
         )
     )

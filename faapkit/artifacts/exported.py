@@ -9,8 +9,9 @@ detector's fingerprint and the faapkit version that wrote it.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def read_sidecar(file: Path) -> dict[str, Any]:
     """The sidecar of an exported ``file``, refused in one line when missing or not one."""
     path = sidecar_path(file)
     if not file.is_file():
-        raise FaapError(f"not found: {file}")
+        raise FaapError(f"{file} is not a file (a faap export file)" if file.exists() else f"not found: {file}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -71,7 +72,7 @@ def load_runner(file: Path, fmt: str) -> Callable[[Any], Any]:
     if fmt == "torchscript":
         import warnings
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _named_load_error(file, fmt):
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's notice that TorchScript is frozen
             module = torch.jit.load(str(file), map_location="cpu").eval()
 
@@ -85,7 +86,8 @@ def load_runner(file: Path, fmt: str) -> Callable[[Any], Any]:
         raise FaapError(f"running {file} needs {', '.join(missing)} (the export extra): {EXTRA_INSTALL}")
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    with _named_load_error(file, fmt):
+        session = onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
 
     def run_onnx(images: torch.Tensor) -> Any:
@@ -93,6 +95,17 @@ def load_runner(file: Path, fmt: str) -> Callable[[Any], Any]:
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     return run_onnx
+
+
+@contextlib.contextmanager
+def _named_load_error(file: Path, fmt: str) -> Iterator[None]:
+    """A file the runtime cannot load (damaged, or another format than its sidecar says) as one
+    line naming it, not the runtime's multi-line error."""
+    try:
+        yield
+    except Exception as exc:  # torch.jit and onnxruntime raise their own types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FaapError(f"cannot load {file} as {fmt}: {first}") from None
 
 
 def exported_generator(file: Path) -> tuple[Any, dict[str, Any]]:

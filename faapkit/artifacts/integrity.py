@@ -1,4 +1,4 @@
-"""Hashes that let a reader check a result against what wrote it (issue 28): a checkpoint's
+"""Hashes that let a reader check a result against what wrote it: a checkpoint's
 sha256 streamed once from disk, and the hash of a metrics file's numbers.
 
 ``numbers_sha256`` hashes the canonical JSON (sorted keys, fixed separators) of the sections

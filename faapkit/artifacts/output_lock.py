@@ -1,5 +1,5 @@
 """One writer per result file: ``<output>.lock``, taken before any work and released when the
-command ends (issue 28).
+command ends.
 
 Two ``faap eval RUN`` started together compute the same file name; without a lock both would
 pass the "not there yet" check, both would infer, and the second rename would silently replace

@@ -10,10 +10,11 @@ import typer
 import typer.main
 
 from faapkit import __version__
-from faapkit.cli import apply, commands, compare, config_cmd, data_cmd, evaluate, export, inspection, probe, report
+from faapkit.cli import apply, compare, config, data, detector, evaluate, export, inspection, probe, report, train
 from faapkit.cli._console import err_console
 from faapkit.cli._context import AppState
 from faapkit.cli._plugin_commands import add_plugin_commands, blocked_plugins, requested_command
+from faapkit.config.defaults import DEFAULT_VERSION
 from faapkit.errors import FaapError
 
 app = typer.Typer(
@@ -47,16 +48,16 @@ def root(
         ctx.obj = AppState(blocked=blocked)
 
 
-app.command("train")(commands.train)
+app.command("train", help=train.HELP)(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("compare")(compare.compare)
 app.command("report")(report.report)
 app.command("export")(export.export)
 app.command("apply")(apply.apply)
 app.add_typer(inspection.app, name="inspect", help="Look into plugins, detectors, datasets, checkpoints, runs.")
-app.add_typer(config_cmd.app, name="config", help="Show resolved configurations.")
-app.add_typer(data_cmd.data_app, name="data", help="Generate the embedded synthetic benchmark.")
-app.add_typer(data_cmd.detector_app, name="detector", help="Pretrain the shipped tiny detector.")
+app.add_typer(config.app, name="config", help="Show resolved configurations.")
+app.add_typer(data.data_app, name="data", help="Generate the embedded synthetic benchmark.")
+app.add_typer(detector.detector_app, name="detector", help="Pretrain the shipped tiny detector.")
 app.add_typer(probe.probe_app, name="probe", help="Oracle bounds: how much any perturbation could change.")
 
 
@@ -77,7 +78,8 @@ def _list_registered_versions(command: Any, args: list[str]) -> None:
     for sub in targets:
         for param in sub.params:
             if param.name == "version":
-                param.help = f"method version: {', '.join(names)}"
+                default = f" (default: {DEFAULT_VERSION})" if DEFAULT_VERSION in names else ""
+                param.help = f"method version: {', '.join(names)}{default}"
 
 
 def _subcommands(command: Any) -> list[Any]:

@@ -7,7 +7,12 @@ from typing import Annotated
 
 import typer
 
-VersionOpt = Annotated[str | None, typer.Option("--version", "-V", help="method version (see `faap inspect plugins`)")]
+from faapkit.config.defaults import DEFAULT_VERSION
+
+VersionOpt = Annotated[
+    str | None,
+    typer.Option("--version", "-V", help=f"method version (default: {DEFAULT_VERSION}; see `faap inspect plugins`)"),
+]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML config file")]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", "-s", help="override a config value: key.path=value (repeatable)")

@@ -39,5 +39,11 @@ def apply(
     with bar:
         task = bar.add_task("apply", total=None, visible=progress)
         manifest = apply_run(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    skipped = f"; {len(manifest['corrupt'])} unreadable left out (listed there)" if manifest["corrupt"] else ""
-    info(f"wrote {len(manifest['files'])} images and {out / 'faap-apply.json'}{skipped}")
+    kept = len(manifest["files"]) - manifest["written"]
+    already = f", {kept} already written" if kept else ""
+    skipped = (
+        f"; {len(manifest['corrupt'])} left out as unreadable or unresizable (listed there)"
+        if manifest["corrupt"]
+        else ""
+    )
+    info(f"wrote {manifest['written']} images{already} and {out / 'faap-apply.json'}{skipped}")

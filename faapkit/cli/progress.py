@@ -1,7 +1,7 @@
 """Rich live progress for training and one compact line per finished epoch, both on stderr.
 
 The epoch line is ``key=value`` tokens, so a narrow terminal wraps it between tokens and never
-inside a number or a name (a 24-epoch run used to print 24 tables with headers cut to "tot…").
+inside a number or a name (a table per epoch would cut its headers to "tot…" in a narrow terminal).
 """
 
 from __future__ import annotations

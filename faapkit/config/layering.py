@@ -96,7 +96,7 @@ def resolve_config(
 
 def _chosen_version(registries: Registries, given: list[tuple[str, Any]]) -> VersionSpec:
     """The version spec that every place naming one agrees on (``given``: (where, name), first
-    wins), else the default version (4th). Two places naming different versions are refused, naming both:
+    wins), else ``DEFAULT_VERSION``. Two places naming different versions are refused, naming both:
     letting one win silently trains another method than the other one says. Aliases of one
     version agree."""
     named = [(where, name) for where, name in given if name is not None]

@@ -176,6 +176,14 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def read_annotation_file(path: Path) -> dict[str, Any]:
+    """A COCO annotation file, every entry interpretable (ids, file names, sizes); else a
+    :class:`DataError` naming the file and the entry."""
+    data = _read_json(path)
+    check_structure(data, path)
+    return data
+
+
 def _attribute_paths(root: Path, split: str) -> tuple[Path, Path]:
     if (root / "coco" / "annotations").is_dir() and not (root / "annotations").is_dir():
         root = root / "coco"

@@ -45,7 +45,7 @@ def parse_codec(text: str, option: str = "--codec") -> Codec:
         if quality:
             raise ConfigError(f"{option} {text!r}: png is lossless and takes no quality")
         return Codec("png")
-    if not quality.isdigit() or not 1 <= int(quality) <= 100:
+    if not (quality.isascii() and quality.isdigit()) or not 1 <= int(quality) <= 100:
         raise ConfigError(f"{option} {text!r}: {name} needs a quality 1..100, e.g. {name}:95")
     return Codec(name, int(quality))
 

@@ -4,10 +4,10 @@ Every image carries ``attributes = {"gender": "female"|"male", "age": "young"|"a
 Figures of the ``female`` group are drawn with lower contrast and opacity against their background,
 and the detector's ``train`` split holds three male images per female image (as the research data
 did), so a detector trained on it is measurably worse on ``female`` images; a bounded perturbation
-that raises local contrast can compensate. Two strengths of that bias exist (``BIASES``): ``v1``,
-the default (the shipped ``detr-synth-tiny`` has an AP gap of 0.021 on val, 0.049 on test), and
-``v2``, a stronger variant (``detr-synth-tiny-v2``, trained on it: 0.130 on val, 0.122 on test);
-each has its own cache folder (``synth-v1-seed0``, the one earlier releases used). ``age`` only
+that raises local contrast can compensate. The bias comes in strengths (``BIASES``), each with a
+shipped detector trained on it (``faapkit.config.defaults.TINY_DETECTORS``): ``v1`` a weaker
+bias, ``v2`` a stronger one and ``v3``, the default (``DEFAULT_BIAS``), v2's images with a larger
+val split; each has its own cache folder (``synth-<bias>-seed<seed>``). ``age`` only
 tints the figures (a third attribute value to exercise more than two groups). Output is
 deterministic for a seed and bias: the same bytes every time.
 

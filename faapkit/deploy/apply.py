@@ -89,7 +89,9 @@ def list_items(src: Path, split: str | None, codec: Codec) -> tuple[list[Item], 
     if ann is not None:
         if not ann.is_file():
             raise DataError(f"{src} has no COCO split '{split}' ({ann} is missing)")
-        coco = json.loads(ann.read_text(encoding="utf-8"))
+        from faapkit.data.coco import read_annotation_file
+
+        coco = read_annotation_file(ann)
         folder = src / "images" / str(split)
         items = [
             Item(folder / im["file_name"], _renamed(f"images/{split}/{im['file_name']}", codec), im)
@@ -149,17 +151,39 @@ def apply_run(req: ApplyRequest, progress: Callable[[int, int], None] | None = N
         raise ConfigError(f"--on-corrupt {req.on_corrupt!r} is not one of fail, skip")
     check_paths(req.src, req.out, req.force)
     items, coco = list_items(req.src, req.split, codec)
+    check_targets(items, req.src, req.out)
     module = load_perturbation(req.run, epoch=req.epoch)
     manifest = start_manifest(req, module.info, codec)
+    written = 0
     for done, item in enumerate(items, 1):
-        write_one(module, item, req, codec, manifest)
+        written += write_one(module, item, req, codec, manifest)
         if progress is not None:
             progress(done, len(items))
     if coco is not None:
         write_annotations(req, coco, manifest)
     manifest["complete"] = True
     save_manifest(req.out, manifest)
-    return manifest
+    return {**manifest, "written": written}
+
+
+def check_targets(items: list[Item], src: Path, out: Path) -> None:
+    """Every output must land inside DST, outside SRC (DST may hold SRC), and under a name of its
+    own (``a.jpg`` and ``a.png`` would both be written as ``a.png``)."""
+    src_r, out_r = src.resolve(), out.resolve()
+    seen: dict[Path, Item] = {}
+    for item in items:
+        target = (out_r / item.name).resolve()
+        if out_r not in target.parents:
+            raise DataError(f"{item.source}: its output {item.name} would be written outside --out {out}")
+        if target == src_r or src_r in target.parents:
+            raise FaapError(f"--out {out}: {item.name} would be written inside SRC ({src}); name a folder outside it")
+        if target in seen:
+            first = (
+                seen[target].source.relative_to(src).as_posix() if seen[target].record is None else seen[target].name
+            )
+            again = item.source.relative_to(src).as_posix() if item.record is None else item.name
+            raise DataError(f"{src}: {first} and {again} would both be written as {item.name}; rename one")
+        seen[target] = item
 
 
 def start_manifest(req: ApplyRequest, info: Any, codec: Codec) -> dict[str, Any]:
@@ -192,8 +216,11 @@ def start_manifest(req: ApplyRequest, info: Any, codec: Codec) -> dict[str, Any]
         return fresh
     try:
         earlier = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError) as exc:
+        if not req.force:
+            raise FaapError(f"{path} is not readable JSON ({exc}); pass --force to start the apply again") from None
         earlier = {}
+    earlier = earlier if isinstance(earlier, dict) else {}
     same = all(earlier.get(k) == fresh[k] for k in ("checkpoint_sha256", "epsilon", "size_policy", "format", "split"))
     if same:
         return {**fresh, "files": dict(earlier.get("files") or {}), "corrupt": []}
@@ -204,8 +231,9 @@ def start_manifest(req: ApplyRequest, info: Any, codec: Codec) -> dict[str, Any]
     return fresh
 
 
-def write_one(module: Any, item: Item, req: ApplyRequest, codec: Codec, manifest: dict[str, Any]) -> None:
-    """Perturb and write one image unless its manifest entry matches (source and written file)."""
+def write_one(module: Any, item: Item, req: ApplyRequest, codec: Codec, manifest: dict[str, Any]) -> int:
+    """Perturb and write one image unless its manifest entry matches (source and written file);
+    1 if it was written, 0 if it was already there or left out."""
     from faapkit.artifacts.integrity import file_sha256
     from faapkit.data.codecs import encode
     from faapkit.io import atomic_write_bytes
@@ -220,17 +248,19 @@ def write_one(module: Any, item: Item, req: ApplyRequest, codec: Codec, manifest
         and target.is_file()
         and file_sha256(target) == entry.get("sha256")
     ):
-        return
+        return 0
+    policy = manifest["size_policy"]
     try:
         image = read_image(item.source, exif=item.record is None)
+        check_resizable(item.source, image.height, image.width, policy["min_size"], policy["max_size"])
     except DataError as exc:
         if req.on_corrupt == "fail":
             hint = "pass --on-corrupt skip to leave it out (listed in the manifest)"
             raise DataError(f"{exc.one_line()}; {hint}") from None
         manifest["corrupt"].append(str(item.source))
         manifest["files"].pop(item.name, None)
-        return
-    out = perturb_image(module, image, manifest["size_policy"]["min_size"], manifest["size_policy"]["max_size"])
+        return 0
+    out = perturb_image(module, image, policy["min_size"], policy["max_size"])
     atomic_write_bytes(target, encode(out, codec))
     manifest["files"][item.name] = {
         "source": str(item.source),
@@ -240,6 +270,20 @@ def write_one(module: Any, item: Item, req: ApplyRequest, codec: Codec, manifest
         "size": [out.height, out.width],
     }
     save_manifest(req.out, manifest)
+    return 1
+
+
+def check_resizable(path: Path, height: int, width: int, min_size: int, max_size: int) -> None:
+    """Refuse an image whose shape the size policy would resize to nothing (a sliver: its short
+    side falls under one pixel once the long side is capped at ``max_size``)."""
+    from faapkit.data.transforms import resized_hw
+
+    h, w = resized_hw(height, width, min_size, max_size)
+    if h < 1 or w < 1:
+        raise DataError(
+            f"cannot resize image {path} ({width}x{height}) as the detector sees images (short side {min_size}, "
+            f"long side at most {max_size}): it would be {w}x{h}; crop it"
+        )
 
 
 def write_annotations(req: ApplyRequest, coco: dict[str, Any], manifest: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ renamed.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -84,7 +85,7 @@ def export_run(req: ExportRequest) -> tuple[Path, dict[str, Any]]:
     out = req.out or default_out(target, req.fmt, req.with_detector)
     if req.out is None:
         ensure_folder(out, "--out")  # RUN/export, made on first use
-    check_output(out, "--out", force=req.force, suffixes=(FORMATS[req.fmt],), what=f"a {req.fmt} export")
+    check_output(out, "--out", force=req.force, suffixes=(FORMATS[req.fmt],), what=f"the {req.fmt} export")
     check_output(sidecar_path(out), "--out's sidecar", force=req.force)
     load = load_fair_detector if req.with_detector else load_perturbation
     module = load(target.checkpoint if target.run_dir is None else req.run, epoch=req.epoch)
@@ -108,6 +109,8 @@ def write_checked(module: Any, fmt: str, out: Path, sizes: list[tuple[int, int]]
     ``out``, check it at every size against the eager module, then rename it to ``out``. Returns
     ``(out, max abs difference)``; a file off by more than :data:`PARITY_TOLERANCE` is removed
     and refused."""
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*.tmp{glob.escape(out.suffix)}"):
+        stale.unlink(missing_ok=True)  # left by an export killed before its rename
     fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp" + out.suffix, dir=out.parent)
     os.close(fd)
     tmp = Path(name)

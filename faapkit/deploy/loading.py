@@ -86,12 +86,18 @@ def chosen_checkpoint(path: Path, epoch: int | None) -> Any:
     """The checkpoint ``faap eval`` would evaluate for ``path`` (a ``Target``); a seed set is
     refused naming its seeds' folders, a folder without a checkpoint naming ``--epoch``."""
     from faapkit.artifacts.seedset import is_seed_set, seed_runs
-    from faapkit.evaluate.command.checkpoint_choice import resolve_target
+    from faapkit.evaluate.command.checkpoint_choice import CHANGED_BEST_HINT, resolve_target
 
     if path.is_dir() and is_seed_set(path):
         seeds = ", ".join(str(folder) for _, folder in seed_runs(path))
         raise FaapError(f"{path} is a seed set: name one seed's run folder ({seeds})")
-    target = resolve_target(path, epoch)
+    try:
+        target = resolve_target(path, epoch)
+    except FaapError as exc:  # faap eval's hint names an option the deploy commands do not take
+        problem, changed, _ = exc.one_line().partition(CHANGED_BEST_HINT)
+        if not changed:
+            raise
+        raise FaapError(f"{problem}; name another checkpoint with --epoch N") from None
     if target.checkpoint is None or target.chosen_by.startswith("highest global_step"):
         # faap eval scores the highest step with a warning; a deployed perturbation must be one chosen
         raise FaapError(

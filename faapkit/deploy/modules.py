@@ -58,11 +58,12 @@ class Perturbation(nn.Module):
         self.info = info
 
     def forward(self, images: Tensor) -> Tensor:
-        return denormalize(self.normalized(images)).clamp(0, 1)
+        out = denormalize(self.normalized(images)).clamp(0, 1)
+        return out if out.dtype == images.dtype else out.to(images.dtype)
 
     def normalized(self, images: Tensor) -> Tensor:
         """The perturbed images in normalised space, as ``faap eval`` hands them to the detector."""
-        x = normalize(images)
+        x = normalize(checked_images(images))
         with torch.no_grad():
             perturbed, _ = apply_perturbation(self.generator, x, _no_padding(x))
         return perturbed
@@ -88,6 +89,17 @@ class FairDetector(nn.Module):
         scores = torch.stack([r["scores"] for r in results])
         labels = torch.stack([r["labels"] for r in results])
         return boxes, scores, labels
+
+
+def checked_images(images: Tensor) -> Tensor:
+    """``images`` as float32, refused (``ValueError``) unless ``(N, 3, H, W)`` floats: 8-bit pixels
+    would be read as values far above 1 and clamped to white, a single image would come back
+    batched."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be (N, 3, H, W) float RGB in [0, 1], got shape {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise ValueError(f"images must be float RGB in [0, 1], got {images.dtype}: divide 8-bit pixels by 255")
+    return images if images.dtype == torch.float32 else images.float()
 
 
 def _no_padding(x: Tensor) -> Tensor:

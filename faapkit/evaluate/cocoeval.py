@@ -44,20 +44,6 @@ STAT_KEYS = (
     "AR_medium",
     "AR_large",
 )
-LEGACY_STAT_KEYS = (
-    "AP@[0.50:0.95]_all_100",
-    "AP@[0.50]_all_100",
-    "AP@[0.75]_all_100",
-    "AP@[0.50:0.95]_small_100",
-    "AP@[0.50:0.95]_medium_100",
-    "AP@[0.50:0.95]_large_100",
-    "AR@[0.50:0.95]_all_1",
-    "AR@[0.50:0.95]_all_10",
-    "AR@[0.50:0.95]_all_100",
-    "AR@[0.50:0.95]_small_100",
-    "AR@[0.50:0.95]_medium_100",
-    "AR@[0.50:0.95]_large_100",
-)
 
 
 def make_coco(gt: Mapping[str, Any]) -> COCO:

@@ -43,7 +43,7 @@ from faapkit.evaluate.inference import detect_settings, make_eval_loader
 from faapkit.evaluate.requests import EvalRequest
 from faapkit.evaluate.scoring import score
 from faapkit.fairness import reference_groups
-from faapkit.generators.perturb import PerturbationGenerator
+from faapkit.generators.perturb import ResearchUNetGenerator
 from faapkit.io import atomic_write_text, load_checkpoint
 
 SCHEMA = METRICS_FORMAT
@@ -100,7 +100,7 @@ def load_generator(
     if name == "unet":
         if "down1.net.0.weight" not in state:
             raise CheckpointError(f"{path} does not hold perturbation-generator weights")
-        gen: torch.nn.Module = PerturbationGenerator(int(state["down1.net.0.weight"].shape[0]), epsilon=eps)
+        gen: torch.nn.Module = ResearchUNetGenerator(int(state["down1.net.0.weight"].shape[0]), epsilon=eps)
     else:
         if generators is None or name not in generators:
             raise CheckpointError(f"{path} holds a '{name}' generator, which no installed plugin provides")

@@ -1,4 +1,4 @@
-"""The perturbation generator and how its output is applied.
+"""The research U-Net generator and how a perturbation is applied.
 
 Images live in ImageNet-normalised space. ``x' = clamp_normalized(x + delta * valid_mask)`` with
 ``|delta| <= epsilon`` (normalised units; epsilon 0.1 is about 5.8/255 in pixels).
@@ -64,10 +64,10 @@ class UpBlock(nn.Module):
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
-class PerturbationGenerator(nn.Module):
+class ResearchUNetGenerator(nn.Module):
     """U-Net ``(B, 3, H, W) -> delta (B, 3, H, W)``, ``delta = epsilon * tanh(out)``.
 
-    The 72 state-dict keys equal the research ``PerturbationGenerator`` so its checkpoints load;
+    The 72 state-dict keys equal the research code's ``PerturbationGenerator`` so its checkpoints load;
     ``epsilon`` is therefore a plain attribute, and faapkit checkpoints store it beside the weights
     (research P2).
     With ``base_channels=32`` there are 676,899 trainable parameters.
@@ -98,10 +98,10 @@ class PerturbationGenerator(nn.Module):
 def research_unet(epsilon: float, base_channels: int = 32) -> nn.Module:
     """The ``unet`` generator's factory: the research U-Net (72 state-dict keys, research
     checkpoints load into it)."""
-    return PerturbationGenerator(base_channels, epsilon=epsilon)
+    return ResearchUNetGenerator(base_channels, epsilon=epsilon)
 
 
-def compile_generator(generator: PerturbationGenerator) -> PerturbationGenerator:
+def compile_generator(generator: ResearchUNetGenerator) -> ResearchUNetGenerator:
     """Compile the generator's blocks in place (state-dict keys unchanged).
 
     Per block, not the whole network: the resize to the skip's size stays eager because inductor

@@ -53,7 +53,7 @@ class SubPixelGenerator(nn.Module):
         """``clean_context``: what :meth:`clean_context` returns for ``x``, when the caller keeps it
         (the same images scored every validation); computed here otherwise."""
         h, w = x.shape[-2:]
-        padded = _pad4(x)
+        padded = pad_to_multiple_of_4(x)
         f = F.relu(self.down(F.relu(self.stem(padded))))
         if clean_context is None:
             clean_context = self.clean_context(x)
@@ -84,7 +84,7 @@ def rms_per_position(features: Tensor) -> Tensor:
     return features * torch.rsqrt(features.pow(2).mean(1, keepdim=True) + 1e-6)
 
 
-def _pad4(x: Tensor) -> Tensor:
+def pad_to_multiple_of_4(x: Tensor) -> Tensor:
     """``x (B, 3, H, W)`` zero-padded on the bottom and right to multiples of 4."""
     pad_h, pad_w = (4 - x.shape[-2] % 4) % 4, (4 - x.shape[-1] % 4) % 4  # non-negative operands: see forward
     return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
@@ -112,10 +112,15 @@ class DetectorAwareGenerator(SubPixelGenerator):
         for param in self.context_proj.parameters():
             nn.init.zeros_(param)
 
+    @property
+    def detector(self) -> Any:
+        """The frozen detector this generator reads (held outside the module tree)."""
+        return self._detector[0]
+
     def clean_context(self, x: Tensor) -> Tensor:
         """The detector's features of the padded clean image, RMS-normalised per position:
         ``(B, C, H'/s, W'/s)`` with ``H', W'`` rounded up to multiples of 4."""
-        return rms_per_position(self._detector[0].image_features(_pad4(x)).to(x.dtype))
+        return rms_per_position(self.detector.image_features(pad_to_multiple_of_4(x)).to(x.dtype))
 
     def project_context(self, clean_context: Tensor, size: tuple[int, int]) -> Tensor:
         # projected at the detector's stride, then resized: the same as resizing first (a 1x1

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from faapkit.generators.subpixel import DetectorAwareGenerator, _pad4, rms_per_position
+from faapkit.generators.subpixel import DetectorAwareGenerator, pad_to_multiple_of_4, rms_per_position
 
 
 class TransformerAwareGenerator(DetectorAwareGenerator):
@@ -25,9 +25,8 @@ class TransformerAwareGenerator(DetectorAwareGenerator):
     Why (docs/effect-diagnosis.md, section 12): the backbone's features say what the image holds;
     the memory says what the encoder related it to, and the attention map says which regions the
     detector's queries rely on when they fire. With them the generator reaches the parts of a
-    weak detection that decide it: on ``v3`` the test share closed rose from 18.7% to 26.4% (median
-    of five seeds) and the advantaged group's AP rose instead of falling, at about 1.3x the cost
-    of a training step.
+    weak detection that decide it; docs/effect-diagnosis.md gives the measurements (the share of
+    the gap closed, the advantaged group's AP and the cost of a training step, over five seeds).
     """
 
     def __init__(self, epsilon: float = 0.09, *, detector: Any, channels: int = 32, tile: int = 16) -> None:
@@ -39,7 +38,7 @@ class TransformerAwareGenerator(DetectorAwareGenerator):
     def clean_context(self, x: Tensor) -> Tensor:
         """``(B, C + D + 1, H'/s, W'/s)``: the backbone features (as ``detector-aware``), the
         normalised memory and the attended map of the padded clean image."""
-        features, memory, attended = self._detector[0].transformer_view(_pad4(x))
+        features, memory, attended = self.detector.transformer_view(pad_to_multiple_of_4(x))
         return torch.cat([rms_per_position(features), rms_per_position(memory), attended], 1).to(x.dtype)
 
     def project_context(self, clean_context: Tensor, size: tuple[int, int]) -> Tensor:

@@ -1,5 +1,5 @@
 """Loss pieces shared by several versions (pinned to the research code by golden tests); each
-version's own loss is in its plugin (`plugins/v*/loss.py`), built on these."""
+version's own loss is in its plugin (`plugins/faap_plugins/v*/loss.py`), built on these."""
 
 from __future__ import annotations
 

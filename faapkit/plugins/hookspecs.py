@@ -34,7 +34,8 @@ hookimpl = pluggy.HookimplMarker("faap")
 def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
     """Register method versions (e.g. ``"4th"``): a bundle naming a loss, a head, schedules
     and default hyperparameters, and other names (``aliases``) ``--version`` accepts. Components
-    are referred to by their registry names."""
+    are referred to by their registry names; ``extends`` names a version whose parts and
+    defaults this one builds on (``faapkit.plugins.specs.VersionSpec``)."""
 
 
 @hookspec

@@ -110,8 +110,32 @@ class Registries:
             registry: Registry[Any] = getattr(registries, attr)
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
                 impl.function(register=_make_register(registry, spec_type, impl.plugin_name))
+        registries.resolve_extended_versions()
         registries.check_references()
         return registries
+
+    def resolve_extended_versions(self) -> None:
+        """Complete every version that ``extends`` another from its base (bases first, so a
+        chain resolves); an unknown base or a cycle is refused naming the version."""
+        done: set[str] = set()
+
+        def resolve(name: str, chain: tuple[str, ...]) -> VersionSpec:
+            spec = self.versions.entries[name]
+            if spec.extends is None or name in done:
+                return spec
+            who = f"version '{name}' (plugin '{self.versions.providers[name]}')"
+            if spec.extends not in self.versions.entries and spec.extends not in self.versions.aliases:
+                raise ConfigError(f"{who} extends an unknown version '{spec.extends}'")
+            base = self.versions.get(spec.extends).name
+            if base in chain:
+                raise ConfigError(f"{who} extends itself through {' -> '.join((*chain, base))}")
+            resolved = spec.extending(resolve(base, (*chain, base)))
+            self.versions.entries[name] = resolved
+            done.add(name)
+            return resolved
+
+        for name in list(self.versions.entries):
+            resolve(name, (name,))
 
     def check_references(self) -> None:
         """Every version must name components that exist."""

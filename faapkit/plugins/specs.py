@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -233,6 +233,19 @@ class LoggerSpec(ComponentSpec):
         return resolve_factory(self.factory)(run_dir=run_dir, **validated.model_dump())
 
 
+class _Inherited:
+    """The value of a ``VersionSpec`` field left to the version it ``extends``."""
+
+    def __repr__(self) -> str:
+        return "INHERITED"
+
+
+INHERITED: Any = _Inherited()
+# the fields a version without ``extends`` must give, and the defaults of the others
+_REQUIRED_PARTS = ("loss", "head", "schedules")
+_PART_DEFAULTS: dict[str, Any] = {"generator": "unet", "group_levels": ("image",)}
+
+
 @dataclass(frozen=True, kw_only=True)
 class VersionSpec:
     """A method version: which registered parts it uses and its default configuration.
@@ -241,6 +254,12 @@ class VersionSpec:
 
     ``defaults`` is a nested mapping merged under the user's config file and ``--set`` overrides,
     e.g. ``{"train": {"batch_size": 8}, "loss": {"temperature": 0.1}}``.
+
+    ``extends`` names a registered version (built-in or another plugin's) this one builds on: the
+    parts it does not give (``loss``, ``head``, ``schedules``, ``generator``, ``group_levels``) are
+    that version's, and its ``defaults`` are deep-merged on top of that version's. The registries
+    resolve it once every plugin has registered, so the registered spec is complete; an unknown
+    base is refused naming it. Without ``extends``, ``loss``, ``head`` and ``schedules`` are required.
 
     ``aliases`` are other names ``--version`` accepts; a run records ``name``. A name or alias
     that another plugin already claimed is refused at registration, naming both plugins.
@@ -251,11 +270,40 @@ class VersionSpec:
     """
 
     name: str
-    loss: str
-    head: str | None
-    schedules: Mapping[str, str]
-    generator: str = "unet"
+    loss: str = INHERITED
+    head: str | None = INHERITED
+    schedules: Mapping[str, str] = INHERITED
+    generator: str = INHERITED
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     aliases: tuple[str, ...] = ()
-    group_levels: tuple[str, ...] = ("image",)
+    group_levels: tuple[str, ...] = INHERITED
+    extends: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.extends is not None:
+            return
+        missing = [part for part in _REQUIRED_PARTS if getattr(self, part) is INHERITED]
+        if missing:
+            raise ConfigError(
+                f"version '{self.name}' gives no {', '.join(missing)}: name them, or extend a version that has them"
+            )
+        for part, default in _PART_DEFAULTS.items():
+            if getattr(self, part) is INHERITED:
+                object.__setattr__(self, part, default)
+
+    def extending(self, base: VersionSpec) -> VersionSpec:
+        """This version completed from ``base`` (itself complete): the parts this one left to it,
+        and ``base.defaults`` with this version's deep-merged on top."""
+        parts = {p: getattr(base, p) for p in (*_REQUIRED_PARTS, *_PART_DEFAULTS) if getattr(self, p) is INHERITED}
+        return replace(self, **parts, defaults=deep_merged(base.defaults, self.defaults))
+
+
+def deep_merged(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``top`` merged in: nested mappings key by key, any other value of ``top`` wins."""
+    merged = dict(base)
+    for key, value in top.items():
+        below = merged.get(key)
+        both_maps = isinstance(below, Mapping) and isinstance(value, Mapping)
+        merged[key] = deep_merged(below, value) if both_maps else value  # type: ignore[arg-type]
+    return merged

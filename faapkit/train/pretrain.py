@@ -61,8 +61,8 @@ PRESETS = {
     "synth-tiny": PretrainPreset(),
     "synth-tiny-unpadded": PretrainPreset(shape_buckets=True),
     "synth-tiny-v2": PretrainPreset(detector=TINY_DETECTORS["v2"], shape_buckets=True, bias="v2"),
-    # the default detector: detr-synth-tiny-v2's 200-epoch schedule run to its end (it was stopped at
-    # epoch 150, the learning-rate drop) on the same train images; v3 differs from v2 in its val split only
+    # the default detector: detr-synth-tiny-v2's 200-epoch schedule run to its end on the same train
+    # images; v3 differs from v2 in its val split only
     "synth-tiny-v3": PretrainPreset(
         detector=TINY_DETECTORS["v3"],
         epochs=200,

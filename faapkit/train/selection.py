@@ -27,19 +27,9 @@ from faapkit.fairness import narrows
 
 SelectRule = Literal["parity", "largest_lift"]
 DEFAULT_RULE: SelectRule = "parity"
-# the name a selection record carries; ``guarded_min_gap`` is the largest-lift rule's earlier name
+# the name a selection record carries
 RECORDED = {"parity": "guarded_parity", "largest_lift": "guarded_largest_lift"}
-RECORDED_ALIASES = {"guarded_min_gap": "largest_lift"}
-RULE = RECORDED[DEFAULT_RULE]
 NONE_ELIGIBLE = "no validated epoch narrowed the val gap within the guard"
-
-
-def rule_from_record(recorded: str | None) -> SelectRule | None:
-    """The rule a ``selection.json`` names (``None`` when it names none this faapkit knows)."""
-    for rule, name in RECORDED.items():
-        if recorded == name:
-            return rule  # type: ignore[return-value]
-    return RECORDED_ALIASES.get(recorded or "")  # type: ignore[return-value]
 
 
 def describe_rule(max_advantaged_drop: float, rule: SelectRule = DEFAULT_RULE) -> str:

@@ -1,7 +1,7 @@
 """Where a ``faap train`` starts: the resolved configuration and run folder of a fresh or resumed
 run, what ``--resume auto`` means for a folder (continue the run it holds, or start one in it), the
 seed set a ``--seeds`` command trains (resolved and checked before any seed starts) and trains, and
-what an interrupted run keeps. ``faapkit.cli.commands`` keeps the options and the printing."""
+what an interrupted run keeps. ``faapkit.cli.train`` keeps the options and the printing."""
 
 from __future__ import annotations
 

@@ -119,8 +119,17 @@ def _first_image(root: Path) -> Path:
 CASES = {
     "unknown config key": (lambda w: ["train", "--set", "train.nosuchkey=1"], 2, "unknown key 'train.nosuchkey'"),
     "wrong type": (lambda w: ["train", "--set", "train.epochs='many'"], 2, "train.epochs"),
-    "negative epsilon": (lambda w: ["train", "--set", "schedules.epsilon.start=-0.1"], 2, "schedules.epsilon.start"),
-    "epsilon above 1": (lambda w: ["train", "--set", "schedules.epsilon.peak=1.5"], 2, "schedules.epsilon.peak"),
+    # 4th's epsilon schedule (warmup/hold/cooldown) has the start and peak these cases bound
+    "negative epsilon": (
+        lambda w: ["train", "--version", "4th", "--set", "schedules.epsilon.start=-0.1"],
+        2,
+        "invalid value for 'schedules.epsilon.start'",
+    ),
+    "epsilon above 1": (
+        lambda w: ["train", "--version", "4th", "--set", "schedules.epsilon.peak=1.5"],
+        2,
+        "invalid value for 'schedules.epsilon.peak'",
+    ),
     "unknown version": (lambda w: ["train", "--version", "9th"], 2, "unknown version '9th'"),
     "unknown detector": (lambda w: ["train", "--set", "detector.name='detr-x'"], 2, "unknown detector 'detr-x'"),
     "missing dataset root": (

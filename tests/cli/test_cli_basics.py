@@ -144,3 +144,22 @@ def test_notes_and_warnings_print_their_text_not_markup(capsys):
     info("reads only its [eval] section")
     err = capsys.readouterr().err
     assert "pip install 'faapkit[mlflow]'" in err and "its [eval] section" in err
+
+
+def test_a_plain_train_trains_the_default_version_and_its_help_says_which(tmp_path, synth_root):
+    from faapkit.config.defaults import DEFAULT_VERSION
+
+    assert DEFAULT_VERSION == "level-up"
+    code, out, err = run_here("train", "--help", env={"COLUMNS": "250"})
+    assert code == 0, err
+    assert f"(default: {DEFAULT_VERSION} on the embedded benchmark)" in out and "default: 4th" not in out
+    code, out, err = run_here("config", "show", "--json")
+    assert code == 0 and json.loads(out)["version"] == DEFAULT_VERSION, err
+    tiny = [f"data.root='{synth_root}'", "train.batch_size=4", "train.steps_per_epoch=1", "train.val_every=0"]
+    tiny += ["generator.channels=8", "data.limit_images=8"]
+    run = tmp_path / "run"
+    code, _, err = run_here(
+        "train", "--out", str(run), "--max-steps", "1", "--quiet", *(a for s in tiny for a in ("--set", s))
+    )
+    assert code == 0, err
+    assert json.loads((run / "run.json").read_text())["version"] == "level-up"

@@ -85,10 +85,10 @@ def test_force_removes_the_rescores_of_the_result_it_replaces(run, evaluated, ca
 
 def test_empty_iou_thresholds_are_cocos_as_the_description_says(evaluated, capsys, tmp_path):
     from faapkit.config import EvalConfig
-    from faapkit.evaluate.command.settings import resolve, set_layer
+    from faapkit.evaluate.command.settings import resolve, set_layers
 
     assert "empty = COCO's" in str(EvalConfig.model_fields["iou_thresholds"].description)
-    cfg, sources = resolve([("--set", set_layer(["eval.iou_thresholds=[]"]))])
+    cfg, sources = resolve([("--set", set_layers(["eval.iou_thresholds=[]"])[0])])
     assert cfg.iou_thresholds is None and sources["iou_thresholds"] == "--set"
     out = tmp_path / "coco.json"
     code, _, err = faap(

@@ -1,4 +1,4 @@
-"""No result lost or mislabelled (issue 28): every command's output path goes through one guard
+"""No result lost or mislabelled: every command's output path goes through one guard
 (``faapkit.artifacts.outputs.check_output``), bad options are one line naming the option before
 any work, and config files are read as written or refused by name. Runs ``faap`` in-process on a
 one-step run (``tests.conftest.one_step_4th_run``), so every refusal below costs milliseconds."""

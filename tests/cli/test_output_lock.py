@@ -1,4 +1,4 @@
-"""One writer per result file (issue 28): ``faapkit.artifacts.output_lock``. Two writers started
+"""One writer per result file: ``faapkit.artifacts.output_lock``. Two writers started
 together, as threads or as real processes, give exactly one holder and one refusal that names
 the output and the holder's pid; a lock left by a killed process is taken over with a note.
 Torch-free and fast: no inference here (``tests/eval/test_eval_guards.py`` races ``faap eval``)."""

@@ -51,7 +51,7 @@ def test_a_preempted_two_process_job_requeues_and_continues_from_its_checkpoint(
     run = tmp_path / "run"
     env = {**os.environ, "FAAP_SUBMITIT_CLUSTER": "local", "OMP_NUM_THREADS": "1"}
     sets = [arg for key in QUICK for arg in ("--set", key)]
-    command = [sys.executable, "-m", "faapkit", "train", "--launcher", "slurm", "--timeout", "10"]
+    command = [sys.executable, "-m", "faapkit", "train", "--version", "4th", "--launcher", "slurm", "--timeout", "10"]
     command += ["--gpus-per-node", "0", "--tasks-per-node", "2", "--device", "cpu", "--out", str(run), *sets, "--json"]
     # stdout to a file, not a pipe: the local job outlives the command and would hold a pipe open
     with (tmp_path / "submit.json").open("w") as out, (tmp_path / "submit.err").open("w") as err:

@@ -1,4 +1,4 @@
-"""The bootstrap as it was before it was vectorised (issue 14), kept only as the reference that
+"""The bootstrap as it was before it was vectorised, kept only as the reference that
 pins :func:`faapkit.evaluate.evaluator.bootstrap`: one Python loop over resamples, groups and settings,
 each resample re-accumulated from the per-image records of the images it drew, in draw order.
 

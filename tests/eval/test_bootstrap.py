@@ -17,7 +17,7 @@ from faapkit.evaluate.evaluator import run_detections
 from faapkit.evaluate.requests import EvalRequest
 from faapkit.evaluate.scoring import bootstrap
 from faapkit.fairness import reference_groups
-from faapkit.generators.perturb import PerturbationGenerator
+from faapkit.generators.perturb import ResearchUNetGenerator
 from tests.eval.bootstrap_reference import (
     reference_ap_ar,
     reference_bootstrap,
@@ -71,7 +71,7 @@ def real_eval(request, synth_root, tiny_detector):
     by gender (two groups) or age (three)."""
     data = load_split(synth_root, "test", split_by=request.param, limit=48)
     torch.manual_seed(0)
-    gen = PerturbationGenerator(8, epsilon=0.1).eval()
+    gen = ResearchUNetGenerator(8, epsilon=0.1).eval()
     req = EvalRequest(data=data, detector=tiny_detector, device=torch.device("cpu"), num_workers=0)
     base, pert = run_detections(req, [None, gen], DistInfo())
     return data, base, pert

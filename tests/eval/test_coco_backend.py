@@ -31,7 +31,7 @@ from faapkit.evaluate.evaluator import run_detections
 from faapkit.evaluate.requests import EvalRequest
 from faapkit.evaluate.scoring import score
 from faapkit.fairness import reference_groups
-from faapkit.generators.perturb import PerturbationGenerator
+from faapkit.generators.perturb import ResearchUNetGenerator
 from tests.conftest import faap_in_process, one_error
 
 AP_TOLERANCE = 1e-15  # see the module docstring
@@ -68,7 +68,7 @@ def _detections(data: Any, tiny_detector: Any, perturbed: bool = False) -> list[
     gens: list[torch.nn.Module | None] = [None]
     if perturbed:
         torch.manual_seed(0)
-        gens.append(PerturbationGenerator(8, epsilon=0.1).eval())
+        gens.append(ResearchUNetGenerator(8, epsilon=0.1).eval())
     return run_detections(req, gens, DistInfo())
 
 

@@ -1,4 +1,4 @@
-"""``faap compare`` checks every faapkit metrics file it reads (issue 28 item 3): a file of
+"""``faap compare`` checks every faapkit metrics file it reads: a file of
 another run, or one whose numbers are not numbers, is left out with one stderr line naming it;
 numbers that are not the ones ``numbers_sha256`` recorded, a gap that is not the difference of
 the file's own group values, a gap outside its own CI and a rescore whose parent is gone are

@@ -1,4 +1,4 @@
-"""``faap eval`` and ``--rescore`` under issue 28: one writer per metrics file (a lock taken
+"""``faap eval`` and ``--rescore`` guarded: one writer per metrics file (a lock taken
 before any inference), a ``best.pt`` checked against the sha256 its ``selection.json``
 recorded, metrics that record their run id and the hash of their numbers, and one-line errors
 for an output folder that cannot take the file, before any inference. Runs ``faap`` in-process

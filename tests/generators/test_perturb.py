@@ -1,10 +1,10 @@
 import torch
 
-from faapkit.generators.perturb import PerturbationGenerator, apply_perturbation, clamp_normalized
+from faapkit.generators.perturb import ResearchUNetGenerator, apply_perturbation, clamp_normalized
 
 
 def test_research_key_layout_and_size():
-    g = PerturbationGenerator(32)
+    g = ResearchUNetGenerator(32)
     keys = list(g.state_dict())
     assert len(keys) == 72
     assert keys[:3] == ["down1.net.0.weight", "down1.net.0.bias", "down1.net.1.weight"]
@@ -13,7 +13,7 @@ def test_research_key_layout_and_size():
 
 
 def test_delta_bounded_and_padding_untouched():
-    g = PerturbationGenerator(8, epsilon=0.07)
+    g = ResearchUNetGenerator(8, epsilon=0.07)
     x = torch.randn(2, 3, 32, 40)
     mask = torch.zeros(2, 32, 40, dtype=torch.bool)
     mask[1, 20:, :] = True

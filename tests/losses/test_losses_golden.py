@@ -1,4 +1,4 @@
-"""Version losses (``plugins/v*/loss.py``) and the shared pieces they use (``faapkit/losses/common.py``)
+"""Version losses (``plugins/faap_plugins/v*/loss.py``) and the shared pieces they use (``faapkit/losses/common.py``)
 pinned to values and gradients computed by the research code itself."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import functools
 
 import pytest
 import torch
+
 from faap_plugins.v1st.loss import cross_group_infonce
 from faap_plugins.v2nd.loss import rank_split, score_split_contrastive
 from faap_plugins.v3rd.loss import group_aware_contrastive
 from faap_plugins.v4th.loss import anchor_infonce, feature_mean_alignment
-
 from faapkit.losses.common import image_scores, wasserstein_1d_asymmetric
 from tests.conftest import FIXTURES, fixture_path
 

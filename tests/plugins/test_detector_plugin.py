@@ -51,7 +51,7 @@ def test_plugin_detector_trains_and_evaluates(tmp_path, synth_root, monkeypatch)
     rows = {r["name"]: r for r in json.loads(out)["components"]}
     row = rows["detr-first8"]
     assert (row["kind"], row["plugin"], row["distribution"]) == ("detector", "firstq", "faap-first-queries")
-    assert rows["levelup-first8"]["aliases"] == ["f8"]
+    assert rows["level-up-first8"]["aliases"] == ["f8"]
 
     ckpt = wrapped_checkpoint(tmp_path / "first8.pth", monkeypatch)
     run = tmp_path / "run"
@@ -60,7 +60,7 @@ def test_plugin_detector_trains_and_evaluates(tmp_path, synth_root, monkeypatch)
     code, _, err = run_here(*args, "--set", f"detector.checkpoint={ckpt}", env=env)
     assert code == 0, err
     manifest = json.loads((run / "run.json").read_text())
-    assert manifest["version"] == "levelup-first8" and manifest["config"]["detector"]["name"] == "detr-first8"
+    assert manifest["version"] == "level-up-first8" and manifest["config"]["detector"]["name"] == "detr-first8"
     code, out, err = run_here("eval", str(run), "--limit-images", "40", "--bootstrap", "0", "--json", env=env)
     assert code == 0, err
     metrics = json.loads(out)
@@ -79,7 +79,7 @@ def test_version_help_and_inspect_show_a_plugin_s_aliases(tmp_path):
     env = plugin_env(tmp_path / "site") | {"COLUMNS": "250"}
     code, out, err = run_here("train", "--help", env=env)
     assert code == 0, err
-    assert "levelup-first8 (alias f8)" in out
+    assert "level-up-first8 (alias f8)" in out
     code, out, err = run_here("inspect", "plugins", env=env)
     assert code == 0, err
-    assert "levelup-first8 (alias f8)" in out
+    assert "level-up-first8 (alias f8)" in out

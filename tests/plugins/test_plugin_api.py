@@ -12,27 +12,49 @@ import pytest
 import faapkit.plugin_api as api
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "faap-example-plugin" / "faap_example_plugin.py"
+EXAMPLES = sorted((REPO / "examples").glob("*/*.py"))
+
+
+def imported(path: Path) -> tuple[set[str], set[str]]:
+    """Every module a file imports, at any depth (lazy imports included), and every name it
+    imports from ``faapkit.plugin_api``."""
+    modules: set[str] = set()
+    api_names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+            if node.module == "faapkit.plugin_api":
+                api_names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    return modules, api_names
 
 
 def faapkit_imports(path: Path) -> set[str]:
     """Every ``faapkit...`` module a file imports, at any depth (lazy imports included)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-    return {n for n in names if n.split(".")[0] == "faapkit"}
+    return {n for n in imported(path)[0] if n.split(".")[0] == "faapkit"}
 
 
-def test_the_example_plugin_uses_the_public_api_alone():
-    assert faapkit_imports(EXAMPLE) == {"faapkit.plugin_api"}
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
+def test_every_example_plugin_uses_the_public_api_alone(path):
+    """Of faapkit an example imports ``faapkit.plugin_api`` and its public names only: no built-in
+    plugin (``faap_plugins``), no engine module, no private name."""
+    modules, api_names = imported(path)
+    assert {m for m in modules if m.split(".")[0] in {"faapkit", "faap_plugins"}} == {"faapkit.plugin_api"}
+    assert api_names <= set(api.__all__), sorted(api_names - set(api.__all__))
+
+
+def test_every_example_is_covered():
+    assert {p.parent.name for p in EXAMPLES} >= {
+        "faap-example-plugin",
+        "faap-search-plugin",
+        "faap-level-up-plus-plugin",
+    }
 
 
 def test_builtin_version_plugins_use_the_public_api_alone():
     """A version is one package: its registration (``__init__``) and its loss (``loss.py``)."""
-    versions = sorted(p for p in (REPO / "plugins").glob("v*") if p.is_dir())
+    versions = sorted(p.parent for p in (REPO / "plugins" / "faap_plugins").glob("*/loss.py"))
     assert len(versions) >= 6
     for folder in versions:
         assert {p.name for p in folder.glob("*.py")} == {"__init__.py", "loss.py"}, folder.name
@@ -100,6 +122,24 @@ def test_lazy_loss_parts_are_the_engine_s_own():
     assert api.LossStrategy is base.LossStrategy and api.LossInputs is base.LossInputs
     assert api.image_scores is common.image_scores
     assert set(api._LAZY) <= set(api.__all__)
+
+
+def test_the_built_ins_plugins_build_on_are_the_registered_ones():
+    """The generators and level-up's loss the API exports are what the registered names build."""
+    from faapkit.generators import perturb, subpixel, transformer_aware
+    from faapkit.plugins import make_plugin_manager
+    from faapkit.plugins.registry import Registries
+    from faapkit.plugins.specs import resolve_factory
+
+    reg = Registries.from_plugin_manager(make_plugin_manager())
+    loss = reg.losses.get(reg.versions.get("level-up").loss)
+    assert resolve_factory(loss.factory) is api.LevelUpDetection and loss.options is api.LevelUpOptions
+    assert issubclass(api.LevelUpDetection, api.LossStrategy)
+    assert api.ResearchUNetGenerator is perturb.ResearchUNetGenerator
+    assert api.SubPixelGenerator is subpixel.SubPixelGenerator
+    assert api.DetectorAwareGenerator is subpixel.DetectorAwareGenerator
+    assert api.TransformerAwareGenerator is transformer_aware.TransformerAwareGenerator
+    assert api.pad_to_multiple_of_4 is subpixel.pad_to_multiple_of_4
 
 
 def test_an_unknown_name_is_an_attribute_error():

@@ -47,7 +47,7 @@ def test_gradient_aware_generator_reads_the_detectors_input_gradients(monkeypatc
 
 def test_hard_box_version_adds_its_box_term(monkeypatch, tmp_path, synth_root):
     reg = _registries(monkeypatch)
-    assert reg.versions.get("level-up-hardbox").loss == "levelup_hardbox"
+    assert reg.versions.get("level-up-hardbox").loss == "level_up_hardbox"
     cfg = resolve_config(reg, version="level-up-hardbox", overrides=[*FAST, "loss.gamma=2"])
     trainer = Trainer(cfg, reg, tmp_path / "run")
     trainer.setup()

@@ -19,6 +19,7 @@ from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.errors import CheckpointError, ConfigError, FaapError
 from faapkit.io import load_checkpoint, save_checkpoint
 from faapkit.plugins import make_plugin_manager
+from faapkit.plugins.providers import version_providers
 from faapkit.plugins.registry import Registries
 from faapkit.train.trainer import Trainer
 
@@ -144,3 +145,29 @@ def test_latest_checkpoint_is_the_highest_stored_step_not_the_newest_file(tmp_pa
     save_checkpoint(tmp_path / "x.pt", {"generator": {"w": torch.zeros(1)}})
     with pytest.raises(CheckpointError, match="x.pt stores no global_step"):
         latest_checkpoint([tmp_path / "x.pt"])
+
+
+def test_a_run_recording_the_loss_s_earlier_name_resumes(tmp_path, data_root):
+    """Level-up's loss was registered as ``levelup_detection``; run folders made then record it
+    under ``providers``. A run is rebuilt from its version, so the recorded name is provenance
+    only and such a run resumes."""
+    run = tmp_path / "run"
+    quick = [f"data.root='{data_root}'", "train.batch_size=4", "train.epochs=1", "train.steps_per_epoch=2"]
+    quick += ["train.val_every=0", "generator.name=subpixel", "generator.channels=8"]
+
+    providers = version_providers(make_plugin_manager(), REG, "level-up")
+
+    def trainer(*extra: str, resume: bool = False) -> Trainer:
+        cfg = resolve_config(REG, version="level-up", overrides=[*quick, *extra])
+        return Trainer(cfg, REG, run, resume=resume, providers=providers)
+
+    first = trainer("train.max_steps=1")
+    first.setup()
+    first.fit()
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["providers"]["loss"]["name"] == "level_up_detection"
+    manifest["providers"]["loss"]["name"] = "levelup_detection"
+    (run / "run.json").write_text(json.dumps(manifest))
+    resumed = trainer(resume=True)
+    resumed.setup()
+    assert resumed.fit()["global_step"] == 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from faapkit.compare import select_on_val
-from faapkit.train.selection import RECORDED, choose, describe_rule, rule_from_record, select_epoch
+from faapkit.train.selection import RECORDED, choose, describe_rule, select_epoch
 
 
 def _row(epoch: int, gap: float, male: float = 0.6) -> dict:
@@ -40,11 +40,8 @@ def test_the_guard_comes_before_either_rule():
     assert select_epoch([_row(0, 0.0, male=0.5)], 0.6, 0.005, baseline_gap=0.05) is None
 
 
-def test_recorded_names_say_the_rule_and_the_former_name_reads_as_largest_lift():
+def test_recorded_names_say_the_rule():
     assert RECORDED == {"parity": "guarded_parity", "largest_lift": "guarded_largest_lift"}
-    assert rule_from_record("guarded_parity") == "parity"
-    assert rule_from_record("guarded_min_gap") == "largest_lift"  # selection.json of 0.1.0 runs
-    assert rule_from_record("something else") is None
     assert "|val AP gap|" in describe_rule(0.005) and "signed" in describe_rule(0.005, "largest_lift")
 
 

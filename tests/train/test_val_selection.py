@@ -32,7 +32,7 @@ def test_best_checkpoint_is_the_val_rule_choice(registries, tmp_path, synth_root
     assert selection["epoch"] == min(narrower, key=lambda e: (abs(gaps[e]), e))
     best = load_checkpoint(trainer.run.checkpoints / "best.pt")
     assert best["epoch"] == selection["epoch"] and best["selection"]["epoch"] == selection["epoch"]
-    # the file it chose, by content: faap eval refuses a best.pt replaced since (issue 28)
+    # the file it chose, by content: faap eval refuses a best.pt replaced since
     assert selection["checkpoint_sha256"] == file_sha256(trainer.run.checkpoints / "best.pt")
     last = load_checkpoint(trainer.run.checkpoints / "last.pt")
     assert last["epoch"] == 2 and last["generator_spec"]["name"] == "transformer-aware"

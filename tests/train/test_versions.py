@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from faapkit.config import resolve_config
-from faapkit.generators.perturb import PerturbationGenerator
+from faapkit.generators.perturb import ResearchUNetGenerator
 from faapkit.io import load_checkpoint
 from faapkit.plugins import make_plugin_manager
 from faapkit.plugins.registry import Registries
@@ -96,7 +96,7 @@ def test_compiled_generator_trains_the_same_generator(tmp_path, synth_root):
     compiled = _train_generator(tmp_path, "compiled", ["train.compile=true"])
     _assert_same_training(eager, compiled)
     ckpt = load_checkpoint(tmp_path / "compiled" / "checkpoints" / "epoch_0000.pt")
-    assert set(ckpt["generator"]) == set(PerturbationGenerator().state_dict())
+    assert set(ckpt["generator"]) == set(ResearchUNetGenerator().state_dict())
 
 
 def test_shape_buckets_feed_the_detector_unpadded_batches(tmp_path, synth_root):

@@ -34,6 +34,7 @@ class Target:
 
 
 CHANGED_BEST = "--accept-changed-best"
+CHANGED_BEST_HINT = f"; evaluate it anyway with {CHANGED_BEST} (labelled as not the chosen checkpoint), "
 
 
 def resolve_target(
@@ -190,10 +191,7 @@ def check_best(run: Any, best: Path, accept_changed: bool, say: Notes) -> BestCh
             f"for epoch {selection.get('epoch')} (replaced since the run chose it?)"
         )
     if not accept_changed:
-        raise FaapError(
-            f"{problem}; evaluate it anyway with {CHANGED_BEST} (labelled as not the chosen checkpoint), "
-            "or another checkpoint with --epoch"
-        )
+        raise FaapError(f"{problem}{CHANGED_BEST_HINT}or another checkpoint with --epoch")
     say.warn(f"{problem}; evaluated as {CHANGED_BEST} asks, labelled as not the checkpoint chosen on {split}")
     return BestCheck(
         f"best.pt (not the checkpoint selection.json chose on {split}: {CHANGED_BEST})",

@@ -69,6 +69,7 @@ def tags(cmd: EvalCommand, sizes: Layers, det: Any, split_data: Any, settings: A
     """What the metrics file name adds for each override of the run's evaluation (``sizes``: the
     command's input-size layers; ``dcfg``: the run's data config, whose pair of groups a
     ``--disadvantaged``/``--advantaged`` may change)."""
+    from faapkit.data.codecs import parse_codec
     from faapkit.evaluate.command.settings import SIZE_KEYS, iou_tag
 
     found = [f"eps{cmd.epsilon:g}"] if cmd.epsilon is not None else []
@@ -82,7 +83,7 @@ def tags(cmd: EvalCommand, sizes: Layers, det: Any, split_data: Any, settings: A
         given.update(layer)
     found += [f"{key.removesuffix('_size')}{given[key]}" for key in SIZE_KEYS if key in given]
     found += [f"groups-{given['group_level']}"] if "group_level" in given else []
-    found += [f"codec-{cmd.codec.replace(':', '')}"] if cmd.codec else []
+    found += [f"codec-{str(parse_codec(cmd.codec)).replace(':', '')}"] if cmd.codec else []  # one name per codec
     found += [f"exported-{cmd.exported.suffix.lstrip('.')}"] if cmd.exported else []
     return found
 

@@ -117,11 +117,6 @@ def set_layers(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return layer, sizes
 
 
-def set_layer(items: list[str]) -> dict[str, Any]:
-    """The ``eval.key=value`` items of :func:`set_layers`."""
-    return set_layers(items)[0]
-
-
 def resolve_sizes(
     detector: Any, run_data: Mapping[str, Any], layers: Sequence[tuple[str, Mapping[str, Any]]]
 ) -> dict[str, Any]:

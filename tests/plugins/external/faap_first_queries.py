@@ -37,9 +37,9 @@ def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
 def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
     register(
         VersionSpec(
-            name="levelup-first8",
+            name="level-up-first8",
             aliases=("f8",),
-            loss="levelup_detection",
+            loss="level_up_detection",
             head=None,
             generator="subpixel",
             schedules={"epsilon": "constant", "lr": "constant"},

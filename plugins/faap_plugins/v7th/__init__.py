@@ -4,9 +4,9 @@ entropy bonus) plus a one-way Wasserstein term and the detection loss."""
 
 from collections.abc import Callable
 
-from faap_plugins.options import Options, research_train_defaults
 from pydantic import Field
 
+from faap_plugins.options import Options, research_train_defaults
 from faapkit.plugin_api import LossSpec, VersionSpec, hookimpl
 
 

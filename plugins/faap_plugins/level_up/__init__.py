@@ -3,7 +3,8 @@ a sub-pixel generator that can express the high-frequency perturbations that mov
 that reads what the frozen detector makes of the clean image (``transformer-aware``: its backbone
 features, its encoder's memory and where its last decoder layer looks), so that what it learns is
 specific to the images and regions that need it. It trains at the detector's evaluation scale only
-(``data.train_scales: eval``). Both are the winners of the hypotheses screened for issue 25.
+(``data.train_scales: eval``). Both are the winners of the hypotheses screened in
+docs/effect-diagnosis.md.
 
 Not a research version: faapkit's answer to the research versions' null result on the embedded
 benchmark (docs/effect-diagnosis.md gives the measurements behind each default).
@@ -11,9 +12,9 @@ benchmark (docs/effect-diagnosis.md gives the measurements behind each default).
 
 from collections.abc import Callable
 
-from faap_plugins.options import Options
 from pydantic import Field
 
+from faap_plugins.options import Options
 from faapkit.plugin_api import LossSpec, VersionSpec, hookimpl
 
 
@@ -26,8 +27,8 @@ class LevelUpOptions(Options):
 def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
     register(
         LossSpec(
-            name="levelup_detection",
-            factory="faap_plugins.vlevelup.loss:LevelUpDetection",
+            name="level_up_detection",
+            factory="faap_plugins.level_up.loss:LevelUpDetection",
             options=LevelUpOptions,
             description="disadvantaged-group DETR loss + keep the advantaged images unperturbed",
         )
@@ -39,7 +40,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
     register(
         VersionSpec(
             name="level-up",
-            loss="levelup_detection",
+            loss="level_up_detection",
             head=None,
             generator="transformer-aware",
             schedules={"epsilon": "constant", "lr": "warmup_cosine"},
@@ -52,7 +53,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
                 },
                 # one scale, the detector's evaluation scale: the perturbation is tied to the pixel
                 # grid it is added on, and a generator trained across 112..144 px spends capacity on
-                # sizes it is never evaluated at (docs/effect-diagnosis.md 11: test share 12% -> 19%)
+                # sizes it is never evaluated at (docs/effect-diagnosis.md, section 11, gives the measurements)
                 "data": {"disadvantaged_share": 1.0, "train_scales": "eval"},
                 "train": {
                     "lr": 1e-3,
@@ -62,7 +63,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
                     "batch_size": 8,
                     "epochs": 48,
                     "val_every": 3,
-                    # NHWC convolutions: ~1.15x faster steps on CPU, the same numbers up to rounding
+                    # NHWC convolutions: faster steps on CPU (benchmarks/RESULTS.md), the same numbers up to rounding
                     "channels_last": True,
                 },
             },

@@ -14,11 +14,15 @@ from faapkit.cli._console import info, print_json, warn
 from faapkit.cli._context import state
 from faapkit.cli._launch import launch_torchrun
 from faapkit.cli._options import ConfigOpt, JsonOpt, SetOpt, VersionOpt
+from faapkit.config.defaults import DEFAULT_VERSION
 from faapkit.errors import Interrupted
 
 if TYPE_CHECKING:
     from faapkit.train.seeds import SeedSet
     from faapkit.train.trainer import Trainer
+
+
+HELP = f"Train a perturbation generator with a method version (default: {DEFAULT_VERSION} on the embedded benchmark)."
 
 
 def train(
@@ -49,7 +53,7 @@ def train(
     quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Train a perturbation generator with a method version (default: 4th on the embedded benchmark)."""
+    """Train a perturbation generator (``HELP`` is what ``faap train --help`` shows)."""
     from faapkit.distributed.slurm import slurm_options
     from faapkit.train import start
 

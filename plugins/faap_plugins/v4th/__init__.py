@@ -3,9 +3,9 @@ epsilon warmup/hold/cooldown, contrastive warmup, warmup-cosine LR, weak jitter,
 
 from collections.abc import Callable
 
-from faap_plugins.options import Options, research_train_defaults
 from pydantic import Field
 
+from faap_plugins.options import Options, research_train_defaults
 from faapkit.plugin_api import LossSpec, VersionSpec, hookimpl
 
 

@@ -5,9 +5,9 @@ versus upper ceil(N/2) with a deterministic tie-break, so no image is in both se
 
 from collections.abc import Callable
 
-from faap_plugins.options import Options, research_train_defaults
 from pydantic import Field
 
+from faap_plugins.options import Options, research_train_defaults
 from faapkit.plugin_api import LossSpec, VersionSpec, hookimpl
 
 

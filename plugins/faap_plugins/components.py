@@ -4,9 +4,9 @@ run may use. Registered once, named by versions (loggers by ``train.loggers``)."
 from collections.abc import Callable
 from typing import Literal
 
-from faap_plugins.options import Options
 from pydantic import Field
 
+from faap_plugins.options import Options
 from faapkit.plugin_api import GeneratorSpec, HeadSpec, LoggerSpec, ScheduleSpec, hookimpl
 
 SCHED = "faapkit.train.schedules"

@@ -3,9 +3,9 @@ one-way Wasserstein alignment of Hungarian-matched scores, detection loss."""
 
 from collections.abc import Callable
 
-from faap_plugins.options import Options, research_train_defaults
 from pydantic import Field
 
+from faap_plugins.options import Options, research_train_defaults
 from faapkit.plugin_api import LossSpec, VersionSpec, hookimpl
 
 
