@@ -9,7 +9,7 @@ import torch
 
 from faapkit.errors import CheckpointError
 from faapkit.evaluate.evaluator import load_generator
-from faapkit.generators.perturb import PerturbationGenerator
+from faapkit.generators.perturb import ResearchUNetGenerator
 from faapkit.io import save_checkpoint
 
 
@@ -24,7 +24,7 @@ def _refusal(tmp_path, obj) -> str:
 
 
 def test_a_bare_generator_state_dict_is_called_one(tmp_path):
-    state = PerturbationGenerator(8, epsilon=0.05).state_dict()
+    state = ResearchUNetGenerator(8, epsilon=0.05).state_dict()
     line = _refusal(tmp_path, state)
     assert "bare generator state dict" in line and "--epsilon" in line and "research" not in line
 
@@ -36,5 +36,5 @@ def test_a_dict_of_unrelated_tensors_is_not_called_a_checkpoint_without_epsilon(
 
 
 def test_a_research_checkpoint_is_still_called_one(tmp_path):
-    line = _refusal(tmp_path, {"generator": PerturbationGenerator(8, epsilon=0.05).state_dict(), "epoch": 3})
+    line = _refusal(tmp_path, {"generator": ResearchUNetGenerator(8, epsilon=0.05).state_dict(), "epoch": 3})
     assert "research checkpoint" in line and "--epsilon" in line
