@@ -17,6 +17,7 @@ its CI together.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from faapkit.errors import DataError
 
@@ -79,6 +80,28 @@ def share_closed(before: float | None, after: float | None) -> float | None:
     if before is None or after is None or before == 0:
         return None
     return 1.0 - abs(after) / abs(before)
+
+
+def narrows(after: float, before: float | None) -> bool:
+    """Whether a gap is strictly smaller in size than ``before`` (a share closed above 0): a gap of
+    +0.10 turned into -0.10 has not narrowed; never without a gap to narrow or one known. The
+    checkpoint-selection rule asks it of every candidate epoch's val gap."""
+    return before is not None and abs(after) < abs(before)
+
+
+def former_choice_without_narrowing(selection: Mapping[str, Any]) -> str | None:
+    """For a ``selection.json`` written before eligibility asked for a narrower val gap (no
+    ``eligible_if``): why its chosen epoch is no choice by today's rule (its val gap did not narrow
+    the unperturbed one), else ``None``."""
+    if "eligible_if" in selection:
+        return None
+    try:
+        gap, base = float(selection["val"]["gap_AP"]), float(selection["val_baseline"]["gap_AP"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if narrows(gap, base):
+        return None
+    return f"its epoch's val AP gap {gap:+.4f} does not narrow the unperturbed {base:+.4f}, so it is no choice today"
 
 
 def defined_in_every_resample(values: Iterable[float | None]) -> list[float] | None:

@@ -125,11 +125,11 @@ def _report_seeds(parent: Path, held: SeedSet, outcome: dict[int, str], json_: b
 
 def _report_done(selection: dict[str, Any] | None, summary: dict[str, Any], run_dir: Path, json_: bool) -> None:
     """The end of a run: a missing best.pt said aloud, then the summary."""
-    if selection is not None and selection.get("epoch") is None:
-        warn(
-            f"no validated epoch met the selection rule ({selection['description']}): no best.pt; "
-            "faap eval RUN will evaluate the highest step and say so"
-        )
+    from faapkit.train.best import no_best_line
+
+    line = no_best_line(selection)
+    if line is not None:
+        warn(line)
     if json_:
         print_json(summary)
     else:

@@ -18,6 +18,7 @@ from faapkit.artifacts.records import MetricsFile, MetricsFileError, RunManifest
 from faapkit.artifacts.rundir import RunDir
 from faapkit.compare.records import RunRecord, train_only_records
 from faapkit.errors import FaapError
+from faapkit.fairness import former_choice_without_narrowing
 
 
 class LeftOut(str):
@@ -141,6 +142,8 @@ def read_native(path: Path, unreadable: list[str] | None = None) -> list[RunReco
     data = manifest.dataset
     log = {int(r["epoch"]): r for r in run.read_log()}
     selection = run.read_selection() or {}
+    if former_choice_without_narrowing(selection) is not None:
+        selection = {}  # chosen by the former rule without narrowing the val gap: not shown as chosen
     records: list[RunRecord] = []
     seen = set()
     for f in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:

@@ -21,7 +21,8 @@ def select_on_val(
     """Each run's rows at the epoch chosen on its **val** rows, reported on every other split.
 
     The rule is the trainer's (``faapkit.train.selection.choose``): among epochs whose advantaged
-    group lost at most ``max_advantaged_drop`` val AP, the smallest |val gap| (``parity``) or signed
+    group lost at most ``max_advantaged_drop`` val AP and whose |val gap| is below the row's
+    |unperturbed val gap| (``{metric}_baseline``), the smallest |val gap| (``parity``) or signed
     val gap (``largest_lift``); without val evaluations, the epoch the run itself chose on val during
     training (``selection.json``). A run with neither, or whose chosen epoch has no evaluation on
     another split, is left out with a note: choosing on the split that is reported would overstate
@@ -41,15 +42,13 @@ def select_on_val(
             and (r.get("AP_advantaged_change") is None or r["AP_advantaged_change"] >= -max_advantaged_drop)
         ]
         if val:
-            epoch = choose(((r["epoch"], r[metric]) for r in val), rule)
+            epoch = choose(((r["epoch"], r[metric], r.get(f"{metric}_baseline")) for r in val), rule)
         else:
             epoch = next((r["selected_epoch"] for r in mine if r.get("selected_epoch") is not None), None)
         if epoch is None:
             validated = any(r.get("split") == "val" and r.get(metric) is not None for r in mine)
             why = (
-                "no val epoch kept the advantaged group within the guard"
-                if validated
-                else "no val evaluation to select on"
+                "no val epoch narrowed the val gap within the guard" if validated else "no val evaluation to select on"
             )
             notes.append(f"{run}: {why}; left out")
             continue

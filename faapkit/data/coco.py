@@ -162,10 +162,17 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise DataError(f"annotation file {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(f"annotation file {path} is not COCO format (no 'images' list)")
+    declares_categories = "categories" in data
     for key in ("annotations", "categories"):
         data.setdefault(key, [])
         if not isinstance(data[key], list):
             raise DataError(f"annotation file {path}: '{key}' is a {type(data[key]).__name__}, not a list")
+    if data["annotations"] and declares_categories and not data["categories"]:
+        # else every box is refused, or skipped, as of an unknown category, one at a time
+        raise DataError(
+            f"annotation file {path}: 'categories' is empty, so none of its {len(data['annotations'])} "
+            "annotation(s) has a category; list the categories their category_id values name"
+        )
     return data
 
 

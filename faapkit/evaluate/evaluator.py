@@ -94,7 +94,7 @@ def load_generator(
         raise CheckpointError(f"{path}: its 'epsilon' is {ckpt['epsilon']!r}, not a bound in (0, 1]")
     eps = epsilon if epsilon is not None else stored_eps
     if eps is None:
-        raise CheckpointError(f"{path} does not store epsilon (research checkpoint); pass --epsilon")
+        raise CheckpointError(_without_epsilon(path, ckpt, state))
     spec_options = dict(ckpt.get("generator_spec") or {"name": "unet"})
     name = str(spec_options.pop("name", "unet"))
     if name == "unet":
@@ -124,6 +124,16 @@ def load_generator(
         "epsilon": eps,
         "epsilon_source": "cli" if epsilon is not None else "checkpoint",
     }
+
+
+def _without_epsilon(path: Path, ckpt: Any, state: dict[str, Any]) -> str:
+    """Why a file without a stored epsilon cannot be evaluated, naming what it is."""
+    if "generator" in ckpt:
+        return f"{path} does not store epsilon (research checkpoint); pass --epsilon"
+    if "down1.net.0.weight" in state:
+        return f"{path} is a bare generator state dict ({len(state)} tensors, no epsilon stored); pass --epsilon"
+    some = ", ".join(sorted(state)[:3]) + (", ..." if len(state) > 3 else "")
+    return f"{path} does not hold perturbation-generator weights (a dict of {len(state)} tensors: {some})"
 
 
 def _cache_key(req: EvalRequest) -> str:

@@ -180,3 +180,13 @@ def test_same_rules_for_research_layout(tmp_path):
     with pytest.raises(DataError, match="gender_women_test.json: 1 annotation"):
         load_split(root, "test")
     assert load_split(root, "test", on_invalid="skip").group_counts() == {"female": 3, "male": 4}
+
+
+@pytest.mark.parametrize("on_invalid", ["error", "skip"])
+def test_an_empty_categories_list_is_named_with_its_file(data, on_invalid):
+    """Every box would otherwise be 'unknown category', one per box, or skipped silently."""
+    _edit(data, lambda c: c.__setitem__("categories", []))
+    with pytest.raises(DataError) as exc:
+        load_split(data, "test", on_invalid=on_invalid)
+    line = str(exc.value)
+    assert str(_ann_path(data)) in line and "'categories' is empty" in line and "\n" not in line

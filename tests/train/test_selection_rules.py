@@ -15,28 +15,29 @@ def _row(epoch: int, gap: float, male: float = 0.6) -> dict:
 
 def test_parity_takes_the_epoch_nearest_zero_not_the_most_reversed():
     rows = [_row(3, 0.010), _row(7, -0.0025), _row(11, -0.0216)]
-    assert select_epoch(rows, 0.6, 0.005)["epoch"] == 7
-    assert select_epoch(rows, 0.6, 0.005, "largest_lift")["epoch"] == 11  # over-correction rewarded
+    assert select_epoch(rows, 0.6, 0.005, baseline_gap=0.05)["epoch"] == 7
+    # over-correction rewarded, while it narrows the gap
+    assert select_epoch(rows, 0.6, 0.005, "largest_lift", baseline_gap=0.05)["epoch"] == 11
 
 
 def test_a_reversed_gap_is_as_far_from_parity_as_the_same_gap_unreversed():
-    assert choose([(1, 0.02), (2, -0.02)], "parity") == 1  # a tie goes to the earlier epoch
-    assert choose([(2, -0.02), (1, 0.02)], "parity") == 1
-    assert choose([(1, 0.03), (2, -0.02)], "parity") == 2
-    assert choose([(1, 0.02), (2, -0.02)], "largest_lift") == 2
+    assert choose([(1, 0.02, 0.05), (2, -0.02, 0.05)], "parity") == 1  # a tie goes to the earlier epoch
+    assert choose([(2, -0.02, 0.05), (1, 0.02, 0.05)], "parity") == 1
+    assert choose([(1, 0.03, 0.05), (2, -0.02, 0.05)], "parity") == 2
+    assert choose([(1, 0.02, 0.05), (2, -0.02, 0.05)], "largest_lift") == 2
 
 
 def test_ties_go_to_the_earlier_epoch_under_both_rules():
     for rule in ("parity", "largest_lift"):
-        assert choose([(9, 0.01), (4, 0.01), (6, 0.05)], rule) == 4  # type: ignore[arg-type]
+        assert choose([(9, 0.01, 0.05), (4, 0.01, 0.05), (6, 0.05, 0.05)], rule) == 4  # type: ignore[arg-type]
     assert choose([], "parity") is None
 
 
 def test_the_guard_comes_before_either_rule():
     rows = [_row(0, 0.0, male=0.58), _row(1, 0.03, male=0.6)]  # epoch 0 is at parity but costs male 0.02 AP
-    assert select_epoch(rows, 0.6, 0.005)["epoch"] == 1
-    assert select_epoch(rows, 0.6, 0.005, "largest_lift")["epoch"] == 1
-    assert select_epoch([_row(0, 0.0, male=0.5)], 0.6, 0.005) is None
+    assert select_epoch(rows, 0.6, 0.005, baseline_gap=0.05)["epoch"] == 1
+    assert select_epoch(rows, 0.6, 0.005, "largest_lift", baseline_gap=0.05)["epoch"] == 1
+    assert select_epoch([_row(0, 0.0, male=0.5)], 0.6, 0.005, baseline_gap=0.05) is None
 
 
 def test_recorded_names_say_the_rule():
@@ -48,8 +49,9 @@ def test_recorded_names_say_the_rule():
 def test_compare_chooses_on_val_with_the_same_rule(rule, expected):
     rows = []
     for epoch, val_gap in ((1, 0.05), (2, 0.004), (3, -0.03)):
-        rows.append({"run": "r", "epoch": epoch, "split": "val", "AP_gap": val_gap, "AP_advantaged_change": 0.0})
-        rows.append({"run": "r", "epoch": epoch, "split": "test", "AP_gap": 0.1, "AP_advantaged_change": 0.0})
+        common = {"run": "r", "epoch": epoch, "AP_advantaged_change": 0.0}
+        rows.append({**common, "split": "val", "AP_gap": val_gap, "AP_gap_baseline": 0.06})
+        rows.append({**common, "split": "test", "AP_gap": 0.1, "AP_gap_baseline": 0.12})
     kept, notes = select_on_val(rows, "AP_gap", rule=rule)
     assert not notes and [(r["epoch"], r["split"]) for r in kept] == [(expected, "test")]
 

@@ -1,9 +1,10 @@
 """How ``faap eval RUN`` picks its checkpoint (:func:`resolve_target`): a run folder's
 ``best.pt``, chosen on val by the run and checked against the sha256 its ``selection.json``
 recorded; ``--epoch N`` gives that epoch's checkpoint; a run without ``best.pt`` gives its
-highest-step checkpoint (with a warning when its selection rule chose no epoch; refused when the
-selection chose one whose ``best.pt`` is gone); a checkpoint path is used as given (a run's
-``best.pt`` checked alike). A checkpoint inside a run folder must be that run's
+highest-step checkpoint when it never validated, and is refused when its selection chose no
+epoch (none narrowed the val gap within the guard) or chose one whose ``best.pt`` is gone; a
+checkpoint path is used as given (a run's ``best.pt`` checked alike). A checkpoint asked for
+that the run did not choose is labelled so in ``chosen_by``. A checkpoint inside a run folder must be that run's
 (:func:`check_belongs`). Torch-free."""
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def resolve_target(
             path = run.epoch_checkpoint(epoch)
             if not path.is_file():
                 raise FaapError(f"{target} has no checkpoint of epoch {epoch} (no {path.name})")
-            return Target(path, target, *recorded[:1], f"--epoch {epoch}", *recorded[1:])
+            chosen_by = f"--epoch {epoch} {asked_for(run.read_selection(), epoch)}"
+            return Target(path, target, *recorded[:1], chosen_by, *recorded[1:])
         return _unchosen_target(run, target, recorded, accept_changed_best, say)
     if epoch is not None:
         raise ConfigError("--epoch chooses within a run folder; it cannot be combined with a checkpoint path")
@@ -70,7 +72,8 @@ def resolve_target(
     if target.parent.name == "checkpoints" and run.exists():
         config, root, run_id = _recorded(run)
         if target.name != "best.pt":
-            return Target(target, run.path, config, "given", root, run_id)
+            given = f"given {asked_for(run.read_selection(), _epoch_of(target))}"
+            return Target(target, run.path, config, given, root, run_id)
         check = check_best(run, target, accept_changed_best, say)
         return Target(target, run.path, config, "given", root, run_id, check.chosen_on, check.note)
     return Target(target, None, {}, "given")
@@ -94,12 +97,39 @@ def _unchosen_target(run: Any, target: Path, recorded: tuple[Any, ...], accept_c
     if last is None:
         raise FaapError(f"{target} has no checkpoint yet (the run stopped before its first one)")
     if selection:
-        say.warn(
-            f"{target}: no validated epoch met the selection rule ({selection.get('description', '')}); "
-            f"evaluating the highest step, {last.name}, which the rule did not choose",
-        )
-        return Target(last, target, config, "highest global_step (no epoch met the val rule)", root, run_id)
+        raise FaapError(_none_chosen(run, target, selection))
     return Target(last, target, config, "highest global_step", root, run_id)
+
+
+def _none_chosen(run: Any, target: Path, selection: dict[str, Any]) -> str:
+    """One line: the run chose no checkpoint, why (``selection.json``'s outcome) and the way on."""
+    outcome = selection.get("outcome")
+    why = (
+        outcome.removeprefix("none: ")
+        if isinstance(outcome, str)
+        else f"no validated epoch met the selection rule ({selection.get('description', '')})"
+    )
+    return (
+        f"{target} has no best.pt: {why} ({run.selection_path}); evaluate a checkpoint the run did not "
+        f"choose with --epoch N or {run.checkpoints / 'last.pt'} (labelled as not chosen)"
+    )
+
+
+def asked_for(selection: dict[str, Any] | None, epoch: int | None) -> str:
+    """How a checkpoint asked for by epoch or path stands to the run's choice, in parentheses."""
+    if not selection:
+        return "(asked for; not chosen: the run has no selection.json)"
+    if selection.get("epoch") is None:
+        return "(asked for; not chosen: the run's selection chose no epoch)"
+    if epoch is not None and selection.get("epoch") == epoch:
+        return f"(the epoch selection.json chose on {selection.get('split', 'val')})"
+    return f"(asked for; not the epoch selection.json chose, {selection.get('epoch')})"
+
+
+def _epoch_of(path: Path) -> int | None:
+    """The epoch an ``epoch_NNNN.pt`` file name says (None for other names: last.pt, step files)."""
+    name = path.name
+    return int(name[6:10]) if name.startswith("epoch_") and name[6:10].isdigit() else None
 
 
 def _missing_best(run: Any, best: Path, epoch: Any) -> str:
@@ -129,10 +159,16 @@ def check_best(run: Any, best: Path, accept_changed: bool, say: Notes) -> BestCh
     no epoch, is refused unless ``accept_changed`` (then labelled as not the chosen checkpoint).
     A selection from before the hash was recorded passes, said in one note line."""
     from faapkit.artifacts.integrity import file_sha256
+    from faapkit.fairness import former_choice_without_narrowing
 
     selection = run.read_selection() or {}
     split = str(selection.get("split", "val"))
-    chosen = BestCheck(f"best.pt (chosen on {split})", split, "sha256 matches selection.json")
+    label = f"best.pt (chosen on {split})"
+    widened = former_choice_without_narrowing(selection)
+    if widened is not None:
+        say.warn(f"{run.selection_path}: {widened}; evaluated, labelled so")
+        label = f"best.pt (chosen on {split} by the former rule; {widened})"
+    chosen = BestCheck(label, split, "sha256 matches selection.json")
     recorded = selection.get("checkpoint_sha256")
     if selection and selection.get("epoch") is None:
         problem = f"{best} is there though {run.selection_path} chose no epoch"
