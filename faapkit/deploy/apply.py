@@ -317,8 +317,8 @@ def save_manifest(out: Path, manifest: dict[str, Any]) -> None:
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
-# What an 8-bit lossy codec did to the effect where it was measured (issue 37: a short level-up
-# run, 100 test images per group, unpaired): the share of the gap closed, floats vs after the codec.
+# What an 8-bit lossy codec did to the effect where it was measured (docs/deploy.md, "Image codecs",
+# gives the runs): the share of the gap closed, floats vs after the codec.
 MEASURED_LOSSY = {
     ("jpeg", 95): "JPEG quality 95 removed about two thirds of the effect (share closed 17.0% as floats, 6.0% as JPEG)",
     ("jpeg", 75): "JPEG quality 75 removed the effect and lowered both groups' AP",
