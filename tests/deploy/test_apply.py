@@ -107,5 +107,5 @@ def test_refusals(deploy_run, tmp_path):
         "skip",
         "--no-progress",
     )
-    assert code == 0 and "two thirds" in err and (tmp_path / "j" / "ok.jpg").is_file(), err
+    assert code == 0 and "reversed" in err and (tmp_path / "j" / "ok.jpg").is_file(), err
     assert sorted(p.name for p in src.iterdir()) == ["broken.jpg", "ok.png"]  # SRC untouched
