@@ -43,8 +43,8 @@ class DetectorOnly(nn.Module):
         self.detector = detector
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        from faapkit.data.transforms import normalize
         from faapkit.deploy.modules import input_sizes
-        from faapkit.generators.perturb import normalize
 
         x = normalize(images)
         with torch.no_grad():

@@ -117,7 +117,7 @@ def exported_generator(file: Path) -> tuple[Any, dict[str, Any]]:
     from torch import nn
 
     from faapkit.artifacts.integrity import file_sha256
-    from faapkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from faapkit.data.transforms import denormalize, normalize
 
     sidecar = read_sidecar(file)
     if sidecar.get("interface") != "perturbation":
@@ -129,10 +129,8 @@ def exported_generator(file: Path) -> tuple[Any, dict[str, Any]]:
     class AsDelta(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             check_accepted(sidecar, x.shape[0], x.shape[-2], x.shape[-1], file)
-            mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-            std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-            out = run((x * std + mean).contiguous()).to(x.device, x.dtype)
-            return (out - mean) / std - x
+            out = run(denormalize(x).contiguous()).to(x.device, x.dtype)
+            return normalize(out) - x
 
     exported = {k: sidecar.get(k) for k in ("format", "file_sha256", "checkpoint_sha256", "parity")}
     meta: dict[str, Any] = {

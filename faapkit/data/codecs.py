@@ -71,11 +71,9 @@ def through_codec(images: Any, codec: Codec) -> Any:
     import numpy as np
     import torch
 
-    from faapkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from faapkit.data.transforms import denormalize, normalize
 
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    pixels = ((images.float() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+    pixels = (denormalize(images.float()).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
     decoded = [np.asarray(round_trip(Image.fromarray(p.numpy()), codec)) for p in pixels]
     back = torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).to(images.device, torch.float32) / 255
-    return ((back - mean) / std).to(images.dtype)
+    return normalize(back).to(images.dtype)

@@ -24,6 +24,21 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def channel_values(values: tuple[float, float, float], like: torch.Tensor) -> torch.Tensor:
+    """Per-channel ``values`` as ``(1, 3, 1, 1)`` in ``like``'s dtype and device."""
+    return torch.tensor(values, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+
+
+def normalize(x01: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, H, W)`` pixels in [0, 1] -> ImageNet-normalised images."""
+    return (x01 - channel_values(IMAGENET_MEAN, x01)) / channel_values(IMAGENET_STD, x01)
+
+
+def denormalize(x: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalised ``(B, 3, H, W)`` -> pixels (in [0, 1] where ``x`` is a real image's)."""
+    return x * channel_values(IMAGENET_STD, x) + channel_values(IMAGENET_MEAN, x)
+
+
 def resized_hw(h: int, w: int, size: int, max_size: int | None) -> tuple[int, int]:
     """Upstream ``get_size_with_aspect_ratio``: short side ``size``, long side capped at ``max_size``."""
     if max_size is not None:

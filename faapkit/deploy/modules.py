@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from faapkit.generators.perturb import apply_perturbation, denormalize, normalize
+from faapkit.data.transforms import denormalize, normalize
+from faapkit.generators.perturb import apply_perturbation
 
 
 @dataclass(frozen=True)

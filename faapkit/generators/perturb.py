@@ -10,25 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from faapkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
-
-def _channel(values: tuple[float, float, float], like: Tensor) -> Tensor:
-    return torch.tensor(values, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+from faapkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, channel_values
 
 
 def clamp_normalized(x: Tensor) -> Tensor:
     """Clamp ``(B, 3, H, W)`` normalised images to the image of [0, 1] pixels, per channel."""
-    mean, std = _channel(IMAGENET_MEAN, x), _channel(IMAGENET_STD, x)
+    mean, std = channel_values(IMAGENET_MEAN, x), channel_values(IMAGENET_STD, x)
     return torch.maximum(torch.minimum(x, (1 - mean) / std), -mean / std)
-
-
-def normalize(x01: Tensor) -> Tensor:
-    return (x01 - _channel(IMAGENET_MEAN, x01)) / _channel(IMAGENET_STD, x01)
-
-
-def denormalize(x: Tensor) -> Tensor:
-    return x * _channel(IMAGENET_STD, x) + _channel(IMAGENET_MEAN, x)
 
 
 class ConvBlock(nn.Module):

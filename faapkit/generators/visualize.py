@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from faapkit.generators.perturb import apply_perturbation, denormalize
+from faapkit.data.transforms import denormalize
+from faapkit.generators.perturb import apply_perturbation
 from faapkit.io import atomic_write_with
 
 

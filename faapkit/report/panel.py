@@ -132,7 +132,8 @@ def _row(
     import torch
     from torchvision.ops import box_convert
 
-    from faapkit.generators.perturb import apply_perturbation, denormalize
+    from faapkit.data.transforms import denormalize
+    from faapkit.generators.perturb import apply_perturbation
 
     h, w = image.shape[-2:]
     x, mask = image[None], torch.zeros(1, h, w, dtype=torch.bool)

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from faapkit.generators.perturb import denormalize, normalize
+from faapkit.data.transforms import denormalize, normalize
 
 STRENGTHS: dict[str, tuple[float, float, float, float, float]] = {
     # brightness, contrast, saturation, hue, grayscale probability

@@ -22,7 +22,7 @@ def test_codec_names_are_parsed_and_bad_ones_refused():
 
 
 def test_png_keeps_8_bit_images_and_jpeg_changes_them():
-    from faapkit.generators.perturb import normalize
+    from faapkit.data.transforms import normalize
 
     pixels = torch.randint(0, 256, (2, 3, 20, 28), dtype=torch.uint8)
     images = normalize(pixels.float() / 255)

@@ -48,10 +48,9 @@ def test_perturbation_keeps_shape_and_range_and_carries_the_detector(deploy_run)
 def test_fair_detector_gives_the_detections_faap_eval_scores(deploy_run, deploy_data):
     from faapkit.data.batching import collate
     from faapkit.data.coco import GroupedDetectionDataset, load_split
-    from faapkit.data.transforms import EvalTransform
+    from faapkit.data.transforms import EvalTransform, denormalize
     from faapkit.evaluate.evaluator import load_generator
     from faapkit.evaluate.inference import detect
-    from faapkit.generators.perturb import denormalize
 
     fair = faapkit.load_fair_detector(deploy_run)
     split = load_split(deploy_data, "test")
