@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import glob
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from faapkit.artifacts.exported import (
     sidecar_path,
 )
 from faapkit.errors import ConfigError, FaapError
+from faapkit.io import atomic_write_with
 
 PARITY_TOLERANCE = 1e-4
 INPUT_CONVENTION = "float32 RGB in [0, 1], (N, 3, H, W), unpadded, at the detector's input scale"
@@ -111,10 +110,10 @@ def write_checked(module: Any, fmt: str, out: Path, sizes: list[tuple[int, int]]
     and refused."""
     for stale in out.parent.glob(f".{glob.escape(out.name)}.*.tmp{glob.escape(out.suffix)}"):
         stale.unlink(missing_ok=True)  # left by an export killed before its rename
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp" + out.suffix, dir=out.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    worst = 0.0
+
+    def traced_and_checked(tmp: Path) -> None:
+        nonlocal worst
         trace_to(module, fmt, tmp, example_images(*sizes[0], n=batch))
         worst = parity(module, tmp, fmt, sizes, batch)
         if worst > PARITY_TOLERANCE:
@@ -122,10 +121,8 @@ def write_checked(module: Any, fmt: str, out: Path, sizes: list[tuple[int, int]]
                 f"the {fmt} export differs from the eager module by {worst:.2e} (> {PARITY_TOLERANCE:g}) at "
                 f"{', '.join(f'{h}x{w}' for h, w in sizes)}; nothing written"
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write_with(out, traced_and_checked, keep_suffix=True)
     return out, worst
 
 
