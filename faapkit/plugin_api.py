@@ -55,9 +55,15 @@ if TYPE_CHECKING:
     from faap_plugins.level_up import LevelUpOptions
     from faap_plugins.level_up.loss import LevelUpDetection
     from faapkit.detr.build import detr_parts
+    from faapkit.detr.misc import NestedTensor
     from faapkit.distributed import DistInfo, average_gradients
     from faapkit.generators.perturb import ResearchUNetGenerator, clamp_normalized
-    from faapkit.generators.subpixel import DetectorAwareGenerator, SubPixelGenerator, pad_to_multiple_of_4
+    from faapkit.generators.subpixel import (
+        DetectorAwareGenerator,
+        SubPixelGenerator,
+        pad_to_multiple_of_4,
+        rms_per_position,
+    )
     from faapkit.generators.transformer_aware import TransformerAwareGenerator
     from faapkit.losses.base import LossInputs, LossOutput, LossStrategy, count_groups
     from faapkit.losses.common import (
@@ -97,6 +103,8 @@ _LAZY = {
     "SubPixelGenerator": "faapkit.generators.subpixel",
     "DetectorAwareGenerator": "faapkit.generators.subpixel",
     "pad_to_multiple_of_4": "faapkit.generators.subpixel",
+    "rms_per_position": "faapkit.generators.subpixel",
+    "NestedTensor": "faapkit.detr.misc",
     "TransformerAwareGenerator": "faapkit.generators.transformer_aware",
     # the built-in level-up version's loss and options, for versions that add to them
     "LevelUpDetection": "faap_plugins.level_up.loss",
@@ -127,6 +135,7 @@ __all__ = [
     "LossOutput",
     "LossSpec",
     "LossStrategy",
+    "NestedTensor",
     "Options",
     "ResearchUNetGenerator",
     "RunRecord",
@@ -144,6 +153,7 @@ __all__ = [
     "matched_scores",
     "need_anchors_and_targets",
     "pad_to_multiple_of_4",
+    "rms_per_position",
     "score_terms",
     "self_similarity",
     "train_only_records",

@@ -16,6 +16,10 @@ options, and ``VersionSpec(extends=...)``.
   layers' box disagreement, as ``gradient-aware``), with learned step sizes per step and signal
   (fractions of epsilon, zero at the start, either sign), clipped to ``|delta| <= epsilon``:
   ``delta_{k+1} = clip(delta_k + eps * (a_k sign(g_conf) + b_k sign(g_unc)))``.
+- generator ``every-layer-aware``: the transformer-aware generator with the cross-attention of
+  every decoder layer instead of the last one only, each as two maps: weighted by that layer's own
+  query confidence (as ``transformer-aware``) and the plain mean over every query (where the
+  detector looks whether or not a query fires), ``2 L`` channels of ``(B, 1, h, w)``, mean 1 per image.
 - version ``level-up-hardbox``: level-up's loss plus a per-box term on the disadvantaged group's
   matched boxes, ``lambda * mean_i w_i * (L1_i + (1 - GIoU_i))`` with ``w_i = (1 - IoU_i)^gamma``
   (detached, normalised to mean 1): the worst-localised boxes weigh most.
@@ -130,6 +134,66 @@ def build_refine(epsilon: float = 0.09, *, detector: Any, channels: int = 32, ti
     return RefineGenerator()
 
 
+def _every_layer_view(model: Any, images: Any) -> tuple[Any, Any, Any]:
+    """``images (B, 3, H, W)`` -> the backbone's last features ``(B, C, h, w)``, the encoder's memory
+    ``(B, D, h, w)`` and ``(B, 2L, h, w)``: per decoder layer, its cross-attention (mean over heads)
+    summed over queries weighted by that layer's confidence ``max_c p(c|q)``, and its plain mean over
+    queries, each scaled to mean 1 per image. No gradient; the detector's forward is untouched (the
+    attention weights are recomputed from the arguments each layer was called with)."""
+    import torch
+
+    from faapkit.plugin_api import NestedTensor
+
+    layers = model.transformer.decoder.layers
+    calls: list[dict[str, Any]] = [{} for _ in layers]
+    handles = [
+        layer.multihead_attn.register_forward_pre_hook(
+            lambda _m, args, kwargs, store=store: store.update(args=args, kwargs=kwargs), with_kwargs=True
+        )
+        for layer, store in zip(layers, calls, strict=True)
+    ]
+    mask = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device)
+    try:
+        with torch.no_grad():
+            features, pos = model.backbone(NestedTensor(images, mask))
+            src, src_mask = features[-1].decompose()
+            hs, memory = model.transformer(model.input_proj(src), src_mask, model.query_embed.weight, pos[-1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    maps = []
+    with torch.no_grad():
+        for layer, store, h_l in zip(layers, calls, hs, strict=True):
+            weights = layer.multihead_attn(*store["args"], **{**store["kwargs"], "need_weights": True})[1].float()
+            confidence = model.class_embed(h_l).float().softmax(-1)[..., :-1].max(-1).values  # (B, Q)
+            for m in ((confidence.unsqueeze(-1) * weights).sum(1), weights.mean(1)):  # (B, hw)
+                maps.append(m / m.mean(-1, keepdim=True).clamp_min(1e-12))
+    b, _, h, w = memory.shape
+    return src, memory, torch.stack(maps, 1).view(b, len(maps), h, w).to(memory.dtype)
+
+
+def build_every_layer(epsilon: float = 0.09, *, detector: Any, channels: int = 32, tile: int = 16) -> Any:
+    import torch
+    from torch import nn
+
+    from faapkit.plugin_api import TransformerAwareGenerator, pad_to_multiple_of_4, rms_per_position
+
+    layers = len(detector.model.transformer.decoder.layers)
+
+    class EveryLayerGenerator(TransformerAwareGenerator):
+        def __init__(self) -> None:
+            super().__init__(epsilon, detector=detector, channels=channels, tile=tile)
+            self.memory_proj = nn.Conv2d(int(detector.transformer_dim) + 2 * layers, channels, 1)
+            for param in self.memory_proj.parameters():
+                nn.init.zeros_(param)
+
+        def clean_context(self, x: torch.Tensor) -> torch.Tensor:
+            features, memory, attended = _every_layer_view(self.detector.model, pad_to_multiple_of_4(x))
+            return torch.cat([rms_per_position(features), rms_per_position(memory), attended], 1).to(x.dtype)
+
+    return EveryLayerGenerator()
+
+
 def disadvantaged_matches(x: Any) -> list[tuple[int, Any, Any]]:
     """``(image, queries (n,), targets (n,))`` of the matches (``x.indices``) to disadvantaged
     boxes, images without one left out. On box-level data an image may hold people of both groups
@@ -197,6 +261,15 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
             options=RefineOptions,
             uses_detector=True,
             description="transformer-aware + learned signed-gradient steps on the detector's confidence, disagreement",
+        )
+    )
+    register(
+        GeneratorSpec(
+            name="every-layer-aware",
+            factory=build_every_layer,
+            options=GradOptions,
+            uses_detector=True,
+            description="transformer-aware with every decoder layer's attention, confidence-weighted and plain",
         )
     )
 

@@ -124,3 +124,25 @@ def test_hard_box_term_counts_the_disadvantaged_peoples_boxes_only(monkeypatch):
     for target in targets:  # image-level data: every matched box of a disadvantaged image
         del target["groups"]
     assert [(b, q.tolist()) for b, q, _ in disadvantaged_matches(x)] == [(0, [4, 7, 9]), (2, [5, 6])]
+
+
+def test_every_layer_generator_reads_each_decoder_layers_attention(monkeypatch, tmp_path, synth_root):
+    """``every-layer-aware``: two maps per decoder layer (confidence-weighted and over every query),
+    each of mean 1 per image; its projection starts at zero, so before training it gives
+    ``transformer-aware``'s delta, and training moves it."""
+    reg = _registries(monkeypatch)
+    cfg = resolve_config(reg, version="level-up", overrides=[*FAST, "generator.name=every-layer-aware"])
+    trainer = Trainer(cfg, reg, tmp_path / "run")
+    trainer.setup()
+    generator = trainer.generator
+    layers = len(generator.detector.model.transformer.decoder.layers)
+    images = torch.rand(2, 3, 64, 96)
+    context = generator.clean_context(images)
+    split = generator.context_proj.in_channels + int(generator.detector.transformer_dim)
+    maps = context[:, split:]
+    assert maps.shape[1] == 2 * layers and torch.isfinite(context).all()
+    assert torch.allclose(maps.flatten(2).mean(-1), torch.ones(2, 2 * layers), atol=1e-4)
+    assert not generator.memory_proj.weight.any()
+    assert trainer.fit()["global_step"] == 2
+    assert generator.memory_proj.weight.abs().sum() > 0, "the transformer's view stayed unused"
+    assert generator(images).abs().max() <= generator.epsilon + 1e-6
