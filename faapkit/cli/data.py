@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from faapkit.cli._console import info
+from faapkit.cli._console import info, warn
 from faapkit.cli._context import lock_output
 
 data_app = typer.Typer(no_args_is_help=True)
@@ -80,6 +80,8 @@ def _report(imported: Any, written: Path, attrs: Sequence[str]) -> None:
     for attr in attrs:
         counts = ", ".join(f"{g}={n}" for g, n in imported.group_counts(attr).items())
         info(f"  {attr}: {counts}")
+    for note in imported.notes:
+        warn(note)
     info(f"score it: faap eval --data {written.parents[1]} --split {written.stem.removeprefix('instances_')} ...")
 
 

@@ -52,6 +52,9 @@ def _read_rows(path: Path, reader: Any, required: tuple[str, ...]) -> tuple[list
     header = [h.strip() for h in next(reader, [])]
     if not header:
         raise DataError(f"{path} is empty: expected a header line naming its columns")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise DataError(f"{path}: column {', '.join(map(repr, repeated))} appears more than once in the header")
     missing = [c for c in required if c not in header]
     if missing:
         raise DataError(f"{path} has no column {', '.join(missing)} (columns: {', '.join(header)})")
@@ -87,6 +90,7 @@ class Imported:
     annotations: list[dict[str, Any]] = field(default_factory=list)
     ignored: int = 0  # boxes written as ignore regions (iscrowd 1)
     source: dict[str, Any] = field(default_factory=dict)  # what was imported, kept in the file's "info"
+    notes: list[str] = field(default_factory=list)  # what the reader assumed, for the command to say
 
     def group_counts(self, attr: str) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -126,7 +130,7 @@ def write_split(out: Path, split: str, imported: Imported, images: Path, *, forc
     then the link to ``images``. Returns the annotation file."""
     ann_path, link = split_paths(out, split)
     check_image_link(link, images, force=force)
-    atomic_write_text(ann_path, json.dumps(imported.coco(), indent=1) + "\n")
+    atomic_write_text(ann_path, json.dumps(imported.coco(), separators=(",", ":")) + "\n")
     if not (link.is_symlink() and link.resolve() == images.resolve()):
         link.parent.mkdir(parents=True, exist_ok=True)
         tmp = link.with_name(f".{link.name}.link.tmp")

@@ -77,6 +77,12 @@ def import_facet(annotations: Path, images: Path) -> Imported:
         result.ignored += box["iscrowd"]
     if not result.annotations:
         raise DataError(f"{annotations} has a header but no person rows")
+    unflagged = sum(bool(a.pop("no_dont_care_key", False)) for a in result.annotations)
+    if unflagged:
+        result.notes.append(
+            f"{unflagged} of {len(result.annotations)} bounding_box cells have no dont_care key: "
+            "read as false (scored as persons, not ignore regions)"
+        )
     return result
 
 
@@ -96,7 +102,8 @@ def _cell(row: Row, column: str) -> str:
 
 def _person(row: Row, header: list[str], image: dict[str, Any]) -> dict[str, Any]:
     """One row's COCO box (without its id)."""
-    bbox, dont_care = _bounding_box(row, image)
+    bbox, flag = _bounding_box(row, image)
+    dont_care = bool(flag)
     raw = {c: _raw(row.cells[c]) for c in header if c != "bounding_box"}
     box: dict[str, Any] = {
         "image_id": image["id"],
@@ -106,6 +113,8 @@ def _person(row: Row, header: list[str], image: dict[str, Any]) -> dict[str, Any
         "iscrowd": int(dont_care),
         "facet": {**raw, "bounding_box": row.cells["bounding_box"]},
     }
+    if flag is None:
+        box["no_dont_care_key"] = True
     groups = {attr: _single_choice(row, attr, values) for attr, values in SINGLE_CHOICE.items()}
     groups["skin_tone"] = _skin_tone(row)
     if not dont_care:  # an ignore region belongs to no group
@@ -124,7 +133,8 @@ def _raw(cell: str) -> int | float | str:
     return cell
 
 
-def _bounding_box(row: Row, image: dict[str, Any]) -> tuple[list[float], bool]:
+def _bounding_box(row: Row, image: dict[str, Any]) -> tuple[list[float], bool | None]:
+    """The box ``[x, y, w, h]`` inside the image, and its ``dont_care`` flag (``None``: no such key)."""
     text = _cell(row, "bounding_box")
     try:
         parsed = json.loads(text)
@@ -147,7 +157,7 @@ def _bounding_box(row: Row, image: dict[str, Any]) -> tuple[list[float], bool]:
             f"column bounding_box {text!r} lies outside image '{image['file_name']}' "
             f"({image['width']}x{image['height']} by its header)"
         )
-    return [x, y, w, h], _flag(parsed.get("dont_care", False), text)
+    return [x, y, w, h], None if "dont_care" not in parsed else _flag(parsed["dont_care"], text)
 
 
 def _flag(value: Any, text: str) -> bool:

@@ -145,3 +145,21 @@ def test_a_file_not_in_facets_format_is_refused_naming_what_is_missing(images, t
     short.write_text(",".join(FACET_COLUMNS) + "\n1,sa_1.jpg\n")
     with pytest.raises(DataError, match=r"short\.csv line 2: 2 cells for the header's \d+ columns"):
         import_facet(short, images)
+
+
+def test_a_box_without_a_dont_care_key_is_a_person_and_said(images, tmp_path):
+    rows = [facet_row(1, "sa_1.jpg", [1, 2, 30, 40]), facet_row(2, "sa_2.png", [1, 2, 30, 40])]
+    rows[1]["bounding_box"] = '{"x": 1, "y": 2, "width": 30, "height": 40}'
+    got = import_facet(write_csv(tmp_path / "a.csv", rows), images)
+    assert got.ignored == 0 and all("attributes" in a and "no_dont_care_key" not in a for a in got.annotations)
+    assert got.notes == [
+        "1 of 2 bounding_box cells have no dont_care key: read as false (scored as persons, not ignore regions)"
+    ]
+    assert import_facet(write_csv(tmp_path / "b.csv", rows[:1]), images).notes == []
+
+
+def test_a_repeated_column_is_refused(images, tmp_path):
+    table = tmp_path / "twice.csv"
+    table.write_text(",".join((*FACET_COLUMNS, "class1")) + "\n")
+    with pytest.raises(DataError, match=r"twice\.csv: column 'class1' appears more than once in the header"):
+        import_facet(table, images)
