@@ -78,6 +78,7 @@ def import_coco_person(
     for ann in sorted(persons.values(), key=lambda a: (new_ids.get(a["image_id"], 0), a.get("id", 0))):
         if ann["image_id"] in new_ids:
             _add_person(result, ann, new_ids[ann["image_id"]], labels.get(ann.get("id")), attrs)
+    result.leave_out_groupless_images()
     return result
 
 

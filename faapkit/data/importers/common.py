@@ -100,6 +100,24 @@ class Imported:
                 counts[str(value)] = counts.get(str(value), 0) + 1
         return dict(sorted(counts.items()))
 
+    def leave_out_groupless_images(self) -> None:
+        """Leave out the images all of whose boxes are ignore regions, said in ``notes``: such an
+        image belongs to no group, and faapkit's loader refuses a box-level split holding one."""
+        scored = {a["image_id"] for a in self.annotations if not a.get("iscrowd", 0)}
+        left = [img for img in self.images if img["id"] not in scored]
+        if not left:
+            return
+        if not scored:
+            raise DataError(f"every box of the {len(self.images)} image(s) is an ignore region: no group to score")
+        self.images = [img for img in self.images if img["id"] in scored]
+        boxes = len(self.annotations)
+        self.annotations = [a for a in self.annotations if a["image_id"] in scored]
+        self.ignored -= boxes - len(self.annotations)
+        self.notes.append(
+            f"left out {len(left)} image(s) whose every box is an ignore region ({boxes - len(self.annotations)} "
+            f"box(es); first: {left[0]['file_name']}): they belong to no group"
+        )
+
     def coco(self) -> dict[str, Any]:
         return {
             "info": {"description": "written by faap data import", **self.source},

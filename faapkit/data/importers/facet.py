@@ -77,6 +77,7 @@ def import_facet(annotations: Path, images: Path) -> Imported:
         result.ignored += box["iscrowd"]
     if not result.annotations:
         raise DataError(f"{annotations} has a header but no person rows")
+    result.leave_out_groupless_images()
     unflagged = sum(bool(a.pop("no_dont_care_key", False)) for a in result.annotations)
     if unflagged:
         result.notes.append(

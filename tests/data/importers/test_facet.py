@@ -163,3 +163,18 @@ def test_a_repeated_column_is_refused(images, tmp_path):
     table.write_text(",".join((*FACET_COLUMNS, "class1")) + "\n")
     with pytest.raises(DataError, match=r"twice\.csv: column 'class1' appears more than once in the header"):
         import_facet(table, images)
+
+
+def test_an_image_holding_only_dont_care_boxes_is_left_out_and_said(images, tmp_path):
+    rows = [
+        facet_row(1, "sa_1.jpg", [1, 2, 30, 40]),
+        facet_row(2, "sa_2.png", [1, 2, 30, 40], dont_care=True),
+        facet_row(3, "sa_2.png", [3, 2, 30, 40], dont_care=True),
+    ]
+    got = import_facet(write_csv(tmp_path / "a.csv", rows), images)
+    assert [i["file_name"] for i in got.images] == ["sa_1.jpg"] and len(got.annotations) == 1 and got.ignored == 0
+    assert got.notes == [
+        "left out 1 image(s) whose every box is an ignore region (2 box(es); first: sa_2.png): they belong to no group"
+    ]
+    with pytest.raises(DataError, match="every box of the 1 image"):
+        import_facet(write_csv(tmp_path / "b.csv", rows[1:]), images)
