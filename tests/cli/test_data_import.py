@@ -4,6 +4,7 @@ the release's format, so each group's pycocotools numbers must equal the benchma
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import faap_in_process, one_error
-from tests.data.importers.releases import coco2014_from_benchmark, facet_from_benchmark, mixed_benchmark
+from tests.data.importers.releases import coco2014_from_benchmark, facet_from_benchmark, mixed_benchmark, write_csv
 
 faap = faap_in_process
 EVAL = ["--detector", "detr-synth-tiny-v3", "--device", "cpu", "--bootstrap", "20", "--quiet"]
@@ -107,3 +108,27 @@ def test_a_bad_row_is_one_line_naming_it_and_writes_nothing(benchmark, tmp_path,
     )
     one_error(err, 1, code, f"{table} line 5: column bounding_box has no x/y/width/height")
     assert not out.exists()
+
+
+def test_dont_care_and_unknown_persons_are_scored_as_facet_says(benchmark, benchmark_metrics, tmp_path, capsys):
+    table, images = facet_from_benchmark(benchmark, tmp_path / "annotations.csv")
+    with table.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    male = next(i for i, r in enumerate(rows) if r["gender_presentation_masc"] == "1")
+    females = {r["filename"]: i for i, r in enumerate(rows) if r["gender_presentation_fem"] == "1"}
+    rows[male]["bounding_box"] = rows[male]["bounding_box"].replace('"dont_care": false', '"dont_care": true')
+    for i in list(females.values())[:2]:  # two images: a bootstrap CI needs two per group
+        rows[i].update(gender_presentation_fem="0", gender_presentation_na="1")
+    write_csv(table, rows)
+    out = tmp_path / "facet"
+    code, _, err = faap(
+        capsys, "data", "import", "facet", "--annotations", str(table), "--images", str(images), "--out", str(out)
+    )
+    assert code == 0, err
+    assert "(1 ignore region(s))" in err and "na=2" in err
+    got = _scored(capsys, out, tmp_path / "m.json", "gender_presentation", "fem", "masc")
+    source = benchmark_metrics["groups"]
+    assert got["groups"]["masc"]["boxes"] == source["male"]["boxes"] - 1  # the dont-care person is no group's
+    assert got["groups"]["fem"]["boxes"] == source["female"]["boxes"] - 2
+    assert got["groups"]["na"] == {"images": 2, "boxes": 2}
+    assert 0 < got["metrics"]["baseline"]["masc"]["AP"] < 1
