@@ -3,14 +3,16 @@ dataset as released, in faapkit's layout (:mod:`faapkit.data.importers`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from faapkit.cli._console import info, warn
 from faapkit.cli._context import lock_output
+
+if TYPE_CHECKING:
+    from faapkit.data.importers.common import Imported
 
 data_app = typer.Typer(no_args_is_help=True)
 
@@ -72,12 +74,12 @@ def _check_out(out: Path, split: str, images: Path, force: bool) -> None:
     check_image_link(link, images, force=force)
 
 
-def _report(imported: Any, written: Path, attrs: Sequence[str]) -> None:
+def _report(imported: Imported, written: Path) -> None:
     info(
         f"imported {len(imported.annotations)} person box(es) on {len(imported.images)} image(s)"
         f" ({imported.ignored} ignore region(s)) into {written}"
     )
-    for attr in attrs:
+    for attr in imported.attributes:
         counts = ", ".join(f"{g}={n}" for g, n in imported.group_counts(attr).items())
         info(f"  {attr}: {counts}")
     for note in imported.notes:
@@ -95,12 +97,11 @@ def import_facet(
 ) -> None:
     """FACET's per-person CSV as box-level groups: gender_presentation, age_presentation, skin_tone."""
     from faapkit.data.importers.common import write_split
-    from faapkit.data.importers.facet import ATTRIBUTES
     from faapkit.data.importers.facet import import_facet as read_facet
 
     _check_out(out, split, images, force)
     imported = read_facet(annotations, images)
-    _report(imported, write_split(out, split, imported, images, force=force), ATTRIBUTES)
+    _report(imported, write_split(out, split, imported, images, force=force))
 
 
 @import_app.command("coco-person-attributes")
@@ -119,5 +120,4 @@ def import_coco_person_attributes(
 
     _check_out(out, split, images, force)
     imported = import_coco_person(instances, annotations, images, id_column=id_column)
-    attrs = sorted({k for a in imported.annotations for k in a.get("attributes", {})})
-    _report(imported, write_split(out, split, imported, images, force=force), attrs)
+    _report(imported, write_split(out, split, imported, images, force=force))

@@ -67,7 +67,7 @@ def import_coco_person(
     persons = {a.get("id"): a for a in coco["annotations"] if a["category_id"] == person_id}
     labels = _labels(rows, annotations, instances, id_column, persons, coco)
     source = {"release": "Zhao et al. 2021 COCO person annotations", "annotations": annotations.name}
-    result = Imported(source={**source, "instances": instances.name, "id_column": id_column})
+    result = Imported(attributes=tuple(attrs), source={**source, "instances": instances.name, "id_column": id_column})
     chosen = {persons[ann_id]["image_id"] for ann_id in labels}
     for img in coco["images"]:
         if img["id"] in chosen:

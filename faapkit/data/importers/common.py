@@ -88,6 +88,7 @@ class Imported:
 
     images: list[dict[str, Any]] = field(default_factory=list)
     annotations: list[dict[str, Any]] = field(default_factory=list)
+    attributes: tuple[str, ...] = ()  # the group attributes on the boxes, in the order to show them
     ignored: int = 0  # boxes written as ignore regions (iscrowd 1)
     source: dict[str, Any] = field(default_factory=dict)  # what was imported, kept in the file's "info"
     notes: list[str] = field(default_factory=list)  # what the reader assumed, for the command to say
@@ -144,15 +145,25 @@ def check_image_link(link: Path, images: Path, *, force: bool) -> None:
 
 
 def write_split(out: Path, split: str, imported: Imported, images: Path, *, force: bool) -> Path:
-    """Write ``imported`` as ``split`` of ``out`` (see the module): the annotation file atomically,
-    then the link to ``images``. Returns the annotation file."""
+    """Write ``imported`` as ``split`` of ``out`` (see the module): the link to ``images``, then the
+    annotation file atomically (so an annotation file is never left without its images). Returns
+    the annotation file."""
     ann_path, link = split_paths(out, split)
     check_image_link(link, images, force=force)
-    atomic_write_text(ann_path, json.dumps(imported.coco(), separators=(",", ":")) + "\n")
     if not (link.is_symlink() and link.resolve() == images.resolve()):
+        _link(link, images)
+    atomic_write_text(ann_path, json.dumps(imported.coco(), separators=(",", ":")) + "\n")
+    return ann_path
+
+
+def _link(link: Path, images: Path) -> None:
+    """Point ``link`` at ``images`` (absolute), replacing an earlier link in one rename."""
+    tmp = link.with_name(f".{link.name}.link.tmp")
+    try:
         link.parent.mkdir(parents=True, exist_ok=True)
-        tmp = link.with_name(f".{link.name}.link.tmp")
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(images.absolute(), target_is_directory=True)
         os.replace(tmp, link)
-    return ann_path
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"cannot link {link} to {images}: {exc.strerror or exc}") from None

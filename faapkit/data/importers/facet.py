@@ -60,7 +60,9 @@ def import_facet(annotations: Path, images: Path) -> Imported:
     if not images.is_dir():
         raise DataError(f"image folder not found: {images}")
     header, rows = read_csv(annotations, REQUIRED)
-    result = Imported(source={"release": "FACET annotations.csv", "annotations": annotations.name})
+    result = Imported(
+        attributes=ATTRIBUTES, source={"release": "FACET annotations.csv", "annotations": annotations.name}
+    )
     image_ids: dict[str, int] = {}
     for row in rows:
         try:
