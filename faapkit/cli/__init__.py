@@ -56,7 +56,9 @@ app.command("export")(export.export)
 app.command("apply")(apply.apply)
 app.add_typer(inspection.app, name="inspect", help="Look into plugins, detectors, datasets, checkpoints, runs.")
 app.add_typer(config.app, name="config", help="Show resolved configurations.")
-app.add_typer(data.data_app, name="data", help="Generate the embedded synthetic benchmark.")
+app.add_typer(
+    data.data_app, name="data", help="Generate the synthetic benchmark; import fairness datasets as released."
+)
 app.add_typer(detector.detector_app, name="detector", help="Pretrain the shipped tiny detector.")
 app.add_typer(probe.probe_app, name="probe", help="Oracle bounds: how much any perturbation could change.")
 
