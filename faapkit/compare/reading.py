@@ -112,10 +112,21 @@ def metrics_record(
             "iou_thresholds": iou if isinstance(iou, list) else None,
             "codec": m.eval.codec if m.eval is not None else None,
             "rescored_from": (m.rescored_from or {}).get("metrics"),
+            "scored_detections": scored_detections(m.dump()),
             "stale": stale_detections(f, m.dump()) if m.rescored_from else None,
             "evaluated_run_id": run_id if isinstance(run_id, str) else None,
         }
     )
+
+
+def scored_detections(m: dict[str, Any]) -> list[str] | None:
+    """``setting:sha256`` of each detections file the metrics ``m`` scored (``None``: none saved):
+    two files with the same are the same detections, however they were rescored in between."""
+    refs = m.get("detections")
+    if not isinstance(refs, dict):
+        return None
+    found = [f"{s}:{ref.get('sha256')}" for s, ref in sorted(refs.items()) if isinstance(ref, dict)]
+    return found or None
 
 
 def stale_detections(f: Path, m: dict[str, Any]) -> str | None:

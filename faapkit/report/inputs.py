@@ -65,7 +65,9 @@ def choose_result(run: Path, given: Path | None = None) -> Path:
     bad_best = [p for p in unreadable if _is_best_of(p, split)]
     if unreadable and (not found or (bad_best and not best)):  # the result to show is unreadable
         path = (bad_best or list(unreadable))[0]
-        raise FaapError(f"{path}: {unreadable[path]}; not a metrics file faapkit reads (re-run faap eval {run} --force)")
+        raise FaapError(
+            f"{path}: {unreadable[path]}; not a metrics file faapkit reads (re-run faap eval {run} --force)"
+        )
     if not found:
         raise FaapError(f"{run} has no evaluation yet: run faap eval {run} first")
     return (best or found)[-1]
@@ -105,7 +107,9 @@ def check_shown(path: Path, metrics: dict[str, Any], run: Path) -> None:
     if refused:
         raise FaapError(f"{path}: {refused}; not shown as {run}'s evaluation")
     if "run_id" in metrics and metrics["run_id"] is None and run_id_of(run) is not None:
-        raise FaapError(f"{path}: it evaluated no run (run_id null), not {run} (run {run_id_of(run)}); not shown as its evaluation")
+        raise FaapError(
+            f"{path}: it evaluated no run (run_id null), not {run} (run {run_id_of(run)}); not shown as its evaluation"
+        )
     for key, value, ci_key, ci in _drawn(path, metrics):
         if not _finite(value):
             raise FaapError(f"{path}: '{key}' is {json.dumps(value, default=str)[:40]}, not a finite number (edited?)")

@@ -48,7 +48,9 @@ def checkpoint_of(r: RunInputs) -> Path:
         return check_checkpoint(r, local)
     if recorded.name and recorded.is_file():
         return check_checkpoint(r, recorded)
-    raise PanelUnavailable(f"the checkpoint {r.result_path.name} evaluated ({recorded}) is not in {r.run / 'checkpoints'}")
+    raise PanelUnavailable(
+        f"the checkpoint {r.result_path.name} evaluated ({recorded}) is not in {r.run / 'checkpoints'}"
+    )
 
 
 def check_checkpoint(r: RunInputs, path: Path) -> Path:
@@ -65,7 +67,9 @@ def check_checkpoint(r: RunInputs, path: Path) -> Path:
             raise PanelUnavailable(f"{path} was written by run {owner}, not by {who} (run {expected})")
     recorded = r.result.get("global_step")
     if isinstance(recorded, int) and step != recorded:
-        raise PanelUnavailable(f"{path} holds global step {step}, not the step {recorded} that {r.result_path.name} evaluated")
+        raise PanelUnavailable(
+            f"{path} holds global step {step}, not the step {recorded} that {r.result_path.name} evaluated"
+        )
     return path
 
 
