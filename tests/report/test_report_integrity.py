@@ -114,7 +114,7 @@ def _missing_gap(m):
 @pytest.mark.parametrize(
     "edit, says",
     [
-        (_gap_outside, "'gaps.AP.perturbed' = 5 lies outside its CI 'bootstrap.gaps.AP.perturbed'"),
+        (_gap_outside, "'gaps.AP.perturbed' = 5 lies outside its CI 'bootstrap.gaps.AP.perturbed' [0.2"),
         (_ci_reversed, "'bootstrap.groups.perturbed.female.AP' is ["),
         (_nan_ap, "metrics.perturbed.female.AP is NaN, not a finite number"),
         (_missing_gap, "'gaps.AP.baseline' is missing"),
@@ -127,6 +127,8 @@ def test_numbers_that_cannot_be_drawn_are_refused_by_file_and_key(runs, tmp_path
     code, _, err = faap_in_process(capsys, "report", str(run), "--no-panel")
     one_error(err, 1, code, says)
     assert str(_result(run)) in err and not (run / "report" / "report.md").exists()
+    if edit is _gap_outside:
+        assert "edited? its numbers are not the ones numbers_sha256 recorded" in err
 
 
 def test_unreadable_result_and_not_a_run_are_told_apart(runs, tmp_path, capsys) -> None:
