@@ -109,10 +109,12 @@ def staged(folder: Path) -> Iterator[Path]:
     panel with ``--no-panel``, is removed, never left from an earlier report), else it is
     removed and ``folder`` is as it was."""
     folder.mkdir(parents=True, exist_ok=True)
+    for left in folder.glob(".report-*"):  # of a report killed while drawing (its writer held the lock)
+        shutil.rmtree(left, ignore_errors=True)
     stage = Path(tempfile.mkdtemp(prefix=".report-", dir=folder))
     try:
         yield stage
-        for name in OUTPUTS:
+        for name in (*OUTPUTS[1:], OUTPUTS[0]):  # the page last: it never names a figure of another report
             if (stage / name).is_file():
                 os.replace(stage / name, folder / name)
             else:

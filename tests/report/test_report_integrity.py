@@ -58,7 +58,9 @@ def _run_id(run: Path) -> str:
 def test_another_runs_result_is_refused_naming_both_runs(runs, tmp_path, capsys) -> None:
     a, b = runs
     out = tmp_path / "out"
-    code, _, err = faap_in_process(capsys, "report", str(a), "--result", str(_result(b)), "--no-panel", "--out", str(out))
+    code, _, err = faap_in_process(
+        capsys, "report", str(a), "--result", str(_result(b)), "--no-panel", "--out", str(out)
+    )
     one_error(err, 1, code, f"it evaluated run {_run_id(b)}, not this folder's run {_run_id(a)}")
     assert str(_result(b)) in err and not out.exists()
 
@@ -67,7 +69,9 @@ def test_a_result_of_no_run_is_not_shown_as_this_runs(runs, tmp_path, capsys) ->
     loose = tmp_path / "loose.json"
     shutil.copy(_result(runs[0]), loose)
     _edit(loose, lambda m: m.update(run_id=None))
-    code, _, err = faap_in_process(capsys, "report", str(runs[0]), "--result", str(loose), "--no-panel", "--out", str(tmp_path))
+    code, _, err = faap_in_process(
+        capsys, "report", str(runs[0]), "--result", str(loose), "--no-panel", "--out", str(tmp_path)
+    )
     one_error(err, 1, code, "it evaluated no run (run_id null)")
 
 
@@ -149,9 +153,11 @@ def test_force_without_panel_removes_the_earlier_panel(runs, tmp_path, capsys) -
     folder.mkdir()
     for name in ("panel.png", "panel.pdf"):
         (folder / name).write_bytes(b"an earlier report's panel")
+    (folder / ".report-killed").mkdir()  # what a report killed while drawing leaves
     code, _, err = faap_in_process(capsys, "report", str(run), "--no-panel", "--force")
     assert code == 0, err
     assert not (folder / "panel.png").exists() and not (folder / "panel.pdf").exists()
+    assert not list(folder.glob(".report-*"))
     assert "No perturbation panel (--no-panel)." in (folder / "report.md").read_text()
 
 
