@@ -23,7 +23,7 @@ def report(
 ) -> None:
     """One Markdown page with figures: per-group AP/AR with CIs, gap and share closed, training
     curves and the perturbation panel."""
-    from faapkit.cli._console import info
+    from faapkit.cli._console import info, warn
     from faapkit.report import PanelOptions, prepare, write_report
 
     options = PanelOptions(images, score, amplify) if panel else None  # refused before any reading
@@ -31,4 +31,4 @@ def report(
     runs = prepare(run, folder, result, force)
     lock_output(ctx, folder / "report.md")
     registries = state(ctx).registries if panel else None
-    info(f"wrote {write_report(run, runs, folder, registries, options)} and its figures")
+    info(f"wrote {write_report(run, runs, folder, registries, options, warn=warn)} and its figures")

@@ -98,9 +98,10 @@ def _unique_labels(records: list[RunRecord]) -> None:
 
 
 def _stale_rescores(folder: Path) -> dict[str, str]:
-    """Each rescore in ``folder`` whose detections changed since it was scored, and why."""
+    """Each rescore in ``folder`` whose detections changed since it was scored, and why: every
+    metrics file there that records what it was rescored from, whatever ``--out`` named it."""
     out = {}
-    for f in sorted(folder.glob("*_rescored*.json")) if folder.is_dir() else []:
+    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             m = read_metrics_file(f)
         except MetricsFileError:

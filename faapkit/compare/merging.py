@@ -15,11 +15,15 @@ from faapkit.compare.records import RunRecord
 
 def drop_rescores(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
     """Leave out each ``faap eval --rescore`` result whose detections changed since it was scored
-    (``stale``), and each whose rescored metrics file is among the records: the same detections
+    (``stale``), and each whose rescored metrics file, or the evaluation whose detections it
+    scored (a rescore of a rescore whose parent is gone), is among the records: the same detections
     of the same epoch and split, so a second row would count that evaluation twice (and
     ``--best-per-run`` could pick either). A rescore at other IoU thresholds is another metric and
     stays. Returns the kept records and a note per left-out file."""
     by_path = {Path(str(r.path)).resolve(): r for r in records if r.path}
+    # an evaluation by the detections it scored: a rescore of a rescore whose parent is gone still
+    # scored its grandparent's detections
+    by_detections = {(r.run_path, str(r.scored_detections)): r for r in records if not r.rescored_from}
     kept, notes = [], []
     for r in records:
         if r.stale:  # its numbers describe detections that no longer exist
@@ -30,9 +34,11 @@ def drop_rescores(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]
         if source:  # where it was rescored from, or a file of that name beside it (a moved or copied run)
             here = Path(str(r.path)).resolve().parent / Path(str(source)).name
             original = by_path.get(Path(str(source)).resolve()) or by_path.get(here)
+            if original is None and r.scored_detections:
+                original = by_detections.get((r.run_path, str(r.scored_detections)))
         if original is not None and original.iou_thresholds == r.iou_thresholds:
             notes.append(
-                f"{r.path}: a rescore of {Path(str(source)).name} (the same detections), left out so that "
+                f"{r.path}: a rescore of {Path(str(original.path)).name} (the same detections), left out so that "
                 "evaluation is one row"
             )
             continue

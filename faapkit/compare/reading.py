@@ -28,17 +28,18 @@ class LeftOut(str):
 
 def check_metrics(f: Path, m: dict[str, Any], run_id: str | None) -> tuple[str | None, list[tuple[str, str]]]:
     """Why the metrics file ``f`` (JSON ``m``) of the run with ``run_id`` (``None``: a loose file,
-    checked against the run folder it records, if that is still there) is refused, else ``None``;
+    checked against the run folder it records, if that is still there) is refused, else ``None``
+    (``faap compare`` leaves it out, ``faap report`` refuses to show it);
     and its flags (:func:`faapkit.artifacts.integrity.consistency_flags`, and ``parent-gone`` for
     a rescore whose metrics or detections are gone)."""
     from faapkit.artifacts.integrity import bad_number, consistency_flags
 
     bad = bad_number(m)
     if bad:
-        return f"{bad}: left out", []
+        return bad, []
     recorded = m.get("run_id")
     if recorded is not None and not isinstance(recorded, str):  # faap eval writes the run's id or null
-        return f"its run_id is {json.dumps(recorded)[:40]}, not a run id (edited?): left out", []
+        return f"its run_id is {json.dumps(recorded)[:40]}, not a run id (edited?)", []
     if run_id is None and isinstance(m.get("run"), str) and (Path(m["run"]) / "run.json").is_file():
         try:
             run_id = read_run_manifest(Path(m["run"]) / "run.json").run_id
@@ -46,7 +47,7 @@ def check_metrics(f: Path, m: dict[str, Any], run_id: str | None) -> tuple[str |
             run_id = None
     if isinstance(recorded, str) and isinstance(run_id, str) and recorded != run_id:
         return (
-            f"it evaluated run {recorded}, not this folder's run {run_id} (copied from another run?): left out",
+            f"it evaluated run {recorded}, not this folder's run {run_id} (copied from another run?)",
             [],
         )
     flags = consistency_flags(m)
@@ -111,10 +112,21 @@ def metrics_record(
             "iou_thresholds": iou if isinstance(iou, list) else None,
             "codec": m.eval.codec if m.eval is not None else None,
             "rescored_from": (m.rescored_from or {}).get("metrics"),
+            "scored_detections": scored_detections(m.dump()),
             "stale": stale_detections(f, m.dump()) if m.rescored_from else None,
             "evaluated_run_id": run_id if isinstance(run_id, str) else None,
         }
     )
+
+
+def scored_detections(m: dict[str, Any]) -> list[str] | None:
+    """``setting:sha256`` of each detections file the metrics ``m`` scored (``None``: none saved):
+    two files with the same are the same detections, however they were rescored in between."""
+    refs = m.get("detections")
+    if not isinstance(refs, dict):
+        return None
+    found = [f"{s}:{ref.get('sha256')}" for s, ref in sorted(refs.items()) if isinstance(ref, dict)]
+    return found or None
 
 
 def stale_detections(f: Path, m: dict[str, Any]) -> str | None:
@@ -177,7 +189,7 @@ def _checked(
         return None, f"{f} ({exc.detail})" if exc.not_metrics else LeftOut(f"{f}: {exc.detail}; left out")
     refused, flags = check_metrics(f, m.dump(), manifest.run_id if manifest is not None else None)
     if refused:
-        return None, LeftOut(f"{f}: {refused}")
+        return None, LeftOut(f"{f}: {refused}: left out")
     if manifest is None:  # a loose file: of the run it records, else of its checkpoint
         owner = m.run or m.checkpoint or str(f)
         label = Path(owner).name

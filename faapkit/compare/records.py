@@ -49,6 +49,7 @@ class RunRecord(BaseModel):
     iou_thresholds: list[float] | None = None  # None: COCO's 0.50:0.05:0.95
     codec: str | None = None  # the image codec faap eval --codec put before the detector (None: none)
     rescored_from: str | None = None
+    scored_detections: list[str] | None = None  # the sha256 of each detections file it scored (setting:sha)
     stale: str | None = None  # a rescore whose detections changed since: why (compare leaves it out)
     run_id: str | None = None  # the run's id from run.json: copied run folders are one run
     evaluated_run_id: str | None = None  # the run id a faapkit metrics file records (loose files too)

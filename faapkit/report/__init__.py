@@ -10,6 +10,11 @@ The page and the number figures are torch-free (:mod:`faapkit.report.figures`,
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +55,13 @@ class PanelOptions:
     amplify: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.per_group < 1 or not 0 <= self.score <= 1 or not (math.isfinite(self.amplify) and self.amplify > 0):
-            raise ConfigError("--images must be at least 1, --score in [0, 1] and --amplify a positive number")
+        wrong = [
+            f"--images {self.per_group} is not at least 1" if self.per_group < 1 else "",
+            f"--score {self.score:g} is not in [0, 1]" if not 0 <= self.score <= 1 else "",
+            f"--amplify {self.amplify:g} is not a positive number" if not (0 < self.amplify < math.inf) else "",
+        ]
+        if any(wrong):
+            raise ConfigError("; ".join(w for w in wrong if w))
 
 
 def write_report(
@@ -63,37 +73,65 @@ def write_report(
     *,
     result: Path | None = None,
     force: bool = False,
+    warn: Callable[[str], None] = lambda line: None,
 ) -> Path:
     """Write the page and its figures for ``target`` (a run or a seed set) into ``out``
     (default ``target/report``) and return the page's path. ``runs``: what :func:`prepare`
     returned (read and checked already). ``panel``: draw the perturbation panel (needs
-    ``registries`` and torch), or not (``None``)."""
+    ``registries`` and torch), or not (``None``); a panel that cannot be drawn faithfully (its
+    checkpoint is not this run's) is left out, said on the page and through ``warn``."""
     from faapkit.io import atomic_write_text
     from faapkit.report.figures import curve_series, forest_rows, plot_curves, plot_forest
     from faapkit.report.page import page
 
     runs = runs or prepare(target, out, result, force)
     folder = out or target / "report"
-    title = f"faap report: {target.absolute().name}"
-    res = runs[0].result
-    about = f"{title} ({res.get('split')} split, {res.get('split_by')}, epsilon {res.get('epsilon')})"
-    plot_forest(folder / "forest", forest_rows(runs), about)
-    plot_curves(folder / "curves", curve_series(runs), about)
-    figures = {"forest": "forest.png", "curves": "curves.png"}
-    note = "No perturbation panel (--no-panel)."
-    if panel is not None:
-        note = _panel(folder, runs[0], registries, panel)
-        figures["panel"] = "panel.png"
-    path = folder / "report.md"
-    atomic_write_text(path, page(runs, title, figures, note))
-    return path
+    with staged(folder) as stage:
+        title = f"faap report: {target.absolute().name}"
+        res = runs[0].result
+        about = f"{title} ({res.get('split')} split, {res.get('split_by')}, epsilon {res.get('epsilon')})"
+        plot_forest(stage / "forest", forest_rows(runs), about)
+        plot_curves(stage / "curves", curve_series(runs), about)
+        figures = {"forest": "forest.png", "curves": "curves.png"}
+        note = "No perturbation panel (--no-panel)."
+        if panel is not None:
+            note = _panel(stage, runs[0], registries, panel, warn)
+            if (stage / "panel.png").is_file():
+                figures["panel"] = "panel.png"
+        atomic_write_text(stage / "report.md", page(runs, title, figures, note))
+    return folder / "report.md"
 
 
-def _panel(folder: Path, r: RunInputs, registries: Any, opts: PanelOptions) -> str:
+@contextmanager
+def staged(folder: Path) -> Iterator[Path]:
+    """A temporary folder inside ``folder`` that the report is drawn into; when the block ends
+    without an error its files replace :data:`OUTPUTS` in ``folder`` (one not drawn, such as the
+    panel with ``--no-panel``, is removed, never left from an earlier report), else it is
+    removed and ``folder`` is as it was."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for left in folder.glob(".report-*"):  # of a report killed while drawing (its writer held the lock)
+        shutil.rmtree(left, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=".report-", dir=folder))
+    try:
+        yield stage
+        for name in (*OUTPUTS[1:], OUTPUTS[0]):  # the page last: it never names a figure of another report
+            if (stage / name).is_file():
+                os.replace(stage / name, folder / name)
+            else:
+                (folder / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _panel(folder: Path, r: RunInputs, registries: Any, opts: PanelOptions, warn: Callable[[str], None]) -> str:
     per_group, score, amplify = opts.per_group, opts.score, opts.amplify
-    from faapkit.report.panel import panel_rows, plot_panel
+    from faapkit.report.panel import PanelUnavailable, panel_rows, plot_panel
 
-    rows = panel_rows(r, registries, per_group=per_group, score=score, amplify=amplify)
+    try:
+        rows = panel_rows(r, registries, per_group=per_group, score=score, amplify=amplify)
+    except PanelUnavailable as exc:
+        warn(f"no perturbation panel: {exc}")
+        return f"No perturbation panel: {exc}."
     eps = r.result.get("epsilon")
     who = f"{r.run.name}" + ("" if r.seed is None else f" (seed {r.seed})")
     title = (

@@ -9,6 +9,7 @@ on val (``best.pt``) on the run's evaluation split when there is one, else the n
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,24 +32,49 @@ class RunInputs:
 
 def eval_results(run: Path) -> list[Path]:
     """The run's ``faap eval`` results (metrics files, not rescores' detections), oldest first."""
-    from faapkit.artifacts.records import is_metrics_file
+    return _eval_files(run)[0]
+
+
+def _eval_files(run: Path) -> tuple[list[Path], dict[Path, str]]:
+    """The run's metrics files, oldest first, and the other ``eval/*.json`` with why faapkit
+    cannot read them as one (not JSON, another format): an unreadable result is named, never
+    taken for no result."""
+    from faapkit.artifacts.records import MetricsFileError, read_metrics_file
 
     folder = run / "eval"
-    found = [p for p in folder.glob("*.json") if p.is_file() and is_metrics_file(p)] if folder.is_dir() else []
-    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+    found, unreadable = [], {}
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            read_metrics_file(p)
+        except MetricsFileError as exc:
+            if exc.not_metrics:
+                unreadable[p] = exc.detail
+                continue
+        found.append(p)
+    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name)), unreadable
 
 
 def choose_result(run: Path, given: Path | None = None) -> Path:
     """``given``, else the result of ``best.pt`` on the run's eval split, else the newest result;
-    a run with none is refused in one line."""
+    a run with none is refused in one line, and so is one whose result to show is unreadable."""
     if given is not None:
         return given
-    found = eval_results(run)
+    found, unreadable = _eval_files(run)
+    split = _run_eval_split(run)
+    best = [p for p in found if _is_best_of(p, split)]
+    bad_best = [p for p in unreadable if _is_best_of(p, split)]
+    if unreadable and (not found or (bad_best and not best)):  # the result to show is unreadable
+        path = (bad_best or list(unreadable))[0]
+        raise FaapError(
+            f"{path}: {unreadable[path]}; not a metrics file faapkit reads (re-run faap eval {run} --force)"
+        )
     if not found:
         raise FaapError(f"{run} has no evaluation yet: run faap eval {run} first")
-    split = _run_eval_split(run)
-    best = [p for p in found if p.name.endswith("_best.json") and (split is None or p.name.startswith(f"{split}_"))]
     return (best or found)[-1]
+
+
+def _is_best_of(path: Path, split: str | None) -> bool:
+    return path.name.endswith("_best.json") and (split is None or path.name.startswith(f"{split}_"))
 
 
 def _run_eval_split(run: Path) -> str | None:
@@ -59,14 +85,100 @@ def _run_eval_split(run: Path) -> str | None:
 
 
 def read_run(run: Path, result: Path | None = None, seed: int | None = None) -> RunInputs:
-    """The numbers of one run (``result``: the eval JSON to show instead of the chosen one)."""
+    """The numbers of one run (``result``: the eval JSON to show instead of the chosen one),
+    refused in one line unless they are this run's and can be drawn (:func:`check_shown`)."""
     from faapkit.artifacts.records import read_metrics_file
 
     path = choose_result(run, result)
     metrics = read_metrics_file(path).dump()
     if "perturbed" not in metrics["metrics"]:
         raise FaapError(f"{path} has no perturbed setting: evaluate a checkpoint (faap eval {run})")
+    check_shown(path, metrics, run)
     return RunInputs(run, path, metrics, train_log(run), _selection(run), seed)
+
+
+def check_shown(path: Path, metrics: dict[str, Any], run: Path) -> None:
+    """Refuse the metrics file ``path`` shown under ``run``'s name unless it evaluated that run
+    (``faap compare``'s check: its ``run_id``, its numbers finite) and every number the report
+    draws is there with a CI that holds it (lower <= estimate <= upper): the file and key named."""
+    from faapkit.compare.reading import check_metrics
+
+    refused, _ = check_metrics(path, metrics, run_id_of(run))
+    if refused:
+        raise FaapError(f"{path}: {refused}; not shown as {run}'s evaluation")
+    if "run_id" in metrics and metrics["run_id"] is None and run_id_of(run) is not None:
+        raise FaapError(
+            f"{path}: it evaluated no run (run_id null), not {run} (run {run_id_of(run)}); not shown as its evaluation"
+        )
+    for key, value, ci_key, ci in _drawn(path, metrics):
+        if not _finite(value):
+            raise FaapError(f"{path}: '{key}' is {json.dumps(value, default=str)[:40]}, not a finite number (edited?)")
+        if ci is None:
+            continue
+        if not (isinstance(ci, list) and len(ci) == 2 and all(_finite(b) for b in ci)):
+            raise FaapError(f"{path}: '{ci_key}' is {json.dumps(ci, default=str)[:40]}, not a [lower, upper] CI")
+        if ci[0] > ci[1]:
+            raise FaapError(f"{path}: '{ci_key}' is [{ci[0]:.6g}, {ci[1]:.6g}]: its lower bound is above its upper")
+        if not ci[0] - TOLERANCE <= value <= ci[1] + TOLERANCE:
+            raise FaapError(
+                f"{path}: '{key}' = {value:.6g} lies outside its CI '{ci_key}' [{ci[0]:.6g}, {ci[1]:.6g}] "
+                f"({_outside_why(metrics)})"
+            )
+
+
+TOLERANCE = 1e-6  # as faap compare's gap check
+
+
+def _outside_why(metrics: dict[str, Any]) -> str:
+    """Why a point can lie outside its CI: edited, or (numbers as faapkit wrote them) a
+    percentile CI that excludes its estimate, which the forest plot's error bars cannot draw."""
+    from faapkit.artifacts.integrity import numbers_sha256
+
+    if metrics.get("numbers_sha256") != numbers_sha256(metrics):
+        return "edited? its numbers are not the ones numbers_sha256 recorded"
+    return "a percentile CI may exclude its estimate; the forest plot cannot draw it: faap compare shows it flagged"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _drawn(path: Path, m: dict[str, Any]) -> list[tuple[str, Any, str, Any]]:
+    """What the forest plot draws: ``(key, value, CI key, CI or None)``; a missing one is refused."""
+    boot, out = m.get("bootstrap") or {}, []
+    for stat in [s for s in ("AP", "AR") if s in (m.get("gaps") or {})]:
+        for g in m["metrics"].get("baseline") or {}:
+            for s in ("baseline", "perturbed"):
+                key = f"metrics.{s}.{g}.{stat}"
+                ci = _at(path, boot, f"groups.{s}.{g}.{stat}", None)
+                out.append((key, _at(path, m, key), f"bootstrap.groups.{s}.{g}.{stat}", ci))
+        for s in ("baseline", "perturbed", "share_closed"):
+            key = f"gaps.{stat}.{s}"
+            value = _at(path, m, key, None if s == "share_closed" else ...)
+            if value is not None:
+                out.append((key, value, f"bootstrap.{key}", _at(path, boot, key, None)))
+    return out
+
+
+def _at(path: Path, tree: Any, key: str, default: Any = ...) -> Any:
+    """``tree``'s value at the dotted ``key``; ``default`` where it is absent (``...``: refused)."""
+    node = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            if default is ...:
+                raise FaapError(f"{path}: '{key}' is missing (edited?)")
+            return default
+        node = node[part]
+    return node
+
+
+def run_id_of(run: Path) -> str | None:
+    """The run id ``run/run.json`` records (``None``: none readable)."""
+    try:
+        value = json.loads((run / "run.json").read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def train_log(run: Path) -> list[dict[str, Any]]:
@@ -101,6 +213,8 @@ def read_target(target: Path, result: Path | None = None) -> list[RunInputs]:
 
     if not target.is_dir():
         raise FaapError(f"{target} is not a run folder or a seed set")
+    if not is_seed_set(target) and not (target / "run.json").is_file():
+        raise FaapError(f"{target} is not a run folder (no run.json) or a seed set (no seeds.json)")
     if not is_seed_set(target):
         return [read_run(target, result)]
     if result is not None:

@@ -33,16 +33,44 @@ class PanelRow:
     boxes: list[int]
 
 
+class PanelUnavailable(FaapError):
+    """The panel cannot be drawn faithfully for this run (its evaluated checkpoint is gone or is
+    not this run's): the report is written without it and says why."""
+
+
 def checkpoint_of(r: RunInputs) -> Path:
     """The evaluated checkpoint inside this run folder (the run may have been copied or moved
-    since: the file of that name under ``RUN/checkpoints``), else the path the result records."""
+    since: the file of that name under ``RUN/checkpoints``), else the path the result records;
+    either is checked to be the one evaluated (:func:`check_checkpoint`)."""
     recorded = Path(str(r.result.get("checkpoint") or ""))
     local = r.run / "checkpoints" / recorded.name
     if recorded.name and local.is_file():
-        return local
-    if recorded.is_file():
-        return recorded
-    raise FaapError(f"{r.result_path}: its checkpoint {recorded} is not in {r.run / 'checkpoints'}; pass --no-panel")
+        return check_checkpoint(r, local)
+    if recorded.name and recorded.is_file():
+        return check_checkpoint(r, recorded)
+    raise PanelUnavailable(
+        f"the checkpoint {r.result_path.name} evaluated ({recorded}) is not in {r.run / 'checkpoints'}"
+    )
+
+
+def check_checkpoint(r: RunInputs, path: Path) -> Path:
+    """``path`` if it is the checkpoint ``r``'s result evaluated: written by this run (its
+    ``run_id``, the run's and the result's) at the evaluated ``global_step``; another run's
+    generator, or another epoch's, is never drawn under this run's name."""
+    from faapkit.io import load_checkpoint
+    from faapkit.report.inputs import run_id_of
+
+    ckpt = load_checkpoint(path, mmap=True)
+    owner, step = ckpt.get("run_id"), ckpt.get("global_step")
+    for who, expected in (("this run", run_id_of(r.run)), (r.result_path.name, r.result.get("run_id"))):
+        if isinstance(expected, str) and owner != expected:
+            raise PanelUnavailable(f"{path} was written by run {owner}, not by {who} (run {expected})")
+    recorded = r.result.get("global_step")
+    if isinstance(recorded, int) and step != recorded:
+        raise PanelUnavailable(
+            f"{path} holds global step {step}, not the step {recorded} that {r.result_path.name} evaluated"
+        )
+    return path
 
 
 def pick_images(split: Any, groups: list[str], per_group: int) -> list[tuple[str, Any]]:

@@ -66,6 +66,7 @@ def test_force_removes_the_rescores_of_the_result_it_replaces(run, evaluated, ca
     assert unrelated.exists()  # a file of that name that is no rescore of this result stays
     unrelated.unlink()
     # a rescore written elsewhere cannot be found: compare checks its detections instead
+    kept = {f: f.read_bytes() for f in (run / "eval").iterdir()}
     _change_detections(evaluated)
     found, err = compare_json(str(run), str(elsewhere))
     assert [r["split"] for r in found["rows"]] == ["test"]  # the evaluation only
@@ -81,6 +82,9 @@ def test_force_removes_the_rescores_of_the_result_it_replaces(run, evaluated, ca
     stale.write_text(json.dumps(moved))
     code, out, _ = faap(capsys, "inspect", "run", str(run), "--json")
     assert "changed since" in json.loads(out)["stale_rescores"][stale.name]
+    stale.unlink()
+    for f, data in kept.items():  # the evaluation as it was made, for the tests that rescore it
+        f.write_bytes(data)
 
 
 def test_empty_iou_thresholds_are_cocos_as_the_description_says(evaluated, capsys, tmp_path):

@@ -3,7 +3,8 @@ bootstrap size, seed, confidence level, set of IoU thresholds, pair of groups fo
 backend) without running the detector.
 
 Refused, before any scoring, when a detections file is missing or its sha256 differs from the one
-the metrics file recorded, when the dataset's fingerprint differs from the recorded one, and when
+the metrics file recorded, or scored at the recorded settings does not give the recorded point
+estimates (edited and re-hashed), when the dataset's fingerprint differs from the recorded one, and when
 a setting that decides the detections themselves (split, batch size, amp, channels_last) is
 changed. The result is a new metrics file (never one that exists, without ``--force``) that
 records what it was rescored from.
@@ -122,6 +123,10 @@ def rescore_metrics(cmd: EvalCommand, layers: CommandLayers, host: Host) -> dict
     target = out.absolute() if out is not None else output_for(path, metrics, cfg, ref)
     if target == path:
         raise FaapError(f"--rescore would write over the file it rescores ({path}); pass another --out")
+    # what was scored is checked before where it goes: a changed dataset is the cause to name
+    split = _same_split(path, metrics, cmd.data)
+    dets = _saved_detections(path, metrics, split)
+    _reproduces(path, metrics, split, dets)
     if out is not None:
         check_out(target, force=force)
     from faapkit.artifacts.output_lock import OutputLock
@@ -129,7 +134,7 @@ def rescore_metrics(cmd: EvalCommand, layers: CommandLayers, host: Host) -> dict
     with OutputLock(target, note=host.warn) as lock:  # of two rescores into one file, one writes
         if target.exists() and not force:
             raise FaapError(f"{target} already holds a rescore with these settings; pass --force to replace it")
-        result = _score(path, metrics, (cmd.data, target), cfg, sources, ref, host.progress(cmd.progress))
+        result = _score(path, metrics, (split, dets, target), cfg, sources, ref, host.progress(cmd.progress))
         lock.check_unchanged(force)  # written meanwhile by a process that ignored the lock
         write_metrics_file(target, result)
     host.info(f"rescored metrics written to {target}")
@@ -139,21 +144,19 @@ def rescore_metrics(cmd: EvalCommand, layers: CommandLayers, host: Host) -> dict
 def _score(
     path: Path,
     metrics: dict[str, Any],
-    where: tuple[Path | None, Path],
+    inputs: tuple[Any, dict[str, list[dict[str, Any]]], Path],
     cfg: Any,
     sources: dict[str, str],
     ref: tuple[str, str] | None,
     shown: AbstractContextManager[Progress],
 ) -> dict[str, Any]:
-    """Verify the split and the saved detections, score them and build the rescored metrics
-    (``where``: ``--data`` and the file they go to; ``shown``: the progress display)."""
+    """Score the verified split's saved detections and build the rescored metrics (``inputs``:
+    the split, its detections per setting and the file they go to; ``shown``: the progress)."""
     from faapkit.evaluate.cocoeval import make_coco
     from faapkit.evaluate.evaluator import MIN_BOOTSTRAP_IMAGES
     from faapkit.evaluate.scoring import score
 
-    data, target = where
-    split = _same_split(path, metrics, data)
-    dets = _saved_detections(path, metrics, split)
+    split, dets, target = inputs
     group_images = split.group_images()
     if cfg.bootstrap and min(len(ids) for ids in group_images.values()) < MIN_BOOTSTRAP_IMAGES:
         raise FaapError(f"a group of {path.name} has fewer than {MIN_BOOTSTRAP_IMAGES} images: use --bootstrap 0")
@@ -209,6 +212,29 @@ def _saved_detections(path: Path, metrics: dict[str, Any], split: Any) -> dict[s
         s: saved.from_dataset_ids(saved.load_verified(path, s, ref), split, ids, str(path.parent / str(ref["file"])))
         for s, ref in metrics["detections"].items()
     }
+
+
+def _reproduces(path: Path, metrics: dict[str, Any], split: Any, dets: dict[str, list[dict[str, Any]]]) -> None:
+    """The saved detections, scored at the settings ``path`` records (its IoU thresholds and COCO
+    backend), give its point estimates (each group's AP and AR, each setting): a detections file
+    edited and re-hashed since it was evaluated is refused naming it, never scored as that
+    evaluation."""
+    from faapkit.evaluate.cocoeval import evaluate_split, make_coco
+
+    recorded = metrics.get("eval_config") or {}
+    iou, backend = recorded.get("iou_thresholds"), recorded.get("coco_backend", PYCOCOTOOLS)
+    coco, group_images = make_coco(split.coco_gt), split.group_images()
+    for setting, ref in metrics["detections"].items():
+        again, _ = evaluate_split(coco, dets[setting], group_images, iou, backend)
+        for group, stats in (metrics["metrics"].get(setting) or {}).items():
+            for stat in ("AP", "AR"):
+                want, got = (stats or {}).get(stat), (again.get(group) or {}).get(stat)
+                if isinstance(want, int | float) and not (isinstance(got, int | float) and abs(got - want) <= 1e-9):
+                    raise FaapError(
+                        f"{path.parent / str(ref['file'])}: scored at the settings {path.name} records, its {setting} "
+                        f"detections give {group} {stat} {got}, not the recorded {want}: changed since they were "
+                        "evaluated (edited and re-hashed?); re-run faap eval"
+                    )
 
 
 def _same_input_size(path: Path, metrics: dict[str, Any], sizes: list[tuple[str, Any]]) -> None:
