@@ -7,7 +7,19 @@ import json
 import shutil
 import tomllib
 
-from tests.hostile.kit import Case, Ctx, Refused, Works, cli, edit_json, ok, rehash, truncate
+from tests.hostile.kit import (
+    Case,
+    Ctx,
+    Refused,
+    Works,
+    cli,
+    edit_json,
+    ok,
+    record_detections_sha,
+    rehash,
+    scale_scores,
+    truncate,
+)
 
 
 def _cmp_json(ctx: Ctx, *paths: object) -> list[str]:
@@ -68,7 +80,17 @@ def _exported_row(ctx: Ctx) -> list[str]:
 def _marks_exported(ctx: Ctx, out: str, err: str) -> None:
     rows = _rows(out)
     assert len(rows) >= 2, rows
-    assert any("export" in json.dumps(r).lower() for r in rows), "no row says it scored an exported file"
+    # paths are left out: the case's own folder names say "export" already
+    marked = [r for r in rows for k, v in r.items() if "export" in k.lower() or _says_export(v)]
+    assert marked, "no row says it scored an exported file"
+
+
+def _says_export(value) -> bool:
+    if isinstance(value, str):
+        return "export" in value.lower() and "/" not in value
+    if isinstance(value, list):
+        return any(_says_export(v) for v in value)
+    return isinstance(value, dict) and any("export" in k.lower() or _says_export(v) for k, v in value.items())
 
 
 def _codec_row(ctx: Ctx) -> list[str]:
@@ -177,13 +199,24 @@ def _set_one_unevaluated(ctx: Ctx) -> list[str]:
 
 
 def _inspect_run_stale(ctx: Ctx) -> list[str]:
-    ok("eval", "--rescore", ctx.metrics(), "--bootstrap", "10", "--quiet")
-    ok("eval", ctx.run(), "--bootstrap", "0", "--quiet", "--force", "--no-cache")
+    """A rescore whose parent's detections were edited since (and their sha256 re-recorded)."""
+    m = ctx.metrics()
+    ok("eval", "--rescore", m, "--bootstrap", "10", "--quiet")
+    scale_scores(m.parent / "test_gender_best.perturbed.dets.json.gz", 0.5)
+    record_detections_sha(m)
     return cli("inspect", "run", ctx.run(), "--json")
 
 
+def _stale_lists(node) -> list:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if "stale" in k and v] + [x for v in node.values() for x in _stale_lists(v)]
+    if isinstance(node, list):
+        return [x for v in node for x in _stale_lists(v)]
+    return []
+
+
 def _lists_stale(ctx: Ctx, out: str, err: str) -> None:
-    assert "stale" in out and json.loads(out).get("stale_rescores") != [], out[:600]
+    assert _stale_lists(json.loads(out)), out[:600]
 
 
 def _toml(ctx: Ctx, out: str, err: str) -> None:
