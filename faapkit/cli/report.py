@@ -23,12 +23,14 @@ def report(
 ) -> None:
     """One Markdown page with figures: per-group AP/AR with CIs, gap and share closed, training
     curves and the perturbation panel."""
-    from faapkit.cli._console import info
-    from faapkit.report import PanelOptions, prepare, write_report
+    from faapkit.cli._console import info, warn
+    from faapkit.report import PanelOptions, prepare, unevaluated_seeds, write_report
 
     options = PanelOptions(images, score, amplify) if panel else None  # refused before any reading
     folder = out or run / "report"
     runs = prepare(run, folder, result, force)
+    for line in unevaluated_seeds(run):
+        warn(f"{run}: {line}: not in the report, nor in its spread across seeds")
     lock_output(ctx, folder / "report.md")
     registries = state(ctx).registries if panel else None
     info(f"wrote {write_report(run, runs, folder, registries, options)} and its figures")

@@ -4,6 +4,7 @@ seeds. Every number is printed with :func:`num` from the run's eval result. Torc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from faapkit.report.figures import METRICS, SETTINGS, groups_of
@@ -21,14 +22,20 @@ def ci(bounds: Any, signed: bool = False) -> str:
     return f"[{num(bounds[0], signed)}, {num(bounds[1], signed)}]" if bounds else ""
 
 
-def page(runs: list[RunInputs], title: str, figures: dict[str, str], panel_note: str | None) -> str:
-    """The whole page; ``figures`` maps ``forest``/``curves``/``panel`` to the PNG's file name."""
+def page(
+    runs: list[RunInputs], title: str, figures: dict[str, str], panel_note: str | None, missing: Sequence[str] = ()
+) -> str:
+    """The whole page; ``figures`` maps ``forest``/``curves``/``panel`` to the PNG's file name;
+    ``missing``: the seeds of a set that are not shown, each with why and what to run."""
     first = runs[0].result
     lines = [f"# {title}", "", *_about(runs), ""]
-    if len(runs) > 1:
-        lines += _seed_section(runs)
+    several = len(runs) > 1 or any(r.seed is not None for r in runs)
+    if missing:
+        lines += [f"Not shown: {'; '.join(missing)}.", ""]
+    if several:
+        lines += _seed_section(runs, missing)
     for r in runs:
-        lines += _run_section(r, len(runs) > 1)
+        lines += _run_section(r, several)
     lines += [
         "## Figures",
         "",
@@ -117,11 +124,12 @@ def _get(node: Any, *keys: str) -> Any:
     return node
 
 
-def _seed_section(runs: list[RunInputs]) -> list[str]:
-    """Across seeds: the spread lines of ``faap eval SEEDSET`` over the seeds' AP gaps."""
+def _seed_section(runs: list[RunInputs], missing: Sequence[str]) -> list[str]:
+    """Across seeds: the spread lines of ``faap eval SEEDSET`` over the seeds' AP gaps, over n of
+    the set's N seeds (``missing``: the others)."""
     from faapkit.evaluate.across_seeds import aggregate, seed_row
     from faapkit.evaluate.command.result_rows import seeds_summary
 
     conf = float((runs[0].result.get("bootstrap") or {}).get("confidence") or 0.95)
-    summary = aggregate([seed_row(int(r.seed or 0), r.result) for r in runs], conf)
+    summary = aggregate([seed_row(int(r.seed or 0), r.result) for r in runs], conf, missing)
     return ["## Across seeds", "", *(f"- {line.strip()}" for line in seeds_summary(summary)), ""]
