@@ -24,7 +24,8 @@ def report(
     """One Markdown page with figures: per-group AP/AR with CIs, gap and share closed, training
     curves and the perturbation panel."""
     from faapkit.cli._console import info, warn
-    from faapkit.report import PanelOptions, prepare, unevaluated_seeds, write_report
+    from faapkit.report import PanelOptions, prepare, write_report
+    from faapkit.report.inputs import unevaluated_seeds
 
     options = PanelOptions(images, score, amplify) if panel else None  # refused before any reading
     folder = out or run / "report"

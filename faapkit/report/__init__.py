@@ -15,19 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from faapkit.errors import ConfigError
-from faapkit.report.inputs import RunInputs, read_target, unevaluated_seeds
+from faapkit.report.inputs import RunInputs, read_target
 
 OUTPUTS = ("report.md", "forest.png", "forest.pdf", "curves.png", "curves.pdf", "panel.png", "panel.pdf")
 
-__all__ = [
-    "OUTPUTS",
-    "PanelOptions",
-    "RunInputs",
-    "check_outputs",
-    "prepare",
-    "unevaluated_seeds",
-    "write_report",
-]
+__all__ = ["OUTPUTS", "PanelOptions", "RunInputs", "check_outputs", "prepare", "write_report"]
 
 
 def check_outputs(folder: Path, force: bool) -> None:
@@ -93,7 +85,7 @@ def write_report(
         note = _panel(folder, runs[0], registries, panel)
         figures["panel"] = "panel.png"
     path = folder / "report.md"
-    atomic_write_text(path, page(runs, title, figures, note, unevaluated_seeds(target)))
+    atomic_write_text(path, page(runs, title, figures, note))
     return path
 
 

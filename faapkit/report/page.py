@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from faapkit.report.figures import METRICS, SETTINGS, groups_of
-from faapkit.report.inputs import RunInputs
+from faapkit.report.inputs import RunInputs, unevaluated_seeds
 
 
 def num(value: Any, signed: bool = False) -> str:
@@ -22,14 +22,13 @@ def ci(bounds: Any, signed: bool = False) -> str:
     return f"[{num(bounds[0], signed)}, {num(bounds[1], signed)}]" if bounds else ""
 
 
-def page(
-    runs: list[RunInputs], title: str, figures: dict[str, str], panel_note: str | None, missing: Sequence[str] = ()
-) -> str:
-    """The whole page; ``figures`` maps ``forest``/``curves``/``panel`` to the PNG's file name;
-    ``missing``: the seeds of a set that are not shown, each with why and what to run."""
+def page(runs: list[RunInputs], title: str, figures: dict[str, str], panel_note: str | None) -> str:
+    """The whole page; ``figures`` maps ``forest``/``curves``/``panel`` to the PNG's file name. A
+    seed set's page names the seeds it does not show, each with why and what to run."""
     first = runs[0].result
     lines = [f"# {title}", "", *_about(runs), ""]
-    several = len(runs) > 1 or any(r.seed is not None for r in runs)
+    several = any(r.seed is not None for r in runs)
+    missing = unevaluated_seeds(runs[0].run.parent) if several else []
     if missing:
         lines += [f"Not shown: {'; '.join(missing)}.", ""]
     if several:
