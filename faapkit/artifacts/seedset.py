@@ -246,8 +246,10 @@ def _same_path(stored: Any, given: Any) -> bool:
     against the folder the set was started from, which is not recorded): the same when it ends so."""
     if not isinstance(stored, str) or not isinstance(given, str) or not stored.startswith("/"):
         return False
+    if given.startswith("/"):  # written otherwise (a trailing slash, a '..'), the same file
+        return os.path.normpath(given) == os.path.normpath(stored)
     parts = tuple(p for p in Path(os.path.normpath(given)).parts if p not in ("..", "."))
-    return bool(parts) and not given.startswith("/") and Path(stored).parts[-len(parts) :] == parts
+    return bool(parts) and Path(stored).parts[-len(parts) :] == parts
 
 
 def _short(value: Any) -> str:

@@ -76,11 +76,18 @@ def test_a_seed_trained_with_another_configuration_is_named_against_the_others(t
     ]
 
 
-def test_a_relative_path_in_seeds_json_is_the_absolute_one_its_seeds_recorded(tmp_path, one_step_run):
+@pytest.mark.parametrize("written", ["relative", "trailing slash"])
+def test_a_path_in_seeds_json_is_the_absolute_one_its_seeds_recorded(tmp_path, one_step_run, written):
+    """The trainer records data.root absolute; seeds.json keeps it as given."""
     parent = tmp_path / "set"
     root = json.loads((one_step_run / "run.json").read_text())["config"]["data"]["root"]
-    _set_of(parent, one_step_run, (0, 1), (f"data.root='../{Path(root).parent.name}/coco'",))
+    given = f"../{Path(root).parent.name}/coco" if written == "relative" else root + "/"
+    _set_of(parent, one_step_run, (0, 1), (f"data.root='{given}'",))
     assert seedset.configuration_problems(parent, seedset.read_seed_set(parent)) == []
+    _edit(parent / "seeds.json", ("overrides",), ["data.root='/elsewhere/coco'"])
+    (problem,) = seedset.configuration_problems(parent, seedset.read_seed_set(parent))
+    assert problem.startswith("the run.json of seeds 0, 1 differ from seeds.json in data.root (")
+    assert problem.endswith(' vs "/elsewhere/coco")')
 
 
 def test_train_resume_of_an_edited_set_is_refused_before_training_the_missing_seed(tmp_path, capsys, one_step_run):
