@@ -131,17 +131,18 @@ SHOWN = 4  # differing keys named in the one line
 def check_one_configuration(parent: Path, resolved: Mapping[str, Any] | None = None) -> SeedSet:
     """The set in ``parent``, refused in one line naming the differing keys when it is not one
     configuration: a seed's ``run.json`` that differs from ``seeds.json`` (its version, or a key its
-    config file or ``--set`` overrides give) or from the other seeds' (any key but ``train.seed``
+    ``--set`` overrides give) or from the other seeds' (any key but ``train.seed``
     and those that change how a run executes, not what it computes), or, with ``resolved`` (the
     configuration ``seeds.json`` resolves to now, what a missing seed would be trained with), from
     that. Seeds without a ``run.json`` have nothing to compare."""
     held = read_seed_set(parent)
     problems = configuration_problems(Path(parent), held, resolved)
     if problems:
+        restore = MANIFEST + (f" and {held.config}" if held.config else "")
         raise FaapError(
             f"seed set {parent}: {'; '.join(problems)}: its seeds are not one configuration; restore "
-            f"{MANIFEST} (or move the seeds that differ out and run faap train --resume {parent}), "
-            "or compare the runs as separate configurations with faap compare"
+            f"{restore} (or move the seeds that differ out and run faap train --resume {parent}); "
+            f"faap compare {parent} shows its seeds as separate runs"
         )
     return held
 
@@ -190,18 +191,14 @@ def _whose(seeds: list[int]) -> str:
 
 
 def _manifest_tree(held: SeedSet) -> dict[str, Any]:
-    """The keys ``seeds.json`` sets: its config file's (when it can still be read) under its
-    ``--set`` overrides, as the trainer layers them."""
-    from faapkit.config import parse_override, read_config_file
+    """The keys ``seeds.json`` itself sets: its ``--set`` overrides. Its config file is named, not
+    recorded (a file edited since for another experiment says nothing of the trained seeds): what it
+    gives now is checked where a seed would be trained from it, ``resolved``."""
+    from faapkit.config import parse_override
     from faapkit.config.layering import deep_merge
     from faapkit.errors import ConfigError
 
     tree: dict[str, Any] = {}
-    if held.config and Path(held.config).is_file():
-        try:
-            tree = read_config_file(Path(held.config))
-        except ConfigError:
-            tree = {}
     for item in held.overrides:
         try:
             keys, value = parse_override(item)

@@ -35,7 +35,7 @@ def gather(
         if isinstance(u, NotOneSet):
             if across_seeds:
                 raise FaapError(str(u))
-            say(f"{u}; its runs are shown as runs, not as one set")
+            say(str(u))  # its seeds are rows of their own configurations
             continue
         say(u if isinstance(u, LeftOut) else f"not a run or metrics file any plugin reads: {u}")
     for r in records:

@@ -126,7 +126,7 @@ def test_readers_refuse_an_edited_set_by_name(tmp_path, capsys, one_step_run, co
 def test_compare_without_across_seeds_says_the_set_and_shows_its_runs(tmp_path, capsys, one_step_run):
     parent = _edited_set(tmp_path, one_step_run)
     code, out, err = faap_in_process(capsys, "compare", str(parent), "--json")
-    assert code == 0 and EDITED.format(parent=parent) in err and "shown as runs, not as one set" in err
+    assert code == 0 and EDITED.format(parent=parent) in err and f"faap compare {parent} shows its seeds as" in err
     assert json.loads(out)["rows"] or json.loads(out)["log_only"]  # its runs, as runs
 
 
