@@ -171,17 +171,33 @@ def configuration_problems(parent: Path, held: SeedSet, resolved: Mapping[str, A
             said.setdefault(found, []).append(seed)
         elif reference is None:
             reference = (seed, config)
-    return [f"{_whose(seeds)} {what}" for what, seeds in said.items()]
+    return _copies(runs) + [f"{_whose(seeds)} {what}" for what, seeds in said.items()]
 
 
-def _stored(run: Path) -> tuple[Any, dict[str, Any]] | None:
+def _copies(runs: Mapping[int, tuple[Any, Any, Any] | None]) -> list[str]:
+    """Seeds whose ``run.json`` records one run id: one run copied into another seed's folder (its
+    ``train.seed`` edited) is no other sample."""
+    ids: dict[str, list[int]] = {}
+    for seed, run in runs.items():
+        if run is not None and isinstance(run[2], str):
+            ids.setdefault(run[2], []).append(seed)
+    return [
+        f"the run.json of seeds {', '.join(map(str, seeds))} record one run (run id {run_id}): "
+        "a copy of a seed's run is no other seed"
+        for run_id, seeds in ids.items()
+        if len(seeds) > 1
+    ]
+
+
+def _stored(run: Path) -> tuple[Any, dict[str, Any], Any] | None:
+    """A seed's ``run.json``: its version, config and run id (``None`` without one)."""
     from faapkit.artifacts.rundir import RunDir
 
     rd = RunDir(run)
     if not rd.exists():
         return None
     manifest = rd.read_manifest()
-    return manifest.get("version"), dict(manifest.get("config") or {})
+    return manifest.get("version"), dict(manifest.get("config") or {}), manifest.get("run_id")
 
 
 def _whose(seeds: list[int]) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from faapkit.artifacts import seedset
 from faapkit.errors import FaapError
-from tests.conftest import faap_in_process, one_error
+from tests.conftest import copy_as_seed, faap_in_process, one_error
 
 EDITED = "seed set {parent}: the run.json of seeds 0, 1 differ from seeds.json in train.lr (0.0001 vs 0.0002)"
 
@@ -31,8 +31,7 @@ def _set_of(parent: Path, run: Path, seeds: tuple[int, ...], overrides: tuple[st
 
     prepare(parent, seedset.SeedSet("4th", seeds, None, overrides), resume=False)
     for s in seeds:
-        shutil.copytree(run, parent / f"seed-{s}")
-        _edit(parent / f"seed-{s}" / "run.json", ("config", "train", "seed"), s)
+        copy_as_seed(run, parent / f"seed-{s}", s)
 
 
 def _edit(path: Path, keys: tuple[str, ...], value: object) -> None:
@@ -174,3 +173,15 @@ def test_report_of_a_set_with_an_unevaluated_seed_names_it_and_counts_n_of_n(tmp
     page = (parent / "report" / "report.md").read_text()
     assert f"Not shown: seed 1 (no evaluation: faap eval {parent / 'seed-1'})" in page
     assert "- over 1 of 2 seeds; left out: seed 1" in page and "## Seed 0" in page
+
+
+def test_a_seed_folder_holding_a_copy_of_another_seed_s_run_is_refused(tmp_path, capsys, one_step_run):
+    """seed-0 copied to seed-1 and its train.seed edited was counted as a second sample."""
+    parent = tmp_path / "set"
+    _set_of(parent, one_step_run, (0,))
+    shutil.copytree(parent / "seed-0", parent / "seed-1")
+    _edit(parent / "seed-1" / "run.json", ("config", "train", "seed"), 1)
+    _edit(parent / "seeds.json", ("seeds",), 1)
+    run_id = json.loads((parent / "seed-0" / "run.json").read_text())["run_id"]
+    code, _, err = faap_in_process(capsys, "eval", str(parent), "--device", "cpu")
+    one_error(err, 1, code, f"the run.json of seeds 0, 1 record one run (run id {run_id})")
