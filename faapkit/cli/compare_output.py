@@ -129,8 +129,7 @@ def print_seed_sets(sets: list[dict[str, Any]], console: Console, *, tsv_out: bo
         title_justify="left",
     )
     for key, header in SEED_SET_COLUMNS:
-        wraps = key in ("run", "seeds")  # a set's path, the seeds left out and why
-        table.add_column(header, overflow="fold" if wraps else "ellipsis", no_wrap=not wraps)
+        table.add_column(header, overflow="fold" if key == "run" else "ellipsis", no_wrap=key != "run")
     for s in sets:
         cells = seed_cells(s)
         table.add_row(*(cells[k] for k, _ in SEED_SET_COLUMNS))
