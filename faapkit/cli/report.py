@@ -25,10 +25,13 @@ def report(
     curves and the perturbation panel."""
     from faapkit.cli._console import info, warn
     from faapkit.report import PanelOptions, prepare, write_report
+    from faapkit.report.inputs import unevaluated_seeds
 
     options = PanelOptions(images, score, amplify) if panel else None  # refused before any reading
     folder = out or run / "report"
     runs = prepare(run, folder, result, force)
+    for line in unevaluated_seeds(run):
+        warn(f"{run}: {line}: not in the report, nor in its spread across seeds")
     lock_output(ctx, folder / "report.md")
     registries = state(ctx).registries if panel else None
     info(f"wrote {write_report(run, runs, folder, registries, options, warn=warn)} and its figures")

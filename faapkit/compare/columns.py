@@ -174,13 +174,14 @@ def seed_cells(s: dict[str, Any]) -> dict[str, str]:
             return "-"
         return f"{x['median']:+.4f} [{x['min']:+.4f},{x['max']:+.4f}]"
 
-    n = len(s["seeds"])
+    n, of, left = len(s["seeds"]), s.get("of", len(s["seeds"])), s.get("left_out") or []
+    counted = f"{n}{'' if n == of else f' of {of}'} ({','.join(map(str, s['seeds']))})"
     return {
         "run": str(s["run"]),
         "version": fmt(s.get("version")),
         "split": fmt(s.get("split")),
         "checkpoint": str(s["checkpoint"]),
-        "seeds": f"{n} ({','.join(map(str, s['seeds']))})",
+        "seeds": counted + (f"; left out: {'; '.join(left)}" if left else ""),
         "AP_gap_baseline": fmt(s.get("AP_gap_baseline"), True),
         "change": med_range(s["change"]),
         "change_ci": fmt_ci(s["change"]["ci"]),

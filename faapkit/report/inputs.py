@@ -207,9 +207,10 @@ def _selection(run: Path) -> dict[str, Any] | None:
 
 
 def read_target(target: Path, result: Path | None = None) -> list[RunInputs]:
-    """One run, or each evaluated seed of a seed set (in the set's order); refused in one line
-    when nothing there is evaluated."""
-    from faapkit.artifacts.seedset import is_seed_set, seed_runs
+    """One run, or each evaluated seed of a seed set (in the set's order; one configuration,
+    :func:`faapkit.artifacts.seedset.check_one_configuration`); refused in one line when nothing
+    there is evaluated. The seeds without an evaluation are :func:`unevaluated_seeds`."""
+    from faapkit.artifacts.seedset import check_one_configuration, is_seed_set, seed_runs
 
     if not target.is_dir():
         raise FaapError(f"{target} is not a run folder or a seed set")
@@ -219,7 +220,28 @@ def read_target(target: Path, result: Path | None = None) -> list[RunInputs]:
         return [read_run(target, result)]
     if result is not None:
         raise FaapError("--result names one run's evaluation; a seed set shows each seed's own")
+    check_one_configuration(target)
     runs = [read_run(path, seed=seed) for seed, path in seed_runs(target) if eval_results(path)]
     if not runs:
         raise FaapError(f"{target}: no seed has an evaluation yet: run faap eval {target} first")
     return runs
+
+
+def unevaluated_seeds(target: Path) -> list[str]:
+    """Each seed of the set in ``target`` that has no evaluation, with what to run for it (``[]``
+    for a run, or a set evaluated throughout)."""
+    from faapkit.artifacts.seedset import is_seed_set, seed_runs, seed_state
+
+    if not is_seed_set(target):
+        return []
+    missing = []
+    for seed, path in seed_runs(target):
+        if eval_results(path):
+            continue
+        try:
+            done = seed_state(path) == "done"
+        except FaapError:
+            done = False
+        todo = f"faap eval {path}" if done else f"faap train --resume {target}, then faap eval {path}"
+        missing.append(f"seed {seed} (no evaluation: {todo})")
+    return missing

@@ -201,3 +201,23 @@ def test_eval_of_a_seed_set_in_a_pipe_still_says_the_spread(capsys, n_seeds):
     lines = out.splitlines()
     assert lines[0].split("\t")[: len(SEED_COLUMNS)] == list(SEED_COLUMNS) and len(lines) == 1 + n_seeds
     assert "prediction interval" in err and "t-CI across seeds" in err and f"of {n_seeds} seeds" in err
+
+
+def test_a_seed_whose_numbers_fail_compare_s_checks_is_left_out_of_the_spread_and_said():
+    """An edited seed's metrics entered the across-seed row; the flag was only on stderr."""
+    from faapkit.compare.columns import seed_cells
+
+    rows = [_row("seed-0", 0, -0.06), {**_row("seed-1", 1, -0.90), "flags": ["edited"]}, _row("seed-2", 2, -0.02)]
+    rows[0]["flags"] = ["unverified"]  # written before the hash: not checked, still counted
+    (agg,) = seed_groups(rows)
+    assert agg["seeds"] == [0, 2] and agg["of"] == 3 and agg["change"]["n"] == 2
+    assert agg["change"]["median"] == pytest.approx(-0.04)
+    assert agg["left_out"] == ["seed 1 (edited: seed-1)"]
+    assert seed_cells(agg)["seeds"] == "2 of 3 (0,2); left out: seed 1 (edited: seed-1)"
+
+
+def test_the_spread_lines_say_n_of_n_and_each_seed_left_out():
+    from faapkit.evaluate.command.result_rows import seeds_summary
+
+    summary = aggregate([{"seed": 0, "change": -0.05}, {"seed": 2, "change": -0.03}], 0.95, ["seed 1 (no evaluation)"])
+    assert seeds_summary(summary)[0] == "over 2 of 3 seeds; left out: seed 1 (no evaluation)"

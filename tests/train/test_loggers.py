@@ -165,7 +165,7 @@ def test_bad_logger_settings_name_the_key(override, message):
 
 
 def test_logger_options_are_validated_and_resumable():
-    from faapkit.train.runfolder import config_differences
+    from faapkit.config.differences import config_differences
 
     with pytest.raises(ConfigError, match="train.logger_options.tensorboard"):
         resolve_config(REG, version="level-up", overrides=[*RUN, "train.logger_options.tensorboard.flush_secs=0"])

@@ -101,6 +101,19 @@ def _unchosen_target(run: Any, target: Path, recorded: tuple[Any, ...], accept_c
     return Target(last, target, config, "highest global_step", root, run_id)
 
 
+def none_chosen(target: Path) -> str | None:
+    """Why the run in ``target`` has no checkpoint to evaluate without ``--epoch``: its selection
+    chose no epoch (``selection.json``'s outcome) and it holds no ``best.pt``; ``None`` otherwise."""
+    from faapkit.artifacts.rundir import RunDir
+
+    run = RunDir(target)
+    selection = run.read_selection() or {}
+    if not selection or selection.get("epoch") is not None or (run.checkpoints / "best.pt").is_file():
+        return None
+    outcome = selection.get("outcome")
+    return outcome.removeprefix("none: ") if isinstance(outcome, str) else "its selection chose no epoch"
+
+
 def _none_chosen(run: Any, target: Path, selection: dict[str, Any]) -> str:
     """One line: the run chose no checkpoint, why (``selection.json``'s outcome) and the way on."""
     outcome = selection.get("outcome")

@@ -213,20 +213,21 @@ def _codec(text: str | None) -> Any:
 
 
 def evaluate_seeds(cmd: EvalCommand, layers: CommandLayers, reg: Registries, host: Host) -> SeedsOutcome | None:
-    """Each seed of the set ``cmd.target`` names, trained to the end, evaluated in turn; ``None``
-    on a non-zero rank."""
+    """Each seed of the set ``cmd.target`` names (one configuration, trained to the end)
+    evaluated in turn; a seed whose selection chose no checkpoint is said and left out of the
+    spread, never silently; ``None`` on a non-zero rank."""
     from faapkit.evaluate.across_seeds import aggregate, seed_row
 
     assert cmd.target is not None
     if cmd.out is not None:
         raise ConfigError(f"{cmd.target} is a seed set: each seed's metrics go to its own run folder; drop --out")
-    states = seed_states(cmd.target)
+    states = seed_states(cmd.target)  # refuses a set that is not one configuration
     missing = [f"seed {s} ({state})" for s, _, state in states if state != "done"]
     if missing:
         raise FaapError(
             f"{cmd.target}: {', '.join(missing)} not trained to the end; continue with faap train --resume {cmd.target}"
         )
-    runs = [(seed, run) for seed, run, _ in states]
+    runs, left_out = _seeds_to_evaluate(cmd, [(seed, run) for seed, run, _ in states], host)
     for seed, run in runs:  # every seed's checkpoint and output, before the first seed's inference
         with _seed_taken(seed, cmd.target):
             preflight_seed(replace(cmd, target=run), layers)
@@ -241,7 +242,36 @@ def evaluate_seeds(cmd: EvalCommand, layers: CommandLayers, reg: Registries, hos
         if "perturbed" in result["metrics"]:
             rows.append(seed_row(seed, result))
     confidence = next(iter(results.values())).get("eval_config", {}).get("confidence", 0.95)
-    return SeedsOutcome(cmd.target, rows, aggregate(rows, confidence) if rows else None)
+    return SeedsOutcome(cmd.target, rows, aggregate(rows, confidence, left_out) if rows else None)
+
+
+def _seeds_to_evaluate(
+    cmd: EvalCommand, runs: list[tuple[int, Path]], host: Host
+) -> tuple[list[tuple[int, Path]], list[str]]:
+    """The seeds with a checkpoint to evaluate, and each seed left out with why: without
+    ``--epoch``, a seed whose selection chose no epoch (no ``best.pt``) is said on stderr and left
+    out; a set where no seed has one is refused."""
+    from faapkit.evaluate.command.checkpoint_choice import none_chosen
+
+    if cmd.epoch is not None:
+        return runs, []
+    kept, left_out = [], []
+    for seed, run in runs:
+        why = none_chosen(run)
+        if why is None:
+            kept.append((seed, run))
+            continue
+        left_out.append(f"seed {seed} (no chosen checkpoint: {why})")
+        host.warn(
+            f"seed {seed}: no chosen checkpoint ({why}; {run / 'selection.json'}): not evaluated, left out of "
+            f"the spread; faap eval {run} --epoch N evaluates one the run did not choose, labelled so"
+        )
+    if not kept:
+        raise FaapError(
+            f"{cmd.target}: no seed has a chosen checkpoint (each seed's selection chose no epoch); "
+            "evaluate checkpoints the runs did not choose with --epoch N, labelled so"
+        )
+    return kept, left_out
 
 
 @contextlib.contextmanager
