@@ -215,12 +215,14 @@ class GroupCount(Record):
 
 
 class Reference(Record):
-    """How the file states its gap and ratio: between the named pair, or over all groups."""
+    """How the file states its gap and ratio: between the named pair (``other_groups``: the
+    split's groups outside it, scored on their own rows), or over all groups."""
 
     disadvantaged: str | None = None
     advantaged: str | None = None
     gap: str | None = None
     ratio: str | None = None
+    other_groups: list[str] | None = None
 
 
 class EvalDataset(Record):

@@ -129,8 +129,9 @@ def evaluate_one(cmd: EvalCommand, layers: CommandLayers, reg: Registries, host:
     named = cmd.detector is not None or cmd.detector_checkpoint is not None
     det = layering.checked_detector(detector, named, tgt, dev)
     split_data = load_eval_split(
-        root, settings.split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid, dcfg.group_level
-    )
+        root, settings.split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid, dcfg.group_level,
+        resize=(int(input_size["min_size"]), int(input_size["max_size"])),
+    )  # fmt: skip
     tags = outputs.tags(cmd, layers.sizes, det, split_data, settings, dcfg)
     path = outputs.output_path(tgt, cmd.out, settings.split, attr, dcfg.limit_images, tags)
     settings_out = ["baseline", *(["perturbed"] if tgt.checkpoint is not None else [])]

@@ -317,14 +317,17 @@ def reference_pair(
 ) -> tuple[str | None, str | None]:
     """The groups of the gap. Named ones (options, or the run's data config for the same attribute)
     must exist in the split: falling back to other groups would report another gap silently.
-    Without a run, the defaults (female/male) apply only to a two-group split that has them."""
+    Without a run, the defaults (female/male) apply where they fit (:func:`faapkit.fairness.default_applies`)."""
+    from faapkit.fairness import default_applies
+
     chosen: list[str | None] = []
+    defaults = (getattr(dcfg, "disadvantaged", None), getattr(dcfg, "advantaged", None))
     for role, given in (("disadvantaged", disadvantaged), ("advantaged", advantaged)):
         source, group = f"--{role}", given
         if group is None and dcfg is not None:
             source, group = f"the run's data.{role}", getattr(dcfg, role)
             if not from_run:  # built-in defaults: only where they fit
-                group = group if group in split.groups and len(split.groups) == 2 else None
+                group = group if default_applies(group, list(split.groups), defaults) else None
         if group is not None and group not in split.groups:
             raise ConfigError(
                 f"{source} '{group}' is not a group of '{split.split_by}' in split '{split.split}' "
