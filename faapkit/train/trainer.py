@@ -188,7 +188,7 @@ class Trainer(PartBuilders):
 
     def _restore(self) -> None:
         """Continue from the run's latest checkpoint: parts, then RNG, then position (this order)."""
-        path, ckpt = resume.latest(self.run)
+        path, ckpt = resume.latest(self.run, self.notes)
         resume.check_resumable(
             ckpt,
             path,
