@@ -294,6 +294,7 @@ class MetricsFile(Record):
     checkpoint_check: str | None = None
     selection_in_checkpoint: dict[str, Any] | None = None
     input_size: dict[str, Any] | None = None
+    other_detector: dict[str, Any] | None = None  # a detector-reading generator scored with another detector
     run: str | None = None
     # run_id (the evaluated run's, or null) stays an extra key: compare says itself what is wrong with it
     eval_config: dict[str, Any] | None = None

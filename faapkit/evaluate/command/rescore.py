@@ -37,6 +37,7 @@ def refuse_inference_options(cmd: EvalCommand) -> None:
         "--detector": cmd.detector, "--detector-checkpoint": cmd.detector_checkpoint,
         "--limit-images": cmd.limit_images, "--workers": cmd.workers, CHANGED_BEST: cmd.accept_changed_best or None,
         "--on-invalid": cmd.on_invalid, "--no-cache": cmd.no_cache or None,
+        "--accept-other-detector": cmd.accept_other_detector or None,
         "--nproc": cmd.nproc if cmd.nproc > 1 else None,
     }  # fmt: skip
     for name, value in given.items():
