@@ -68,6 +68,7 @@ class EvalCommand:
     out: Path | None = None
     force: bool = False
     accept_changed_best: bool = False
+    accept_other_detector: bool = False  # a detector-reading generator evaluated with another detector
     on_invalid: str | None = None
     progress: bool = True
     codec: str | None = None  # png | jpeg:Q | webp:Q: every image passes through it before the detector

@@ -329,6 +329,6 @@ def interrupted_message(run_dir: Path) -> str:
     from faapkit.artifacts.checkpoint import latest_checkpoint, training_position
     from faapkit.artifacts.rundir import RunDir
 
-    last = latest_checkpoint(RunDir(run_dir).checkpoint_files())
+    last = latest_checkpoint(RunDir(run_dir).checkpoint_files(), [])  # a damaged old file: not the last
     kept = f"the last checkpoint is {last.name} (step {training_position(last)[0]})" if last else "no checkpoint yet"
     return f"interrupted: {kept}; continue with faap train --resume {run_dir}"

@@ -27,6 +27,7 @@ from faapkit.config import FaapConfig
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.distributed import any_true, barrier, broadcast_buffers, setup_process
 from faapkit.errors import TrainingError
+from faapkit.evaluate.coco_backend import check_backend
 from faapkit.evaluate.inference import autocast_for
 from faapkit.generators.perturb import apply_perturbation, compile_generator
 from faapkit.losses.base import LossInputs, LossOutput, LossStrategy
@@ -77,6 +78,8 @@ class Trainer(PartBuilders):
         ``build_*`` step (a subclass may override one); they run in this order because the
         generator, head and loss initialise their weights from the global RNG seeded here."""
         cfg = self.config
+        # the run's evaluation needs its COCO backend: refused now, not once training has ended
+        check_backend(cfg.eval.coco_backend, "the run's eval.coco_backend, which its evaluation will use")
         self.dist, self.device = setup_process(cfg.train.device)
         seed_everything(cfg.train.seed + self.dist.rank)
         self.scalars: ScalarLog = self.build_loggers()  # first: a missing logger package is refused before any write
@@ -188,7 +191,7 @@ class Trainer(PartBuilders):
 
     def _restore(self) -> None:
         """Continue from the run's latest checkpoint: parts, then RNG, then position (this order)."""
-        path, ckpt = resume.latest(self.run)
+        path, ckpt = resume.latest(self.run, self.notes)
         resume.check_resumable(
             ckpt,
             path,

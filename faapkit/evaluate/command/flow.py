@@ -69,6 +69,7 @@ class Resolved:
     split_data: Any  # EvalSplit
     input_size: dict[str, Any]  # {"min_size", "max_size", "source"}
     settings_out: list[str]  # "baseline" (and "perturbed" with a checkpoint)
+    other_detector: dict[str, Any] | None = None  # a detector-reading generator's other detector (the label)
 
 
 def checked_target(cmd: EvalCommand, say: Notes) -> Target:
@@ -127,15 +128,25 @@ def evaluate_one(cmd: EvalCommand, layers: CommandLayers, reg: Registries, host:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{cmd.advantaged}': the gap needs two groups")
     dist_info, dev = setup_process(cmd.device, key="--device")
     named = cmd.detector is not None or cmd.detector_checkpoint is not None
-    det = layering.checked_detector(detector, named, tgt, dev)
-    split_data = load_eval_split(
-        root, settings.split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid, dcfg.group_level
+    det, other_detector = layering.checked_detector(
+        detector, named, tgt, dev, (reg.generators, cmd.accept_other_detector)
     )
+    if other_detector is not None:
+        host.warn(
+            f"the generator reads detector '{other_detector['trained_to_read']['name']}' and is evaluated with "
+            f"'{det.name}' ({layering.OTHER_DETECTOR}): a transfer, labelled so in the metrics"
+        )
+    split_data = load_eval_split(
+        root, settings.split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid, dcfg.group_level,
+        resize=(int(input_size["min_size"]), int(input_size["max_size"])),
+    )  # fmt: skip
     tags = outputs.tags(cmd, layers.sizes, det, split_data, settings, dcfg)
     path = outputs.output_path(tgt, cmd.out, settings.split, attr, dcfg.limit_images, tags)
     settings_out = ["baseline", *(["perturbed"] if tgt.checkpoint is not None else [])]
     det_paths = outputs.detection_paths(path, settings_out, settings.save_detections)
-    resolved = Resolved(tgt, settings, sources, dcfg, det, dev, dist_info, split_data, input_size, settings_out)
+    resolved = Resolved(
+        tgt, settings, sources, dcfg, det, dev, dist_info, split_data, input_size, settings_out, other_detector
+    )
     lock = outputs.claim(path, det_paths, cmd.force, host) if dist_info.is_main else None
     try:
         return _infer_and_write(cmd, reg, resolved, (path, det_paths, lock), host)
@@ -171,6 +182,8 @@ def _infer_and_write(
     if not result:
         return None  # non-zero ranks
     annotate(result, tgt, r.dcfg, r.settings, r.sources, r.input_size)
+    if r.other_detector is not None:
+        result["other_detector"] = r.other_detector
     if path is not None:
         if lock is not None:
             lock.check_unchanged(cmd.force)  # written meanwhile by a process that ignored the lock
