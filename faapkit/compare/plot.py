@@ -11,19 +11,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from faapkit.compare.style import pyplot
 from faapkit.errors import FaapError
 
-
-def pyplot() -> Any:
-    """matplotlib's pyplot on the file-only Agg backend, or the one-line error saying how to get it."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only: no display needed, none opened
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise FaapError("--plot needs matplotlib, which is not installed: pip install 'faapkit[plot]'") from None
-    return plt
+__all__ = ["plot_formats", "plot_gaps", "pyplot"]
 
 
 def plot_formats() -> list[str]:

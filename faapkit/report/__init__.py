@@ -69,15 +69,18 @@ def write_report(
     returned (read and checked already). ``panel``: draw the perturbation panel (needs
     ``registries`` and torch), or not (``None``)."""
     from faapkit.io import atomic_write_text
-    from faapkit.report.figures import curve_series, forest_rows, plot_curves, plot_forest
+    from faapkit.report.figures import curve_series, forest_rows, forest_title, plot_curves, plot_forest
     from faapkit.report.page import page
 
     runs = runs or prepare(target, out, result, force)
     folder = out or target / "report"
     title = f"faap report: {target.absolute().name}"
     res = runs[0].result
-    about = f"{title} ({res.get('split')} split, {res.get('split_by')}, epsilon {res.get('epsilon')})"
-    plot_forest(folder / "forest", forest_rows(runs), about)
+    ref = res.get("reference") or {}
+    pair = (ref["disadvantaged"], ref["advantaged"]) if ref.get("disadvantaged") and ref.get("advantaged") else None
+    what = target.absolute().name + ("" if len(runs) == 1 else f" ({len(runs)} seeds)")
+    plot_forest(folder / "forest", forest_rows(runs), forest_title(what, res), pair)
+    about = f"{what}: trained by {res.get('version')}, epsilon {res.get('epsilon')}"
     plot_curves(folder / "curves", curve_series(runs), about)
     figures = {"forest": "forest.png", "curves": "curves.png"}
     note = "No perturbation panel (--no-panel)."

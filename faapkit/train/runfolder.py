@@ -29,6 +29,7 @@ RESUMABLE_KEYS = {
     ("train", "channels_last"),
     ("train", "compile"),
     ("train", "fused_optimizer"),
+    ("train", "val_bootstrap"),
 }
 
 # what a fresh run writes (its loggers start their files afresh): a folder holding one is not new
