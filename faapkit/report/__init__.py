@@ -19,7 +19,7 @@ from faapkit.report.inputs import RunInputs, read_target
 
 OUTPUTS = ("report.md", "forest.png", "forest.pdf", "curves.png", "curves.pdf", "panel.png", "panel.pdf")
 
-__all__ = ["OUTPUTS", "PanelOptions", "RunInputs", "check_outputs", "prepare", "write_report"]
+__all__ = ["OUTPUTS", "PanelOptions", "RunInputs", "check_outputs", "log_to_trackers", "prepare", "write_report"]
 
 
 def check_outputs(folder: Path, force: bool) -> None:
@@ -110,3 +110,17 @@ def _panel(folder: Path, r: RunInputs, registries: Any, opts: PanelOptions) -> s
         f"the clean image, red: on the perturbed image (score >= {score:g}); last column: "
         f"0.5 + {amplify:g} x (perturbed - clean), mid grey is no change. epsilon {eps}."
     )
+
+
+def log_to_trackers(runs: list[RunInputs], folder: Path) -> list[str]:
+    """Add the report's figures (PNG and PDF) and each shown evaluation's numbers with their CIs
+    to the tracker runs (MLflow, W&B) of the runs shown, where ``RUN/trackers.json`` names any:
+    :func:`faapkit.train.trackers.log_evaluation`. Returns ``"<run>: <tracker>"`` per tracker run
+    logged to; a tracker's failure is one ``FaapError`` (the report is written already)."""
+    from faapkit.train.trackers import log_evaluation
+
+    figures = [folder / name for name in OUTPUTS[1:] if (folder / name).is_file()]
+    done = []
+    for r in runs:
+        done += [f"{r.run.name}: {name}" for name in log_evaluation(r.run, r.result_path, figures)]
+    return done
