@@ -141,9 +141,9 @@ def forest_figure(rows: list[dict[str, Any]], title: str, pair: tuple[str, str] 
     for ax in axes[0]:
         for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(name, handle)
-    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=len(legend))
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(3, len(legend)))
     fig.suptitle(title, fontsize=8)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.1 if len(legend) > 3 else 0.07, 1, 0.95))
     return fig
 
 
