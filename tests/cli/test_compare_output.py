@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from rich.console import Console
 from rich.progress import Progress
 
@@ -40,15 +41,56 @@ def _assert_unfolded(text: str, numbers: list[str], width: int | None) -> None:
     assert not missing, f"numbers not printed whole on one line: {missing[:5]}"
 
 
-def test_compare_at_80_columns_never_folds_a_number(tmp_path):
+@pytest.mark.parametrize("width", [80, 120])
+def test_compare_at_80_and_120_columns_never_folds_a_number(tmp_path, width):
     root = research_root(tmp_path)
     code, out, _ = run_here("compare", str(root), "--json", "--mix-datasets")
     rows = json.loads(out)["rows"]
     assert any(r.get("AP_change_ci") for r in rows)  # the faapkit run's bootstrap CIs are among them
-    code, out, err = run_here("compare", str(root), "--format", "table", "--mix-datasets", env={"COLUMNS": "80"})
+    env = {"COLUMNS": str(width)}
+    code, out, err = run_here("compare", str(root), "--format", "table", "--mix-datasets", env=env)
     assert code == 0, err
-    _assert_unfolded(out, _numbers(rows), 80)
-    assert "left out at 80 columns" in err and "\t" not in out
+    _assert_unfolded(out, _numbers(rows), width)
+    assert f"left out at {width} columns" in err and "\t" not in out
+
+
+def _seed_set(run: str, seeds: list[int]) -> dict:
+    from faapkit.evaluate.across_seeds import spread
+
+    changes = [-0.0464 + 0.0121 * i for i in range(len(seeds))]
+    shares = [0.2799 - 0.0851 * i for i in range(len(seeds))]
+    return {
+        "run": run,
+        "version": "level-up",
+        "split": "test",
+        "checkpoint": "chosen on val",
+        "seeds": seeds,
+        "AP_gap_baseline": 0.1572,
+        "change": spread(changes),
+        "share_closed": spread(shares),
+        "advantaged_change": spread([0.0005, -0.0012]),
+        "significant_closing": 3,
+        "overshoot": 0,
+        "confidence": 0.95,
+    }
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_across_seeds_table_never_cuts_a_number(width, capsys):
+    """Wider than the terminal, it wraps between tokens and leaves columns out with a note,
+    never ``+0.2...``."""
+    from faapkit.cli.compare_output import print_seed_sets
+    from faapkit.compare.columns import seed_cells
+
+    sets = [_seed_set("runs/level-up-quick-start-seeds", list(range(20))), _seed_set("lu", [0, 1, 2])]
+    console = Console(width=width, record=True, soft_wrap=True, force_terminal=False)
+    print_seed_sets(sets, console, tsv_out=False)
+    text = console.export_text()
+    kept = ["change", "change_ci"] + (["share_closed", "AP_gap_baseline"] if width == 120 else [])
+    numbers = [t for s in sets for k in kept for t in seed_cells(s)[k].split()]
+    _assert_unfolded(text, [n for n in numbers if n != "-"], width)
+    err = capsys.readouterr().err
+    assert width == 120 or f"left out at {width} columns" in err  # what does not fit is named
 
 
 def test_compare_in_a_pipe_is_tsv_one_line_per_row(tmp_path):
