@@ -74,8 +74,11 @@ def loss_name(column: str) -> str:
     return LOSS_NAMES.get(column, column.replace("_", " "))
 
 
-def integer_epochs(ax: Any) -> None:
-    """Epoch ticks at whole epochs only (a 3-epoch run is not drawn at 0.5, 1.5, ...)."""
+def integer_epochs(ax: Any, epochs: list[int] | None = None) -> None:
+    """Epoch ticks at whole epochs only (a 3-epoch run is not drawn at 0.5, 1.5, ...); ``epochs``
+    (the drawn ones): a single epoch gets the epochs on either side, not ticks at 2.84 ... 3.16."""
     from matplotlib.ticker import MaxNLocator
 
+    if epochs and max(epochs) - min(epochs) < 2:
+        ax.set_xlim(min(epochs) - 1, max(epochs) + 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -251,8 +251,9 @@ def curves_figure(series: dict[str, Any], title: str) -> Any:
     right.set(title=_val_title(series), xlabel="epoch", ylabel="AP gap, advantaged - disadvantaged (0-1)")
     if not any(s["val_gap"] for s in series.values()):
         right.text(0.5, 0.5, "no validation during training", ha="center", va="center", transform=right.transAxes)
+    epochs = [e for s in series.values() for pts in (*s["losses"].values(), s["val_gap"]) for e, _ in pts]
     for ax in (left, right):
-        integer_epochs(ax)
+        integer_epochs(ax, epochs)
         if ax.get_legend_handles_labels()[0]:  # below the axes: the curves keep the width
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2 if ax is right else 1)
     fig.suptitle(title, fontsize=8)

@@ -139,19 +139,23 @@ def test_compare_on_a_terminal_is_a_table_that_fits(tmp_path):
     _assert_unfolded(text, [], 80)
 
 
-def test_plot_one_panel_per_split_and_refusals(tmp_path):
+def test_plot_one_panel_per_dataset_and_split_and_refusals(tmp_path):
     from faapkit.compare.plot import plot_gaps
 
     root = research_root(tmp_path)
     code, out, _ = run_here("compare", str(root), "--json")
     rows = json.loads(out)["rows"]
     panels = plot_gaps(tmp_path / "direct.png", rows)
-    assert set(panels) == {"test", "val"}
-    assert (
-        "level-up-tiny (synth-v1-seed0/coco)" in panels["val"]
-        and "level-up-tiny (synth-v1-seed0/coco)" in panels["test"]
-    )  # one line per split: val and test are never one line
-    assert any(label.endswith("baseline") for label in panels["test"])
+    datasets = {str(r.get("dataset")) for r in rows if r.get("AP_gap") is not None}
+    assert len(datasets) > 1  # the research runs' dataset and the faapkit run's: never one panel
+    mine = "synth-v1-seed0/coco"
+    assert {f"{mine}, val split", f"{mine}, test split"} <= set(panels)
+    assert "level-up-tiny" in panels[f"{mine}, val split"] and "level-up-tiny" in panels[f"{mine}, test split"]
+    for title, labels in panels.items():  # a run of another dataset is never in this panel
+        expected = {str(r["run"]) for r in rows if f"{r.get('dataset')}, {r.get('split')} split" == title}
+        assert {label.removesuffix(" unperturbed").split(" eps ")[0] for label in labels} <= expected
+        assert not any("#" in label for label in labels)
+    assert any(label.endswith("unperturbed") for label in panels[f"{mine}, test split"])
     png = tmp_path / "gaps.png"
     code, _, err = run_here("compare", str(root), "--plot", str(png))
     assert code == 0, err
