@@ -96,7 +96,9 @@ def train(
     try:
         summary = trainer.fit()
     except KeyboardInterrupt:
-        raise Interrupted(start.interrupted_message(trainer.run.path)) from None
+        at = trainer.state
+        where = start.stop_position(at.epoch, at.position, trainer.steps_per_epoch, at.global_step)
+        raise Interrupted(start.interrupted_message(trainer.run.path, where)) from None
     finally:
         reporter.finish()  # a live progress bar left running would hide the error line
     from faapkit.distributed import shutdown
@@ -126,14 +128,21 @@ def _report_seeds(parent: Path, held: SeedSet, outcome: dict[int, str], json_: b
 def _report_done(selection: dict[str, Any] | None, summary: dict[str, Any], run_dir: Path, json_: bool) -> None:
     """The end of a run: a missing best.pt said aloud, then the summary."""
     from faapkit.train.best import no_best_line
+    from faapkit.train.start import stop_position
 
     line = no_best_line(selection)
     if line is not None:
         warn(line)
     if json_:
         print_json(summary)
-    else:
-        info(
-            f"done: {summary['epochs_done']} epoch(s), {summary['global_step']} steps; "
-            f"checkpoints in {run_dir}/checkpoints"
+        return
+    stopped = summary.get("stopped")
+    if stopped:
+        where = stop_position(stopped["epoch"], stopped["step"], stopped["steps_per_epoch"], summary["global_step"])
+        return info(
+            f"stopped by train.max_steps {where}; checkpoints in {run_dir}/checkpoints; continue with "
+            f"faap train --resume {run_dir} --max-steps N (N above {summary['global_step']})"
         )
+    info(
+        f"done: {summary['epochs_done']} epoch(s), {summary['global_step']} steps; checkpoints in {run_dir}/checkpoints"
+    )

@@ -19,7 +19,7 @@ the same.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -77,6 +77,8 @@ class Validator:
         self._baseline: dict[str, Any] | None = None
         self._baseline_dets: list[dict[str, Any]] = []
         self.resamples = resamples
+        # called with (images scored, images) after each batch: the trainer's progress display
+        self.progress: Callable[[int, int], None] | None = None
 
     @property
     def baseline(self) -> dict[str, Any]:
@@ -136,6 +138,7 @@ class Validator:
     @torch.no_grad()
     def _detect(self, generator: nn.Module | None) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
+        done = 0
         for batch, context in self._batches(generator):
             images = batch.images
             if generator is not None:
@@ -143,6 +146,9 @@ class Validator:
             sizes = torch.stack([t["orig_size"] for t in batch.targets])
             image_ids = [int(t["image_id"]) for t in batch.targets]
             records.extend(batch_records(self.detector, images, batch.mask, sizes, image_ids))
+            done += len(image_ids)
+            if self.progress is not None:
+                self.progress(done, len(self.data.records))
         return records
 
     def _batches(self, generator: nn.Module | None) -> Iterator[tuple[Batch, Tensor | None]]:

@@ -82,7 +82,11 @@ def test_a_validation_records_the_paired_bootstrap_ci_of_its_gap(registries, tmp
     validator = trainer.validator
     assert validator.resamples == trainer.config.train.val_bootstrap > 0
     validator.resamples = 30
+    calls: list[tuple[int, int]] = []
+    validator.progress = lambda done, total: calls.append((done, total))  # the trainer's progress display
     first = validator.score(trainer.generator)
+    n = len(validator.data.records)
+    assert calls[-1] == (n, n) and all(0 < d <= t == n for d, t in calls)
     pair = (validator.disadvantaged, validator.advantaged)
     dets = validator._detect(trainer.generator)
     boot = bootstrap(
