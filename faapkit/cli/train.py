@@ -18,6 +18,7 @@ from faapkit.config.defaults import DEFAULT_VERSION
 from faapkit.errors import Interrupted
 
 if TYPE_CHECKING:
+    from faapkit.cli.progress import TrainReporter
     from faapkit.train.seeds import SeedSet
     from faapkit.train.trainer import Trainer
 
@@ -93,19 +94,26 @@ def train(
     trainer.setup()
     if is_main:
         _report_start(trainer)
+    summary = _fit(trainer, reporter)
+    from faapkit.distributed import shutdown
+
+    shutdown(trainer.dist)
+    if is_main:
+        _report_done(trainer.run.read_selection(), summary, run_dir, json_)
+
+
+def _fit(trainer: Trainer, reporter: TrainReporter) -> dict[str, Any]:
+    """Train; Ctrl-C is one line saying at which epoch and step it stopped and how to continue."""
+    from faapkit.train import start
+
     try:
-        summary = trainer.fit()
+        return trainer.fit()
     except KeyboardInterrupt:
         at = trainer.state
         where = start.stop_position(at.epoch, at.position, trainer.steps_per_epoch, at.global_step)
         raise Interrupted(start.interrupted_message(trainer.run.path, where)) from None
     finally:
         reporter.finish()  # a live progress bar left running would hide the error line
-    from faapkit.distributed import shutdown
-
-    shutdown(trainer.dist)
-    if is_main:
-        _report_done(trainer.run.read_selection(), summary, run_dir, json_)
 
 
 def _report_start(trainer: Trainer) -> None:
