@@ -303,7 +303,8 @@ def _val_lines(ax: Any, name: str, s: dict[str, Any], i: int, several: bool) -> 
 
     c = colour(i) if several else COLOURS["perturbed"]
     if s["val_gap"]:
-        ax.plot(*zip(*s["val_gap"], strict=True), marker="o", ms=3, color=c, label=name if several else "perturbed")
+        label = name if several else "perturbed" + ("" if s["val_ci"] else " (the log holds no CI)")
+        ax.plot(*zip(*s["val_gap"], strict=True), marker="o", ms=3, color=c, label=label)
     if s["val_ci"]:
         epochs, lo, hi = zip(*s["val_ci"], strict=True)
         if len(epochs) > 1:

@@ -99,4 +99,4 @@ def test_a_log_without_val_cis_draws_the_line_alone(tmp_path):
     (s,) = curve_series([_inputs()]).values()
     assert s["val_ci"] == [] and len(s["val_gap"]) == 3
     texts = _texts(curves_figure({"run": s}, "old"))
-    assert "95% paired bootstrap CI" not in texts and "perturbed" in texts
+    assert "95% paired bootstrap CI" not in texts and "perturbed (the log holds no CI)" in texts
