@@ -106,6 +106,7 @@ def metrics_record(
             "dataset_fingerprint": fingerprint,
             "dataset_split": m.split,
             "dataset_root": data.get("root", trained.root if trained else None),
+            "dataset_images": data.get("images") if isinstance(data.get("images"), int) else None,
             "epsilon": m.epsilon,
             "reference": m.reference.dump() if m.reference is not None else None,
             "perturbed": m.metrics.get("perturbed"),

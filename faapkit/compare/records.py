@@ -44,6 +44,7 @@ class RunRecord(BaseModel):
     dataset_fingerprint: str | None = None
     dataset_split: str | None = None
     dataset_root: str | None = None
+    dataset_images: int | None = None  # the evaluated split's image count (tells a subset from the whole)
     bootstrap: dict[str, Any] | None = None
     selected_epoch: int | None = None
     iou_thresholds: list[float] | None = None  # None: COCO's 0.50:0.05:0.95

@@ -23,6 +23,7 @@ RESUMABLE_KEYS = {
     ("train", "channels_last"),
     ("train", "compile"),
     ("train", "fused_optimizer"),
+    ("train", "val_bootstrap"),
 }
 
 

@@ -299,6 +299,7 @@ class PartBuilders:
             advantaged=cfg.data.advantaged,
             min_size=cfg.data.min_size,
             max_size=cfg.data.max_size,
+            resamples=cfg.train.val_bootstrap,
         )
 
     def build_loggers(self) -> ScalarLog:

@@ -324,11 +324,17 @@ def train_seed_set(
     return parent, held, outcome
 
 
-def interrupted_message(run_dir: Path) -> str:
-    """What an interrupted run keeps, and the command that continues it."""
+def interrupted_message(run_dir: Path, where: str = "") -> str:
+    """What an interrupted run keeps, and the command that continues it; ``where``: at which
+    epoch and step it stopped (:func:`stop_position`)."""
     from faapkit.artifacts.checkpoint import latest_checkpoint, training_position
     from faapkit.artifacts.rundir import RunDir
 
     last = latest_checkpoint(RunDir(run_dir).checkpoint_files(), [])  # a damaged old file: not the last
     kept = f"the last checkpoint is {last.name} (step {training_position(last)[0]})" if last else "no checkpoint yet"
-    return f"interrupted: {kept}; continue with faap train --resume {run_dir}"
+    return f"interrupted{' ' + where if where else ''}: {kept}; continue with faap train --resume {run_dir}"
+
+
+def stop_position(epoch: int, step: int, steps_per_epoch: int, global_step: int) -> str:
+    """``at epoch 2, step 1 of 3 (global step 7)``: where a run stopped (epochs 0-based, as logged)."""
+    return f"at epoch {epoch}, step {step} of {steps_per_epoch} (global step {global_step})"

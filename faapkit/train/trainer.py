@@ -252,7 +252,16 @@ class Trainer(PartBuilders):
             last_row = self._end_epoch(eps, lr, weights)
         if self.reporter:
             self.reporter.finish()
-        return {"run": str(self.run.path), "epochs_done": st.epoch, "global_step": st.global_step, "last": last_row}
+        stopped = None
+        if st.epoch < cfg.train.epochs:  # train.max_steps ended it first: where, for the way on
+            stopped = {"epoch": st.epoch, "step": st.position, "steps_per_epoch": self.steps_per_epoch}
+        return {
+            "run": str(self.run.path),
+            "epochs_done": st.epoch,
+            "global_step": st.global_step,
+            "last": last_row,
+            "stopped": stopped,
+        }
 
     def _end_epoch(self, eps: float, lr: float, weights: dict[str, float]) -> dict[str, Any]:
         st = self.state
@@ -271,6 +280,9 @@ class Trainer(PartBuilders):
         last_epoch = st.epoch + 1 == self.config.train.epochs
         every = self.config.train.val_every
         if self.validator is not None and ((st.epoch + 1) % every == 0 or last_epoch):
+            if self.reporter:
+                reporter, epoch = self.reporter, st.epoch
+                self.validator.progress = lambda done, total: reporter.validating(epoch, done, total)
             row["val"] = val = self.validator.score(self.generator)
             self.scalars.log_val(st.global_step, st.epoch, val, self.validator.baseline)
         if self.dist.is_main:

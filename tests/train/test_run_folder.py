@@ -163,14 +163,15 @@ def test_a_run_recording_the_loss_s_earlier_name_resumes(tmp_path, data_root):
 
     first = trainer("train.max_steps=1")
     first.setup()
-    first.fit()
+    assert first.fit()["stopped"] == {"epoch": 0, "step": 1, "steps_per_epoch": 2}  # where, for the way on
     manifest = json.loads((run / "run.json").read_text())
     assert manifest["providers"]["loss"]["name"] == "level_up_detection"
     manifest["providers"]["loss"]["name"] = "levelup_detection"
     (run / "run.json").write_text(json.dumps(manifest))
     resumed = trainer(resume=True)
     resumed.setup()
-    assert resumed.fit()["global_step"] == 2
+    done = resumed.fit()
+    assert done["global_step"] == 2 and done["stopped"] is None
 
 
 def test_resume_leaves_out_a_damaged_older_checkpoint_with_a_warning_naming_it(tmp_path, data_root, trained):
