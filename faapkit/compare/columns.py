@@ -180,7 +180,7 @@ def seed_cells(s: dict[str, Any]) -> dict[str, str]:
         "run": str(s["run"]),
         "version": fmt(s.get("version")),
         "split": fmt(s.get("split")),
-        "checkpoint": str(s["checkpoint"]),
+        "checkpoint": str(s["checkpoint"]) + (f", {s['through']}" if s.get("through") else ""),
         "seeds": counted + (f"; left out: {'; '.join(left)}" if left else ""),
         "AP_gap_baseline": fmt(s.get("AP_gap_baseline"), True),
         "change": med_range(s["change"]),

@@ -99,6 +99,10 @@ def _closes_significantly(row: Mapping[str, Any]) -> bool:
     return bool(ci[1] < 0) if before > 0 else bool(ci[0] > 0)
 
 
+# row fields that say through what an evaluation ran: rows differing in one are never seeds of one row
+EVALUATION_KINDS = ("codec", "exported", "other_detector")
+
+
 def seed_groups(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> list[dict[str, Any]]:
     """``faap compare``'s rows of runs that differ only in ``train.seed`` (same ``config_key``,
     split, dataset, epsilon, groups compared, IoU thresholds and checkpoint choice), one aggregate
@@ -111,9 +115,15 @@ def seed_groups(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> 
             continue
         chosen = r.get("selected_epoch") is not None and r.get("epoch") == r.get("selected_epoch")
         which = "chosen on val" if chosen or r.get("selected_on") == "val" else f"epoch {r.get('epoch')}"
-        # the evaluation too: the epsilon applied and the groups compared (``faap eval --epsilon``,
-        # ``--split-by``, ``--disadvantaged``) make another configuration, never another seed
-        evaluated = (r.get("epsilon"), str(r.get("gap_groups")), str(r.get("iou_thresholds")))
+        # the evaluation too: the epsilon applied, the groups compared (``faap eval --epsilon``,
+        # ``--split-by``, ``--disadvantaged``) and what stood between generator and detector (an
+        # image codec, an exported file, another detector) make another configuration, never another seed
+        evaluated = (
+            r.get("epsilon"),
+            str(r.get("gap_groups")),
+            str(r.get("iou_thresholds")),
+            *(str(r.get(k)) for k in EVALUATION_KINDS),
+        )
         key = (r["config_key"], r.get("split"), r.get("dataset"), evaluated, which)
         groups.setdefault(key, []).append(r)
     out = []
@@ -134,6 +144,7 @@ def seed_groups(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> 
                 "split": split,
                 "dataset": dataset,
                 "checkpoint": which,
+                "through": ", ".join(f"{k} {first[k]}" for k in EVALUATION_KINDS if first.get(k)),
                 "seeds": [m["seed"] for m in runs],
                 "of": summary["of"],
                 "left_out": left_out,

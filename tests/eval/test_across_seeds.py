@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
+from faapkit.compare.columns import seed_cells
 from faapkit.evaluate.across_seeds import aggregate, seed_groups, spread
 
 
@@ -106,6 +107,21 @@ def test_seeds_evaluated_at_another_epsilon_or_on_other_groups_are_not_one_confi
     assert seed_groups([*rows, {**_row("seed-1", 1, -0.03), **base}]) == []
     (agg,) = seed_groups([{**_row("seed-0", 0, -0.06), **base}, {**_row("seed-1", 1, -0.03), **base}])
     assert agg["seeds"] == [0, 1]
+
+
+def test_evaluations_through_a_codec_are_another_row_never_more_seeds():
+    """Each seed evaluated on floats and through JPEG 95 (``faap eval --codec``) was pooled as four
+    seeds of one configuration, mixing a closing effect with a widening one."""
+    base = {"epsilon": 0.05, "gap_groups": ["gender", "female", "male"]}
+    rows = [
+        {**_row(f"seed-{s}", s, change), **base, **codec}
+        for s in (0, 1)
+        for change, codec in ((-0.06, {}), (+0.05, {"codec": "jpeg:95"}))
+    ]
+    sets = seed_groups(rows)
+    assert len(sets) == 2 and all(agg["seeds"] == [0, 1] for agg in sets)
+    assert sorted(agg["change"]["median"] for agg in sets) == [-0.06, 0.05]
+    assert sorted(seed_cells(agg)["checkpoint"] for agg in sets) == ["chosen on val", "chosen on val, codec jpeg:95"]
 
 
 def test_evaluations_at_two_epsilons_with_equal_numbers_are_two_rows():
