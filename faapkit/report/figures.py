@@ -166,16 +166,24 @@ def _forest_panel(
         across = r["kind"] == ACROSS
         name = SETTING_NAMES.get(r["setting"], r["setting"]) if r["setting"] != ACROSS else "share of gap closed"
         ci_name = " (95% t-CI across seeds)" if across else " (95% CI)"
+        colour = COLOURS["across seeds" if across and r["setting"] == ACROSS else r["setting"]]
+        # the bar is drawn from its own bounds, the point on its own: a percentile CI may exclude
+        # its estimate (a skewed bootstrap), and then both are drawn where they are
         ax.errorbar(
-            [r["value"]],
+            [(lo + hi) / 2],
             [y],
-            # a CI that does not hold its point (an edited file) is drawn as the point alone
-            xerr=[[max(0.0, r["value"] - lo)], [max(0.0, hi - r["value"])]],
-            fmt="D" if across else "o",
-            ms=5 if across else 4,
+            xerr=[[(hi - lo) / 2]],
+            fmt="none",
             capsize=3 if across else 2,
             lw=1.6 if across else 1.0,
-            color=COLOURS["across seeds" if across and r["setting"] == ACROSS else r["setting"]],
+            color=colour,
+        )
+        ax.plot(
+            [r["value"]],
+            [y],
+            "D" if across else "o",
+            ms=5 if across else 4,
+            color=colour,
             label=("mean across seeds: " if across else "") + name + (ci_name if r["ci"] else ""),
         )
     ax.set_yticks(range(len(labels)), labels[::-1])
