@@ -88,7 +88,7 @@ def retrain(
     out: Annotated[Path, typer.Option(help="folder of the report and each seed's weights")],
     seeds: Annotated[str, typer.Option(help="seeds: 0-4, 0,3,7")] = "0-4",
     budget: Annotated[str, typer.Option(help="equal: level-up's steps x batch; long: 4 x the steps")] = "equal",
-    lr: Annotated[float, typer.Option(help="peak learning rate of the detector's weights")] = 5e-5,
+    lr: Annotated[float, typer.Option(help="peak learning rate of the detector's weights")] = 1e-5,
     data: Annotated[Path | None, typer.Option(help="dataset root (default: the embedded benchmark)")] = None,
     detector: Annotated[str | None, typer.Option(help="registered detector (default: detector.name's default)")] = None,
     detector_checkpoint: Annotated[Path | None, typer.Option(help="detector weights (only read)")] = None,

@@ -32,7 +32,7 @@ class RetrainCommand:
     out: Path
     seeds: str = "0-4"
     budget: str = "equal"
-    lr: float = 5e-5
+    lr: float = 1e-5
     data: Path | None = None
     detector: str | None = None
     detector_checkpoint: Path | None = None
@@ -62,11 +62,11 @@ def check_outputs(out: Path, seeds: Sequence[int], force: bool) -> None:
     """``out`` and every seed's files may be written: refused before any work, naming the file."""
     from faapkit.artifacts.outputs import check_output, ensure_folder, run_folder_of
 
+    held = run_folder_of(out / REPORT)
+    if held is not None:
+        raise ConfigError(f"--out {out} lies in the run folder or seed set {held}: never written there; name another")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; name a folder")
-    held = run_folder_of(out / REPORT)
-    if held is not None or (out / "run.json").is_file() or (out / "seeds.json").is_file():
-        raise ConfigError(f"--out {out} lies in a training run or seed set ({held or out}); name a folder of its own")
     ensure_folder(out / REPORT, "--out")
     check_output(out / REPORT, "--out", force=force, replaceable=not_a_report)
     for seed in seeds:
