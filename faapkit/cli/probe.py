@@ -95,7 +95,9 @@ def retrain(
     limit_images: Annotated[int | None, typer.Option(help="the first N images of each split (smoke runs)")] = None,
     set_: SetOpt = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    force: Annotated[bool, typer.Option("--force", help="replace an earlier retrain report and weights in --out")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an earlier retrain report and weights in --out")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Retrain anchor (weight access, never a method): the detector fine-tuned on the train images

@@ -46,7 +46,9 @@ def embed_2d(groups: dict[str, GroupFeatures], pair: tuple[str, str], seed: int 
     return out
 
 
-def plot_embedding(embedded: dict[tuple[str, str], Any], metrics: dict[str, Any], pair: tuple[str, str], title: str, out: Path) -> None:
+def plot_embedding(
+    embedded: dict[tuple[str, str], Any], metrics: dict[str, Any], pair: tuple[str, str], title: str, out: Path
+) -> None:
     """The scatter (circles clean, triangles perturbed), the centre arrows and the numbers, to ``out``."""
     import matplotlib
 

@@ -79,7 +79,9 @@ def displacement_metrics(groups: dict[str, GroupFeatures], pair: tuple[str, str]
     }
 
 
-def matched_person_features(detector: FrozenDetector, outputs: dict[str, Any], targets: list[dict[str, Tensor]]) -> list[Tensor]:
+def matched_person_features(
+    detector: FrozenDetector, outputs: dict[str, Any], targets: list[dict[str, Tensor]]
+) -> list[Tensor]:
     """Per image, ``(T_i, D)``: the decoder feature of the query matched to each ground-truth box,
     in the targets' order (``outputs["features"] (B, Q, D)``, matching by the detector's criterion)."""
     features = outputs.get("features")

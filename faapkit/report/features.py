@@ -63,7 +63,9 @@ def check_outputs(cmd: FeaturesCommand, target: Any) -> tuple[Path, Path]:
     out = cmd.out or default_out(target, cmd.split)
     if cmd.out is None:
         ensure_folder(out, "--out")
-    check_output(out, "--out", force=cmd.force, replaceable=_not_a_features_file, suffixes=(".json",), what="the report")
+    check_output(
+        out, "--out", force=cmd.force, replaceable=_not_a_features_file, suffixes=(".json",), what="the report"
+    )
     plot = out.with_suffix(".png")
     check_output(plot, "--out", force=cmd.force)
     return out, plot

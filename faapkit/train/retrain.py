@@ -241,13 +241,21 @@ def fine_tune(inputs: SeedInputs, plan: RetrainPlan, seed: int) -> dict[str, Any
             inputs.log(_progress(seed, row, plan.epochs))
         else:
             rows.append(row)
-    return {"rows": rows, "baseline_val": base, "chosen": chosen, "state": state, "train_s": time.perf_counter() - started}
+    return {
+        "rows": rows,
+        "baseline_val": base,
+        "chosen": chosen,
+        "state": state,
+        "train_s": time.perf_counter() - started,
+    }
 
 
 def _progress(seed: int, row: dict[str, Any], epochs: int) -> str:
     val = row["val"]
     aps = ", ".join(f"{g} {ap:.4f}" for g, ap in val["AP"].items())
-    return f"seed {seed}: epoch {row['epoch'] + 1}/{epochs} loss {row['loss']:.3f}  val AP {aps}  gap {val['gap_AP']:+.4f}"
+    return (
+        f"seed {seed}: epoch {row['epoch'] + 1}/{epochs} loss {row['loss']:.3f}  val AP {aps}  gap {val['gap_AP']:+.4f}"
+    )
 
 
 def test_split(inputs: SeedInputs) -> DatasetSplit:
