@@ -89,7 +89,12 @@ def inspect_features(cmd: FeaturesCommand, registries: Any, say: Any) -> dict[st
     _, dev = setup_process(cmd.device, key="--device")
     detector, generator = parts.detector.to(dev), parts.generator.to(dev)
     recorded = Path(parts.target.trained_on) if parts.target.trained_on else None
-    root = cmd.data or embedded_dataset_for(parts.detector_spec, parts.detector_checkpoint, recorded=recorded)
+    own = _config(parts, "root", "")  # the run's own dataset, else the embedded benchmark it used
+    root = (
+        cmd.data
+        or (Path(own) if own else None)
+        or embedded_dataset_for(parts.detector_spec, parts.detector_checkpoint, recorded=recorded)
+    )
     data = load_split(root, cmd.split, limit=cmd.limit_images, split_by=_config(parts, "split_by", "gender"))
     pair = (_config(parts, "disadvantaged", "female"), _config(parts, "advantaged", "male"))
     for g in pair:
