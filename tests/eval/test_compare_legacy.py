@@ -62,7 +62,7 @@ def test_compare_nothing_found(tmp_path):
 
 
 def _tsne_entry(path: str, disp_f: float, dist: tuple[float, float], cos: tuple[float, float]) -> dict:
-    """One checkpoint of a research ``tsne_compare_epochNN.json`` (schema T, seed_spec 6.4); the
+    """One checkpoint of a research ``tsne_compare_epochNN.json`` (the research's schema T); the
     numbers are made up for the test, the keys are the research's."""
     return {
         "path": path, "epoch": 14, "disp_female": disp_f, "disp_male": 0.04, "disp_ratio": disp_f / 0.04,
