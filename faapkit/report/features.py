@@ -72,22 +72,46 @@ def check_outputs(cmd: FeaturesCommand, target: Any) -> tuple[Path, Path]:
 
 
 def inspect_features(cmd: FeaturesCommand, registries: Any, say: Any) -> dict[str, Any]:
-    """Load, measure, draw, write; the report."""
-    import torch
-
-    from faapkit.data.coco import load_split
-    from faapkit.data.synth import embedded_dataset_for
+    """Load, measure, draw, write (under the output's lock); the report."""
+    from faapkit.artifacts.output_lock import OutputLock
     from faapkit.deploy.loading import chosen_checkpoint, load_parts
-    from faapkit.distributed import setup_process
     from faapkit.evaluate.feature_plot import embed_2d, plot_embedding, require_sklearn
-    from faapkit.evaluate.features import displacement_metrics, person_features
+    from faapkit.evaluate.features import displacement_metrics
     from faapkit.io import atomic_write_text
 
     require_sklearn()
     out, plot = check_outputs(cmd, chosen_checkpoint(cmd.path, cmd.epoch))
-    parts = load_parts(cmd.path, cmd.epoch, registries, need_detector=True)
+    with OutputLock(out, note=say.warn) as lock:
+        parts = load_parts(cmd.path, cmd.epoch, registries, need_detector=True)
+        groups, pair, root = _measure(cmd, parts, say)
+        metrics = displacement_metrics(groups, pair)
+        report = {
+            "schema": SCHEMA,
+            "checkpoint1": {"path": str(parts.target.checkpoint), "epoch": _epoch(parts.target.checkpoint), **metrics},
+            "split": cmd.split,
+            "groups": {"disadvantaged": pair[0], "advantaged": pair[1]},
+            "features": "last decoder layer, the query Hungarian-matched to each ground-truth person (per pass)",
+            "detector": {"name": parts.detector.name, "sha256": parts.detector.sha256},
+            "dataset": str(root),
+            "plot": plot.name,
+        }
+        lock.check_unchanged(cmd.force, "--out")
+        plot_embedding(embed_2d(groups, pair), metrics, pair, f"{parts.target.checkpoint.name} on {cmd.split}", plot)
+        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+    say.info(f"written: {out} and {plot}")
+    return report
+
+
+def _measure(cmd: FeaturesCommand, parts: Any, say: Any) -> tuple[dict[str, Any], tuple[str, str], Path]:
+    """The people's features of the split, clean and perturbed; the run's group pair; the dataset root."""
+    import torch
+
+    from faapkit.data.coco import load_split
+    from faapkit.data.synth import embedded_dataset_for
+    from faapkit.distributed import setup_process
+    from faapkit.evaluate.features import person_features
+
     _, dev = setup_process(cmd.device, key="--device")
-    detector, generator = parts.detector.to(dev), parts.generator.to(dev)
     recorded = Path(parts.target.trained_on) if parts.target.trained_on else None
     own = _config(parts, "root", "")  # the run's own dataset, else the embedded benchmark it used
     root = (
@@ -101,23 +125,10 @@ def inspect_features(cmd: FeaturesCommand, registries: Any, say: Any) -> dict[st
         if g not in data.groups:
             raise ConfigError(f"the run's group '{g}' is not a group of split '{cmd.split}' ({', '.join(data.groups)})")
     say.info(f"decoder features of the matched people of {len(data.records)} {cmd.split} images, clean and perturbed")
+    detector, generator = parts.detector.to(dev), parts.generator.to(dev)
     with torch.no_grad():
         groups = person_features(detector, generator, data, dev, sizes=detector.input_size)
-    metrics = displacement_metrics(groups, pair)
-    report = {
-        "schema": SCHEMA,
-        "checkpoint1": {"path": str(parts.target.checkpoint), "epoch": _epoch(parts.target.checkpoint), **metrics},
-        "split": cmd.split,
-        "groups": {"disadvantaged": pair[0], "advantaged": pair[1]},
-        "features": "last decoder layer, the query Hungarian-matched to each ground-truth person (per pass)",
-        "detector": {"name": detector.name, "sha256": detector.sha256},
-        "dataset": str(root),
-        "plot": plot.name,
-    }
-    plot_embedding(embed_2d(groups, pair), metrics, pair, f"{parts.target.checkpoint.name} on {cmd.split}", plot)
-    atomic_write_text(out, json.dumps(report, indent=2) + "\n")
-    say.info(f"written: {out} and {plot}")
-    return report
+    return groups, pair, root
 
 
 def _config(parts: Any, key: str, default: str) -> str:
