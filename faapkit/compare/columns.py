@@ -116,6 +116,17 @@ def columns(rows: list[dict[str, Any]]) -> list[Col]:
         # what faap compare's checks found in a row's metrics file (each file's is also one line
         # on stderr, so a narrow terminal may leave the column out with the settings)
         *([Col("flags", "flags", _flags, 2)] if any(r.get("flags") for r in rows) else []),
+        *(feature_columns() if any(r.get("setting") == "features" for r in rows) else []),
+    ]
+
+
+# a tsne_compare file's decoder-feature fields (faapkit.evaluate.features): the displacement ratio of
+# the disadvantaged to the advantaged group and how the group centres' distance and cosine moved
+def feature_columns() -> list[Col]:
+    return [
+        Col("disp_ratio", "disp ratio", _value("disp_ratio"), 1),
+        Col("center_dist_delta", "centre dist change", _value("center_dist_delta", True), 1),
+        Col("cos_sim_delta", "centre cos change", _value("cos_sim_delta", True), 1),
     ]
 
 

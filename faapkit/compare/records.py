@@ -62,6 +62,9 @@ class RunRecord(BaseModel):
     flag_note: str | None = None  # each flag with why (the stderr line)
     # research eval files
     eval_batch_size: int | None = None
+    # a tsne_compare file (the research's, or faap inspect features'): its decoder-feature fields
+    # (disp_<group>, disp_ratio, center_dist_*, cos_sim_*, n_<group>) for one checkpoint
+    features: dict[str, Any] | None = None
     baseline_from: str | None = None
 
 
