@@ -82,7 +82,8 @@ class LossInputs:
             raise ConfigError("this loss needs the engine's per-subset detection loss")
         rows = self.holding(group)
         if not len(rows):
-            return self.detection * 0.0
+            # a DETR's logits, or a detector's own loss (no logits): a zero with the batch's graph
+            return self.outputs.get("pred_logits", self.detection).sum() * 0.0
         return self.detection_of(rows, group)
 
 
