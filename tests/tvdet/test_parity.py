@@ -29,13 +29,13 @@ from faapkit.plugins.specs import DetectorSpec
 
 BUILD = "faapkit.tvdet.build:torchvision_parts"
 # small inputs keep the ResNet-50 models fast; SSDlite's transform has a fixed 320 x 320 size
-# (random weights score every class about equally: Faster R-CNN keeps them with a 0 score threshold)
+# (random weights score every class low: the models keep their detections with a 0 score threshold)
 SMALL: dict[str, dict[str, Any]] = {
     "fasterrcnn_resnet50_fpn": {"min_size": 128, "max_size": 192},
     "fasterrcnn_mobilenet_v3_large_fpn": {"min_size": 128, "max_size": 192, "box_score_thresh": 0.0},
     "fasterrcnn_mobilenet_v3_large_320_fpn": {"min_size": 128, "max_size": 192, "box_score_thresh": 0.0},
-    "retinanet_resnet50_fpn": {"min_size": 128, "max_size": 192},
-    "fcos_resnet50_fpn": {"min_size": 128, "max_size": 192},
+    "retinanet_resnet50_fpn": {"min_size": 128, "max_size": 192, "score_thresh": 0.0},
+    "fcos_resnet50_fpn": {"min_size": 128, "max_size": 192, "score_thresh": 0.0},
     "ssdlite320_mobilenet_v3_large": {},
 }
 SLOW = {"fasterrcnn_resnet50_fpn", "retinanet_resnet50_fpn", "fcos_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_fpn"}
