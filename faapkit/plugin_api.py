@@ -11,8 +11,12 @@ inside a loss factory, when torch is needed anyway.
 - registration: ``hookimpl`` and the specs a ``register`` callback takes (``VersionSpec``,
   ``LossSpec``, ``HeadSpec``, ``GeneratorSpec``, ``ScheduleSpec``, ``DetectorSpec``,
   ``LoggerSpec``); the hooks themselves are documented in ``docs/plugin-hooks.md``;
-- detectors: ``DetectorParts`` (what a ``DetectorSpec`` factory returns) and ``detr_parts``
-  (the built-in DETR factory, ``**arch -> DetectorParts``, to wrap or extend);
+- detectors: ``DetectorParts`` (what a ``DetectorSpec`` factory returns), ``detr_parts``
+  (the built-in DETR factory, ``**arch -> DetectorParts``, to wrap or extend), and for a detector
+  with its own loss ``TorchvisionDetector`` (any torchvision-style model, whose forward takes a
+  list of images and returns detections, or its loss dict in training mode, behind faapkit's
+  contract), ``postprocess_detections`` (its postprocess) and ``torchvision_parts`` (the built-in
+  torchvision detectors' factory);
 - runs: ``RunRecord``, what a ``faap_read_run`` reader returns (plain dicts with its keys work too),
   and ``train_only_records`` (one record per logged epoch no metrics file covers);
 - options: ``Options``, the strict base every component's options model derives from;
@@ -75,6 +79,8 @@ if TYPE_CHECKING:
         self_similarity,
         wasserstein_1d_asymmetric,
     )
+    from faapkit.tvdet.build import torchvision_parts
+    from faapkit.tvdet.wrapper import TorchvisionDetector, postprocess_detections
 
 
 class Options(BaseModel):
@@ -98,6 +104,9 @@ _LAZY = {
     "DistInfo": "faapkit.distributed",
     "average_gradients": "faapkit.distributed",
     "detr_parts": "faapkit.detr.build",
+    "torchvision_parts": "faapkit.tvdet.build",
+    "TorchvisionDetector": "faapkit.tvdet.wrapper",
+    "postprocess_detections": "faapkit.tvdet.wrapper",
     "ResearchUNetGenerator": "faapkit.generators.perturb",
     "clamp_normalized": "faapkit.generators.perturb",
     "SubPixelGenerator": "faapkit.generators.subpixel",
@@ -141,6 +150,7 @@ __all__ = [
     "RunRecord",
     "ScheduleSpec",
     "SubPixelGenerator",
+    "TorchvisionDetector",
     "TransformerAwareGenerator",
     "VersionSpec",
     "average_gradients",
@@ -153,9 +163,11 @@ __all__ = [
     "matched_scores",
     "need_anchors_and_targets",
     "pad_to_multiple_of_4",
+    "postprocess_detections",
     "rms_per_position",
     "score_terms",
     "self_similarity",
+    "torchvision_parts",
     "train_only_records",
     "wasserstein_1d_asymmetric",
 ]

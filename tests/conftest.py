@@ -56,6 +56,18 @@ def tiny_detector():
     return load_detector(reg.detectors.get("detr-synth-tiny"))
 
 
+def installed_plugin(site: Path, dist: str, entry_point: str, source: Path) -> dict[str, str]:
+    """Environment of a ``faap`` run that finds ``source``'s modules as the installed distribution
+    ``dist`` (a ``.dist-info`` in ``site``) with the ``faap`` entry point ``entry_point``
+    (``"name = module"``), discovered as ``pip install`` would leave it."""
+    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[faap]\n{entry_point}\n")
+    path = os.pathsep.join([str(site), str(source), os.environ.get("PYTHONPATH", "")])
+    return {"PYTHONPATH": path, "FAAP_DISABLE_PLUGIN_AUTOLOAD": "0"}
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
     """Run ``python -m faapkit ARGS`` in a subprocess: exit code, stdout, stderr."""
     import subprocess

@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"faapkit.evaluate"},
     {"faapkit.losses", "faapkit.generators"},
     {"faapkit.artifacts", "faapkit.distributed"},
+    {"faapkit.tvdet"},
     {"faapkit.data"},
     {"faapkit.detr"},
     {"faapkit.config", "faapkit"},

@@ -164,8 +164,9 @@ def describe_detector(spec: DetectorSpec) -> dict[str, Any]:
     groups: dict[str, dict[str, int]] = {}
     for key in state:
         groups.setdefault(_module_group(key), {"params": 0, "keys": 0})["keys"] += 1
-    for name, p in model.named_parameters():
-        groups[_module_group(name)]["params"] += p.numel()
+    for name, value in model.state_dict(keep_vars=True).items():  # the file's keys, a wrapper's prefix aside
+        if isinstance(value, torch.nn.Parameter):
+            groups[_module_group(name)]["params"] += value.numel()
     weights = None
     if spec.weights:
         path = packaged_path(spec.weights)

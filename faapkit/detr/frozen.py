@@ -21,8 +21,10 @@ Outputs = dict[str, object]
 class FrozenDetector(nn.Module):
     """A detector's parts (``DetectorSpec.factory``) in eval mode with ``requires_grad=False`` everywhere.
 
-    - ``forward(images (B,3,H,W), mask (B,H,W))`` -> outputs with ``pred_logits (B,Q,C+1)``,
-      ``pred_boxes (B,Q,4)`` and, where the detector has them, ``features (B,Q,D)`` and ``aux_outputs``;
+    - ``forward(images (B,3,H,W), mask (B,H,W))`` -> the model's outputs (a DETR's: ``pred_logits
+      (B,Q,C+1)``, ``pred_boxes (B,Q,4)`` and, where it has them, ``features (B,Q,D)`` and ``aux_outputs``);
+    - ``loss_outputs(images, mask)`` -> what ``detection_loss`` reads: those outputs for a set
+      criterion, the images themselves for a detector with a loss of its own (it runs the model on them);
     - ``detection_loss(outputs, targets, counted=None)`` -> ``(total, terms, indices)``;
     - ``postprocess(outputs, sizes (B,2))`` -> per-image scores/labels/boxes.
     """
@@ -41,6 +43,7 @@ class FrozenDetector(nn.Module):
         self.input_size = input_size or (DetectorSpec.min_size, DetectorSpec.max_size)
         self.model = parts.model
         self.criterion = parts.criterion  # a module when it holds buffers (moved with .to(device))
+        self.own_loss = parts.loss
         self.postprocessor = parts.postprocess
         self.parts = parts
         self.name = name
@@ -77,12 +80,19 @@ class FrozenDetector(nn.Module):
     @property
     def image_feature_dim(self) -> int:
         """Channels C of :meth:`image_features`."""
-        channels: int = getattr(self._backbone(), "num_channels")  # noqa: B009 (a Module attribute, typed Any)
+        own: Any = getattr(self.model, "image_feature_dim", None)
+        channels: int = own if own is not None else getattr(self._backbone(), "num_channels")  # noqa: B009
         return int(channels)
 
     def image_features(self, images: Tensor) -> Tensor:
         """The backbone's last feature map of ``images (B, 3, H, W)``: ``(B, C, H/s, W/s)`` (s the
-        backbone's stride), without gradient. Convolutions ignore the mask, so none is needed."""
+        backbone's stride), without gradient. Convolutions ignore the mask, so none is needed. A
+        model with an ``image_features(images)`` of its own (``faapkit.tvdet``: its backbone's
+        finest FPN level) gives that view instead."""
+        own = getattr(self.model, "image_features", None)
+        if own is not None:
+            with torch.no_grad():
+                return own(images)  # type: ignore[no-any-return]
         mask = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device)
         with torch.no_grad():
             features, _ = self._backbone()(NestedTensor(images, mask))
@@ -110,7 +120,8 @@ class FrozenDetector(nn.Module):
         if any(not hasattr(self.model, p) for p in parts) or not layers:
             raise ConfigError(
                 f"detector '{self.name}' is not a facebookresearch/detr DETR (backbone, input_proj, query_embed, "
-                "class_embed, transformer with decoder layers): a generator that reads its transformer cannot use it"
+                "class_embed, transformer with decoder layers): a generator that reads its transformer cannot use it; "
+                "choose one that reads its backbone (generator.name=detector-aware) or pixels only (subpixel, unet)"
             )
         return self.model
 
@@ -126,11 +137,24 @@ class FrozenDetector(nn.Module):
     def forward(self, images: Tensor, mask: Tensor) -> Outputs:  # type: ignore[override]
         return self.model(NestedTensor(images, mask))
 
+    def loss_outputs(self, images: Tensor, mask: Tensor) -> Outputs:
+        """What :meth:`detection_loss` reads of ``images (B, 3, H, W)``: the model's outputs for a set
+        criterion; for a detector with its own loss, the images and mask it runs the model on then
+        (every value has the batch first, so a subset of rows is a subset of every value)."""
+        if self.own_loss is not None:
+            return {"images": images, "mask": mask}
+        return self(images, mask)
+
     def detection_loss(
         self, outputs: Outputs, targets: list[dict[str, Tensor]], counted: list[Tensor] | None = None
     ) -> tuple[Tensor, dict[str, Tensor], Indices]:
         """``counted`` (one boolean ``(T_i,)`` per image) restricts the loss to those targets under
-        the same matching (:mod:`faapkit.detr.criterion`); a criterion that cannot is refused."""
+        the same matching (:mod:`faapkit.detr.criterion`); a criterion that cannot is refused. A
+        detector's own loss (``DetectorParts.loss``) is the sum of its terms; it has no matching
+        (empty indices) and cannot restrict itself to some targets."""
+        if self.own_loss is not None:
+            return self._own_detection_loss(outputs, targets, counted)
+        assert self.criterion is not None  # DetectorParts gives one of the two
         if counted is None:
             terms, indices = self.criterion(outputs, targets)
         else:
@@ -143,6 +167,20 @@ class FrozenDetector(nn.Module):
             restricting: Any = self.criterion  # DetectorCriterion's optional keyword (checked above)
             terms, indices = restricting(outputs, targets, counted=counted)
         return self.criterion.total(terms), terms, indices
+
+    def _own_detection_loss(
+        self, outputs: Outputs, targets: list[dict[str, Tensor]], counted: list[Tensor] | None
+    ) -> tuple[Tensor, dict[str, Tensor], Indices]:
+        if counted is not None:
+            raise ConfigError(
+                f"detector '{self.name}': its own loss cannot count some of an image's boxes and not others, "
+                "so it cannot give one group's loss of box-level groups; train on image-level groups"
+            )
+        images, mask = outputs["images"], outputs["mask"]
+        assert isinstance(images, Tensor) and isinstance(mask, Tensor) and self.own_loss is not None
+        terms = self.own_loss(images, mask, targets)
+        empty = torch.zeros(0, dtype=torch.int64, device=images.device)
+        return torch.stack(list(terms.values())).sum(), terms, [(empty, empty) for _ in targets]
 
     def postprocess(self, outputs: Outputs, sizes: Tensor) -> list[dict[str, Tensor]]:
         return self.postprocessor(outputs, sizes)

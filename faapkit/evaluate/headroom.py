@@ -52,7 +52,7 @@ def oracle_delta(
         delta.requires_grad_(True)
         with torch.enable_grad():
             perturbed = clamp_normalized(images + delta * valid) * valid
-            loss, _, _ = detector.detection_loss(detector(perturbed, mask), targets)
+            loss, _, _ = detector.detection_loss(detector.loss_outputs(perturbed, mask), targets)
             (grad,) = torch.autograd.grad(loss, delta)
         delta = (delta.detach() - step_size * grad.sign()).clamp(-epsilon, epsilon)
     return delta * valid

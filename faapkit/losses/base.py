@@ -54,6 +54,8 @@ class LossInputs:
 
     @property
     def logits(self) -> Tensor:
+        if "pred_logits" not in self.outputs:  # a detector with its own loss (DetectorParts.loss): no queries
+            raise ConfigError("this loss needs the detector's query logits and the detector gives none")
         return self.outputs["pred_logits"]  # type: ignore[no-any-return]
 
     def index(self, group: int) -> Tensor:
@@ -80,7 +82,8 @@ class LossInputs:
             raise ConfigError("this loss needs the engine's per-subset detection loss")
         rows = self.holding(group)
         if not len(rows):
-            return self.logits.sum() * 0.0
+            # a DETR's logits, or a detector's own loss (no logits): a zero with the batch's graph
+            return self.outputs.get("pred_logits", self.detection).sum() * 0.0
         return self.detection_of(rows, group)
 
 

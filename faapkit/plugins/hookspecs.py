@@ -65,7 +65,7 @@ def faap_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
 @hookspec
 def faap_register_detectors(register: Callable[[DetectorSpec], None]) -> None:
     """Register detectors: ``factory(**arch)`` returns a ``faapkit.plugin_api.DetectorParts`` (model,
-    set criterion, postprocess); every detector faapkit uses is built by its spec's factory, then
+    a set criterion or a loss of its own, postprocess); every detector faapkit uses is built by its spec's factory, then
     frozen and loaded with the configured checkpoint or the spec's packaged ``weights``."""
 
 

@@ -141,15 +141,28 @@ class DetectorCriterion(Protocol):
     def total(self, terms: dict[str, Tensor], /) -> Tensor: ...
 
 
+class DetectorLoss(Protocol):
+    """A detector's own training loss: ``loss(images (B, 3, H, W) normalised, mask (B, H, W),
+    targets) -> terms``, unweighted scalar terms by name whose sum is the loss (as torchvision's
+    detection models return them in training mode). Targets are faapkit's: normalised cxcywh
+    ``boxes (T_i, 4)`` of the unpadded image and ``labels (T_i,)`` (the dataset's category ids)."""
+
+    def __call__(self, images: Tensor, mask: Tensor, targets: list[dict[str, Tensor]], /) -> dict[str, Tensor]: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class DetectorParts:
     """What a detector factory returns; the engine freezes ``model`` and never trains it.
 
-    - ``model(NestedTensor(images (B, 3, H, W) normalised, mask (B, H, W)))`` -> a dict with
+    - ``model(NestedTensor(images (B, 3, H, W) normalised, mask (B, H, W)))`` -> a dict of tensors
+      with a batch dimension first, which ``postprocess`` reads; a DETR's holds
       ``pred_logits (B, Q, C+1)`` (last = no object), ``pred_boxes (B, Q, 4)`` (normalised cxcywh),
       optionally ``aux_outputs`` (a list of such dicts, one per earlier decoder layer) and
       ``features (B, Q, D)`` (decoder features, needed by versions with a head or a feature loss);
-    - ``criterion``: the set loss (:class:`DetectorCriterion`), used with ground truth;
+    - the loss training lowers, one of two kinds: ``criterion``, a set loss on the model's outputs
+      (:class:`DetectorCriterion`, a DETR's), or ``loss``, the detector's own loss of images and
+      targets (:class:`DetectorLoss`, e.g. a torchvision model's in training mode, with its batch
+      norm kept frozen);
     - ``postprocess(outputs, sizes (B, 2) as (h, w))`` -> per image ``{"scores" (Q,), "labels" (Q,),
       "boxes" (Q, 4) xyxy in pixels}``;
     - ``num_queries`` Q and ``num_classes`` C as the outputs have them; ``feature_dim`` D, or
@@ -157,11 +170,16 @@ class DetectorParts:
     """
 
     model: nn.Module
-    criterion: DetectorCriterion
+    criterion: DetectorCriterion | None = None
+    loss: DetectorLoss | None = None
     postprocess: Callable[[dict[str, Any], Tensor], list[dict[str, Tensor]]]
     num_queries: int
     num_classes: int
     feature_dim: int | None
+
+    def __post_init__(self) -> None:
+        if (self.criterion is None) == (self.loss is None):
+            raise ConfigError("a detector's parts give exactly one of 'criterion' (a set loss) and 'loss' (its own)")
 
 
 @dataclass(frozen=True, kw_only=True)

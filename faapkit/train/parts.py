@@ -197,7 +197,15 @@ class PartBuilders:
         return self.registries.detectors.get(self.config.detector.name)
 
     def build_detector(self) -> FrozenDetector:
-        return load_detector(self.detector_spec(), self.config.detector.checkpoint, device=self.device)
+        """The frozen detector; box-level groups are refused here, before any step, for a detector
+        whose own loss cannot give one group's boxes' loss."""
+        detector = load_detector(self.detector_spec(), self.config.detector.checkpoint, device=self.device)
+        if self.data.group_level == "box" and detector.own_loss is not None:
+            raise ConfigError(
+                f"detector '{detector.name}' trains on its own loss, which cannot give one group's loss of "
+                f"box-level groups ('{self.config.data.split_by}' is on each person's box); use image-level groups"
+            )
+        return detector
 
     def build_generator(self) -> Any:
         """The configured generator: an ``nn.Module`` with an assignable ``epsilon``."""

@@ -42,8 +42,10 @@ from faapkit.train.state import EpochState, restore_rng, rng_state, seed_everyth
 
 
 def subset_outputs(outputs: dict[str, Any], rows: torch.Tensor) -> dict[str, Any]:
-    """The detector outputs of batch rows ``rows`` (final and auxiliary decoder layers)."""
-    picked = {k: outputs[k][rows] for k in ("pred_logits", "pred_boxes")}
+    """What the detection loss reads of batch rows ``rows``: every batch-first tensor of
+    ``outputs`` (a DETR's final layer, a detector's own-loss images and mask) and, where there
+    are any, the auxiliary decoder layers'."""
+    picked: dict[str, Any] = {k: v[rows] for k, v in outputs.items() if torch.is_tensor(v)}
     picked["aux_outputs"] = [{k: v[rows] for k, v in aux.items()} for aux in outputs.get("aux_outputs") or []]
     return picked
 
@@ -329,7 +331,7 @@ class Trainer(PartBuilders):
                     hash((cfg.train.seed, self.dist.rank, st.epoch, st.position)) % 2**63
                 )
                 perturbed = color_jitter(perturbed, batch.mask, cfg.train.augment, gen)
-            outputs = self.detector(perturbed, batch.mask)
+            outputs = self.detector.loss_outputs(perturbed, batch.mask)
         detection, _, indices = self.detector.detection_loss(outputs, batch.targets)
         return LossInputs(
             outputs,

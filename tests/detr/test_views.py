@@ -49,5 +49,5 @@ def test_the_view_is_the_detectors_own_attention_weighted_by_confidence(tiny_det
 
 def test_a_detector_without_a_detr_transformer_is_refused_in_one_line(tiny_detector, monkeypatch):
     monkeypatch.delattr(tiny_detector.model, "query_embed")
-    with pytest.raises(ConfigError, match=r"is not a facebookresearch/detr DETR .*cannot use it$"):
+    with pytest.raises(ConfigError, match=r"not a facebookresearch/detr DETR .*cannot use it; choose .*detector-aware"):
         tiny_detector.transformer_view(torch.zeros(1, 3, 32, 32))

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_here
+from tests.conftest import installed_plugin, run_here
 
 EXTERNAL = Path(__file__).resolve().parent / "external"
 
@@ -19,12 +18,7 @@ EXTERNAL = Path(__file__).resolve().parent / "external"
 def plugin_env(site: Path) -> dict[str, str]:
     """Environment of a ``faap`` process that discovers ``tests/plugins/external`` as an installed
     distribution ``faap-first-queries`` (entry point ``firstq``)."""
-    info = site / "faap_first_queries-0.1.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: faap-first-queries\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[faap]\nfirstq = faap_first_queries\n")
-    path = os.pathsep.join([str(site), str(EXTERNAL), os.environ.get("PYTHONPATH", "")])
-    return {"PYTHONPATH": path, "FAAP_DISABLE_PLUGIN_AUTOLOAD": "0"}
+    return installed_plugin(site, "faap-first-queries", "firstq = faap_first_queries", EXTERNAL)
 
 
 def wrapped_checkpoint(out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
