@@ -84,6 +84,10 @@ def evaluate(
         str | None,
         typer.Option(help="fail | skip: images with invalid annotations, sizes or modes (default: the run's)"),
     ] = None,
+    on_corrupt: Annotated[
+        str | None,
+        typer.Option(help="fail | skip: images that cannot be decoded, counted in the metrics (default: the run's)"),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
     json_: JsonOpt = False,
     codec: Annotated[
@@ -104,8 +108,8 @@ def evaluate(
         iou=tuple(iou) if iou is not None else None, config=config, set_=tuple(set_ or ()), rescore=rescore,
         device=device, limit_images=limit_images, no_cache=no_cache, workers=workers, amp=amp,
         channels_last=channels_last, save_detections=save_detections, nproc=nproc, out=out, force=force,
-        accept_changed_best=accept_changed_best, on_invalid=on_invalid, progress=not quiet and not json_,
-        codec=codec, exported=exported,
+        accept_changed_best=accept_changed_best, on_invalid=on_invalid, on_corrupt=on_corrupt,
+        progress=not quiet and not json_, codec=codec, exported=exported,
     )  # fmt: skip
     outcome = run_eval(cmd, CliHost(state(ctx)))
     if outcome.seeds is not None:

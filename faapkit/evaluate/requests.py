@@ -69,6 +69,7 @@ class EvalCommand:
     force: bool = False
     accept_changed_best: bool = False
     on_invalid: str | None = None
+    on_corrupt: str | None = None  # fail | skip: undecodable images (default: the run's data.on_corrupt)
     progress: bool = True
     codec: str | None = None  # png | jpeg:Q | webp:Q: every image passes through it before the detector
     exported: Path | None = None  # a faap export file scored in place of the checkpoint's generator
