@@ -41,6 +41,22 @@ def reference_groups(groups: list[str], disadvantaged: str | None, advantaged: s
     return None
 
 
+def default_applies(group: str, groups: list[str], defaults: tuple[str | None, str | None]) -> bool:
+    """Whether a built-in default group (``data.disadvantaged``/``advantaged``, where no run or
+    option names the pair) takes its role in the gap of a split with ``groups``: when the split
+    holds both defaults, whatever other groups it holds too (one box of a third group must not
+    turn the pair's difference into ``max - min``; the others are stated beside the gap, see
+    :func:`outside_pair`), or holds this one and one other group."""
+    if group not in groups:
+        return False
+    return len(groups) == 2 or all(d in groups for d in defaults)
+
+
+def outside_pair(groups: Iterable[str], ref: tuple[str, str] | None) -> list[str]:
+    """The groups a reference pair's gap leaves out (their AP/AR are reported on their own rows)."""
+    return [] if ref is None else [g for g in groups if g not in ref]
+
+
 def gap(values: Mapping[str, float | None], ref: tuple[str, str] | None) -> float:
     """``advantaged - disadvantaged`` for a reference pair, else ``max - min`` over the groups."""
     known = {g: v for g, v in values.items() if v is not None}

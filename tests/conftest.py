@@ -189,6 +189,24 @@ def one_step_4th_run(base: Path, *extra: str) -> Path:
     return base / "run"
 
 
+def copy_as_seed(run: Path, dest: Path, seed: int) -> None:
+    """``run`` copied to ``dest`` as the run of ``seed``: its ``run.json`` records the seed and a
+    run id of its own, and so does every checkpoint (a seed set counts distinct runs only)."""
+    import json
+    import shutil
+
+    import torch
+
+    shutil.copytree(run, dest)
+    manifest = json.loads((dest / "run.json").read_text())
+    manifest["config"]["train"]["seed"] = seed
+    manifest["run_id"] = f"{manifest['run_id'][:12]}s{seed:03d}"
+    (dest / "run.json").write_text(json.dumps(manifest))
+    for ckpt in (dest / "checkpoints").glob("*.pt"):
+        payload = torch.load(ckpt, map_location="cpu", weights_only=True)
+        torch.save({**payload, "run_id": manifest["run_id"]}, ckpt)
+
+
 def one_error(err: str, code: int, got: int, says: str) -> None:
     """Exit ``code`` with one ``error: ...`` line on stderr that says ``says``."""
     lines = err.strip().splitlines()

@@ -53,12 +53,26 @@ def training_position(path: Path) -> tuple[int, bool]:
     return step, bool(ckpt.get("epoch_complete", False))
 
 
-def latest_checkpoint(files: list[Path]) -> Path | None:
+def latest_checkpoint(files: list[Path], damaged: list[str] | None = None) -> Path | None:
     """The checkpoint with the highest stored ``global_step`` (an epoch-end one over a mid-epoch
-    one of the same step); None for no files."""
-    if not files:
+    one of the same step); None for no files. A file whose position cannot be read (truncated, not
+    a training checkpoint) is left out and its one-line reason added to ``damaged``, for the caller
+    to warn of: an old epoch's damaged file must not stop a resume from the intact latest one.
+    Refused when no file can be read, or when ``damaged`` is not given."""
+    positions: dict[Path, tuple[int, bool]] = {}
+    problems: list[CheckpointError] = []
+    for path in files:
+        try:
+            positions[path] = training_position(path)
+        except CheckpointError as exc:
+            problems.append(exc)
+    if problems and (damaged is None or not positions):
+        raise problems[0]
+    if damaged is not None:
+        damaged.extend(exc.one_line() for exc in problems)
+    if not positions:
         return None
-    return max(files, key=lambda p: (*training_position(p), p.name))
+    return max(positions, key=lambda p: (*positions[p], p.name))
 
 
 def generator_state(ckpt: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], float | None]:

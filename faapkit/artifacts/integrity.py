@@ -103,6 +103,10 @@ def bad_number(metrics: Mapping[str, Any]) -> str | None:
     return None
 
 
+# flags that say a file's numbers are not the ones faapkit computed: never counted among others
+UNTRUSTED_FLAGS = frozenset({"edited", "gap", "outside-ci"})
+
+
 def consistency_flags(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
     """What does not hold together in one (numerically clean, :func:`bad_number`) metrics file,
     as ``(flag, reason)``: numbers that are not the ones ``numbers_sha256`` recorded

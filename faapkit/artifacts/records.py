@@ -215,12 +215,14 @@ class GroupCount(Record):
 
 
 class Reference(Record):
-    """How the file states its gap and ratio: between the named pair, or over all groups."""
+    """How the file states its gap and ratio: between the named pair (``other_groups``: the
+    split's groups outside it, scored on their own rows), or over all groups."""
 
     disadvantaged: str | None = None
     advantaged: str | None = None
     gap: str | None = None
     ratio: str | None = None
+    other_groups: list[str] | None = None
 
 
 class EvalDataset(Record):
@@ -292,6 +294,7 @@ class MetricsFile(Record):
     checkpoint_check: str | None = None
     selection_in_checkpoint: dict[str, Any] | None = None
     input_size: dict[str, Any] | None = None
+    other_detector: dict[str, Any] | None = None  # a detector-reading generator scored with another detector
     run: str | None = None
     # run_id (the evaluated run's, or null) stays an extra key: compare says itself what is wrong with it
     eval_config: dict[str, Any] | None = None

@@ -26,6 +26,12 @@ _HELD: dict[Path, int] = {}
 CHECKPOINT_RE = re.compile(r"^(epoch_(\d{4})|step_(\d{8}))\.pt$")
 
 
+def seed_runs_inside(folder: Path) -> list[str]:
+    """The names of the ``seed-<N>/`` run folders in ``folder`` (a seed set's, or what is left of
+    one without its ``seeds.json``), sorted."""
+    return sorted(p.parent.name for p in Path(folder).glob("seed-*/run.json"))
+
+
 class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = Path(path).absolute()
@@ -105,6 +111,13 @@ class RunDir:
         if not self.path.is_dir():
             raise FaapError(f"run folder not found: {self.path}")
         if not self.manifest_path.is_file():
+            seeds = seed_runs_inside(self.path)
+            if seeds:  # a seed set without its seeds.json: no command recreates it
+                raise FaapError(
+                    f"{self.path} holds seed runs ({', '.join(seeds[:3])}{', ...' if len(seeds) > 3 else ''}) "
+                    f"but no seeds.json, so it is no seed set: evaluate each seed as a run (faap eval "
+                    f"{self.path / seeds[0]}), compare them with faap compare {self.path}, or restore seeds.json"
+                )
             raise FaapError(
                 f"{self.path} is not a faapkit run folder (no run.json; a run that failed before its "
                 f"manifest was written holds nothing: start it with faap train --out {self.path})"

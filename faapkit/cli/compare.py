@@ -67,7 +67,7 @@ def compare(
         (sort, metric, select_rule), format_, (all_epochs, evaluated_only), outputs, force, lambda: state(ctx).pm
     )
     locks = {option: lock_output(ctx, path) for option, path in (("--csv", csv_out), ("--plot", plot)) if path}
-    records = gather(paths, state(ctx).pm, {"--csv": csv_out, "--plot": plot}, warn)
+    records = gather(paths, state(ctx).pm, {"--csv": csv_out, "--plot": plot}, warn, across_seeds)
     rows = [summarize(r) for r in records]
     if len(ci_levels(rows)) > 1:
         warn(

@@ -26,7 +26,7 @@ from faapkit.compare.columns import (
     tables,
     tsv,
 )
-from faapkit.compare.layout import column_widths, fit, needed_width
+from faapkit.compare.layout import column_widths, fit, fit_seed_sets, needed_width, token_span
 
 
 def print_rows(rows: list[dict[str, Any]], summaries: list[dict[str, Any]], mix: bool, piped: bool) -> None:
@@ -128,9 +128,26 @@ def print_seed_sets(sets: list[dict[str, Any]], console: Console, *, tsv_out: bo
         pad_edge=False,
         title_justify="left",
     )
-    for key, header in SEED_SET_COLUMNS:
-        table.add_column(header, overflow="fold" if key == "run" else "ellipsis", no_wrap=key != "run")
-    for s in sets:
-        cells = seed_cells(s)
-        table.add_row(*(cells[k] for k, _ in SEED_SET_COLUMNS))
-    console.print(table)
+    # the seed list wraps between seeds, never inside one
+    cells = [{**c, "seeds": c["seeds"].replace(",", ", ")} for c in map(seed_cells, sets)]
+    keys, dropped = fit_seed_sets(cells, list(SEED_SET_COLUMNS), console.width)
+    header = dict(SEED_SET_COLUMNS)
+    spans = [token_span(header[k], [c[k] for c in cells], k == "run") for k in keys]
+    spare = console.width - needed_width(spans)
+    for k, (least, widest) in zip(keys, spans, strict=True):
+        grown = min(widest, least + max(0, spare))  # each column as wide as the width left allows
+        spare -= grown - least
+        table.add_column(header[k], overflow="fold", width=grown)
+    for c in cells:
+        table.add_row(*(c[k] for k in keys))
+    width = console.width
+    try:  # the title wraps too: a soft-wrapping console would leave it one long line
+        console.width = max(width, needed_width(spans))
+        console.print(table, soft_wrap=False)
+    finally:
+        console.width = width
+    if dropped:
+        warn(
+            f"across seeds: left out at {console.width} columns: {', '.join(dropped)} "
+            "(a wider terminal, a pipe (TSV) or --json shows them)"
+        )

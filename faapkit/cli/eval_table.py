@@ -41,6 +41,8 @@ def caption(result: dict[str, Any]) -> str:
         parts.append(
             f"gap = {ref['advantaged']} - {ref['disadvantaged']}, ratio = {ref['disadvantaged']} / {ref['advantaged']}"
         )
+        if ref.get("other_groups"):
+            parts.append(f"{', '.join(ref['other_groups'])} outside the gap (own rows)")
     else:
         parts.append("gap = max - min, ratio = min / max over groups")
     if boot:

@@ -16,6 +16,7 @@ from faapkit.cli._console import info, out_console, print_json, warn
 from faapkit.cli._context import AppState, state
 from faapkit.cli._options import ConfigOpt, JsonOpt, SetOpt
 from faapkit.evaluate.command.checkpoint_choice import CHANGED_BEST
+from faapkit.evaluate.command.settings import OTHER_DETECTOR
 
 if TYPE_CHECKING:
     from faapkit.evaluate.requests import Progress
@@ -80,6 +81,13 @@ def evaluate(
             help="evaluate a run's best.pt whose sha256 differs from selection.json's (labelled as not chosen on val)",
         ),
     ] = False,
+    accept_other_detector: Annotated[
+        bool,
+        typer.Option(
+            OTHER_DETECTOR,
+            help="evaluate a generator that reads the detector with another --detector (labelled in the metrics)",
+        ),
+    ] = False,
     on_invalid: Annotated[
         str | None,
         typer.Option(help="fail | skip: images with invalid annotations, sizes or modes (default: the run's)"),
@@ -108,8 +116,8 @@ def evaluate(
         iou=tuple(iou) if iou is not None else None, config=config, set_=tuple(set_ or ()), rescore=rescore,
         device=device, limit_images=limit_images, no_cache=no_cache, workers=workers, amp=amp,
         channels_last=channels_last, save_detections=save_detections, nproc=nproc, out=out, force=force,
-        accept_changed_best=accept_changed_best, on_invalid=on_invalid, on_corrupt=on_corrupt,
-        progress=not quiet and not json_, codec=codec, exported=exported,
+        accept_changed_best=accept_changed_best, accept_other_detector=accept_other_detector, on_invalid=on_invalid,
+        on_corrupt=on_corrupt, progress=not quiet and not json_, codec=codec, exported=exported,
     )  # fmt: skip
     outcome = run_eval(cmd, CliHost(state(ctx)))
     if outcome.seeds is not None:

@@ -145,3 +145,37 @@ def perturbation(
     lock.check_unchanged(force, "--out")
     perturbation_grid(generator, tensors, out, amplify)
     info(f"wrote {out} ({len(tensors)} rows, epsilon {meta['epsilon']:.4f}, delta x{amplify:g})")
+
+
+@app.command("features")
+def features(
+    ctx: typer.Context,
+    run: Annotated[Path, typer.Argument(help="a run folder (its chosen checkpoint) or a checkpoint")],
+    split: Annotated[str, typer.Option(help="split whose people are measured")] = "test",
+    epoch: Annotated[int | None, typer.Option(help="this epoch's checkpoint instead of the chosen one")] = None,
+    data: Annotated[Path | None, typer.Option(help="dataset root (default: the run's)")] = None,
+    limit_images: Annotated[int | None, typer.Option(help="the first N images of the split")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="JSON to write, the plot beside it (default: RUN/features/tsne_compare_...)")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="replace an earlier features file and plot")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Decoder features of the matched people before and after the perturbation: each group's
+    displacement, the distance and cosine of the group centres (the research's tsne_compare
+    fields), and a t-SNE plot."""
+    from faapkit.cli.evaluate import CliHost
+    from faapkit.report.features import FeaturesCommand, inspect_features
+
+    cmd = FeaturesCommand(run, split, epoch, data, limit_images, out, device, force)
+    result = inspect_features(cmd, state(ctx).registries, CliHost(state(ctx)))
+    if json_:
+        print_json(result)
+        return
+    _print_fields(
+        {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in result["checkpoint1"].items()},
+        f"decoder features on {result['split']}",
+        ("field", "value"),
+        False,
+    )

@@ -1,4 +1,5 @@
-"""``faap probe headroom``: the oracle upper bound of what a perturbation of a given size can do."""
+"""``faap probe headroom``: the oracle upper bound of what a perturbation of a given size can do;
+``faap probe retrain``: what fine-tuning the detector itself buys, under the same validation and test."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from rich.table import Table
 
 from faapkit.cli._console import out_console, print_json
 from faapkit.cli._context import state
-from faapkit.cli._options import JsonOpt
+from faapkit.cli._options import JsonOpt, SetOpt
 
 probe_app = typer.Typer(no_args_is_help=True)
 
@@ -79,3 +80,38 @@ def headroom_table(result: dict[str, Any]) -> Table:
             f"{gap['change']:+.3f}{_ci(gap.get('change_ci'))}",
         )
     return table
+
+
+@probe_app.command("retrain")
+def retrain(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="folder of the report and each seed's weights")],
+    seeds: Annotated[str, typer.Option(help="seeds: 0-4, 0,3,7")] = "0-4",
+    budget: Annotated[str, typer.Option(help="equal: level-up's steps x batch; long: 4 x the steps")] = "equal",
+    lr: Annotated[float, typer.Option(help="peak learning rate of the detector's weights")] = 1e-5,
+    data: Annotated[Path | None, typer.Option(help="dataset root (default: the embedded benchmark)")] = None,
+    detector: Annotated[str | None, typer.Option(help="registered detector (default: detector.name's default)")] = None,
+    detector_checkpoint: Annotated[Path | None, typer.Option(help="detector weights (only read)")] = None,
+    limit_images: Annotated[int | None, typer.Option(help="the first N images of each split (smoke runs)")] = None,
+    set_: SetOpt = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an earlier retrain report and weights in --out")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Retrain anchor (weight access, never a method): the detector fine-tuned on the train images
+    at level-up's budget, chosen on val by the same rule, reported on test like faap eval."""
+    from faapkit.cli.eval_table import show_seeds
+    from faapkit.cli.evaluate import CliHost
+    from faapkit.train.retrain_command import RetrainCommand, run_retrain
+
+    cmd = RetrainCommand(
+        out, seeds, budget, lr, data, detector, detector_checkpoint, limit_images, tuple(set_ or ()), device, force
+    )  # fmt: skip
+    app = state(ctx)
+    result = run_retrain(cmd, app.registries, CliHost(app))
+    if json_:
+        print_json(result)
+    else:
+        show_seeds(result["rows"], result["summary"], out_console)

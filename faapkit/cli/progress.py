@@ -41,6 +41,7 @@ class TrainReporter:
             disable=not enabled,
         )
         self.task: Any = None
+        self.total = 0
         self.t0 = time.perf_counter()
         self.images0 = 0
 
@@ -49,6 +50,7 @@ class TrainReporter:
             self.progress.start()
             self.task = self.progress.add_task("train", total=total, epoch=epoch, info="")
         self.progress.reset(self.task, total=total, completed=position, epoch=epoch, info="")
+        self.total = total
         self.t0 = time.perf_counter()
         self.images0 = 0
 
@@ -59,7 +61,13 @@ class TrainReporter:
         info += f" eps={eps:.4f} lr={lr:.2e} {(state.images - self.images0) / elapsed:.1f} img/s"
         if state.skips:
             info += f" skipped={sum(state.skips.values())}"
-        self.progress.update(self.task, completed=state.position + 1, info=info)
+        # state.position counts the steps done, this one included; never past the epoch's total
+        self.progress.update(self.task, completed=min(state.position, self.total), info=info)
+
+    def validating(self, epoch: int, done: int, total: int) -> None:
+        """Validation's progress after an epoch: val images scored of ``total``."""
+        if self.task is not None:
+            self.progress.reset(self.task, total=total, completed=min(done, total), epoch=f"{epoch} val", info="images")
 
     def end_epoch(self, row: dict[str, Any]) -> None:
         self.progress.console.print(epoch_line(row), markup=False, highlight=False)

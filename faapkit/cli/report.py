@@ -24,11 +24,22 @@ def report(
     """One Markdown page with figures: per-group AP/AR with CIs, gap and share closed, training
     curves and the perturbation panel."""
     from faapkit.cli._console import info, warn
-    from faapkit.report import PanelOptions, prepare, write_report
+    from faapkit.errors import FaapError
+    from faapkit.report import PanelOptions, log_to_trackers, prepare, write_report
+    from faapkit.report.inputs import unevaluated_seeds
 
     options = PanelOptions(images, score, amplify) if panel else None  # refused before any reading
     folder = out or run / "report"
     runs = prepare(run, folder, result, force)
+    for line in unevaluated_seeds(run):
+        warn(f"{run}: {line}: not in the report, nor in its spread across seeds")
     lock_output(ctx, folder / "report.md")
     registries = state(ctx).registries if panel else None
     info(f"wrote {write_report(run, runs, folder, registries, options, warn=warn)} and its figures")
+    try:
+        logged = log_to_trackers(runs, folder)
+    except FaapError as exc:
+        warn(f"report written, not logged to the run's tracker: {exc}")
+    else:
+        if logged:
+            info(f"figures and numbers logged to {', '.join(logged)}")

@@ -18,6 +18,7 @@ from faapkit.config.defaults import DEFAULT_VERSION
 from faapkit.errors import Interrupted
 
 if TYPE_CHECKING:
+    from faapkit.cli.progress import TrainReporter
     from faapkit.train.seeds import SeedSet
     from faapkit.train.trainer import Trainer
 
@@ -93,17 +94,26 @@ def train(
     trainer.setup()
     if is_main:
         _report_start(trainer)
-    try:
-        summary = trainer.fit()
-    except KeyboardInterrupt:
-        raise Interrupted(start.interrupted_message(trainer.run.path)) from None
-    finally:
-        reporter.finish()  # a live progress bar left running would hide the error line
+    summary = _fit(trainer, reporter)
     from faapkit.distributed import shutdown
 
     shutdown(trainer.dist)
     if is_main:
         _report_done(trainer.run.read_selection(), summary, run_dir, json_)
+
+
+def _fit(trainer: Trainer, reporter: TrainReporter) -> dict[str, Any]:
+    """Train; Ctrl-C is one line saying at which epoch and step it stopped and how to continue."""
+    from faapkit.train import start
+
+    try:
+        return trainer.fit()
+    except KeyboardInterrupt:
+        at = trainer.state
+        where = start.stop_position(at.epoch, at.position, trainer.steps_per_epoch, at.global_step)
+        raise Interrupted(start.interrupted_message(trainer.run.path, where)) from None
+    finally:
+        reporter.finish()  # a live progress bar left running would hide the error line
 
 
 def _report_start(trainer: Trainer) -> None:
@@ -126,14 +136,21 @@ def _report_seeds(parent: Path, held: SeedSet, outcome: dict[int, str], json_: b
 def _report_done(selection: dict[str, Any] | None, summary: dict[str, Any], run_dir: Path, json_: bool) -> None:
     """The end of a run: a missing best.pt said aloud, then the summary."""
     from faapkit.train.best import no_best_line
+    from faapkit.train.start import stop_position
 
     line = no_best_line(selection)
     if line is not None:
         warn(line)
     if json_:
         print_json(summary)
-    else:
-        info(
-            f"done: {summary['epochs_done']} epoch(s), {summary['global_step']} steps; "
-            f"checkpoints in {run_dir}/checkpoints"
+        return
+    stopped = summary.get("stopped")
+    if stopped:
+        where = stop_position(stopped["epoch"], stopped["step"], stopped["steps_per_epoch"], summary["global_step"])
+        return info(
+            f"stopped by train.max_steps {where}; checkpoints in {run_dir}/checkpoints; continue with "
+            f"faap train --resume {run_dir} --max-steps N (N above {summary['global_step']})"
         )
+    info(
+        f"done: {summary['epochs_done']} epoch(s), {summary['global_step']} steps; checkpoints in {run_dir}/checkpoints"
+    )

@@ -116,6 +116,17 @@ def columns(rows: list[dict[str, Any]]) -> list[Col]:
         # what faap compare's checks found in a row's metrics file (each file's is also one line
         # on stderr, so a narrow terminal may leave the column out with the settings)
         *([Col("flags", "flags", _flags, 2)] if any(r.get("flags") for r in rows) else []),
+        *(feature_columns() if any(r.get("setting") == "features" for r in rows) else []),
+    ]
+
+
+# a tsne_compare file's decoder-feature fields (faapkit.evaluate.features): the displacement ratio of
+# the disadvantaged to the advantaged group and how the group centres' distance and cosine moved
+def feature_columns() -> list[Col]:
+    return [
+        Col("disp_ratio", "disp ratio", _value("disp_ratio"), 1),
+        Col("center_dist_delta", "centre dist change", _value("center_dist_delta", True), 1),
+        Col("cos_sim_delta", "centre cos change", _value("cos_sim_delta", True), 1),
     ]
 
 
@@ -174,13 +185,14 @@ def seed_cells(s: dict[str, Any]) -> dict[str, str]:
             return "-"
         return f"{x['median']:+.4f} [{x['min']:+.4f},{x['max']:+.4f}]"
 
-    n = len(s["seeds"])
+    n, of, left = len(s["seeds"]), s.get("of", len(s["seeds"])), s.get("left_out") or []
+    counted = f"{n}{'' if n == of else f' of {of}'} ({','.join(map(str, s['seeds']))})"
     return {
         "run": str(s["run"]),
         "version": fmt(s.get("version")),
         "split": fmt(s.get("split")),
-        "checkpoint": str(s["checkpoint"]),
-        "seeds": f"{n} ({','.join(map(str, s['seeds']))})",
+        "checkpoint": str(s["checkpoint"]) + (f", {s['through']}" if s.get("through") else ""),
+        "seeds": counted + (f"; left out: {'; '.join(left)}" if left else ""),
         "AP_gap_baseline": fmt(s.get("AP_gap_baseline"), True),
         "change": med_range(s["change"]),
         "change_ci": fmt_ci(s["change"]["ci"]),

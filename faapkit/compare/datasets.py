@@ -44,16 +44,15 @@ def assign_datasets(records: list[RunRecord]) -> list[str]:
     for n in list(parent):
         members.setdefault(find(n), set()).add(n)
     roots = {_node(r): str(r.dataset_root or "") for r in evaluated}
+    images = {_node(r): r.dataset_images for r in evaluated if r.dataset_images is not None}
     label: dict[Node, str] = {}
     notes: list[str] = []
-    tails = {key: _tail(min(roots[n] for n in nodes)) for key, nodes in members.items()}
+    tails = _names(members, roots, images)
     for key, nodes in members.items():
         splits: dict[str, set[str]] = {}
         for split, fp in nodes:
             splits.setdefault(split, set()).add(fp)
         tail = tails[key]
-        if list(tails.values()).count(tail) > 1:  # two datasets at same-named roots
-            tail = f"{tail} #{_digest(nodes)}"
         changed = sorted(s for s, fps in splits.items() if len(fps) > 1)
         if changed:
             notes.append(
@@ -82,6 +81,24 @@ def assign_datasets(records: list[RunRecord]) -> list[str]:
         if r.iou_thresholds:
             r.dataset = f"{r.dataset}, IoU " + "-".join(f"{t:g}" for t in r.iou_thresholds)
     return notes
+
+
+def _names(members: dict[Node, set[Node]], roots: dict[Node, str], images: dict[Node, int]) -> dict[Node, str]:
+    """Each dataset's label: its root's folder name; where two share it, the image count of each
+    evaluated split (a ``--limit-images`` subset beside the whole split), and only where that is
+    the same too a short hash of the fingerprints."""
+    tails = {key: _tail(min(roots[n] for n in nodes)) for key, nodes in members.items()}
+    named: dict[Node, str] = {}
+    for key, nodes in members.items():
+        name = tails[key]
+        if list(tails.values()).count(name) > 1:
+            counts = sorted({f"{split} {images[(split, fp)]} images" for split, fp in nodes if (split, fp) in images})
+            name = f"{name} ({', '.join(counts)})" if counts else name
+        named[key] = name
+    for key, nodes in members.items():
+        if list(named.values()).count(named[key]) > 1:  # the same name and counts: other data
+            named[key] = f"{named[key]} #{_digest(nodes)}"
+    return named
 
 
 def _node(r: RunRecord) -> Node:

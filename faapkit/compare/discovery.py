@@ -15,8 +15,10 @@ from typing import Any
 
 from faapkit.artifacts.records import MetricsFileError, read_metrics_file
 from faapkit.artifacts.rundir import RunDir
-from faapkit.compare.reading import read_loose, read_native, stale_detections
+from faapkit.artifacts.seedset import check_one_configuration, is_seed_set
+from faapkit.compare.reading import NotOneSet, read_loose, read_native, stale_detections
 from faapkit.compare.records import RunRecord, as_record
+from faapkit.errors import FaapError
 
 NOT_METRICS = frozenset({"config.json", "dataset_layout.json", "run.json", "selection.json", "seeds.json"})
 
@@ -57,6 +59,11 @@ def discover(paths: list[Path], pm: Any) -> tuple[list[RunRecord], list[str]]:
         if (p / "run.json").is_file():
             records.extend(read_native(p, unreadable))  # its eval/ and checkpoints/ are its own
             return
+        if is_seed_set(p):
+            try:
+                check_one_configuration(p)
+            except FaapError as exc:
+                unreadable.append(NotOneSet(str(exc)))
         found = ask(p)
         records.extend(found)
         claimed = {str(r.path) for r in found}

@@ -13,18 +13,30 @@ from faapkit.artifacts.records import is_metrics_file
 from faapkit.compare.datasets import assign_datasets
 from faapkit.compare.discovery import discover
 from faapkit.compare.merging import drop_rescores, fill_baselines, merge_copies
-from faapkit.compare.reading import LeftOut
+from faapkit.compare.reading import LeftOut, NotOneSet
 from faapkit.compare.records import RunRecord
 from faapkit.errors import FaapError
 
 
-def gather(paths: list[Path], pm: Any, outputs: dict[str, Path | None], say: Callable[[str], None]) -> list[RunRecord]:
+def gather(
+    paths: list[Path],
+    pm: Any,
+    outputs: dict[str, Path | None],
+    say: Callable[[str], None],
+    across_seeds: bool = False,
+) -> list[RunRecord]:
     """Every record under the paths (a rescore beside its evaluation, or of changed detections,
     left out; copies merged), each assigned its dataset and baseline; what is unreadable or left
     out goes to ``say``, in the order it is found. ``outputs`` (``--csv``/``--plot``) may not name
-    a file being read."""
+    a file being read. A seed set that is not one configuration is refused with ``across_seeds``,
+    else said (its runs are rows of their own configurations)."""
     records, unreadable = discover(paths, pm)
     for u in unreadable:
+        if isinstance(u, NotOneSet):
+            if across_seeds:
+                raise FaapError(str(u))
+            say(str(u))  # its seeds are rows of their own configurations
+            continue
         say(u if isinstance(u, LeftOut) else f"not a run or metrics file any plugin reads: {u}")
     for r in records:
         if r.flag_note:  # one line per flagged file; the row's flags column names the flags

@@ -59,3 +59,45 @@ def fit(rows: list[dict[str, Any]], title: str, width: int) -> tuple[str, list[C
         dropped += [c.header for c in cols if c.priority == worst]
         cols = [c for c in cols if c.priority != worst]
     return title, cols, dropped
+
+
+# the across-seeds table: the columns left out first when it is too wide (higher goes first)
+SEED_SET_PRIORITY = {
+    "advantaged_change": 6,
+    "share_predict": 5,
+    "version": 4,
+    "checkpoint": 4,
+    "split": 3,
+    "AP_gap_baseline": 2,
+    "share_closed": 1,
+}
+
+
+def token_span(header: str, cells: list[str], text: bool) -> tuple[int, int]:
+    """``(least, widest)`` of a column whose cells may wrap between their space-separated tokens
+    (``-0.0148 [-0.0464,+0.0760]`` as two lines) but never inside one: ``least`` is the longest
+    token or header word (a text column: down to ``RUN_MIN``, it may fold)."""
+    full = max([len(header), *map(len, cells)])
+    if text:
+        return min(full, RUN_MIN), full
+    return max(len(t) for x in [header, *cells] for t in x.split() or [""]), full
+
+
+def fit_seed_sets(
+    cells: list[dict[str, str]], columns: list[tuple[str, str]], width: int
+) -> tuple[list[str], list[str]]:
+    """The across-seeds columns (keys) that fit ``width`` with every number whole, and the headers
+    left out (by :data:`SEED_SET_PRIORITY`, a priority's columns together)."""
+    keys = [k for k, _ in columns]
+    header = dict(columns)
+
+    def needed(kept: list[str]) -> int:
+        spans = [token_span(header[k], [c[k] for c in cells], k == "run") for k in kept]
+        return needed_width(spans)
+
+    dropped: list[str] = []
+    while needed(keys) > width and any(k in SEED_SET_PRIORITY for k in keys):
+        worst = max(SEED_SET_PRIORITY.get(k, 0) for k in keys)
+        dropped += [header[k] for k in keys if SEED_SET_PRIORITY.get(k, 0) == worst]
+        keys = [k for k in keys if SEED_SET_PRIORITY.get(k, 0) != worst]
+    return keys, dropped

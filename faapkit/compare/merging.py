@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from faapkit.artifacts.integrity import UNTRUSTED_FLAGS
 from faapkit.compare.records import RunRecord
 
 
@@ -110,7 +111,7 @@ def _one_run(a: RunRecord, b: RunRecord) -> bool:
     return None in ids or len(ids) == 1
 
 
-BAD_FLAGS = frozenset({"edited", "gap", "outside-ci"})  # a copy with these is not the one kept
+BAD_FLAGS = UNTRUSTED_FLAGS  # a copy with these is not the one kept
 
 
 def _copy_order(r: RunRecord) -> tuple[bool, bool, str]:

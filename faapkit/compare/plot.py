@@ -1,4 +1,4 @@
-"""``faap compare --plot FILE``: the AP gap per epoch, one panel per split.
+"""``faap compare --plot FILE``: the AP gap per epoch, one panel per dataset and split.
 
 Each line is one run on one split of one dataset (val and test are never one line), with its
 bootstrap CI as a band where the metrics have one and its unperturbed (baseline) gap as a dashed
@@ -11,19 +11,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from faapkit.compare.style import pyplot
 from faapkit.errors import FaapError
 
-
-def pyplot() -> Any:
-    """matplotlib's pyplot on the file-only Agg backend, or the one-line error saying how to get it."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only: no display needed, none opened
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise FaapError("--plot needs matplotlib, which is not installed: pip install 'faapkit[plot]'") from None
-    return plt
+__all__ = ["plot_formats", "plot_gaps", "pyplot"]
 
 
 def plot_formats() -> list[str]:
@@ -36,44 +27,55 @@ def plot_formats() -> list[str]:
 
 
 def plot_gaps(path: Path, rows: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Write the figure to ``path``; returns each panel's (split's) line labels."""
+    """Write the figure to ``path``, one panel per dataset and split (numbers of two datasets are
+    never drawn on one axis); returns each panel's title and its line labels (the run, with
+    epsilon where it varies)."""
+    from faapkit.compare.style import colour, integer_epochs
+
     plt = pyplot()
     drawn = [r for r in rows if r.get("AP_gap") is not None]
-    splits = sorted({str(r.get("split")) for r in drawn})
-    if not splits:
+    keys = sorted({(str(r.get("dataset")), str(r.get("split"))) for r in drawn})
+    if not keys:
         raise FaapError("--plot: no evaluated row to draw (every row is a train log without evaluation)")
-    several = len({str(r.get("dataset")) for r in drawn}) > 1
-    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.2), squeeze=False)
+    cols = min(len(keys), 3)
+    rows_n = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(5.2 * cols, 4.4 * rows_n), squeeze=False)
     panels: dict[str, list[str]] = {}
-    for ax, split in zip(axes[0], splits, strict=True):
-        mine = [r for r in drawn if str(r.get("split")) == split]
-        runs = [_series(r, several, False) for r in mine]
-        # a run evaluated at several epsilons gets a line per epsilon, never one zigzag line
-        multi = {k for k in runs if len({r.get("epsilon") for r, k2 in zip(mine, runs, strict=True) if k2 == k}) > 1}
-        keys = [_series(r, several, k in multi) for r, k in zip(mine, runs, strict=True)]
-        for i, key in enumerate(sorted(set(keys))):
-            series = [r for r, k in zip(mine, keys, strict=True) if k == key]
-            _draw(ax, key, series, f"C{i % 10}")
-        ax.set(title=f"split {split}", xlabel="epoch", ylabel="AP gap (advantaged - disadvantaged)")
+    for ax, (dataset, split) in zip(axes.flat, keys, strict=False):
+        mine = [r for r in drawn if (str(r.get("dataset")), str(r.get("split"))) == (dataset, split)]
+        # a run evaluated at several epsilons (or through several codecs) gets a line per
+        # epsilon (codec), never one zigzag line
+        varies = {
+            (str(run), key)
+            for run in {r.get("run") for r in mine}
+            for key in ("epsilon", "codec")
+            if len({r.get(key) for r in mine if r.get("run") == run}) > 1
+        }
+        series_keys = [_series(r, varies) for r in mine]
+        for i, key in enumerate(sorted(set(series_keys))):
+            _draw(ax, key, [r for r, k in zip(mine, series_keys, strict=True) if k == key], colour(i))
+        title = f"{dataset}, {split} split"
+        ax.set(title=title, xlabel="epoch", ylabel="AP gap, advantaged - disadvantaged (0-1)")
+        integer_epochs(ax, [r["epoch"] for r in mine if isinstance(r.get("epoch"), int)])
         ax.axhline(0.0, color="0.6", lw=0.6)
-        ax.legend(fontsize=6)
-        panels[split] = [str(line.get_label()) for line in ax.get_lines() if not line.get_label().startswith("_")]
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+        panels[title] = [str(line.get_label()) for line in ax.get_lines() if not line.get_label().startswith("_")]
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.set_visible(False)
+    fig.suptitle("AP gap per epoch: perturbed (line, its bootstrap CI a band) and unperturbed (dashed)")
     fig.tight_layout()
     from faapkit.io import atomic_write_with
 
-    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120), keep_suffix=True)
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=150), keep_suffix=True)
     plt.close(fig)
     return panels
 
 
-def _series(r: dict[str, Any], with_dataset: bool, with_epsilon: bool) -> str:
-    """A line's label: the run, plus the dataset when several are drawn and epsilon when it varies."""
-    label = str(r.get("run"))
-    if with_dataset:
-        label += f" ({r.get('dataset')})"
-    if with_epsilon:
-        label += f" eps {r.get('epsilon')}"
-    return label
+def _series(r: dict[str, Any], varies: set[tuple[str, str]]) -> str:
+    """A line's label: the run, plus its epsilon and codec where they vary for that run."""
+    run = str(r.get("run"))
+    label = run + (f" eps {r.get('epsilon')}" if (run, "epsilon") in varies else "")
+    return label + (f" codec {r.get('codec') or 'none'}" if (run, "codec") in varies else "")
 
 
 def _draw(ax: Any, label: str, series: list[dict[str, Any]], color: str) -> None:
@@ -103,7 +105,7 @@ def _draw(ax: Any, label: str, series: list[dict[str, Any]], color: str) -> None
     baselines = {r["AP_gap_baseline"] for r in pts if r.get("AP_gap_baseline") is not None}
     baselines |= {r["AP_gap"] for r in series if r.get("setting") == "baseline"}
     for j, b in enumerate(sorted(baselines)):
-        ax.axhline(b, color=color, ls="--", lw=1, label=f"{label} baseline" if j == 0 else None)
+        ax.axhline(b, color=color, ls="--", lw=1, label=f"{label} unperturbed" if j == 0 else None)
 
 
 def _ci(r: dict[str, Any], i: int) -> float:

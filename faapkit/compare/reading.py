@@ -26,6 +26,12 @@ class LeftOut(str):
     another run's): the line said on stderr, never a row."""
 
 
+class NotOneSet(str):
+    """A seed set whose seeds are not one configuration
+    (:func:`faapkit.artifacts.seedset.check_one_configuration`): said on stderr, its runs shown
+    as runs of their own configurations; ``--across-seeds`` refuses it."""
+
+
 def check_metrics(f: Path, m: dict[str, Any], run_id: str | None) -> tuple[str | None, list[tuple[str, str]]]:
     """Why the metrics file ``f`` (JSON ``m``) of the run with ``run_id`` (``None``: a loose file,
     checked against the run folder it records, if that is still there) is refused, else ``None``
@@ -100,6 +106,7 @@ def metrics_record(
             "dataset_fingerprint": fingerprint,
             "dataset_split": m.split,
             "dataset_root": data.get("root", trained.root if trained else None),
+            "dataset_images": data.get("images") if isinstance(data.get("images"), int) else None,
             "epsilon": m.epsilon,
             "reference": m.reference.dump() if m.reference is not None else None,
             "perturbed": m.metrics.get("perturbed"),

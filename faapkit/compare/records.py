@@ -44,6 +44,7 @@ class RunRecord(BaseModel):
     dataset_fingerprint: str | None = None
     dataset_split: str | None = None
     dataset_root: str | None = None
+    dataset_images: int | None = None  # the evaluated split's image count (tells a subset from the whole)
     bootstrap: dict[str, Any] | None = None
     selected_epoch: int | None = None
     iou_thresholds: list[float] | None = None  # None: COCO's 0.50:0.05:0.95
@@ -62,6 +63,9 @@ class RunRecord(BaseModel):
     flag_note: str | None = None  # each flag with why (the stderr line)
     # research eval files
     eval_batch_size: int | None = None
+    # a tsne_compare file (the research's, or faap inspect features'): its decoder-feature fields
+    # (disp_<group>, disp_ratio, center_dist_*, cos_sim_*, n_<group>) for one checkpoint
+    features: dict[str, Any] | None = None
     baseline_from: str | None = None
 
 

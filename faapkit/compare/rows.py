@@ -14,6 +14,9 @@ from faapkit.compare.selection import best_on_val
 from faapkit.fairness import gap_if_known, overshoot, share_closed
 from faapkit.train.selection import SelectRule
 
+# the research's tsne_compare fields a row takes (faapkit.evaluate.features defines them)
+FEATURE_PREFIXES = ("disp_", "center_dist_", "cos_sim_", "n_")
+
 
 def summarize(record: RunRecord) -> dict[str, Any]:
     """Flat row: per-group AP/AR (perturbed, else baseline), gaps, change vs baseline, CIs."""
@@ -39,6 +42,9 @@ def summarize(record: RunRecord) -> dict[str, Any]:
     if record.flags is not None:  # a faapkit metrics file, checked (an empty list: nothing found)
         row["flags"] = record.flags
     row["setting"] = "perturbed" if record.perturbed else ("baseline" if record.baseline else "train only")
+    if record.features is not None:  # decoder features of a checkpoint (a tsne_compare file), no AP
+        row["setting"] = "features"
+        row.update({k: v for k, v in record.features.items() if k.startswith(FEATURE_PREFIXES)})
     if setting:
         groups = list(setting)
         for g in groups:

@@ -152,6 +152,11 @@ class TrainConfig(Section):
         default=4, ge=0, description="validate on data.val_split every N epochs and at the end (0 = never)"
     )
     val_limit_images: int | None = Field(default=None, gt=0, description="validate on the first N images only")
+    val_bootstrap: int = Field(
+        default=200,
+        ge=0,
+        description="paired bootstrap resamples of each validation's AP gap CI (0 = point estimates only)",
+    )
     select_max_advantaged_drop: float = Field(
         default=DEFAULT_MAX_ADVANTAGED_DROP,
         ge=0,

@@ -37,6 +37,11 @@ def choose_level(coco: dict[str, Any], path: Path, attr: str, requested: str) ->
         raise DataError(f"data.group_level must be one of {', '.join(GROUP_LEVELS)}, not {requested!r}")
     on_boxes = any(carries(a, attr) for a in coco["annotations"])
     if requested == "image":
+        if on_boxes and coco["images"] and not any(carries(img, attr) for img in coco["images"]):
+            raise DataError(
+                f"{path}: data.group_level is image, but attribute '{attr}' is on its boxes only, on no "
+                "image; set data.group_level = box (or auto) to score the boxes' groups"
+            )
         return "image"
     if requested == "box":
         if not on_boxes:

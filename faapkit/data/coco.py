@@ -15,6 +15,7 @@ import hashlib
 import json
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -30,6 +31,7 @@ from faapkit.data.validate import (
     Issues,
     check_annotations,
     check_image_file,
+    check_resize,
     check_structure,
     to_rgb,
 )
@@ -242,12 +244,14 @@ def load_split(
     on_invalid: str = "fail",
     verify_images: bool = True,
     group_level: str = "auto",
+    resize: Sequence[tuple[int, int | None]] = (),
 ) -> DatasetSplit:
     """Read one split, validate it in one pass (see :mod:`faapkit.data.validate`) and return its
     records and merged ground truth. Per-image problems are refused (``on_invalid="fail"``) or the
     images are left out and counted in ``DatasetSplit.skipped`` (``"skip"``). ``group_level``
     (``auto | image | box``) says whether images or boxes carry the groups
-    (:mod:`faapkit.data.box_groups`)."""
+    (:mod:`faapkit.data.box_groups`); ``resize``, the ``(min_size, max_size)`` pairs the images
+    will be resized with, makes an image one of them shrinks under 1 px a per-image problem."""
     root = Path(root).absolute()
     chosen = detect_layout(root) if layout == "auto" else layout
     if chosen == "research" and group_level == "box":
@@ -255,7 +259,8 @@ def load_split(
     sources = _research_sources(root, split, split_by) if chosen == "research" else _attributes_sources(root, split)
     skipped: Counter[str] = Counter()
     examples: dict[str, str] = {}
-    records, level = _read_records(sources, split, split_by, on_invalid, skipped, examples, group_level)
+    read = _Reading(split, split_by, on_invalid, group_level, tuple(resize))
+    records, level = _read_records(sources, read, skipped, examples)
     if limit:
         records = _limit_round_robin(records, limit)
     missing_files = [r.path for r in records if not r.path.is_file()]
@@ -285,14 +290,18 @@ def load_split(
     )
 
 
+class _Reading(NamedTuple):
+    """How a split's annotation files are read: see :func:`load_split`'s arguments."""
+
+    split: str
+    split_by: str
+    on_invalid: str
+    group_level: str
+    resize: tuple[tuple[int, int | None], ...]
+
+
 def _read_records(
-    sources: list[_Source],
-    split: str,
-    split_by: str,
-    on_invalid: str,
-    skipped: Counter[str],
-    examples: dict[str, str],
-    group_level: str = "auto",
+    sources: list[_Source], read: _Reading, skipped: Counter[str], examples: dict[str, str]
 ) -> tuple[list[ImageRecord], str]:
     """Every valid image of the sources with its annotations, ids renumbered 1.. across sources
     (each record keeps its file's own id as ``source_id``), and the level the groups were read at;
@@ -300,12 +309,14 @@ def _read_records(
     records: list[ImageRecord] = []
     seen_attrs: set[str] = set()
     level = "image"
+    split_by = read.split_by
     for src in sources:
         check_structure(src.coco, src.path)
-        level = "image" if src.group is not None else choose_level(src.coco, src.path, split_by, group_level)
-        issues = _source_issues(src, split, split_by, level, seen_attrs)
+        level = "image" if src.group is not None else choose_level(src.coco, src.path, split_by, read.group_level)
+        issues = _source_issues(src, read.split, split_by, level, seen_attrs)
+        check_resize(src.coco, read.resize, issues)
         if issues.counts:
-            if on_invalid != "skip":
+            if read.on_invalid != "skip":
                 raise DataError(f"{src.path}: {issues.describe(split_by)}", hint=SKIP_HINT)
             _count(skipped, examples, issues)
         by_image: dict[Any, list[dict[str, Any]]] = {}

@@ -18,6 +18,7 @@ import hashlib
 import io
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ KIND_TEXT = {
     "no group box": "image(s) without a box carrying attribute '{attr}' (box-level groups)",
     "size mismatch": "image(s) whose width/height in the JSON differ from the image file",
     "unsupported mode": "image(s) in an unsupported pixel mode",
+    "extreme aspect ratio": "image(s) whose resized side would be under 1 px (an aspect ratio the detector's "
+    "size policy cannot honour: short side to min_size, long side capped at max_size)",
 }
 
 
@@ -80,9 +83,11 @@ def _where(img: dict[str, Any]) -> str:
 
 
 def check_structure(coco: dict[str, Any], path: Path) -> None:
-    """Refuse entries that cannot be interpreted: missing keys, non-numeric sizes, duplicate ids."""
+    """Refuse entries that cannot be interpreted: missing keys, non-numeric sizes, duplicate ids,
+    one file under two ids."""
     seen: dict[Any, str] = {}
     duplicates: list[str] = []
+    files: dict[str, Any] = {}
     for i, img in enumerate(coco["images"]):
         if not isinstance(img, dict):
             raise DataError(f"{path}: images[{i}] is not an object")
@@ -101,6 +106,12 @@ def check_structure(coco: dict[str, Any], path: Path) -> None:
             duplicates.append(f"id {img['id']!r} used by '{seen[img['id']]}' and '{img['file_name']}'")
         else:
             seen[img["id"]] = img["file_name"]
+        if img["file_name"] in files and files[img["file_name"]] != img["id"]:
+            raise DataError(
+                f"{path}: image ids {files[img['file_name']]!r} and {img['id']!r} both name file "
+                f"'{img['file_name']}'; one image counted twice changes every AP it enters"
+            )
+        files.setdefault(img["file_name"], img["id"])
     if duplicates:
         raise DataError(
             f"{path}: {len(duplicates)} image id(s) are used by more than one image (first: {duplicates[0]}); "
@@ -172,6 +183,25 @@ def check_annotations(coco: dict[str, Any], attr: str | None, path: Path) -> Iss
     return issues
 
 
+def check_resize(coco: dict[str, Any], resize: Sequence[tuple[int, int | None]], issues: Issues) -> None:
+    """Add the images that some ``(short side, long side cap)`` of the detector's size policy
+    would resize to under 1 px (``resized_hw``: the cap shrinks the short side of a very long image
+    to 0); they cannot be fed to the detector."""
+    from faapkit.data.transforms import resized_hw  # torchvision: only where a size policy is checked
+
+    for img in coco["images"]:
+        w, h = int(img["width"]), int(img["height"])
+        for size, max_size in resize:
+            nh, nw = resized_hw(h, w, size, max_size)
+            if min(nh, nw) < 1:
+                issues.add(
+                    "extreme aspect ratio",
+                    f"{_where(img)}: {w}x{h} px at min_size {size}, max_size {max_size} gives {nw}x{nh} px",
+                    img["id"],
+                )
+                break
+
+
 @dataclass(frozen=True)
 class FileCheck:
     """What one pass over an image file found: a content digest, or a problem."""
@@ -183,7 +213,8 @@ class FileCheck:
 
 def check_image_file(path: Path, width: int, height: int) -> FileCheck:
     """Read the file once: hash its bytes, compare the header's size with the JSON's, check the
-    pixel mode and let PIL verify the data."""
+    pixel mode, let PIL verify the data and decode every pixel (``verify`` passes a truncated JPEG,
+    whose decoding would fail only once training reads it)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -193,6 +224,8 @@ def check_image_file(path: Path, width: int, height: int) -> FileCheck:
         with Image.open(io.BytesIO(data)) as im:
             size, mode = im.size, im.mode
             im.verify()
+        with Image.open(io.BytesIO(data)) as im:  # verify() leaves the image unusable: a fresh one decodes
+            im.load()
     except Exception as exc:  # PIL raises many types for damaged files
         return FileCheck(digest, "corrupt", f"corrupt image {path}: {type(exc).__name__}")
     if size != (int(width), int(height)):

@@ -129,19 +129,20 @@ def load_state_strict(
     """Load exactly: every key present, no extra key, every shape equal; otherwise one clear error
     (naming ``origin``, the file the state came from, when given)."""
     own = model.state_dict()
+    named = getattr(state, "as_in_file", str)  # a renamed (Hugging Face) state names keys as its file does
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own and not k.endswith("num_batches_tracked")]
     mismatched = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        f"{named(k)} {tuple(state[k].shape)} vs {tuple(v.shape)}"
         for k, v in own.items()
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
     if missing or unexpected or mismatched:
         parts = []
         if missing:
-            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+            parts.append(f"{len(missing)} missing keys (e.g. {named(missing[0])})")
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {named(unexpected[0])})")
         if mismatched:
             parts.append(f"{len(mismatched)} shape mismatches (e.g. {mismatched[0]})")
         where = f"{origin}: " if origin is not None else ""

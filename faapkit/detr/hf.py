@@ -103,10 +103,27 @@ def read_safetensors(path: Path) -> dict[str, Tensor]:
         raise CheckpointError(f"cannot read safetensors file {path}: {reason}") from None
 
 
-def hf_to_upstream(state: Mapping[str, Tensor], origin: str) -> dict[str, Tensor]:
+class HFState(dict[str, Tensor]):
+    """:func:`hf_to_upstream`'s state dict: upstream keys -> tensors, knowing how the file names
+    each key (``file_keys``, and for a key the file lacks, the name the file would give it), so
+    that the strict loader's errors name the key a user can find in the file."""
+
+    def __init__(self, tensors: Mapping[str, Tensor], file_keys: Mapping[str, str], native_backbone: bool) -> None:
+        super().__init__(tensors)
+        self.file_keys = dict(file_keys)
+        self.native_backbone = native_backbone
+
+    def as_in_file(self, key: str) -> str:
+        """``key`` (upstream) as the file names it, the upstream key in parentheses."""
+        named = self.file_keys.get(key) or upstream_to_hf(key, self.native_backbone)
+        return key if named is None else f"{named} ({key})"
+
+
+def hf_to_upstream(state: Mapping[str, Tensor], origin: str) -> HFState:
     """A Hugging Face DETR state dict under upstream DETR's keys (see the module docstring);
     ``origin`` names the file in the error an unmappable key raises."""
     out: dict[str, Tensor] = {}
+    file_keys: dict[str, str] = {}
     split: dict[str, dict[str, Tensor]] = {}  # upstream attention prefix -> {"q.weight": ..., ...}
     for key, value in state.items():
         if key.endswith("num_batches_tracked"):
@@ -115,14 +132,18 @@ def hf_to_upstream(state: Mapping[str, Tensor], origin: str) -> dict[str, Tensor
         qkv = _split_projection(name)
         if qkv is not None:
             split.setdefault(qkv[0], {})[qkv[1]] = value
+            kind = qkv[1].split(".")[1]
+            file_keys[f"{qkv[0]}.in_proj_{kind}"] = re.sub(r"\.[qkv]_proj\.", ".{q,k,v}_proj.", key)
             continue
         mapped = _transformer_key(name) or _head_key(name) or _backbone_key(name)
         if mapped is None:
             raise CheckpointError(f"{origin}: key '{key}' of a Hugging Face DETR has no counterpart in faapkit's DETR")
         out[mapped] = value
+        file_keys[mapped] = key
     for prefix, parts in split.items():
-        out.update(_fused(prefix, parts, origin))
-    return out
+        out.update(_fused(prefix, parts, origin, file_keys))
+    native = any(".embedder.embedder." in k or ".encoder.stages." in k for k in state)
+    return HFState(out, file_keys, native)
 
 
 def _normalised(key: str) -> str:
@@ -141,14 +162,18 @@ def _split_projection(name: str) -> tuple[str, str] | None:
     return f"transformer.{m.group(1)}.layers.{m.group(2)}.{_ATTN[qkv.group(1)]}", f"{qkv.group(2)}.{m.group(4)}"
 
 
-def _fused(prefix: str, parts: dict[str, Tensor], origin: str) -> dict[str, Tensor]:
+def _fused(prefix: str, parts: dict[str, Tensor], origin: str, file_keys: Mapping[str, str]) -> dict[str, Tensor]:
     """q, k, v projections ``(D, D)`` / ``(D,)`` -> ``in_proj_weight (3D, D)`` / ``in_proj_bias (3D,)``."""
     out = {}
     for kind in ("weight", "bias"):
         missing = [p for p in "qkv" if f"{p}.{kind}" not in parts]
         if missing:
+            known = next(iter(v for k, v in file_keys.items() if k.startswith(f"{prefix}.in_proj_")))
+            named = known.replace("{q,k,v}_proj.weight", f"{missing[0]}_proj.{kind}").replace(
+                "{q,k,v}_proj.bias", f"{missing[0]}_proj.{kind}"
+            )
             raise CheckpointError(
-                f"{origin}: {prefix} has no {missing[0]}_proj.{kind} to go with the other projections"
+                f"{origin}: no key '{named}' to go with the other projections ({prefix}.in_proj_{kind})"
             )
         out[f"{prefix}.in_proj_{kind}"] = torch.cat([parts[f"{p}.{kind}"] for p in "qkv"], dim=0)
     return out
@@ -189,6 +214,58 @@ def _backbone_key(name: str) -> str | None:
     if conv is None:  # the shortcut: a 1x1 conv and its norm, torchvision's downsample.0 / .1
         return prefix + ("downsample.0.weight" if kind == "convolution" else f"downsample.1.{field}")
     return prefix + (f"conv{int(conv) + 1}.weight" if kind == "convolution" else f"bn{int(conv) + 1}.{field}")
+
+
+def upstream_to_hf(key: str, native_backbone: bool = False) -> str | None:
+    """The key a Hugging Face DETR file gives upstream ``key`` (the hub's names; the backbone in
+    transformers' own layout when ``native_backbone``, else timm's); ``None`` for none. A fused
+    projection is named ``...{q,k,v}_proj.weight``."""
+    m = _IN_PROJ.fullmatch(key)
+    if m:
+        attn = {v: k for k, v in _ATTN.items()}[m.group(3)]
+        return f"model.{m.group(1)}.layers.{m.group(2)}.{attn}.{{q,k,v}}_proj.{m.group(4)}"
+    m = re.fullmatch(r"transformer\.(encoder|decoder)\.layers\.(\d+)\.(.+)\.(weight|bias)", key)
+    if m:
+        inverse = {v: k for k, v in (_ENCODER if m.group(1) == "encoder" else _DECODER).items()}
+        sub = inverse.get(m.group(3))
+        return None if sub is None else f"model.{m.group(1)}.layers.{m.group(2)}.{sub}.{m.group(4)}"
+    for upstream, hf in _HEADS_INVERSE:
+        if upstream.fullmatch(key):
+            return upstream.sub(hf, key)
+    if key.startswith("backbone.0.body."):
+        rest = key[len("backbone.0.body.") :]
+        return _BACKBONE + (_native_backbone_key(rest) if native_backbone else rest)
+    return None
+
+
+_IN_PROJ = re.compile(
+    r"transformer\.(encoder|decoder)\.layers\.(\d+)\.(self_attn|multihead_attn)\.in_proj_(weight|bias)"
+)
+_HEADS_INVERSE = (
+    (re.compile(r"class_embed\.(weight|bias)"), r"class_labels_classifier.\1"),
+    (re.compile(r"bbox_embed\.layers\.([0-2])\.(weight|bias)"), r"bbox_predictor.layers.\1.\2"),
+    (re.compile(r"query_embed\.weight"), "model.query_position_embeddings.weight"),
+    (re.compile(r"input_proj\.(weight|bias)"), r"model.input_projection.\1"),
+    (re.compile(r"transformer\.decoder\.norm\.(weight|bias)"), r"model.decoder.layernorm.\1"),
+)
+
+
+def _native_backbone_key(rest: str) -> str:
+    """A torchvision ResNet key (``layer1.0.conv2.weight``) as transformers' ``ResNetBackbone`` names it."""
+    if rest == "conv1.weight":
+        return "embedder.embedder.convolution.weight"
+    if rest.startswith("bn1."):
+        return f"embedder.embedder.normalization.{rest[4:]}"
+    m = re.fullmatch(r"layer(\d)\.(\d+)\.(conv|bn)(\d)\.(\w+)", rest)
+    if m:
+        kind = "convolution" if m.group(3) == "conv" else "normalization"
+        stage, conv = int(m.group(1)) - 1, int(m.group(4)) - 1
+        return f"encoder.stages.{stage}.layers.{m.group(2)}.layer.{conv}.{kind}.{m.group(5)}"
+    m = re.fullmatch(r"layer(\d)\.(\d+)\.downsample\.([01])\.(\w+)", rest)
+    if m:
+        kind = "convolution" if m.group(3) == "0" else "normalization"
+        return f"encoder.stages.{int(m.group(1)) - 1}.layers.{m.group(2)}.shortcut.{kind}.{m.group(4)}"
+    return rest
 
 
 # config.json settings that the keys do not show, and the value faapkit's DETR computes with

@@ -67,12 +67,18 @@ def seed_row(seed: int, result: Mapping[str, Any], metric: str = "AP") -> dict[s
     }
 
 
-def aggregate(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> dict[str, Any]:
+def aggregate(
+    rows: Sequence[Mapping[str, Any]], confidence: float = 0.95, left_out: Sequence[str] = ()
+) -> dict[str, Any]:
     """Across-seed summary of :func:`seed_row` rows: spreads of the change, the share closed and
-    the advantaged group's change; how many seeds' own change CI excludes 0 (and how many lie below 0)."""
+    the advantaged group's change; how many seeds' own change CI excludes 0 (and how many lie below 0).
+    ``left_out``: the set's other seeds, each said with why it is not among the rows (no
+    evaluation, no chosen checkpoint, numbers edited); the set has ``of`` seeds in all."""
     changes = [r for r in rows if r.get("change") is not None]
     return {
         "seeds": [r["seed"] for r in rows],
+        "of": len(rows) + len(left_out),
+        "left_out": list(left_out),
         "change": spread([r["change"] for r in changes], confidence),
         "share_closed": spread([r["share_closed"] for r in rows if r.get("share_closed") is not None], confidence),
         "advantaged_change": spread(
@@ -93,6 +99,10 @@ def _closes_significantly(row: Mapping[str, Any]) -> bool:
     return bool(ci[1] < 0) if before > 0 else bool(ci[0] > 0)
 
 
+# row fields that say through what an evaluation ran: rows differing in one are never seeds of one row
+EVALUATION_KINDS = ("codec", "exported", "other_detector")
+
+
 def seed_groups(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> list[dict[str, Any]]:
     """``faap compare``'s rows of runs that differ only in ``train.seed`` (same ``config_key``,
     split, dataset, epsilon, groups compared, IoU thresholds and checkpoint choice), one aggregate
@@ -105,29 +115,39 @@ def seed_groups(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> 
             continue
         chosen = r.get("selected_epoch") is not None and r.get("epoch") == r.get("selected_epoch")
         which = "chosen on val" if chosen or r.get("selected_on") == "val" else f"epoch {r.get('epoch')}"
-        # the evaluation too: the epsilon applied and the groups compared (``faap eval --epsilon``,
-        # ``--split-by``, ``--disadvantaged``) make another configuration, never another seed
-        evaluated = (r.get("epsilon"), str(r.get("gap_groups")), str(r.get("iou_thresholds")))
+        # the evaluation too: the epsilon applied, the groups compared (``faap eval --epsilon``,
+        # ``--split-by``, ``--disadvantaged``) and what stood between generator and detector (an
+        # image codec, an exported file, another detector) make another configuration, never another seed
+        evaluated = (
+            r.get("epsilon"),
+            str(r.get("gap_groups")),
+            str(r.get("iou_thresholds")),
+            *(str(r.get(k)) for k in EVALUATION_KINDS),
+        )
         key = (r["config_key"], r.get("split"), r.get("dataset"), evaluated, which)
         groups.setdefault(key, []).append(r)
     out = []
     for (_, split, dataset, _, which), members in groups.items():
         # every run counts, two runs of one seed included (the same command twice is two samples
         # of the processor's float trajectory, never one silently dropped)
-        runs = sorted(members, key=lambda m: (m["seed"], str(m.get("run"))))
-        if len({m["seed"] for m in runs}) < 2:
+        every = sorted(members, key=lambda m: (m["seed"], str(m.get("run"))))
+        if len({m["seed"] for m in every}) < 2:
             continue
+        runs, left_out = _trusted(every)
         per_seed = [_seed_values(m) for m in runs]
-        summary = aggregate(per_seed, confidence)
-        first = runs[0]
+        summary = aggregate(per_seed, confidence, left_out)
+        first = every[0]
         out.append(
             {
-                "run": _set_label([str(m.get("run_path") or m.get("run")) for m in runs]),
+                "run": _set_label([str(m.get("run_path") or m.get("run")) for m in every]),
                 "version": first.get("version"),
                 "split": split,
                 "dataset": dataset,
                 "checkpoint": which,
+                "through": ", ".join(f"{k} {first[k]}" for k in EVALUATION_KINDS if first.get(k)),
                 "seeds": [m["seed"] for m in runs],
+                "of": summary["of"],
+                "left_out": left_out,
                 "AP_gap_baseline": spread([p["gap_before"] for p in per_seed if p["gap_before"] is not None])["median"],
                 **{k: summary[k] for k in ("change", "share_closed", "advantaged_change")},
                 "significant_closing": summary["significant_closing"],
@@ -137,6 +157,22 @@ def seed_groups(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> 
             }
         )
     return out
+
+
+def _trusted(runs: list[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], list[str]]:
+    """The runs whose metrics file passed compare's checks, and each other one said with its flags
+    (edited by hand, a gap that is not its groups' difference, outside its own CI): a number
+    faapkit did not compute never enters a spread across seeds."""
+    from faapkit.artifacts.integrity import UNTRUSTED_FLAGS
+
+    kept, left_out = [], []
+    for m in runs:
+        bad = [f for f in m.get("flags") or [] if f in UNTRUSTED_FLAGS]
+        if bad:
+            left_out.append(f"seed {m['seed']} ({', '.join(bad)}: {m.get('run')})")
+        else:
+            kept.append(m)
+    return kept, left_out
 
 
 def _seed_values(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from faapkit.evaluate.detections import image_id_record, to_dataset_ids
 from faapkit.evaluate.inference import detect_settings, make_eval_loader
 from faapkit.evaluate.requests import EvalRequest
 from faapkit.evaluate.scoring import score
-from faapkit.fairness import reference_groups
+from faapkit.fairness import outside_pair, reference_groups
 from faapkit.generators.perturb import ResearchUNetGenerator
 from faapkit.io import atomic_write_text, load_checkpoint
 
@@ -331,7 +331,7 @@ def report(
         "split_by": data.split_by,
         "group_level": data.group_level,
         "groups": {g: {"images": len(ids), "boxes": data.group_boxes()[g]} for g, ids in group_images.items()},
-        "reference": reference_entry(ref),
+        "reference": reference_entry(ref, data.groups),
         "checkpoint": str(req.checkpoint.absolute()) if req.checkpoint else None,
         **inferred.generator,
         "detector": {"name": req.detector.name, "checkpoint": req.detector.checkpoint, "sha256": req.detector.sha256},
@@ -362,15 +362,17 @@ def report(
     }
 
 
-def reference_entry(ref: tuple[str, str] | None) -> dict[str, Any]:
-    """How the metrics JSON states its gap and ratio."""
+def reference_entry(ref: tuple[str, str] | None, groups: list[str] | None = None) -> dict[str, Any]:
+    """How the metrics JSON states its gap and ratio (and the groups of ``groups`` they leave out)."""
     if ref:
-        return {
+        entry: dict[str, Any] = {
             "disadvantaged": ref[0],
             "advantaged": ref[1],
             "gap": "advantaged - disadvantaged",
             "ratio": "disadvantaged / advantaged",
         }
+        others = outside_pair(groups or [], ref)
+        return {**entry, "other_groups": others} if others else entry
     return {"gap": "max - min over groups", "ratio": "min / max over groups"}
 
 
@@ -383,7 +385,10 @@ def load_eval_split(
     on_corrupt: str,
     on_invalid: str = "fail",
     group_level: str = "auto",
+    resize: tuple[int, int] | None = None,
 ) -> DatasetSplit:
+    """The split an evaluation scores, of at least two groups; ``resize``: the ``(min_size,
+    max_size)`` its images are resized to (an image it would shrink under 1 px is invalid)."""
     data = load_split(
         root,
         split,
@@ -393,6 +398,7 @@ def load_eval_split(
         on_corrupt=on_corrupt,
         on_invalid=on_invalid,
         group_level=group_level,
+        resize=() if resize is None else (resize,),
     )
     if len(data.groups) < 2:
         raise ConfigError(f"split '{split}' has only group {data.groups} for '{split_by}'")

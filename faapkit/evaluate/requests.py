@@ -68,6 +68,7 @@ class EvalCommand:
     out: Path | None = None
     force: bool = False
     accept_changed_best: bool = False
+    accept_other_detector: bool = False  # a detector-reading generator evaluated with another detector
     on_invalid: str | None = None
     on_corrupt: str | None = None  # fail | skip: undecodable images (default: the run's data.on_corrupt)
     progress: bool = True

@@ -24,7 +24,7 @@ from faapkit.report.inputs import RunInputs, read_target
 
 OUTPUTS = ("report.md", "forest.png", "forest.pdf", "curves.png", "curves.pdf", "panel.png", "panel.pdf")
 
-__all__ = ["OUTPUTS", "PanelOptions", "RunInputs", "check_outputs", "prepare", "write_report"]
+__all__ = ["OUTPUTS", "PanelOptions", "RunInputs", "check_outputs", "log_to_trackers", "prepare", "write_report"]
 
 
 def check_outputs(folder: Path, force: bool) -> None:
@@ -81,7 +81,7 @@ def write_report(
     ``registries`` and torch), or not (``None``); a panel that cannot be drawn faithfully (its
     checkpoint is not this run's) is left out, said on the page and through ``warn``."""
     from faapkit.io import atomic_write_text
-    from faapkit.report.figures import curve_series, forest_rows, plot_curves, plot_forest
+    from faapkit.report.figures import curve_series, forest_rows, forest_title, plot_curves, plot_forest
     from faapkit.report.page import page
 
     runs = runs or prepare(target, out, result, force)
@@ -89,8 +89,11 @@ def write_report(
     with staged(folder) as stage:
         title = f"faap report: {target.absolute().name}"
         res = runs[0].result
-        about = f"{title} ({res.get('split')} split, {res.get('split_by')}, epsilon {res.get('epsilon')})"
-        plot_forest(stage / "forest", forest_rows(runs), about)
+        ref = res.get("reference") or {}
+        pair = (ref["disadvantaged"], ref["advantaged"]) if ref.get("disadvantaged") and ref.get("advantaged") else None
+        what = target.absolute().name + ("" if len(runs) == 1 else f" ({len(runs)} seeds)")
+        plot_forest(stage / "forest", forest_rows(runs), forest_title(what, res), pair)
+        about = f"{what}: trained by {res.get('version')}, epsilon {res.get('epsilon')}"
         plot_curves(stage / "curves", curve_series(runs), about)
         figures = {"forest": "forest.png", "curves": "curves.png"}
         note = "No perturbation panel (--no-panel)."
@@ -145,3 +148,17 @@ def _panel(folder: Path, r: RunInputs, registries: Any, opts: PanelOptions, warn
         f"the clean image, red: on the perturbed image (score >= {score:g}); last column: "
         f"0.5 + {amplify:g} x (perturbed - clean), mid grey is no change. epsilon {eps}."
     )
+
+
+def log_to_trackers(runs: list[RunInputs], folder: Path) -> list[str]:
+    """Add the report's figures (PNG and PDF) and each shown evaluation's numbers with their CIs
+    to the tracker runs (MLflow, W&B) of the runs shown, where ``RUN/trackers.json`` names any:
+    :func:`faapkit.train.trackers.log_evaluation`. Returns ``"<run>: <tracker>"`` per tracker run
+    logged to; a tracker's failure is one ``FaapError`` (the report is written already)."""
+    from faapkit.train.trackers import log_evaluation
+
+    figures = [folder / name for name in OUTPUTS[1:] if (folder / name).is_file()]
+    done = []
+    for r in runs:
+        done += [f"{r.run.name}: {name}" for name in log_evaluation(r.run, r.result_path, figures)]
+    return done

@@ -119,24 +119,24 @@ def check_shown(path: Path, metrics: dict[str, Any], run: Path) -> None:
             raise FaapError(f"{path}: '{ci_key}' is {json.dumps(ci, default=str)[:40]}, not a [lower, upper] CI")
         if ci[0] > ci[1]:
             raise FaapError(f"{path}: '{ci_key}' is [{ci[0]:.6g}, {ci[1]:.6g}]: its lower bound is above its upper")
-        if not ci[0] - TOLERANCE <= value <= ci[1] + TOLERANCE:
+        if not ci[0] - TOLERANCE <= value <= ci[1] + TOLERANCE and _edited(metrics):
             raise FaapError(
                 f"{path}: '{key}' = {value:.6g} lies outside its CI '{ci_key}' [{ci[0]:.6g}, {ci[1]:.6g}] "
-                f"({_outside_why(metrics)})"
+                "(edited? its numbers are not the ones numbers_sha256 recorded)"
             )
 
 
 TOLERANCE = 1e-6  # as faap compare's gap check
 
 
-def _outside_why(metrics: dict[str, Any]) -> str:
-    """Why a point can lie outside its CI: edited, or (numbers as faapkit wrote them) a
-    percentile CI that excludes its estimate, which the forest plot's error bars cannot draw."""
+def _edited(metrics: dict[str, Any]) -> bool:
+    """Whether the numbers are not the ones faapkit wrote (``numbers_sha256``). A point outside
+    its CI as faapkit wrote it is genuine (a percentile CI may exclude its estimate) and drawn as
+    it is; one outside an edited file's CI is refused."""
     from faapkit.artifacts.integrity import numbers_sha256
 
-    if metrics.get("numbers_sha256") != numbers_sha256(metrics):
-        return "edited? its numbers are not the ones numbers_sha256 recorded"
-    return "a percentile CI may exclude its estimate; the forest plot cannot draw it: faap compare shows it flagged"
+    recorded = metrics.get("numbers_sha256")
+    return recorded is not None and recorded != numbers_sha256(metrics)
 
 
 def _finite(value: Any) -> bool:
@@ -207,9 +207,10 @@ def _selection(run: Path) -> dict[str, Any] | None:
 
 
 def read_target(target: Path, result: Path | None = None) -> list[RunInputs]:
-    """One run, or each evaluated seed of a seed set (in the set's order); refused in one line
-    when nothing there is evaluated."""
-    from faapkit.artifacts.seedset import is_seed_set, seed_runs
+    """One run, or each evaluated seed of a seed set (in the set's order; one configuration,
+    :func:`faapkit.artifacts.seedset.check_one_configuration`); refused in one line when nothing
+    there is evaluated. The seeds without an evaluation are :func:`unevaluated_seeds`."""
+    from faapkit.artifacts.seedset import check_one_configuration, is_seed_set, seed_runs
 
     if not target.is_dir():
         raise FaapError(f"{target} is not a run folder or a seed set")
@@ -219,7 +220,28 @@ def read_target(target: Path, result: Path | None = None) -> list[RunInputs]:
         return [read_run(target, result)]
     if result is not None:
         raise FaapError("--result names one run's evaluation; a seed set shows each seed's own")
+    check_one_configuration(target)
     runs = [read_run(path, seed=seed) for seed, path in seed_runs(target) if eval_results(path)]
     if not runs:
         raise FaapError(f"{target}: no seed has an evaluation yet: run faap eval {target} first")
     return runs
+
+
+def unevaluated_seeds(target: Path) -> list[str]:
+    """Each seed of the set in ``target`` that has no evaluation, with what to run for it (``[]``
+    for a run, or a set evaluated throughout)."""
+    from faapkit.artifacts.seedset import is_seed_set, seed_runs, seed_state
+
+    if not is_seed_set(target):
+        return []
+    missing = []
+    for seed, path in seed_runs(target):
+        if eval_results(path):
+            continue
+        try:
+            done = seed_state(path) == "done"
+        except FaapError:
+            done = False
+        todo = f"faap eval {path}" if done else f"faap train --resume {target}, then faap eval {path}"
+        missing.append(f"seed {seed} (no evaluation: {todo})")
+    return missing

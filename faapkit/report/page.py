@@ -4,10 +4,11 @@ seeds. Every number is printed with :func:`num` from the run's eval result. Torc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from faapkit.report.figures import METRICS, SETTINGS, groups_of
-from faapkit.report.inputs import RunInputs
+from faapkit.report.inputs import RunInputs, unevaluated_seeds
 
 
 def num(value: Any, signed: bool = False) -> str:
@@ -22,13 +23,18 @@ def ci(bounds: Any, signed: bool = False) -> str:
 
 
 def page(runs: list[RunInputs], title: str, figures: dict[str, str], panel_note: str | None) -> str:
-    """The whole page; ``figures`` maps ``forest``/``curves``/``panel`` to the PNG's file name."""
+    """The whole page; ``figures`` maps ``forest``/``curves``/``panel`` to the PNG's file name. A
+    seed set's page names the seeds it does not show, each with why and what to run."""
     first = runs[0].result
     lines = [f"# {title}", "", *_about(runs), ""]
-    if len(runs) > 1:
-        lines += _seed_section(runs)
+    several = any(r.seed is not None for r in runs)
+    missing = unevaluated_seeds(runs[0].run.parent) if several else []
+    if missing:
+        lines += [f"Not shown: {'; '.join(missing)}.", ""]
+    if several:
+        lines += _seed_section(runs, missing)
     for r in runs:
-        lines += _run_section(r, len(runs) > 1)
+        lines += _run_section(r, several)
     lines += [
         "## Figures",
         "",
@@ -117,11 +123,12 @@ def _get(node: Any, *keys: str) -> Any:
     return node
 
 
-def _seed_section(runs: list[RunInputs]) -> list[str]:
-    """Across seeds: the spread lines of ``faap eval SEEDSET`` over the seeds' AP gaps."""
+def _seed_section(runs: list[RunInputs], missing: Sequence[str]) -> list[str]:
+    """Across seeds: the spread lines of ``faap eval SEEDSET`` over the seeds' AP gaps, over n of
+    the set's N seeds (``missing``: the others)."""
     from faapkit.evaluate.across_seeds import aggregate, seed_row
     from faapkit.evaluate.command.result_rows import seeds_summary
 
     conf = float((runs[0].result.get("bootstrap") or {}).get("confidence") or 0.95)
-    summary = aggregate([seed_row(int(r.seed or 0), r.result) for r in runs], conf)
+    summary = aggregate([seed_row(int(r.seed or 0), r.result) for r in runs], conf, missing)
     return ["## Across seeds", "", *(f"- {line.strip()}" for line in seeds_summary(summary)), ""]

@@ -182,11 +182,17 @@ class ScalarLog:
         self._emit("train", step, epoch, {**settings, **means})
 
     def log_val(self, step: int, epoch: int, val: Mapping[str, Any], baseline: Mapping[str, Any]) -> None:
-        """Per-group val AP/AR and the gap of a validated epoch (main process only)."""
+        """Per-group val AP/AR, the gap of a validated epoch and its change from the unperturbed
+        gap, each gap with its CI bounds (``..._ci_lo`` / ``..._ci_hi``) when validation drew them
+        (main process only)."""
         scalars: dict[str, Any] = {f"AP/{g}": v for g, v in val["AP"].items()}
         scalars.update({f"AR/{g}": v for g, v in val["AR"].items()})
         scalars["gap_AP"] = val["gap_AP"]
         scalars["gap_AP_change"] = val["gap_AP"] - baseline["gap_AP"]
+        for name in ("gap_AP", "gap_AP_change"):  # the paired bootstrap CI where validation drew one
+            ci = val.get(f"{name}_ci")
+            if ci:
+                scalars[f"{name}_ci_lo"], scalars[f"{name}_ci_hi"] = ci
         self._emit("val", step, epoch, scalars)
 
     def _emit(self, split: str, step: int, epoch: int, scalars: Mapping[str, Any]) -> None:

@@ -81,6 +81,7 @@ class PartBuilders:
             on_corrupt=cfg.data.on_corrupt,
             on_invalid=cfg.data.on_invalid,
             group_level=cfg.data.group_level,
+            resize=[(scale, cfg.data.max_size) for scale in cfg.data.train_scales],
         )
         self._check_group_level(data)
         require_groups(data, [cfg.data.disadvantaged, cfg.data.advantaged])
@@ -283,6 +284,7 @@ class PartBuilders:
                 limit=cfg.train.val_limit_images or cfg.data.limit_images,
                 on_corrupt=cfg.data.on_corrupt,
                 group_level=cfg.data.group_level,
+                resize=[self.detector.sizes(cfg.data.min_size, cfg.data.max_size)],
             )
         except FaapError as exc:
             raise ConfigError(
@@ -297,6 +299,7 @@ class PartBuilders:
             advantaged=cfg.data.advantaged,
             min_size=cfg.data.min_size,
             max_size=cfg.data.max_size,
+            resamples=cfg.train.val_bootstrap,
         )
 
     def build_loggers(self) -> ScalarLog:

@@ -21,11 +21,14 @@ from faapkit.losses.base import LossStrategy
 from faapkit.train.state import EpochState
 
 
-def latest(run: RunDir) -> tuple[Path, CheckpointPayload]:
-    """The run's checkpoint with the highest training position, loaded and validated."""
-    path = latest_checkpoint(run.checkpoint_files())
+def latest(run: RunDir, notes: list[str]) -> tuple[Path, CheckpointPayload]:
+    """The run's checkpoint with the highest training position, loaded and validated; only it is
+    read whole. Checkpoints that cannot be read are left out with a line in ``notes`` naming each."""
+    damaged: list[str] = []
+    path = latest_checkpoint(run.checkpoint_files(), damaged)
     if path is None:
         raise FaapError(f"{run.path} has no checkpoint to resume from")
+    notes.extend(f"{reason}; left out: resuming from {path.name}" for reason in damaged)
     return path, read_training_checkpoint(path)
 
 

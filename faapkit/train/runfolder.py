@@ -9,53 +9,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import torch
-from pydantic import ValidationError
 
 from faapkit import __version__
 from faapkit.artifacts.rundir import RunDir
 from faapkit.config import FaapConfig
+from faapkit.config.differences import config_differences, with_defaults
 from faapkit.data.coco import DatasetSplit
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.errors import ConfigError, FaapError
 
-# config keys that may change when resuming (they do not change what is computed)
-RESUMABLE_KEYS = {
-    ("train", "max_steps"),
-    ("train", "device"),
-    ("data", "num_workers"),
-    ("train", "log_every"),
-    ("train", "loggers"),
-    ("train", "logger_options"),
-    ("train", "channels_last"),
-    ("train", "compile"),
-    ("train", "fused_optimizer"),
-}
-
 # what a fresh run writes (its loggers start their files afresh): a folder holding one is not new
 RUN_FILES = ("metrics.csv", "tb", "train_log.jsonl", "selection.json")
-
-
-def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
-    """Dotted keys whose values differ between two config dumps, ``RESUMABLE_KEYS`` left out."""
-    diffs = []
-    for key in sorted(set(old) | set(new)):
-        path = (*prefix, key)
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += config_differences(a, b, path)
-        elif a != b and path not in RESUMABLE_KEYS and path[:2] not in RESUMABLE_KEYS:
-            diffs.append(".".join(path))
-    return diffs
-
-
-def with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored run config with the keys added since it was written at their defaults (the
-    behaviour the run was trained with), so that resuming an older run compares like with like.
-    A config that no longer validates is compared as stored (its differences are then named)."""
-    try:
-        return FaapConfig.model_validate(stored).model_dump(mode="json")
-    except ValidationError:
-        return stored
 
 
 def open_run_folder(run: RunDir, config: FaapConfig, *, resume: bool, is_main: bool) -> dict[str, Any]:

@@ -27,7 +27,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from faapkit.artifacts.seedset import MANIFEST, SeedSet, is_seed_set, read_seed_set, seed_folder, seed_state
+from faapkit.artifacts.seedset import (
+    MANIFEST,
+    SeedSet,
+    configuration_problems,
+    is_seed_set,
+    read_seed_set,
+    seed_folder,
+    seed_state,
+)
 from faapkit.errors import ConfigError, FaapError
 from faapkit.io import atomic_write_text
 
@@ -261,12 +269,14 @@ def _last_error(logfile: Path) -> str | None:
 
 
 def describe_seed_set(path: Path) -> dict[str, Any]:
-    """What ``faap inspect run`` says of a ``--seeds`` folder: what the set is and where each seed
-    stands (``done``, ``partial``, ``new``, or why its folder is not that seed's run), with its
-    evaluations."""
+    """What ``faap inspect run`` says of a ``--seeds`` folder: what the set is, whether it is one
+    configuration, and where each seed stands (``done``, ``partial``, ``new``, or why its folder
+    is not that seed's run), with its evaluations."""
     s = read_seed_set(path)
     info: dict[str, Any] = {"path": str(path), "format": "faapkit seed set", "version": s.version}
     info |= {"seeds": list(s.seeds), "config": s.config, "overrides": list(s.overrides)}
+    problems = configuration_problems(path, s)
+    info["configuration"] = f"refused: {'; '.join(problems)}" if problems else "one (every seed's run.json agrees)"
     for seed in s.seeds:
         run = seed_folder(path, seed)
         try:

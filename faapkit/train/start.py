@@ -69,11 +69,11 @@ def resolve_run(registries: Registries, request: TrainRequest) -> tuple[FaapConf
     if resume is None:
         resolved = resolve_config(registries, version=version, file=config, overrides=overrides)
         return resolved, out or Path("runs") / f"{resolved.version}-{_stamp()}"
-    from faapkit.artifacts.rundir import RunDir
+    from faapkit.artifacts.rundir import RunDir, seed_runs_inside
 
     if out is not None and out.absolute() != resume.absolute():
         raise ConfigError(f"--out {out} and --resume {resume} name different run folders: give one")
-    seed_runs = sorted(p.parent.name for p in resume.glob("seed-*/run.json"))
+    seed_runs = seed_runs_inside(resume)
     if seed_runs and not (resume / "run.json").exists():
         named = ", ".join(seed_runs[:3]) + (", ..." if len(seed_runs) > 3 else "")
         raise FaapError(
@@ -217,6 +217,26 @@ def take_seed_set(parent: Path, wanted: SeedSet, *, resume: bool) -> tuple[SeedS
     return seedset.prepare(parent, wanted, resume=resume), created
 
 
+def check_set_configuration(registries: Registries, parent: Path, held: SeedSet) -> None:
+    """A set continued must be one configuration before any seed trains: its seeds' ``run.json``
+    agree with ``seeds.json`` and each other, and, when a seed is still to start, with what
+    ``seeds.json`` resolves to now (what that seed would be trained with: an edited manifest, a
+    moved config file, defaults changed since are all found here, not in a seed that differs)."""
+    from faapkit.artifacts.rundir import RunDir
+    from faapkit.artifacts.seedset import check_one_configuration, seed_folder, seed_state
+    from faapkit.config import resolve_config
+
+    for seed in held.seeds:  # a folder holding another seed's or version's run: said as such first
+        seed_state(seed_folder(parent, seed), seed, held.version)
+    new = [seed for seed in held.seeds if not RunDir(seed_folder(parent, seed)).exists()]
+    resolved = None
+    if new and len(new) < len(held.seeds):
+        config = Path(held.config) if held.config else None
+        overrides = [*held.overrides, f"train.seed={new[0]}"]
+        resolved = resolve_config(registries, version=held.version, file=config, overrides=overrides)
+    check_one_configuration(parent, resolved.model_dump(mode="json") if resolved is not None else None)
+
+
 def plan_submission(registries: Registries, request: TrainRequest) -> tuple[Path, bool]:
     """``--launcher slurm``: the run folder the job trains, absolute, and whether the job's command
     names it ``--out RUN --resume auto`` (a new run, or ``--resume auto``; a requeued job then
@@ -291,6 +311,8 @@ def train_seed_set(
 
     parent, wanted = plan_seed_set(registries, request, resume)
     held, created = take_seed_set(parent, wanted, resume=resume is not None)
+    if not created:
+        check_set_configuration(registries, parent, held)
     log(f"seed set {parent}: version {held.version}, seeds {', '.join(map(str, held.seeds))}, {jobs} at a time")
     extra = ["--nproc", str(nproc)] if nproc > 1 else []
     try:
@@ -302,11 +324,17 @@ def train_seed_set(
     return parent, held, outcome
 
 
-def interrupted_message(run_dir: Path) -> str:
-    """What an interrupted run keeps, and the command that continues it."""
+def interrupted_message(run_dir: Path, where: str = "") -> str:
+    """What an interrupted run keeps, and the command that continues it; ``where``: at which
+    epoch and step it stopped (:func:`stop_position`)."""
     from faapkit.artifacts.checkpoint import latest_checkpoint, training_position
     from faapkit.artifacts.rundir import RunDir
 
-    last = latest_checkpoint(RunDir(run_dir).checkpoint_files())
+    last = latest_checkpoint(RunDir(run_dir).checkpoint_files(), [])  # a damaged old file: not the last
     kept = f"the last checkpoint is {last.name} (step {training_position(last)[0]})" if last else "no checkpoint yet"
-    return f"interrupted: {kept}; continue with faap train --resume {run_dir}"
+    return f"interrupted{' ' + where if where else ''}: {kept}; continue with faap train --resume {run_dir}"
+
+
+def stop_position(epoch: int, step: int, steps_per_epoch: int, global_step: int) -> str:
+    """``at epoch 2, step 1 of 3 (global step 7)``: where a run stopped (epochs 0-based, as logged)."""
+    return f"at epoch {epoch}, step {step} of {steps_per_epoch} (global step {global_step})"

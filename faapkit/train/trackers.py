@@ -121,6 +121,40 @@ def _mlflow_key(name: str) -> str:
     return _MLFLOW_KEY.sub("_", name)
 
 
+def _effective_uri(tracking_uri: str | None) -> tuple[str | None, str]:
+    """The tracking URI MLflow will use and where it comes from (the option, the environment
+    variable, or MLflow's default, ``None`` when that cannot be asked without the package)."""
+    if tracking_uri is not None:
+        return tracking_uri, "train.logger_options.mlflow.tracking_uri"
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"], "MLFLOW_TRACKING_URI"
+    try:
+        import mlflow
+
+        return str(mlflow.get_tracking_uri()), "MLflow's default tracking URI"
+    except Exception:  # an MLflow that cannot say: the store is then checked when opened
+        return None, "MLflow's default tracking URI"
+
+
+def _is_file_store(uri: str) -> bool:
+    return uri.startswith("file:") or ("://" not in uri and not uri.startswith(("databricks", "sqlite:", "uc:")))
+
+
+def _check_file_store_allowed(uri: str, source: str) -> None:
+    """MLflow 3 keeps a file store only when ``MLFLOW_ALLOW_FILE_STORE`` is true (else it refuses
+    the store when the run is opened, after faapkit made the run folder): refused here, before."""
+    try:
+        from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+    except ImportError:  # an MLflow without the switch takes file stores as they are
+        return
+    if not MLFLOW_ALLOW_FILE_STORE.get():
+        raise ConfigError(
+            f"MLflow keeps the local file store {uri!r} (from {source}) only with MLFLOW_ALLOW_FILE_STORE=true: "
+            "set it, or point train.logger_options.mlflow.tracking_uri (or MLFLOW_TRACKING_URI) at a database "
+            "such as sqlite:///mlflow.db"
+        )
+
+
 def _check_file_store(tracking_uri: str | None) -> None:
     """A local store (``file:`` URI or a plain path) must be, or be creatable in, a writable
     folder: refused by name before the run folder is made, not after."""
@@ -155,6 +189,9 @@ class MLflowLogger:
     ) -> None:
         _require("mlflow")  # checked when the trainer is set up
         _check_file_store(tracking_uri)
+        uri, source = _effective_uri(tracking_uri)
+        if uri is not None and _is_file_store(uri):
+            _check_file_store_allowed(uri, source)
         self.run_dir = Path(run_dir)
         self.tracking_uri = tracking_uri
         self.experiment = experiment
@@ -169,9 +206,10 @@ class MLflowLogger:
         except FaapError:
             raise
         except Exception as exc:  # any store failure: one line naming the setting, not a traceback
+            uri, source = _effective_uri(self.tracking_uri)
             raise FaapError(
-                f"MLflow at train.logger_options.mlflow.tracking_uri={self.tracking_uri!r} cannot take this run: "
-                f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                f"MLflow at {uri!r} (from {source}) cannot take this run: "
+                f"{type(exc).__name__}: {' '.join(str(exc).split())}"
             ) from None
 
     def _open(self, start_step: int) -> None:
@@ -257,22 +295,38 @@ def _mlflow_continue(client: Any, run_id: str, start_step: int) -> str | None:
 
 
 # ------------------------------------------------------------------------------ Weights & Biases
-def _wandb_mode(mode: str | None) -> str | None:
-    """``mode``, else ``WANDB_MODE`` (``None``: wandb reads it), else online only with an API key
-    (``WANDB_API_KEY`` or a ``wandb login`` netrc entry): nothing is sent unless asked for."""
-    if mode is not None or os.environ.get("WANDB_MODE"):
-        return mode
+def _wandb_logged_in() -> bool:
+    """An API key in ``WANDB_API_KEY`` or a ``wandb login`` netrc entry for the W&B host."""
     if os.environ.get("WANDB_API_KEY"):
-        return "online"
+        return True
     import netrc
     from urllib.parse import urlparse
 
     host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
     try:
-        found = netrc.netrc().authenticators(host)
+        return netrc.netrc().authenticators(host) is not None
     except (OSError, netrc.NetrcParseError):
-        found = None
-    return "online" if found else "offline"
+        return False
+
+
+def _check_online(mode: str | None) -> None:
+    """W&B online without an API key fails inside ``wandb.init`` (after the run folder is made):
+    refused here, naming the switches."""
+    asked = mode if mode is not None else os.environ.get("WANDB_MODE")
+    if asked == "online" and not _wandb_logged_in():
+        source = "train.logger_options.wandb.mode" if mode is not None else "WANDB_MODE"
+        raise ConfigError(
+            f"W&B online mode ({source}=online) needs an API key and none is configured: set WANDB_API_KEY or "
+            "run `wandb login`, or log offline (mode=offline / WANDB_MODE=offline) and upload with `wandb sync`"
+        )
+
+
+def _wandb_mode(mode: str | None) -> str | None:
+    """``mode``, else ``WANDB_MODE`` (``None``: wandb reads it), else online only with an API key
+    (``WANDB_API_KEY`` or a ``wandb login`` netrc entry): nothing is sent unless asked for."""
+    if mode is not None or os.environ.get("WANDB_MODE"):
+        return mode
+    return "online" if _wandb_logged_in() else "offline"
 
 
 class WandbLogger:
@@ -293,6 +347,7 @@ class WandbLogger:
         self._wandb = _require("wandb")  # checked when the trainer is set up
         self.run_dir = Path(run_dir)
         self.project, self.entity, self.run_name, self.tags = project, entity, run_name, list(tags)
+        _check_online(mode)
         self.mode = _wandb_mode(mode)
         self.dir = dir if dir is not None or os.environ.get("WANDB_DIR") else str(self.run_dir)
         self._run: Any = None
@@ -343,18 +398,34 @@ def _wandb_init(wandb: Any, where: Mapping[str, Any], *, run_id: str | None, **f
 def headline(metrics: Mapping[str, Any], prefix: str) -> dict[str, float]:
     """An evaluation's numbers a tracker shows: per-group AP of each setting
     (``<prefix>/AP/<setting>/<group>``), the AP gap of each setting, its change and the share of
-    it closed (``<prefix>/gap_AP/...``, ``<prefix>/share_closed_AP``)."""
+    it closed (``<prefix>/gap_AP/...``, ``<prefix>/share_closed_AP``), each with the bounds of its
+    paired bootstrap CI where the evaluation drew one (``<name>_ci_lo`` / ``<name>_ci_hi``)."""
     out: dict[str, Any] = {}
+    boot = metrics.get("bootstrap") or {}
     for setting, groups in metrics.get("metrics", {}).items():
         out.update({f"{prefix}/AP/{setting}/{g}": row.get("AP") for g, row in groups.items()})
+        cis = (boot.get("groups") or {}).get(setting) or {}
+        out.update(_bounds({f"{prefix}/AP/{setting}/{g}": (cis.get(g) or {}).get("AP") for g in groups}))
     gaps = metrics.get("gaps", {}).get("AP", {})
     out.update({f"{prefix}/gap_AP/{k}": v for k, v in gaps.items()})
+    gap_cis = (boot.get("gaps") or {}).get("AP") or {}
+    out.update(_bounds({f"{prefix}/gap_AP/{k}": gap_cis.get(k) for k in ("baseline", "perturbed", "change")}))
     out[f"{prefix}/share_closed_AP"] = share_closed(gaps.get("baseline"), gaps.get("perturbed"))
+    out.update(_bounds({f"{prefix}/share_closed_AP": gap_cis.get("share_closed")}))
     return {
         k: float(v)
         for k, v in out.items()
         if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
     }
+
+
+def _bounds(cis: Mapping[str, Any]) -> dict[str, Any]:
+    """``{name: [lo, hi]}`` -> ``{name_ci_lo: lo, name_ci_hi: hi}`` for the names that have a CI."""
+    out: dict[str, Any] = {}
+    for name, ci in cis.items():
+        if isinstance(ci, list | tuple) and len(ci) == 2:
+            out[f"{name}_ci_lo"], out[f"{name}_ci_hi"] = ci
+    return out
 
 
 def log_evaluation(run_dir: Path, metrics_path: Path, figures: Iterable[Path] = ()) -> list[str]:
@@ -404,7 +475,9 @@ def _mlflow_evaluation(
     client.log_artifact(entry["run_id"], str(metrics_path), "eval")
     for figure in figures:
         client.log_artifact(entry["run_id"], str(figure), "figures")
-    _mlflow_metrics(client, entry["run_id"], numbers, step)
+    # the same evaluation logged again (faap report after faap eval) adds no second point
+    held = client.get_run(entry["run_id"]).data.metrics
+    _mlflow_metrics(client, entry["run_id"], {k: v for k, v in numbers.items() if held.get(k) != v}, step)
 
 
 def _wandb_evaluation(

@@ -27,6 +27,7 @@ from faapkit.config import FaapConfig
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.distributed import any_true, barrier, broadcast_buffers, setup_process
 from faapkit.errors import TrainingError
+from faapkit.evaluate.coco_backend import check_backend
 from faapkit.evaluate.inference import autocast_for
 from faapkit.generators.perturb import apply_perturbation, compile_generator
 from faapkit.losses.base import LossInputs, LossOutput, LossStrategy
@@ -77,6 +78,8 @@ class Trainer(PartBuilders):
         ``build_*`` step (a subclass may override one); they run in this order because the
         generator, head and loss initialise their weights from the global RNG seeded here."""
         cfg = self.config
+        # the run's evaluation needs its COCO backend: refused now, not once training has ended
+        check_backend(cfg.eval.coco_backend, "the run's eval.coco_backend, which its evaluation will use")
         self.dist, self.device = setup_process(cfg.train.device)
         seed_everything(cfg.train.seed + self.dist.rank)
         self.scalars: ScalarLog = self.build_loggers()  # first: a missing logger package is refused before any write
@@ -188,7 +191,7 @@ class Trainer(PartBuilders):
 
     def _restore(self) -> None:
         """Continue from the run's latest checkpoint: parts, then RNG, then position (this order)."""
-        path, ckpt = resume.latest(self.run)
+        path, ckpt = resume.latest(self.run, self.notes)
         resume.check_resumable(
             ckpt,
             path,
@@ -249,7 +252,16 @@ class Trainer(PartBuilders):
             last_row = self._end_epoch(eps, lr, weights)
         if self.reporter:
             self.reporter.finish()
-        return {"run": str(self.run.path), "epochs_done": st.epoch, "global_step": st.global_step, "last": last_row}
+        stopped = None
+        if st.epoch < cfg.train.epochs:  # train.max_steps ended it first: where, for the way on
+            stopped = {"epoch": st.epoch, "step": st.position, "steps_per_epoch": self.steps_per_epoch}
+        return {
+            "run": str(self.run.path),
+            "epochs_done": st.epoch,
+            "global_step": st.global_step,
+            "last": last_row,
+            "stopped": stopped,
+        }
 
     def _end_epoch(self, eps: float, lr: float, weights: dict[str, float]) -> dict[str, Any]:
         st = self.state
@@ -268,6 +280,9 @@ class Trainer(PartBuilders):
         last_epoch = st.epoch + 1 == self.config.train.epochs
         every = self.config.train.val_every
         if self.validator is not None and ((st.epoch + 1) % every == 0 or last_epoch):
+            if self.reporter:
+                reporter, epoch = self.reporter, st.epoch
+                self.validator.progress = lambda done, total: reporter.validating(epoch, done, total)
             row["val"] = val = self.validator.score(self.generator)
             self.scalars.log_val(st.global_step, st.epoch, val, self.validator.baseline)
         if self.dist.is_main:

@@ -1,10 +1,14 @@
 """Validation during training: per-group AP on the val split, for checkpoint selection only.
 
-Cheap settings: no bootstrap, shape-bucketed batches, fp32, only the two groups' COCOeval (of
-box-level groups as ``faap eval`` scores them). The
-unperturbed baseline is scored once, on first use; every validated epoch scores the generator in
-eval mode and returns ``{"AP": {group: ap}, "AR": {...}, "gap_AP": adv - dis, "advantaged",
-"disadvantaged"}``.
+Cheap settings: shape-bucketed batches, fp32, only the two groups' COCOeval (of box-level
+groups as ``faap eval`` scores them). The unperturbed baseline is scored once, on first use;
+every validated epoch scores the generator in eval mode and returns ``{"AP": {group: ap},
+"AR": {...}, "gap_AP": adv - dis, "advantaged", "disadvantaged", "images", "group_images":
+{group: count}}`` and, with ``resamples`` > 0, the paired bootstrap CIs (the draws and rule of
+``faap eval``: :func:`faapkit.evaluate.scoring.bootstrap`, seed 0, 95%) of the AP gap
+(``gap_AP_ci``), of the unperturbed gap (``gap_AP_baseline_ci``, the same at every validation)
+and of the change from it (``gap_AP_change_ci``). The report's curves draw them; selection
+reads the point estimates only.
 
 The same images are scored at every validation, so the collated batches and, for a generator
 with a ``clean_context`` (the detector-aware one: the frozen detector's features of the clean
@@ -15,7 +19,7 @@ the same.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -27,10 +31,12 @@ from faapkit.data.transforms import EvalTransform
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.evaluate.cocoeval import evaluate_groups, make_coco
 from faapkit.evaluate.inference import batch_records, make_eval_loader
+from faapkit.evaluate.scoring import bootstrap
 from faapkit.fairness import gap
 from faapkit.generators.perturb import apply_perturbation
 
 DEFAULT_CACHE_BYTES = 1 << 30
+CONFIDENCE = 0.95
 
 
 def _nbytes(*tensors: Tensor | None) -> int:
@@ -50,6 +56,7 @@ class Validator:
         max_size: int,
         batch_size: int = 8,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        resamples: int = 0,
     ) -> None:
         require_groups(data, [disadvantaged, advantaged])
         self.data = data
@@ -68,6 +75,10 @@ class Validator:
         self._kept_bytes = 0
         self._context_owner: type | None = None
         self._baseline: dict[str, Any] | None = None
+        self._baseline_dets: list[dict[str, Any]] = []
+        self.resamples = resamples
+        # called with (images scored, images) after each batch: the trainer's progress display
+        self.progress: Callable[[int, int], None] | None = None
 
     @property
     def baseline(self) -> dict[str, Any]:
@@ -88,7 +99,7 @@ class Validator:
                 generator.train(was_training)
         metrics = evaluate_groups(self.coco_gt, dets, self.group_images)
         ap = {g: m["AP"] for g, m in metrics.items()}
-        return {
+        out = {
             "AP": ap,
             "AR": {g: m["AR"] for g, m in metrics.items()},
             # the evaluator's rule: a group without ground truth has no AP and is an error, never 0
@@ -96,11 +107,38 @@ class Validator:
             "advantaged": self.advantaged,
             "disadvantaged": self.disadvantaged,
             "images": len(self.data.records),
+            "group_images": {g: len(ids) for g, ids in self.group_images.items()},
+        }
+        if generator is None:
+            self._baseline_dets = dets
+        elif self.resamples > 0:
+            out.update(self._gap_cis(dets))
+        return out
+
+    def _gap_cis(self, dets: list[dict[str, Any]]) -> dict[str, Any]:
+        """The paired bootstrap CIs of the AP gap perturbed by ``dets``, unperturbed, and of the change."""
+        _ = self.baseline  # scored first: its detections are the pair's other half
+        boot = bootstrap(
+            self.coco_gt,
+            {"baseline": self._baseline_dets, "perturbed": dets},
+            self.group_images,
+            (self.disadvantaged, self.advantaged),
+            self.resamples,
+            0,
+            CONFIDENCE,
+        )
+        entry = boot["gaps"]["AP"]
+        return {
+            "gap_AP_ci": entry["perturbed"],
+            "gap_AP_baseline_ci": entry["baseline"],
+            "gap_AP_change_ci": entry["change"],
+            "bootstrap": {"resamples": self.resamples, "seed": 0, "confidence": CONFIDENCE},
         }
 
     @torch.no_grad()
     def _detect(self, generator: nn.Module | None) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
+        done = 0
         for batch, context in self._batches(generator):
             images = batch.images
             if generator is not None:
@@ -108,6 +146,9 @@ class Validator:
             sizes = torch.stack([t["orig_size"] for t in batch.targets])
             image_ids = [int(t["image_id"]) for t in batch.targets]
             records.extend(batch_records(self.detector, images, batch.mask, sizes, image_ids))
+            done += len(image_ids)
+            if self.progress is not None:
+                self.progress(done, len(self.data.records))
         return records
 
     def _batches(self, generator: nn.Module | None) -> Iterator[tuple[Batch, Tensor | None]]:

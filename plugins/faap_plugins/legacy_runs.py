@@ -92,6 +92,42 @@ def read_eval_file(path: Path, run: str | None = None) -> RunRecord | None:
     )
 
 
+TSNE_FIELDS = ("disp_ratio", "center_dist_before", "center_dist_after", "cos_sim_before", "cos_sim_after")
+TSNE_EPOCH_RE = re.compile(r"epoch_?(\d+)")
+
+
+def read_tsne_compare(path: Path) -> list[RunRecord] | None:
+    """A ``tsne_compare_epochNN.json`` (schema T: ``{"checkpoint1": R, "checkpoint2": R}``, each
+    ``R`` the decoder-feature fields of one checkpoint; ``faap inspect features`` writes the same):
+    one record per checkpoint, no AP, its fields in ``features``; ``None`` for any other file."""
+    data = _load_json(path)
+    if not isinstance(data, dict):
+        return None
+    entries = sorted(k for k, v in data.items() if k.startswith("checkpoint") and isinstance(v, dict))
+    if not entries or not all(f in data[k] for k in entries for f in TSNE_FIELDS):
+        return None
+    records = []
+    for key in entries:
+        entry = data[key]
+        epoch = entry.get("epoch")
+        if not isinstance(epoch, int):
+            m = TSNE_EPOCH_RE.search(str(entry.get("path") or "")) or TSNE_EPOCH_RE.search(path.name)
+            epoch = int(m.group(1)) if m else None
+        checkpoint = Path(str(entry.get("path") or key))
+        run = checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.parent.name
+        records.append(
+            RunRecord(
+                run=f"{run or path.stem} ({key})" if len(entries) > 1 else (run or path.stem),
+                path=str(path),
+                source="tsne_compare features",
+                epoch=epoch,
+                split=data.get("split"),
+                features={k: v for k, v in entry.items() if k not in ("path", "epoch")},
+            )
+        )
+    return records
+
+
 def read_train_log(path: Path) -> list[dict[str, Any]]:
     rows: dict[int, dict[str, Any]] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -126,7 +162,7 @@ def read_legacy(path: Path) -> list[RunRecord] | None:
         if path.suffix != ".json" or path.name in NOT_METRICS:
             return None
         rec = read_eval_file(path)
-        return [rec] if rec else None
+        return [rec] if rec else read_tsne_compare(path)
     if not path.is_dir():
         return None
     names = {p.name for p in path.iterdir()}

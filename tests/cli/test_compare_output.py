@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from rich.console import Console
 from rich.progress import Progress
 
@@ -40,15 +41,56 @@ def _assert_unfolded(text: str, numbers: list[str], width: int | None) -> None:
     assert not missing, f"numbers not printed whole on one line: {missing[:5]}"
 
 
-def test_compare_at_80_columns_never_folds_a_number(tmp_path):
+@pytest.mark.parametrize("width", [80, 120])
+def test_compare_at_80_and_120_columns_never_folds_a_number(tmp_path, width):
     root = research_root(tmp_path)
     code, out, _ = run_here("compare", str(root), "--json", "--mix-datasets")
     rows = json.loads(out)["rows"]
     assert any(r.get("AP_change_ci") for r in rows)  # the faapkit run's bootstrap CIs are among them
-    code, out, err = run_here("compare", str(root), "--format", "table", "--mix-datasets", env={"COLUMNS": "80"})
+    env = {"COLUMNS": str(width)}
+    code, out, err = run_here("compare", str(root), "--format", "table", "--mix-datasets", env=env)
     assert code == 0, err
-    _assert_unfolded(out, _numbers(rows), 80)
-    assert "left out at 80 columns" in err and "\t" not in out
+    _assert_unfolded(out, _numbers(rows), width)
+    assert f"left out at {width} columns" in err and "\t" not in out
+
+
+def _seed_set(run: str, seeds: list[int]) -> dict:
+    from faapkit.evaluate.across_seeds import spread
+
+    changes = [-0.0464 + 0.0121 * i for i in range(len(seeds))]
+    shares = [0.2799 - 0.0851 * i for i in range(len(seeds))]
+    return {
+        "run": run,
+        "version": "level-up",
+        "split": "test",
+        "checkpoint": "chosen on val",
+        "seeds": seeds,
+        "AP_gap_baseline": 0.1572,
+        "change": spread(changes),
+        "share_closed": spread(shares),
+        "advantaged_change": spread([0.0005, -0.0012]),
+        "significant_closing": 3,
+        "overshoot": 0,
+        "confidence": 0.95,
+    }
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_across_seeds_table_never_cuts_a_number(width, capsys):
+    """Wider than the terminal, it wraps between tokens and leaves columns out with a note,
+    never ``+0.2...``."""
+    from faapkit.cli.compare_output import print_seed_sets
+    from faapkit.compare.columns import seed_cells
+
+    sets = [_seed_set("runs/level-up-quick-start-seeds", list(range(20))), _seed_set("lu", [0, 1, 2])]
+    console = Console(width=width, record=True, soft_wrap=True, force_terminal=False)
+    print_seed_sets(sets, console, tsv_out=False)
+    text = console.export_text()
+    kept = ["change", "change_ci"] + (["share_closed", "AP_gap_baseline"] if width == 120 else [])
+    numbers = [t for s in sets for k in kept for t in seed_cells(s)[k].split()]
+    _assert_unfolded(text, [n for n in numbers if n != "-"], width)
+    err = capsys.readouterr().err
+    assert width == 120 or f"left out at {width} columns" in err  # what does not fit is named
 
 
 def test_compare_in_a_pipe_is_tsv_one_line_per_row(tmp_path):
@@ -97,19 +139,23 @@ def test_compare_on_a_terminal_is_a_table_that_fits(tmp_path):
     _assert_unfolded(text, [], 80)
 
 
-def test_plot_one_panel_per_split_and_refusals(tmp_path):
+def test_plot_one_panel_per_dataset_and_split_and_refusals(tmp_path):
     from faapkit.compare.plot import plot_gaps
 
     root = research_root(tmp_path)
     code, out, _ = run_here("compare", str(root), "--json")
     rows = json.loads(out)["rows"]
     panels = plot_gaps(tmp_path / "direct.png", rows)
-    assert set(panels) == {"test", "val"}
-    assert (
-        "level-up-tiny (synth-v1-seed0/coco)" in panels["val"]
-        and "level-up-tiny (synth-v1-seed0/coco)" in panels["test"]
-    )  # one line per split: val and test are never one line
-    assert any(label.endswith("baseline") for label in panels["test"])
+    datasets = {str(r.get("dataset")) for r in rows if r.get("AP_gap") is not None}
+    assert len(datasets) > 1  # the research runs' dataset and the faapkit run's: never one panel
+    mine = "synth-v1-seed0/coco"
+    assert {f"{mine}, val split", f"{mine}, test split"} <= set(panels)
+    assert "level-up-tiny" in panels[f"{mine}, val split"] and "level-up-tiny" in panels[f"{mine}, test split"]
+    for title, labels in panels.items():  # a run of another dataset is never in this panel
+        expected = {str(r["run"]) for r in rows if f"{r.get('dataset')}, {r.get('split')} split" == title}
+        assert {label.removesuffix(" unperturbed").split(" eps ")[0] for label in labels} <= expected
+        assert not any("#" in label for label in labels)
+    assert any(label.endswith("unperturbed") for label in panels[f"{mine}, test split"])
     png = tmp_path / "gaps.png"
     code, _, err = run_here("compare", str(root), "--plot", str(png))
     assert code == 0, err

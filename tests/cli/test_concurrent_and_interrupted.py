@@ -3,6 +3,7 @@ without touching it, and Ctrl-C ends with one line naming what was kept and how 
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -51,7 +52,8 @@ def test_second_train_into_a_busy_folder_is_refused_and_ctrl_c_says_how_to_conti
             first.kill()
     lines = [ln for ln in err.strip().splitlines() if ln.startswith("error:")]
     assert first.returncode == 130, err
-    assert len(lines) == 1 and "interrupted: the last checkpoint is" in lines[0], err
+    assert len(lines) == 1 and "the last checkpoint is" in lines[0], err
+    assert re.search(r"interrupted at epoch \d+, step \d+ of \d+ \(global step \d+\):", lines[0]), err
     assert f"faap train --resume {out}" in lines[0]
 
 

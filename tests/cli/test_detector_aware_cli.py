@@ -53,3 +53,24 @@ def test_eval_and_perturbation_grid_use_the_recorded_detector(run, capsys, tmp_p
     code, _, err = faap(capsys, "inspect", "perturbation", str(tmp_path / "foreign.pt"), "--out", foreign_png)
     lines = err.strip().splitlines()
     assert code != 0 and len(lines) == 1 and lines[0].startswith("error: ") and "feedbeef" in lines[0], err
+
+
+def test_another_detector_for_a_generator_that_reads_the_detector_needs_the_opt_in(run, capsys, tmp_path):
+    """--detector alone measured a transfer of a generator fed another detector's features, silently."""
+    ckpt = sorted((run / "checkpoints").glob("epoch_*.pt"))[-1]
+    trained = load_checkpoint(ckpt)["detector"]
+    args = ["eval", str(ckpt), "--detector", "detr-synth-tiny-v2", "--bootstrap", "0", "--quiet"]
+    code, _, err = faap(capsys, *args, "--out", str(tmp_path / "m.json"))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert (
+        f"its generator 'transformer-aware' reads the detector's features and was trained to read detector "
+        f"'{trained['name']}' (weights {trained['sha256'][:12]})" in lines[0]
+    )
+    assert "--accept-other-detector" in lines[0] and not (tmp_path / "m.json").exists()
+    code, _, err = faap(capsys, *args, "--accept-other-detector", "--out", str(tmp_path / "m.json"))
+    assert code == 0, err
+    label = json.loads((tmp_path / "m.json").read_text())["other_detector"]
+    assert label["trained_to_read"]["name"] == trained["name"]
+    assert label["evaluated_with"]["name"] == "detr-synth-tiny-v2"
+    assert "a transfer, labelled so in the metrics" in err

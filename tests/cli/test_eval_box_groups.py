@@ -62,3 +62,30 @@ def test_the_probe_refuses_box_level_groups_naming_the_dataset(mixed, tmp_path, 
     code, _, err = faap(capsys, *args, "--out", str(tmp_path / "p.json"), "--steps", "1", "--bootstrap", "0")
     one_error(err, 2, code, f"{mixed}: split 'test' has box-level 'gender' groups (on each person's box)")
     assert not (tmp_path / "p.json").exists()
+
+
+def test_a_box_of_a_third_group_leaves_the_pairs_gap_and_is_stated_apart(mixed, tmp_path, capsys):
+    """Baseline only (no run names the pair): one box of another group must not turn the gap
+    female -> male into max - min over three groups."""
+    import shutil
+
+    data = tmp_path / "coco"
+    shutil.copytree(mixed, data)
+    ann = data / "annotations" / "instances_test.json"
+    coco = json.loads(ann.read_text())
+    coco["annotations"][0]["attributes"]["gender"] = "nonbinary"
+    ann.write_text(json.dumps(coco))
+    out = tmp_path / "m.json"
+    args = ["eval", "--data", str(data), "--detector", "detr-synth-tiny-v3", "--device", "cpu"]
+    code, _, err = faap(capsys, *args, "--bootstrap", "0", "--out", str(out))
+    assert code == 0, err
+    m = json.loads(out.read_text())
+    assert set(m["groups"]) == {"female", "male", "nonbinary"}
+    assert m["reference"]["disadvantaged"] == "female" and m["reference"]["advantaged"] == "male"
+    assert m["reference"]["other_groups"] == ["nonbinary"]
+    ap = {g: m["metrics"]["baseline"][g]["AP"] for g in m["groups"]}
+    assert ap["nonbinary"] not in (ap["male"], ap["female"])  # max - min would differ from the pair's
+    assert m["gaps"]["AP"]["baseline"] == pytest.approx(ap["male"] - ap["female"])
+    from faapkit.cli.eval_table import caption
+
+    assert "gap = male - female" in caption(m) and "nonbinary outside the gap" in caption(m)

@@ -213,3 +213,15 @@ def test_inspect_dataset_names_each_splits_level(mixed, tmp_path):
     assert {s["group_level"] for s in json.loads(image.output)["splits"].values()} == {"image"}
     table = runner.invoke(app, ["inspect", "dataset", str(mixed)], env={"COLUMNS": "240"})
     assert table.exit_code == 0 and "per person" in table.output and "mixed images count in each group" in table.output
+
+
+def test_image_level_asked_of_groups_on_boxes_is_one_clear_line(data):
+    """Not "no image or box has attribute 'gender' (...; on boxes: gender)": the boxes have it."""
+    path = data / "annotations" / "instances_test.json"
+    with pytest.raises(DataError) as err:
+        load_split(data, "test", group_level="image")
+    line = err.value.one_line()
+    assert line == (
+        f"{path}: data.group_level is image, but attribute 'gender' is on its boxes only, on no image; "
+        "set data.group_level = box (or auto) to score the boxes' groups"
+    )

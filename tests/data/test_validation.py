@@ -190,3 +190,58 @@ def test_an_empty_categories_list_is_named_with_its_file(data, on_invalid):
         load_split(data, "test", on_invalid=on_invalid)
     line = str(exc.value)
     assert str(_ann_path(data)) in line and "'categories' is empty" in line and "\n" not in line
+
+
+def _stretch_first_image(root: Path, size: tuple[int, int]) -> None:
+    """The first image replaced by a ``size`` (width, height) one, its JSON size and box to match."""
+    Image.new("RGB", size, (90, 90, 90)).save(_first_file(root), format="JPEG")
+
+    def stretch(c: dict[str, Any]) -> None:
+        img = c["images"][0]
+        img["width"], img["height"] = size
+        for a in c["annotations"]:
+            if a["image_id"] == img["id"]:
+                a["bbox"], a["area"] = [1, 1, 5, 5], 25
+
+    _edit(root, stretch)
+
+
+def test_an_image_the_resize_shrinks_under_one_pixel_is_refused_or_skipped(data):
+    """10000x10 at min_size 128, max_size 213: the cap sets the short side to round(0.2) = 0 px,
+    which the detector's interpolation refuses mid-inference; it is an invalid image at load."""
+    _stretch_first_image(data, (10000, 10))
+    with pytest.raises(DataError) as err:
+        load_split(data, "test", resize=[(128, 213)])
+    line = err.value.one_line()
+    assert "resized side would be under 1 px" in line and "10000x10 px at min_size 128, max_size 213" in line
+    assert "test_00001" in line and "data.on_invalid=skip" in line
+    split = load_split(data, "test", resize=[(128, 213)], on_invalid="skip")
+    assert split.skipped == {"extreme aspect ratio": 1} and len(split.records) == 7
+    assert load_split(data, "test").records[0].width == 10000  # no size policy given: nothing to honour
+
+
+def test_a_truncated_jpeg_that_passes_verify_is_corrupt_at_load(data):
+    """PIL's ``verify()`` reads a JPEG's headers only; the missing tail shows when it is decoded."""
+    path = _first_file(data)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with Image.open(path) as im:
+        im.verify()  # the case: verify alone lets it through
+    with pytest.raises(DataError, match=f"corrupt image {path}"):
+        load_split(data, "test")
+    split = load_split(data, "test", on_corrupt="skip")
+    assert split.skipped_corrupt == [str(path)] and len(split.records) == 7
+
+
+def test_one_file_under_two_image_ids_is_refused_naming_both(data):
+    def twice(c: dict[str, Any]) -> None:
+        c["images"][1]["file_name"] = c["images"][0]["file_name"]
+
+    _edit(data, twice)
+    coco = json.loads(_ann_path(data).read_text())
+    first, second = coco["images"][0], coco["images"][1]
+    for policy in ("fail", "skip"):
+        with pytest.raises(DataError) as err:
+            load_split(data, "test", on_invalid=policy)
+        line = err.value.one_line()
+        assert f"image ids {first['id']!r} and {second['id']!r} both name file '{first['file_name']}'" in line
+        assert str(_ann_path(data)) in line

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
+from faapkit.compare.columns import seed_cells
 from faapkit.evaluate.across_seeds import aggregate, seed_groups, spread
 
 
@@ -108,6 +109,21 @@ def test_seeds_evaluated_at_another_epsilon_or_on_other_groups_are_not_one_confi
     assert agg["seeds"] == [0, 1]
 
 
+def test_evaluations_through_a_codec_are_another_row_never_more_seeds():
+    """Each seed evaluated on floats and through JPEG 95 (``faap eval --codec``) was pooled as four
+    seeds of one configuration, mixing a closing effect with a widening one."""
+    base = {"epsilon": 0.05, "gap_groups": ["gender", "female", "male"]}
+    rows = [
+        {**_row(f"seed-{s}", s, change), **base, **codec}
+        for s in (0, 1)
+        for change, codec in ((-0.06, {}), (+0.05, {"codec": "jpeg:95"}))
+    ]
+    sets = seed_groups(rows)
+    assert len(sets) == 2 and all(agg["seeds"] == [0, 1] for agg in sets)
+    assert sorted(agg["change"]["median"] for agg in sets) == [-0.06, 0.05]
+    assert sorted(seed_cells(agg)["checkpoint"] for agg in sets) == ["chosen on val", "chosen on val, codec jpeg:95"]
+
+
 def test_evaluations_at_two_epsilons_with_equal_numbers_are_two_rows():
     """A larger --epsilon the generator never reaches gives the same numbers; it was merged away
     as 'the same evaluation' of the other epsilon."""
@@ -201,3 +217,23 @@ def test_eval_of_a_seed_set_in_a_pipe_still_says_the_spread(capsys, n_seeds):
     lines = out.splitlines()
     assert lines[0].split("\t")[: len(SEED_COLUMNS)] == list(SEED_COLUMNS) and len(lines) == 1 + n_seeds
     assert "prediction interval" in err and "t-CI across seeds" in err and f"of {n_seeds} seeds" in err
+
+
+def test_a_seed_whose_numbers_fail_compare_s_checks_is_left_out_of_the_spread_and_said():
+    """An edited seed's metrics entered the across-seed row; the flag was only on stderr."""
+    from faapkit.compare.columns import seed_cells
+
+    rows = [_row("seed-0", 0, -0.06), {**_row("seed-1", 1, -0.90), "flags": ["edited"]}, _row("seed-2", 2, -0.02)]
+    rows[0]["flags"] = ["unverified"]  # written before the hash: not checked, still counted
+    (agg,) = seed_groups(rows)
+    assert agg["seeds"] == [0, 2] and agg["of"] == 3 and agg["change"]["n"] == 2
+    assert agg["change"]["median"] == pytest.approx(-0.04)
+    assert agg["left_out"] == ["seed 1 (edited: seed-1)"]
+    assert seed_cells(agg)["seeds"] == "2 of 3 (0,2); left out: seed 1 (edited: seed-1)"
+
+
+def test_the_spread_lines_say_n_of_n_and_each_seed_left_out():
+    from faapkit.evaluate.command.result_rows import seeds_summary
+
+    summary = aggregate([{"seed": 0, "change": -0.05}, {"seed": 2, "change": -0.03}], 0.95, ["seed 1 (no evaluation)"])
+    assert seeds_summary(summary)[0] == "over 2 of 3 seeds; left out: seed 1 (no evaluation)"

@@ -194,3 +194,13 @@ def test_faap_eval_records_the_backend_and_a_rescore_may_change_it(small, tmp_pa
     assert again["bootstrap"] == m["bootstrap"]
     for g, stats in m["metrics"]["baseline"].items():
         assert_same_stats(again["metrics"]["baseline"][g], stats, g)
+
+
+def test_faap_train_refuses_a_missing_backend_before_its_first_step(monkeypatch, capsys, tmp_path, small):
+    """Before, the run trained to its end and was refused only by faap eval."""
+    monkeypatch.setitem(sys.modules, "faster_coco_eval", None)
+    run = tmp_path / "run"
+    sets = ["--set", f"data.root={small}", "--set", "eval.coco_backend=faster-coco-eval", "--set", "train.epochs=1"]
+    code, _, err = faap_in_process(capsys, "train", "--version", "4th", *sets, "--out", str(run), "--device", "cpu")
+    one_error(err, 2, code, "eval.coco_backend = 'faster-coco-eval' (the run's eval.coco_backend, which its")
+    assert "pip install 'faapkit[fast-coco]'" in err and not run.exists()

@@ -113,3 +113,39 @@ def test_runs_sharing_a_test_split_are_one_dataset_and_changed_data_is_kept_apar
     test_sets = {r["run"]: r["dataset"] for r in found["rows"] if r["split"] == "test"}
     assert test_sets[f"a/{NATIVE}"] != test_sets[f"b/{NATIVE}"] and "0123456" in test_sets[f"b/{NATIVE}"]
     assert "split test has several fingerprints" in err
+
+
+def _only_test_split(run: Path, images: int | None = None, fingerprint: str | None = None) -> None:
+    """Keep ``run``'s test evaluation alone (its own dataset), evaluated on ``images`` images of
+    a split whose fingerprint is ``fingerprint``."""
+    manifest = json.loads((run / "run.json").read_text())
+    manifest["run_id"] = f"run0{run.parent.name}".ljust(16, "0")  # another run, not a copy
+    (run / "run.json").write_text(json.dumps(manifest))
+    for p in (run / "eval").glob("val_*.json"):
+        p.unlink()
+    (run / "train_log.jsonl").unlink()
+    (test,) = (run / "eval").glob("test_*.json")
+    metrics = json.loads(test.read_text())
+    metrics["dataset"]["fingerprint"] = fingerprint or metrics["dataset"]["fingerprint"]
+    metrics["dataset"]["images"] = images or metrics["dataset"]["images"]
+    test.write_text(json.dumps(metrics))
+
+
+def test_two_datasets_of_one_name_are_told_apart_by_their_image_counts_before_a_hash(tmp_path):
+    """Two evaluations of same-named datasets (a --limit-images subset beside the whole split)
+    are labelled by the folder name and their image counts; a hash only where those agree too."""
+    for parent in ("a", "b", "c"):
+        shutil.copytree(fixture_path("native_runs", NATIVE), tmp_path / parent / NATIVE)
+    _only_test_split(tmp_path / "a" / NATIVE)
+    _only_test_split(tmp_path / "b" / NATIVE, images=100, fingerprint="0123456789abcdef")
+    _only_test_split(tmp_path / "c" / NATIVE, images=100, fingerprint="fedcba9876543210")
+    found, _ = compare_json(str(tmp_path))
+    labels = {r["run"].split("/")[0]: r["dataset"] for r in found["rows"]}
+    assert labels["a"] == "synth-v1-seed0/coco (test 16 images)"
+    assert labels["b"].startswith("synth-v1-seed0/coco (test 100 images) #") and labels["b"] != labels["c"]
+    shutil.rmtree(tmp_path / "c")
+    found, _ = compare_json(str(tmp_path))
+    assert {r["dataset"] for r in found["rows"]} == {
+        "synth-v1-seed0/coco (test 16 images)",
+        "synth-v1-seed0/coco (test 100 images)",
+    }  # no hash where the counts tell them apart

@@ -59,3 +59,41 @@ def test_folder_name_with_space_and_csv(tmp_path):
 def test_compare_nothing_found(tmp_path):
     code, _, err = run_here("compare", str(tmp_path))
     assert code == 1 and "no runs found" in err
+
+
+def _tsne_entry(path: str, disp_f: float, dist: tuple[float, float], cos: tuple[float, float]) -> dict:
+    """One checkpoint of a research ``tsne_compare_epochNN.json`` (the research's schema T); the
+    numbers are made up for the test, the keys are the research's."""
+    return {
+        "path": path, "epoch": 14, "disp_female": disp_f, "disp_male": 0.04, "disp_ratio": disp_f / 0.04,
+        "center_dist_before": dist[0], "center_dist_after": dist[1], "center_dist_delta": dist[1] - dist[0],
+        "cos_sim_before": cos[0], "cos_sim_after": cos[1], "cos_sim_delta": cos[1] - cos[0],
+        "n_female": 250, "n_male": 250,
+    }  # fmt: skip
+
+
+def test_compare_reads_the_research_tsne_compare_files(tmp_path):
+    folder = tmp_path / "tsne_results_fix11"
+    folder.mkdir()
+    (folder / "tsne_compare_epoch14.json").write_text(
+        json.dumps(
+            {
+                "checkpoint1": _tsne_entry(
+                    "faap_outputs/with_l2/checkpoints/epoch_0014.pth", 0.05, (0.5, 0.4), (0.9, 0.95)
+                ),
+                "checkpoint2": _tsne_entry(
+                    "faap_outputs/no_l2/checkpoints/epoch_0014.pth", 0.08, (0.5, 0.6), (0.9, 0.85)
+                ),
+            }
+        )
+    )
+    code, out, err = run_here("compare", str(folder), "--json")
+    assert code == 0, err
+    rows = {r["run"]: r for r in json.loads(out)["rows"]}
+    assert set(rows) == {"with_l2 (checkpoint1)", "no_l2 (checkpoint2)"}
+    with_l2 = rows["with_l2 (checkpoint1)"]
+    assert with_l2["setting"] == "features" and with_l2["epoch"] == 14
+    assert with_l2["disp_ratio"] == 0.05 / 0.04 and abs(with_l2["center_dist_delta"] + 0.1) < 1e-12
+    assert abs(rows["no_l2 (checkpoint2)"]["cos_sim_delta"] + 0.05) < 1e-12
+    code, out, _ = run_here("compare", str(folder), "--format", "table", env={"COLUMNS": "250"})
+    assert code == 0 and "centre" in out and "-0.0500" in out and "+0.1000" in out

@@ -58,3 +58,28 @@ def test_on_corrupt_skip_leaves_an_undecodable_image_out_and_counts_it(tmp_path)
     assert (dataset["on_corrupt"], dataset["skipped_corrupt"], dataset["images"]) == ("skip", 1, 5)
     code, _, err = run_here(*args, "--on-corrupt", "ignore")
     one_error(err, 2, code, "--on-corrupt must be fail or skip")
+
+
+def test_eval_refuses_an_image_the_detectors_resize_shrinks_to_nothing(tmp_path, capsys):
+    """10000x10 px: before, inference failed with 'height and width must be > 0 (unexpected)'."""
+    import json
+    import shutil
+
+    from PIL import Image
+
+    from faapkit.data.synth import SynthSpec, write_synthetic
+    from tests.conftest import faap_in_process, one_error
+
+    data = write_synthetic(tmp_path / "s", SynthSpec(seed=4, splits=(("test", 3, 3),))) / "coco"
+    ann = data / "annotations" / "instances_test.json"
+    coco = json.loads(ann.read_text())
+    img = coco["images"][0]
+    Image.new("RGB", (10000, 10)).save(data / "images" / "test" / img["file_name"], format="JPEG")
+    img["width"], img["height"] = 10000, 10
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] != img["id"]]
+    ann.write_text(json.dumps(coco))
+    args = ["eval", "--data", str(data), "--device", "cpu", "--bootstrap", "0", "--quiet"]
+    code, _, err = faap_in_process(capsys, *args, "--out", str(tmp_path / "m.json"))
+    one_error(err, 1, code, f"image {img['id']!r} '{img['file_name']}': 10000x10 px at min_size")
+    assert "resized side would be under 1 px" in err and not (tmp_path / "m.json").exists()
+    shutil.rmtree(tmp_path / "s")

@@ -83,3 +83,15 @@ def test_a_best_pt_chosen_by_the_former_rule_without_narrowing_is_labelled_so(ru
     former["val"] = _row(0, 0.1)["val"]
     (run / "selection.json").write_text(json.dumps(former))
     assert resolve_target(run, None).chosen_by == "best.pt (chosen on val)"
+
+
+def test_an_epoch_file_holding_another_epoch_is_refused_naming_both(run, capsys, monkeypatch):
+    from faapkit.io import load_checkpoint, save_checkpoint
+
+    path = run / "checkpoints" / "epoch_0003.pt"
+    ckpt = load_checkpoint(run / "checkpoints" / "epoch_0000.pt")
+    save_checkpoint(path, ckpt)  # epoch 0's state under epoch 3's name
+    monkeypatch.setattr("faapkit.evaluate.evaluator.evaluate_with_detections", _no_inference)
+    code, _, err = faap_in_process(capsys, "eval", str(run), "--epoch", "3", *EVAL)
+    one_error(err, 1, code, f"{path} holds epoch 0, not epoch 3 as its name says")
+    assert not (run / "eval").exists()

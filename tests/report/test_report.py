@@ -72,12 +72,12 @@ def test_forest_points_are_the_eval_numbers(run, evaluated) -> None:
     rows = forest_rows(read_target(run))
     boot = result["bootstrap"]
     for r in rows:
+        group, metric = r["group"], r["metric"]
         if r["panel"] == "groups":
-            group, metric = r["label"].split()
             assert r["value"] == result["metrics"][r["setting"]][group][metric]
             assert r["ci"] == boot["groups"][r["setting"]][group][metric]
+            assert r["label"] == f"{group} (n={result['groups'][group]['images']}) {metric}"
         else:
-            metric = r["label"].split()[0]
             key = "share_closed" if r["panel"] == "share closed" else r["setting"]
             assert r["value"] == result["gaps"][metric][key]
             assert r["ci"] == boot["gaps"][metric][key]

@@ -135,6 +135,24 @@ def test_numbers_that_cannot_be_drawn_are_refused_by_file_and_key(runs, tmp_path
         assert "edited? its numbers are not the ones numbers_sha256 recorded" in err
 
 
+
+def test_a_point_outside_its_own_percentile_ci_is_drawn_not_refused(runs, tmp_path, capsys) -> None:
+    """A percentile bootstrap CI may exclude its estimate (a skewed resample distribution): such a
+    file, as faapkit wrote it (its numbers_sha256 holds), is a real result and is drawn."""
+    from faapkit.artifacts.integrity import numbers_sha256
+
+    run = _copy(runs[0], tmp_path)
+
+    def outside(m):
+        lo, hi = m["bootstrap"]["gaps"]["AP"]["perturbed"]
+        m["gaps"]["AP"]["perturbed"] = hi + (hi - lo)
+        m["numbers_sha256"] = numbers_sha256(m)
+
+    _edit(_result(run), outside)
+    code, _, err = faap_in_process(capsys, "report", str(run), "--no-panel")
+    assert code == 0, err
+    assert (run / "report" / "forest.png").stat().st_size > 0
+
 def test_unreadable_result_and_not_a_run_are_told_apart(runs, tmp_path, capsys) -> None:
     run = _copy(runs[0], tmp_path)
     _result(run).write_text("{ cut")

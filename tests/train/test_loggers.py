@@ -78,6 +78,9 @@ def test_csv_holds_train_rows_every_log_every_steps_and_val_rows_per_epoch(strai
         assert scalars["AR/female"] == row["val"]["AR"]["female"]
         assert scalars["gap_AP"] == row["val"]["gap_AP"]
         assert scalars["gap_AP_change"] == pytest.approx(row["val"]["gap_AP"] - baseline["gap_AP"], abs=1e-12)
+        # the validation's paired bootstrap CIs, logged beside their gaps
+        assert [scalars["gap_AP_ci_lo"], scalars["gap_AP_ci_hi"]] == row["val"]["gap_AP_ci"]
+        assert [scalars["gap_AP_change_ci_lo"], scalars["gap_AP_change_ci_hi"]] == row["val"]["gap_AP_change_ci"]
 
 
 def test_tensorboard_events_match_the_csv(straight):
@@ -165,7 +168,7 @@ def test_bad_logger_settings_name_the_key(override, message):
 
 
 def test_logger_options_are_validated_and_resumable():
-    from faapkit.train.runfolder import config_differences
+    from faapkit.config.differences import config_differences
 
     with pytest.raises(ConfigError, match="train.logger_options.tensorboard"):
         resolve_config(REG, version="level-up", overrides=[*RUN, "train.logger_options.tensorboard.flush_secs=0"])

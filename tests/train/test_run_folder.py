@@ -163,11 +163,49 @@ def test_a_run_recording_the_loss_s_earlier_name_resumes(tmp_path, data_root):
 
     first = trainer("train.max_steps=1")
     first.setup()
-    first.fit()
+    assert first.fit()["stopped"] == {"epoch": 0, "step": 1, "steps_per_epoch": 2}  # where, for the way on
     manifest = json.loads((run / "run.json").read_text())
     assert manifest["providers"]["loss"]["name"] == "level_up_detection"
     manifest["providers"]["loss"]["name"] = "levelup_detection"
     (run / "run.json").write_text(json.dumps(manifest))
     resumed = trainer(resume=True)
     resumed.setup()
-    assert resumed.fit()["global_step"] == 2
+    done = resumed.fit()
+    assert done["global_step"] == 2 and done["stopped"] is None
+
+
+def test_resume_leaves_out_a_damaged_older_checkpoint_with_a_warning_naming_it(tmp_path, data_root, trained):
+    """Resume reads whole only the checkpoint it continues from; a truncated older one is named."""
+    run = _copy(trained, tmp_path / "run")
+    latest = next((run / "checkpoints").glob("step_*.pt"))
+    damaged = run / "checkpoints" / "step_00000000.pt"
+    damaged.write_bytes(latest.read_bytes()[:4096])
+    resumed = _trainer(run, data_root, "train.max_steps=2", resume=True)
+    resumed.setup()
+    assert resumed.state.global_step == 1
+    warned = [n for n in resumed.notes if str(damaged) in n]
+    assert len(warned) == 1 and "truncated" in warned[0] and f"resuming from {latest.name}" in warned[0]
+    with pytest.raises(CheckpointError, match="truncated"):
+        latest_checkpoint([damaged])  # nothing else to resume from: refused, as before
+
+
+def test_faap_train_resume_of_a_run_killed_before_its_first_checkpoint(tmp_path, data_root, capsys):
+    """run.json beside an empty checkpoints/: eval says there is nothing yet and how to go on;
+    ``faap train --resume`` starts it from step 0 under the same run id and config."""
+    from tests.conftest import faap_in_process, one_error
+
+    run = tmp_path / "run"
+    killed = _trainer(run, data_root, "train.val_every=0")
+    killed.setup()  # manifest written, then "killed" before any step
+    before = json.loads((run / "run.json").read_text())
+    code, _, err = faap_in_process(capsys, "eval", str(run), "--device", "cpu", "--quiet")
+    one_error(err, 1, code, f"{run} has no checkpoint yet: the run stopped before its first one, so there is")
+    assert f"continue it with faap train --resume {run}" in err
+    code, _, err = faap_in_process(capsys, "train", "--resume", str(run), "--device", "cpu", "--quiet")
+    assert code == 0, err
+    after = json.loads((run / "run.json").read_text())
+    assert after["run_id"] == before["run_id"]
+    for cfg in (before, after):
+        cfg["config"]["train"].pop("device")  # --device: a key a resume may change
+    assert after["config"] == before["config"]
+    assert latest_checkpoint(sorted((run / "checkpoints").glob("*_*.pt"))) is not None

@@ -152,15 +152,12 @@ def one_step_run(tmp_path_factory) -> Path:
 
 
 def _set_of(parent: Path, run: Path, seeds: tuple[int, ...]) -> None:
-    """A seed set whose seeds are copies of ``run`` (each recording its own seed)."""
-    import shutil
+    """A seed set whose seeds are copies of ``run`` (each recording its own seed and run id)."""
+    from tests.conftest import copy_as_seed
 
     seedset.prepare(parent, seedset.SeedSet("4th", seeds), resume=False)
     for s in seeds:
-        shutil.copytree(run, parent / f"seed-{s}")
-        manifest = json.loads((parent / f"seed-{s}" / "run.json").read_text())
-        manifest["config"]["train"]["seed"] = s
-        (parent / f"seed-{s}" / "run.json").write_text(json.dumps(manifest))
+        copy_as_seed(run, parent / f"seed-{s}", s)
 
 
 def _changed_best(seed_run: Path) -> None:

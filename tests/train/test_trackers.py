@@ -200,6 +200,23 @@ def test_a_missing_mlflow_is_refused_before_anything_is_written(tmp_path, monkey
     assert not (tmp_path / "run").exists()
 
 
+def test_an_mlflow_file_store_without_its_switch_is_refused_in_one_full_line(tmp_path, monkeypatch):
+    """MLflow 3 opens a file store only with MLFLOW_ALLOW_FILE_STORE=true: refused before the run
+    folder exists, in a line that names the switch and the store's source (not cut mid-sentence)."""
+    pytest.importorskip("mlflow")
+    pytest.importorskip("mlflow.environment_variables").MLFLOW_ALLOW_FILE_STORE  # noqa: B018
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    store = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    cfg = resolve_config(REG, version="level-up", overrides=[*RUN, "train.loggers=['mlflow']"])
+    with pytest.raises(ConfigError) as refused:
+        Trainer(cfg, REG, tmp_path / "run").setup()
+    line = str(refused.value)
+    assert "\n" not in line and f"'{store}' (from MLFLOW_TRACKING_URI)" in line
+    assert "MLFLOW_ALLOW_FILE_STORE=true" in line and line.endswith("sqlite:///mlflow.db")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "mlruns").exists()
+
+
 # ------------------------------------------------------------------------------------- W&B
 def _wandb_records(path: Path) -> list[Any]:
     """The records of a W&B run file: a 7-byte header (``:W&B``, magic 0xBEE1, version), then
@@ -282,6 +299,24 @@ def test_wandb_offline_takes_an_evaluation_and_a_figure(wandb_run, evaluated):
     assert (files / "perturbation.png").is_file()
 
 
+@pytest.mark.parametrize("where", ["option", "env"])
+def test_wandb_online_without_a_key_is_refused_before_the_run_folder(tmp_path, monkeypatch, where):
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))  # no wandb login entry either
+    monkeypatch.setenv("HOME", str(tmp_path))
+    extra = ["train.logger_options.wandb.mode='online'"] if where == "option" else []
+    monkeypatch.setenv("WANDB_MODE", "offline" if where == "option" else "online")
+    cfg = resolve_config(REG, version="level-up", overrides=[*RUN, "train.loggers=['wandb']", *extra])
+    with pytest.raises(ConfigError) as refused:
+        Trainer(cfg, REG, tmp_path / "run").setup()
+    line = str(refused.value)
+    source = "train.logger_options.wandb.mode" if where == "option" else "WANDB_MODE"
+    assert line.startswith(f"W&B online mode ({source}=online) needs an API key")
+    assert "WANDB_API_KEY" in line and "wandb login" in line and "WANDB_MODE=offline" in line
+    assert not (tmp_path / "run").exists()
+
+
 def test_trackers_file_is_written_atomically_and_read_back(tmp_path):
     assert read_trackers(tmp_path) == {}
     (tmp_path / TRACKERS_FILE).write_text("[]")
@@ -320,6 +355,39 @@ def test_faap_eval_of_a_tracked_run_logs_its_metrics_file(mlflow_run, evaluated)
     result = json.loads(written.read_text())
     history = client.get_metric_history(run_id, f"{prefix}/AP/perturbed/female")
     assert [m.value for m in history] == [result["metrics"]["perturbed"]["female"]["AP"]]
+
+
+def test_faap_report_of_a_tracked_run_logs_its_figures_and_the_cis(straight, evaluated):
+    """``faap report RUN`` adds its figures and the shown evaluation's numbers with their CI
+    bounds to the run's MLflow and W&B runs."""
+    from tests.conftest import run_here
+
+    env = {"MLFLOW_ALLOW_FILE_STORE": "true", "WANDB_MODE": "offline"}
+    written = straight.parent / "cis.json"
+    code, _, err = run_here("eval", str(straight), "--epoch", "1", "--limit-images", "8", "--bootstrap", "10",
+                            "--out", str(written), env=env)  # fmt: skip
+    assert code == 0, err
+    result = json.loads(written.read_text())
+    code, _, err = run_here("report", str(straight), "--no-panel", "--result", str(written), env=env)
+    assert code == 0, err
+    assert "figures and numbers logged to" in err
+    prefix = f"eval/{written.stem}"
+    ci = result["bootstrap"]["gaps"]["AP"]["perturbed"]
+    if "mlflow" in _installed():
+        client, run_id = _client(straight)
+        figures = {a.path for a in client.list_artifacts(run_id, "figures")}
+        assert {"figures/forest.png", "figures/curves.png", "figures/forest.pdf"} <= figures
+        history = client.get_metric_history(run_id, f"{prefix}/gap_AP/perturbed_ci_lo")
+        assert [m.value for m in history] == [ci[0]]
+        female = result["bootstrap"]["groups"]["perturbed"]["female"]["AP"]
+        assert [m.value for m in client.get_metric_history(run_id, f"{prefix}/AP/perturbed/female_ci_hi")] == [
+            female[1]
+        ]
+    if "wandb" in _installed():
+        latest = _offline_runs(straight)[-1]
+        logged = _wandb_run(latest)
+        assert logged["summary"][f"{prefix}/gap_AP/perturbed_ci_hi"] == ci[1]
+        assert (latest.parent / "files" / "forest.png").is_file()
 
 
 def test_a_broken_trackers_file_is_a_warning_after_the_metrics_are_written(tmp_path, capsys):

@@ -69,3 +69,41 @@ def test_a_small_budget_keeps_a_prefix_and_scores_the_same(registries, tmp_path,
     trainer.generator.train()
     full.score(trainer.generator)
     assert trainer.generator.training  # the generator's mode is restored
+
+
+def test_a_validation_records_the_paired_bootstrap_ci_of_its_gap(registries, tmp_path, synth_root):
+    """The val gap's CI is ``faap eval``'s paired bootstrap of the same detections (same draws,
+    seed 0), the point inside it; the unperturbed CI is the same at every validation."""
+    import numpy as np
+
+    from faapkit.evaluate.scoring import bootstrap
+
+    trainer = _trainer(registries, tmp_path)
+    validator = trainer.validator
+    assert validator.resamples == trainer.config.train.val_bootstrap > 0
+    validator.resamples = 30
+    calls: list[tuple[int, int]] = []
+    validator.progress = lambda done, total: calls.append((done, total))  # the trainer's progress display
+    first = validator.score(trainer.generator)
+    n = len(validator.data.records)
+    assert calls[-1] == (n, n) and all(0 < d <= t == n for d, t in calls)
+    pair = (validator.disadvantaged, validator.advantaged)
+    dets = validator._detect(trainer.generator)
+    boot = bootstrap(
+        validator.coco_gt,
+        {"baseline": validator._baseline_dets, "perturbed": dets},
+        validator.group_images,
+        pair,
+        30,
+        0,
+        0.95,
+    )
+    assert first["gap_AP_ci"] == boot["gaps"]["AP"]["perturbed"]
+    assert first["gap_AP_change_ci"] == boot["gaps"]["AP"]["change"]
+    assert first["gap_AP_baseline_ci"] == boot["gaps"]["AP"]["baseline"]
+    lo, hi = first["gap_AP_ci"]
+    assert lo <= hi and np.isfinite([lo, hi]).all()
+    assert first["group_images"] == {g: len(ids) for g, ids in validator.group_images.items()}
+    assert validator.score(trainer.generator)["gap_AP_baseline_ci"] == first["gap_AP_baseline_ci"]
+    validator.resamples = 0  # train.val_bootstrap=0: point estimates only
+    assert "gap_AP_ci" not in validator.score(trainer.generator)

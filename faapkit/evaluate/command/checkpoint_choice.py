@@ -63,6 +63,7 @@ def resolve_target(
             path = run.epoch_checkpoint(epoch)
             if not path.is_file():
                 raise FaapError(f"{target} has no checkpoint of epoch {epoch} (no {path.name})")
+            check_stored_epoch(path, epoch)
             chosen_by = f"--epoch {epoch} {asked_for(run.read_selection(), epoch)}"
             return Target(path, target, *recorded[:1], chosen_by, *recorded[1:])
         return _unchosen_target(run, target, recorded, accept_changed_best, say)
@@ -93,12 +94,31 @@ def _unchosen_target(run: Any, target: Path, recorded: tuple[Any, ...], accept_c
         return Target(best, target, config, check.chosen_by, root, run_id, check.chosen_on, check.note)
     if selection.get("epoch") is not None:
         raise FaapError(_missing_best(run, best, selection["epoch"]))
-    last = latest_checkpoint(run.checkpoint_files())
+    damaged: list[str] = []
+    last = latest_checkpoint(run.checkpoint_files(), damaged)
     if last is None:
-        raise FaapError(f"{target} has no checkpoint yet (the run stopped before its first one)")
+        raise FaapError(
+            f"{target} has no checkpoint yet: the run stopped before its first one, so there is nothing to "
+            f"evaluate; continue it with faap train --resume {target}"
+        )
+    for reason in damaged:
+        say.warn(f"{reason}; left out of the choice of the highest step")
     if selection:
         raise FaapError(_none_chosen(run, target, selection))
     return Target(last, target, config, "highest global_step", root, run_id)
+
+
+def none_chosen(target: Path) -> str | None:
+    """Why the run in ``target`` has no checkpoint to evaluate without ``--epoch``: its selection
+    chose no epoch (``selection.json``'s outcome) and it holds no ``best.pt``; ``None`` otherwise."""
+    from faapkit.artifacts.rundir import RunDir
+
+    run = RunDir(target)
+    selection = run.read_selection() or {}
+    if not selection or selection.get("epoch") is not None or (run.checkpoints / "best.pt").is_file():
+        return None
+    outcome = selection.get("outcome")
+    return outcome.removeprefix("none: ") if isinstance(outcome, str) else "its selection chose no epoch"
 
 
 def _none_chosen(run: Any, target: Path, selection: dict[str, Any]) -> str:
@@ -124,6 +144,20 @@ def asked_for(selection: dict[str, Any] | None, epoch: int | None) -> str:
     if epoch is not None and selection.get("epoch") == epoch:
         return f"(the epoch selection.json chose on {selection.get('split', 'val')})"
     return f"(asked for; not the epoch selection.json chose, {selection.get('epoch')})"
+
+
+def check_stored_epoch(path: Path, epoch: int) -> None:
+    """Refuse an ``epoch_NNNN.pt`` whose stored epoch is another (a file renamed or copied over):
+    its numbers would be filed under the epoch its name says."""
+    from faapkit.io import load_checkpoint
+
+    stored = load_checkpoint(path, mmap=True).get("epoch")
+    if stored != epoch or isinstance(stored, bool):
+        held = f"epoch {stored}" if isinstance(stored, int) and not isinstance(stored, bool) else "no epoch"
+        raise FaapError(
+            f"{path} holds {held}, not epoch {epoch} as its name says (renamed or copied over?); "
+            f"--epoch {epoch} would evaluate another epoch under this one's name"
+        )
 
 
 def _epoch_of(path: Path) -> int | None:

@@ -69,6 +69,7 @@ class Resolved:
     split_data: Any  # EvalSplit
     input_size: dict[str, Any]  # {"min_size", "max_size", "source"}
     settings_out: list[str]  # "baseline" (and "perturbed" with a checkpoint)
+    other_detector: dict[str, Any] | None = None  # a detector-reading generator's other detector (the label)
 
 
 def checked_target(cmd: EvalCommand, say: Notes) -> Target:
@@ -127,15 +128,25 @@ def evaluate_one(cmd: EvalCommand, layers: CommandLayers, reg: Registries, host:
         raise ConfigError(f"--disadvantaged and --advantaged are both '{cmd.advantaged}': the gap needs two groups")
     dist_info, dev = setup_process(cmd.device, key="--device")
     named = cmd.detector is not None or cmd.detector_checkpoint is not None
-    det = layering.checked_detector(detector, named, tgt, dev)
-    split_data = load_eval_split(
-        root, settings.split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid, dcfg.group_level
+    det, other_detector = layering.checked_detector(
+        detector, named, tgt, dev, (reg.generators, cmd.accept_other_detector)
     )
+    if other_detector is not None:
+        host.warn(
+            f"the generator reads detector '{other_detector['trained_to_read']['name']}' and is evaluated with "
+            f"'{det.name}' ({layering.OTHER_DETECTOR}): a transfer, labelled so in the metrics"
+        )
+    split_data = load_eval_split(
+        root, settings.split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid, dcfg.group_level,
+        resize=(int(input_size["min_size"]), int(input_size["max_size"])),
+    )  # fmt: skip
     tags = outputs.tags(cmd, layers.sizes, det, split_data, settings, dcfg)
     path = outputs.output_path(tgt, cmd.out, settings.split, attr, dcfg.limit_images, tags)
     settings_out = ["baseline", *(["perturbed"] if tgt.checkpoint is not None else [])]
     det_paths = outputs.detection_paths(path, settings_out, settings.save_detections)
-    resolved = Resolved(tgt, settings, sources, dcfg, det, dev, dist_info, split_data, input_size, settings_out)
+    resolved = Resolved(
+        tgt, settings, sources, dcfg, det, dev, dist_info, split_data, input_size, settings_out, other_detector
+    )
     lock = outputs.claim(path, det_paths, cmd.force, host) if dist_info.is_main else None
     try:
         return _infer_and_write(cmd, reg, resolved, (path, det_paths, lock), host)
@@ -171,6 +182,8 @@ def _infer_and_write(
     if not result:
         return None  # non-zero ranks
     annotate(result, tgt, r.dcfg, r.settings, r.sources, r.input_size)
+    if r.other_detector is not None:
+        result["other_detector"] = r.other_detector
     if path is not None:
         if lock is not None:
             lock.check_unchanged(cmd.force)  # written meanwhile by a process that ignored the lock
@@ -213,20 +226,21 @@ def _codec(text: str | None) -> Any:
 
 
 def evaluate_seeds(cmd: EvalCommand, layers: CommandLayers, reg: Registries, host: Host) -> SeedsOutcome | None:
-    """Each seed of the set ``cmd.target`` names, trained to the end, evaluated in turn; ``None``
-    on a non-zero rank."""
+    """Each seed of the set ``cmd.target`` names (one configuration, trained to the end)
+    evaluated in turn; a seed whose selection chose no checkpoint is said and left out of the
+    spread, never silently; ``None`` on a non-zero rank."""
     from faapkit.evaluate.across_seeds import aggregate, seed_row
 
     assert cmd.target is not None
     if cmd.out is not None:
         raise ConfigError(f"{cmd.target} is a seed set: each seed's metrics go to its own run folder; drop --out")
-    states = seed_states(cmd.target)
+    states = seed_states(cmd.target)  # refuses a set that is not one configuration
     missing = [f"seed {s} ({state})" for s, _, state in states if state != "done"]
     if missing:
         raise FaapError(
             f"{cmd.target}: {', '.join(missing)} not trained to the end; continue with faap train --resume {cmd.target}"
         )
-    runs = [(seed, run) for seed, run, _ in states]
+    runs, left_out = _seeds_to_evaluate(cmd, [(seed, run) for seed, run, _ in states], host)
     for seed, run in runs:  # every seed's checkpoint and output, before the first seed's inference
         with _seed_taken(seed, cmd.target):
             preflight_seed(replace(cmd, target=run), layers)
@@ -241,7 +255,36 @@ def evaluate_seeds(cmd: EvalCommand, layers: CommandLayers, reg: Registries, hos
         if "perturbed" in result["metrics"]:
             rows.append(seed_row(seed, result))
     confidence = next(iter(results.values())).get("eval_config", {}).get("confidence", 0.95)
-    return SeedsOutcome(cmd.target, rows, aggregate(rows, confidence) if rows else None)
+    return SeedsOutcome(cmd.target, rows, aggregate(rows, confidence, left_out) if rows else None)
+
+
+def _seeds_to_evaluate(
+    cmd: EvalCommand, runs: list[tuple[int, Path]], host: Host
+) -> tuple[list[tuple[int, Path]], list[str]]:
+    """The seeds with a checkpoint to evaluate, and each seed left out with why: without
+    ``--epoch``, a seed whose selection chose no epoch (no ``best.pt``) is said on stderr and left
+    out; a set where no seed has one is refused."""
+    from faapkit.evaluate.command.checkpoint_choice import none_chosen
+
+    if cmd.epoch is not None:
+        return runs, []
+    kept, left_out = [], []
+    for seed, run in runs:
+        why = none_chosen(run)
+        if why is None:
+            kept.append((seed, run))
+            continue
+        left_out.append(f"seed {seed} (no chosen checkpoint: {why})")
+        host.warn(
+            f"seed {seed}: no chosen checkpoint ({why}; {run / 'selection.json'}): not evaluated, left out of "
+            f"the spread; faap eval {run} --epoch N evaluates one the run did not choose, labelled so"
+        )
+    if not kept:
+        raise FaapError(
+            f"{cmd.target}: no seed has a chosen checkpoint (each seed's selection chose no epoch); "
+            "evaluate checkpoints the runs did not choose with --epoch N, labelled so"
+        )
+    return kept, left_out
 
 
 @contextlib.contextmanager

@@ -58,7 +58,7 @@ def _probe(cmd: ProbeCommand, detectors: Any, say: Notes) -> dict[str, Any]:
     _, dev = setup_process(cmd.device, key="--device")
     root = cmd.data or embedded_dataset_for(spec, cmd.detector_checkpoint)
     det = load_detector(spec, cmd.detector_checkpoint, device=dev)
-    split_data = load_eval_split(root, cmd.split, cmd.split_by, "auto", cmd.limit_images, "fail")
+    split_data = load_eval_split(root, cmd.split, cmd.split_by, "auto", cmd.limit_images, "fail", resize=det.sizes())
     check_groups(split_data, cmd.disadvantaged, cmd.advantaged)
     refuse_box_level(split_data)
     req = HeadroomRequest(

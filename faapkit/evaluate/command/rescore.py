@@ -38,6 +38,7 @@ def refuse_inference_options(cmd: EvalCommand) -> None:
         "--detector": cmd.detector, "--detector-checkpoint": cmd.detector_checkpoint,
         "--limit-images": cmd.limit_images, "--workers": cmd.workers, CHANGED_BEST: cmd.accept_changed_best or None,
         "--on-invalid": cmd.on_invalid, "--on-corrupt": cmd.on_corrupt, "--no-cache": cmd.no_cache or None,
+        "--accept-other-detector": cmd.accept_other_detector or None,
         "--nproc": cmd.nproc if cmd.nproc > 1 else None, "--codec": cmd.codec, "--exported": cmd.exported,
     }  # fmt: skip
     for name, value in given.items():
@@ -268,7 +269,7 @@ def _rescored(
     if ref != _recorded_pair(metrics):
         from faapkit.evaluate.evaluator import reference_entry
 
-        result["reference"] = reference_entry(ref)
+        result["reference"] = reference_entry(ref, list(metrics.get("groups") or {}))
     result["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     iou = cfg.iou_thresholds or "0.50:0.05:0.95"
     result["eval"] = {**metrics.get("eval", {}), "iou_thresholds": iou, "coco_backend": cfg.coco_backend}
@@ -301,6 +302,15 @@ def _recorded_pair(metrics: dict[str, Any]) -> tuple[str, str] | None:
     return _pair((None, None), metrics.get("reference") or {})
 
 
+def _eval_sizes(metrics: dict[str, Any]) -> tuple[int, int] | None:
+    """The ``(min_size, max_size)`` the detections were made at, where the file records them."""
+    ev = metrics.get("eval") or {}
+    try:
+        return int(ev["min_size"]), int(ev["max_size"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _same_split(path: Path, metrics: dict[str, Any], data: Path | None) -> Any:
     """The evaluated split read as it was (``--data`` may move its root); refused unless its
     fingerprint is the one the detections were made on."""
@@ -317,6 +327,7 @@ def _same_split(path: Path, metrics: dict[str, Any], data: Path | None) -> Any:
         str(ds.get("on_corrupt", "fail")),
         str(ds.get("on_invalid", "fail")),
         str(metrics.get("group_level", "image")),
+        resize=_eval_sizes(metrics),
     )
     if split.fingerprint != ds.get("fingerprint"):
         raise FaapError(

@@ -84,7 +84,7 @@ def seeds_summary(summary: dict[str, Any]) -> list[str]:
     """The across-seed lines under ``faap eval SEEDSET``'s table."""
     n = len(summary["seeds"])
     level = f"{summary['confidence']:.0%}"
-    lines = []
+    lines = [counted_seeds(summary)]
     for key, what in (("share_closed", "share of the AP gap closed"), ("change", "AP gap change")):
         s = summary[key]
         if not s["n"]:
@@ -112,6 +112,13 @@ def seeds_summary(summary: dict[str, Any]) -> list[str]:
         + (f"; {summary['overshoot']} overshoot (the gap reversed)" if summary["overshoot"] else "")
     )
     return lines
+
+
+def counted_seeds(summary: dict[str, Any]) -> str:
+    """Which seeds the spread is over: ``n of N`` and each seed left out with why."""
+    n, of = len(summary["seeds"]), summary.get("of", len(summary["seeds"]))
+    left = summary.get("left_out") or []
+    return f"over {n} of {of} seeds" + (f"; left out: {'; '.join(left)}" if left else "")
 
 
 SEED_COLUMNS = ("seed", "epoch", "gap_before", "gap_after", "change", "share_closed", "advantaged_change")

@@ -321,14 +321,17 @@ def reference_pair(
 ) -> tuple[str | None, str | None]:
     """The groups of the gap. Named ones (options, or the run's data config for the same attribute)
     must exist in the split: falling back to other groups would report another gap silently.
-    Without a run, the defaults (female/male) apply only to a two-group split that has them."""
+    Without a run, the defaults (female/male) apply where they fit (:func:`faapkit.fairness.default_applies`)."""
+    from faapkit.fairness import default_applies
+
     chosen: list[str | None] = []
+    defaults = (getattr(dcfg, "disadvantaged", None), getattr(dcfg, "advantaged", None))
     for role, given in (("disadvantaged", disadvantaged), ("advantaged", advantaged)):
         source, group = f"--{role}", given
         if group is None and dcfg is not None:
             source, group = f"the run's data.{role}", getattr(dcfg, role)
             if not from_run:  # built-in defaults: only where they fit
-                group = group if group in split.groups and len(split.groups) == 2 else None
+                group = group if default_applies(group, list(split.groups), defaults) else None
         if group is not None and group not in split.groups:
             raise ConfigError(
                 f"{source} '{group}' is not a group of '{split.split_by}' in split '{split.split}' "
@@ -360,16 +363,59 @@ def annotate(
     result["eval_config_sources"] = sources
 
 
-def checked_detector(detector: tuple[Any, Path | None], named: bool, tgt: Target, dev: Any) -> Any:
-    """The detector to evaluate with (``(DetectorSpec, checkpoint)`` from :func:`run_detector`);
-    unless ``--detector``/``--detector-checkpoint`` name one (``named``), it must be the weights
-    the checkpoint's generator was trained against."""
+OTHER_DETECTOR = "--accept-other-detector"
+
+
+def checked_detector(
+    detector: tuple[Any, Path | None], named: bool, tgt: Target, dev: Any, reads: tuple[Any, bool] = (None, False)
+) -> tuple[Any, dict[str, Any] | None]:
+    """The detector to evaluate with (``(DetectorSpec, checkpoint)`` from :func:`run_detector`) and,
+    for a generator that reads the detector evaluated with another one, the label the metrics
+    record. Unless ``--detector``/``--detector-checkpoint`` name one (``named``), it must be the
+    weights the checkpoint's generator was trained against; named, it may differ (a transfer),
+    except for a generator that reads the detector's features, which takes ``OTHER_DETECTOR``
+    (``reads``: the registered generators and whether that option was given)."""
     from faapkit.detr.frozen import load_detector
 
     det = load_detector(*detector, device=dev)
-    if tgt.checkpoint is not None and not named:
+    if tgt.checkpoint is None:
+        return det, None
+    if not named:
         check_trained_against(tgt.checkpoint, det)
-    return det
+        return det, None
+    generators, accepted = reads
+    label = read_detector_differs(tgt.checkpoint, det, generators) if generators is not None else None
+    if label is not None and not accepted:
+        trained = label["trained_to_read"]
+        raise ConfigError(
+            f"{tgt.checkpoint}: its generator '{label['generator']}' reads the detector's features and was trained "
+            f"to read detector '{trained['name']}' (weights {str(trained['sha256'])[:12]}), not the "
+            f"'{det.name}' ({str(det.sha256)[:12]}) named by --detector/--detector-checkpoint; evaluate with the "
+            f"detector it reads, or pass {OTHER_DETECTOR} to measure it there (labelled in the metrics)"
+        )
+    return det, label
+
+
+def read_detector_differs(checkpoint: Path, detector: Any, generators: Any) -> dict[str, Any] | None:
+    """For a checkpoint whose generator reads the detector (``GeneratorSpec.uses_detector``), the
+    detector it was trained to read (its stored fingerprint) and the one ``detector`` is, when they
+    differ; ``None`` when they are the same or the generator does not read the detector."""
+    from faapkit.io import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint, mmap=True)
+    name = str((ckpt.get("generator_spec") or {}).get("name", "unet"))
+    if name not in generators or not generators.get(name).uses_detector:
+        return None
+    stored = ckpt.get("detector")
+    record: dict[str, Any] = stored if isinstance(stored, dict) else {}
+    same_weights = bool(record.get("sha256")) and record.get("sha256") == detector.sha256
+    if same_weights or (not record.get("sha256") and record.get("name") == detector.name):
+        return None
+    return {
+        "generator": name,
+        "trained_to_read": {"name": record.get("name"), "sha256": record.get("sha256")},
+        "evaluated_with": {"name": detector.name, "sha256": detector.sha256},
+    }
 
 
 def check_trained_against(checkpoint: Path, detector: object) -> None:
