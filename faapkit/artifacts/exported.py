@@ -5,6 +5,13 @@ The sidecar says what the file is: ``format``, ``interface`` (``perturbation``: 
 in [0, 1] -> same; ``fair-detector``: -> ``boxes (N, Q, 4)``, ``scores (N, Q)``, ``labels (N, Q)``),
 the input convention, the accepted sizes, epsilon, the run, the checkpoint's sha256, the
 detector's fingerprint and the faapkit version that wrote it.
+
+A sidecar is checked whole before anything trusts it (:func:`read_sidecar`): the file must be
+the one it describes (``file_sha256``); what the file was exported with (epsilon, run,
+checkpoint, generator, detector, sizes: :data:`EMBEDDED_KEYS`) is also written inside the file
+(a TorchScript extra file, an ONNX metadata entry, both covered by the file's sha256) and must
+equal the sidecar's; and the sidecar's own fields must hash to its ``sidecar_sha256``. An edited
+sidecar is refused naming the key.
 """
 
 from __future__ import annotations
@@ -21,6 +28,12 @@ SIDECAR_FORMAT = "faapkit-export/1"
 FORMATS = {"torchscript": ".ts", "onnx": ".onnx"}
 EXTRA_INSTALL = "pip install 'faapkit[export]'"
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
+DIGEST_KEY = "sidecar_sha256"
+EMBEDDED_NAME = "faapkit.json"  # the record inside the file: TorchScript extra file, ONNX metadata key
+# what the file's numbers depend on or are filed under: written inside the file as in the sidecar
+EMBEDDED_KEYS = (
+    "format", "interface", "epsilon", "generator", "run_id", "checkpoint_sha256", "detector", "min_size", "max_size"
+)
 
 
 def sidecar_path(file: Path) -> Path:
@@ -42,7 +55,67 @@ def read_sidecar(file: Path) -> dict[str, Any]:
         raise FaapError(f"{path} is not a faap export sidecar (schema {SIDECAR_FORMAT})")
     if data.get("format") not in FORMATS:
         raise FaapError(f"{path}: unknown format {data.get('format')!r} (known: {', '.join(FORMATS)})")
+    check_sidecar(file, data)
     return data
+
+
+def sealed(sidecar: dict[str, Any]) -> dict[str, Any]:
+    """``sidecar`` with the hash of its own fields under :data:`DIGEST_KEY`."""
+    from faapkit.artifacts.integrity import record_sha256
+
+    return {**sidecar, DIGEST_KEY: record_sha256(sidecar, DIGEST_KEY)}
+
+
+def embedded_of(sidecar: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``sidecar`` that ``faap export`` also writes inside the file."""
+    return {key: sidecar.get(key) for key in EMBEDDED_KEYS}
+
+
+def check_sidecar(file: Path, sidecar: dict[str, Any]) -> None:
+    """Refuse a sidecar that does not describe ``file`` as ``faap export`` wrote it: another file
+    (sha256), a field that differs from the record inside the file (named), or fields that no
+    longer hash to ``sidecar_sha256``."""
+    from faapkit.artifacts.integrity import file_sha256, record_sha256
+
+    path = sidecar_path(file)
+    if file_sha256(file) != sidecar.get("file_sha256"):
+        raise FaapError(f"{file} differs from the file its sidecar describes (sha256); export it again")
+    inside = embedded_record(file, str(sidecar["format"]))
+    if inside is None:
+        raise FaapError(f"{file} holds no record of its export (an older faapkit wrote it); export it again")
+    for key, value in inside.items():
+        if sidecar.get(key) != value:
+            raise FaapError(
+                f"{path}: {key} is {json.dumps(sidecar.get(key))}, but {file.name} was exported with "
+                f"{json.dumps(value)} (the sidecar was edited); export it again"
+            )
+    if sidecar.get(DIGEST_KEY) != record_sha256(sidecar, DIGEST_KEY):
+        changed = DIGEST_KEY if DIGEST_KEY in sidecar else f"{DIGEST_KEY} missing"
+        raise FaapError(f"{path} was edited after faap export wrote it ({changed}: its fields differ); export it again")
+
+
+def embedded_record(file: Path, fmt: str) -> dict[str, Any] | None:
+    """The record ``faap export`` wrote inside ``file`` (:data:`EMBEDDED_KEYS`), ``None`` if it
+    holds none; a file that is not of format ``fmt`` is named."""
+    with _named_load_error(file, fmt):
+        if fmt == "torchscript":
+            import zipfile
+
+            with zipfile.ZipFile(file) as archive:
+                names = [n for n in archive.namelist() if n.endswith(f"/extra/{EMBEDDED_NAME}")]
+                text = archive.read(names[0]).decode("utf-8") if names else None
+        else:
+            missing = missing_onnx_packages()
+            if missing:
+                raise FaapError(f"reading {file} needs {', '.join(missing)} (the export extra): {EXTRA_INSTALL}")
+            import onnx
+
+            model = onnx.load(str(file), load_external_data=False)
+            text = next((e.value for e in model.metadata_props if e.key == EMBEDDED_NAME), None)
+    if text is None:
+        return None
+    record = json.loads(text)
+    return record if isinstance(record, dict) else None
 
 
 def missing_onnx_packages() -> list[str]:
@@ -103,6 +176,8 @@ def _named_load_error(file: Path, fmt: str) -> Iterator[None]:
     line naming it, not the runtime's multi-line error."""
     try:
         yield
+    except FaapError:
+        raise
     except Exception as exc:  # torch.jit and onnxruntime raise their own types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FaapError(f"cannot load {file} as {fmt}: {first}") from None
@@ -116,14 +191,11 @@ def exported_generator(file: Path) -> tuple[Any, dict[str, Any]]:
     import torch
     from torch import nn
 
-    from faapkit.artifacts.integrity import file_sha256
     from faapkit.data.transforms import denormalize, normalize
 
     sidecar = read_sidecar(file)
     if sidecar.get("interface") != "perturbation":
         raise FaapError(f"{file} is a {sidecar.get('interface')} export; faap eval --exported scores a perturbation")
-    if file_sha256(file) != sidecar.get("file_sha256"):
-        raise FaapError(f"{file} differs from the file its sidecar describes (sha256); export it again")
     run = load_runner(file, str(sidecar["format"]))
 
     class AsDelta(nn.Module):

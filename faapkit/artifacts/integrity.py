@@ -1,5 +1,6 @@
 """Hashes that let a reader check a result against what wrote it: a checkpoint's
-sha256 streamed once from disk, and the hash of a metrics file's numbers.
+sha256 streamed once from disk, the hash of a metrics file's numbers, and the hash of a record's
+own fields (an export's sidecar).
 
 ``numbers_sha256`` hashes the canonical JSON (sorted keys, fixed separators) of the sections
 of a metrics file that hold its numbers; ``faap eval`` and ``--rescore`` record it, ``faap
@@ -33,6 +34,14 @@ def canonical_json(value: Any) -> str:
     """One spelling of ``value``: sorted keys, no spaces; NaN and infinities spelt as Python's
     json module spells them (so a file holding them still hashes)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+
+
+def record_sha256(record: Mapping[str, Any], without: str) -> str:
+    """The hash of a JSON record's own fields (its canonical JSON), all but ``without``, the key
+    that stores this hash: a record that names its own digest (an export's sidecar) is checked by
+    recomputing it, so a field edited by hand afterwards is told apart from one faapkit wrote."""
+    fields = json.loads(json.dumps({k: v for k, v in record.items() if k != without}, allow_nan=True))
+    return hashlib.sha256(canonical_json(fields).encode("ascii")).hexdigest()
 
 
 def numbers_of(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -109,8 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     except FaapError as exc:
         _report_error(f"error: {exc.one_line()}", exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("error: interrupted", markup=False)
-        sys.exit(130)
+        _report_interrupt()
+    except SystemExit as exc:
+        if _interrupted(exc):  # Typer turns Ctrl-C into a silent exit 130
+            _report_interrupt()
+        raise
     except Exception as exc:
         if debug:
             raise
@@ -118,6 +121,25 @@ def main(argv: list[str] | None = None) -> None:
         _report_error(
             f"error: {type(exc).__name__}: {message} (unexpected; rerun with FAAP_DEBUG=1 for a traceback)", 1
         )
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while handling a Ctrl-C (``KeyboardInterrupt`` in its chain)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _report_interrupt() -> NoReturn:
+    """Ctrl-C's line and exit status, written without importing anything (torch may have been
+    interrupted halfway through its import)."""
+    err_console.print("error: interrupted", markup=False)
+    sys.exit(130)
 
 
 def _report_error(line: str, exit_code: int) -> NoReturn:

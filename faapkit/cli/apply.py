@@ -46,4 +46,7 @@ def apply(
         if manifest["corrupt"]
         else ""
     )
-    info(f"wrote {manifest['written']} images{already} and {out / 'faap-apply.json'}{skipped}")
+    removed = manifest["removed"]
+    listed = ", ".join(removed[:3]) + (", ..." if len(removed) > 3 else "")
+    gone = f"; removed {len(removed)} earlier output(s) no current source writes ({listed})" if removed else ""
+    info(f"wrote {manifest['written']} images{already} and {out / 'faap-apply.json'}{skipped}{gone}")

@@ -92,6 +92,10 @@ def evaluate(
         str | None,
         typer.Option(help="fail | skip: images with invalid annotations, sizes or modes (default: the run's)"),
     ] = None,
+    on_corrupt: Annotated[
+        str | None,
+        typer.Option(help="fail | skip: images that cannot be decoded, counted in the metrics (default: the run's)"),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
     json_: JsonOpt = False,
     codec: Annotated[
@@ -113,8 +117,7 @@ def evaluate(
         device=device, limit_images=limit_images, no_cache=no_cache, workers=workers, amp=amp,
         channels_last=channels_last, save_detections=save_detections, nproc=nproc, out=out, force=force,
         accept_changed_best=accept_changed_best, accept_other_detector=accept_other_detector, on_invalid=on_invalid,
-        progress=not quiet and not json_,
-        codec=codec, exported=exported,
+        on_corrupt=on_corrupt, progress=not quiet and not json_, codec=codec, exported=exported,
     )  # fmt: skip
     outcome = run_eval(cmd, CliHost(state(ctx)))
     if outcome.seeds is not None:

@@ -122,9 +122,11 @@ def _copy_order(r: RunRecord) -> tuple[bool, bool, str]:
 
 
 def _content_key(r: RunRecord) -> str:
-    """What makes two records one evaluation: the same split, epoch, IoU thresholds, epsilon and
-    groups, and numbers (a larger epsilon the generator never reaches gives the same numbers)."""
-    keys = ("split", "epoch", "iou_thresholds", "epsilon", "split_by", "reference", "codec")
+    """What makes two records one evaluation: the same split, epoch, IoU thresholds, epsilon,
+    groups, codec and exported file format, and numbers (a larger epsilon the generator never
+    reaches gives the same numbers)."""
+    keys: tuple[str, ...] = ("split", "epoch", "iou_thresholds", "epsilon", "split_by", "reference", "codec")
+    keys += ("exported",)
     fields = [getattr(r, k) for k in (*keys, "perturbed", "baseline", "bootstrap")]
     return json.dumps(fields, sort_keys=True, default=str)
 

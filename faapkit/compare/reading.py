@@ -118,6 +118,7 @@ def metrics_record(
             # AP over other IoU thresholds is another metric (None: COCO's 0.50:0.05:0.95)
             "iou_thresholds": iou if isinstance(iou, list) else None,
             "codec": m.eval.codec if m.eval is not None else None,
+            "exported": _exported_format(m),
             "rescored_from": (m.rescored_from or {}).get("metrics"),
             "scored_detections": scored_detections(m.dump()),
             "stale": stale_detections(f, m.dump()) if m.rescored_from else None,
@@ -260,3 +261,9 @@ def _flagged(record: RunRecord, flags: list[tuple[str, str]]) -> RunRecord:
     record.flags = [flag for flag, _ in flags]
     record.flag_note = "; ".join(f"{flag}: {why}" for flag, why in flags) or None
     return record
+
+
+def _exported_format(m: Any) -> str | None:
+    """The format of the exported file an evaluation scored in place of the checkpoint's generator."""
+    exported = (m.model_extra or {}).get("exported")
+    return str(exported.get("format") or "unknown format") if isinstance(exported, dict) else None

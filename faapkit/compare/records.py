@@ -49,6 +49,7 @@ class RunRecord(BaseModel):
     selected_epoch: int | None = None
     iou_thresholds: list[float] | None = None  # None: COCO's 0.50:0.05:0.95
     codec: str | None = None  # the image codec faap eval --codec put before the detector (None: none)
+    exported: str | None = None  # the format of the faap export file faap eval --exported scored (None: none)
     rescored_from: str | None = None
     scored_detections: list[str] | None = None  # the sha256 of each detections file it scored (setting:sha)
     stale: str | None = None  # a rescore whose detections changed since: why (compare leaves it out)

@@ -35,6 +35,8 @@ def summarize(record: RunRecord) -> dict[str, Any]:
         row["iou_thresholds"] = record.iou_thresholds
     if record.codec:
         row["codec"] = record.codec
+    if record.exported:  # the numbers are the exported file's, not the eager checkpoint's
+        row["exported"] = record.exported
     if record.also_at:
         row["also_at"] = record.also_at
     if record.flags is not None:  # a faapkit metrics file, checked (an empty list: nothing found)

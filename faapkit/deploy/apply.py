@@ -10,7 +10,11 @@ beside the images, rescaled to the written sizes, so ``faap eval --data DST`` sc
 The manifest (``DST/faap-apply.json``) records the run, the checkpoint's sha256, epsilon, the size
 policy, the format and, per written file, its source, the source's sha256 and the written
 file's; a rerun skips files whose entry matches (resumable) and rewrites the manifest after
-every file. Nothing is ever written inside SRC.
+every file. Every image to be written is decoded before the first is written, so an unreadable
+one (or a multi-page TIFF) is refused before any work. The manifest lists only files written
+from current sources: an output the earlier manifest listed that this apply does not write (a
+source removed, another ``--format`` under ``--force``) is removed, if it is still the file that
+apply wrote. Nothing is ever written inside SRC.
 """
 
 from __future__ import annotations
@@ -118,6 +122,13 @@ def read_image(path: Path, exif: bool = True) -> Any:
 
     try:
         with Image.open(path) as image:
+            frames = getattr(image, "n_frames", 1)
+            # PIL would give the first page alone; a camera's MPO JPEG holds the photo first (then a preview)
+            if frames > 1 and image.format != "MPO":
+                raise DataError(
+                    f"cannot read image {path}: it holds {frames} pages or frames, and faap apply writes one image "
+                    "per file; split it into one file per page"
+                )
             image.load()
             return to_rgb(ImageOps.exif_transpose(image) if exif else image)
     except DataError:
@@ -143,7 +154,8 @@ def perturb_image(module: Any, image: Any, min_size: int, max_size: int) -> Any:
 
 
 def apply_run(req: ApplyRequest, progress: Callable[[int, int], None] | None = None, say: Any = None) -> dict[str, Any]:
-    """Check everything, then perturb and write each image not already written; the manifest."""
+    """Check everything (every image to be written is decoded first), then perturb and write each
+    image not already written; remove the earlier outputs no current source writes; the manifest."""
     from faapkit.deploy.loading import load_perturbation
 
     codec = codec_of(req.fmt, req.quality)
@@ -153,17 +165,80 @@ def apply_run(req: ApplyRequest, progress: Callable[[int, int], None] | None = N
     items, coco = list_items(req.src, req.split, codec)
     check_targets(items, req.src, req.out)
     module = load_perturbation(req.run, epoch=req.epoch)
-    manifest = start_manifest(req, module.info, codec)
+    before = listed_files(req.out)
+    manifest = start_manifest(req, module.info, codec, {item.name for item in items})
+    todo = [item for item in items if not already_written(item, req, manifest)]
+    left_out = check_sources(todo, req, manifest)
+    to_write = {item.name for item in todo} - left_out
     written = 0
     for done, item in enumerate(items, 1):
-        written += write_one(module, item, req, codec, manifest)
+        if item.name in to_write:
+            written += write_one(module, item, req, codec, manifest)
         if progress is not None:
             progress(done, len(items))
     if coco is not None:
         write_annotations(req, coco, manifest)
+    removed = remove_replaced(req.out, before, manifest["files"])
     manifest["complete"] = True
     save_manifest(req.out, manifest)
-    return {**manifest, "written": written}
+    return {**manifest, "written": written, "removed": removed}
+
+
+def listed_files(out: Path) -> dict[str, Any]:
+    """The files an earlier apply's manifest in ``out`` lists (``{}`` if none is readable)."""
+    try:
+        earlier = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = earlier.get("files") if isinstance(earlier, dict) else None
+    return {str(k): v for k, v in files.items() if isinstance(v, dict)} if isinstance(files, dict) else {}
+
+
+def remove_replaced(out: Path, before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """Remove the outputs an earlier apply wrote that this one does not list (another
+    ``--format``, a source removed or now unreadable): only files inside ``out`` that are still
+    what the earlier manifest recorded (sha256), so nothing else is touched. Their names."""
+    from faapkit.artifacts.integrity import file_sha256
+
+    out_r, removed = out.resolve(), []
+    for name, entry in sorted(before.items()):
+        target = (out_r / name).resolve()
+        if name in now or out_r not in target.parents or not target.is_file():
+            continue
+        if file_sha256(target) == entry.get("sha256"):
+            target.unlink()
+            removed.append(name)
+    return removed
+
+
+def already_written(item: Item, req: ApplyRequest, manifest: dict[str, Any]) -> bool:
+    """Whether ``item``'s manifest entry matches its source and its written file (a resumed apply
+    skips it); never under ``--force``."""
+    from faapkit.artifacts.integrity import file_sha256
+
+    entry, target = manifest["files"].get(item.name), req.out / item.name
+    if req.force or not entry or not item.source.is_file() or not target.is_file():
+        return False
+    return entry.get("source_sha256") == file_sha256(item.source) and file_sha256(target) == entry.get("sha256")
+
+
+def check_sources(items: list[Item], req: ApplyRequest, manifest: dict[str, Any]) -> set[str]:
+    """Decode every image about to be written before anything is: the first that cannot be read
+    or resized is refused (``--on-corrupt fail``), or all such are listed in the manifest and
+    left out (``skip``). The names left out."""
+    policy, left_out = manifest["size_policy"], set()
+    for item in items:
+        try:
+            image = read_image(item.source, exif=item.record is None)
+            check_resizable(item.source, image.height, image.width, policy["min_size"], policy["max_size"])
+        except DataError as exc:
+            if req.on_corrupt == "fail":
+                hint = "pass --on-corrupt skip to leave it out (listed in the manifest); nothing was written"
+                raise DataError(f"{exc.one_line()}; {hint}") from None
+            manifest["corrupt"].append(str(item.source))
+            manifest["files"].pop(item.name, None)
+            left_out.add(item.name)
+    return left_out
 
 
 def check_targets(items: list[Item], src: Path, out: Path) -> None:
@@ -186,9 +261,10 @@ def check_targets(items: list[Item], src: Path, out: Path) -> None:
         seen[target] = item
 
 
-def start_manifest(req: ApplyRequest, info: Any, codec: Codec) -> dict[str, Any]:
-    """A fresh manifest, or the earlier one of the same checkpoint and settings (resume); an
-    earlier apply of something else is replaced only with ``--force``."""
+def start_manifest(req: ApplyRequest, info: Any, codec: Codec, names: set[str]) -> dict[str, Any]:
+    """A fresh manifest, or the earlier one of the same checkpoint and settings (resume), keeping
+    only the entries of current sources (``names``); an earlier apply of something else is
+    replaced only with ``--force``."""
     fresh: dict[str, Any] = {
         "schema": MANIFEST_FORMAT,
         "run_id": info.run_id,
@@ -223,7 +299,9 @@ def start_manifest(req: ApplyRequest, info: Any, codec: Codec) -> dict[str, Any]
     earlier = earlier if isinstance(earlier, dict) else {}
     same = all(earlier.get(k) == fresh[k] for k in ("checkpoint_sha256", "epsilon", "size_policy", "format", "split"))
     if same:
-        return {**fresh, "files": dict(earlier.get("files") or {}), "corrupt": []}
+        files = earlier.get("files")
+        kept = {k: v for k, v in files.items() if k in names} if isinstance(files, dict) else {}
+        return {**fresh, "files": kept, "corrupt": []}
     if not req.force:
         raise FaapError(
             f"--out {req.out} holds an apply of another checkpoint or settings ({path}); pass --force to replace it"
@@ -232,34 +310,14 @@ def start_manifest(req: ApplyRequest, info: Any, codec: Codec) -> dict[str, Any]
 
 
 def write_one(module: Any, item: Item, req: ApplyRequest, codec: Codec, manifest: dict[str, Any]) -> int:
-    """Perturb and write one image unless its manifest entry matches (source and written file);
-    1 if it was written, 0 if it was already there or left out."""
+    """Perturb and write one image (checked readable by :func:`check_sources`); 1."""
     from faapkit.artifacts.integrity import file_sha256
     from faapkit.data.codecs import encode
     from faapkit.io import atomic_write_bytes
 
-    target = req.out / item.name
-    entry = manifest["files"].get(item.name)
-    source_sha = file_sha256(item.source) if item.source.is_file() else None
-    if (
-        not req.force
-        and entry
-        and entry.get("source_sha256") == source_sha
-        and target.is_file()
-        and file_sha256(target) == entry.get("sha256")
-    ):
-        return 0
-    policy = manifest["size_policy"]
-    try:
-        image = read_image(item.source, exif=item.record is None)
-        check_resizable(item.source, image.height, image.width, policy["min_size"], policy["max_size"])
-    except DataError as exc:
-        if req.on_corrupt == "fail":
-            hint = "pass --on-corrupt skip to leave it out (listed in the manifest)"
-            raise DataError(f"{exc.one_line()}; {hint}") from None
-        manifest["corrupt"].append(str(item.source))
-        manifest["files"].pop(item.name, None)
-        return 0
+    target, policy = req.out / item.name, manifest["size_policy"]
+    source_sha = file_sha256(item.source)
+    image = read_image(item.source, exif=item.record is None)
     out = perturb_image(module, image, policy["min_size"], policy["max_size"])
     atomic_write_bytes(target, encode(out, codec))
     manifest["files"][item.name] = {

@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from faapkit.artifacts.exported import (
+    EMBEDDED_NAME,
     EXTRA_INSTALL,
     FORMATS,
     SIDECAR_FORMAT,
+    embedded_of,
     load_runner,
     missing_onnx_packages,
+    sealed,
     sidecar_path,
 )
 from faapkit.errors import ConfigError, FaapError
@@ -96,25 +99,29 @@ def export_run(req: ExportRequest) -> tuple[Path, dict[str, Any]]:
             "pixel-only generator (generator.name=subpixel)"
         )
     sizes = probe_sizes(info.min_size, info.max_size)
-    written, parity = write_checked(module, req.fmt, out, sizes, batch=1 if req.with_detector else 2)
+    inside = embedded_of(identity_of(info, req))
+    written, parity = write_checked(module, req.fmt, out, sizes, batch=1 if req.with_detector else 2, inside=inside)
     sidecar = sidecar_of(info, req, written, sizes, parity)
     sidecar["run"] = str(target.run_dir) if target.run_dir is not None else None
+    sidecar = sealed(sidecar)
     atomic_write_text(sidecar_path(written), json.dumps(sidecar, indent=2) + "\n")
     return written, sidecar
 
 
-def write_checked(module: Any, fmt: str, out: Path, sizes: list[tuple[int, int]], batch: int) -> tuple[Path, float]:
-    """Export ``module`` traced at ``sizes[0]`` (``batch`` images) to a temporary file beside
-    ``out``, check it at every size against the eager module, then rename it to ``out``. Returns
-    ``(out, max abs difference)``; a file off by more than :data:`PARITY_TOLERANCE` is removed
-    and refused."""
+def write_checked(
+    module: Any, fmt: str, out: Path, sizes: list[tuple[int, int]], batch: int, inside: dict[str, Any]
+) -> tuple[Path, float]:
+    """Export ``module`` traced at ``sizes[0]`` (``batch`` images), with the record ``inside``
+    written into the file, to a temporary file beside ``out``; check it at every size against
+    the eager module, then rename it to ``out``. Returns ``(out, max abs difference)``; a file
+    off by more than :data:`PARITY_TOLERANCE` is removed and refused."""
     for stale in out.parent.glob(f".{glob.escape(out.name)}.*.tmp{glob.escape(out.suffix)}"):
         stale.unlink(missing_ok=True)  # left by an export killed before its rename
     worst = 0.0
 
     def traced_and_checked(tmp: Path) -> None:
         nonlocal worst
-        trace_to(module, fmt, tmp, example_images(*sizes[0], n=batch))
+        trace_to(module, fmt, tmp, example_images(*sizes[0], n=batch), inside)
         worst = parity(module, tmp, fmt, sizes, batch)
         if worst > PARITY_TOLERANCE:
             raise FaapError(
@@ -138,17 +145,19 @@ def example_images(height: int, width: int, n: int = 2, seed: int = 0) -> Any:
     return (0.8 * coarse + 0.2 * torch.rand(n, 3, height, width, generator=gen)).clamp(0, 1)
 
 
-def trace_to(module: Any, fmt: str, path: Path, example: Any) -> None:
-    """Trace ``module`` on ``example`` into ``path`` (TorchScript or ONNX), H and W symbolic."""
+def trace_to(module: Any, fmt: str, path: Path, example: Any, inside: dict[str, Any]) -> None:
+    """Trace ``module`` on ``example`` into ``path`` (TorchScript or ONNX), H and W symbolic, with
+    the JSON record ``inside`` in the file (an extra file, an ONNX metadata entry)."""
     import warnings
 
     import torch
 
+    record = json.dumps(inside, sort_keys=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python values: parity is checked instead
         if fmt == "torchscript":
             traced = torch.jit.trace(module, (example,), check_trace=False)
-            torch.jit.save(traced, str(path))
+            torch.jit.save(traced, str(path), _extra_files={EMBEDDED_NAME: record})
             return
         outputs = ["boxes", "scores", "labels"] if isinstance(module(example), tuple) else ["images"]
         axes = {"images": {0: "batch", 2: "height", 3: "width"}}
@@ -163,6 +172,12 @@ def trace_to(module: Any, fmt: str, path: Path, example: Any) -> None:
             dynamo=False,
             opset_version=17,
         )
+    import onnx
+
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = EMBEDDED_NAME, record
+    onnx.save(model, str(path))
 
 
 def parity(module: Any, file: Path, fmt: str, sizes: list[tuple[int, int]], batch: int = 2) -> float:
@@ -184,15 +199,23 @@ def parity(module: Any, file: Path, fmt: str, sizes: list[tuple[int, int]], batc
     return worst
 
 
+def identity_of(info: Any, req: ExportRequest) -> dict[str, Any]:
+    """What the exported file is and came from: its format and interface, and the loaded
+    checkpoint's :class:`faapkit.deploy.modules.DeployInfo` (less its free-form ``extra``)."""
+    return {
+        "format": req.fmt,
+        "interface": "fair-detector" if req.with_detector else "perturbation",
+        **{k: v for k, v in info.to_json().items() if k not in ("extra", "faapkit")},
+    }
+
+
 def sidecar_of(info: Any, req: ExportRequest, out: Path, sizes: list[tuple[int, int]], worst: float) -> dict[str, Any]:
     from faapkit.artifacts.integrity import file_sha256
 
     return {
         "schema": SIDECAR_FORMAT,
-        "format": req.fmt,
         "file": out.name,
         "file_sha256": file_sha256(out),
-        "interface": "fair-detector" if req.with_detector else "perturbation",
         "input": INPUT_CONVENTION,
         "output": (
             "boxes (N, Q, 4) xyxy in input pixels, scores (N, Q), labels (N, Q); every query, no threshold"
@@ -208,6 +231,6 @@ def sidecar_of(info: Any, req: ExportRequest, out: Path, sizes: list[tuple[int, 
         ),
         "parity": {"max_abs": worst, "tolerance": PARITY_TOLERANCE, "sizes": [list(s) for s in sizes]},
         "carries_detector": req.with_detector or info.reads_detector,
-        **{k: v for k, v in info.to_json().items() if k not in ("extra", "faapkit")},
+        **identity_of(info, req),
         "faapkit": info.faapkit,
     }

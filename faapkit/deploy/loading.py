@@ -37,6 +37,8 @@ def load_perturbation(path: str | Path, *, epoch: int | None = None, registries:
     fingerprint the checkpoint recorded)."""
     from faapkit.deploy.modules import Perturbation
 
+    if exported := load_exported(Path(path), "perturbation", epoch):
+        return exported
     parts = load_parts(Path(path), epoch, registries, need_detector=False)
     return Perturbation(parts.generator, parts.info, parts.detector if parts.info.reads_detector else None).eval()
 
@@ -48,9 +50,29 @@ def load_fair_detector(path: str | Path, *, epoch: int | None = None, registries
     query kept, as ``faap eval`` scores them."""
     from faapkit.deploy.modules import FairDetector, Perturbation
 
+    if exported := load_exported(Path(path), "fair-detector", epoch):
+        return exported
     parts = load_parts(Path(path), epoch, registries, need_detector=True)
     perturbation = Perturbation(parts.generator, parts.info, parts.detector if parts.info.reads_detector else None)
     return FairDetector(perturbation, parts.detector).eval()
+
+
+def load_exported(path: Path, interface: str, epoch: int | None) -> Any:
+    """A file ``faap export`` wrote (it has a sidecar) as a :class:`faapkit.deploy.modules.Exported`
+    module, its sidecar checked first (an edited one is refused naming the key); ``None`` for
+    anything else."""
+    from faapkit.artifacts.exported import load_runner, read_sidecar, sidecar_path
+    from faapkit.deploy.modules import Exported
+
+    if not (path.is_file() and sidecar_path(path).is_file()):
+        return None
+    sidecar = read_sidecar(path)
+    if epoch is not None:
+        raise FaapError(f"{path} is an exported file of one checkpoint; epoch= chooses within a run folder")
+    if sidecar.get("interface") != interface:
+        call = "load_fair_detector" if sidecar.get("interface") == "fair-detector" else "load_perturbation"
+        raise FaapError(f"{path} is a {sidecar.get('interface')} export: load it with faapkit.{call}")
+    return Exported(load_runner(path, str(sidecar["format"])), sidecar).eval()
 
 
 def load_parts(path: Path, epoch: int | None, registries: Any, *, need_detector: bool) -> Loaded:

@@ -92,14 +92,32 @@ class FairDetector(nn.Module):
         return boxes, scores, labels
 
 
+class Exported(nn.Module):
+    """A file written by ``faap export`` run as the module it was exported from (``interface``
+    ``perturbation`` or ``fair-detector``, the same inputs and outputs), on CPU through
+    ``torch.jit.load`` or onnxruntime; ``sidecar`` is its checked sidecar."""
+
+    def __init__(self, run: Any, sidecar: dict[str, Any]) -> None:
+        super().__init__()
+        self.run = run
+        self.sidecar = sidecar
+
+    def forward(self, images: Tensor) -> Any:
+        return self.run(checked_images(images))
+
+
 def checked_images(images: Tensor) -> Tensor:
-    """``images`` as float32, refused (``ValueError``) unless ``(N, 3, H, W)`` floats: 8-bit pixels
-    would be read as values far above 1 and clamped to white, a single image would come back
-    batched."""
+    """``images`` as float32, refused (``ValueError``) unless ``(N, 3, H, W)`` finite floats: 8-bit
+    pixels would be read as values far above 1 and clamped to white, a single image would come back
+    batched, a NaN would spread through the generator's convolutions into its neighbours."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (N, 3, H, W) float RGB in [0, 1], got shape {tuple(images.shape)}")
     if not images.is_floating_point():
         raise ValueError(f"images must be float RGB in [0, 1], got {images.dtype}: divide 8-bit pixels by 255")
+    # a NaN or infinity makes the sum non-finite: one reduction (a twentieth of an elementwise
+    # isfinite on a large image); the count is taken only then (huge finite values can overflow it)
+    if not bool(torch.isfinite(images.sum())) and (bad := int((~torch.isfinite(images)).sum())):
+        raise ValueError(f"images hold {bad} NaN or infinite value(s): pixels must be finite floats in [0, 1]")
     return images if images.dtype == torch.float32 else images.float()
 
 

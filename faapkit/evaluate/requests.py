@@ -70,6 +70,7 @@ class EvalCommand:
     accept_changed_best: bool = False
     accept_other_detector: bool = False  # a detector-reading generator evaluated with another detector
     on_invalid: str | None = None
+    on_corrupt: str | None = None  # fail | skip: undecodable images (default: the run's data.on_corrupt)
     progress: bool = True
     codec: str | None = None  # png | jpeg:Q | webp:Q: every image passes through it before the detector
     exported: Path | None = None  # a faap export file scored in place of the checkpoint's generator

@@ -55,3 +55,19 @@ def test_second_train_into_a_busy_folder_is_refused_and_ctrl_c_says_how_to_conti
     assert len(lines) == 1 and "the last checkpoint is" in lines[0], err
     assert re.search(r"interrupted at epoch \d+, step \d+ of \d+ \(global step \d+\):", lines[0]), err
     assert f"faap train --resume {out}" in lines[0]
+
+
+@pytest.mark.parametrize("where", ["exit 130 after it", "KeyboardInterrupt"])
+def test_ctrl_c_anywhere_in_a_command_says_so_and_exits_130(monkeypatch, where):
+    """Typer turns a KeyboardInterrupt into a silent exit 130; the CLI still says what happened."""
+    import faapkit.evaluate.command as command
+    from tests.conftest import run_here
+
+    def interrupted(*_: object) -> None:
+        if where == "KeyboardInterrupt":
+            raise KeyboardInterrupt
+        raise SystemExit(130) from KeyboardInterrupt()
+
+    monkeypatch.setattr(command, "run_eval", interrupted)
+    code, _, err = run_here("eval", "--bootstrap", "0")
+    assert code == 130 and err.strip() == "error: interrupted", err

@@ -122,6 +122,8 @@ def test_rescore_refusals(evaluated, run, capsys, tmp_path):
     det = evaluated.parent / m["detections"]["perturbed"]["file"]
     for args, code, says in (
         (["--epsilon", "0.1"], 2, "--epsilon needs a new inference"),
+        (["--codec", "png"], 2, "--rescore scores the saved detections again; --codec needs a new inference"),
+        (["--exported", str(tmp_path / "p.onnx")], 2, "--rescore scores the saved detections again; --exported"),
         (["--batch-size", "2"], 2, "eval.batch_size = 2 (--batch-size) changes the detections"),
         (["--data", str(run.parent / "s" / "coco"), "--set", "eval.amp=true"], 2, "eval.amp"),
     ):

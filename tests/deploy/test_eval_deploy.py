@@ -54,6 +54,8 @@ def test_eval_exported_gives_the_runs_ap(deploy_run, exports, run_metrics, tmp_p
     for setting in ("baseline", "perturbed"):
         for group, metrics in run_metrics["metrics"][setting].items():
             assert abs(result["metrics"][setting][group]["AP"] - metrics["AP"]) <= 1e-4
+    rows, _ = compare_json(str(tmp_path / "exported.json"))
+    assert {r.get("exported") for r in rows["rows"] if r.get("setting") == "perturbed"} == {fmt}
 
 
 def test_eval_exported_refuses_a_file_of_another_checkpoint(deploy_run, exports, tmp_path):
@@ -66,12 +68,13 @@ def test_eval_exported_refuses_a_size_the_file_does_not_accept(deploy_run, expor
     import json
     import shutil
 
-    from faapkit.artifacts.exported import check_accepted, sidecar_path
+    from faapkit.artifacts.exported import check_accepted, sealed, sidecar_path
 
-    fixed = tmp_path / "fixed.onnx"  # a file whose sidecar accepts one size only
+    fixed = tmp_path / "fixed.onnx"  # a file whose sidecar accepts one size only (sealed as faap export would)
     shutil.copy(exports["onnx"], fixed)
     sidecar = json.loads(sidecar_path(exports["onnx"]).read_text())
-    sidecar_path(fixed).write_text(json.dumps({**sidecar, "accepted_sizes": [[128, 170]], "run": str(deploy_run)}))
+    narrowed = sealed({**sidecar, "accepted_sizes": [[128, 170]], "run": str(deploy_run)})
+    sidecar_path(fixed).write_text(json.dumps(narrowed))
     code, _, err = run_here("eval", str(deploy_run), "--exported", str(fixed), "--out", str(tmp_path / "m.json"))
     one_error(err, 1, code, "does not accept")
     assert not (tmp_path / "m.json").exists()

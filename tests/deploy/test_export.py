@@ -11,6 +11,7 @@ import torch
 import faapkit
 from faapkit.artifacts.exported import load_runner, read_sidecar
 from faapkit.deploy.export import example_images
+from faapkit.errors import FaapError
 from tests.conftest import one_error, run_here
 
 SUFFIX = {"torchscript": ".ts", "onnx": ".onnx"}
@@ -78,3 +79,54 @@ def test_a_run_that_chose_no_checkpoint_is_refused_naming_epoch(deploy_run, tmp_
     code, _, err = run_here("export", str(unchosen), "--format", "torchscript")
     one_error(err, 1, code, "--epoch")
     assert not (unchosen / "export").exists()
+
+
+def _copy_with_sidecar(file, folder, change):
+    """``file`` and its sidecar copied into ``folder``, the sidecar passed through ``change``."""
+    import shutil
+
+    copy = folder / file.name
+    shutil.copy(file, copy)
+    sidecar = json.loads(file.with_name(file.name + ".json").read_text())
+    change(sidecar)
+    copy.with_name(copy.name + ".json").write_text(json.dumps(sidecar))
+    return copy
+
+
+EDITS = {
+    "epsilon": lambda s: s.__setitem__("epsilon", s["epsilon"] * 2),
+    "run_id": lambda s: s.__setitem__("run_id", "0" * 32),
+    "sidecar_sha256": lambda s: s.__setitem__("accepted_sizes", [[128, 170]]),
+}
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("key", list(EDITS))
+def test_an_edited_sidecar_is_refused_naming_the_key(deploy_run, exports, tmp_path, fmt, key):
+    file = _copy_with_sidecar(exports[fmt], tmp_path, EDITS[key])
+    code, _, err = run_here("eval", str(deploy_run), "--exported", str(file), "--out", str(tmp_path / "m.json"))
+    one_error(err, 1, code, key)
+    assert f"{file.name}.json" in err and not (tmp_path / "m.json").exists()
+    with pytest.raises(FaapError, match=key):
+        faapkit.load_perturbation(file)
+
+
+def test_a_resealed_sidecar_still_names_the_epsilon_the_file_was_exported_with(exports, tmp_path):
+    from faapkit.artifacts.exported import sealed
+
+    def double(sidecar):
+        sidecar["epsilon"] *= 2
+        sidecar.update(sealed(sidecar))
+
+    file = _copy_with_sidecar(exports["onnx"], tmp_path, double)
+    with pytest.raises(FaapError, match="epsilon is .* exported with"):
+        read_sidecar(file)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_load_perturbation_runs_an_exported_file(deploy_run, exports, fmt):
+    images = example_images(128, 170, n=1, seed=3)
+    exported, eager = faapkit.load_perturbation(exports[fmt]), faapkit.load_perturbation(deploy_run)
+    assert float((exported(images) - eager(images)).abs().max()) <= 1e-4
+    with pytest.raises(FaapError, match="load_perturbation"):
+        faapkit.load_fair_detector(exports[fmt])

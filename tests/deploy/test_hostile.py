@@ -148,6 +148,11 @@ def test_the_perturbation_refuses_tensors_it_would_turn_into_garbage(deploy_run)
         with pytest.raises(ValueError, match=r"\(N, 3, H, W\)|float") as info:
             perturb(bad)
         assert says in str(info.value)
+    for value in (float("nan"), float("inf")):
+        bad = x.clone()
+        bad[0, 1, 3, 4] = value
+        with pytest.raises(ValueError, match="1 NaN or infinite value"):
+            perturb(bad)
     with torch.no_grad():
         assert torch.equal(perturb(x.double()), perturb(x).double())
 
@@ -175,3 +180,52 @@ def test_an_export_clears_the_temporary_file_a_killed_export_left(deploy_run, tm
     code, _, err = run_here("export", str(deploy_run), "--format", "torchscript", "--out", str(out))
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.ts", "p [1].ts", "p [1].ts.json"]
+
+
+def _apply(run: Path, src: Path, dst: Path, *extra: str) -> tuple[int, str, str]:
+    return run_here("apply", str(run), str(src), "--out", str(dst), "--no-progress", *extra)
+
+
+def test_an_unreadable_image_is_refused_before_anything_is_written(deploy_run, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _image(src / "a.png")
+    _image(src / "b.png")
+    (src / "b.png").write_bytes((src / "b.png").read_bytes()[:60])
+    code, _, err = _apply(deploy_run, src, dst)
+    one_error(err, 1, code, "b.png")
+    assert not dst.exists() or not any(dst.iterdir())
+
+
+def test_a_multi_page_tiff_is_refused_naming_it(deploy_run, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    pages = [Image.new("RGB", (160, 120), (30 * i, 90, 120)) for i in range(3)]
+    src.mkdir()
+    pages[0].save(src / "stack.tif", save_all=True, append_images=pages[1:])
+    code, _, err = _apply(deploy_run, src, dst)
+    one_error(err, 1, code, "stack.tif")
+    assert "3 pages" in err and (not dst.exists() or not any(dst.iterdir()))
+
+
+def test_force_with_another_format_removes_the_files_it_replaces(deploy_run, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _image(src / "a.png")
+    _image(src / "sub" / "b.png")
+    assert _apply(deploy_run, src, dst)[0] == 0
+    (dst / "mine.txt").write_text("not the apply's")
+    code, _, err = _apply(deploy_run, src, dst, "--format", "jpeg", "--quality", "90", "--force")
+    assert code == 0, err
+    assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.*")) == [
+        "a.jpg", "faap-apply.json", "mine.txt", "sub/b.jpg"
+    ]  # fmt: skip
+
+
+def test_a_removed_source_leaves_the_manifest_and_its_output(deploy_run, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for name in ("a.png", "b.png"):
+        _image(src / name)
+    assert _apply(deploy_run, src, dst)[0] == 0
+    (src / "b.png").unlink()
+    code, _, err = _apply(deploy_run, src, dst)
+    assert code == 0 and "removed 1" in err and "b.png" in err, err
+    assert list(json.loads((dst / "faap-apply.json").read_text())["files"]) == ["a.png"]
+    assert not (dst / "b.png").exists() and (dst / "a.png").is_file()

@@ -37,6 +37,29 @@ def test_a_relative_detector_checkpoint_is_recorded_absolute(tmp_path, monkeypat
     assert run_detector(stored, None, None) == ("detr-synth-tiny-v2", Path("/runs/d.pth"))
 
 
+def test_on_corrupt_skip_leaves_an_undecodable_image_out_and_counts_it(tmp_path):
+    """``faap eval --on-corrupt skip`` scores the images that decode and records how many did not;
+    without it the image is named and nothing is written."""
+    import json
+
+    from faapkit.data.synth import SynthSpec, write_synthetic
+    from tests.conftest import one_error, run_here
+
+    root = write_synthetic(tmp_path / "s", SynthSpec(seed=5, splits=(("test", 3, 3),))) / "coco"
+    broken = sorted((root / "images" / "test").iterdir())[1]
+    broken.write_bytes(b"not an image")  # a file PIL cannot even identify
+    args = ("eval", "--data", str(root), "--split", "test", "--bootstrap", "0", "--no-cache")
+    code, _, err = run_here(*args, "--out", str(tmp_path / "fail.json"))
+    one_error(err, 1, code, broken.name)
+    assert not (tmp_path / "fail.json").exists()
+    code, _, err = run_here(*args, "--on-corrupt", "skip", "--out", str(tmp_path / "m.json"))
+    assert code == 0, err
+    dataset = json.loads((tmp_path / "m.json").read_text())["dataset"]
+    assert (dataset["on_corrupt"], dataset["skipped_corrupt"], dataset["images"]) == ("skip", 1, 5)
+    code, _, err = run_here(*args, "--on-corrupt", "ignore")
+    one_error(err, 2, code, "--on-corrupt must be fail or skip")
+
+
 def test_eval_refuses_an_image_the_detectors_resize_shrinks_to_nothing(tmp_path, capsys):
     """10000x10 px: before, inference failed with 'height and width must be > 0 (unexpected)'."""
     import json

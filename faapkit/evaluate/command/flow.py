@@ -119,7 +119,7 @@ def evaluate_one(cmd: EvalCommand, layers: CommandLayers, reg: Registries, host:
     detector = (reg.detectors.get(det_name), det_ckpt)
     input_size = layering.resolve_sizes(detector[0], run_config.get("data", {}), layers.sizes)
     dcfg, root = layering.run_data(
-        run_config, cmd.data, cmd.limit_images, cmd.on_invalid, tgt.trained_on, detector, input_size
+        run_config, cmd.data, cmd.limit_images, cmd.on_invalid, tgt.trained_on, detector, input_size, cmd.on_corrupt
     )
     if (group_level := layering.group_level_of(layers.sizes)) is not None:
         dcfg = dcfg.model_copy(update={"group_level": group_level})

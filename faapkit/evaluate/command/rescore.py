@@ -37,9 +37,9 @@ def refuse_inference_options(cmd: EvalCommand) -> None:
         "TARGET": cmd.target, "--epoch": cmd.epoch, "--epsilon": cmd.epsilon, "--split-by": cmd.split_by,
         "--detector": cmd.detector, "--detector-checkpoint": cmd.detector_checkpoint,
         "--limit-images": cmd.limit_images, "--workers": cmd.workers, CHANGED_BEST: cmd.accept_changed_best or None,
-        "--on-invalid": cmd.on_invalid, "--no-cache": cmd.no_cache or None,
+        "--on-invalid": cmd.on_invalid, "--on-corrupt": cmd.on_corrupt, "--no-cache": cmd.no_cache or None,
         "--accept-other-detector": cmd.accept_other_detector or None,
-        "--nproc": cmd.nproc if cmd.nproc > 1 else None,
+        "--nproc": cmd.nproc if cmd.nproc > 1 else None, "--codec": cmd.codec, "--exported": cmd.exported,
     }  # fmt: skip
     for name, value in given.items():
         if value is not None:

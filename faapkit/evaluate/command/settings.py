@@ -63,8 +63,9 @@ def check_options(cmd: EvalCommand) -> None:
             raise ConfigError(f"{name} must be at least {least}, got {value}")
     if cmd.bootstrap is not None:
         check_bootstrap(cmd.bootstrap)
-    if cmd.on_invalid not in (None, "fail", "skip"):
-        raise ConfigError(f"--on-invalid must be fail or skip, got {cmd.on_invalid!r}")
+    for option, choice in (("--on-invalid", cmd.on_invalid), ("--on-corrupt", cmd.on_corrupt)):
+        if choice not in (None, "fail", "skip"):
+            raise ConfigError(f"{option} must be fail or skip, got {choice!r}")
 
 
 def file_layers(path: Path, say: Notes) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -271,9 +272,10 @@ def run_data(
     trained_on: str | None = None,
     detector: tuple[Any, Path | None] = (None, None),
     input_size: dict[str, Any] | None = None,
+    on_corrupt: str | None = None,
 ) -> tuple[DataConfig, Path]:
     """``(DataConfig, dataset root)``: the run's ``[data]`` (defaults without a run) with the
-    command's ``--limit-images``, ``--on-invalid`` and resolved ``input_size``
+    command's ``--limit-images``, ``--on-invalid``, ``--on-corrupt`` and resolved ``input_size``
     (:func:`resolve_sizes`); ``--data`` replaces the run's root. A run
     on the embedded benchmark gets the one it trained on (``trained_on`` names its seed and bias),
     not today's default; without either, the benchmark ``detector`` (``(DetectorSpec, checkpoint)``) was
@@ -285,6 +287,8 @@ def run_data(
     stored.update({k: v for k, v in (input_size or {}).items() if k in ("min_size", "max_size")})
     if on_invalid is not None:
         stored["on_invalid"] = on_invalid
+    if on_corrupt is not None:
+        stored["on_corrupt"] = on_corrupt
     dcfg = validate_model(DataConfig, stored, prefix="data")
     if data is None and dcfg.root is not None and not Path(dcfg.root).is_absolute():
         raise ConfigError(
