@@ -469,6 +469,20 @@ def require_groups(split: DatasetSplit, needed: list[str]) -> None:
             )
 
 
+
+def require_person_label(split: DatasetSplit, label: int, detector: str) -> None:
+    """The dataset's ``person`` category is the id the detector predicts people as (``label``):
+    otherwise no detection would ever match a person box and every AP would be 0, a wrong number
+    rather than an error. A dataset without a category named ``person`` is taken as numbered for
+    the detector."""
+    ids = [c.get("id") for c in split.coco_gt.get("categories") or [] if c.get("name") == "person"]
+    if ids and label not in ids:
+        raise DataError(
+            f"split '{split.split}' of {split.root} numbers its 'person' category {ids[0]}, and detector "
+            f"'{detector}' predicts people as label {label}: renumber the category (and its annotations' "
+            f"category_id) to {label}"
+        )
+
 class GroupedDetectionDataset(Dataset):
     """Items ``(image (3,H,W), target, group_index)``. Indexed by ``(index, sample_seed)`` so random
     augmentation is a function of the sampler's seed, not of worker scheduling (exact resume). Box-level

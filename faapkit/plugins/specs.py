@@ -207,6 +207,7 @@ class DetectorSpec(ComponentSpec):
     min_size: int = EMBEDDED_MIN_SIZE
     max_size: int = EMBEDDED_MAX_SIZE
     train_scales: tuple[int, ...] = EMBEDDED_TRAIN_SCALES
+    person_label: int = 1  # the label its outputs give people (COCO's id; the embedded benchmark's)
 
     def __post_init__(self) -> None:
         sizes = (self.min_size, self.max_size, *self.train_scales)

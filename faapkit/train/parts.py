@@ -22,7 +22,14 @@ from torch.utils.data import DataLoader
 from faapkit.artifacts.rundir import RunDir
 from faapkit.config import FaapConfig
 from faapkit.data.batching import BalancedGroupSampler, ShapeBucketError, collate, loader_workers
-from faapkit.data.coco import DatasetSplit, GroupedDetectionDataset, has_split, load_split, require_groups
+from faapkit.data.coco import (
+    DatasetSplit,
+    GroupedDetectionDataset,
+    has_split,
+    load_split,
+    require_groups,
+    require_person_label,
+)
 from faapkit.data.synth import embedded_dataset_for
 from faapkit.data.transforms import TrainTransform
 from faapkit.detr.frozen import FrozenDetector, load_detector
@@ -85,6 +92,7 @@ class PartBuilders:
         )
         self._check_group_level(data)
         require_groups(data, [cfg.data.disadvantaged, cfg.data.advantaged])
+        require_person_label(data, self.detector_spec().person_label, cfg.detector.name)
         return data
 
     def _check_group_level(self, data: DatasetSplit) -> None:

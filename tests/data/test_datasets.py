@@ -318,3 +318,51 @@ def test_embedded_data_follows_the_detector(monkeypatch, registries):
         synth.embedded_dataset_for(registries.detectors.get(name))
     assert calls == [(0, "v1"), (0, "v2"), (0, "v3"), (0, synth.DEFAULT_BIAS)]
     assert registries.detectors.get("detr-synth-tiny-v3").benchmark == synth.DEFAULT_BIAS == "v3"
+
+
+def _renumbered_person(src: Path, dst: Path, split: str, new_id: int) -> Path:
+    """A copy of ``src`` whose ``person`` category (and every annotation) is numbered ``new_id``."""
+    shutil.copytree(src, dst)
+    ann = dst / "annotations" / f"instances_{split}.json"
+    data = json.loads(ann.read_text())
+    for cat in data["categories"]:
+        cat["id"] = new_id
+    for a in data["annotations"]:
+        a["category_id"] = new_id
+    ann.write_text(json.dumps(data))
+    return dst
+
+
+def test_a_person_category_the_detector_does_not_predict_is_refused(synth_root, tmp_path):
+    """A COCO-format dataset numbering people 3 against a detector that predicts them as label 1
+    matched no detection to any person box: every AP 0, a wrong number instead of an error."""
+    from faapkit.data.coco import require_person_label
+
+    root = _renumbered_person(synth_root, tmp_path / "renumbered", "test", 3)
+    split = load_split(root, "test", limit=4)
+    with pytest.raises(
+        DataError, match=r"numbers its 'person' category 3.*'detr-synth-tiny-v3' predicts people as label 1"
+    ):
+        require_person_label(split, 1, "detr-synth-tiny-v3")
+    require_person_label(load_split(synth_root, "test", limit=4), 1, "detr-synth-tiny-v3")
+
+
+def test_faap_eval_refuses_a_person_category_the_detector_does_not_predict(synth_root, tmp_path, capsys):
+    from tests.conftest import faap_in_process, one_error
+
+    root = _renumbered_person(synth_root, tmp_path / "renumbered", "test", 3)
+    code, _, err = faap_in_process(
+        capsys,
+        "eval",
+        "--data",
+        str(root),
+        "--limit-images",
+        "4",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(tmp_path / "m.json"),
+    )
+    one_error(err, 1, code, "numbers its 'person' category 3")
+    assert not (tmp_path / "m.json").exists()

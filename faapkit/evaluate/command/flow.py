@@ -106,6 +106,7 @@ def _target_of(cmd: EvalCommand) -> Path | None:
 def evaluate_one(cmd: EvalCommand, layers: CommandLayers, reg: Registries, host: Host) -> dict[str, Any] | None:
     """Resolve, claim the output, infer, score and write; the result, or ``None`` on a non-zero
     rank."""
+    from faapkit.data.coco import require_person_label
     from faapkit.distributed import setup_process
     from faapkit.evaluate.command import settings as layering
     from faapkit.evaluate.evaluator import load_eval_split
@@ -140,6 +141,7 @@ def evaluate_one(cmd: EvalCommand, layers: CommandLayers, reg: Registries, host:
         root, settings.split, attr, dcfg.layout, dcfg.limit_images, dcfg.on_corrupt, dcfg.on_invalid, dcfg.group_level,
         resize=(int(input_size["min_size"]), int(input_size["max_size"])),
     )  # fmt: skip
+    require_person_label(split_data, detector[0].person_label, detector[0].name)
     tags = outputs.tags(cmd, layers.sizes, det, split_data, settings, dcfg)
     path = outputs.output_path(tgt, cmd.out, settings.split, attr, dcfg.limit_images, tags)
     settings_out = ["baseline", *(["perturbed"] if tgt.checkpoint is not None else [])]
