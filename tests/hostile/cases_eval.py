@@ -18,10 +18,10 @@ from tests.hostile.kit import (
     edit_json,
     flip_byte,
     image,
+    invert_scores,
     ok,
     record_detections_sha,
     rehash,
-    scale_scores,
     truncate,
 )
 
@@ -120,7 +120,7 @@ def _dets(ctx: Ctx) -> Path:
 
 
 def _rescored_edit_rehashed(ctx: Ctx) -> list[str]:
-    scale_scores(_dets(ctx), 0.5)
+    invert_scores(_dets(ctx))
     record_detections_sha(ctx.metrics())
     rehash(ctx.metrics())
     return _rescore(ctx)

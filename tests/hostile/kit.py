@@ -160,6 +160,15 @@ def scale_scores(dets: Path, factor: float) -> None:
     dets.write_bytes(gzip.compress(json.dumps(doc).encode()))
 
 
+
+def invert_scores(dets: Path) -> None:
+    """Rank every saved detection the other way round (``1 - score``): a valid detections file whose
+    AP is not the recorded one (scaling alone keeps the ranking, and so the AP)."""
+    doc = json.loads(gzip.decompress(dets.read_bytes()))
+    for d in doc["detections"]:
+        d["score"] = 1.0 - d["score"]
+    dets.write_bytes(gzip.compress(json.dumps(doc).encode()))
+
 def record_detections_sha(metrics_path: Path) -> None:
     """Re-record each detections file's sha256 in its metrics file (an edit covering its tracks)."""
 

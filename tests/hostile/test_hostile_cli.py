@@ -37,13 +37,13 @@ def test_ctrl_c_says_so_and_exits_130(command: str, hostile_world, tmp_path) -> 
     from tests.hostile.conftest import tiny_sets
 
     if command == "eval":
-        args = ["eval", str(hostile_world["run"]), "--bootstrap", "2000", "--out", str(tmp_path / "m.json")]
+        args = ["eval", str(hostile_world["run"]), "--bootstrap", "20000", "--out", str(tmp_path / "m.json")]
     else:
         args = ["train", "--version", "4th", "--out", str(tmp_path / "r"), *tiny_sets(hostile_world["data"])]
         args += ["--set", "train.steps_per_epoch=400"]
     proc = subprocess.Popen([sys.executable, "-m", "faapkit", *args], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "COLUMNS": "200"})
-    time.sleep(12)
+    time.sleep(8)  # past the imports, well inside the work on an idle or a loaded machine
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
