@@ -13,12 +13,18 @@ import time
 
 import pytest
 
-from tests.hostile import cases_deploy, cases_eval, cases_read, cases_train
+from tests.hostile import cases_deploy, cases_eval, cases_new, cases_read, cases_train
 from tests.hostile.kit import Case, Ctx, verdict
 
 pytestmark = [pytest.mark.slow, pytest.mark.hostile]
 
-CASES: list[Case] = [*cases_train.CASES, *cases_eval.CASES, *cases_read.CASES, *cases_deploy.CASES]
+CASES: list[Case] = [
+    *cases_train.CASES,
+    *cases_eval.CASES,
+    *cases_read.CASES,
+    *cases_deploy.CASES,
+    *cases_new.CASES,
+]
 
 
 def test_case_ids_are_unique() -> None:
