@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 
-import pytest
 import torch
 
 from faapkit.tvdet.build import FROZEN_EPS, build_torchvision
@@ -26,7 +25,6 @@ def test_inspect_plugins_lists_the_torchvision_detectors():
     assert "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth" in rows["fasterrcnn_resnet50_fpn"]["description"]
 
 
-@pytest.mark.slow
 def test_level_up_trains_against_faster_rcnn_s_own_loss_and_eval_scores_it(tmp_path, synth_root):
     torch.manual_seed(0)
     weights = tmp_path / f"{NAME}-random.pth"
