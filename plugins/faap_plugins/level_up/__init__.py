@@ -61,7 +61,7 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
                     "max_norm": 0.0,
                     "augment": "none",
                     "batch_size": 8,
-                    "epochs": 48,
+                    "epochs": 96,
                     "val_every": 3,
                     # NHWC convolutions: faster steps on CPU (benchmarks/RESULTS.md), the same numbers up to rounding
                     "channels_last": True,
