@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from faap_plugins.level_up import LevelUpOptions
     from faap_plugins.level_up.loss import LevelUpDetection
     from faapkit.detr.build import detr_parts
-    from faapkit.detr.misc import NestedTensor
+    from faapkit.detr.views import decoder_attention
     from faapkit.distributed import DistInfo, average_gradients
     from faapkit.generators.perturb import ResearchUNetGenerator, clamp_normalized
     from faapkit.generators.subpixel import (
@@ -113,7 +113,7 @@ _LAZY = {
     "DetectorAwareGenerator": "faapkit.generators.subpixel",
     "pad_to_multiple_of_4": "faapkit.generators.subpixel",
     "rms_per_position": "faapkit.generators.subpixel",
-    "NestedTensor": "faapkit.detr.misc",
+    "decoder_attention": "faapkit.detr.views",
     "TransformerAwareGenerator": "faapkit.generators.transformer_aware",
     # the built-in level-up version's loss and options, for versions that add to them
     "LevelUpDetection": "faap_plugins.level_up.loss",
@@ -144,7 +144,6 @@ __all__ = [
     "LossOutput",
     "LossSpec",
     "LossStrategy",
-    "NestedTensor",
     "Options",
     "ResearchUNetGenerator",
     "RunRecord",
@@ -156,6 +155,7 @@ __all__ = [
     "average_gradients",
     "clamp_normalized",
     "count_groups",
+    "decoder_attention",
     "detr_parts",
     "hookimpl",
     "image_scores",

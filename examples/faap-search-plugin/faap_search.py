@@ -138,35 +138,19 @@ def _every_layer_view(model: Any, images: Any) -> tuple[Any, Any, Any]:
     """``images (B, 3, H, W)`` -> the backbone's last features ``(B, C, h, w)``, the encoder's memory
     ``(B, D, h, w)`` and ``(B, 2L, h, w)``: per decoder layer, its cross-attention (mean over heads)
     summed over queries weighted by that layer's confidence ``max_c p(c|q)``, and its plain mean over
-    queries, each scaled to mean 1 per image. No gradient; the detector's forward is untouched (the
-    attention weights are recomputed from the arguments each layer was called with)."""
+    queries, each scaled to mean 1 per image. No gradient; the detector's forward is untouched."""
     import torch
 
-    from faapkit.plugin_api import NestedTensor
+    from faapkit.plugin_api import decoder_attention
 
-    layers = model.transformer.decoder.layers
-    calls: list[dict[str, Any]] = [{} for _ in layers]
-    handles = [
-        layer.multihead_attn.register_forward_pre_hook(
-            lambda _m, args, kwargs, store=store: store.update(args=args, kwargs=kwargs), with_kwargs=True
-        )
-        for layer, store in zip(layers, calls, strict=True)
-    ]
     mask = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device)
-    try:
-        with torch.no_grad():
-            features, pos = model.backbone(NestedTensor(images, mask))
-            src, src_mask = features[-1].decompose()
-            hs, memory = model.transformer(model.input_proj(src), src_mask, model.query_embed.weight, pos[-1])
-    finally:
-        for handle in handles:
-            handle.remove()
+    layers = range(len(model.transformer.decoder.layers))
+    src, memory, hs, weights = decoder_attention(model, images, mask, layers)
     maps = []
     with torch.no_grad():
-        for layer, store, h_l in zip(layers, calls, hs, strict=True):
-            weights = layer.multihead_attn(*store["args"], **{**store["kwargs"], "need_weights": True})[1].float()
+        for h_l, w_l in zip(hs, weights, strict=True):
             confidence = model.class_embed(h_l).float().softmax(-1)[..., :-1].max(-1).values  # (B, Q)
-            for m in ((confidence.unsqueeze(-1) * weights).sum(1), weights.mean(1)):  # (B, hw)
+            for m in ((confidence.unsqueeze(-1) * w_l.float()).sum(1), w_l.float().mean(1)):  # (B, hw)
                 maps.append(m / m.mean(-1, keepdim=True).clamp_min(1e-12))
     b, _, h, w = memory.shape
     return src, memory, torch.stack(maps, 1).view(b, len(maps), h, w).to(memory.dtype)
