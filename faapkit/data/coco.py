@@ -155,7 +155,9 @@ def detect_layout(root: Path) -> Literal["research", "attributes"]:
     )
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, required: Sequence[str] = ()) -> dict[str, Any]:
+    """The file's JSON with ``images``, ``annotations`` and ``categories`` lists (the latter two
+    empty when absent, unless named in ``required``)."""
     if not path.is_file():
         raise DataError(f"annotation file not found: {path}")
     try:
@@ -166,6 +168,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise DataError(f"annotation file {path} is not COCO format (no 'images' list)")
     declares_categories = "categories" in data
     for key in ("annotations", "categories"):
+        if key in required and key not in data:
+            raise DataError(f"annotation file {path} is not COCO format (no '{key}' list)")
         data.setdefault(key, [])
         if not isinstance(data[key], list):
             raise DataError(f"annotation file {path}: '{key}' is a {type(data[key]).__name__}, not a list")
@@ -178,10 +182,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_annotation_file(path: Path) -> dict[str, Any]:
-    """A COCO annotation file, every entry interpretable (ids, file names, sizes); else a
-    :class:`DataError` naming the file and the entry."""
-    data = _read_json(path)
+def read_annotation_file(path: Path, required: Sequence[str] = ()) -> dict[str, Any]:
+    """A COCO annotation file, every entry interpretable (ids, file names, sizes), the sections
+    named in ``required`` present; else a :class:`DataError` naming the file and the entry."""
+    data = _read_json(path, required)
     check_structure(data, path)
     return data
 

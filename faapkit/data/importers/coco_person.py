@@ -22,12 +22,11 @@ scores the person category.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from faapkit.data.coco import read_annotation_file
 from faapkit.data.importers.common import UNLABELLED, Imported, Row, image_size, read_csv
-from faapkit.data.validate import check_structure
 from faapkit.errors import DataError
 
 DEFAULT_ID_COLUMN = "id"
@@ -36,16 +35,7 @@ IMAGE_COLUMN = "image_id"
 
 def read_coco(path: Path) -> tuple[dict[str, Any], int]:
     """COCO's instance file and the id of its ``person`` category."""
-    if not path.is_file():
-        raise DataError(f"COCO annotation file not found: {path}")
-    try:
-        coco = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"COCO annotation file {path} is not valid JSON: {exc}") from None
-    if not isinstance(coco, dict) or not all(isinstance(coco.get(k), list) for k in ("images", "annotations")):
-        raise DataError(f"{path} is not a COCO instances file (no 'images' and 'annotations' lists)")
-    coco.setdefault("categories", [])
-    check_structure(coco, path)
+    coco = read_annotation_file(path, required=("annotations",))
     person = [c["id"] for c in coco["categories"] if c.get("name") == "person"]
     if not person:
         raise DataError(f"{path} has no 'person' category (categories: {len(coco['categories'])})")
