@@ -107,6 +107,13 @@ def bad_number(metrics: Mapping[str, Any]) -> str | None:
 UNTRUSTED_FLAGS = frozenset({"edited", "gap", "outside-ci"})
 
 
+def numbers_edited(metrics: Mapping[str, Any]) -> bool:
+    """Whether the file records a ``numbers_sha256`` its numbers no longer give (edited by hand);
+    ``False`` for a file that records none (from before the hash)."""
+    recorded = metrics.get("numbers_sha256")
+    return recorded is not None and recorded != numbers_sha256(metrics)
+
+
 def consistency_flags(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
     """What does not hold together in one (numerically clean, :func:`bad_number`) metrics file,
     as ``(flag, reason)``: numbers that are not the ones ``numbers_sha256`` recorded
@@ -117,7 +124,7 @@ def consistency_flags(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
     recorded = metrics.get("numbers_sha256")
     if not isinstance(recorded, str):
         flags.append(("unverified", "written before faapkit recorded numbers_sha256 and run_id: not checked"))
-    elif recorded != numbers_sha256(metrics):
+    elif numbers_edited(metrics):
         flags.append(("edited", "its numbers are not the ones numbers_sha256 recorded (edited by hand?)"))
     gap_problem = _gap_mismatch(metrics)
     if gap_problem:

@@ -101,6 +101,7 @@ def check_shown(path: Path, metrics: dict[str, Any], run: Path) -> None:
     """Refuse the metrics file ``path`` shown under ``run``'s name unless it evaluated that run
     (``faap compare``'s check: its ``run_id``, its numbers finite) and every number the report
     draws is there with a CI that holds it (lower <= estimate <= upper): the file and key named."""
+    from faapkit.artifacts.integrity import numbers_edited
     from faapkit.compare.reading import check_metrics
 
     refused, _ = check_metrics(path, metrics, run_id_of(run))
@@ -119,7 +120,9 @@ def check_shown(path: Path, metrics: dict[str, Any], run: Path) -> None:
             raise FaapError(f"{path}: '{ci_key}' is {json.dumps(ci, default=str)[:40]}, not a [lower, upper] CI")
         if ci[0] > ci[1]:
             raise FaapError(f"{path}: '{ci_key}' is [{ci[0]:.6g}, {ci[1]:.6g}]: its lower bound is above its upper")
-        if not ci[0] - TOLERANCE <= value <= ci[1] + TOLERANCE and _edited(metrics):
+        # a point outside its CI as faapkit wrote it is real (a percentile CI may exclude its
+        # estimate) and drawn as it is; outside an edited file's CI it is refused
+        if not ci[0] - TOLERANCE <= value <= ci[1] + TOLERANCE and numbers_edited(metrics):
             raise FaapError(
                 f"{path}: '{key}' = {value:.6g} lies outside its CI '{ci_key}' [{ci[0]:.6g}, {ci[1]:.6g}] "
                 "(edited? its numbers are not the ones numbers_sha256 recorded)"
@@ -127,16 +130,6 @@ def check_shown(path: Path, metrics: dict[str, Any], run: Path) -> None:
 
 
 TOLERANCE = 1e-6  # as faap compare's gap check
-
-
-def _edited(metrics: dict[str, Any]) -> bool:
-    """Whether the numbers are not the ones faapkit wrote (``numbers_sha256``). A point outside
-    its CI as faapkit wrote it is genuine (a percentile CI may exclude its estimate) and drawn as
-    it is; one outside an edited file's CI is refused."""
-    from faapkit.artifacts.integrity import numbers_sha256
-
-    recorded = metrics.get("numbers_sha256")
-    return recorded is not None and recorded != numbers_sha256(metrics)
 
 
 def _finite(value: Any) -> bool:
