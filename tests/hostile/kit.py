@@ -152,22 +152,24 @@ def ok(*args: Any) -> str:
     return err
 
 
-def scale_scores(dets: Path, factor: float) -> None:
-    """Multiply every saved detection score (the file stays a valid detections file)."""
+def edit_scores(dets: Path, change: Callable[[float], float]) -> None:
+    """Replace every saved detection score by ``change(score)`` (the file stays a valid detections file)."""
     doc = json.loads(gzip.decompress(dets.read_bytes()))
     for d in doc["detections"]:
-        d["score"] = d["score"] * factor
+        d["score"] = change(d["score"])
     dets.write_bytes(gzip.compress(json.dumps(doc).encode()))
 
+
+def scale_scores(dets: Path, factor: float) -> None:
+    """Multiply every saved detection score: the ranking, and so the AP, stays."""
+    edit_scores(dets, lambda score: score * factor)
 
 
 def invert_scores(dets: Path) -> None:
     """Rank every saved detection the other way round (``1 - score``): a valid detections file whose
-    AP is not the recorded one (scaling alone keeps the ranking, and so the AP)."""
-    doc = json.loads(gzip.decompress(dets.read_bytes()))
-    for d in doc["detections"]:
-        d["score"] = 1.0 - d["score"]
-    dets.write_bytes(gzip.compress(json.dumps(doc).encode()))
+    AP is not the recorded one."""
+    edit_scores(dets, lambda score: 1.0 - score)
+
 
 def record_detections_sha(metrics_path: Path) -> None:
     """Re-record each detections file's sha256 in its metrics file (an edit covering its tracks)."""
