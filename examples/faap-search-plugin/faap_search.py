@@ -20,6 +20,9 @@ options, and ``VersionSpec(extends=...)``.
   every decoder layer instead of the last one only, each as two maps: weighted by that layer's own
   query confidence (as ``transformer-aware``) and the plain mean over every query (where the
   detector looks whether or not a query fires), ``2 L`` channels of ``(B, 1, h, w)``, mean 1 per image.
+- lr schedule ``cosine_restarts``: level-up's warmup, then cosine cycles of ``cycle`` epochs
+  from ``peak_decay**k`` down to ``min_factor`` (SGDR): the learning rate rises again after each
+  cycle instead of decaying once over the whole run.
 - version ``level-up-hardbox``: level-up's loss plus a per-box term on the disadvantaged group's
   matched boxes, ``lambda * mean_i w_i * (L1_i + (1 - GIoU_i))`` with ``w_i = (1 - IoU_i)^gamma``
   (detached, normalised to mean 1): the worst-localised boxes weigh most.
@@ -27,12 +30,21 @@ options, and ``VersionSpec(extends=...)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field
 
-from faapkit.plugin_api import GeneratorSpec, LevelUpOptions, LossSpec, Options, VersionSpec, hookimpl
+from faapkit.plugin_api import (
+    GeneratorSpec,
+    LevelUpOptions,
+    LossSpec,
+    Options,
+    ScheduleSpec,
+    VersionSpec,
+    hookimpl,
+)
 
 
 class GradOptions(Options):
@@ -42,6 +54,24 @@ class GradOptions(Options):
 
 class RefineOptions(GradOptions):
     steps: int = Field(2, ge=1, le=8)
+
+
+class RestartOptions(Options):
+    warmup: int = Field(2, ge=0)
+    cycle: int = Field(32, gt=0, description="epochs per cosine cycle after the warmup")
+    min_factor: float = Field(0.01, ge=0, le=1, description="lr_min / lr at the end of each cycle")
+    peak_decay: float = Field(1.0, gt=0, le=1, description="each cycle's peak is this times the previous one's")
+
+
+def cosine_restarts(epoch: int, total: int, *, warmup: int, cycle: int, min_factor: float, peak_decay: float) -> float:
+    """LR factor: linear warmup, then cosine cycles of ``cycle`` epochs, cycle k from ``peak_decay**k``
+    to ``min_factor``."""
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    k, into = divmod(epoch - warmup, cycle)
+    peak = peak_decay**k
+    progress = into / max(1, cycle - 1)
+    return min_factor + 0.5 * (peak - min_factor) * (1 + math.cos(math.pi * progress))
 
 
 class HardBoxOptions(LevelUpOptions):
@@ -254,6 +284,19 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
             options=GradOptions,
             uses_detector=True,
             description="transformer-aware with every decoder layer's attention, confidence-weighted and plain",
+        )
+    )
+
+
+@hookimpl
+def faap_register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
+    register(
+        ScheduleSpec(
+            name="cosine_restarts",
+            factory=cosine_restarts,
+            kind="lr",
+            options=RestartOptions,
+            description="lr factor: warmup, then cosine cycles that restart (SGDR)",
         )
     )
 

@@ -146,3 +146,19 @@ def test_every_layer_generator_reads_each_decoder_layers_attention(monkeypatch, 
     assert trainer.fit()["global_step"] == 2
     assert generator.memory_proj.weight.abs().sum() > 0, "the transformer's view stayed unused"
     assert generator(images).abs().max() <= generator.epsilon + 1e-6
+
+
+def test_cosine_restarts_schedule_rises_again_after_each_cycle(monkeypatch):
+    reg = _registries(monkeypatch)
+    spec = reg.schedules.get("cosine_restarts")
+    cfg = resolve_config(
+        reg, version="level-up", overrides=["schedules.lr.name=cosine_restarts", "schedules.lr.cycle=4"]
+    )
+    assert cfg.schedules["lr"]["cycle"] == 4 and cfg.schedules["lr"]["peak_decay"] == 1.0
+    f = importlib.import_module("faap_search").cosine_restarts
+    factors = [f(e, 12, warmup=2, cycle=4, min_factor=0.01, peak_decay=0.5) for e in range(12)]
+    assert factors[:2] == [pytest.approx(1 / 3), pytest.approx(2 / 3)]
+    assert factors[2] == pytest.approx(1.0) and factors[5] == pytest.approx(0.01)  # the first cycle's ends
+    assert factors[6] == pytest.approx(0.5) and factors[9] == pytest.approx(0.01)  # restarts at half the peak
+    assert factors[10] == pytest.approx(0.25)
+    assert spec.kind == "lr"
