@@ -21,7 +21,8 @@ inside a loss factory, when torch is needed anyway.
   and ``train_only_records`` (one record per logged epoch no metrics file covers);
 - options: ``Options``, the strict base every component's options model derives from;
 - losses: ``LossStrategy`` (subclass it), ``LossInputs`` (what the engine hands it: features
-  ``(B, Q, D)``, logits ``(B, Q, C+1)``, groups ``(B,)``, the batch's DETR loss, ...),
+  ``(B, Q, D)``, logits ``(B, Q, C+1)``, groups ``(B,)``, the batch's DETR loss, the clean images and
+  ``detection_on`` to query the frozen detector with ground truth, ...),
   ``LossOutput``; helpers ``image_scores`` ``(B, Q, C+1) -> (B,)``, ``matched_scores``,
   ``wasserstein_1d_asymmetric``, ``info_nce``, ``self_similarity``, ``count_groups``,
   ``score_terms`` (logged group means of image scores), ``need_anchors_and_targets`` (a skip rule);
@@ -33,7 +34,9 @@ inside a loss factory, when torch is needed anyway.
   built-in generators ``ResearchUNetGenerator``, ``SubPixelGenerator``, ``DetectorAwareGenerator``
   (its ``detector`` is the frozen detector it reads) and ``TransformerAwareGenerator``, with
   ``pad_to_multiple_of_4`` (what the sub-pixel generators feed the detector) and
-  ``clamp_normalized`` (an image plus a delta, kept a valid image).
+  ``clamp_normalized`` (an image plus a delta, kept a valid image); ``signed_descent`` (projected
+  signed-gradient descent of a delta on a loss of the perturbed images: the headroom probe's
+  oracle, a loss's teacher with ``LossInputs.detection_on``).
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ if TYPE_CHECKING:
     from faapkit.detr.build import detr_parts
     from faapkit.detr.views import decoder_attention
     from faapkit.distributed import DistInfo, average_gradients
-    from faapkit.generators.perturb import ResearchUNetGenerator, clamp_normalized
+    from faapkit.generators.perturb import ResearchUNetGenerator, clamp_normalized, signed_descent
     from faapkit.generators.subpixel import (
         DetectorAwareGenerator,
         SubPixelGenerator,
@@ -109,6 +112,7 @@ _LAZY = {
     "postprocess_detections": "faapkit.tvdet.wrapper",
     "ResearchUNetGenerator": "faapkit.generators.perturb",
     "clamp_normalized": "faapkit.generators.perturb",
+    "signed_descent": "faapkit.generators.perturb",
     "SubPixelGenerator": "faapkit.generators.subpixel",
     "DetectorAwareGenerator": "faapkit.generators.subpixel",
     "pad_to_multiple_of_4": "faapkit.generators.subpixel",
@@ -167,6 +171,7 @@ __all__ = [
     "rms_per_position",
     "score_terms",
     "self_similarity",
+    "signed_descent",
     "torchvision_parts",
     "train_only_records",
     "wasserstein_1d_asymmetric",

@@ -29,7 +29,7 @@ from faapkit.evaluate.inference import coco_records, make_eval_loader
 from faapkit.evaluate.requests import HeadroomRequest
 from faapkit.evaluate.scoring import _sub, bootstrap
 from faapkit.fairness import gap, reference_groups
-from faapkit.generators.perturb import clamp_normalized
+from faapkit.generators.perturb import clamp_normalized, signed_descent
 
 SCHEMA = "faapkit.headroom/1"
 
@@ -45,17 +45,12 @@ def oracle_delta(
     step_size: float,
 ) -> Tensor:
     """``(B, 3, H, W)`` delta that lowers the set loss of ``images`` against ``targets``:
-    ``steps`` signed-gradient steps of ``step_size``, clipped to ``[-epsilon, epsilon]``."""
-    valid = (~mask).unsqueeze(1).to(images.dtype)
-    delta = torch.zeros_like(images)
-    for _ in range(steps):
-        delta.requires_grad_(True)
-        with torch.enable_grad():
-            perturbed = clamp_normalized(images + delta * valid) * valid
-            loss, _, _ = detector.detection_loss(detector.loss_outputs(perturbed, mask), targets)
-            (grad,) = torch.autograd.grad(loss, delta)
-        delta = (delta.detach() - step_size * grad.sign()).clamp(-epsilon, epsilon)
-    return delta * valid
+    ``steps`` signed-gradient steps of ``step_size`` from zero, clipped to ``[-epsilon, epsilon]``."""
+
+    def set_loss(perturbed: Tensor) -> Tensor:
+        return detector.detection_loss(detector.loss_outputs(perturbed, mask), targets)[0]
+
+    return signed_descent(set_loss, images, mask, epsilon=epsilon, steps=steps, step_size=step_size)
 
 
 @torch.no_grad()

@@ -2,9 +2,13 @@
 
 Images live in ImageNet-normalised space. ``x' = clamp_normalized(x + delta * valid_mask)`` with
 ``|delta| <= epsilon`` (normalised units; epsilon 0.1 is about 5.8/255 in pixels).
+:func:`signed_descent` searches such a delta directly, by projected signed-gradient descent on a
+loss of the perturbed images (the headroom probe's oracle; a loss's teacher).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -112,3 +116,31 @@ def apply_perturbation(
     raw = generator(images) if clean_context is None else generator(images, clean_context=clean_context)
     delta = raw * valid
     return clamp_normalized(images + delta) * valid, delta
+
+
+def signed_descent(
+    loss_of: Callable[[Tensor], Tensor],
+    images: Tensor,
+    mask: Tensor,
+    start: Tensor | None = None,
+    *,
+    epsilon: float,
+    steps: int,
+    step_size: float,
+) -> Tensor:
+    """Projected signed-gradient descent on ``loss_of(perturbed)``, a scalar of the perturbed
+    images ``(B, 3, H, W)`` (e.g. the detector's set loss against ground truth): ``steps`` steps of
+    ``step_size`` from ``start`` (zeros when None), each clipped to ``[-epsilon, epsilon]``, the
+    delta applied to the valid region of ``mask (B, H, W)`` (True on padding) exactly as a
+    generator's. Returns the ``(B, 3, H, W)`` delta, zero outside the valid region, with no graph:
+    nothing flows back into ``start`` or ``images``."""
+    valid = (~mask).unsqueeze(1).to(images.dtype)
+    images = images.detach()
+    delta = torch.zeros_like(images) if start is None else start.detach().to(images.dtype).clamp(-epsilon, epsilon)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        with torch.enable_grad():
+            loss = loss_of(clamp_normalized(images + delta * valid) * valid)
+            (grad,) = torch.autograd.grad(loss, delta)
+        delta = (delta.detach() - step_size * grad.sign()).clamp(-epsilon, epsilon)
+    return delta * valid

@@ -33,7 +33,16 @@ class LossInputs:
     ``epsilon`` its current bound;
     ``detection_of(rows, group=None)`` computes the DETR set loss of a subset of the batch (on
     demand: it matches again, so only strategies that need per-group losses pay for it); with a
-    ``group`` (box-level data), the loss of that group's boxes only (:meth:`detection_of_group`)."""
+    ``group`` (box-level data), the loss of that group's boxes only (:meth:`detection_of_group`).
+
+    For a loss that queries the frozen detector with ground truth on images of its own (e.g. a
+    teacher perturbation found by descent): ``images (B, 3, H, W)`` is the clean batch the
+    generator saw, normalised as the detector receives it, ``mask (B, H, W)`` its padding (True
+    outside each image's valid region), and ``detection_on(images, rows, group=None)`` runs the
+    frozen detector on ``images (n, 3, H, W)``, taken as batch rows ``rows (n,)`` (their masks and
+    targets), and returns their DETR set loss (of ``group``'s boxes only when one is given, as
+    ``detection_of``), a scalar with its graph to ``images`` so a loss can take its input
+    gradient. No colour jitter is applied there. All three are None unless the engine gives them."""
 
     outputs: dict[str, Any]
     targets: list[dict[str, Tensor]]
@@ -45,6 +54,9 @@ class LossInputs:
     delta: Tensor | None = None
     epsilon: float | None = None
     detection_of: Callable[..., Tensor] | None = None
+    images: Tensor | None = None
+    mask: Tensor | None = None
+    detection_on: Callable[..., Tensor] | None = None
 
     @property
     def features(self) -> Tensor:

@@ -344,18 +344,39 @@ class Trainer(PartBuilders):
             delta=delta,
             epsilon=float(self.generator.epsilon),
             detection_of=self._detection_of(outputs, batch.targets),
+            images=images,
+            mask=batch.mask,
+            detection_on=self._detection_on(batch.mask, batch.targets),
         )
 
+    def _rows_loss(
+        self, outputs: dict[str, Any], targets: list[dict[str, Tensor]], rows: Tensor, group: int | None
+    ) -> Tensor:
+        """The DETR set loss of ``outputs`` (batch rows ``rows``, in order) against those rows'
+        targets, of the boxes of ``group`` only when one is given (``targets[i]["groups"]``)."""
+        picked = [targets[i] for i in rows.tolist()]
+        counted = None if group is None else [t["groups"] == group for t in picked]
+        return self.detector.detection_loss(outputs, picked, counted)[0]
+
     def _detection_of(self, outputs: dict[str, Any], targets: list[dict[str, Tensor]]) -> Callable[..., Tensor]:
-        """``LossInputs.detection_of``: the DETR set loss of batch rows ``rows``, of the boxes of
-        ``group`` only when one is given (box-level data: ``targets[i]["groups"]``)."""
+        """``LossInputs.detection_of``: the DETR set loss of batch rows ``rows`` of this step's
+        forward, of the boxes of ``group`` only when one is given (box-level data)."""
 
         def detection_of(rows: Tensor, group: int | None = None) -> Tensor:
-            picked = [targets[i] for i in rows.tolist()]
-            counted = None if group is None else [t["groups"] == group for t in picked]
-            return self.detector.detection_loss(subset_outputs(outputs, rows), picked, counted)[0]
+            return self._rows_loss(subset_outputs(outputs, rows), targets, rows, group)
 
         return detection_of
+
+    def _detection_on(self, mask: Tensor, targets: list[dict[str, Tensor]]) -> Callable[..., Tensor]:
+        """``LossInputs.detection_on``: a new forward of the frozen detector on ``images (n, 3, H, W)``
+        standing for batch rows ``rows (n,)``, and their set loss (of ``group``'s boxes when given)."""
+
+        def detection_on(images: Tensor, rows: Tensor, group: int | None = None) -> Tensor:
+            with autocast_for(self.device, self.config.train.amp):
+                outputs = self.detector.loss_outputs(images, mask[rows])
+            return self._rows_loss(outputs, targets, rows, group)
+
+        return detection_on
 
     def _optimizer_step(self, total: Tensor) -> bool:
         """Backward, clip and step; False (and counted) when the loss or gradient norm is not finite."""
