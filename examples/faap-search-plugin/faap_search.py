@@ -26,6 +26,17 @@ options, and ``VersionSpec(extends=...)``.
 - version ``level-up-hardbox``: level-up's loss plus a per-box term on the disadvantaged group's
   matched boxes, ``lambda * mean_i w_i * (L1_i + (1 - GIoU_i))`` with ``w_i = (1 - IoU_i)^gamma``
   (detached, normalised to mean 1): the worst-localised boxes weigh most.
+- version ``level-up-distill``: level-up's loss plus distillation from the oracle of
+  ``faap probe headroom`` on the train images, ``distill_weight * mean_i mean_valid((delta_i -
+  t_i) / epsilon)^2`` over the disadvantaged images ``i`` (box level: those holding a
+  disadvantaged person), each over its valid region. The teacher ``t_i (3, H, W)`` has ground
+  truth: ``teacher_steps`` signed-gradient steps of ``teacher_step * epsilon`` on the
+  disadvantaged group's DETR set loss (``LossInputs.detection_on``, ``signed_descent``), from the
+  student's own ``delta.detach()``, clipped to ``|t| <= epsilon`` and the valid region, a
+  constant target (no graph to the generator). Logged: ``distill`` and the teacher's own
+  ``loss_det_dis_teacher`` beside the student's ``loss_det_dis`` (the teacher must be the lower,
+  or its target means nothing). Costs ``teacher_steps`` forward-backward passes of the detector
+  on the disadvantaged images and one forward per step.
 """
 
 from __future__ import annotations
@@ -77,6 +88,16 @@ def cosine_restarts(epoch: int, total: int, *, warmup: int, cycle: int, min_fact
 class HardBoxOptions(LevelUpOptions):
     box_weight: float = Field(1.0, ge=0)
     gamma: float = Field(1.0, ge=0)
+
+
+class DistillOptions(LevelUpOptions):
+    # measured on detr-synth-tiny-v3 (docs/effect-diagnosis.md): at 3000 the distill term's gradient
+    # on the generator is about as large as level-up's detection loss's, at 1 it is ~1/4000 of it
+    distill_weight: float = Field(3000.0, ge=0, description="weight of mean ((delta - teacher) / epsilon)^2")
+    teacher_steps: int = Field(3, ge=1, le=20, description="the teacher's signed-gradient steps from the student")
+    # steps of 0.1 epsilon or more raise the set loss above the student's (the tiny DETR's loss is
+    # rough at that scale); 0.01 epsilon lowers it by 40-50% in 3 steps
+    teacher_step: float = Field(0.01, gt=0, le=1, description="the teacher's step size, a fraction of epsilon")
 
 
 def build_gradient_aware(epsilon: float = 0.09, *, detector: Any, channels: int = 32, tile: int = 16) -> Any:
@@ -257,6 +278,50 @@ def build_hardbox(advantaged_weight: float, keep_weight: float, box_weight: floa
     return HardBox(advantaged_weight=advantaged_weight, keep_weight=keep_weight)
 
 
+def distill_teacher(x: Any, rows: Any, group: int | None, *, steps: int, step: float) -> tuple[Any, Any]:
+    """The teacher of batch rows ``rows (n,)``: ``steps`` signed-gradient steps of ``step * epsilon``
+    on their DETR set loss with ground truth (of ``group``'s boxes when given), from the student's
+    own ``delta.detach()``, clipped to ``|delta| <= epsilon`` and the valid region. Returns the
+    teacher ``(n, 3, H, W)``, a constant (no graph), and its set loss (a detached scalar)."""
+    import torch
+
+    from faapkit.plugin_api import clamp_normalized, signed_descent
+
+    images, mask = x.images[rows], x.mask[rows]
+
+    def set_loss(perturbed: Any) -> Any:
+        return x.detection_on(perturbed, rows, group)
+
+    start = x.delta[rows]
+    teacher = signed_descent(set_loss, images, mask, start, epsilon=x.epsilon, steps=steps, step_size=step * x.epsilon)
+    with torch.no_grad():
+        loss = set_loss(clamp_normalized(images + teacher) * (~mask).unsqueeze(1).to(images.dtype))
+    return teacher, loss
+
+
+def build_distill(
+    advantaged_weight: float, keep_weight: float, distill_weight: float, teacher_steps: int, teacher_step: float
+) -> Any:
+    from faapkit.plugin_api import LevelUpDetection, LossInputs, LossOutput
+
+    class LevelUpDistill(LevelUpDetection):
+        def __call__(self, x: LossInputs) -> LossOutput:
+            base = super().__call__(x)
+            if x.images is None or x.mask is None or x.detection_on is None or x.delta is None or not x.epsilon:
+                raise RuntimeError("level-up-distill needs the engine's clean images, mask, detection_on and delta")
+            rows, group = (x.holding(0), 0) if x.box_level else (x.index(0), None)
+            if not len(rows):
+                return base
+            teacher, teacher_loss = distill_teacher(x, rows, group, steps=teacher_steps, step=teacher_step)
+            valid = (~x.mask[rows]).unsqueeze(1).float()  # (n, 1, H, W)
+            gap = ((x.delta[rows].float() - teacher.float()) / x.epsilon).pow(2) * valid
+            distill = (gap.flatten(1).sum(1) / (3 * valid.flatten(1).sum(1)).clamp_min(1)).mean()
+            terms = {**base.terms, "distill": distill.detach(), "loss_det_dis_teacher": teacher_loss}
+            return LossOutput(base.total + distill_weight * distill, terms)
+
+    return LevelUpDistill(advantaged_weight=advantaged_weight, keep_weight=keep_weight)
+
+
 @hookimpl
 def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
     register(
@@ -311,6 +376,14 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
             description="level-up + IoU-weighted box term on the disadvantaged boxes",
         )
     )
+    register(
+        LossSpec(
+            name="level_up_distill",
+            factory=build_distill,
+            options=DistillOptions,
+            description="level-up + distance to a ground-truth teacher (PGD from the student's delta)",
+        )
+    )
 
 
 @hookimpl
@@ -321,5 +394,13 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
             extends="level-up",  # its generator, schedules, group levels and defaults
             loss="level_up_hardbox",
             description="level-up + IoU-weighted box term on the disadvantaged boxes",
+        )
+    )
+    register(
+        VersionSpec(
+            name="level-up-distill",
+            extends="level-up",
+            loss="level_up_distill",
+            description="level-up + distillation from the oracle's per-image deltas on the train images",
         )
     )

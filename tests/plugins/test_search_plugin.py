@@ -1,6 +1,7 @@
 """The method-search plugin of docs/effect-diagnosis.md section 11 (``examples/faap-search-plugin``),
-registered as a third-party plugin: its generator learns from the detector's input gradients and
-its version adds the IoU-weighted box term, both trained a few steps on the tiny detector."""
+registered as a third-party plugin: its generator learns from the detector's input gradients, its
+versions add the IoU-weighted box term and the distillation from a ground-truth teacher, each
+trained a few steps on the tiny detector."""
 
 from __future__ import annotations
 
@@ -162,3 +163,46 @@ def test_cosine_restarts_schedule_rises_again_after_each_cycle(monkeypatch):
     assert factors[6] == pytest.approx(0.5) and factors[9] == pytest.approx(0.01)  # restarts at half the peak
     assert factors[10] == pytest.approx(0.25)
     assert spec.kind == "lr"
+
+
+def test_distill_teacher_is_bounded_constant_and_better_than_the_student(monkeypatch, tmp_path, synth_root):
+    """The teacher of ``level-up-distill``: within epsilon, zero on the padding, no graph, and with
+    the lower disadvantaged set loss at the same step (else its target would mean nothing)."""
+    reg = _registries(monkeypatch)
+    from faap_search import distill_teacher
+
+    cfg = resolve_config(reg, version="level-up-distill", overrides=FAST)
+    steps, step = cfg.loss["teacher_steps"], cfg.loss["teacher_step"]
+    trainer = Trainer(cfg, reg, tmp_path / "run")
+    trainer.setup()
+    batch = next(iter(trainer.loader)).to(trainer.device)
+    batch.mask[:, :, -8:] = True  # padding on the right of every image, as a wider batch-mate would leave
+    batch.images[:, :, :, -8:] = 0
+    x = trainer.loss_inputs(batch, batch.groups.clamp(max=1), {})
+    rows = x.index(0)
+    assert len(rows)
+    teacher, teacher_loss = distill_teacher(x, rows, None, steps=steps, step=step)
+    assert teacher.shape == (len(rows), *x.images.shape[1:]) and not teacher.requires_grad
+    assert teacher.abs().max() <= x.epsilon + 1e-6
+    assert not teacher[..., -8:].any()  # nothing outside the valid region
+    assert (teacher - x.delta[rows].detach()).abs().max() <= steps * step * x.epsilon + 1e-6
+    out = trainer.strategy(x)
+    distill, student, by_teacher = (float(out.terms[k]) for k in ("distill", "loss_det_dis", "loss_det_dis_teacher"))
+    assert math.isfinite(distill) and distill > 0
+    assert by_teacher < student
+    assert float(teacher_loss) == pytest.approx(by_teacher, rel=1e-5)  # the same descent, deterministic
+
+
+def test_distill_version_trains_end_to_end(monkeypatch, tmp_path, synth_root):
+    reg = _registries(monkeypatch)
+    assert reg.versions.get("level-up-distill").loss == "level_up_distill"
+    cfg = resolve_config(reg, version="level-up-distill", overrides=[*FAST, "loss.distill_weight=2.0"])
+    assert cfg.generator["name"] == "transformer-aware"  # level-up's parts
+    trainer = Trainer(cfg, reg, tmp_path / "run")
+    trainer.setup()
+    assert trainer.fit()["global_step"] == 2
+    row = trainer.run.read_log()[-1]
+    for key in ("distill", "loss_det_dis", "loss_det_dis_teacher"):
+        assert math.isfinite(row[key]), (key, row)
+    assert row["distill"] > 0 and row["loss_det_dis_teacher"] < row["loss_det_dis"]
+    assert row["total"] == pytest.approx(row["loss_det_dis"] + 2.0 * row["distill"], rel=1e-4)
