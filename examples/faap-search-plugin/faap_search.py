@@ -36,7 +36,8 @@ options, and ``VersionSpec(extends=...)``.
   constant target (no graph to the generator). Logged: ``distill`` and the teacher's own
   ``loss_det_dis_teacher`` beside the student's ``loss_det_dis`` (the teacher must be the lower,
   or its target means nothing). Costs ``teacher_steps`` forward-backward passes of the detector
-  on the disadvantaged images and one forward per step.
+  on the disadvantaged images and one forward per step: 3.1x level-up's time per epoch at the
+  defaults (docs/effect-diagnosis.md section 15).
 """
 
 from __future__ import annotations
@@ -91,12 +92,12 @@ class HardBoxOptions(LevelUpOptions):
 
 
 class DistillOptions(LevelUpOptions):
-    # measured on detr-synth-tiny-v3 (docs/effect-diagnosis.md): at 3000 the distill term's gradient
-    # on the generator is about as large as level-up's detection loss's, at 1 it is ~1/4000 of it
+    # measured on detr-synth-tiny-v3 (docs/effect-diagnosis.md section 15): at 3000 the distill
+    # term's gradient on the generator is about as large as level-up's detection loss's, at 1 ~1/4000
     distill_weight: float = Field(3000.0, ge=0, description="weight of mean ((delta - teacher) / epsilon)^2")
     teacher_steps: int = Field(3, ge=1, le=20, description="the teacher's signed-gradient steps from the student")
     # steps of 0.1 epsilon or more raise the set loss above the student's (the tiny DETR's loss is
-    # rough at that scale); 0.01 epsilon lowers it by 40-50% in 3 steps
+    # rough at that scale); 0.01 epsilon lowers it by 40-50% in 3 steps (section 15)
     teacher_step: float = Field(0.01, gt=0, le=1, description="the teacher's step size, a fraction of epsilon")
 
 
