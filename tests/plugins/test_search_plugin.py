@@ -206,3 +206,21 @@ def test_distill_version_trains_end_to_end(monkeypatch, tmp_path, synth_root):
         assert math.isfinite(row[key]), (key, row)
     assert row["distill"] > 0 and row["loss_det_dis_teacher"] < row["loss_det_dis"]
     assert row["total"] == pytest.approx(row["loss_det_dis"] + 2.0 * row["distill"], rel=1e-4)
+
+
+def test_distill_version_trains_on_box_level_groups(monkeypatch, tmp_path):
+    """Mixed images (people of both groups): the teacher descends the disadvantaged people's loss
+    over the images holding one, and still beats the student."""
+    from faapkit.data.synth_mixed import MixedSpec, write_mixed
+
+    reg = _registries(monkeypatch)
+    root = write_mixed(tmp_path / "m", MixedSpec(seed=1, images=8)) / "coco"
+    overrides = [f"data.root={root}", *FAST, "data.limit_images=8", "data.disadvantaged_share=0.5"]
+    cfg = resolve_config(reg, version="level-up-distill", overrides=overrides)
+    trainer = Trainer(cfg, reg, tmp_path / "run")
+    trainer.setup()
+    assert trainer.data.group_level == "box"
+    assert trainer.fit()["global_step"] == 2
+    row = trainer.run.read_log()[-1]
+    assert math.isfinite(row["distill"]) and row["distill"] > 0
+    assert row["loss_det_dis_teacher"] < row["loss_det_dis"]
