@@ -58,6 +58,7 @@ def test_hard_box_version_adds_its_box_term(monkeypatch, tmp_path, synth_root):
     assert row["total"] > row["loss_det_dis"]  # the box term is added on top of level-up's loss
 
 
+@pytest.mark.slow  # a hypothesis not shipped; its signal gradients are checked below by default
 def test_refine_steps_generator_learns_its_test_time_steps(monkeypatch, tmp_path, synth_root):
     reg = _registries(monkeypatch)
     cfg = resolve_config(reg, version="level-up", overrides=[*FAST, "generator.name=refine-steps", "generator.steps=3"])
@@ -208,6 +209,7 @@ def test_distill_version_trains_end_to_end(monkeypatch, tmp_path, synth_root):
     assert row["total"] == pytest.approx(row["loss_det_dis"] + 2.0 * row["distill"], rel=1e-4)
 
 
+@pytest.mark.slow  # detection_on's box-level path is tested by default in tests/train/test_loss_inputs.py
 def test_distill_version_trains_on_box_level_groups(monkeypatch, tmp_path):
     """Mixed images (people of both groups): the teacher descends the disadvantaged people's loss
     over the images holding one, and still beats the student."""
