@@ -6,8 +6,9 @@ shape bucket whichever rank takes it, and rank 0 gathers all detections before p
 import json
 
 import pytest
+import torch
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_here
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # same kernels in every process, and no oversubscription
 
@@ -45,7 +46,13 @@ def test_eval_nproc_shards_inference_and_matches_one_process(ddp_run, tmp_path):
     common = ["eval", str(ddp_run), "--limit-images", "60", "--bootstrap", "0", "--no-cache"]
     code, _, err = run_cli(*common, "--nproc", "2", "--out", str(tmp_path / "two.json"), env=ONE_THREAD)
     assert code == 0, err[-3000:]
-    code, _, err = run_cli(*common, "--out", str(tmp_path / "one.json"), env=ONE_THREAD)
+    # one process needs no launcher: in this process, on one thread as each rank ran
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code, _, err = run_here(*common, "--out", str(tmp_path / "one.json"), env=ONE_THREAD)
+    finally:
+        torch.set_num_threads(threads)
     assert code == 0, err[-3000:]
     two = json.loads((tmp_path / "two.json").read_text())
     one = json.loads((tmp_path / "one.json").read_text())

@@ -8,22 +8,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from faapkit.data.coco import load_split
-from faapkit.distributed import DistInfo
 from faapkit.evaluate.cocoeval import PerImageRecords, make_coco, per_image_eval
-from faapkit.evaluate.evaluator import run_detections
-from faapkit.evaluate.requests import EvalRequest
 from faapkit.evaluate.scoring import bootstrap
 from faapkit.fairness import reference_groups
-from faapkit.generators.perturb import ResearchUNetGenerator
 from tests.eval.bootstrap_reference import (
     reference_ap_ar,
     reference_bootstrap,
     reference_per_image_eval,
     reference_samples,
 )
+from tests.eval.conftest import real_detections
 
 
 def assert_same_samples(coco_gt, settings, group_images, resamples, seed, chunk_elements=1 << 20):
@@ -68,13 +64,11 @@ def _edge_cases(gt: dict[str, Any], dets: list[dict[str, Any]], groups: dict[str
 @pytest.fixture(scope="module", params=["gender", "age"])
 def real_eval(request, synth_root, tiny_detector):
     """Baseline and perturbed detections of the shipped tiny detector on 48 test images, grouped
-    by gender (two groups) or age (three)."""
+    by gender (two groups, the session's :func:`gender_detections`) or age (three)."""
+    if request.param == "gender":
+        return request.getfixturevalue("gender_detections")
     data = load_split(synth_root, "test", split_by=request.param, limit=48)
-    torch.manual_seed(0)
-    gen = ResearchUNetGenerator(8, epsilon=0.1).eval()
-    req = EvalRequest(data=data, detector=tiny_detector, device=torch.device("cpu"), num_workers=0)
-    base, pert = run_detections(req, [None, gen], DistInfo())
-    return data, base, pert
+    return data, *real_detections(data, tiny_detector)
 
 
 def test_equals_former_loop_on_real_detections(real_eval):

@@ -31,7 +31,6 @@ from faapkit.evaluate.evaluator import run_detections
 from faapkit.evaluate.requests import EvalRequest
 from faapkit.evaluate.scoring import score
 from faapkit.fairness import reference_groups
-from faapkit.generators.perturb import ResearchUNetGenerator
 from tests.conftest import faap_in_process, one_error
 
 AP_TOLERANCE = 1e-15  # see the module docstring
@@ -63,20 +62,17 @@ def assert_same_split(coco_gt: Any, dets: list[dict[str, Any]], groups: dict[str
     return numbers
 
 
-def _detections(data: Any, tiny_detector: Any, perturbed: bool = False) -> list[list[dict[str, Any]]]:
+def _detections(data: Any, tiny_detector: Any) -> list[list[dict[str, Any]]]:
+    """The baseline detections of ``data`` (one setting)."""
     req = EvalRequest(data=data, detector=tiny_detector, device=torch.device("cpu"), num_workers=0)
-    gens: list[torch.nn.Module | None] = [None]
-    if perturbed:
-        torch.manual_seed(0)
-        gens.append(ResearchUNetGenerator(8, epsilon=0.1).eval())
-    return run_detections(req, gens, DistInfo())
+    return run_detections(req, [None], DistInfo())
 
 
 @pytest.fixture(scope="module")
-def image_level(synth_root, tiny_detector):
-    """64 test images of the embedded benchmark by gender, baseline and perturbed detections."""
-    data = load_split(synth_root, "test", split_by="gender", limit=64)
-    return data, _detections(data, tiny_detector, perturbed=True)
+def image_level(gender_detections):
+    """48 test images of the embedded benchmark by gender, baseline and perturbed detections."""
+    data, base, pert = gender_detections
+    return data, (base, pert)
 
 
 def test_the_backends_are_the_settings_choices():

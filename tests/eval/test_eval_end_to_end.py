@@ -12,7 +12,7 @@ def test_train_eval_compare(tmp_path, synth_root):
     )
     assert code == 0, err
     assert (run / "checkpoints").is_dir() and (run / "run.json").is_file()
-    code, out, err = run_here("eval", str(run), "--limit-images", "80", "--bootstrap", "50", "--json")
+    code, out, err = run_here("eval", str(run), "--limit-images", "40", "--bootstrap", "50", "--json")
     assert code == 0, err
     m = json.loads(out)
     assert m["schema"] == "faapkit.metrics/1" and set(m["metrics"]) == {"baseline", "perturbed"}
@@ -27,7 +27,7 @@ def test_train_eval_compare(tmp_path, synth_root):
     assert ci["baseline"][0] <= gaps["baseline"] <= ci["baseline"][1]
     assert isinstance(ci["significant"], bool)
     # the second evaluation reuses the cached baseline (and replaces the first's file only if asked)
-    code, out, err = run_here("eval", str(run), "--limit-images", "80", "--bootstrap", "0", "--json", "--force")
+    code, out, err = run_here("eval", str(run), "--limit-images", "40", "--bootstrap", "0", "--json", "--force")
     assert code == 0, err
     m2 = json.loads(out)
     assert m2["eval"]["baseline_cached"] is True and m2["metrics"] == m["metrics"]

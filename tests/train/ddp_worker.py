@@ -25,6 +25,7 @@ cfg = resolve_config(
         "train.steps_per_epoch=3",
         "train.device='cpu'",
         "train.log_every=1",
+        "train.val_limit_images=8",  # rank 0 validates at the end: run, not measured
         # padded batches (this detector's training): 40 images bucketed by size leave batches without
         # the two groups the 4th needs, and every step would be skipped
         "detector.name=detr-synth-tiny",

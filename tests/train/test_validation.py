@@ -13,8 +13,9 @@ from faapkit.train.validation import Validator
 FAST = ["train.batch_size=4", "data.limit_images=24", "train.epochs=1", "train.steps_per_epoch=1", "train.val_every=1"]
 
 
-def _trainer(registries, tmp_path):
-    trainer = Trainer(resolve_config(registries, version="level-up", overrides=FAST), registries, tmp_path / "r")
+def _trainer(registries, tmp_path, *extra: str):
+    cfg = resolve_config(registries, version="level-up", overrides=[*FAST, *extra])
+    trainer = Trainer(cfg, registries, tmp_path / "r")
     trainer.setup()
     with torch.no_grad():  # a generator whose context path matters (it starts at zero)
         torch.manual_seed(0)
@@ -46,8 +47,10 @@ def test_kept_batches_and_context_give_the_streamed_scores(registries, tmp_path,
 
 
 def test_a_small_budget_keeps_a_prefix_and_scores_the_same(registries, tmp_path, synth_root):
-    trainer = _trainer(registries, tmp_path)
+    # seven scorings: half the val images (still a batch per shape, more than the two kept below)
+    trainer = _trainer(registries, tmp_path, "train.val_limit_images=12")
     full = trainer.validator
+    assert len(full.batches) > 2
     reference = full.score(trainer.generator)
     two = sum(
         b.images.numel() * 4 + b.mask.numel() + (c.numel() * 4 if c is not None else 0) for b, c in full._kept[:2]

@@ -15,7 +15,9 @@ from faapkit.plugins.registry import Registries
 from faapkit.train.trainer import Trainer
 
 REG = Registries.from_plugin_manager(make_plugin_manager())
+# validation at the end on 16 images: run through, not measured (the val tests measure it)
 FAST = ["train.batch_size=4", "data.limit_images=60", "train.epochs=2", "train.steps_per_epoch=2"]
+FAST.append("train.val_limit_images=16")
 
 
 @pytest.mark.parametrize("version", sorted(REG.versions))
@@ -40,12 +42,14 @@ def test_version_trains_end_to_end(version, tmp_path, synth_root):
 
 
 def test_resume_mid_epoch_is_exact(tmp_path, synth_root):
-    overrides = ["train.batch_size=4", "data.limit_images=60", "train.epochs=2", "train.steps_per_epoch=3"]
+    # two steps an epoch, stopped after three: one step into epoch 1
+    overrides = ["train.batch_size=4", "data.limit_images=60", "train.epochs=2", "train.steps_per_epoch=2"]
+    overrides.append("train.val_limit_images=16")
     full = Trainer(resolve_config(REG, version="4th", overrides=overrides), REG, tmp_path / "full")
     full.setup()
     full.fit()
     part = Trainer(
-        resolve_config(REG, version="4th", overrides=[*overrides, "train.max_steps=4"]), REG, tmp_path / "part"
+        resolve_config(REG, version="4th", overrides=[*overrides, "train.max_steps=3"]), REG, tmp_path / "part"
     )
     part.setup()
     part.fit()
@@ -62,6 +66,7 @@ def test_resume_mid_epoch_is_exact(tmp_path, synth_root):
 def _train_generator(tmp_path, name: str, extra: list[str]) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """(the update of every floating generator tensor, the epoch's logged means) after 2 steps."""
     overrides = ["train.batch_size=4", "data.limit_images=40", "train.epochs=1", "train.steps_per_epoch=2", *extra]
+    overrides.append("train.val_every=0")  # what is compared is the training, not a val score
     trainer = Trainer(resolve_config(REG, version="4th", overrides=overrides), REG, tmp_path / name)
     trainer.setup()
     init = {k: v.clone() for k, v in trainer.generator.state_dict().items() if v.is_floating_point()}
@@ -104,7 +109,7 @@ def test_shape_buckets_feed_the_detector_unpadded_batches(tmp_path, synth_root):
     (a detector trained unpadded otherwise trains its generator on inputs evaluation never shows)."""
     # detr-synth-tiny was trained on padded batches, so its generators train padded unless set
     overrides = ["train.batch_size=4", "data.limit_images=60", "train.epochs=1", "train.steps_per_epoch=6"]
-    overrides.append("detector.name=detr-synth-tiny")
+    overrides += ["detector.name=detr-synth-tiny", "train.val_every=0"]  # the training batches are the point
     padded = Trainer(resolve_config(REG, version="level-up", overrides=overrides), REG, tmp_path / "p")
     padded.setup()
     assert any(bool(batch.mask.any()) for batch in padded.loader)
@@ -123,6 +128,7 @@ def test_a_run_written_before_a_config_key_existed_resumes(tmp_path, synth_root)
 
     overrides = ["train.batch_size=4", "data.limit_images=60", "train.epochs=2", "train.steps_per_epoch=2"]
     overrides.append("detector.name=detr-synth-tiny")  # the detector runs of that time trained against
+    overrides.append("train.val_every=0")  # the resume is the point, not a val score
     part = Trainer(resolve_config(REG, version="4th", overrides=[*overrides, "train.max_steps=2"]), REG, tmp_path / "r")
     part.setup()
     part.fit()
@@ -161,7 +167,7 @@ def test_a_run_resumes_on_the_benchmark_it_recorded(tmp_path, synth_root, monkey
     import faapkit.train.parts as parts_module
 
     overrides = ["train.batch_size=4", "data.limit_images=20", "train.epochs=2", "train.steps_per_epoch=1"]
-    overrides.append("detector.name=detr-synth-tiny-v2")
+    overrides += ["detector.name=detr-synth-tiny-v2", "train.val_every=0"]  # the images resumed on are the point
     with monkeypatch.context() as patch:
         patch.setattr(parts_module, "embedded_dataset_for", lambda spec, checkpoint, recorded=None: synth_root)
         part = Trainer(

@@ -8,12 +8,9 @@ from __future__ import annotations
 import json
 import math
 
-import torch
-
-from faapkit.tvdet.build import FROZEN_EPS, build_torchvision
+from faapkit.tvdet.build import FROZEN_EPS
 from tests.conftest import run_here
-
-NAME = "fasterrcnn_mobilenet_v3_large_320_fpn"
+from tests.tvdet.conftest import NAME
 
 
 def test_inspect_plugins_lists_the_torchvision_detectors():
@@ -25,10 +22,8 @@ def test_inspect_plugins_lists_the_torchvision_detectors():
     assert "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth" in rows["fasterrcnn_resnet50_fpn"]["description"]
 
 
-def test_level_up_trains_against_faster_rcnn_s_own_loss_and_eval_scores_it(tmp_path, synth_root):
-    torch.manual_seed(0)
-    weights = tmp_path / f"{NAME}-random.pth"
-    torch.save(build_torchvision(NAME).state_dict(), weights)
+def test_level_up_trains_against_faster_rcnn_s_own_loss_and_eval_scores_it(tmp_path, synth_root, random_checkpoint):
+    weights = random_checkpoint
     run = tmp_path / "run"
     settings = [f"detector.name={NAME}", f"detector.checkpoint={weights}", "generator.name=detector-aware"]
     settings += ["generator.channels=8", "train.batch_size=2", "train.epochs=1", "train.steps_per_epoch=2"]
@@ -42,7 +37,7 @@ def test_level_up_trains_against_faster_rcnn_s_own_loss_and_eval_scores_it(tmp_p
     manifest = json.loads((run / "run.json").read_text())
     assert manifest["detector"]["name"] == NAME and manifest["detector"]["checkpoint"] == str(weights)
 
-    code, out, err = run_here("eval", str(run), "--limit-images", "16", "--bootstrap", "0", "--json")
+    code, out, err = run_here("eval", str(run), "--limit-images", "8", "--bootstrap", "0", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["eval"]["detections_per_image"] == 100 and result["eval"]["min_size"] == 320

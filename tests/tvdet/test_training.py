@@ -17,20 +17,11 @@ from faapkit.data.transforms import normalize
 from faapkit.detr.frozen import FrozenDetector
 from faapkit.errors import ConfigError
 from faapkit.train.trainer import Trainer
-from faapkit.tvdet.build import build_torchvision, torchvision_parts
+from faapkit.tvdet.build import torchvision_parts
+from tests.tvdet.conftest import NAME
 
-NAME = "fasterrcnn_mobilenet_v3_large_320_fpn"
 TINY = ["train.steps_per_epoch=1", "train.epochs=1", "train.batch_size=2", "data.limit_images=8"]
 TINY += ["train.val_every=0"]
-
-
-@pytest.fixture(scope="module")
-def random_checkpoint(tmp_path_factory) -> Path:
-    """Seeded random Faster R-CNN MobileNetV3 320 weights, saved as torchvision saves its own."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tv") / f"{NAME}-random.pth"
-    torch.save(build_torchvision(NAME).state_dict(), path)
-    return path
 
 
 def _config(registries, checkpoint: Path, *extra: str, version: str = "level-up"):
