@@ -42,7 +42,11 @@ class LossInputs:
     frozen detector on ``images (n, 3, H, W)``, taken as batch rows ``rows (n,)`` (their masks and
     targets), and returns their DETR set loss (of ``group``'s boxes only when one is given, as
     ``detection_of``), a scalar with its graph to ``images`` so a loss can take its input
-    gradient. No colour jitter is applied there. All three are None unless the engine gives them."""
+    gradient. No colour jitter is applied there. All three are None unless the engine gives them.
+
+    ``generator`` is the module being trained (not a DDP wrapper), for a loss that trains a part of
+    it on what only the loss sees, e.g. a critic of the detector's outputs supervised by the
+    targets; None unless the engine gives it."""
 
     outputs: dict[str, Any]
     targets: list[dict[str, Tensor]]
@@ -57,6 +61,7 @@ class LossInputs:
     images: Tensor | None = None
     mask: Tensor | None = None
     detection_on: Callable[..., Tensor] | None = None
+    generator: nn.Module | None = None
 
     @property
     def features(self) -> Tensor:

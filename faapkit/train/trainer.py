@@ -347,6 +347,7 @@ class Trainer(PartBuilders):
             images=images,
             mask=batch.mask,
             detection_on=self._detection_on(batch.mask, batch.targets),
+            generator=self.generator,
         )
 
     def _rows_loss(

@@ -26,6 +26,7 @@ def test_detection_on_reruns_the_detector_on_given_rows_with_the_graph_to_the_in
     x = trainer.loss_inputs(batch, groups, {})
     assert x.images is not None and x.mask is not None and x.delta is not None and x.detection_on is not None
     assert x.detection_of is not None
+    assert x.generator is trainer.generator  # the module itself, for a loss training a part of it
     b, _, h, w = x.images.shape
     assert x.delta.shape == x.images.shape and x.mask.shape == (b, h, w)
     assert torch.equal(x.images, batch.images)  # the clean batch, before the perturbation
