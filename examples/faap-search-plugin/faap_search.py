@@ -16,6 +16,23 @@ options, and ``VersionSpec(extends=...)``.
   layers' box disagreement, as ``gradient-aware``), with learned step sizes per step and signal
   (fractions of epsilon, zero at the start, either sign), clipped to ``|delta| <= epsilon``:
   ``delta_{k+1} = clip(delta_k + eps * (a_k sign(g_conf) + b_k sign(g_unc)))``.
+- generator ``critic-refine``: ``refine-steps`` with a learned signal instead of the two chosen
+  ones. A critic (``QueryCritic``, in the generator so the optimiser trains it) maps each query's
+  last-decoder-layer features ``(B, Q, D)`` (layer-normed), its confidence ``p_q = max_c p(c|q)``
+  and its box ``(cx, cy, w, h)`` to a logit of its box quality ``q_hat``; the delta is refined by
+  ``steps`` signed-gradient steps that ascend the confident queries' predicted quality,
+  ``delta_{k+1} = clip(delta_k + eps * a_k sign(grad_x sum_q p_q sigmoid(q_hat_q)))`` at
+  ``x + delta_k``, ``p_q`` detached (the weight, not the signal), ``a_k`` learned (fractions of
+  epsilon, zero at the start, either sign), clipped to ``|delta| <= epsilon`` (the valid region is
+  applied by ``apply_perturbation``, as for every generator). No ground truth at test time.
+- version ``level-up-critic``: ``critic-refine`` trained with level-up's loss plus the critic's,
+  ``critic_weight * BCE(q_hat, quality)`` over every query of the batch's perturbed detections,
+  where ``quality`` is the IoU of a query's box with the ground-truth box it is Hungarian-matched
+  to (``LossInputs.indices``, the step's own matching; any group: the critic judges boxes, not
+  groups, as at test time) and 0 for an unmatched query. The critic reads the step's outputs
+  detached, so its term trains the critic alone and never pulls the generator; the generator
+  reaches the critic through ``LossInputs.generator``. Logged: ``critic_bce`` and ``critic_mae``
+  (mean ``|sigmoid(q_hat) - quality|``) and ``critic_mae_matched`` (over the matched queries).
 - generator ``every-layer-aware``: the transformer-aware generator with the cross-attention of
   every decoder layer instead of the last one only, each as two maps: weighted by that layer's own
   query confidence (as ``transformer-aware``) and the plain mean over every query (where the
@@ -66,6 +83,11 @@ class GradOptions(Options):
 
 class RefineOptions(GradOptions):
     steps: int = Field(2, ge=1, le=8)
+
+
+class CriticRefineOptions(GradOptions):
+    steps: int = Field(1, ge=1, le=8, description="signed-gradient steps up the critic's predicted quality")
+    hidden: int = Field(64, ge=1, description="the critic's hidden width")
 
 
 class RestartOptions(Options):
@@ -248,6 +270,89 @@ def disadvantaged_matches(x: Any) -> list[tuple[int, Any, Any]]:
     return kept
 
 
+class CriticOptions(LevelUpOptions):
+    # the critic's term reaches the critic's parameters alone (its inputs are detached), and Adam
+    # is blind to a constant factor on one parameter group's gradient: the weight barely matters
+    critic_weight: float = Field(1.0, ge=0, description="weight of the critic's BCE against the matched IoU")
+
+
+def critic_inputs(outputs: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """A DETR's outputs -> what the critic reads per query: the last decoder layer's features
+    ``(B, Q, D)``, the confidence ``max_c p(c|q)`` over the object classes ``(B, Q)`` and the box
+    ``(B, Q, 4)`` (normalised cxcywh), all float."""
+    if "features" not in outputs:
+        raise RuntimeError("critic-refine needs a DETR whose outputs carry its decoder features")
+    confidence = outputs["pred_logits"].float().softmax(-1)[..., :-1].max(-1).values
+    return outputs["features"].float(), confidence, outputs["pred_boxes"].float()
+
+
+def query_quality(outputs: dict[str, Any], targets: list[dict[str, Any]], indices: Any) -> Any:
+    """The critic's target ``(B, Q)``, no graph: each matched query's IoU of its box with the
+    ground-truth box it is matched to (``indices``: one ``(queries, targets)`` pair per image), 0
+    for every unmatched query."""
+    import torch
+    from torchvision.ops import box_convert, box_iou
+
+    boxes = outputs["pred_boxes"].detach().float()
+    quality = torch.zeros(boxes.shape[:2], device=boxes.device)
+    for b, (q, t) in enumerate(indices):
+        if len(q):
+            pred = box_convert(boxes[b, q.to(boxes.device)], "cxcywh", "xyxy")
+            tgt = box_convert(targets[b]["boxes"][t].float().to(boxes.device), "cxcywh", "xyxy")
+            quality[b, q.to(boxes.device)] = torch.diag(box_iou(pred, tgt))
+    return quality
+
+
+def _critic_gradient(detector: Any, critic: Any, image: Any) -> Any:
+    """Gradient ``(B, 3, H, W)`` at ``image`` of the confident queries' predicted quality
+    ``sum_q p_q sigmoid(critic_q)``, ``p_q = max_c p(c|q)`` detached (it weighs, the critic
+    judges). Taken whatever the caller's grad mode (see ``_signal_gradients``)."""
+    import torch
+
+    with torch.inference_mode(False), torch.enable_grad():
+        xi = image.detach().clone().requires_grad_(True)
+        mask = torch.zeros(xi.shape[0], *xi.shape[-2:], dtype=torch.bool, device=xi.device)
+        features, confidence, boxes = critic_inputs(detector(xi, mask))
+        quality = critic(features, confidence, boxes).sigmoid()
+        return torch.autograd.grad((confidence.detach() * quality).sum(), xi)[0]
+
+
+def build_critic_refine(
+    epsilon: float = 0.09, *, detector: Any, channels: int = 32, tile: int = 16, steps: int = 1, hidden: int = 64
+) -> Any:
+    import torch
+    from torch import nn
+
+    from faapkit.plugin_api import TransformerAwareGenerator, clamp_normalized
+
+    class QueryCritic(nn.Module):
+        """``features (B, Q, D)``, ``confidence (B, Q)``, ``boxes (B, Q, 4)`` -> quality logits ``(B, Q)``."""
+
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.norm = nn.LayerNorm(dim)
+            self.mlp = nn.Sequential(nn.Linear(dim + 5, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+        def forward(self, features: torch.Tensor, confidence: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+            z = torch.cat([self.norm(features), confidence.unsqueeze(-1), boxes], -1)
+            return self.mlp(z).squeeze(-1)  # type: ignore[no-any-return]
+
+    class CriticRefineGenerator(TransformerAwareGenerator):
+        def __init__(self) -> None:
+            super().__init__(epsilon, detector=detector, channels=channels, tile=tile)
+            self.critic = QueryCritic(int(detector.transformer_dim))
+            self.step_sizes = nn.Parameter(torch.zeros(steps))
+
+        def forward(self, x: torch.Tensor, clean_context: torch.Tensor | None = None) -> torch.Tensor:
+            delta = super().forward(x, clean_context)
+            for a in self.step_sizes:
+                g = _critic_gradient(self.detector, self.critic, clamp_normalized(x + delta))
+                delta = (delta + self.epsilon * a * g.sign()).clamp(-self.epsilon, self.epsilon)
+            return delta
+
+    return CriticRefineGenerator()
+
+
 def build_hardbox(advantaged_weight: float, keep_weight: float, box_weight: float, gamma: float) -> Any:
     import torch
     from torchvision.ops import box_convert, box_iou, generalized_box_iou
@@ -323,6 +428,34 @@ def build_distill(
     return LevelUpDistill(advantaged_weight=advantaged_weight, keep_weight=keep_weight)
 
 
+def build_critic_loss(advantaged_weight: float, keep_weight: float, critic_weight: float) -> Any:
+    import torch.nn.functional as F
+
+    from faapkit.plugin_api import LevelUpDetection, LossInputs, LossOutput
+
+    class LevelUpCritic(LevelUpDetection):
+        def __call__(self, x: LossInputs) -> LossOutput:
+            base = super().__call__(x)
+            critic = getattr(x.generator, "critic", None)
+            if critic is None:
+                raise RuntimeError("level-up-critic trains the critic of generator critic-refine; this run has none")
+            quality = query_quality(x.outputs, x.targets, x.indices)
+            features, confidence, boxes = (t.detach() for t in critic_inputs(x.outputs))
+            logits = critic(features, confidence, boxes).float()
+            bce = F.binary_cross_entropy_with_logits(logits, quality)
+            error = (logits.detach().sigmoid() - quality).abs()
+            matched = quality > 0
+            terms = {
+                **base.terms,
+                "critic_bce": bce.detach(),
+                "critic_mae": error.mean(),
+                "critic_mae_matched": error[matched].mean() if matched.any() else error.new_zeros(()),
+            }
+            return LossOutput(base.total + critic_weight * bce, terms)
+
+    return LevelUpCritic(advantaged_weight=advantaged_weight, keep_weight=keep_weight)
+
+
 @hookimpl
 def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
     register(
@@ -341,6 +474,15 @@ def faap_register_generators(register: Callable[[GeneratorSpec], None]) -> None:
             options=RefineOptions,
             uses_detector=True,
             description="transformer-aware + learned signed-gradient steps on the detector's confidence, disagreement",
+        )
+    )
+    register(
+        GeneratorSpec(
+            name="critic-refine",
+            factory=build_critic_refine,
+            options=CriticRefineOptions,
+            uses_detector=True,
+            description="transformer-aware + learned signed-gradient steps up a learned critic's box quality",
         )
     )
     register(
@@ -385,6 +527,14 @@ def faap_register_losses(register: Callable[[LossSpec], None]) -> None:
             description="level-up + distance to a ground-truth teacher (PGD from the student's delta)",
         )
     )
+    register(
+        LossSpec(
+            name="level_up_critic",
+            factory=build_critic_loss,
+            options=CriticOptions,
+            description="level-up + the critic's BCE against each query's matched IoU (trains the critic only)",
+        )
+    )
 
 
 @hookimpl
@@ -403,5 +553,14 @@ def faap_register_versions(register: Callable[[VersionSpec], None]) -> None:
             extends="level-up",
             loss="level_up_distill",
             description="level-up + distillation from the oracle's per-image deltas on the train images",
+        )
+    )
+    register(
+        VersionSpec(
+            name="level-up-critic",
+            extends="level-up",
+            loss="level_up_critic",
+            generator="critic-refine",
+            description="level-up + test-time steps up a learned, ground-truth-trained critic of box quality",
         )
     )

@@ -1,7 +1,8 @@
 """The method-search plugin of docs/effect-diagnosis.md section 11 (``examples/faap-search-plugin``),
 registered as a third-party plugin: its generator learns from the detector's input gradients, its
-versions add the IoU-weighted box term and the distillation from a ground-truth teacher, each
-trained a few steps on the tiny detector."""
+versions add the IoU-weighted box term, the distillation from a ground-truth teacher and a learned
+critic of box quality that the generator climbs at test time, each trained a few steps on the tiny
+detector."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def test_refine_steps_generator_learns_its_test_time_steps(monkeypatch, tmp_path
     assert not torch.allclose(refined, base) and first.shape == refined.shape
 
 
-@pytest.mark.parametrize("name", ["gradient-aware", "refine-steps"])
+@pytest.mark.parametrize("name", ["gradient-aware", "refine-steps", "critic-refine"])
 def test_signal_gradients_are_taken_under_inference_mode_too(monkeypatch, name):
     """The generators that take the detector's input gradients at test time give the same delta
     under ``torch.inference_mode`` (serving code) as under ``torch.no_grad`` (faap eval): an
@@ -226,3 +227,84 @@ def test_distill_version_trains_on_box_level_groups(monkeypatch, tmp_path):
     row = trainer.run.read_log()[-1]
     assert math.isfinite(row["distill"]) and row["distill"] > 0
     assert row["loss_det_dis_teacher"] < row["loss_det_dis"]
+
+
+def test_critic_learns_the_matched_iou_and_its_term_trains_the_critic_alone(monkeypatch, tmp_path, synth_root):
+    """``level-up-critic``: the critic's target is each query's IoU with its matched ground-truth
+    box (0 unmatched); its BCE falls over a few training steps on the same batch; and it reaches
+    the critic's parameters only, the generator's gradient being level-up's alone."""
+    reg = _registries(monkeypatch)
+    from faap_search import build_critic_loss, query_quality
+
+    cfg = resolve_config(reg, version="level-up-critic", overrides=FAST)
+    assert cfg.generator["name"] == "critic-refine" and cfg.loss["critic_weight"] == 1.0
+    trainer = Trainer(cfg, reg, tmp_path / "run")
+    trainer.setup()
+    batch = next(iter(trainer.loader)).to(trainer.device)
+    groups = batch.groups.clamp(max=1)
+    x = trainer.loss_inputs(batch, groups, {})
+    quality = query_quality(x.outputs, x.targets, x.indices)
+    matched = sum(len(q) for q, _ in x.indices)
+    assert quality.shape == x.logits.shape[:2] and int((quality > 0).sum()) <= matched
+    assert float(quality.min()) >= 0 and float(quality.max()) <= 1 and float(quality.max()) > 0.3
+    out = trainer.strategy(x)
+    level_up = build_critic_loss(0.0, 0.0, 0.0)(x)
+    generator = trainer.generator
+    critic = list(generator.critic.parameters())
+    others = [p for n, p in generator.named_parameters() if not n.startswith("critic.")]
+    with_critic = torch.autograd.grad(out.total, others, retain_graph=True, allow_unused=True)
+    without = torch.autograd.grad(level_up.total, others, retain_graph=True, allow_unused=True)
+    for a, b in zip(with_critic, without, strict=True):
+        assert (a is None and b is None) or torch.equal(a, b)
+    assert all(g.abs().sum() > 0 for g in torch.autograd.grad(out.total, critic))
+    before = float(out.terms["critic_bce"])
+    for _ in range(6):
+        trainer.train_step(batch, {})
+    after = float(trainer.strategy(trainer.loss_inputs(batch, groups, {})).terms["critic_bce"])
+    assert after < 0.9 * before, (before, after)
+
+
+def test_critic_refine_steps_up_the_critic_within_epsilon(monkeypatch, synth_root):
+    """The test-time steps: none while the step sizes are zero (the transformer-aware delta), a
+    different delta within epsilon once they are not, and the critic's predicted quality of the
+    confident queries is higher after a step up it than before."""
+    reg = _registries(monkeypatch)
+    from faap_search import critic_inputs
+
+    from faapkit.plugin_api import clamp_normalized
+
+    detector = load_detector(reg.detectors.get("detr-synth-tiny-v3"))
+    generator = reg.generators.get("critic-refine").build(epsilon=0.09, detector=detector).eval()
+    images = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        base = type(generator).__mro__[1].forward(generator, images)
+        assert torch.equal(generator(images), base)
+        generator.step_sizes.fill_(0.5)
+        refined = generator(images)
+    assert refined.abs().max() <= generator.epsilon + 1e-6
+    assert (refined - base).abs().max() <= 0.5 * generator.epsilon + 1e-6 and not torch.allclose(refined, base)
+
+    def predicted(delta: torch.Tensor) -> float:
+        mask = torch.zeros(2, 64, 96, dtype=torch.bool)
+        features, confidence, boxes = critic_inputs(detector(clamp_normalized(images + delta), mask))
+        return float((confidence * generator.critic(features, confidence, boxes).sigmoid()).sum())
+
+    with torch.no_grad():
+        generator.step_sizes.fill_(0.02)  # a small step: the first-order ascent holds
+        assert predicted(generator(images)) > predicted(base)
+
+
+@pytest.mark.slow  # two epochs with validation; the critic's pieces are checked above by default
+def test_critic_version_trains_end_to_end(monkeypatch, tmp_path, synth_root):
+    reg = _registries(monkeypatch)
+    cfg = resolve_config(reg, version="level-up-critic", overrides=[*FAST, "train.epochs=2", "train.val_every=1"])
+    trainer = Trainer(cfg, reg, tmp_path / "run")
+    trainer.setup()
+    assert not trainer.generator.step_sizes.any()
+    assert trainer.fit()["global_step"] == 4
+    rows = trainer.run.read_log()
+    for key in ("critic_bce", "critic_mae", "critic_mae_matched", "loss_det_dis"):
+        assert all(math.isfinite(r[key]) for r in rows), key
+    assert rows[-1]["total"] == pytest.approx(rows[-1]["loss_det_dis"] + rows[-1]["critic_bce"], rel=1e-4)
+    assert trainer.generator.step_sizes.abs().sum() > 0, "the step sizes stayed at zero"
+    assert "val" in rows[-1]  # validated with the ground-truth-free steps
