@@ -62,7 +62,8 @@ options, and ``VersionSpec(extends=...)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import Field
@@ -167,9 +168,10 @@ def build_gradient_aware(epsilon: float = 0.09, *, detector: Any, channels: int 
     return GradientAwareGenerator()
 
 
-def _signal_gradients(detector: Any, image: Any) -> tuple[Any, Any]:
-    """Gradients ``(B, 3, H, W)`` of the detector's confidence ``sum_q max_c p(c|q)`` and of its
-    last two decoder layers' box disagreement ``sum_q p_q |b_L - b_{L-1}|_1`` at ``image``."""
+@contextmanager
+def _detector_at_leaf(detector: Any, image: Any) -> Iterator[tuple[Any, Any]]:
+    """``(xi, outputs)``: a leaf copy ``xi`` of ``image (B, 3, H, W)`` that records gradients, and
+    the detector's outputs on it (no padding), whatever the caller's grad mode."""
     import torch
 
     # the caller may run under torch.inference_mode (serving code does), where enable_grad alone
@@ -178,8 +180,21 @@ def _signal_gradients(detector: Any, image: Any) -> tuple[Any, Any]:
     with torch.inference_mode(False), torch.enable_grad():
         xi = image.detach().clone().requires_grad_(True)
         mask = torch.zeros(xi.shape[0], *xi.shape[-2:], dtype=torch.bool, device=xi.device)
-        out = detector(xi, mask)
-        prob = out["pred_logits"].float().softmax(-1)[..., :-1].max(-1).values  # (B, Q)
+        yield xi, detector(xi, mask)
+
+
+def _confidence(outputs: dict[str, Any]) -> Any:
+    """``(B, Q)``: each query's highest object-class probability ``max_c p(c|q)`` (no-object excluded)."""
+    return outputs["pred_logits"].float().softmax(-1)[..., :-1].max(-1).values
+
+
+def _signal_gradients(detector: Any, image: Any) -> tuple[Any, Any]:
+    """Gradients ``(B, 3, H, W)`` of the detector's confidence ``sum_q max_c p(c|q)`` and of its
+    last two decoder layers' box disagreement ``sum_q p_q |b_L - b_{L-1}|_1`` at ``image``."""
+    import torch
+
+    with _detector_at_leaf(detector, image) as (xi, out):
+        prob = _confidence(out)  # (B, Q)
         g_conf = torch.autograd.grad(prob.sum(), xi, retain_graph=True)[0]
         aux = out.get("aux_outputs") or []
         if not aux:
@@ -284,8 +299,7 @@ def critic_inputs(outputs: dict[str, Any]) -> tuple[Any, Any, Any]:
     ``(B, Q, 4)`` (normalised cxcywh), all float."""
     if "features" not in outputs:
         raise RuntimeError("critic-refine needs a DETR whose outputs carry its decoder features")
-    confidence = outputs["pred_logits"].float().softmax(-1)[..., :-1].max(-1).values
-    return outputs["features"].float(), confidence, outputs["pred_boxes"].float()
+    return outputs["features"].float(), _confidence(outputs), outputs["pred_boxes"].float()
 
 
 def query_quality(outputs: dict[str, Any], targets: list[dict[str, Any]], indices: Any) -> Any:
@@ -308,13 +322,11 @@ def query_quality(outputs: dict[str, Any], targets: list[dict[str, Any]], indice
 def _critic_gradient(detector: Any, critic: Any, image: Any) -> Any:
     """Gradient ``(B, 3, H, W)`` at ``image`` of the confident queries' predicted quality
     ``sum_q p_q sigmoid(critic_q)``, ``p_q = max_c p(c|q)`` detached (it weighs, the critic
-    judges). Taken whatever the caller's grad mode (see ``_signal_gradients``)."""
+    judges), whatever the caller's grad mode."""
     import torch
 
-    with torch.inference_mode(False), torch.enable_grad():
-        xi = image.detach().clone().requires_grad_(True)
-        mask = torch.zeros(xi.shape[0], *xi.shape[-2:], dtype=torch.bool, device=xi.device)
-        features, confidence, boxes = critic_inputs(detector(xi, mask))
+    with _detector_at_leaf(detector, image) as (xi, out):
+        features, confidence, boxes = critic_inputs(out)
         quality = critic(features, confidence, boxes).sigmoid()
         return torch.autograd.grad((confidence.detach() * quality).sum(), xi)[0]
 
