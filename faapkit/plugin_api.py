@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from faap_plugins.level_up import LevelUpOptions
     from faap_plugins.level_up.loss import LevelUpDetection
     from faapkit.detr.build import detr_parts
-    from faapkit.detr.views import decoder_attention
+    from faapkit.detr.views import decoder_attention, query_confidence
     from faapkit.distributed import DistInfo, average_gradients
     from faapkit.generators.perturb import ResearchUNetGenerator, clamp_normalized, signed_descent
     from faapkit.generators.subpixel import (
@@ -118,6 +118,7 @@ _LAZY = {
     "pad_to_multiple_of_4": "faapkit.generators.subpixel",
     "rms_per_position": "faapkit.generators.subpixel",
     "decoder_attention": "faapkit.detr.views",
+    "query_confidence": "faapkit.detr.views",
     "TransformerAwareGenerator": "faapkit.generators.transformer_aware",
     # the built-in level-up version's loss and options, for versions that add to them
     "LevelUpDetection": "faap_plugins.level_up.loss",
@@ -168,6 +169,7 @@ __all__ = [
     "need_anchors_and_targets",
     "pad_to_multiple_of_4",
     "postprocess_detections",
+    "query_confidence",
     "rms_per_position",
     "score_terms",
     "self_similarity",

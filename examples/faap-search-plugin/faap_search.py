@@ -185,7 +185,9 @@ def _detector_at_leaf(detector: Any, image: Any) -> Iterator[tuple[Any, Any]]:
 
 def _confidence(outputs: dict[str, Any]) -> Any:
     """``(B, Q)``: each query's highest object-class probability ``max_c p(c|q)`` (no-object excluded)."""
-    return outputs["pred_logits"].float().softmax(-1)[..., :-1].max(-1).values
+    from faapkit.plugin_api import query_confidence
+
+    return query_confidence(outputs["pred_logits"])
 
 
 def _signal_gradients(detector: Any, image: Any) -> tuple[Any, Any]:
@@ -232,7 +234,7 @@ def _every_layer_view(model: Any, images: Any) -> tuple[Any, Any, Any]:
     queries, each scaled to mean 1 per image. No gradient; the detector's forward is untouched."""
     import torch
 
-    from faapkit.plugin_api import decoder_attention
+    from faapkit.plugin_api import decoder_attention, query_confidence
 
     mask = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device)
     layers = range(len(model.transformer.decoder.layers))
@@ -240,7 +242,7 @@ def _every_layer_view(model: Any, images: Any) -> tuple[Any, Any, Any]:
     maps = []
     with torch.no_grad():
         for h_l, w_l in zip(hs, weights, strict=True):
-            confidence = model.class_embed(h_l).float().softmax(-1)[..., :-1].max(-1).values  # (B, Q)
+            confidence = query_confidence(model.class_embed(h_l))  # (B, Q)
             for m in ((confidence.unsqueeze(-1) * w_l.float()).sum(1), w_l.float().mean(1)):  # (B, hw)
                 maps.append(m / m.mean(-1, keepdim=True).clamp_min(1e-12))
     b, _, h, w = memory.shape

@@ -1,5 +1,6 @@
-"""What a DETR's transformer makes of an image, for generators that read it: the encoder's memory
-and where the last decoder layer looks (``FrozenDetector.transformer_view``)."""
+"""What a DETR's transformer makes of an image, for generators and losses that read it: each
+query's confidence, the encoder's memory and where the last decoder layer looks
+(``FrozenDetector.transformer_view``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ import torch
 from torch import Tensor
 
 from faapkit.detr.misc import NestedTensor
+
+
+def query_confidence(pred_logits: Tensor) -> Tensor:
+    """``(..., Q, C+1) -> (..., Q)`` float32: each query's highest object-class probability
+    ``max_c p(c|q)``, the no-object class (the last) excluded."""
+    return pred_logits.float().softmax(-1)[..., :-1].max(-1).values
 
 
 def decoder_attention(
@@ -55,7 +62,7 @@ def transformer_view(model: Any, images: Tensor, mask: Tensor) -> tuple[Tensor, 
     image. No gradient is taken."""
     src, memory, hs, (weights,) = decoder_attention(model, images, mask, [-1])
     with torch.no_grad():
-        confidence = model.class_embed(hs[-1]).float().softmax(-1)[..., :-1].max(-1).values  # (B, Q)
+        confidence = query_confidence(model.class_embed(hs[-1]))
         attended = (confidence.unsqueeze(-1) * weights.float()).sum(1)  # (B, hw)
         attended = attended / attended.mean(-1, keepdim=True).clamp_min(1e-12)
     b, _, h, w = memory.shape

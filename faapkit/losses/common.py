@@ -8,13 +8,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from faapkit.detr.matcher import Indices
+from faapkit.detr.views import query_confidence
 from faapkit.losses.base import count_groups
 
 
 def image_scores(pred_logits: Tensor, top_k: int) -> Tensor:
     """``(B, Q, C+1) -> (B,)``: mean of the ``top_k`` highest per-query max class probabilities
     (no-object excluded); all queries when ``top_k <= 0`` or ``top_k >= Q``."""
-    probs = pred_logits.float().softmax(-1)[..., :-1].max(-1).values
+    probs = query_confidence(pred_logits)
     q = probs.shape[-1]
     if top_k <= 0 or top_k >= q:
         return probs.mean(-1)

@@ -51,3 +51,14 @@ def test_a_detector_without_a_detr_transformer_is_refused_in_one_line(tiny_detec
     monkeypatch.delattr(tiny_detector.model, "query_embed")
     with pytest.raises(ConfigError, match=r"not a facebookresearch/detr DETR .*cannot use it; choose .*detector-aware"):
         tiny_detector.transformer_view(torch.zeros(1, 3, 32, 32))
+
+
+def test_query_confidence_is_the_best_object_class_probability_with_no_object_left_out():
+    from faapkit.plugin_api import query_confidence
+
+    # one image, two queries, two object classes and no-object (last)
+    logits = torch.log(torch.tensor([[[0.2, 0.1, 0.7], [0.5, 0.3, 0.2]]])).to(torch.bfloat16)
+    conf = query_confidence(logits)
+    assert conf.shape == (1, 2) and conf.dtype == torch.float32
+    # the first query is most likely no object: its confidence is its best object class, 0.2
+    assert torch.allclose(conf, torch.tensor([[0.2, 0.5]]), atol=1e-2)
