@@ -89,6 +89,9 @@ def retrain(
     seeds: Annotated[str, typer.Option(help="seeds: 0-4, 0,3,7")] = "0-4",
     budget: Annotated[str, typer.Option(help="equal: level-up's steps x batch; long: 4 x the steps")] = "equal",
     lr: Annotated[float, typer.Option(help="peak learning rate of the detector's weights")] = 1e-5,
+    disadvantaged_share: Annotated[
+        float, typer.Option(help="the disadvantaged group's share of the draws: 0.5 balanced, 1 that group alone")
+    ] = 0.5,
     data: Annotated[Path | None, typer.Option(help="dataset root (default: the embedded benchmark)")] = None,
     detector: Annotated[str | None, typer.Option(help="registered detector (default: detector.name's default)")] = None,
     detector_checkpoint: Annotated[Path | None, typer.Option(help="detector weights (only read)")] = None,
@@ -107,7 +110,8 @@ def retrain(
     from faapkit.train.retrain_command import RetrainCommand, run_retrain
 
     cmd = RetrainCommand(
-        out, seeds, budget, lr, data, detector, detector_checkpoint, limit_images, tuple(set_ or ()), device, force
+        out, seeds, budget, lr, disadvantaged_share, data, detector, detector_checkpoint, limit_images,
+        tuple(set_ or ()), device, force,
     )  # fmt: skip
     app = state(ctx)
     result = run_retrain(cmd, app.registries, CliHost(app))

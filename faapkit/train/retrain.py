@@ -5,9 +5,11 @@ it buys on the same benchmark and budget. It takes ``level-up``'s resolved confi
 default version: its train split, training scale, shape-bucketed batches, epochs, steps per epoch,
 batch size, validation period, selection guard and rule, and ``[eval]`` settings) and changes two
 things only: the detector's weights are what is optimised (the DETR set loss against every
-ground-truth box, Hungarian-matched, as in pretraining), and the batches are group-balanced
-(equal draws of each group; ``level-up`` draws the disadvantaged group alone because its loss is
-that group's, while a detector trained on one group forgets the other).
+ground-truth box, Hungarian-matched, as in pretraining), and the batches are group-balanced by
+default (equal draws of each group; ``level-up`` draws the disadvantaged group alone because its
+loss is that group's, while a detector trained on one group forgets the other). ``--disadvantaged-share``
+moves the draws toward the disadvantaged group, up to that group alone (1.0), the selection guard
+then holding the other group's val AP.
 
 Budget: ``equal`` is ``level-up``'s optimiser steps x batch size (48 x 10 x 8 = 3,840 images by
 default); ``long`` multiplies the steps per epoch (validation stays at the same epochs, so both
@@ -70,6 +72,7 @@ class RetrainPlan:
     max_norm: float
     warmup: int
     min_factor: float
+    disadvantaged_share: float = 0.5
 
     @property
     def steps(self) -> int:
@@ -81,12 +84,19 @@ class RetrainPlan:
 
 
 def plan_for(
-    config: FaapConfig, budget: str, *, lr: float, weight_decay: float = 1e-4, max_norm: float = 0.1
+    config: FaapConfig,
+    budget: str,
+    *,
+    lr: float,
+    disadvantaged_share: float = 0.5,
+    weight_decay: float = 1e-4,
+    max_norm: float = 0.1,
 ) -> RetrainPlan:
     """``config`` (``level-up``'s resolved) at ``budget``: its epochs, steps, batch and validation
     period, with the steps per epoch multiplied by :data:`BUDGETS`; its learning-rate schedule's
     shape (warmup, then cosine to ``min_factor``) at ``lr``, with the pretraining's weight decay and
-    gradient clip (``faapkit.train.pretrain.PretrainPreset``)."""
+    gradient clip (``faapkit.train.pretrain.PretrainPreset``). ``disadvantaged_share``: the
+    disadvantaged group's share of the draws (0.5 balanced, 1 that group alone, as ``level-up``)."""
     train = config.train
     if train.steps_per_epoch is None:
         raise ValueError("the configuration names no train.steps_per_epoch: the budget cannot be matched")
@@ -102,6 +112,7 @@ def plan_for(
         max_norm=max_norm,
         warmup=int(shape["warmup"]),
         min_factor=float(shape["min_factor"]),
+        disadvantaged_share=disadvantaged_share,
     )
 
 
@@ -142,7 +153,9 @@ def frozen_view(parts: Any, inputs: SeedInputs) -> FrozenDetector:
 
 
 def train_loader(inputs: SeedInputs, plan: RetrainPlan, seed: int) -> tuple[DataLoader, BalancedGroupSampler]:
-    """Group-balanced, shape-bucketed batches of the train split at the configured training scales."""
+    """Shape-bucketed batches of the train split at the configured training scales, each image's
+    group drawn with the plan's shares (the disadvantaged group's ``disadvantaged_share``, the
+    advantaged group's the rest; other groups are never drawn)."""
     cfg = inputs.config.data
     data = load_split(
         inputs.root, cfg.train_split, split_by=cfg.split_by, layout=cfg.layout, limit=inputs.limit, group_level="image"
@@ -159,6 +172,7 @@ def train_loader(inputs: SeedInputs, plan: RetrainPlan, seed: int) -> tuple[Data
         batch_size=plan.batch_size,
         num_batches=plan.steps_per_epoch,
         seed=seed,
+        weights=[plan.disadvantaged_share, 1 - plan.disadvantaged_share],
         shapes=shapes,
         scales=cfg.train_scales,
     )

@@ -33,6 +33,7 @@ class RetrainCommand:
     seeds: str = "0-4"
     budget: str = "equal"
     lr: float = 1e-5
+    disadvantaged_share: float = 0.5
     data: Path | None = None
     detector: str | None = None
     detector_checkpoint: Path | None = None
@@ -52,6 +53,8 @@ def check_command(cmd: RetrainCommand) -> list[int]:
         raise ConfigError(f"--budget must be one of {', '.join(budgets)}, got '{cmd.budget}'")
     if not 0 < cmd.lr < 1:
         raise ConfigError(f"--lr must be in (0, 1), got {cmd.lr}")
+    if not 0 < cmd.disadvantaged_share <= 1:  # NaN fails too
+        raise ConfigError(f"--disadvantaged-share must be in (0, 1], got {cmd.disadvantaged_share}")
     if cmd.limit_images is not None and cmd.limit_images < 2:
         raise ConfigError(f"--limit-images must be at least 2, got {cmd.limit_images}")
     check_device_available(cmd.device, "--device")
@@ -127,11 +130,13 @@ def _prepare(cmd: RetrainCommand, registries: Any, say: Any) -> tuple[Any, Any]:
     shipped = load_detector(spec, cmd.detector_checkpoint, device=dev)
     weights = cmd.detector_checkpoint or packaged_path(spec.weights)
     root = cmd.data or embedded_dataset_for(spec, cmd.detector_checkpoint)
-    plan = plan_for(config, cmd.budget, lr=cmd.lr)
+    plan = plan_for(config, cmd.budget, lr=cmd.lr, disadvantaged_share=cmd.disadvantaged_share)
+    share = plan.disadvantaged_share
+    draws = "group-balanced" if share == 0.5 else f"{share:.0%} of the draws from '{config.data.disadvantaged}'"
     say.info(
         f"retrain anchor: {spec.name} fine-tuned for {plan.epochs} epochs x {plan.steps_per_epoch} steps x "
         f"{plan.batch_size} images ({plan.steps} steps, {plan.images} images; budget {cmd.budget}), "
-        f"group-balanced, validated every {plan.val_every} epochs on '{config.data.val_split}', "
+        f"{draws}, validated every {plan.val_every} epochs on '{config.data.val_split}', "
         f"reported on '{config.eval.split}'"
     )
     return SeedInputs(config, spec, shipped, Path(weights), root, dev, say.info, cmd.limit_images), plan

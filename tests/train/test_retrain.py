@@ -114,6 +114,27 @@ def test_budgets_are_level_up_s_steps_and_images_and_four_times_them(registries)
     assert long.steps == BUDGETS["long"] * equal.steps and long.val_every == equal.val_every == t.val_every
 
 
+@pytest.mark.parametrize(("share", "groups"), [(1.0, {"female"}), (0.5, {"female", "male"})])
+def test_the_draws_follow_the_disadvantaged_share(tiny_detector, synth_root, shipped, share, groups):
+    """At 1.0 every batch image is the disadvantaged group's (as level-up draws); at 0.5 both groups."""
+    import torch
+
+    from faapkit.config import resolve_config
+    from faapkit.plugins import make_plugin_manager
+    from faapkit.plugins.registry import Registries
+    from faapkit.train.retrain import SeedInputs, train_loader
+
+    reg = Registries.from_plugin_manager(make_plugin_manager())
+    config = resolve_config(reg, version="level-up", overrides=["detector.name=detr-synth-tiny"])
+    spec = reg.detectors.get("detr-synth-tiny")
+    inputs = SeedInputs(config, spec, tiny_detector, shipped, synth_root, torch.device("cpu"), limit=40)
+    plan = plan_for(config, "equal", lr=1e-5, disadvantaged_share=share)
+    loader, _ = train_loader(inputs, plan, seed=0)
+    names = [config.data.disadvantaged, config.data.advantaged]
+    seen = {names[g] for batch in loader for g in batch.groups.tolist()}
+    assert seen == groups
+
+
 def test_an_earlier_report_is_kept_without_force(anchor, capsys):
     out, _, _, _ = anchor
     before = (out / "retrain.json").read_bytes()
@@ -128,6 +149,8 @@ def test_an_earlier_report_is_kept_without_force(anchor, capsys):
         (["--budget", "huge"], "--budget must be one of equal, long"),
         (["--seeds", "2-1"], "runs backwards"),
         (["--lr", "0"], "--lr must be in (0, 1)"),
+        (["--disadvantaged-share", "0"], "--disadvantaged-share must be in (0, 1]"),
+        (["--disadvantaged-share", "1.5"], "--disadvantaged-share must be in (0, 1]"),
     ],
 )
 def test_bad_options_are_one_line_before_any_work(capsys, tmp_path, args, says):
