@@ -30,6 +30,10 @@ def synth(
         bool, typer.Option("--mixed", help="images of both groups, groups on each person's box (FACET-style)")
     ] = False,
     images: Annotated[int | None, typer.Option(help="--mixed: images per split (default: the bias's)")] = None,
+    train_seed: Annotated[
+        int | None,
+        typer.Option(help="train split from this seed: images the shipped detector never saw (val, test: --seed's)"),
+    ] = None,
 ) -> None:
     """Write the synthetic biased benchmark (both layouts; --mixed: the attributes layout) to OUT."""
     from faapkit.data.synth import DEFAULT_BIAS, SynthSpec, check_synth_out, write_synthetic
@@ -39,14 +43,17 @@ def synth(
     bias = bias or DEFAULT_BIAS
     if images is not None and (not mixed or images < 1):
         raise ConfigError(f"--images takes at least 1 and goes with --mixed, got {images}")
-    check_synth_out(out, seed)  # also makes the folder above OUT: the lock lies beside it
+    if train_seed is not None and mixed:
+        raise ConfigError("--train-seed goes without --mixed (the mixed benchmark was never a detector's train split)")
+    check_synth_out(out, seed, train_seed)  # also makes the folder above OUT: the lock lies beside it
     lock_output(ctx, out)  # two writers of one benchmark folder: one is refused
     existed = (out / "manifest.json").is_file()
     if mixed:  # each refuses a folder holding another benchmark
         write_mixed(out, MixedSpec(seed=seed, bias=bias, images=images))
     else:
-        write_synthetic(out, SynthSpec(seed=seed, bias=bias))
+        write_synthetic(out, SynthSpec(seed=seed, bias=bias, train_seed=train_seed))
     held = f"{out} already holds the {'mixed ' * mixed}synthetic benchmark of seed {seed}, bias {bias}"
+    held += "" if train_seed is None else f", train split of seed {train_seed}"
     done = held if existed else f"wrote {'mixed-group ' * mixed}synthetic benchmark"
     layouts = [out / "coco"] if mixed else [out / "coco", out / "research"]
     info(f"{done} (layouts: {', '.join(map(str, layouts))})")

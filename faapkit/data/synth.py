@@ -57,10 +57,20 @@ def splits_for(bias: str) -> tuple[tuple[str, int, int], ...]:
 
 @dataclass(frozen=True)
 class SynthSpec:
+    """``train_seed``: the seed of the ``train`` split's images when it is not ``seed``. The shipped
+    detectors were trained on ``seed`` 0's train split; a generator trained on another seed's sees
+    images the detector never saw, as a user's fairness data is to a deployed detector
+    (docs/effect-diagnosis.md section 17), while val and test stay ``seed``'s."""
+
     seed: int = 0
     splits: tuple[tuple[str, int, int], ...] | None = None  # None: the bias's own (splits_for)
     jpeg_quality: int = 92
     bias: str = DEFAULT_BIAS
+    train_seed: int | None = None
+
+    def seed_of(self, split: str) -> int:
+        """The seed that renders ``split``'s images."""
+        return self.train_seed if split == "train" and self.train_seed is not None else self.seed
 
     def __post_init__(self) -> None:
         if self.bias not in BIASES:
@@ -168,6 +178,7 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
         "layouts": {"attributes": "coco", "research": "research"},
         "bias": spec.bias,
         **BIASES[spec.bias],
+        **({"train_seed": spec.train_seed} if spec.train_seed is not None else {}),
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return publish(tmp, out)
@@ -200,7 +211,7 @@ def _write_coco_split(
     img_dir.mkdir(parents=True, exist_ok=True)
     order = [("male", i) for i in range(n_male)] + [("female", i) for i in range(n_female)]
     for image_id, (gender, i) in enumerate(order, start=1):
-        data, attrs, boxes = render_image(spec.seed, split_index, i, gender, spec.bias)
+        data, attrs, boxes = render_image(spec.seed_of(split), split_index, i, gender, spec.bias)
         file_name = f"{split}_{image_id:05d}.jpg"
         (img_dir / file_name).write_bytes(data)
         width, height = Image.open(io.BytesIO(data)).size
@@ -223,7 +234,7 @@ def _write_coco_split(
     ann_dir = tmp / "coco" / "annotations"
     ann_dir.mkdir(parents=True, exist_ok=True)
     coco = {
-        "info": {"description": "faapkit synthetic biased benchmark", "seed": spec.seed},
+        "info": {"description": "faapkit synthetic biased benchmark", "seed": spec.seed_of(split)},
         "images": images,
         "annotations": annotations,
         "categories": [CATEGORY],
@@ -251,32 +262,41 @@ def _write_research_split(tmp: Path, split: str, research: dict[str, dict[str, l
 
 
 def _check_same_benchmark(out: Path, spec: SynthSpec) -> None:
-    """A folder that holds a benchmark keeps it; asking for another seed, bias or split sizes
-    there is refused (keeping the old images silently would make every later evaluation measure them)."""
+    """A folder that holds a benchmark keeps it; asking for another seed, train seed, bias or split
+    sizes there is refused (keeping the old images silently would make every later evaluation
+    measure them)."""
     try:
         manifest = json.loads((out / "manifest.json").read_text())
-        seed, splits = manifest["seed"], manifest["splits"]
+        seed, splits, train_seed = manifest["seed"], manifest["splits"], manifest.get("train_seed")
         bias = manifest_bias(manifest)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{out / 'manifest.json'} is not a synthetic benchmark's manifest ({exc})") from None
     wanted = {s: {"male": m, "female": f} for s, m, f in spec.split_sizes}
-    if seed != spec.seed or splits != wanted or bias != spec.bias:
-        held = f"seed {seed}, bias {bias}" + ("" if splits == wanted else f", splits {splits}")
-        asked = f"seed {spec.seed}, bias {spec.bias}" + ("" if splits == wanted else f", splits {wanted}")
+    if seed != spec.seed or splits != wanted or bias != spec.bias or train_seed != spec.train_seed:
+        held = f"seed {seed}, bias {bias}" + _train_seed_words(train_seed)
+        held += "" if splits == wanted else f", splits {splits}"
+        asked = f"seed {spec.seed}, bias {spec.bias}" + _train_seed_words(spec.train_seed)
+        asked += "" if splits == wanted else f", splits {wanted}"
         raise DataError(
             f"{out} already holds the synthetic benchmark of {held}; {asked} needs another folder, "
             f"or remove {out} first"
         )
 
 
-def check_synth_out(out: Path, seed: int) -> None:
-    """``faap data synth``'s ``--seed`` and ``OUT`` before anything is written: a folder that is
-    new, empty or holding a benchmark (:func:`write_synthetic` then refuses another one). The
-    folder above ``OUT`` is created, so that the output lock can lie beside ``OUT``."""
+def _train_seed_words(train_seed: int | None) -> str:
+    return "" if train_seed is None else f", train split of seed {train_seed}"
+
+
+def check_synth_out(out: Path, seed: int, train_seed: int | None = None) -> None:
+    """``faap data synth``'s ``--seed``, ``--train-seed`` and ``OUT`` before anything is written: a
+    folder that is new, empty or holding a benchmark (:func:`write_synthetic` then refuses another
+    one). The folder above ``OUT`` is created, so that the output lock can lie beside ``OUT``."""
     from faapkit.errors import ConfigError
 
     if seed < 0:
         raise ConfigError(f"--seed must be at least 0, got {seed}")
+    if train_seed is not None and (train_seed < 0 or train_seed == seed):
+        raise ConfigError(f"--train-seed must be at least 0 and not --seed ({seed}), got {train_seed}")
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} is a file; give a folder (new, or holding this benchmark)")
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():

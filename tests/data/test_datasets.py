@@ -49,6 +49,27 @@ def test_another_seed_into_a_written_benchmark_is_refused(tmp_path):
     assert _digest(root) == before
 
 
+def test_a_train_seed_renders_only_the_train_split_from_it(tmp_path):
+    """``--train-seed``: the train images are another seed's (a detector trained on ``--seed``'s
+    never saw them); test stays ``--seed``'s byte for byte; the folder keeps what it holds."""
+    from dataclasses import replace
+
+    plain = write_synthetic(tmp_path / "plain", SMALL)
+    fresh = write_synthetic(tmp_path / "fresh", replace(SMALL, train_seed=8))
+    other = write_synthetic(tmp_path / "other", SynthSpec(seed=8, splits=SMALL.splits))
+    for split, same_as in (("test", plain), ("train", other)):
+        assert _digest(fresh / "coco" / "images" / split) == _digest(same_as / "coco" / "images" / split)
+    assert _digest(fresh / "coco" / "images" / "train") != _digest(plain / "coco" / "images" / "train")
+    assert json.loads((fresh / "manifest.json").read_text())["train_seed"] == 8
+    assert "train_seed" not in json.loads((plain / "manifest.json").read_text())  # earlier caches stay valid
+    with pytest.raises(DataError, match="train split of seed 8"):
+        write_synthetic(fresh, SMALL)
+    for args, says in ((["--train-seed", "0"], "not --seed"), (["--train-seed", "2", "--mixed"], "without --mixed")):
+        code, _, err = run_here("data", "synth", str(tmp_path / "new"), *args)
+        assert code == 2 and err.count("error:") == 1 and says in err, err
+    assert not (tmp_path / "new").exists()
+
+
 # sha256 of render_image(0, 1, i, g) for i < 3, both groups, as faapkit wrote them before biases had
 # names: the v1 bias must keep rendering those bytes, so caches and runs of earlier releases stay valid
 V1_BYTES = "322510fd2ca4e667"
