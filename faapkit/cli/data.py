@@ -36,7 +36,7 @@ def synth(
     ] = None,
 ) -> None:
     """Write the synthetic biased benchmark (both layouts; --mixed: the attributes layout) to OUT."""
-    from faapkit.data.synth import DEFAULT_BIAS, SynthSpec, check_synth_out, write_synthetic
+    from faapkit.data.synth import DEFAULT_BIAS, SynthSpec, benchmark_words, check_synth_out, write_synthetic
     from faapkit.data.synth_mixed import MixedSpec, write_mixed
     from faapkit.errors import ConfigError
 
@@ -52,8 +52,7 @@ def synth(
         write_mixed(out, MixedSpec(seed=seed, bias=bias, images=images))
     else:
         write_synthetic(out, SynthSpec(seed=seed, bias=bias, train_seed=train_seed))
-    held = f"{out} already holds the {'mixed ' * mixed}synthetic benchmark of seed {seed}, bias {bias}"
-    held += "" if train_seed is None else f", train split of seed {train_seed}"
+    held = f"{out} already holds the {'mixed ' * mixed}synthetic benchmark of {benchmark_words(seed, bias, train_seed)}"
     done = held if existed else f"wrote {'mixed-group ' * mixed}synthetic benchmark"
     layouts = [out / "coco"] if mixed else [out / "coco", out / "research"]
     info(f"{done} (layouts: {', '.join(map(str, layouts))})")

@@ -273,9 +273,8 @@ def _check_same_benchmark(out: Path, spec: SynthSpec) -> None:
         raise DataError(f"{out / 'manifest.json'} is not a synthetic benchmark's manifest ({exc})") from None
     wanted = {s: {"male": m, "female": f} for s, m, f in spec.split_sizes}
     if seed != spec.seed or splits != wanted or bias != spec.bias or train_seed != spec.train_seed:
-        held = f"seed {seed}, bias {bias}" + _train_seed_words(train_seed)
-        held += "" if splits == wanted else f", splits {splits}"
-        asked = f"seed {spec.seed}, bias {spec.bias}" + _train_seed_words(spec.train_seed)
+        held = benchmark_words(seed, bias, train_seed) + ("" if splits == wanted else f", splits {splits}")
+        asked = benchmark_words(spec.seed, spec.bias, spec.train_seed)
         asked += "" if splits == wanted else f", splits {wanted}"
         raise DataError(
             f"{out} already holds the synthetic benchmark of {held}; {asked} needs another folder, "
@@ -283,8 +282,9 @@ def _check_same_benchmark(out: Path, spec: SynthSpec) -> None:
         )
 
 
-def _train_seed_words(train_seed: int | None) -> str:
-    return "" if train_seed is None else f", train split of seed {train_seed}"
+def benchmark_words(seed: int, bias: str, train_seed: int | None = None) -> str:
+    """How messages name one synthetic benchmark: ``seed 0, bias v3[, train split of seed 1]``."""
+    return f"seed {seed}, bias {bias}" + ("" if train_seed is None else f", train split of seed {train_seed}")
 
 
 def check_synth_out(out: Path, seed: int, train_seed: int | None = None) -> None:

@@ -11,7 +11,7 @@ loss is that group's, while a detector trained on one group forgets the other). 
 moves the draws toward the disadvantaged group, up to that group alone (1.0), the selection guard
 then holding the other group's val AP.
 
-Budget: ``equal`` is ``level-up``'s optimiser steps x batch size (48 x 10 x 8 = 3,840 images by
+Budget: ``equal`` is ``level-up``'s optimiser steps x batch size (96 x 10 x 8 = 7,680 images by
 default); ``long`` multiplies the steps per epoch (validation stays at the same epochs, so both
 budgets validate equally often). Each step is one detector forward and one backward into the
 weights; a ``level-up`` step is one detector pass over the clean image (what the generator reads),
@@ -72,7 +72,7 @@ class RetrainPlan:
     max_norm: float
     warmup: int
     min_factor: float
-    disadvantaged_share: float = 0.5
+    disadvantaged_share: float
 
     @property
     def steps(self) -> int:
