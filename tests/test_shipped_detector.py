@@ -63,14 +63,14 @@ def test_the_stronger_bias_variant_has_a_clear_gap_on_every_split(registries, tm
 def test_the_default_detector_has_a_gap_fit_for_selection(registries, synth_root, measured):
     """``detr-synth-tiny-v3`` on the default benchmark: the reported baselines; an AP gap of at
     least 0.08 on val and on test, each CI above 0, and each gap inside the other's CI. The
-    session's embedded benchmark is the default one (v3, seed 0), so its val and test are the
-    reported splits' images, rendered once for the whole suite."""
+    session's embedded benchmark is the default one (v4, seed 0: v3's val and test byte for byte),
+    so its val and test are the reported splits' images, rendered once for the whole suite."""
     from faapkit.config import DEFAULT_DETECTOR
     from faapkit.data.synth import DEFAULT_BIAS, parse_embedded_folder
     from faapkit.detr.frozen import load_detector
 
-    assert (DEFAULT_DETECTOR, DEFAULT_BIAS) == ("detr-synth-tiny-v3", "v3")
-    assert parse_embedded_folder(synth_root) == (0, "v3")
+    assert (DEFAULT_DETECTOR, DEFAULT_BIAS) == ("detr-synth-tiny-v3", "v4")
+    assert parse_embedded_folder(synth_root) == (0, "v4")
     report = json.loads((REPORT.parent / "detr-synth-tiny-v3.json").read_text())
     detector = load_detector(registries.detectors.get(DEFAULT_DETECTOR))
     assert detector.sha256 == report["sha256"]

@@ -24,7 +24,10 @@ def synth(
     seed: Annotated[int, typer.Option(help="generator seed; the same seed gives the same bytes")] = 0,
     bias: Annotated[
         str | None,
-        typer.Option(help="v3 (the default: detr-synth-tiny-v3's), v2 (v3 with a smaller val split), v1 (weaker)"),
+        typer.Option(
+            help="v4 (the default: v3 with a train split detr-synth-tiny-v3 never saw; --mixed: v3), "
+            "v3 (detr-synth-tiny-v3's), v2 (v3 with a smaller val split), v1 (weaker)"
+        ),
     ] = None,
     mixed: Annotated[
         bool, typer.Option("--mixed", help="images of both groups, groups on each person's box (FACET-style)")
@@ -37,22 +40,27 @@ def synth(
 ) -> None:
     """Write the synthetic biased benchmark (both layouts; --mixed: the attributes layout) to OUT."""
     from faapkit.data.synth import DEFAULT_BIAS, SynthSpec, benchmark_words, check_synth_out, write_synthetic
-    from faapkit.data.synth_mixed import MixedSpec, write_mixed
+    from faapkit.data.synth_mixed import MIXED_BIAS, MixedSpec, write_mixed
     from faapkit.errors import ConfigError
 
-    bias = bias or DEFAULT_BIAS
     if images is not None and (not mixed or images < 1):
         raise ConfigError(f"--images takes at least 1 and goes with --mixed, got {images}")
     if train_seed is not None and mixed:
         raise ConfigError("--train-seed goes without --mixed (the mixed benchmark was never a detector's train split)")
     check_synth_out(out, seed, train_seed)  # also makes the folder above OUT: the lock lies beside it
+    spec = (
+        MixedSpec(seed=seed, bias=bias or MIXED_BIAS, images=images)
+        if mixed
+        else SynthSpec(seed=seed, bias=bias or DEFAULT_BIAS, train_seed=train_seed)
+    )
     lock_output(ctx, out)  # two writers of one benchmark folder: one is refused
     existed = (out / "manifest.json").is_file()
-    if mixed:  # each refuses a folder holding another benchmark
-        write_mixed(out, MixedSpec(seed=seed, bias=bias, images=images))
+    if isinstance(spec, MixedSpec):  # each refuses a folder holding another benchmark
+        write_mixed(out, spec)
     else:
-        write_synthetic(out, SynthSpec(seed=seed, bias=bias, train_seed=train_seed))
-    held = f"{out} already holds the {'mixed ' * mixed}synthetic benchmark of {benchmark_words(seed, bias, train_seed)}"
+        write_synthetic(out, spec)
+    words = benchmark_words(seed, spec.bias, None if isinstance(spec, MixedSpec) else spec.train_seed)
+    held = f"{out} already holds the {'mixed ' * mixed}synthetic benchmark of {words}"
     done = held if existed else f"wrote {'mixed-group ' * mixed}synthetic benchmark"
     layouts = [out / "coco"] if mixed else [out / "coco", out / "research"]
     info(f"{done} (layouts: {', '.join(map(str, layouts))})")

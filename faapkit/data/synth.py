@@ -6,8 +6,11 @@ and the detector's ``train`` split holds three male images per female image (as 
 did), so a detector trained on it is measurably worse on ``female`` images; a bounded perturbation
 that raises local contrast can compensate. The bias comes in strengths (``BIASES``), each with a
 shipped detector trained on it (``faapkit.config.defaults.TINY_DETECTORS``): ``v1`` a weaker
-bias, ``v2`` a stronger one and ``v3``, the default (``DEFAULT_BIAS``), v2's images with a larger
-val split; each has its own cache folder (``synth-<bias>-seed<seed>``). ``age`` only
+bias, ``v2`` a stronger one and ``v3`` v2's images with a larger val split. ``v4``, the default
+(``DEFAULT_BIAS``), is ``v3`` with its ``train`` split rendered from the next seed
+(``FRESH_TRAIN``): val and test are v3's byte for byte, the generator's train images are images
+v3's detector never saw, as a user's fairness data is to a deployed detector
+(docs/effect-diagnosis.md section 17). Each has its own cache folder (``synth-<bias>-seed<seed>``). ``age`` only
 tints the figures (a third attribute value to exercise more than two groups). Output is
 deterministic for a seed and bias: the same bytes every time.
 
@@ -35,7 +38,10 @@ from faapkit.errors import DataError
 SPLITS: dict[str, tuple[int, int]] = {"train": (900, 300), "val": (120, 120), "test": (250, 250)}  # (male, female)
 # a bias whose split sizes differ from SPLITS; v3's val is drawn like its test, so a gap selected on
 # val is measured as precisely as the gap reported on test
-BIAS_SPLITS: dict[str, dict[str, tuple[int, int]]] = {"v3": {**SPLITS, "val": (250, 250)}}
+BIAS_SPLITS: dict[str, dict[str, tuple[int, int]]] = {
+    "v3": {**SPLITS, "val": (250, 250)},
+    "v4": {**SPLITS, "val": (250, 250)},
+}
 SIZES = [(96, 128), (128, 128), (128, 160), (112, 144), (160, 128)]  # (h, w) pool; few shapes = few eval buckets
 AGES = ("young", "adult", "senior")
 # ``age`` tints a figure's colour
@@ -45,8 +51,13 @@ BIASES: dict[str, dict[str, dict[str, float]]] = {
     "v1": {"contrast": {"male": 1.0, "female": 0.30}, "opacity": {"male": 0.9, "female": 0.6}},
     "v2": {"contrast": {"male": 1.0, "female": 0.20}, "opacity": {"male": 0.9, "female": 0.5}},
     "v3": {"contrast": {"male": 1.0, "female": 0.20}, "opacity": {"male": 0.9, "female": 0.5}},
+    "v4": {"contrast": {"male": 1.0, "female": 0.20}, "opacity": {"male": 0.9, "female": 0.5}},
 }
-DEFAULT_BIAS = "v3"
+# biases whose train split is rendered from seed + 1 unless a train seed is given: v3's detector was
+# trained on seed 0's train split, and a generator trained there meets an answer the detector gives
+# only to its own training images
+FRESH_TRAIN = frozenset({"v4"})
+DEFAULT_BIAS = "v4"
 CATEGORY = {"id": 1, "name": "person", "supercategory": "person"}
 
 
@@ -57,10 +68,11 @@ def splits_for(bias: str) -> tuple[tuple[str, int, int], ...]:
 
 @dataclass(frozen=True)
 class SynthSpec:
-    """``train_seed``: the seed of the ``train`` split's images when it is not ``seed``. The shipped
-    detectors were trained on ``seed`` 0's train split; a generator trained on another seed's sees
-    images the detector never saw, as a user's fairness data is to a deployed detector
-    (docs/effect-diagnosis.md section 17), while val and test stay ``seed``'s."""
+    """``train_seed``: the seed of the ``train`` split's images when it is not ``seed`` (a
+    ``FRESH_TRAIN`` bias's is ``seed + 1`` unless given). The shipped detectors were trained on
+    ``seed`` 0's train split; a generator trained on another seed's sees images the detector never
+    saw, as a user's fairness data is to a deployed detector (docs/effect-diagnosis.md section 17),
+    while val and test stay ``seed``'s."""
 
     seed: int = 0
     splits: tuple[tuple[str, int, int], ...] | None = None  # None: the bias's own (splits_for)
@@ -77,6 +89,8 @@ class SynthSpec:
             raise DataError(f"unknown benchmark bias '{self.bias}' (known: {', '.join(BIASES)})")
         if self.splits is None:
             object.__setattr__(self, "splits", splits_for(self.bias))
+        if self.train_seed is None and self.bias in FRESH_TRAIN:
+            object.__setattr__(self, "train_seed", self.seed + 1)
 
     @property
     def split_sizes(self) -> tuple[tuple[str, int, int], ...]:

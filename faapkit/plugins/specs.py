@@ -190,9 +190,10 @@ class DetectorSpec(ComponentSpec):
     (``"package:relative/path"``) used when no checkpoint is configured. ``trained_unpadded``: those
     weights were trained on shape-bucketed (never padded) batches, so generators are trained on such
     batches too (``data.shape_buckets``) unless the config says otherwise. ``benchmark``: the bias
-    of the embedded benchmark those weights were trained on (``faapkit.data.synth.BIASES``); a run,
-    probe or evaluation without a dataset of its own uses that benchmark, so that a detector is
-    never measured on another bias's images by default.
+    of the embedded benchmark (``faapkit.data.synth.BIASES``) a run, probe or evaluation without a
+    dataset of its own uses: the one those weights were trained on, or one that keeps its val and
+    test and renders its train split from images the weights never saw (``FRESH_TRAIN``), so that a
+    detector is never measured on another bias's images by default.
 
     The input size its weights expect: ``min_size`` (evaluation resizes the short side to it) and
     ``max_size`` (the cap of the long side), and ``train_scales`` (the short sides training draws

@@ -16,7 +16,7 @@ from faapkit.data.synth import SynthSpec, write_synthetic
 from faapkit.errors import DataError
 from tests.conftest import run_here
 
-SMALL = SynthSpec(seed=3, splits=(("train", 6, 3), ("test", 4, 4)))
+SMALL = SynthSpec(seed=3, splits=(("train", 6, 3), ("test", 4, 4)), bias="v3")
 
 
 def _digest(root: Path) -> str:
@@ -32,7 +32,7 @@ def test_synthetic_is_byte_identical_for_a_seed(tmp_path):
     a = write_synthetic(tmp_path / "a", SMALL)
     b = write_synthetic(tmp_path / "b", SMALL)
     assert _digest(a) == _digest(b)
-    c = write_synthetic(tmp_path / "c", SynthSpec(seed=4, splits=SMALL.splits))
+    c = write_synthetic(tmp_path / "c", SynthSpec(seed=4, splits=SMALL.splits, bias="v3"))
     assert _digest(a) != _digest(c)
 
 
@@ -43,7 +43,7 @@ def test_another_seed_into_a_written_benchmark_is_refused(tmp_path):
     before = _digest(root)
     assert write_synthetic(root, SMALL) == root  # the same benchmark again: nothing to do
     with pytest.raises(DataError, match="seed 3.*seed 4"):
-        write_synthetic(root, SynthSpec(seed=4, splits=SMALL.splits))
+        write_synthetic(root, SynthSpec(seed=4, splits=SMALL.splits, bias="v3"))
     code, _, err = run_here("data", "synth", str(root), "--seed", "5")
     assert code != 0 and err.count("error:") == 1 and "seed 3" in err and "seed 5" in err
     assert _digest(root) == before
@@ -56,7 +56,7 @@ def test_a_train_seed_renders_only_the_train_split_from_it(tmp_path):
 
     plain = write_synthetic(tmp_path / "plain", SMALL)
     fresh = write_synthetic(tmp_path / "fresh", replace(SMALL, train_seed=8))
-    other = write_synthetic(tmp_path / "other", SynthSpec(seed=8, splits=SMALL.splits))
+    other = write_synthetic(tmp_path / "other", SynthSpec(seed=8, splits=SMALL.splits, bias="v3"))
     for split, same_as in (("test", plain), ("train", other)):
         assert _digest(fresh / "coco" / "images" / split) == _digest(same_as / "coco" / "images" / split)
     assert _digest(fresh / "coco" / "images" / "train") != _digest(plain / "coco" / "images" / "train")
@@ -68,6 +68,26 @@ def test_a_train_seed_renders_only_the_train_split_from_it(tmp_path):
         code, _, err = run_here("data", "synth", str(tmp_path / "new"), *args)
         assert code == 2 and err.count("error:") == 1 and says in err, err
     assert not (tmp_path / "new").exists()
+
+
+def test_v4_is_v3_with_the_next_seeds_train_split(tmp_path):
+    """The default benchmark ``v4``: v3's val and test byte for byte, its train split rendered
+    from ``seed + 1`` (images v3's detector never saw), recorded in the manifest; ``faap data synth``
+    writes it by default and names its train seed; the mixed benchmark refuses it."""
+    small = tuple((s, 3, 2) for s in ("train", "val", "test"))
+    v4 = write_synthetic(tmp_path / "v4", SynthSpec(seed=2, splits=small, bias="v4"))
+    v3 = write_synthetic(tmp_path / "v3", SynthSpec(seed=2, splits=small, bias="v3", train_seed=3))
+    assert _digest(v4 / "coco") == _digest(v3 / "coco") and _digest(v4 / "research") == _digest(v3 / "research")
+    plain = write_synthetic(tmp_path / "plain", SynthSpec(seed=2, splits=small, bias="v3"))
+    for split in ("val", "test"):
+        assert _digest(v4 / "coco" / "images" / split) == _digest(plain / "coco" / "images" / split)
+    manifest = json.loads((v4 / "manifest.json").read_text())
+    assert (manifest["bias"], manifest["seed"], manifest["train_seed"]) == ("v4", 2, 3)
+    with pytest.raises(DataError, match="seed 2, bias v3, train split of seed 3.*bias v4"):
+        write_synthetic(v3, SynthSpec(seed=2, splits=small, bias="v4"))
+    code, _, err = run_here("data", "synth", str(tmp_path / "mixed"), "--mixed", "--bias", "v4", "--images", "2")
+    assert code != 0 and err.count("error:") == 1 and "v4" in err and "use v3" in err, err
+    assert not (tmp_path / "mixed").exists()
 
 
 # sha256 of render_image(0, 1, i, g) for i < 3, both groups, as faapkit wrote them before biases had
@@ -330,15 +350,16 @@ def test_eval_batches_share_one_shape(synth_root):
 
 def test_embedded_data_follows_the_detector(monkeypatch, registries):
     """Without a dataset of its own, a run, probe or evaluation uses the benchmark its detector
-    was trained on (a detector that names none: the default benchmark)."""
+    names: the one it was trained on, or for the default detector v4, v3's val and test with train
+    images it never saw (a detector that names none: the default benchmark)."""
     import faapkit.data.synth as synth
 
     calls: list[tuple[int, str]] = []
     monkeypatch.setattr(synth, "embedded_dataset", lambda seed, bias: calls.append((seed, bias)) or Path(bias))
     for name in ("detr-synth-tiny", "detr-synth-tiny-v2", "detr-synth-tiny-v3", "detr-r50"):
         synth.embedded_dataset_for(registries.detectors.get(name))
-    assert calls == [(0, "v1"), (0, "v2"), (0, "v3"), (0, synth.DEFAULT_BIAS)]
-    assert registries.detectors.get("detr-synth-tiny-v3").benchmark == synth.DEFAULT_BIAS == "v3"
+    assert calls == [(0, "v1"), (0, "v2"), (0, "v4"), (0, synth.DEFAULT_BIAS)]
+    assert registries.detectors.get("detr-synth-tiny-v3").benchmark == synth.DEFAULT_BIAS == "v4"
 
 
 def _renumbered_person(src: Path, dst: Path, split: str, new_id: int) -> Path:
