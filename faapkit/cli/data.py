@@ -41,18 +41,21 @@ def synth(
     """Write the synthetic biased benchmark (both layouts; --mixed: the attributes layout) to OUT."""
     from faapkit.data.synth import DEFAULT_BIAS, SynthSpec, benchmark_words, check_synth_out, write_synthetic
     from faapkit.data.synth_mixed import MIXED_BIAS, MixedSpec, write_mixed
-    from faapkit.errors import ConfigError
+    from faapkit.errors import ConfigError, DataError
 
     if images is not None and (not mixed or images < 1):
         raise ConfigError(f"--images takes at least 1 and goes with --mixed, got {images}")
     if train_seed is not None and mixed:
         raise ConfigError("--train-seed goes without --mixed (the mixed benchmark was never a detector's train split)")
+    try:  # before check_synth_out makes the folder above OUT: a refused --bias leaves nothing behind
+        spec = (
+            MixedSpec(seed=seed, bias=bias or MIXED_BIAS, images=images)
+            if mixed
+            else SynthSpec(seed=seed, bias=bias or DEFAULT_BIAS, train_seed=train_seed)
+        )
+    except DataError as exc:
+        raise ConfigError(f"--bias {bias}: {exc}") from None
     check_synth_out(out, seed, train_seed)  # also makes the folder above OUT: the lock lies beside it
-    spec = (
-        MixedSpec(seed=seed, bias=bias or MIXED_BIAS, images=images)
-        if mixed
-        else SynthSpec(seed=seed, bias=bias or DEFAULT_BIAS, train_seed=train_seed)
-    )
     lock_output(ctx, out)  # two writers of one benchmark folder: one is refused
     existed = (out / "manifest.json").is_file()
     if isinstance(spec, MixedSpec):  # each refuses a folder holding another benchmark

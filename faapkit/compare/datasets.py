@@ -43,7 +43,9 @@ def assign_datasets(records: list[RunRecord]) -> list[str]:
     members: dict[Node, set[Node]] = {}
     for n in list(parent):
         members.setdefault(find(n), set()).add(n)
-    roots = {_node(r): str(r.dataset_root or "") for r in evaluated}
+    roots: dict[Node, set[str]] = {}
+    for r in evaluated:  # one split's bytes may be evaluated under several roots (v3's test in v4's folder)
+        roots.setdefault(_node(r), set()).add(str(r.dataset_root or ""))
     images = {_node(r): r.dataset_images for r in evaluated if r.dataset_images is not None}
     label: dict[Node, str] = {}
     notes: list[str] = []
@@ -83,11 +85,14 @@ def assign_datasets(records: list[RunRecord]) -> list[str]:
     return notes
 
 
-def _names(members: dict[Node, set[Node]], roots: dict[Node, str], images: dict[Node, int]) -> dict[Node, str]:
-    """Each dataset's label: its root's folder name; where two share it, the image count of each
+def _names(members: dict[Node, set[Node]], roots: dict[Node, set[str]], images: dict[Node, int]) -> dict[Node, str]:
+    """Each dataset's label: its roots' folder names (every one it was evaluated under, so that no
+    run's numbers are shown under another run's data alone); where two share it, the image count of each
     evaluated split (a ``--limit-images`` subset beside the whole split), and only where that is
     the same too a short hash of the fingerprints."""
-    tails = {key: _tail(min(roots[n] for n in nodes)) for key, nodes in members.items()}
+    tails = {
+        key: ", ".join(sorted({_tail(root) for n in nodes for root in roots[n]})) for key, nodes in members.items()
+    }
     named: dict[Node, str] = {}
     for key, nodes in members.items():
         name = tails[key]

@@ -286,6 +286,11 @@ def _check_same_benchmark(out: Path, spec: SynthSpec) -> None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{out / 'manifest.json'} is not a synthetic benchmark's manifest ({exc})") from None
     wanted = {s: {"male": m, "female": f} for s, m, f in spec.split_sizes}
+    if manifest.get("mixed"):  # its splits count images, not groups: no split sizes to set side by side
+        raise DataError(
+            f"{out} already holds the mixed benchmark of {benchmark_words(seed, bias)}; "
+            f"{benchmark_words(spec.seed, spec.bias, spec.train_seed)} needs another folder, or remove {out} first"
+        )
     if seed != spec.seed or splits != wanted or bias != spec.bias or train_seed != spec.train_seed:
         held = benchmark_words(seed, bias, train_seed) + ("" if splits == wanted else f", splits {splits}")
         asked = benchmark_words(spec.seed, spec.bias, spec.train_seed)

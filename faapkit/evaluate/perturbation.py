@@ -34,18 +34,37 @@ def check_perturbation_options(images: int, epsilon: float | None, amplify: floa
     check_output(out, "--out", force=force, suffixes=writable, what="an image")
 
 
-def trained_input_size(ckpt: Path, registries: Any) -> tuple[int, int]:
-    """``(min_size, max_size)`` of the detector the checkpoint's generator was trained against
-    (its record names it), else the registered default detector's: the images are shown at
-    the size the generator saw them."""
+def trained_detector(ckpt: Path, registries: Any) -> Any:
+    """The registered ``DetectorSpec`` the checkpoint's generator was trained against (its record
+    names it), else the registered default detector's."""
     from faapkit.config import DetectorConfig
     from faapkit.io import load_checkpoint
 
     name = (load_checkpoint(ckpt, mmap=True).get("detector") or {}).get("name")
     if name not in registries.detectors:
         name = DetectorConfig.model_fields["name"].default
-    spec = registries.detectors.get(str(name))
+    return registries.detectors.get(str(name))
+
+
+def trained_input_size(ckpt: Path, registries: Any) -> tuple[int, int]:
+    """``(min_size, max_size)`` of :func:`trained_detector`: the images are shown at the size the
+    generator saw them."""
+    spec = trained_detector(ckpt, registries)
     return spec.min_size, spec.max_size
+
+
+def images_root(ckpt: Path, registries: Any, detector_checkpoint: Path | None) -> Path:
+    """The dataset drawn from without ``--data``, as ``faap eval`` chooses it: the embedded
+    benchmark the checkpoint's run recorded (a checkpoint in a run's ``checkpoints/``), else its
+    detector's (a v3 run's train split is v3's, not the default v4's)."""
+    from faapkit.artifacts.rundir import RunDir
+    from faapkit.data.synth import embedded_dataset_for
+
+    run = RunDir(ckpt.absolute().parent.parent)
+    inside = ckpt.absolute().parent.name == "checkpoints" and run.exists()
+    recorded = (run.read_manifest().get("dataset") or {}).get("root") if inside else None
+    spec = trained_detector(ckpt, registries)
+    return embedded_dataset_for(spec, detector_checkpoint, recorded=Path(recorded) if recorded else None)
 
 
 def generator_and_images(
@@ -64,12 +83,12 @@ def generator_and_images(
     import torch
 
     from faapkit.data.coco import GroupedDetectionDataset, load_split
-    from faapkit.data.synth import embedded_dataset
     from faapkit.data.transforms import EvalTransform
     from faapkit.evaluate.evaluator import detector_for_generator, load_generator
 
     detector = detector_for_generator(ckpt, registries, detector_checkpoint)
     generator, meta = load_generator(ckpt, epsilon, torch.device("cpu"), registries.generators, detector=detector)
-    split_data = load_split(data or embedded_dataset(), split, limit=max(2, images))
+    root = data or images_root(ckpt, registries, detector_checkpoint)
+    split_data = load_split(root, split, limit=max(2, images))
     ds = GroupedDetectionDataset(split_data, EvalTransform(*trained_input_size(ckpt, registries)))
     return generator, meta, [ds[i][0] for i in range(min(images, len(ds)))]

@@ -192,6 +192,12 @@ OPTIONS = {
     "compare --format bogus": (["compare", "RUN", "--format", "bogus"], "--format must be one of auto"),
     "compare --select-rule bogus": (["compare", "RUN", "--select-rule", "bogus"], "--select-rule must be parity"),
     "data synth --seed -1": (["data", "synth", "OUT/s", "--seed", "-1"], "--seed must be at least 0, got -1"),
+    # a --bias no benchmark has was refused after the folders above OUT were made
+    "data synth --bias v9": (["data", "synth", "OUT/new/s", "--bias", "v9"], "--bias v9: unknown benchmark bias"),
+    "data synth --mixed --bias v4": (
+        ["data", "synth", "OUT/new/s", "--mixed", "--bias", "v4"],
+        "--bias v4: the mixed benchmark has no bias v4",
+    ),
 }
 
 

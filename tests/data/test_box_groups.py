@@ -72,6 +72,9 @@ def test_mixed_synth_keeps_its_folder_and_refuses_another(mixed, tmp_path):
     assert write_mixed(out, MixedSpec(seed=1, images=3)) == out
     with pytest.raises(DataError, match="already holds the mixed benchmark of another seed"):
         write_mixed(out, MixedSpec(seed=2, images=3))
+    # the image-level benchmark asked for there named the mixed one "the synthetic benchmark"
+    with pytest.raises(DataError, match=r"holds the mixed benchmark of seed 1, bias v3; seed 1, bias v4, train split"):
+        write_synthetic(out, SynthSpec(seed=1))
 
 
 def test_one_group_per_image_reads_the_same_at_either_level(tmp_path):

@@ -149,3 +149,32 @@ def test_two_datasets_of_one_name_are_told_apart_by_their_image_counts_before_a_
         "synth-v1-seed0/coco (test 16 images)",
         "synth-v1-seed0/coco (test 100 images)",
     }  # no hash where the counts tell them apart
+
+
+def _moved(src: Path, dst: Path, folder: str, run_id: str, train_fingerprint: str | None = None) -> Path:
+    """A copy of run ``src`` at ``dst`` as another run, every dataset root in cache folder ``folder``."""
+    shutil.copytree(src, dst)
+    for f in [dst / "run.json", *sorted((dst / "eval").glob("*.json"))]:
+        doc = json.loads(f.read_text().replace("synth-v1-seed0", folder))
+        if f.name == "run.json":
+            doc["run_id"] = run_id
+            doc["dataset"]["fingerprint"] = train_fingerprint or doc["dataset"]["fingerprint"]
+        f.write_text(json.dumps(doc))
+    return dst
+
+
+def test_runs_evaluated_on_one_split_under_two_roots_are_labelled_by_both(tmp_path):
+    """A v3 run and a v4 run share v3's test bytes (one dataset, one table); the label names both
+    cache folders in either order, and a v3 run with a train log only is never labelled v4."""
+    run = fixture_path("native_runs", NATIVE)
+    v3 = _moved(run, tmp_path / "v3", "synth-v3-seed0", "v3run00000000000")
+    v4 = _moved(run, tmp_path / "v4", "synth-v4-seed0", "v4run00000000000", "fedcba9876543210")
+    another_run(v4)
+    logged = _moved(run, tmp_path / "v3-log", "synth-v3-seed0", "v3log00000000000")
+    shutil.rmtree(logged / "eval")
+    both = "synth-v3-seed0/coco, synth-v4-seed0/coco"
+    for order in ((v3, v4, logged), (v4, logged, v3)):
+        found, _ = compare_json(*map(str, order))
+        assert found["datasets"] == [both]
+        assert {r["dataset"] for r in found["rows"]} == {both}
+        assert {s["run"]: s["dataset"] for s in found["log_only"]}["v3-log"] == both
