@@ -23,6 +23,14 @@ def test_a_named_dataset_gets_the_research_defaults(registries, tmp_path, how):
     assert cfg.train.steps_per_epoch is None  # a full epoch over the data
 
 
+def test_embedded_defaults_apply_on_the_benchmark_data_benchmark_names(registries):
+    """``data.benchmark`` names an embedded benchmark: its small defaults stay (a v3 row reproduces
+    with the budget it was made with)."""
+    cfg = resolve_config(registries, version="4th", overrides=["data.benchmark=v3"])
+    assert (cfg.data.root, cfg.data.benchmark) == (None, "v3")
+    assert cfg.generator["base_channels"] == 16 and cfg.train.steps_per_epoch == 10
+
+
 def test_explicit_values_win_over_embedded_defaults(registries):
     cfg = resolve_config(registries, version="4th", overrides=["generator.base_channels=8"])
     assert cfg.generator["base_channels"] == 8 and cfg.train.steps_per_epoch == 10
@@ -50,7 +58,8 @@ def test_the_names_and_sizes_the_core_defaults_to_are_the_registered_ones(regist
     version (faapkit.config.defaults), and their input size is DetectorSpec's default. This holds
     the two sides of the plugin boundary together."""
     from faapkit.config import DataConfig
-    from faapkit.config.defaults import DEFAULT_DETECTOR, DEFAULT_VERSION, TINY_DETECTORS
+    from faapkit.config.defaults import BENCHMARKS, DEFAULT_DETECTOR, DEFAULT_VERSION, TINY_DETECTORS
+    from faapkit.data.synth import BIASES
     from faapkit.plugins.specs import EMBEDDED_MAX_SIZE, EMBEDDED_MIN_SIZE, EMBEDDED_TRAIN_SCALES
     from faapkit.train.pretrain import PRESETS
 
@@ -63,6 +72,7 @@ def test_the_names_and_sizes_the_core_defaults_to_are_the_registered_ones(regist
         assert (spec.name, spec.benchmark, spec.weights) == (name, runs_on.get(bias, bias), weights)
         assert (spec.min_size, spec.max_size, spec.train_scales) == size
     assert DEFAULT_DETECTOR in registries.detectors and DEFAULT_VERSION in registries.versions
+    assert tuple(BIASES) == BENCHMARKS  # data.benchmark's values
     data = DataConfig()
     assert (data.min_size, data.max_size, tuple(data.train_scales)) == size
     for preset in PRESETS.values():

@@ -22,7 +22,16 @@ REFUSED = {
     "quoted number": ("train.lr='1e-4'", "it was read as a string: write the number without quotes"),
     "section given a number": ("data=5", "'data' must be a table of settings, got 5 (--set)"),
     "schedule given a number": ("schedules.epsilon=3", "'schedules.epsilon' must be a table"),
+    "unknown benchmark": ("data.benchmark='v9'", "'data.benchmark': unknown embedded benchmark 'v9' (known: v1, v2"),
 }
+
+
+def test_data_benchmark_with_data_root_is_refused_naming_both(registries):
+    """One names the embedded benchmark, the other another dataset: which one a run used would be a guess."""
+    with pytest.raises(ConfigError) as err:
+        resolve_config(registries, version="4th", overrides=["data.benchmark=v3", "data.root='/data/faap'"])
+    line = err.value.one_line()
+    assert "data.benchmark ('v3')" in line and "data.root (/data/faap)" in line and err.value.exit_code == 2
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))

@@ -20,6 +20,8 @@ DEFAULT_MAX_ADVANTAGED_DROP = 0.005
 # the tiny detectors of the embedded benchmark, by the benchmark bias each was trained on
 # (faapkit.data.synth.BIASES): v1 the weaker bias, v2 a stronger one, v3 v2's images with a larger val split
 TINY_DETECTORS: dict[str, str] = {"v1": "detr-synth-tiny", "v2": "detr-synth-tiny-v2", "v3": "detr-synth-tiny-v3"}
+# the embedded benchmark's biases (faapkit.data.synth.BIASES), the values of data.benchmark
+BENCHMARKS: tuple[str, ...] = ("v1", "v2", "v3", "v4")
 # the detector of the default benchmark (faapkit.data.synth.DEFAULT_BIAS, v4: v3's val and test, and
 # train images this detector never saw)
 DEFAULT_DETECTOR = TINY_DETECTORS["v3"]

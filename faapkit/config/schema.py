@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from faapkit.config.defaults import DEFAULT_DETECTOR, DEFAULT_MAX_ADVANTAGED_DROP
+from faapkit.config.defaults import BENCHMARKS, DEFAULT_DETECTOR, DEFAULT_MAX_ADVANTAGED_DROP
 from faapkit.errors import ConfigError
 from faapkit.plugins.specs import EMBEDDED_MAX_SIZE, EMBEDDED_MIN_SIZE, EMBEDDED_TRAIN_SCALES
 
@@ -40,6 +40,10 @@ class DataConfig(Section):
     """Where the images come from and how groups are defined."""
 
     root: PathField | None = Field(default=None, description="dataset root; empty = embedded synthetic benchmark")
+    benchmark: str | None = Field(
+        default=None,
+        description=f"embedded benchmark without a root ({', '.join(BENCHMARKS)}); empty = the detector's",
+    )
     layout: Literal["auto", "research", "attributes"] = "auto"
     split_by: str = Field(default="gender", description="image attribute that defines the groups")
     group_level: Literal["auto", "image", "box"] = Field(
@@ -94,6 +98,24 @@ class DataConfig(Section):
         if isinstance(data, dict) and data.get("train_scales") == TRAIN_AT_EVAL_SCALE:
             return {**data, "train_scales": [data.get("min_size", EMBEDDED_MIN_SIZE)]}
         return data
+
+    @field_validator("benchmark")
+    @classmethod
+    def _known_benchmark(cls, value: str | None) -> str | None:
+        if value is not None and value not in BENCHMARKS:
+            raise ValueError(f"unknown embedded benchmark '{value}' (known: {', '.join(BENCHMARKS)})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_dataset(self) -> DataConfig:
+        """``benchmark`` names the embedded benchmark, ``root`` another dataset: with both, one of
+        them would be ignored silently."""
+        if self.benchmark is not None and self.root is not None:
+            raise ValueError(
+                f"data.benchmark ('{self.benchmark}') names the embedded benchmark and data.root ({self.root}) "
+                "another dataset: give one"
+            )
+        return self
 
     @model_validator(mode="after")
     def _distinct_groups(self) -> DataConfig:

@@ -358,15 +358,23 @@ def embedded_dataset(seed: int = 0, bias: str = DEFAULT_BIAS) -> Path:
 
 
 def embedded_dataset_for(
-    detector: Any, checkpoint: Path | None = None, seed: int = 0, *, recorded: Path | None = None
+    detector: Any,
+    checkpoint: Path | None = None,
+    seed: int = 0,
+    *,
+    recorded: Path | None = None,
+    benchmark: str | None = None,
 ) -> Path:
     """The embedded benchmark to use without a dataset of one's own: the one a run ``recorded``
-    (its dataset root, when that is an embedded benchmark's folder), else the one the detector
-    was trained on: what ``checkpoint`` records (a ``faap detector pretrain`` file), else the
-    registered detector's (``DetectorSpec.benchmark``), else the default bias."""
+    (its dataset root, when that is an embedded benchmark's folder), else the bias ``benchmark``
+    names (``data.benchmark``), else the one the detector was trained on: what ``checkpoint``
+    records (a ``faap detector pretrain`` file), else the registered detector's
+    (``DetectorSpec.benchmark``), else the default bias."""
     held = parse_embedded_folder(recorded) if recorded is not None else None
     if held is not None:
         return embedded_dataset(*held)
+    if benchmark is not None:
+        return embedded_dataset(seed, benchmark)
     recorded_bias = None
     if checkpoint is not None:
         from faapkit.io import checkpoint_training

@@ -194,10 +194,14 @@ class PartBuilders:
 
     def embedded_root(self) -> Path:
         """The embedded benchmark a run without ``data.root`` trains on: a resumed run's own (the
-        one its manifest records), else the one the detector was trained on."""
+        one its manifest records), else the one ``data.benchmark`` names, else the one the
+        detector was trained on."""
         recorded = self.resumed_manifest.get("dataset", {}).get("root")
         return embedded_dataset_for(
-            self.detector_spec(), self.config.detector.checkpoint, recorded=Path(recorded) if recorded else None
+            self.detector_spec(),
+            self.config.detector.checkpoint,
+            recorded=Path(recorded) if recorded else None,
+            benchmark=self.config.data.benchmark,
         )
 
     def detector_spec(self) -> DetectorSpec:

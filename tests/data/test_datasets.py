@@ -362,6 +362,19 @@ def test_embedded_data_follows_the_detector(monkeypatch, registries):
     assert registries.detectors.get("detr-synth-tiny-v3").benchmark == synth.DEFAULT_BIAS == "v4"
 
 
+def test_data_benchmark_chooses_the_embedded_data_unless_a_run_recorded_its_own(monkeypatch, registries, tmp_path):
+    """``data.benchmark`` names the embedded benchmark over the detector's (v3 reproduces the former
+    default's runs); a run's recorded folder still wins, so it resumes and evaluates on its images."""
+    import faapkit.data.synth as synth
+
+    calls: list[tuple[int, str]] = []
+    monkeypatch.setattr(synth, "embedded_dataset", lambda seed, bias: calls.append((seed, bias)) or Path(bias))
+    detector = registries.detectors.get("detr-synth-tiny-v3")
+    synth.embedded_dataset_for(detector, benchmark="v3")
+    synth.embedded_dataset_for(detector, recorded=tmp_path / "synth-v2-seed0" / "coco", benchmark="v3")
+    assert calls == [(0, "v3"), (0, "v2")]
+
+
 def _renumbered_person(src: Path, dst: Path, split: str, new_id: int) -> Path:
     """A copy of ``src`` whose ``person`` category (and every annotation) is numbered ``new_id``."""
     shutil.copytree(src, dst)

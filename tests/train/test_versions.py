@@ -149,7 +149,7 @@ def test_a_run_without_a_dataset_trains_on_its_detectors_benchmark(tmp_path, syn
 
     asked: list[str | None] = []
 
-    def embedded_for(spec, checkpoint, recorded=None):
+    def embedded_for(spec, checkpoint, recorded=None, benchmark=None):
         asked.append(spec.benchmark)
         return synth_root
 
@@ -161,6 +161,28 @@ def test_a_run_without_a_dataset_trains_on_its_detectors_benchmark(tmp_path, syn
     assert asked == ["v1", "v2"]
 
 
+def test_data_benchmark_trains_on_that_benchmarks_cache_folder_and_records_it(tmp_path, synth_root, monkeypatch):
+    """``data.benchmark=v3`` trains on v3's cache folder (the former default's runs), not its
+    detector's v4, and the run records that folder, on which it resumes and is evaluated. The
+    folder holds the session's images under a v3 manifest: rendering v3 is not the point."""
+    import json
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FAAP_CACHE_DIR", str(cache))
+    folder = cache / "synth-v3-seed0"
+    folder.mkdir(parents=True)
+    manifest = json.loads((synth_root.parent / "manifest.json").read_text())
+    manifest.pop("train_seed", None)
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "bias": "v3"}))
+    (folder / "coco").symlink_to(synth_root, target_is_directory=True)
+    overrides = ["train.batch_size=4", "data.limit_images=20", "train.epochs=1", "train.steps_per_epoch=1"]
+    cfg = resolve_config(REG, version="level-up", overrides=[*overrides, "data.benchmark=v3"])
+    trainer = Trainer(cfg, REG, tmp_path / "r")
+    trainer.setup()
+    assert trainer.data.root == folder / "coco"
+    assert trainer.run.read_manifest()["dataset"]["root"] == str(folder / "coco")
+
+
 def test_a_run_resumes_on_the_benchmark_it_recorded(tmp_path, synth_root, monkeypatch):
     """A run made before the embedded data followed the detector (here: the v2 detector on v1's
     images) resumes on the images it recorded, not on its detector's benchmark."""
@@ -169,7 +191,7 @@ def test_a_run_resumes_on_the_benchmark_it_recorded(tmp_path, synth_root, monkey
     overrides = ["train.batch_size=4", "data.limit_images=20", "train.epochs=2", "train.steps_per_epoch=1"]
     overrides += ["detector.name=detr-synth-tiny-v2", "train.val_every=0"]  # the images resumed on are the point
     with monkeypatch.context() as patch:
-        patch.setattr(parts_module, "embedded_dataset_for", lambda spec, checkpoint, recorded=None: synth_root)
+        patch.setattr(parts_module, "embedded_dataset_for", lambda spec, checkpoint, **_: synth_root)
         part = Trainer(
             resolve_config(REG, version="level-up", overrides=[*overrides, "train.max_steps=1"]), REG, tmp_path / "r"
         )
