@@ -117,7 +117,12 @@ def _measure(cmd: FeaturesCommand, parts: Any, say: Any) -> tuple[dict[str, Any]
     root = (
         cmd.data
         or (Path(own) if own else None)
-        or embedded_dataset_for(parts.detector_spec, parts.detector_checkpoint, recorded=recorded)
+        or embedded_dataset_for(
+            parts.detector_spec,
+            parts.detector_checkpoint,
+            recorded=recorded,
+            benchmark=_config(parts, "benchmark", "") or None,
+        )
     )
     data = load_split(root, cmd.split, limit=cmd.limit_images, split_by=_config(parts, "split_by", "gender"))
     pair = (_config(parts, "disadvantaged", "female"), _config(parts, "advantaged", "male"))

@@ -99,9 +99,10 @@ def run_retrain(cmd: RetrainCommand, registries: Any, say: Any) -> dict[str, Any
     from faapkit.artifacts.output_lock import OutputLock
 
     seeds = check_command(cmd)
+    config = retrain_config(cmd, registries)
     check_outputs(cmd.out, seeds, cmd.force)
     with OutputLock(cmd.out / REPORT, note=say.warn) as lock:
-        inputs, plan = _prepare(cmd, registries, say)
+        inputs, plan = _prepare(cmd, config, registries, say)
         summary = _run_seeds(cmd, inputs, plan, seeds, say)
         lock.check_unchanged(cmd.force)
         from faapkit.io import atomic_write_text
@@ -111,25 +112,37 @@ def run_retrain(cmd: RetrainCommand, registries: Any, say: Any) -> dict[str, Any
     return summary
 
 
-def _prepare(cmd: RetrainCommand, registries: Any, say: Any) -> tuple[Any, Any]:
-    """``level-up``'s resolved configuration (with ``--set``), the shipped detector and the plan."""
+def retrain_config(cmd: RetrainCommand, registries: Any) -> Any:
+    """``level-up``'s resolved configuration with ``--set`` and ``--detector``, checked before any
+    output is touched: ``--data`` with ``data.benchmark`` is refused (one would be ignored)."""
     from faapkit.config import resolve_config
     from faapkit.config.defaults import DEFAULT_VERSION
+
+    overrides = [*cmd.set_]
+    if cmd.detector:
+        overrides.append(f"detector.name={cmd.detector}")
+    config = resolve_config(registries, version=DEFAULT_VERSION, overrides=overrides)
+    if cmd.data is not None and config.data.benchmark is not None:
+        raise ConfigError(
+            f"--data ({cmd.data}) names a dataset and data.benchmark ('{config.data.benchmark}') the embedded "
+            "benchmark: give one"
+        )
+    return config
+
+
+def _prepare(cmd: RetrainCommand, config: Any, registries: Any, say: Any) -> tuple[Any, Any]:
+    """The shipped detector, the dataset and the plan of ``config`` (:func:`retrain_config`)."""
     from faapkit.data.synth import embedded_dataset_for
     from faapkit.detr.build import packaged_path
     from faapkit.detr.frozen import load_detector
     from faapkit.distributed import setup_process
     from faapkit.train.retrain import SeedInputs, plan_for
 
-    overrides = [*cmd.set_]
-    if cmd.detector:
-        overrides.append(f"detector.name={cmd.detector}")
-    config = resolve_config(registries, version=DEFAULT_VERSION, overrides=overrides)
     spec = registries.detectors.get(config.detector.name)
     _, dev = setup_process(cmd.device, key="--device")
     shipped = load_detector(spec, cmd.detector_checkpoint, device=dev)
     weights = cmd.detector_checkpoint or packaged_path(spec.weights)
-    root = cmd.data or embedded_dataset_for(spec, cmd.detector_checkpoint)
+    root = cmd.data or embedded_dataset_for(spec, cmd.detector_checkpoint, benchmark=config.data.benchmark)
     plan = plan_for(config, cmd.budget, lr=cmd.lr, disadvantaged_share=cmd.disadvantaged_share)
     share = plan.disadvantaged_share
     draws = "group-balanced" if share == 0.5 else f"{share:.0%} of the draws from '{config.data.disadvantaged}'"

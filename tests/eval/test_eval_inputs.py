@@ -21,10 +21,14 @@ def test_a_run_on_an_embedded_benchmark_is_evaluated_on_that_benchmark(tmp_path,
     run_data({}, None, None, None, None)  # no run: the default
     v2 = Registries.from_plugin_manager(make_plugin_manager()).detectors.get("detr-synth-tiny-v2")
     run_data({}, None, None, None, None, (v2, None))  # no run, the v2 detector: its benchmark
-    assert asked == [(0, "v2"), (0, "v3"), (0, "v3"), (0, "v2")]
+    assert asked == [(0, "v2"), (0, "v4"), (0, "v4"), (0, "v2")]
     own = {"data": {"root": str(tmp_path / "x")}}
     _, root = run_data(own, None, None, None, str(tmp_path / "synth-v2-seed0" / "coco"))
     assert root == tmp_path / "x" and len(asked) == 4, "a run's own data.root wins"
+    chosen = {"data": {"benchmark": "v3"}}
+    run_data(chosen, None, None, None, None, (v2, None))  # the run's data.benchmark, not its detector's
+    run_data(chosen, None, None, None, str(tmp_path / "cache" / "synth-v2-seed0" / "coco"))  # what it recorded
+    assert asked[4:] == [(0, "v3"), (0, "v2")]
 
 
 def test_a_relative_detector_checkpoint_is_recorded_absolute(tmp_path, monkeypatch):

@@ -151,6 +151,8 @@ def test_an_earlier_report_is_kept_without_force(anchor, capsys):
         (["--lr", "0"], "--lr must be in (0, 1)"),
         (["--disadvantaged-share", "0"], "--disadvantaged-share must be in (0, 1]"),
         (["--disadvantaged-share", "1.5"], "--disadvantaged-share must be in (0, 1]"),
+        (["--data", "/data/coco", "--set", "data.benchmark=v3"], "--data (/data/coco) names a dataset and data.bench"),
+        (["--set", "data.benchmark=v9"], "'data.benchmark': unknown embedded benchmark 'v9'"),
     ],
 )
 def test_bad_options_are_one_line_before_any_work(capsys, tmp_path, args, says):

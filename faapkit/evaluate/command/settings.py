@@ -278,8 +278,8 @@ def run_data(
     command's ``--limit-images``, ``--on-invalid``, ``--on-corrupt`` and resolved ``input_size``
     (:func:`resolve_sizes`); ``--data`` replaces the run's root. A run
     on the embedded benchmark gets the one it trained on (``trained_on`` names its seed and bias),
-    not today's default; without either, the benchmark ``detector`` (``(DetectorSpec, checkpoint)``) was
-    trained on."""
+    not today's default; without either, the one the run's ``data.benchmark`` names, else the
+    benchmark ``detector`` (``(DetectorSpec, checkpoint)``) was trained on."""
     from faapkit.config import DataConfig, validate_model
     from faapkit.data.synth import embedded_dataset_for
 
@@ -297,7 +297,11 @@ def run_data(
         )
     own = Path(dcfg.root) if dcfg.root else None
     recorded = Path(trained_on) if trained_on else None
-    root = (data.absolute() if data else None) or own or embedded_dataset_for(*detector, recorded=recorded)
+    root = (
+        (data.absolute() if data else None)
+        or own
+        or embedded_dataset_for(*detector, recorded=recorded, benchmark=dcfg.benchmark)
+    )
     return dcfg, root
 
 
