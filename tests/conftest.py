@@ -1,4 +1,5 @@
-"""Shared fixtures: a session cache for the embedded benchmark, fresh plugin managers, paths."""
+"""Shared fixtures: a session cache for the embedded benchmark, fresh plugin managers, paths;
+how many pytest-xdist workers share the cores and how many torch threads each of them runs."""
 
 from __future__ import annotations
 
@@ -12,16 +13,81 @@ import pytest
 # Test data committed with the tests (tests/fixtures/*/README.md say where each came from).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
+# Each worker holds torch, the tiny DETR and its tests' models, and the DDP tests start two more
+# processes from one: past this many workers start-up costs more than the cores give.
+MAX_WORKERS = 8
+# Memory one worker may need at its peak (about 2.4 GB measured, the DDP tests' ranks aside).
+WORKER_MEMORY = 3 * 2**30
+# Torch threads of one test process: the tiny models gain little from more (and the suite was
+# written for two).
+MAX_THREADS = 2
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, which a container or ``taskset`` narrows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def machine_memory() -> int:
+    """This machine's memory in bytes (as if unlimited where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return MAX_WORKERS * WORKER_MEMORY
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` (pyproject's addopts): one worker per core, at most :data:`MAX_WORKERS` and as
+    many as the memory holds; none where that comes to one, which would only add its start to a
+    serial run. xdist's own ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set
+    (``None`` defers to xdist)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    workers = min(usable_cores(), MAX_WORKERS, max(1, machine_memory() // WORKER_MEMORY))
+    return 0 if workers < 2 else workers
+
+
+def torch_threads() -> int:
+    """Torch threads of this test process: the cores shared among the xdist workers (so that
+    workers x threads stays within them), at most :data:`MAX_THREADS`, at most an
+    ``OMP_NUM_THREADS`` given from outside."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    threads = min(MAX_THREADS, max(1, usable_cores() // workers))
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return min(threads, int(given)) if given.isdigit() and int(given) > 0 else threads
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # before any test module imports torch, which sizes its thread pool from this once; the
+    # subprocesses the tests start (faap, torchrun) inherit it
+    os.environ["OMP_NUM_THREADS"] = str(torch_threads())
+
+
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's ``FAAP_CACHE_DIR``: ``FAAP_TEST_CACHE_DIR`` when given, else a new folder that
+    the xdist workers of one run share (beside their own temp folders), so the embedded benchmark
+    is rendered once per run as in a serial one. Benchmarks and cached baselines are written
+    atomically, so workers writing the same one at once leave one whole copy."""
+    if os.environ.get("FAAP_TEST_CACHE_DIR"):
+        cache = Path(os.environ["FAAP_TEST_CACHE_DIR"])
+    elif os.environ.get("PYTEST_XDIST_WORKER"):
+        cache = tmp_path_factory.getbasetemp().parent / "faap-cache"
+    else:
+        return tmp_path_factory.mktemp("faap-cache")
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_env(tmp_path_factory: pytest.TempPathFactory) -> None:
-    cache = os.environ.get("FAAP_TEST_CACHE_DIR") or str(tmp_path_factory.mktemp("faap-cache"))
-    os.environ["FAAP_CACHE_DIR"] = cache
+    os.environ["FAAP_CACHE_DIR"] = str(session_cache(tmp_path_factory))
     os.environ["FAAP_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture
@@ -41,9 +107,14 @@ def registries(pm):
 @pytest.fixture(scope="session")
 def synth_root() -> Path:
     """The embedded benchmark (generated once per session into the test cache)."""
-    from faapkit.data.synth import embedded_dataset
+    import fcntl
 
-    return embedded_dataset(0)
+    from faapkit.data.synth import default_cache_dir, embedded_dataset
+
+    # one xdist worker renders it while the others wait for it (rendering takes seconds)
+    with (default_cache_dir() / ".synth-root.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return embedded_dataset(0)
 
 
 @pytest.fixture(scope="session")
