@@ -32,6 +32,12 @@ def seed_runs_inside(folder: Path) -> list[str]:
     return sorted(p.parent.name for p in Path(folder).glob("seed-*/run.json"))
 
 
+def run_holding(checkpoint: Path) -> RunDir | None:
+    """The run folder whose ``checkpoints/`` holds ``checkpoint``, else ``None`` (a loose checkpoint)."""
+    run = RunDir(checkpoint.parent.parent)
+    return run if checkpoint.parent.name == "checkpoints" and run.exists() else None
+
+
 class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = Path(path).absolute()

@@ -46,25 +46,16 @@ def trained_detector(ckpt: Path, registries: Any) -> Any:
     return registries.detectors.get(str(name))
 
 
-def trained_input_size(ckpt: Path, registries: Any) -> tuple[int, int]:
-    """``(min_size, max_size)`` of :func:`trained_detector`: the images are shown at the size the
-    generator saw them."""
-    spec = trained_detector(ckpt, registries)
-    return spec.min_size, spec.max_size
-
-
-def images_root(ckpt: Path, registries: Any, detector_checkpoint: Path | None) -> Path:
+def images_root(ckpt: Path, detector: Any, detector_checkpoint: Path | None) -> Path:
     """The dataset drawn from without ``--data``, as ``faap eval`` chooses it: the embedded
-    benchmark the checkpoint's run recorded (a checkpoint in a run's ``checkpoints/``), else its
-    detector's (a v3 run's train split is v3's, not the default v4's)."""
-    from faapkit.artifacts.rundir import RunDir
+    benchmark the checkpoint's run recorded (a checkpoint in a run's ``checkpoints/``), else
+    ``detector``'s (:func:`trained_detector`; a v3 run's train split is v3's, not the default v4's)."""
+    from faapkit.artifacts.rundir import run_holding
     from faapkit.data.synth import embedded_dataset_for
 
-    run = RunDir(ckpt.absolute().parent.parent)
-    inside = ckpt.absolute().parent.name == "checkpoints" and run.exists()
-    recorded = (run.read_manifest().get("dataset") or {}).get("root") if inside else None
-    spec = trained_detector(ckpt, registries)
-    return embedded_dataset_for(spec, detector_checkpoint, recorded=Path(recorded) if recorded else None)
+    run = run_holding(ckpt.absolute())
+    recorded = (run.read_manifest().get("dataset") or {}).get("root") if run is not None else None
+    return embedded_dataset_for(detector, detector_checkpoint, recorded=Path(recorded) if recorded else None)
 
 
 def generator_and_images(
@@ -88,7 +79,9 @@ def generator_and_images(
 
     detector = detector_for_generator(ckpt, registries, detector_checkpoint)
     generator, meta = load_generator(ckpt, epsilon, torch.device("cpu"), registries.generators, detector=detector)
-    root = data or images_root(ckpt, registries, detector_checkpoint)
+    trained_against = trained_detector(ckpt, registries)
+    root = data or images_root(ckpt, trained_against, detector_checkpoint)
     split_data = load_split(root, split, limit=max(2, images))
-    ds = GroupedDetectionDataset(split_data, EvalTransform(*trained_input_size(ckpt, registries)))
+    # the images are shown at the size the generator saw them
+    ds = GroupedDetectionDataset(split_data, EvalTransform(trained_against.min_size, trained_against.max_size))
     return generator, meta, [ds[i][0] for i in range(min(images, len(ds)))]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import faapkit.data.synth as synth
-from faapkit.evaluate.perturbation import images_root
+from faapkit.evaluate.perturbation import images_root, trained_detector
 from faapkit.io import save_checkpoint
 from tests.conftest import a_run_manifest
 
@@ -28,6 +28,7 @@ def test_a_runs_checkpoint_draws_from_the_benchmark_its_run_recorded(monkeypatch
     ckpt = _checkpoint(run / "checkpoints")
     v3 = synth.default_cache_dir() / synth.embedded_folder(0, "v3") / "coco"
     (run / "run.json").write_text(json.dumps(a_run_manifest(dataset={"root": str(v3)})))
-    assert images_root(ckpt, registries, None) == Path("v3")
-    assert images_root(_checkpoint(tmp_path / "loose"), registries, None) == Path("v4")  # no run: the detector's
+    assert images_root(ckpt, trained_detector(ckpt, registries), None) == Path("v3")
+    loose = _checkpoint(tmp_path / "loose")
+    assert images_root(loose, trained_detector(loose, registries), None) == Path("v4")  # no run: the detector's
     assert calls == [(0, "v3"), (0, "v4")]

@@ -45,7 +45,7 @@ def resolve_target(
     global_step (never the newest file: a copy resets file times); ``--epoch N`` gives
     ``epoch_N``. A checkpoint path is used as given (a run's ``best.pt`` is checked alike). Notes
     about the choice go to ``say`` (none without)."""
-    from faapkit.artifacts.rundir import RunDir
+    from faapkit.artifacts.rundir import RunDir, run_holding
 
     say = say or Silent()
 
@@ -69,14 +69,14 @@ def resolve_target(
         return _unchosen_target(run, target, recorded, accept_changed_best, say)
     if epoch is not None:
         raise ConfigError("--epoch chooses within a run folder; it cannot be combined with a checkpoint path")
-    run = RunDir(target.parent.parent)
-    if target.parent.name == "checkpoints" and run.exists():
-        config, root, run_id = _recorded(run)
+    holder = run_holding(target)
+    if holder is not None:
+        config, root, run_id = _recorded(holder)
         if target.name != "best.pt":
-            given = f"given {asked_for(run.read_selection(), _epoch_of(target))}"
-            return Target(target, run.path, config, given, root, run_id)
-        check = check_best(run, target, accept_changed_best, say)
-        return Target(target, run.path, config, "given", root, run_id, check.chosen_on, check.note)
+            given = f"given {asked_for(holder.read_selection(), _epoch_of(target))}"
+            return Target(target, holder.path, config, given, root, run_id)
+        check = check_best(holder, target, accept_changed_best, say)
+        return Target(target, holder.path, config, "given", root, run_id, check.chosen_on, check.note)
     return Target(target, None, {}, "given")
 
 
